@@ -18,7 +18,7 @@ _ENVS = ("dev", "test", "production")
 @dataclass(frozen=True, slots=True)
 class Settings:
     env: str = "dev"
-    secret_key: str = "dev-secret-key-not-for-production"
+    secret_key: str = "dev-secret-key-not-for-production"  # noqa: S105 - dev only
     database_url: str = ""
     redis_url: str = ""
     host: str = "127.0.0.1"

@@ -1,0 +1,46 @@
+"""Public holidays that close an office, from the `holidays` package. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import holidays as holidays_lib
+
+LANGUAGES = ("ar", "fr", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Holiday:
+    day: date
+    names: dict[str, str]  # language -> name (every language of LANGUAGES)
+
+
+def _names(country: str, years: list[int], language: str) -> dict[date, str]:
+    cls = holidays_lib.country_holidays(country).__class__
+    supported = getattr(cls, "supported_languages", ())
+    lang = language if language in supported else ("en_US" if "en_US" in supported else None)
+    table = holidays_lib.country_holidays(country, years=years, language=lang)
+    return dict(table.items())
+
+
+def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holiday]:
+    """Holidays of every country in `countries` between two dates, names joined.
+
+    Islamic holidays are estimates in the package; offices move or add a
+    closure by hand when the date is announced.
+    """
+    years = list(range(first.year, last.year + 1))
+    merged: dict[date, dict[str, list[str]]] = {}
+    for country in countries:
+        for language in LANGUAGES:
+            for day, name in _names(country, years, language).items():
+                if first <= day <= last:
+                    names = merged.setdefault(day, {lang: [] for lang in LANGUAGES})
+                    if name not in names[language]:
+                        names[language].append(name)
+    return [
+        Holiday(day, {lang: "; ".join(parts) for lang, parts in merged[day].items()})
+        for day in sorted(merged)
+    ]

@@ -1,0 +1,74 @@
+"""Plain records the rest of the code passes around. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+LANGUAGES = ("ar", "fr", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Office:
+    id: str
+    kind: str
+    name: dict[str, str]
+    city: dict[str, str]
+    country: str
+    timezone: str
+    address: str
+    reference_prefix: str
+    holiday_countries: tuple[str, ...]
+    reminder_offsets_minutes: tuple[int, ...] = (2880, 180)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    office_id: str
+    id: str
+    name: dict[str, str]
+    duration_minutes: int
+    document_required: bool
+    earliest_hours: int
+    latest_days: int
+    reschedule_cutoff_minutes: int
+    bring: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    id: int
+    office_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    taken: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.capacity - self.taken, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    id: int
+    reference: str
+    office_id: str
+    service_id: str
+    slot_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    citizen_name: str
+    phone: str | None
+    email: str | None
+    language: str
+    document_number: str | None
+    created_at: datetime
+    cancel_reason: str | None = None

@@ -1,0 +1,150 @@
+"""SQL for bookings. Functions take a connection; callers own the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from service.domain.models import Booking
+
+
+def _booking(r: asyncpg.Record) -> Booking:
+    return Booking(
+        id=r["id"],
+        reference=r["reference"],
+        office_id=r["office_id"],
+        service_id=r["service_id"],
+        slot_id=r["slot_id"],
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        status=r["status"],
+        citizen_name=r["citizen_name"],
+        phone=r["phone"],
+        email=r["email"],
+        language=r["language"],
+        document_number=r["document_number"],
+        created_at=r["created_at"],
+        cancel_reason=r["cancel_reason"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewBooking:
+    reference: str
+    office_id: str
+    service_id: str
+    slot_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    citizen_name: str
+    phone: str | None
+    email: str | None
+    language: str
+    document_number: str | None
+    manage_token_hash: bytes
+    created_by: str
+
+
+async def insert(conn: asyncpg.Connection, new: NewBooking, now: datetime) -> Booking | None:
+    """Insert a booking; None when the reference is already taken (caller retries).
+
+    A second active booking for the same document and service raises
+    asyncpg.UniqueViolationError from the partial unique index.
+    """
+    row = await conn.fetchrow(
+        """INSERT INTO bookings (reference, office_id, service_id, slot_id, starts_at, ends_at,
+                                 status, citizen_name, phone, email, language, document_number,
+                                 manage_token_hash, created_by, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+           ON CONFLICT (reference) DO NOTHING
+           RETURNING *""",
+        new.reference,
+        new.office_id,
+        new.service_id,
+        new.slot_id,
+        new.starts_at,
+        new.ends_at,
+        new.status,
+        new.citizen_name,
+        new.phone,
+        new.email,
+        new.language,
+        new.document_number,
+        new.manage_token_hash,
+        new.created_by,
+        now,
+    )
+    return _booking(row) if row else None
+
+
+async def by_reference(conn: asyncpg.Connection, reference: str) -> Booking | None:
+    row = await conn.fetchrow("SELECT * FROM bookings WHERE reference = $1", reference)
+    return _booking(row) if row else None
+
+
+async def token_hash(conn: asyncpg.Connection, reference: str) -> bytes | None:
+    value = await conn.fetchval(
+        "SELECT manage_token_hash FROM bookings WHERE reference = $1", reference
+    )
+    return bytes(value) if value is not None else None
+
+
+async def lock(conn: asyncpg.Connection, reference: str) -> Booking | None:
+    """The booking row, locked until the end of the caller's transaction."""
+    row = await conn.fetchrow("SELECT * FROM bookings WHERE reference = $1 FOR UPDATE", reference)
+    return _booking(row) if row else None
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    status: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE bookings SET status = $2, updated_at = $3,
+               cancel_reason = COALESCE($4, cancel_reason)
+           WHERE id = $1""",
+        booking_id,
+        status,
+        now,
+        reason,
+    )
+
+
+async def move(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    slot_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+) -> Booking:
+    row = await conn.fetchrow(
+        """UPDATE bookings SET slot_id = $2, starts_at = $3, ends_at = $4, updated_at = $5
+           WHERE id = $1 RETURNING *""",
+        booking_id,
+        slot_id,
+        starts_at,
+        ends_at,
+        now,
+    )
+    assert row is not None
+    return _booking(row)
+
+
+async def for_office_between(
+    conn: asyncpg.Connection, office_id: str, start: datetime, end: datetime
+) -> list[Booking]:
+    rows = await conn.fetch(
+        """SELECT * FROM bookings WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+           ORDER BY starts_at, reference""",
+        office_id,
+        start,
+        end,
+    )
+    return [_booking(r) for r in rows]

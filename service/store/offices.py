@@ -1,0 +1,259 @@
+"""SQL for offices, services, opening hours and closures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, time
+
+import asyncpg
+
+from service.domain.calendar import HoursRule
+from service.domain.holidays import Holiday
+from service.domain.models import Office, Service
+
+
+def _office(r: asyncpg.Record) -> Office:
+    return Office(
+        id=r["id"],
+        kind=r["kind"],
+        name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
+        city={"ar": r["city_ar"], "fr": r["city_fr"], "en": r["city_en"]},
+        country=r["country"],
+        timezone=r["timezone"],
+        address=r["address"],
+        reference_prefix=r["reference_prefix"],
+        holiday_countries=tuple(r["holiday_countries"]),
+        reminder_offsets_minutes=tuple(r["reminder_offsets_minutes"]),
+    )
+
+
+def _service(r: asyncpg.Record) -> Service:
+    return Service(
+        office_id=r["office_id"],
+        id=r["id"],
+        name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
+        duration_minutes=r["duration_minutes"],
+        document_required=r["document_required"],
+        earliest_hours=r["earliest_hours"],
+        latest_days=r["latest_days"],
+        reschedule_cutoff_minutes=r["reschedule_cutoff_minutes"],
+        bring={"ar": r["bring_ar"], "fr": r["bring_fr"], "en": r["bring_en"]},
+    )
+
+
+async def list_offices(conn: asyncpg.Connection) -> list[Office]:
+    rows = await conn.fetch("SELECT * FROM offices ORDER BY kind, country, id")
+    return [_office(r) for r in rows]
+
+
+async def get_office(conn: asyncpg.Connection, office_id: str) -> Office | None:
+    row = await conn.fetchrow("SELECT * FROM offices WHERE id = $1", office_id)
+    return _office(row) if row else None
+
+
+async def list_services(conn: asyncpg.Connection, office_id: str) -> list[Service]:
+    rows = await conn.fetch(
+        "SELECT * FROM services WHERE office_id = $1 AND active ORDER BY name_en", office_id
+    )
+    return [_service(r) for r in rows]
+
+
+async def get_service(conn: asyncpg.Connection, office_id: str, service_id: str) -> Service | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM services WHERE office_id = $1 AND id = $2 AND active",
+        office_id,
+        service_id,
+    )
+    return _service(row) if row else None
+
+
+async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: str = "") -> None:
+    await conn.execute(
+        """INSERT INTO offices (id, kind, name_ar, name_fr, name_en, city_ar, city_fr, city_en,
+                                country, timezone, address, reference_prefix,
+                                holiday_countries, reminder_offsets_minutes, email_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''))
+           ON CONFLICT (id) DO UPDATE SET
+               kind = EXCLUDED.kind, name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
+               name_en = EXCLUDED.name_en, city_ar = EXCLUDED.city_ar,
+               city_fr = EXCLUDED.city_fr, city_en = EXCLUDED.city_en,
+               country = EXCLUDED.country, timezone = EXCLUDED.timezone,
+               address = EXCLUDED.address, reference_prefix = EXCLUDED.reference_prefix,
+               holiday_countries = EXCLUDED.holiday_countries""",
+        office.id,
+        office.kind,
+        office.name["ar"],
+        office.name["fr"],
+        office.name["en"],
+        office.city["ar"],
+        office.city["fr"],
+        office.city["en"],
+        office.country,
+        office.timezone,
+        office.address,
+        office.reference_prefix,
+        list(office.holiday_countries),
+        list(office.reminder_offsets_minutes),
+        email_from,
+    )
+
+
+async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
+    await conn.execute(
+        """INSERT INTO services (office_id, id, name_ar, name_fr, name_en, duration_minutes,
+                                 document_required, earliest_hours, latest_days,
+                                 reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           ON CONFLICT (office_id, id) DO UPDATE SET
+               name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
+               name_en = EXCLUDED.name_en, duration_minutes = EXCLUDED.duration_minutes,
+               document_required = EXCLUDED.document_required,
+               earliest_hours = EXCLUDED.earliest_hours, latest_days = EXCLUDED.latest_days,
+               reschedule_cutoff_minutes = EXCLUDED.reschedule_cutoff_minutes,
+               bring_ar = EXCLUDED.bring_ar, bring_fr = EXCLUDED.bring_fr,
+               bring_en = EXCLUDED.bring_en""",
+        service.office_id,
+        service.id,
+        service.name["ar"],
+        service.name["fr"],
+        service.name["en"],
+        service.duration_minutes,
+        service.document_required,
+        service.earliest_hours,
+        service.latest_days,
+        service.reschedule_cutoff_minutes,
+        service.bring["ar"],
+        service.bring["fr"],
+        service.bring["en"],
+    )
+
+
+async def replace_hours(
+    conn: asyncpg.Connection, office_id: str, rules: Iterable[HoursRule], label: str = ""
+) -> None:
+    await conn.execute("DELETE FROM opening_hours WHERE office_id = $1", office_id)
+    await conn.executemany(
+        """INSERT INTO opening_hours (office_id, service_id, weekday, opens_at, closes_at,
+                                      counters, valid_from, valid_until, label)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        [
+            (
+                office_id,
+                r.service_id,
+                r.weekday,
+                r.opens_at,
+                r.closes_at,
+                r.counters,
+                r.valid_from,
+                r.valid_until,
+                label,
+            )
+            for r in rules
+        ],
+    )
+
+
+async def hours_rules(conn: asyncpg.Connection, office_id: str) -> list[HoursRule]:
+    rows = await conn.fetch(
+        """SELECT weekday, opens_at, closes_at, counters, valid_from, valid_until, service_id
+           FROM opening_hours WHERE office_id = $1 ORDER BY weekday, opens_at""",
+        office_id,
+    )
+    return [
+        HoursRule(
+            weekday=r["weekday"],
+            opens_at=r["opens_at"],
+            closes_at=r["closes_at"],
+            counters=r["counters"],
+            valid_from=r["valid_from"],
+            valid_until=r["valid_until"],
+            service_id=r["service_id"],
+        )
+        for r in rows
+    ]
+
+
+async def closed_days(
+    conn: asyncpg.Connection, office_id: str, first: date, last: date
+) -> set[date]:
+    rows = await conn.fetch(
+        "SELECT day FROM closures WHERE office_id = $1 AND day BETWEEN $2 AND $3",
+        office_id,
+        first,
+        last,
+    )
+    return {r["day"] for r in rows}
+
+
+async def closures_between(
+    conn: asyncpg.Connection, office_id: str, first: date, last: date
+) -> dict[date, dict[str, str]]:
+    """Closed days with their reason per language, for showing to citizens."""
+    rows = await conn.fetch(
+        """SELECT day, reason_ar, reason_fr, reason_en FROM closures
+           WHERE office_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day""",
+        office_id,
+        first,
+        last,
+    )
+    return {
+        r["day"]: {"ar": r["reason_ar"], "fr": r["reason_fr"], "en": r["reason_en"]} for r in rows
+    }
+
+
+async def sync_holidays(
+    conn: asyncpg.Connection, office_id: str, holidays: Iterable[Holiday], first: date, last: date
+) -> None:
+    """Make the 'holiday' closures of a date range match the holiday list.
+
+    Manual closures are never touched: a manager who moved an estimated Eid
+    keeps their decision when holidays are recomputed.
+    """
+    wanted = list(holidays)
+    await conn.execute(
+        """DELETE FROM closures WHERE office_id = $1 AND source = 'holiday'
+           AND day BETWEEN $2 AND $3 AND NOT (day = ANY($4::date[]))""",
+        office_id,
+        first,
+        last,
+        [h.day for h in wanted],
+    )
+    await conn.executemany(
+        """INSERT INTO closures (office_id, day, source, reason_ar, reason_fr, reason_en)
+           VALUES ($1, $2, 'holiday', $3, $4, $5)
+           ON CONFLICT (office_id, day) DO UPDATE SET
+               reason_ar = EXCLUDED.reason_ar, reason_fr = EXCLUDED.reason_fr,
+               reason_en = EXCLUDED.reason_en
+           WHERE closures.source = 'holiday'""",
+        [(office_id, h.day, h.names["ar"], h.names["fr"], h.names["en"]) for h in wanted],
+    )
+
+
+async def add_closure(
+    conn: asyncpg.Connection, office_id: str, day: date, reasons: dict[str, str]
+) -> None:
+    await conn.execute(
+        """INSERT INTO closures (office_id, day, source, reason_ar, reason_fr, reason_en)
+           VALUES ($1, $2, 'manual', $3, $4, $5)
+           ON CONFLICT (office_id, day) DO UPDATE SET source = 'manual',
+               reason_ar = EXCLUDED.reason_ar, reason_fr = EXCLUDED.reason_fr,
+               reason_en = EXCLUDED.reason_en""",
+        office_id,
+        day,
+        reasons.get("ar", ""),
+        reasons.get("fr", ""),
+        reasons.get("en", ""),
+    )
+
+
+async def remove_closure(conn: asyncpg.Connection, office_id: str, day: date) -> None:
+    await conn.execute(
+        "DELETE FROM closures WHERE office_id = $1 AND day = $2 AND source = 'manual'",
+        office_id,
+        day,
+    )
+
+
+def wall(hhmm: str) -> time:
+    hours, minutes = hhmm.split(":")
+    return time(int(hours), int(minutes))
