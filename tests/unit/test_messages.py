@@ -1,0 +1,421 @@
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from service.domain.messages import (
+    DEFAULT_QUIET,
+    MAX_ATTEMPTS,
+    QuietHours,
+    adjust_for_quiet_hours,
+    backoff,
+    next_attempt_at,
+    plan_event,
+    quiet_window,
+    reminder_times,
+    skip_reason,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+CASA = ZoneInfo("Africa/Casablanca")
+TORONTO = ZoneInfo("America/Toronto")
+ZONES = [
+    ZoneInfo(z)
+    for z in (
+        "Europe/Paris",
+        "Europe/Madrid",
+        "Europe/Brussels",
+        "Europe/Rome",
+        "Europe/Amsterdam",
+        "Europe/Berlin",
+        "America/Toronto",
+        "Africa/Casablanca",
+    )
+]
+
+
+def local(zone: ZoneInfo, *args: int) -> datetime:
+    return datetime(*args, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
+
+
+# Instants around the DST changes of 2026-2028 and Casablanca's Ramadan shifts,
+# where the bugs live, plus anywhere in those years.
+_TRANSITIONS = [
+    datetime(2027, 2, 7, 2, tzinfo=UTC),
+    datetime(2027, 3, 14, 2, tzinfo=UTC),
+    datetime(2027, 3, 28, 1, tzinfo=UTC),
+    datetime(2027, 10, 31, 1, tzinfo=UTC),
+    datetime(2027, 3, 14, 7, tzinfo=UTC),
+    datetime(2027, 11, 7, 6, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, tzinfo=UTC),
+]
+near_transition = st.builds(
+    lambda base, minutes: base + timedelta(minutes=minutes),
+    st.sampled_from(_TRANSITIONS),
+    st.integers(min_value=-4 * 24 * 60, max_value=4 * 24 * 60),
+)
+anywhere = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
+)
+appointments = st.one_of(near_transition, anywhere).map(
+    lambda d: d.replace(second=0, microsecond=0)
+)
+walls = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
+quiets = st.one_of(
+    st.just(DEFAULT_QUIET),
+    st.builds(QuietHours, walls, walls),
+)
+offsets = st.lists(st.integers(min_value=1, max_value=14 * 24 * 60), min_size=1, max_size=4)
+
+
+def wall_of(instant: datetime, zone: ZoneInfo) -> time:
+    return instant.astimezone(zone).time().replace(tzinfo=None)
+
+
+# Quiet hours ------------------------------------------------------------------
+
+
+def test_quiet_hours_contains_wraps_midnight() -> None:
+    q = DEFAULT_QUIET
+    assert q.contains(time(21, 0))
+    assert q.contains(time(23, 59))
+    assert q.contains(time(0, 0))
+    assert q.contains(time(7, 59))
+    assert not q.contains(time(8, 0))
+    assert not q.contains(time(20, 59))
+    assert not QuietHours(time(8), time(8)).contains(time(8))
+    day = QuietHours(time(12), time(14))
+    assert day.contains(time(13)) and not day.contains(time(14))
+
+
+def test_reminder_in_quiet_hours_moves_to_their_end() -> None:
+    appt = local(CASA, 2027, 4, 20, 12, 0)
+    due = local(CASA, 2027, 4, 20, 6, 0)  # 6 h before, inside 21:00-08:00
+    assert adjust_for_quiet_hours(due, appt, DEFAULT_QUIET, CASA) == local(CASA, 2027, 4, 20, 8, 0)
+
+
+def test_reminder_moves_to_quiet_start_when_the_end_is_too_late() -> None:
+    appt = local(CASA, 2027, 4, 20, 8, 30)
+    due = appt - timedelta(hours=3)  # 05:30, end 08:00 is only 30 min before
+    assert adjust_for_quiet_hours(due, appt, DEFAULT_QUIET, CASA) == local(CASA, 2027, 4, 19, 21, 0)
+
+
+def test_end_exactly_one_hour_before_is_allowed() -> None:
+    appt = local(PARIS, 2027, 5, 3, 9, 0)
+    due = local(PARIS, 2027, 5, 3, 6, 0)
+    assert adjust_for_quiet_hours(due, appt, DEFAULT_QUIET, PARIS) == local(PARIS, 2027, 5, 3, 8, 0)
+
+
+def test_quiet_end_uses_the_zone_offset_of_that_day_in_ramadan() -> None:
+    # During Ramadan 2027 Casablanca is UTC+0: 08:00 local is 08:00 UTC.
+    appt = local(CASA, 2027, 2, 15, 12, 0)
+    due = local(CASA, 2027, 2, 15, 5, 0)
+    moved = adjust_for_quiet_hours(due, appt, DEFAULT_QUIET, CASA)
+    assert moved == datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
+    # And UTC+1 after it.
+    appt = local(CASA, 2027, 3, 16, 12, 0)
+    moved = adjust_for_quiet_hours(local(CASA, 2027, 3, 16, 5), appt, DEFAULT_QUIET, CASA)
+    assert moved == datetime(2027, 3, 16, 7, 0, tzinfo=UTC)
+
+
+def test_quiet_window_across_spring_forward_has_the_right_length() -> None:
+    # Night of 27-28 March 2027 in Paris loses an hour: 21:00 -> 08:00 is 10 h.
+    start, end = quiet_window(local(PARIS, 2027, 3, 28, 3, 30), DEFAULT_QUIET, PARIS) or (
+        None,
+        None,
+    )
+    assert start is not None and end is not None
+    assert end - start == timedelta(hours=10)
+
+
+def test_quiet_boundary_inside_a_gap_stays_outside_the_window() -> None:
+    # 02:30 does not exist in Paris on 2027-03-28: the end goes to after the gap.
+    q = QuietHours(time(22, 0), time(2, 30))
+    window = quiet_window(local(PARIS, 2027, 3, 28, 1, 0), q, PARIS)
+    assert window is not None
+    assert window[1] == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)  # 03:30 CEST
+    assert not q.contains(wall_of(window[1], PARIS))
+
+
+@settings(max_examples=400, deadline=None)
+@given(due=appointments, quiet=quiets, zone=st.sampled_from(ZONES), lead=st.integers(1, 3000))
+def test_quiet_adjustment_properties(
+    due: datetime, quiet: QuietHours, zone: ZoneInfo, lead: int
+) -> None:
+    appt = due + timedelta(minutes=lead)
+    moved = adjust_for_quiet_hours(due, appt, quiet, zone)
+    window = quiet_window(due, quiet, zone)
+    if window is None:
+        assert moved == due
+        return
+    start, end = window
+    assert start <= due < end
+    if moved == end:
+        assert moved <= appt - timedelta(hours=1)
+        assert not quiet.contains(wall_of(moved, zone))
+    else:
+        assert moved == start
+        assert end > appt - timedelta(hours=1)
+        # The start of quiet hours is the last moment outside them.
+        assert moved <= due
+        just_before = moved - timedelta(minutes=1)
+        assert not quiet.contains(wall_of(just_before, zone))
+
+
+# Reminder instants -------------------------------------------------------------
+
+
+def test_default_reminders_48h_and_3h_before() -> None:
+    appt = local(PARIS, 2027, 5, 12, 14, 0)
+    booked = appt - timedelta(days=10)
+    got = reminder_times(appt, booked, (2880, 180), DEFAULT_QUIET, PARIS)
+    assert got == [(2880, appt - timedelta(hours=48)), (180, appt - timedelta(hours=3))]
+
+
+def test_24h_reminder_is_24_real_hours_across_dst() -> None:
+    appt = local(PARIS, 2027, 3, 28, 10, 0)  # CEST, the day clocks go forward
+    got = reminder_times(appt, appt - timedelta(days=5), (1440,), DEFAULT_QUIET, PARIS)
+    assert got == [(1440, appt - timedelta(hours=24))]
+    assert wall_of(got[0][1], PARIS) == time(9, 0)  # CET the day before
+
+
+def test_24h_reminder_across_casablanca_ramadan_start() -> None:
+    appt = local(CASA, 2027, 2, 7, 10, 0)  # UTC+0 since 03:00 that night
+    got = reminder_times(appt, appt - timedelta(days=5), (1440,), DEFAULT_QUIET, CASA)
+    assert got == [(1440, appt - timedelta(hours=24))]
+    assert wall_of(got[0][1], CASA) == time(11, 0)  # still UTC+1 on the 7th at 10 UTC
+
+
+def test_reminder_already_past_is_not_created() -> None:
+    appt = local(PARIS, 2027, 5, 12, 14, 0)
+    booked = appt - timedelta(hours=20)
+    assert reminder_times(appt, booked, (2880, 180), DEFAULT_QUIET, PARIS) == [
+        (180, appt - timedelta(hours=3))
+    ]
+
+
+def test_reminder_less_than_an_hour_after_booking_is_not_created() -> None:
+    appt = local(PARIS, 2027, 5, 12, 14, 0)
+    assert reminder_times(appt, appt - timedelta(minutes=230), (180,), DEFAULT_QUIET, PARIS) == []
+    kept = reminder_times(appt, appt - timedelta(minutes=240), (180,), DEFAULT_QUIET, PARIS)
+    assert kept == [(180, appt - timedelta(hours=3))]
+
+
+def test_reminders_landing_on_one_instant_make_one_row() -> None:
+    appt = local(PARIS, 2027, 5, 12, 8, 45)
+    # 2 h and 3 h before are 06:45 and 05:45: inside quiet hours, whose end
+    # (08:00) is too late, so both go at their start.
+    got = reminder_times(appt, appt - timedelta(days=3), (120, 180), DEFAULT_QUIET, PARIS)
+    assert got == [(180, local(PARIS, 2027, 5, 11, 21, 0))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    appt=appointments,
+    ahead=st.integers(min_value=0, max_value=90 * 24 * 60),
+    offs=offsets,
+    quiet=quiets,
+    zone=st.sampled_from(ZONES),
+)
+def test_reminder_properties(
+    appt: datetime, ahead: int, offs: list[int], quiet: QuietHours, zone: ZoneInfo
+) -> None:
+    booked = appt - timedelta(minutes=ahead)
+    got = reminder_times(appt, booked, offs, quiet, zone)
+    instants = [at for _, at in got]
+    assert instants == sorted(set(instants))
+    for offset, at in got:
+        assert offset in offs
+        assert booked + timedelta(hours=1) <= at < appt
+        due = appt - timedelta(minutes=offset)
+        if quiet_window(due, quiet, zone) is None:
+            assert at == due  # real elapsed time, not wall time
+        else:
+            assert at != due or quiet.start == wall_of(at, zone)
+    # Nothing dropped that should have been kept.
+    for offset in set(offs):
+        due = appt - timedelta(minutes=offset)
+        target = adjust_for_quiet_hours(due, appt, quiet, zone)
+        if booked + timedelta(hours=1) <= target < appt:
+            assert target in instants
+
+
+# Planning an event ------------------------------------------------------------
+
+
+def test_confirmed_with_phone_and_email() -> None:
+    now = local(PARIS, 2027, 5, 1, 10, 0)
+    appt = local(PARIS, 2027, 5, 12, 15, 0)
+    plan = plan_event(
+        "confirmed",
+        phone="+33612345678",
+        email="a@example.org",
+        appointment_at=appt,
+        now=now,
+        zone=PARIS,
+    )
+    kinds = [(m.kind, m.channel, m.send_at) for m in plan]
+    assert kinds == [
+        ("confirmation", "sms", now),
+        ("confirmation", "email", now),
+        ("reminder", "sms", appt - timedelta(hours=48)),
+        ("reminder", "email", appt - timedelta(hours=48)),
+        ("reminder", "sms", appt - timedelta(hours=3)),
+        ("reminder", "email", appt - timedelta(hours=3)),
+    ]
+    assert all(m.appointment_at == appt for m in plan)
+
+
+@pytest.mark.parametrize("event", ["cancelled_by_citizen", "cancelled_by_office"])
+def test_cancellations_make_no_reminders(event: str) -> None:
+    now = local(PARIS, 2027, 5, 1, 10, 0)
+    plan = plan_event(
+        event,  # type: ignore[arg-type]
+        phone=None,
+        email="a@example.org",
+        appointment_at=now + timedelta(days=9),
+        now=now,
+        zone=PARIS,
+    )
+    assert [(m.kind, m.channel) for m in plan] == [(event, "email")]
+
+
+def test_rescheduled_plans_message_and_new_reminders() -> None:
+    now = local(CASA, 2027, 5, 1, 10, 0)
+    appt = local(CASA, 2027, 5, 4, 10, 0)
+    plan = plan_event(
+        "rescheduled", phone="+212612345678", email=None, appointment_at=appt, now=now, zone=CASA
+    )
+    assert [m.kind for m in plan] == ["rescheduled", "reminder", "reminder"]
+
+
+# Re-checks when due -----------------------------------------------------------
+
+APPT = datetime(2027, 5, 12, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "starts", "now", "reason"),
+    [
+        ("reminder", "confirmed", APPT, APPT - timedelta(hours=3), None),
+        ("reminder", "cancelled", APPT, APPT - timedelta(hours=3), "booking_cancelled"),
+        (
+            "reminder",
+            "confirmed",
+            APPT + timedelta(days=1),
+            APPT - timedelta(hours=3),
+            "booking_moved",
+        ),
+        ("reminder", "confirmed", APPT, APPT, "appointment_started"),
+        ("reminder", "checked_in", APPT, APPT - timedelta(minutes=5), "booking_inactive"),
+        ("confirmation", "confirmed", APPT, APPT - timedelta(days=1), None),
+        (
+            "confirmation",
+            "confirmed",
+            APPT + timedelta(hours=1),
+            APPT - timedelta(days=1),
+            "superseded",
+        ),
+        ("cancelled_by_office", "cancelled", APPT, APPT - timedelta(days=1), None),
+        (
+            "cancelled_by_citizen",
+            "cancelled",
+            APPT,
+            APPT + timedelta(seconds=1),
+            "appointment_started",
+        ),
+    ],
+)
+def test_skip_reason(
+    kind: str, status: str, starts: datetime, now: datetime, reason: str | None
+) -> None:
+    got = skip_reason(
+        kind, booking_status=status, booking_starts_at=starts, appointment_at=APPT, now=now
+    )
+    assert got == reason
+
+
+# Retries ----------------------------------------------------------------------
+
+
+@given(st.integers(1, 30), st.floats(0, 1, exclude_max=True))
+def test_backoff_grows_and_is_capped(attempt: int, jitter: float) -> None:
+    d = backoff(attempt, jitter)
+    assert timedelta(seconds=15) <= d <= timedelta(hours=1)
+    assert backoff(attempt + 1, jitter) >= d
+
+
+def test_temporary_errors_stop_at_the_deadline() -> None:
+    now = APPT - timedelta(minutes=10)
+    at = next_attempt_at(
+        now,
+        attempts=1,
+        rate_limited=False,
+        rate_limit_waits=0,
+        retry_after=None,
+        deadline=APPT,
+        jitter=0.5,
+    )
+    assert at is not None and now < at < APPT
+    assert (
+        next_attempt_at(
+            now,
+            attempts=12 - 6,
+            rate_limited=False,
+            rate_limit_waits=0,
+            retry_after=None,
+            deadline=APPT,
+            jitter=0.5,
+        )
+        is None
+    )
+
+
+def test_retry_budget_is_finite() -> None:
+    far = APPT + timedelta(days=365)
+    assert (
+        next_attempt_at(
+            APPT,
+            attempts=MAX_ATTEMPTS,
+            rate_limited=False,
+            rate_limit_waits=0,
+            retry_after=None,
+            deadline=far,
+            jitter=0.0,
+        )
+        is None
+    )
+
+
+def test_rate_limit_does_not_use_the_retry_budget() -> None:
+    far = APPT + timedelta(days=365)
+    at = next_attempt_at(
+        APPT,
+        attempts=MAX_ATTEMPTS,
+        rate_limited=True,
+        rate_limit_waits=3,
+        retry_after=timedelta(seconds=2),
+        deadline=far,
+        jitter=0.0,
+    )
+    assert at == APPT + timedelta(seconds=2)
+
+
+@given(near_transition, st.integers(0, 1000))
+def test_no_retry_is_ever_scheduled_after_the_deadline(now: datetime, minutes: int) -> None:
+    deadline = now + timedelta(minutes=minutes)
+    for attempts in range(1, MAX_ATTEMPTS + 1):
+        at = next_attempt_at(
+            now,
+            attempts=attempts,
+            rate_limited=False,
+            rate_limit_waits=0,
+            retry_after=None,
+            deadline=deadline,
+            jitter=0.99,
+        )
+        assert at is None or at < deadline
+    assume(True)
