@@ -19,8 +19,16 @@ class BookingError(Exception):
 
     status = 409
 
-    def __init__(self, code: str, message: str, fields: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        fields: Mapping[str, str] | None = None,
+        status: int | None = None,
+    ):
         super().__init__(code)
+        if status is not None:
+            self.status = status
         self.code = code
         self.message = message
         self.fields: dict[str, str] = dict(fields or {})

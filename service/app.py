@@ -1,0 +1,68 @@
+"""aiohttp application factory: middlewares, routes, cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from service.config import Settings
+from service.db import create_pool
+from service.web import api, errors, system, webhooks
+from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> web.Application:
+    """Build the app. A pool passed in is borrowed (the caller closes it)."""
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[errors.api_errors],
+    )
+    app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = clock
+    if pool is not None:
+        app[POOL_KEY] = pool
+    else:
+        app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    app.add_routes(system.routes)
+    app.add_routes(api.routes)
+    app.add_routes(webhooks.routes)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    pool = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    app[POOL_KEY] = pool
+    yield
+    await pool.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    # Connecting is lazy: the site serves bookings while Redis is down, since
+    # the outbox in Postgres is the only copy that matters.
+    client: Redis = Redis.from_url(
+        app[SETTINGS_KEY].redis_url or "redis://127.0.0.1:6379",
+        socket_connect_timeout=1,
+        socket_timeout=2,
+    )
+    app[REDIS_KEY] = client
+    yield
+    await client.aclose()

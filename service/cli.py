@@ -1,0 +1,177 @@
+"""The `mawid` command: serve, worker, migrate, seed, dev."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from service.config import ConfigError, Settings
+from service.db import create_pool, migrate
+
+log = logging.getLogger("mawid")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as problem:
+        # One line naming the variable, no traceback: this is an operator's typo.
+        print(f"mawid: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _require_urls(settings: Settings) -> None:
+    for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
+        if not value:
+            print(f"mawid: {name} is not set (use `mawid dev` for a local stack)", file=sys.stderr)
+            raise SystemExit(2)
+
+
+def cmd_serve(settings: Settings) -> None:
+    from service.app import create_app
+
+    _require_urls(settings)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_format="%r %s %b %Tfs",  # no client address or query: no personal data
+    )
+
+
+def cmd_worker(settings: Settings) -> None:
+    from service.worker.settings import run_worker
+
+    _require_urls(settings)
+    run_worker(settings)
+
+
+def cmd_migrate(settings: Settings) -> None:
+    if not settings.database_url:
+        print("mawid: DATABASE_URL is not set", file=sys.stderr)
+        raise SystemExit(2)
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+
+
+async def _seed(settings: Settings, only_if_empty: bool) -> int | None:
+    from service.seed import seed_demo
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            if only_if_empty and await conn.fetchval("SELECT count(*) FROM offices"):
+                return None
+            return await seed_demo(conn, datetime.now(UTC), settings.slot_horizon_days)
+    finally:
+        await pool.close()
+
+
+def cmd_seed(settings: Settings, demo: bool) -> None:
+    if not demo:
+        print("mawid seed: only --demo exists for now", file=sys.stderr)
+        raise SystemExit(2)
+    if not settings.database_url:
+        print("mawid: DATABASE_URL is not set", file=sys.stderr)
+        raise SystemExit(2)
+    slots = asyncio.run(_seed(settings, only_if_empty=False))
+    print(f"demo data loaded: {slots} upcoming slots")
+
+
+def cmd_dev(settings: Settings) -> None:
+    """Everything for a laptop: embedded Postgres and Redis when no URL is set,
+    migrations, demo data once, then the web server and the worker as children.
+    """
+    from service import devstack
+
+    print(f"Mawid (dev) will be at {settings.base_url}/  (Ctrl-C stops everything)", flush=True)
+    env = dict(os.environ)
+    env.setdefault("MAWID_ENV", "dev")
+    started: list[devstack.RunningPostgres | devstack.RunningRedis] = []
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not settings.database_url or not settings.redis_url:
+            settings.dev_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.database_url:
+            postgres = devstack.start_postgres(settings.dev_dir / "postgres", durable=True)
+            started.append(postgres)
+            env["DATABASE_URL"] = postgres.dsn
+        if not settings.redis_url:
+            redis = devstack.start_redis(settings.dev_dir / "redis", persistent=True)
+            started.append(redis)
+            env["REDIS_URL"] = redis.url
+        ready = settings.with_(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
+        applied = asyncio.run(migrate(ready.database_url))
+        if applied:
+            print(f"  migrations applied: {', '.join(applied)}", flush=True)
+        seeded = asyncio.run(_seed(ready, only_if_empty=True))
+        if seeded is not None:
+            print(f"  demo data loaded ({seeded} upcoming slots)", flush=True)
+        for command in ("serve", "worker"):
+            children.append(
+                subprocess.Popen([sys.executable, "-m", "service.cli", command], env=env)  # noqa: S603
+            )
+        print(f"  web and worker running: open {settings.base_url}/", flush=True)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(started):
+            service.stop()
+        print("Mawid (dev) stopped.", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mawid", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the web server")
+    sub.add_parser("worker", help="run the arq worker (outbox, reminders, slots)")
+    sub.add_parser("migrate", help="apply pending SQL migrations")
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", help="the demo offices and services")
+    sub.add_parser("dev", help="embedded Postgres and Redis, demo data, web and worker")
+    args = parser.parse_args(argv)
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.command == "serve":
+        cmd_serve(settings)
+    elif args.command == "worker":
+        cmd_worker(settings)
+    elif args.command == "migrate":
+        cmd_migrate(settings)
+    elif args.command == "seed":
+        cmd_seed(settings, args.demo)
+    elif args.command == "dev":
+        cmd_dev(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""JSON API under /api/v1. Handlers parse, call one use case, render."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from aiohttp import web
+
+from service import bookings
+from service.domain import errors
+from service.domain.booking import booking_window, normalise_reference
+from service.domain.calendar import local_day_bounds
+from service.domain.errors import N_
+from service.domain.models import Booking, Office, Service, Slot
+from service.domain.validation import RawDetails
+from service.store import offices as office_store
+from service.store import slots as slot_store
+from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+
+routes = web.RouteTableDef()
+
+MAX_AVAILABILITY_DAYS = 62
+
+
+def iso(instant: datetime, office: Office) -> str:
+    """An instant in the office's zone, with its offset (2027-03-15T09:00:00+01:00)."""
+    return instant.astimezone(office.zone).isoformat()
+
+
+def office_json(office: Office) -> dict[str, Any]:
+    return {
+        "id": office.id,
+        "kind": office.kind,
+        "name": office.name,
+        "city": office.city,
+        "country": office.country,
+        "timezone": office.timezone,
+    }
+
+
+def service_json(service: Service) -> dict[str, Any]:
+    return {
+        "id": service.id,
+        "name": service.name,
+        "duration_minutes": service.duration_minutes,
+        "document_required": service.document_required,
+    }
+
+
+def slot_json(slot: Slot, office: Office) -> dict[str, Any]:
+    return {
+        "id": slot.id,
+        "start": iso(slot.starts_at, office),
+        "end": iso(slot.ends_at, office),
+        "remaining": slot.remaining,
+    }
+
+
+def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
+    return {
+        "reference": booking.reference,
+        "status": booking.status,
+        "office": booking.office_id,
+        "service": booking.service_id,
+        "start": iso(booking.starts_at, office),
+        "end": iso(booking.ends_at, office),
+        "timezone": office.timezone,
+        "name": booking.citizen_name,
+        "phone": booking.phone,
+        "email": booking.email,
+        "language": booking.language,
+        "document_number": booking.document_number,
+    }
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise errors.BookingError(
+            "malformed_json", N_("The request body is not valid JSON."), status=400
+        ) from None
+    if not isinstance(body, dict):
+        raise errors.BookingError(
+            "malformed_json", N_("The request body must be a JSON object."), status=400
+        )
+    return body
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def parse_reference(raw: str) -> str:
+    reference = normalise_reference(raw)
+    if reference is None:
+        raise errors.NotFound(
+            "not_found", N_("This reference and manage link do not match a booking.")
+        )
+    return reference
+
+
+def parse_slot_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise errors.ValidationFailed({"slot_id": N_("Choose a time slot.")})
+    return value
+
+
+async def load_office(request: web.Request) -> Office:
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_store.get_office(conn, request.match_info["office"])
+    if office is None:
+        raise errors.office_not_found()
+    return office
+
+
+@routes.get("/api/v1/offices")
+async def list_offices(request: web.Request) -> web.Response:
+    async with request.app[POOL_KEY].acquire() as conn:
+        offices = await office_store.list_offices(conn)
+    return web.json_response([office_json(o) for o in offices])
+
+
+@routes.get("/api/v1/offices/{office}/services")
+async def list_services(request: web.Request) -> web.Response:
+    office = await load_office(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        services = await office_store.list_services(conn, office.id)
+    return web.json_response([service_json(s) for s in services])
+
+
+def parse_day(value: str | None, field: str) -> date:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        raise errors.ValidationFailed({field: N_("Enter a date as YYYY-MM-DD.")}) from None
+
+
+@routes.get("/api/v1/offices/{office}/availability")
+async def availability(request: web.Request) -> web.Response:
+    office = await load_office(request)
+    query = request.query
+    problems: dict[str, str] = {}
+    first = last = None
+    try:
+        first = parse_day(query.get("from"), "from")
+    except errors.ValidationFailed as e:
+        problems.update(e.fields)
+    try:
+        last = parse_day(query.get("to"), "to")
+    except errors.ValidationFailed as e:
+        problems.update(e.fields)
+    if first and last and not 0 <= (last - first).days < MAX_AVAILABILITY_DAYS:
+        problems["to"] = N_("Choose an end date on or after the start, at most 62 days later.")
+    if not query.get("service"):
+        problems["service"] = N_("Choose a service.")
+    if problems or first is None or last is None:
+        raise errors.ValidationFailed(problems)
+    async with request.app[POOL_KEY].acquire() as conn:
+        service = await office_store.get_service(conn, office.id, query["service"])
+        if service is None:
+            raise errors.service_not_found()
+        now = request.app[CLOCK_KEY]()
+        window = booking_window(now, service.earliest_hours, service.latest_days)
+        start = local_day_bounds(first, office.zone)[0]
+        end = local_day_bounds(last, office.zone)[1]
+        slots = await slot_store.available(
+            conn, office.id, service.id, start, end, window.earliest, window.latest
+        )
+    return web.json_response(
+        {
+            "office": office.id,
+            "service": service.id,
+            "timezone": office.timezone,
+            "slots": [slot_json(s, office) for s in slots],
+        }
+    )
+
+
+@routes.post("/api/v1/bookings")
+async def create_booking(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    slot_id = parse_slot_id(body.get("slot_id"))
+    service_id = body.get("service")
+    if not isinstance(service_id, str) or not service_id:
+        raise errors.ValidationFailed({"service": N_("Choose a service.")})
+    settings = request.app[SETTINGS_KEY]
+    booked = await bookings.book(
+        request.app[POOL_KEY],
+        slot_id=slot_id,
+        service_id=service_id,
+        details=RawDetails(
+            name=body.get("name"),
+            phone=body.get("phone"),
+            phone_country=body.get("phone_country"),
+            email=body.get("email"),
+            language=body.get("language"),
+            document_number=body.get("document_number"),
+        ),
+        secret_key=settings.secret_key,
+        now=request.app[CLOCK_KEY](),
+    )
+    payload = booking_json(booked.booking, booked.office)
+    payload["manage_token"] = booked.manage_token
+    payload["manage_url"] = manage_url(
+        settings.base_url, booked.booking.reference, booked.manage_token
+    )
+    return web.json_response(payload, status=201)
+
+
+def manage_url(base_url: str, reference: str, token: str) -> str:
+    return f"{base_url}/b/{reference}/{token}"
+
+
+@routes.get("/api/v1/bookings/{reference}")
+async def get_booking(request: web.Request) -> web.Response:
+    reference = parse_reference(request.match_info["reference"])
+    token = bearer(request)
+    if token is None:
+        raise errors.Unauthorized()
+    context = await bookings.view(
+        request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
+    )
+    return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/cancel")
+async def cancel_booking(request: web.Request) -> web.Response:
+    token = bearer(request)
+    if token is None:
+        raise errors.Unauthorized()
+    reference = parse_reference(request.match_info["reference"])
+    context = await bookings.cancel(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        request.app[SETTINGS_KEY].secret_key,
+        request.app[CLOCK_KEY](),
+    )
+    return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/reschedule")
+async def reschedule_booking(request: web.Request) -> web.Response:
+    token = bearer(request)
+    if token is None:
+        raise errors.Unauthorized()
+    reference = parse_reference(request.match_info["reference"])
+    body = await json_body(request)
+    slot_id = parse_slot_id(body.get("slot_id"))
+    context = await bookings.reschedule(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        request.app[SETTINGS_KEY].secret_key,
+        slot_id,
+        request.app[CLOCK_KEY](),
+    )
+    return web.json_response(booking_json(context.booking, context.office))

@@ -1,0 +1,80 @@
+"""Locale choice, gettext catalogs and Babel formatting for ar, fr and en.
+
+Arabic dates use the ar_MA locale so that months carry their Moroccan names
+(August is غشت, not أغسطس).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from babel.dates import format_date, format_datetime, format_time
+from babel.support import NullTranslations, Translations
+
+from service.domain.models import LANGUAGES
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+DEFAULT_LANGUAGE = "fr"
+# Babel locale used for formatting each supported language.
+BABEL_LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def translations(language: str) -> NullTranslations:
+    """The compiled catalog of a language; English is the source text."""
+    if language == "en":
+        return NullTranslations()
+    return Translations.load(str(LOCALE_DIR), [language], domain="messages")
+
+
+def gettext(language: str, message: str) -> str:
+    return translations(language).gettext(message)
+
+
+def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> str:
+    """The best of ar/fr/en for an Accept-Language header, by its q values."""
+    if not accept_language:
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept_language.split(",")):
+        piece = part.strip()
+        if not piece:
+            continue
+        tag, _, params = piece.partition(";")
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower().split("-")[0].split("_")[0]
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, position, primary))
+    return min(ranked)[2] if ranked else default
+
+
+def babel_locale(language: str) -> str:
+    return BABEL_LOCALES.get(language, BABEL_LOCALES[DEFAULT_LANGUAGE])
+
+
+def local_datetime(instant: datetime, timezone: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(timezone))
+
+
+def date_long(instant: datetime, timezone: str, language: str) -> str:
+    return format_date(local_datetime(instant, timezone), "full", locale=babel_locale(language))
+
+
+def time_short(instant: datetime, timezone: str, language: str) -> str:
+    return format_time(local_datetime(instant, timezone), "HH:mm", locale=babel_locale(language))
+
+
+def datetime_medium(instant: datetime, timezone: str, language: str) -> str:
+    return format_datetime(
+        local_datetime(instant, timezone), "medium", locale=babel_locale(language)
+    )

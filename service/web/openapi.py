@@ -1,0 +1,303 @@
+"""The OpenAPI 3 document of /api/v1, kept beside the handlers it describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR_CODES = [
+    "malformed_json",
+    "unauthorized",
+    "not_found",
+    "office_not_found",
+    "service_not_found",
+    "slot_not_found",
+    "slot_full",
+    "already_booked",
+    "too_late",
+    "not_open_yet",
+    "not_active",
+    "too_large",
+    "validation",
+    "bad_transition",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_LANG = {"type": "object", "properties": {k: {"type": "string"} for k in ("ar", "fr", "en")}}
+_OFFICE_PARAM = {"name": "office", "in": "path", "required": True, "schema": {"type": "string"}}
+_REFERENCE_PARAM = {
+    "name": "reference",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_TOKEN: list[dict[str, list[str]]] = [{"manageToken": []}]
+_ACCEPT_LANGUAGE = {
+    "name": "Accept-Language",
+    "in": "header",
+    "required": False,
+    "description": "ar, fr or en: the language of error messages",
+    "schema": {"type": "string"},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    instant = {
+        "type": "string",
+        "format": "date-time",
+        "description": "ISO 8601 with the office's UTC offset",
+    }
+    booking = {
+        "type": "object",
+        "required": ["reference", "status", "office", "service", "start", "end"],
+        "properties": {
+            "reference": {"type": "string", "example": "PAR-7KX3QM"},
+            "status": {
+                "type": "string",
+                "enum": [
+                    "held",
+                    "confirmed",
+                    "checked_in",
+                    "done",
+                    "no_show",
+                    "cancelled",
+                    "expired",
+                ],
+            },
+            "office": {"type": "string"},
+            "service": {"type": "string"},
+            "start": instant,
+            "end": instant,
+            "timezone": {"type": "string"},
+            "name": {"type": "string"},
+            "phone": {"type": "string", "nullable": True, "description": "E.164"},
+            "email": {"type": "string", "nullable": True},
+            "language": {"type": "string", "enum": ["ar", "fr", "en"]},
+            "document_number": {"type": "string", "nullable": True},
+        },
+    }
+    refusals = {
+        "400": _error("Malformed JSON"),
+        "404": _error("Unknown office, service or slot"),
+        "409": _error("slot_full, already_booked, too_late or not_active"),
+        "413": _error("Body over 64 KiB"),
+        "422": _error("validation: one message per field"),
+    }
+    token_refusals = {
+        "401": _error("Missing manage token"),
+        "404": _error("Unknown reference or wrong token (indistinguishable)"),
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Mawid API",
+            "version": "1.0.0",
+            "description": "Appointments at Moroccan consulates and prefecture offices.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/v1/offices": {
+                "get": {
+                    "summary": "List offices",
+                    "responses": {
+                        "200": _ok("Offices", {"type": "array", "items": _ref("Office")})
+                    },
+                }
+            },
+            "/api/v1/offices/{office}/services": {
+                "get": {
+                    "summary": "Services offered at an office",
+                    "parameters": [_OFFICE_PARAM, _ACCEPT_LANGUAGE],
+                    "responses": {
+                        "200": _ok("Services", {"type": "array", "items": _ref("Service")}),
+                        "404": _error("Unknown office"),
+                    },
+                }
+            },
+            "/api/v1/offices/{office}/availability": {
+                "get": {
+                    "summary": "Free slots inside the booking window",
+                    "parameters": [
+                        _OFFICE_PARAM,
+                        _ACCEPT_LANGUAGE,
+                        {
+                            "name": "service",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "from",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "format": "date"},
+                            "description": "First local date in the office's zone",
+                        },
+                        {
+                            "name": "to",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "format": "date"},
+                            "description": "Last local date, at most 62 days after `from`",
+                        },
+                    ],
+                    "responses": {
+                        "200": _ok("Availability", _ref("Availability")),
+                        "404": _error("Unknown office or service"),
+                        "422": _error("Bad dates"),
+                    },
+                }
+            },
+            "/api/v1/bookings": {
+                "post": {
+                    "summary": "Book a slot",
+                    "parameters": [_ACCEPT_LANGUAGE],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("BookingRequest")}},
+                    },
+                    "responses": {
+                        "201": _ok(
+                            "Booked; manage_token is shown only here",
+                            {
+                                "allOf": [
+                                    _ref("Booking"),
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "manage_token": {"type": "string"},
+                                            "manage_url": {"type": "string"},
+                                        },
+                                    },
+                                ]
+                            },
+                        ),
+                        **refusals,
+                    },
+                }
+            },
+            "/api/v1/bookings/{reference}": {
+                "get": {
+                    "summary": "A booking",
+                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                    "security": _TOKEN,
+                    "responses": {"200": _ok("The booking", _ref("Booking")), **token_refusals},
+                }
+            },
+            "/api/v1/bookings/{reference}/cancel": {
+                "post": {
+                    "summary": "Cancel before the appointment starts",
+                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                    "security": _TOKEN,
+                    "responses": {
+                        "200": _ok("Cancelled", _ref("Booking")),
+                        **token_refusals,
+                        "409": _error("too_late or not_active"),
+                    },
+                }
+            },
+            "/api/v1/bookings/{reference}/reschedule": {
+                "post": {
+                    "summary": "Move to another slot of the same service, atomically",
+                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                    "security": _TOKEN,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["slot_id"],
+                                    "properties": {"slot_id": {"type": "integer"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _ok("Moved", _ref("Booking")),
+                        **token_refusals,
+                        **{k: v for k, v in refusals.items() if k != "404"},
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"manageToken": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {
+                        "error": {"type": "string", "enum": _ERROR_CODES},
+                        "message": {"type": "string"},
+                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+                "Office": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["consulate", "prefecture"]},
+                        "name": _LANG,
+                        "city": _LANG,
+                        "country": {"type": "string"},
+                        "timezone": {"type": "string"},
+                    },
+                },
+                "Service": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": _LANG,
+                        "duration_minutes": {"type": "integer"},
+                        "document_required": {"type": "boolean"},
+                    },
+                },
+                "Slot": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "start": instant,
+                        "end": instant,
+                        "remaining": {"type": "integer"},
+                    },
+                },
+                "Availability": {
+                    "type": "object",
+                    "properties": {
+                        "office": {"type": "string"},
+                        "service": {"type": "string"},
+                        "timezone": {"type": "string"},
+                        "slots": {"type": "array", "items": _ref("Slot")},
+                    },
+                },
+                "BookingRequest": {
+                    "type": "object",
+                    "required": ["slot_id", "service", "name", "language"],
+                    "description": "At least one of phone and email",
+                    "properties": {
+                        "slot_id": {"type": "integer"},
+                        "service": {"type": "string"},
+                        "name": {"type": "string", "maxLength": 200},
+                        "phone": {"type": "string"},
+                        "phone_country": {"type": "string", "description": "ISO alpha-2 hint"},
+                        "email": {"type": "string"},
+                        "language": {"type": "string", "enum": ["ar", "fr", "en"]},
+                        "document_number": {"type": "string"},
+                    },
+                },
+                "Booking": booking,
+            },
+        },
+    }
