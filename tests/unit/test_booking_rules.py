@@ -1,0 +1,166 @@
+"""Booking states, references, tokens, documents, phones, validation."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.domain.booking import (
+    ACTIVE,
+    REFERENCE_ALPHABET,
+    TRANSITIONS,
+    Status,
+    can_cancel,
+    can_reschedule,
+    can_transition,
+    frees_seat,
+    hash_token,
+    new_manage_token,
+    new_reference,
+    normalise_document,
+    normalise_reference,
+    token_matches,
+)
+from service.domain.errors import ValidationFailed
+from service.domain.models import Service
+from service.domain.phone import can_receive_sms, parse_phone
+from service.domain.validation import RawDetails, validate_details
+
+PASSPORT = Service(
+    office_id="consulate-paris",
+    id="passport",
+    name={"ar": "", "fr": "", "en": ""},
+    duration_minutes=15,
+    document_required=True,
+    earliest_hours=2,
+    latest_days=60,
+    reschedule_cutoff_minutes=120,
+    bring={"ar": "", "fr": "", "en": ""},
+)
+
+
+def test_reference_shape_and_alphabet() -> None:
+    assert not set("01OIL") & set(REFERENCE_ALPHABET)
+    refs = {new_reference("PAR") for _ in range(2000)}
+    assert len(refs) == 2000, "random references do not repeat in practice"
+    for ref in refs:
+        assert re.fullmatch(r"PAR-[23456789ABCDEFGHJKMNPQRSTVWXYZ]{6}", ref)
+        assert normalise_reference(ref.lower()) == ref
+
+
+def test_references_are_not_sequential() -> None:
+    a, b = new_reference("PAR"), new_reference("PAR")
+    assert a != b
+    assert normalise_reference("PAR-0OI1L2") is None
+
+
+def test_manage_token_has_at_least_128_bits_and_only_its_hash_matches() -> None:
+    token = new_manage_token()
+    assert len(token) >= 22  # 128 bits in base64url
+    stored = hash_token(token, "k")
+    assert token.encode() not in stored
+    assert token_matches(token, stored, "k")
+    assert not token_matches(token + "x", stored, "k")
+    assert not token_matches(token, stored, "other-key")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ab 123-456", "AB123456"),
+        ("  x1234567 ", "X1234567"),
+        ("AB.12_34/56", "AB123456"),
+        ("abc", None),
+        ("ÉÉÉÉ", None),
+        ("", None),
+    ],
+)
+def test_document_normalisation(raw: str, expected: str | None) -> None:
+    assert normalise_document(raw) == expected
+
+
+def test_transitions() -> None:
+    assert can_transition(Status.CONFIRMED, Status.CHECKED_IN)
+    assert can_transition(Status.CHECKED_IN, Status.DONE)
+    assert not can_transition(Status.CANCELLED, Status.CONFIRMED)
+    assert not can_transition(Status.DONE, Status.CANCELLED)
+    for status in (Status.DONE, Status.CANCELLED, Status.EXPIRED):
+        assert TRANSITIONS[status] == frozenset()
+
+
+@given(st.sampled_from(list(Status)), st.sampled_from(list(Status)))
+def test_seat_accounting_is_consistent(current: Status, target: Status) -> None:
+    if frees_seat(current, target):
+        assert current in ACTIVE and target not in ACTIVE
+
+
+def test_cut_offs() -> None:
+    start = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    assert can_cancel(start - timedelta(seconds=1), start)
+    assert not can_cancel(start, start)
+    assert can_reschedule(start - timedelta(hours=2), start, 120)
+    assert not can_reschedule(start - timedelta(hours=2) + timedelta(seconds=1), start, 120)
+
+
+def test_phone_with_country_hint() -> None:
+    assert parse_phone("06 12 34 56 78", "FR") == "+33612345678"
+    assert parse_phone("06 12 34 56 78", "MA") == "+212612345678"
+    assert parse_phone("+212 6 12 34 56 78", "FR") == "+212612345678"
+    assert parse_phone("0033 6 12 34 56 78", "FR") == "+33612345678"
+    assert parse_phone("12", "FR") is None
+    assert parse_phone("not a phone", "MA") is None
+    assert can_receive_sms("+212612345678")
+    assert not can_receive_sms("+212528123456")  # Moroccan landline
+
+
+def test_validation_lists_every_field() -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        validate_details(
+            RawDetails(name=" ", phone="12", email="nope", language="de", document_number=""),
+            PASSPORT,
+            "FR",
+        )
+    assert set(refused.value.fields) == {"name", "phone", "email", "language", "document_number"}
+
+
+def test_validation_needs_a_contact() -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        validate_details(
+            RawDetails(name="Amina", language="fr", document_number="AB123456"), PASSPORT, "FR"
+        )
+    assert set(refused.value.fields) == {"phone"}
+
+
+def test_validation_normalises() -> None:
+    details = validate_details(
+        RawDetails(
+            name="  Amina   El  Idrissi ",
+            phone="06 12 34 56 78",
+            phone_country="ma",
+            email=" a@example.com ",
+            language="ar",
+            document_number="ab-123 456",
+        ),
+        PASSPORT,
+        "FR",
+    )
+    assert details.name == "Amina El Idrissi"
+    assert details.phone == "+212612345678"
+    assert details.email == "a@example.com"
+    assert details.document_number == "AB123456"
+
+
+@given(st.text(max_size=300))
+def test_validation_never_crashes(text: str) -> None:
+    try:
+        validate_details(
+            RawDetails(name=text, phone=text, email=text, language=text, document_number=text),
+            PASSPORT,
+            "MA",
+        )
+    except ValidationFailed as refused:
+        assert refused.fields
