@@ -1,0 +1,319 @@
+"""Booking rush: N concurrent clients race for M seats released at once.
+
+Two paths in one run, against the same embedded Postgres:
+  http     clients POST /api/v1/bookings to a `mawid serve` subprocess;
+  ceiling  the same booking transaction (service.bookings.book) called
+           directly through asyncpg, with no HTTP in between.
+Prints attempts per second for both and their ratio, bookings made, seats
+overbooked (must be 0), p50/p99 latency and the server's peak RSS.
+
+    .venv/bin/python bench/booking_rush.py --clients 200 --seats 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import time as wall
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psutil
+
+from service import bookings, devstack
+from service.db import create_pool, migrate
+from service.domain.calendar import HoursRule
+from service.domain.errors import BookingError
+from service.domain.models import Office, Service
+from service.domain.validation import RawDetails
+from service.store import offices as office_store
+from service.store import slots as slot_store
+
+OFFICE = Office(
+    id="bench-office",
+    kind="consulate",
+    name={"ar": "مكتب", "fr": "Bureau", "en": "Office"},
+    city={"ar": "باريس", "fr": "Paris", "en": "Paris"},
+    country="FR",
+    timezone="Europe/Paris",
+    address="bench",
+    reference_prefix="BEN",
+    holiday_countries=(),
+)
+SERVICE = Service(
+    office_id=OFFICE.id,
+    id="bench-service",
+    name={"ar": "خدمة", "fr": "Service", "en": "Service"},
+    duration_minutes=15,
+    document_required=True,
+    earliest_hours=0,
+    latest_days=365,
+    reschedule_cutoff_minutes=120,
+    bring={"ar": "", "fr": "", "en": ""},
+)
+SECRET = "bench-secret"
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    booked: int = 0
+    refused: int = 0
+
+    @property
+    def attempts(self) -> int:
+        return self.booked + self.refused
+
+    @property
+    def rate(self) -> float:
+        return self.attempts / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+async def release_seats(dsn: str, seats: int, capacity: int) -> list[int]:
+    """Wipe bookings and open `seats` seats on fresh slots, all at once."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE audit_log, bookings RESTART IDENTITY CASCADE")
+        await conn.execute("DELETE FROM slots")
+        await office_store.upsert_office(conn, OFFICE)
+        await office_store.upsert_service(conn, SERVICE)
+        # Every day of the week, all day: enough distinct slots for the seats.
+        await office_store.replace_hours(
+            conn,
+            OFFICE.id,
+            [HoursRule(d, wall(0), wall(23, 45), capacity) for d in range(7)],
+        )
+        now = datetime.now(UTC)
+        await slot_store.regenerate_office(conn, OFFICE, now, horizon_days=30)
+        rows = await conn.fetch(
+            "SELECT id FROM slots WHERE starts_at > now() + interval '1 day' "
+            "ORDER BY starts_at LIMIT $1",
+            seats // capacity,
+        )
+        ids = [r["id"] for r in rows]
+        await conn.execute("UPDATE slots SET capacity = 0 WHERE NOT (id = ANY($1))", ids)
+        return ids
+    finally:
+        await conn.close()
+
+
+async def overbooked(dsn: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        over = await conn.fetchval(
+            """SELECT coalesce(sum(greatest(n - capacity, 0)), 0) FROM (
+                   SELECT s.capacity, count(b.id) AS n FROM slots s
+                   LEFT JOIN bookings b ON b.slot_id = s.id
+                        AND b.status IN ('held', 'confirmed', 'checked_in')
+                   GROUP BY s.id) t"""
+        )
+        active = await conn.fetchval("SELECT count(*) FROM bookings WHERE status = 'confirmed'")
+        return int(over), int(active)
+    finally:
+        await conn.close()
+
+
+def plan_attempts(clients: int, attempts: int, slot_ids: list[int]) -> list[list[int]]:
+    rng = random.Random(7)
+    return [[rng.choice(slot_ids) for _ in range(attempts)] for _ in range(clients)]
+
+
+async def run_http(url: str, plan: list[list[int]]) -> Run:
+    run = Run("http")
+    gate = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=len(plan))
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(index: int, slot_ids: list[int]) -> None:
+            await gate.wait()
+            for n, slot_id in enumerate(slot_ids):
+                body = {
+                    "slot_id": slot_id,
+                    "service": SERVICE.id,
+                    "name": "Bench Client",
+                    "email": f"c{index}@example.com",
+                    "language": "fr",
+                    "document_number": f"H{index:05d}N{n:04d}",
+                }
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/api/v1/bookings", json=body) as resp:
+                    await resp.read()
+                    status = resp.status
+                run.latencies.append(time.perf_counter() - t0)
+                if status == 201:
+                    run.booked += 1
+                elif status == 409:
+                    run.refused += 1
+                else:
+                    raise RuntimeError(f"unexpected HTTP {status}")
+
+        tasks = [asyncio.create_task(client(i, s)) for i, s in enumerate(plan)]
+        await asyncio.sleep(0.2)
+        t0 = time.perf_counter()
+        gate.set()
+        await asyncio.gather(*tasks)
+        run.seconds = time.perf_counter() - t0
+    return run
+
+
+async def run_direct(dsn: str, plan: list[list[int]], pool_size: int) -> Run:
+    run = Run("ceiling")
+    pool = await create_pool(dsn, min_size=pool_size, max_size=pool_size)
+    gate = asyncio.Event()
+    now = datetime.now(UTC)
+
+    async def client(index: int, slot_ids: list[int]) -> None:
+        await gate.wait()
+        for n, slot_id in enumerate(slot_ids):
+            t0 = time.perf_counter()
+            try:
+                await bookings.book(
+                    pool,
+                    slot_id=slot_id,
+                    service_id=SERVICE.id,
+                    details=RawDetails(
+                        name="Bench Client",
+                        email=f"c{index}@example.com",
+                        language="fr",
+                        document_number=f"D{index:05d}N{n:04d}",
+                    ),
+                    secret_key=SECRET,
+                    now=now,
+                )
+                run.booked += 1
+            except BookingError:
+                run.refused += 1
+            run.latencies.append(time.perf_counter() - t0)
+
+    try:
+        tasks = [asyncio.create_task(client(i, s)) for i, s in enumerate(plan)]
+        await asyncio.sleep(0.2)
+        t0 = time.perf_counter()
+        gate.set()
+        await asyncio.gather(*tasks)
+        run.seconds = time.perf_counter() - t0
+    finally:
+        await pool.close()
+    return run
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+async def wait_http(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def report(runs: list[Run], over: dict[str, int], peak_rss: int, seats: int) -> None:
+    print(
+        f"{'path':8} {'attempts':>8} {'att/s':>9} {'booked':>7} {'overbooked':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for run in runs:
+        print(
+            f"{run.name:8} {run.attempts:8d} {run.rate:9.1f} {run.booked:7d} "
+            f"{over[run.name]:10d} {run.pct(0.50):8.1f} {run.pct(0.99):8.1f}"
+        )
+    http, ceiling = runs
+    print(f"seats released: {seats} per path")
+    print(f"ratio http/ceiling (attempts per second): {http.rate / ceiling.rate:.2f}")
+    print(f"server peak RSS: {peak_rss / 2**20:.1f} MiB")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seats", type=int, default=300)
+    parser.add_argument("--capacity", type=int, default=3, help="seats per slot")
+    parser.add_argument("--attempts", type=int, default=5, help="attempts per client")
+    parser.add_argument("--pool", type=int, default=20, help="DB pool size, both paths")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mawid-bench-"))
+    postgres = devstack.start_postgres(work / "pg", durable=False)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        dsn = postgres.dsn
+        await migrate(dsn)
+        port = devstack.free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = dict(
+            os.environ,
+            MAWID_ENV="test",
+            DATABASE_URL=dsn,
+            PORT=str(port),
+            REDIS_URL="redis://127.0.0.1:1",
+            SECRET_KEY=SECRET,
+            LOG_LEVEL="WARNING",
+            DB_POOL_MIN=str(args.pool),
+            DB_POOL_MAX=str(args.pool),
+        )
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
+        await wait_http(url)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+
+        over: dict[str, int] = {}
+        runs = []
+        slot_ids = await release_seats(dsn, args.seats, args.capacity)
+        runs.append(await run_http(url, plan_attempts(args.clients, args.attempts, slot_ids)))
+        over["http"], booked = await overbooked(dsn)
+        assert booked == runs[-1].booked
+        sampler.done.set()
+
+        slot_ids = await release_seats(dsn, args.seats, args.capacity)
+        plan = plan_attempts(args.clients, args.attempts, slot_ids)
+        runs.append(await run_direct(dsn, plan, args.pool))
+        over["ceiling"], booked = await overbooked(dsn)
+        assert booked == runs[-1].booked
+
+        report(runs, over, sampler.peak, args.seats)
+        return 0 if all(v == 0 for v in over.values()) else 1
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
