@@ -287,7 +287,8 @@ async def main() -> int:
             DB_POOL_MIN=str(args.pool),
             DB_POOL_MAX=str(args.pool),
         )
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
+        # Popen returns at once; the server is awaited through /healthz below.
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)  # noqa: ASYNC220
         await wait_http(url)
         sampler = RssSampler(server.pid)
         sampler.start()
