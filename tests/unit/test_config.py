@@ -1,0 +1,59 @@
+"""Settings come from the environment only; production refuses to start without secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from service.config import ConfigError, Settings
+
+PRODUCTION = {
+    "MAWID_ENV": "production",
+    "SECRET_KEY": "s" * 32,
+    "DATABASE_URL": "postgresql://db/mawid",
+    "REDIS_URL": "redis://redis:6379/0",
+}
+
+
+def test_defaults_for_dev() -> None:
+    settings = Settings.from_env({})
+    assert settings.is_dev and settings.port == 8080 and settings.host == "127.0.0.1"
+    assert settings.base_url == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
+def test_production_names_the_missing_variable(missing: str) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(env)
+
+
+def test_production_with_everything() -> None:
+    settings = Settings.from_env({**PRODUCTION, "PORT": "9000", "BASE_URL": "https://x.ma/"})
+    assert settings.is_production and settings.port == 9000
+    assert settings.base_url == "https://x.ma"
+
+
+def test_bad_numbers_are_named() -> None:
+    with pytest.raises(ConfigError, match="PORT"):
+        Settings.from_env({"PORT": "eighty"})
+
+
+def test_cli_prints_one_line_naming_the_variable() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    env.update({"MAWID_ENV": "production", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "r"})
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mawid: SECRET_KEY is required when MAWID_ENV=production"
+    ]
