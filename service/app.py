@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from service.config import Settings
 from service.db import create_pool
-from service.web import api, errors, system, webhooks
+from service.web import api, errors, security, system, templating, webhooks
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 
 MAX_BODY_BYTES = 64 * 1024
@@ -34,6 +34,8 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
+    security.install(app)
+    templating.setup(app)
     if pool is not None:
         app[POOL_KEY] = pool
     else:

@@ -6,13 +6,14 @@ Arabic dates use the ar_MA locale so that months carry their Moroccan names
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
 from babel.dates import format_date, format_datetime, format_time
 from babel.support import NullTranslations, Translations
 
+from service.domain.errors import N_
 from service.domain.models import LANGUAGES
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
@@ -78,3 +79,45 @@ def datetime_medium(instant: datetime, timezone: str, language: str) -> str:
     return format_datetime(
         local_datetime(instant, timezone), "medium", locale=babel_locale(language)
     )
+
+
+# --------------------------------------------------------------------------- pages
+
+# The citizen's explicit choice, kept across pages (not personal data).
+LANG_COOKIE = "lang"
+LANG_QUERY = "lang"
+LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
+RTL_LANGUAGES = frozenset({"ar"})
+
+
+def choose_language(
+    from_url: str | None, from_cookie: str | None, accept_language: str | None
+) -> str:
+    """URL beats cookie beats Accept-Language; anything unknown is ignored."""
+    for candidate in (from_url, from_cookie):
+        if candidate and candidate in LANGUAGES:
+            return candidate
+    return negotiate(accept_language)
+
+
+def text_direction(language: str) -> str:
+    return "rtl" if language in RTL_LANGUAGES else "ltr"
+
+
+def ngettext(language: str, singular: str, plural: str, n: int) -> str:
+    return translations(language).ngettext(singular, plural, n)
+
+
+def zone_label(country: str, city: str, language: str) -> str:
+    """'heure de Paris', 'توقيت المغرب': the zone as a citizen names it.
+
+    Every Moroccan office shares one zone, so it is named after the country;
+    a consulate's zone is named after its own city (Montreal, not Toronto).
+    """
+    if country == "MA":
+        return gettext(language, N_("Morocco time"))
+    return gettext(language, N_("%(city)s time")) % {"city": city}
+
+
+def day_heading(day: date, language: str) -> str:
+    return format_date(day, "full", locale=babel_locale(language))

@@ -1,0 +1,199 @@
+"""Jinja2 for the HTML pages: environment, per-request language, static assets.
+
+`setup(app)` installs aiohttp_jinja2 with autoescaping and the i18n extension.
+Templates read the request's language from the `language` context variable
+(set by the context processor), so `{{ _("...") }}` and `{% trans %}` answer in
+the reader's language without any global state. Templates get:
+
+    language, dir                 "ar"/"fr"/"en", "rtl"/"ltr"
+    language_links                [{code, name, url, current}] for the switch
+    _ / gettext / ngettext        newstyle gettext (autoescaped, %-formatting)
+    csrf_field()                  the hidden CSRF input for a form
+    asset("site.css")             URL of a static file, versioned by content
+    fmt_date(instant, timezone)   "lundi 15 février 2027" (ar_MA for Arabic)
+    fmt_time(instant, timezone)   "09:00" in the office's zone
+    fmt_day(date)                 a calendar date, long form
+
+Macros imported from another file must be imported `with context` to see the
+language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+from service.domain.models import LANGUAGES
+from service.web import i18n
+from service.web.keys import SETTINGS_KEY
+from service.web.security import csrf_token, set_cookie
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+STATIC_PREFIX = "/static"
+LANGUAGE_KEY = "i18n.language"
+ASSET_VERSIONS_KEY = web.AppKey("asset_versions", dict[str, str])
+_LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_language(request: web.Request) -> str:
+    """The page language: ?lang=, then the lang cookie, then Accept-Language."""
+    known = request.get(LANGUAGE_KEY)
+    if isinstance(known, str):
+        return known
+    language = i18n.choose_language(
+        request.query.get(i18n.LANG_QUERY),
+        request.cookies.get(i18n.LANG_COOKIE),
+        request.headers.get("Accept-Language"),
+    )
+    request[LANGUAGE_KEY] = language
+    return language
+
+
+def _remember_choice(request: web.Request, response: web.StreamResponse) -> None:
+    chosen = request.query.get(i18n.LANG_QUERY)
+    if (
+        chosen in LANGUAGES
+        and chosen != request.cookies.get(i18n.LANG_COOKIE)
+        and not response.prepared
+    ):
+        set_cookie(
+            response,
+            i18n.LANG_COOKIE,
+            chosen,
+            settings=request.app[SETTINGS_KEY],
+            max_age=_LANG_COOKIE_MAX_AGE,
+        )
+
+
+@web.middleware
+async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Keeps a language picked from the URL in a cookie for the next pages."""
+    if request.path.startswith(("/api/", "/webhooks/", STATIC_PREFIX + "/")):
+        return await handler(request)
+    language = request_language(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _remember_choice(request, exc)
+        raise
+    _remember_choice(request, response)
+    if not response.prepared:
+        response.headers.setdefault("Content-Language", language)
+        response.headers.setdefault("Vary", "Cookie, Accept-Language")
+    return response
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    language = request_language(request)
+    links = [
+        {
+            "code": code,
+            "name": i18n.LANGUAGE_NAMES[code],
+            "url": str(request.rel_url.update_query({i18n.LANG_QUERY: code})),
+            "current": code == language,
+        }
+        for code in LANGUAGES
+    ]
+    return {
+        "language": language,
+        "dir": i18n.text_direction(language),
+        "language_links": links,
+    }
+
+
+def _language(context: Context) -> str:
+    language = context.get("language")
+    return language if isinstance(language, str) else i18n.DEFAULT_LANGUAGE
+
+
+@jinja2.pass_context
+def _gettext(context: Context, message: str) -> str:
+    return i18n.gettext(_language(context), message)
+
+
+@jinja2.pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return i18n.ngettext(_language(context), singular, plural, n)
+
+
+@jinja2.pass_context
+def _csrf_field(context: Context) -> Markup:
+    request = context["request"]
+    return Markup('<input type="hidden" name="_csrf" value="{}">').format(csrf_token(request))
+
+
+@jinja2.pass_context
+def _fmt_date(context: Context, instant: datetime, timezone: str) -> str:
+    return i18n.date_long(instant, timezone, _language(context))
+
+
+@jinja2.pass_context
+def _fmt_time(context: Context, instant: datetime, timezone: str) -> str:
+    return i18n.time_short(instant, timezone, _language(context))
+
+
+@jinja2.pass_context
+def _fmt_day(context: Context, day: date) -> str:
+    return i18n.day_heading(day, _language(context))
+
+
+def _asset_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    if STATIC_DIR.is_dir():
+        for path in STATIC_DIR.rglob("*"):
+            if path.is_file():
+                name = path.relative_to(STATIC_DIR).as_posix()
+                versions[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return versions
+
+
+def setup(app: web.Application) -> jinja2.Environment:
+    app.middlewares.append(language_middleware)
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        context_processors=[aiohttp_jinja2.request_processor, page_context],
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        _gettext, _ngettext, newstyle=True
+    )
+    versions = _asset_versions()
+    app[ASSET_VERSIONS_KEY] = versions
+
+    def asset(name: str) -> str:
+        # The content hash in the URL lets the files be cached for long.
+        return f"{STATIC_PREFIX}/{name}?v={versions.get(name, '0')}"
+
+    env.globals.update(
+        asset=asset,
+        csrf_field=_csrf_field,
+        fmt_date=_fmt_date,
+        fmt_time=_fmt_time,
+        fmt_day=_fmt_day,
+    )
+    app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
+    app.on_response_prepare.append(_cache_static)
+    return env
+
+
+async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
+    # Versioned URLs never change content, so phones on slow links fetch each once.
+    if request.path.startswith(STATIC_PREFIX + "/") and "v" in request.query:
+        response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
