@@ -1,10 +1,35 @@
-"""Outbox rows: the messages a booking change causes (filled in by issue 3)."""
+"""SQL for the notification outbox.  Functions take a connection; callers own
+the transaction.  Status moves: pending -> sending -> sent -> delivered |
+undelivered | failed, or pending/sending -> skipped | failed | cancelled.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
+
+from service.domain.messages import (
+    EVENTS,
+    SKIP_CANCELLED,
+    SKIP_MOVED,
+    QuietHours,
+    plan_event,
+)
+
+# Twilio's MessageStatus values, by how far along they are.  Callbacks may
+# arrive out of order or twice; a row only ever moves to a higher rank.
+_CALLBACK_STATUS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 
 
 async def record_booking_event(
@@ -18,5 +43,407 @@ async def record_booking_event(
     """Write the outbox rows for `event` inside the caller's transaction.
 
     Events: confirmed, rescheduled, cancelled_by_citizen, cancelled_by_office.
+    Reads the booking as the caller has just written it (new start for a
+    reschedule).  Touches Postgres only: the worker finds the rows by polling.
     """
-    return None
+    if event not in EVENTS:
+        raise ValueError(f"unknown booking event {event!r}")
+    row = await conn.fetchrow(
+        """SELECT b.phone, b.email, b.language, b.starts_at, o.timezone,
+                  o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
+           FROM bookings b JOIN offices o ON o.id = b.office_id
+           WHERE b.id = $1""",
+        booking_id,
+    )
+    if row is None:
+        raise LookupError(f"booking {booking_id} not found")
+    if event != "confirmed":
+        await conn.execute(
+            """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
+               WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'""",
+            booking_id,
+            SKIP_MOVED if event == "rescheduled" else SKIP_CANCELLED,
+            now,
+        )
+    planned = plan_event(
+        event,
+        phone=row["phone"],
+        email=row["email"],
+        appointment_at=row["starts_at"],
+        now=now,
+        offsets_minutes=list(row["reminder_offsets_minutes"]),
+        quiet=QuietHours(row["quiet_hours_start"], row["quiet_hours_end"]),
+        zone=ZoneInfo(row["timezone"]),
+    )
+    if not planned:
+        return
+    kind_reason = reason if event == "cancelled_by_office" else None
+    # One round trip for all rows: this runs inside the booking transaction.
+    await conn.execute(
+        """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
+                               appointment_at, offset_minutes, reason, created_at, updated_at)
+           SELECT $1, k, c, r, $2, s, $3, o, CASE WHEN k = 'reminder' THEN NULL ELSE $4 END,
+                  $5, $5
+           FROM unnest($6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::int[])
+                AS t(k, c, r, s, o)""",
+        booking_id,
+        row["language"],
+        row["starts_at"],
+        kind_reason,
+        now,
+        [m.kind for m in planned],
+        [m.channel for m in planned],
+        [m.recipient for m in planned],
+        [m.send_at for m in planned],
+        [m.offset_minutes for m in planned],
+    )
+
+
+# The worker's side -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    id: int
+    attempts: int
+    rate_limit_waits: int
+
+
+async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
+    """Give back rows whose worker died or hung while sending.
+
+    Such a row may or may not have reached the provider; sending it again is
+    the price of never losing it (the window is the provider call itself).
+    """
+    result: str = await conn.execute(
+        """UPDATE outbox SET status = 'pending', claimed_until = NULL, send_at = $1,
+                             updated_at = $1
+           WHERE status = 'sending' AND claimed_until < $1""",
+        now,
+    )
+    return int(result.split()[-1])
+
+
+async def due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Due]:
+    """Due pending rows, earliest first; SKIP LOCKED so concurrent sweepers
+    never wait on each other.  Run it in a transaction for the locks to hold."""
+    rows = await conn.fetch(
+        """SELECT id, attempts, rate_limit_waits FROM outbox
+           WHERE status = 'pending' AND send_at <= $1
+           ORDER BY send_at
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED""",
+        now,
+        limit,
+    )
+    return [Due(r["id"], r["attempts"], r["rate_limit_waits"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row claimed for sending, with what it takes to re-check and render it."""
+
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    language: str
+    appointment_at: datetime
+    reason: str | None
+    attempts: int
+    rate_limit_waits: int
+    fallback_body: str | None
+    booking_id: int
+    reference: str
+    booking_status: str
+    booking_starts_at: datetime
+    booking_ends_at: datetime
+    citizen_name: str
+    office_id: str
+    office_name: dict[str, str]
+    office_city: dict[str, str]
+    office_address: str
+    timezone: str
+    email_from: str | None
+    email_reply_to: str | None
+    service_name: dict[str, str]
+    service_duration_minutes: int
+    bring: dict[str, str]
+    opted_out: bool
+
+
+async def claim(
+    conn: asyncpg.Connection, outbox_id: int, now: datetime, lease: timedelta
+) -> Claimed | None:
+    """Take a due pending row for sending; None if someone else has it, it is
+    not due, or it is no longer pending."""
+    r = await conn.fetchrow(
+        """WITH c AS (
+               UPDATE outbox SET status = 'sending', claimed_until = $2::timestamptz + $3,
+                                 attempts = attempts + 1, updated_at = $2
+               WHERE id = $1 AND status = 'pending' AND send_at <= $2
+               RETURNING *)
+           SELECT c.id, c.kind, c.channel, c.recipient, c.language, c.appointment_at,
+                  c.reason, c.attempts, c.rate_limit_waits,
+                  (SELECT f.body FROM outbox f WHERE f.id = c.fallback_of) AS fallback_body,
+                  b.id AS booking_id, b.reference, b.status AS booking_status,
+                  b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
+                  b.citizen_name,
+                  o.id AS office_id, o.name_ar, o.name_fr, o.name_en,
+                  o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
+                  o.email_from, o.email_reply_to,
+                  s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
+                  s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
+                  (c.channel = 'sms' AND EXISTS (
+                      SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out
+           FROM c
+           JOIN bookings b ON b.id = c.booking_id
+           JOIN offices o ON o.id = b.office_id
+           JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id""",
+        outbox_id,
+        now,
+        lease,
+    )
+    if r is None:
+        return None
+    return Claimed(
+        id=r["id"],
+        kind=r["kind"],
+        channel=r["channel"],
+        recipient=r["recipient"],
+        language=r["language"],
+        appointment_at=r["appointment_at"],
+        reason=r["reason"],
+        attempts=r["attempts"],
+        rate_limit_waits=r["rate_limit_waits"],
+        fallback_body=r["fallback_body"],
+        booking_id=r["booking_id"],
+        reference=r["reference"],
+        booking_status=r["booking_status"],
+        booking_starts_at=r["booking_starts_at"],
+        booking_ends_at=r["booking_ends_at"],
+        citizen_name=r["citizen_name"],
+        office_id=r["office_id"],
+        office_name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
+        office_city={"ar": r["city_ar"], "fr": r["city_fr"], "en": r["city_en"]},
+        office_address=r["address"],
+        timezone=r["timezone"],
+        email_from=r["email_from"],
+        email_reply_to=r["email_reply_to"],
+        service_name={"ar": r["s_ar"], "fr": r["s_fr"], "en": r["s_en"]},
+        service_duration_minutes=r["duration_minutes"],
+        bring={"ar": r["bring_ar"], "fr": r["bring_fr"], "en": r["bring_en"]},
+        opted_out=r["opted_out"],
+    )
+
+
+async def mark_sent(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    *,
+    provider_id: str | None,
+    body: str,
+    segments: int | None,
+    encoding: str | None,
+    now: datetime,
+) -> None:
+    # A delivery callback may have beaten us here (it finds the row by the id
+    # in its URL): keep its later status, add what only we know.
+    await conn.execute(
+        """UPDATE outbox SET
+               status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END,
+               provider_id = COALESCE(provider_id, $2), body = $3, segments = $4,
+               encoding = $5, claimed_until = NULL, error_code = NULL,
+               sent_at = COALESCE(sent_at, $6), updated_at = $6
+           WHERE id = $1""",
+        outbox_id,
+        provider_id,
+        body,
+        segments,
+        encoding,
+        now,
+    )
+
+
+async def mark_skipped(
+    conn: asyncpg.Connection, outbox_id: int, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE outbox SET status = 'skipped', status_reason = $2, claimed_until = NULL,
+                             updated_at = $3
+           WHERE id = $1 AND status IN ('pending', 'sending')""",
+        outbox_id,
+        reason,
+        now,
+    )
+
+
+async def mark_failed(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    *,
+    code: str | None,
+    reason: str,
+    now: datetime,
+    body: str | None = None,
+    segments: int | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE outbox SET status = 'failed', error_code = $2, status_reason = $3,
+                             claimed_until = NULL, updated_at = $4,
+                             body = COALESCE($5, body), segments = COALESCE($6, segments)
+           WHERE id = $1 AND status IN ('pending', 'sending')""",
+        outbox_id,
+        code,
+        reason,
+        now,
+        body,
+        segments,
+    )
+
+
+async def retry_later(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    *,
+    send_at: datetime,
+    code: str | None,
+    reason: str,
+    rate_limited: bool,
+    now: datetime,
+) -> None:
+    """Back to pending for another try.  A rate-limit refusal hands the
+    attempt back: it counts as a wait, not as a failure."""
+    await conn.execute(
+        """UPDATE outbox SET status = 'pending', send_at = $2, claimed_until = NULL,
+                             error_code = $3, status_reason = $4, updated_at = $6,
+                             attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END,
+                             rate_limit_waits = rate_limit_waits + CASE WHEN $5 THEN 1 ELSE 0 END
+           WHERE id = $1 AND status = 'sending'""",
+        outbox_id,
+        send_at,
+        code,
+        reason,
+        rate_limited,
+        now,
+    )
+
+
+async def add_opt_out(conn: asyncpg.Connection, phone: str, code: str) -> None:
+    await conn.execute(
+        "INSERT INTO sms_opt_outs (phone, error_code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        phone,
+        code,
+    )
+
+
+async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
+    """Queue the email that stands in for an undeliverable confirmation SMS.
+
+    Only for confirmations and bookings with an email; at most once per SMS
+    (unique index), so repeated callbacks are harmless.  Returns the new id.
+    """
+    new_id: int | None = await conn.fetchval(
+        """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
+                               appointment_at, fallback_of, created_at, updated_at)
+           SELECT s.booking_id, 'sms_fallback', 'email', b.email, s.language, $2,
+                  s.appointment_at, s.id, $2, $2
+           FROM outbox s JOIN bookings b ON b.id = s.booking_id
+           WHERE s.id = $1 AND s.channel = 'sms' AND s.kind = 'confirmation'
+                 AND b.email IS NOT NULL
+           ON CONFLICT (fallback_of) WHERE fallback_of IS NOT NULL DO NOTHING
+           RETURNING id""",
+        sms_id,
+        now,
+    )
+    return new_id
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackResult:
+    outbox_id: int
+    status: str
+    changed: bool
+
+
+async def record_delivery_status(
+    conn: asyncpg.Connection,
+    *,
+    provider_id: str,
+    outbox_id: int | None,
+    message_status: str,
+    error_code: str | None,
+    now: datetime,
+) -> CallbackResult | None:
+    """Apply a Twilio status callback; only ever moves a row forward.
+
+    The row is found by provider id, or, when the worker has not written the
+    provider id yet (it died or is slow right after Twilio answered), by the
+    outbox id carried in the callback URL.  Returns None for unknown messages
+    and for statuses that say nothing new (queued, sending, ...).
+    """
+    target = _CALLBACK_STATUS.get(message_status)
+    if target is None:
+        return None
+    r = await conn.fetchrow(
+        """SELECT id, status FROM outbox
+           WHERE channel = 'sms'
+             AND (provider_id = $1 OR (provider_id IS NULL AND id = $2))
+           ORDER BY provider_id IS NULL
+           LIMIT 1
+           FOR UPDATE""",
+        provider_id,
+        outbox_id,
+    )
+    if r is None:
+        return None
+    if _RANK.get(r["status"], 3) >= _RANK[target]:
+        return CallbackResult(r["id"], r["status"], False)
+    await conn.execute(
+        """UPDATE outbox SET status = $2, provider_id = COALESCE(provider_id, $3),
+                             error_code = COALESCE($4, error_code), claimed_until = NULL,
+                             sent_at = COALESCE(sent_at, $5),
+                             delivered_at = CASE WHEN $2 = 'delivered' THEN $5
+                                                 ELSE delivered_at END,
+                             updated_at = $5
+           WHERE id = $1""",
+        r["id"],
+        target,
+        provider_id,
+        error_code,
+        now,
+    )
+    return CallbackResult(r["id"], target, True)
+
+
+# Dev sink listing ---------------------------------------------------------------
+
+
+async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    """Messages that went through the sender, newest first (dev mode page)."""
+    rows = await conn.fetch(
+        """SELECT o.id, o.channel, o.recipient, o.kind, b.reference, o.body, o.segments,
+                  o.status, o.created_at, o.sent_at, o.status_reason, o.error_code
+           FROM outbox o JOIN bookings b ON b.id = o.booking_id
+           WHERE o.status NOT IN ('pending')
+           ORDER BY o.id DESC
+           LIMIT $1""",
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def counts_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -> None:
+    """Opt out the recipient of an SMS row (a callback reported STOP)."""
+    await conn.execute(
+        """INSERT INTO sms_opt_outs (phone, error_code)
+           SELECT recipient, $2 FROM outbox WHERE id = $1 AND channel = 'sms'
+           ON CONFLICT DO NOTHING""",
+        outbox_id,
+        code,
+    )

@@ -1,5 +1,66 @@
-"""Twilio status callbacks (issue 3)."""
+"""Twilio status callbacks: POST /webhooks/twilio/status.
+
+Twilio signs each callback with the auth token over the exact public URL and
+the form fields; we check it against BASE_URL (not the Host header, which a
+proxy may rewrite and an attacker controls).  Answer fast: one small
+transaction, no provider calls.
+"""
+
+from __future__ import annotations
+
+import logging
 
 from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from service.store import outbox
+from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
+
+STATUS_PATH = "/webhooks/twilio/status"
+
+
+def public_url(base_url: str, request: web.Request) -> str:
+    return base_url.rstrip("/") + request.rel_url.path_qs
+
+
+@routes.post(STATUS_PATH)
+async def twilio_status(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    form = await request.post()
+    params = {k: str(v) for k, v in form.items()}
+    signature = request.headers.get("X-Twilio-Signature", "")
+    validator = RequestValidator(settings.twilio_auth_token)
+    if not settings.twilio_auth_token or not validator.validate(
+        public_url(settings.base_url, request), params, signature
+    ):
+        return web.Response(status=403, text="bad signature")
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    code = params.get("ErrorCode") or None
+    raw_id = request.query.get("o", "")
+    outbox_id = int(raw_id) if raw_id.isdigit() else None
+    if not sid or not status:
+        return web.Response(status=400, text="missing MessageSid or MessageStatus")
+    now = request.app[CLOCK_KEY]()
+    async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
+        result = await outbox.record_delivery_status(
+            conn,
+            provider_id=sid,
+            outbox_id=outbox_id,
+            message_status=status,
+            error_code=code,
+            now=now,
+        )
+        if result is not None and result.changed:
+            if result.status in ("undelivered", "failed"):
+                await outbox.add_email_fallback(conn, result.outbox_id, now)
+            if code == "21610":
+                await outbox.add_opt_out_for(conn, result.outbox_id, code)
+    if result is not None:
+        log.info("twilio status for outbox %d: %s", result.outbox_id, result.status)
+    # Twilio only needs a 2xx; an empty TwiML-free body is fine.
+    return web.Response(status=204)

@@ -1,0 +1,196 @@
+"""Turns an outbox row's data into an SMS text or a MIME email with an .ics.
+
+Templates live in templates/messages/: sms/{kind}.{lang}.txt, and for email
+one small file per kind and language (subject and lead paragraph) inside a
+shared text and HTML layout.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime as rfc2822_date
+from email.utils import make_msgid
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_datetime
+from icalendar import Calendar
+from icalendar import Event as IcsEvent
+
+from service.domain.sms import SegmentCount, count_segments
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+# Babel locales: Moroccan Arabic month names (غشت, not أغسطس) come from ar_MA.
+LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
+# SMS dates avoid French month names: "août" has a û, which is not GSM-7 and
+# would switch the whole message to UCS-2 (70 characters a segment).
+SMS_DATE_PATTERNS = {
+    "ar": "EEEE d MMMM y، HH:mm",
+    "fr": "EEEE dd/MM/y 'à' HH:mm",
+    "en": "EEE d MMM y, HH:mm",
+}
+EMAIL_DATE_PATTERNS = {
+    "ar": "EEEE d MMMM y، HH:mm",
+    "fr": "EEEE d MMMM y 'à' HH:mm",
+    "en": "EEEE d MMMM y 'at' HH:mm",
+}
+# An office's reason can be long; the SMS keeps its start (the email has it all).
+SMS_REASON_CHARS = 40
+CANCELLED_KINDS = frozenset({"cancelled_by_citizen", "cancelled_by_office"})
+
+
+@dataclass(frozen=True, slots=True)
+class MessageData:
+    kind: str
+    language: str
+    reference: str
+    citizen_name: str
+    office_name: str
+    office_address: str
+    timezone: str
+    service_name: str
+    bring: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str | None
+    base_url: str
+    # Orders successive .ics updates of one booking (higher wins).
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedSms:
+    body: str
+    count: SegmentCount
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    message: EmailMessage
+    text: str
+
+
+def manage_link(base_url: str, reference: str) -> str:
+    """The short link in messages.  It carries no token (only its hash is
+    stored); the page asks for the token or offers to resend it."""
+    return f"{base_url}/b/{reference}"
+
+
+def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -> str:
+    patterns = SMS_DATE_PATTERNS if sms else EMAIL_DATE_PATTERNS
+    local = instant.astimezone(ZoneInfo(timezone))
+    return format_datetime(local, patterns[language], locale=LOCALES[language])
+
+
+def short_reason(reason: str | None, limit: int = SMS_REASON_CHARS) -> str:
+    text = re.sub(r"\s+", " ", reason or "").strip()
+    if len(text) <= limit:
+        return text
+    # Three dots, not "…": the ellipsis is not GSM-7.
+    return text[: limit - 3].rstrip() + "..."
+
+
+class Renderer:
+    """Jinja environments for message bodies; one per worker, no globals."""
+
+    def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
+        loader = jinja2.FileSystemLoader(str(templates_dir / "messages"))
+        common: dict[str, object] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": False,
+        }
+        # S701: the text environment renders plain text (SMS and text/plain),
+        # where HTML escaping would corrupt the message.
+        self._text = jinja2.Environment(autoescape=False, **common)  # type: ignore[arg-type]  # noqa: S701
+        self._html = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
+
+    def _context(self, data: MessageData, *, sms: bool) -> dict[str, object]:
+        return {
+            "kind": data.kind,
+            "lang": data.language,
+            "name": data.citizen_name,
+            "office": data.office_name,
+            "service": data.service_name,
+            "address": data.office_address,
+            "bring": data.bring,
+            "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
+            "reference": data.reference,
+            "link": manage_link(data.base_url, data.reference),
+            "reason": short_reason(data.reason) if sms else (data.reason or ""),
+            "active": data.kind not in CANCELLED_KINDS,
+        }
+
+    def sms(self, data: MessageData) -> RenderedSms:
+        template = self._text.get_template(f"sms/{data.kind}.{data.language}.txt")
+        body = " ".join(template.render(self._context(data, sms=True)).split())
+        return RenderedSms(body, count_segments(body))
+
+    def email(
+        self, data: MessageData, *, to: str, sender: str, reply_to: str | None
+    ) -> RenderedEmail:
+        ctx = self._context(data, sms=False)
+        text = self._text.get_template("email/layout.txt.j2").render(ctx).strip() + "\n"
+        html = self._html.get_template("email/layout.html.j2").render(ctx)
+        module = self._text.get_template(f"email/{data.kind}.{data.language}.j2").make_module(ctx)
+        subject = " ".join(str(module.subject()).split())  # type: ignore[attr-defined]
+
+        msg = EmailMessage()
+        msg["Subject"] = subject
+        msg["From"] = sender
+        msg["To"] = to
+        if reply_to:
+            msg["Reply-To"] = reply_to
+        msg["Date"] = rfc2822_date(datetime.now().astimezone())
+        msg["Message-ID"] = make_msgid(domain=_host(data.base_url))
+        msg["Content-Language"] = data.language
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        msg.add_attachment(
+            ics(data),
+            maintype="text",
+            subtype="calendar",
+            filename=f"{data.reference}.ics",
+            params={"method": "CANCEL" if data.kind in CANCELLED_KINDS else "PUBLISH"},
+        )
+        return RenderedEmail(msg, text)
+
+
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "mawid.invalid"
+
+
+def ics(data: MessageData) -> bytes:
+    """An iCalendar event in the office's zone; one UID per booking, so a move
+    updates and a cancellation removes the entry the citizen already has."""
+    zone = ZoneInfo(data.timezone)
+    cancelled = data.kind in CANCELLED_KINDS
+    cal = Calendar()
+    cal.add("prodid", "-//Mawid//Appointments//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "CANCEL" if cancelled else "PUBLISH")
+    event = IcsEvent()
+    event.add("uid", f"{data.reference}@{_host(data.base_url)}")
+    event.add("sequence", data.sequence)
+    event.add("dtstamp", datetime.now().astimezone(ZoneInfo("UTC")))
+    event.add("dtstart", data.starts_at.astimezone(zone))
+    event.add("dtend", max(data.ends_at, data.starts_at + timedelta(minutes=5)).astimezone(zone))
+    event.add("summary", f"{data.service_name} – {data.office_name}")
+    event.add("location", data.office_address)
+    link = manage_link(data.base_url, data.reference)
+    lines = [data.reference, data.bring, link] if data.bring else [data.reference, link]
+    event.add("description", "\n".join(lines))
+    event.add("url", link)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    cal.add_component(event)
+    cal.add_missing_timezones()
+    ical: bytes = cal.to_ical()
+    return ical

@@ -1,0 +1,301 @@
+"""arq jobs: sweep the outbox, send one message, extend slots.
+
+Postgres decides what is due; Redis only carries "send row N" for rows that
+already are.  A job never holds a database connection while it talks to a
+provider, and logs ids, kinds and codes, never recipients or bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from arq.connections import ArqRedis
+
+from service.config import Settings
+from service.db import create_pool
+from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
+from service.notify_render import MessageData, Renderer
+from service.store import outbox, slots
+from service.store.outbox import Claimed
+from service.worker.ratelimit import RateLimiter
+from service.worker.senders import (
+    OPTED_OUT,
+    PermanentError,
+    Senders,
+    TemporaryError,
+    make_senders,
+)
+
+log = logging.getLogger(__name__)
+
+STATE = "mawid"
+QUEUE_NAME = "mawid:notify"
+# How long a claimed row is ours.  Longer than the job timeout, so that a row
+# is only taken back from a worker that is gone, not from one still working.
+LEASE = timedelta(seconds=120)
+SEND_TIMEOUT = 60
+SWEEP_TIMEOUT = 30
+MAX_ENQUEUE = 2000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class WorkerState:
+    settings: Settings
+    pool: asyncpg.Pool
+    renderer: Renderer
+    senders: Senders
+    clock: Callable[[], datetime]
+    owns_pool: bool
+
+
+async def build_state(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool | None = None,
+    senders: Senders | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> WorkerState:
+    owns = pool is None
+    if pool is None:
+        pool = await create_pool(
+            settings.database_url, min_size=1, max_size=max(settings.db_pool_max, 4)
+        )
+    return WorkerState(
+        settings=settings,
+        pool=pool,
+        renderer=Renderer(),
+        senders=senders or make_senders(settings),
+        clock=clock,
+        owns_pool=owns,
+    )
+
+
+async def close_state(state: WorkerState) -> None:
+    await state.senders.close()
+    if state.owns_pool:
+        await state.pool.close()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    if STATE not in ctx:
+        ctx[STATE] = await build_state(ctx.get("settings") or Settings.from_env())
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    state = ctx.pop(STATE, None)
+    if state is not None and not ctx.get("keep_state"):
+        await close_state(state)
+
+
+def job_id(row: outbox.Due) -> str:
+    # A new id per try: arq refuses a second job with the same id while the
+    # first exists, which is what stops two sweeps from queueing one try twice.
+    return f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}"
+
+
+def enqueue_target(settings: Settings) -> int:
+    """How many send jobs to keep queued: a few seconds of provider rate,
+    so that long backlogs stay in Postgres rather than in Redis."""
+    return max(100, min(MAX_ENQUEUE, int(settings.sms_per_second * 4)))
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    """Take back expired leases and queue due rows; returns how many were queued."""
+    state: WorkerState = ctx[STATE]
+    redis: ArqRedis = ctx["redis"]
+    now = state.clock()
+    async with state.pool.acquire() as conn:
+        recovered = await outbox.recover_expired_leases(conn, now)
+        if recovered:
+            log.warning("outbox: took back %d rows from an expired lease", recovered)
+        room = enqueue_target(state.settings) - await redis.zcard(QUEUE_NAME)
+        if room <= 0:
+            return 0
+        queued = 0
+        async with conn.transaction():
+            for row in await outbox.due(conn, now, room):
+                job = await redis.enqueue_job(
+                    "send_message", row.id, _job_id=job_id(row), _queue_name=QUEUE_NAME
+                )
+                queued += job is not None
+    return queued
+
+
+def message_data(c: Claimed, base_url: str) -> MessageData:
+    lang = c.language
+    same_start = c.booking_starts_at == c.appointment_at
+    ends = (
+        c.booking_ends_at
+        if same_start
+        else c.appointment_at + timedelta(minutes=c.service_duration_minutes)
+    )
+    return MessageData(
+        kind=c.kind,
+        language=lang,
+        reference=c.reference,
+        citizen_name=c.citizen_name,
+        office_name=c.office_name[lang],
+        office_address=c.office_address,
+        timezone=c.timezone,
+        service_name=c.service_name[lang],
+        bring=c.bring[lang],
+        starts_at=c.appointment_at,
+        ends_at=ends,
+        reason=c.reason,
+        base_url=base_url,
+        sequence=c.id,
+    )
+
+
+def status_callback_url(base_url: str, outbox_id: int) -> str:
+    # The row id lets the callback find a row whose provider id we have not
+    # written yet (crash right after Twilio answered): no resend then.
+    return f"{base_url}/webhooks/twilio/status?o={outbox_id}"
+
+
+async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
+    """Claim, re-check, render, send, record.  Returns what happened."""
+    state: WorkerState = ctx[STATE]
+    settings = state.settings
+    now = state.clock()
+    async with state.pool.acquire() as conn:
+        claimed = await outbox.claim(conn, outbox_id, now, LEASE)
+        if claimed is None:
+            return "not_claimed"
+        reason = skip_reason(
+            claimed.kind,
+            booking_status=claimed.booking_status,
+            booking_starts_at=claimed.booking_starts_at,
+            appointment_at=claimed.appointment_at,
+            now=now,
+        )
+        if reason is None and claimed.opted_out:
+            reason = SKIP_OPTED_OUT
+        if reason is not None:
+            await outbox.mark_skipped(conn, outbox_id, reason, now)
+            log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
+            return "skipped"
+        data = message_data(claimed, settings.base_url)
+        try:
+            if claimed.channel == "sms":
+                sms = state.renderer.sms(data)
+                body, segments, encoding = sms.body, sms.count.segments, sms.count.encoding
+                email = None
+            else:
+                rendered = state.renderer.email(
+                    data,
+                    to=claimed.recipient,
+                    sender=claimed.email_from or settings.email_from,
+                    reply_to=claimed.email_reply_to,
+                )
+                email, body, segments, encoding = rendered.message, rendered.text, None, None
+        except Exception:
+            # A template bug must not take the worker down nor loop forever.
+            log.exception("outbox %d: rendering failed", outbox_id)
+            await outbox.mark_failed(conn, outbox_id, code="render", reason="render_error", now=now)
+            return "failed"
+    # No connection is held from here until the provider has answered.
+    try:
+        if email is None:
+            await RateLimiter(ctx["redis"], settings.sms_per_second).wait_turn()
+            provider_id = await state.senders.sms.send_sms(
+                claimed.recipient,
+                body,
+                status_callback=status_callback_url(settings.base_url, outbox_id),
+            )
+        else:
+            provider_id = await state.senders.email.send_email(email)
+    except TemporaryError as exc:
+        return await _temporary(state, claimed, exc)
+    except PermanentError as exc:
+        return await _permanent(state, claimed, exc.code, body, segments)
+    except Exception as exc:
+        # Unknown failure: treat as temporary, the deadline bounds the retries.
+        log.exception("outbox %d: unexpected send error", outbox_id)
+        return await _temporary(state, claimed, TemporaryError(type(exc).__name__))
+    async with state.pool.acquire() as conn:
+        await outbox.mark_sent(
+            conn,
+            outbox_id,
+            provider_id=provider_id,
+            body=body,
+            segments=segments,
+            encoding=encoding,
+            now=state.clock(),
+        )
+    log.info("outbox %d %s/%s sent", outbox_id, claimed.kind, claimed.channel)
+    return "sent"
+
+
+async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
+    now = state.clock()
+    at = next_attempt_at(
+        now,
+        attempts=c.attempts,
+        rate_limited=exc.rate_limited,
+        rate_limit_waits=c.rate_limit_waits,
+        retry_after=exc.retry_after,
+        deadline=c.appointment_at,
+        jitter=random.random(),
+    )
+    async with state.pool.acquire() as conn:
+        if at is None:
+            async with conn.transaction():
+                await outbox.mark_failed(
+                    conn, c.id, code=exc.code, reason="retries_exhausted", now=now
+                )
+                await _fallback(conn, c, now)
+            log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
+            return "failed"
+        await outbox.retry_later(
+            conn,
+            c.id,
+            send_at=at,
+            code=exc.code,
+            reason="rate_limited" if exc.rate_limited else "temporary_error",
+            rate_limited=exc.rate_limited,
+            now=now,
+        )
+    log.info("outbox %d %s/%s will retry: %s", c.id, c.kind, c.channel, exc.code)
+    return "retry"
+
+
+async def _permanent(
+    state: WorkerState, c: Claimed, code: str, body: str, segments: int | None
+) -> str:
+    now = state.clock()
+    async with state.pool.acquire() as conn, conn.transaction():
+        await outbox.mark_failed(
+            conn, c.id, code=code, reason="permanent_error", now=now, body=body, segments=segments
+        )
+        if c.channel == "sms" and code == OPTED_OUT:
+            await outbox.add_opt_out(conn, c.recipient, code)
+        await _fallback(conn, c, now)
+    log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
+    return "failed"
+
+
+async def _fallback(conn: asyncpg.Connection, c: Claimed, now: datetime) -> None:
+    if c.channel == "sms" and c.kind == "confirmation":
+        await outbox.add_email_fallback(conn, c.id, now)
+
+
+async def extend_slots(ctx: dict[str, Any]) -> int:
+    """Daily: keep slots materialised up to the horizon for every office."""
+    state: WorkerState = ctx[STATE]
+    async with state.pool.acquire() as conn:
+        created: int = await slots.extend_all_offices(
+            conn, state.clock(), horizon_days=state.settings.slot_horizon_days
+        )
+    log.info("slots extended: %d", created)
+    return created

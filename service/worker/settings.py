@@ -1,0 +1,163 @@
+"""arq settings for `mawid worker` and `arq service.worker.settings.WorkerSettings`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any, ClassVar
+
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.config import Settings
+from service.worker import jobs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+MAX_JOBS = 20
+REDIS_RETRY_SECONDS = 1.0
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS_URL)
+
+
+FUNCTIONS: list[Function] = [
+    func(
+        jobs.send_message,
+        name="send_message",
+        timeout=jobs.SEND_TIMEOUT,
+        # Only a worker crash makes arq run a job again; the row's lease and
+        # status decide whether anything is sent.
+        max_tries=3,
+        keep_result=0,
+    ),
+]
+CRON_JOBS: list[CronJob] = [
+    cron(
+        jobs.sweep_outbox,
+        name="sweep_outbox",
+        second=set(range(60)),
+        run_at_startup=True,
+        timeout=jobs.SWEEP_TIMEOUT,
+        max_tries=1,
+        keep_result=0,
+    ),
+    cron(
+        jobs.extend_slots,
+        name="extend_slots",
+        hour={3},
+        minute={17},
+        second={0},
+        run_at_startup=False,
+        timeout=600,
+        max_tries=3,
+        keep_result=0,
+    ),
+]
+
+
+class WorkerSettings:
+    """Read by arq's CLI.  arq wants class attributes, so the Redis address is
+    read from the environment when this module is imported."""
+
+    functions: ClassVar[list[Function]] = FUNCTIONS
+    cron_jobs: ClassVar[list[CronJob]] = CRON_JOBS
+    on_startup: ClassVar[WorkerCoroutine] = jobs.startup
+    on_shutdown: ClassVar[WorkerCoroutine] = jobs.shutdown
+    redis_settings: ClassVar[RedisSettings] = redis_settings(Settings.from_env())
+    queue_name = jobs.QUEUE_NAME
+    max_jobs = MAX_JOBS
+    job_timeout = jobs.SEND_TIMEOUT
+    keep_result = 0
+    max_tries = 3
+    health_check_interval = 60
+    poll_delay = 0.2
+
+
+def create_worker(
+    settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any
+) -> Worker:
+    kwargs: dict[str, Any] = {
+        "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
+        "on_startup": jobs.startup,
+        "on_shutdown": jobs.shutdown,
+        "redis_settings": redis_settings(settings),
+        "queue_name": jobs.QUEUE_NAME,
+        "max_jobs": MAX_JOBS,
+        "job_timeout": jobs.SEND_TIMEOUT,
+        "keep_result": 0,
+        "max_tries": 3,
+        "health_check_interval": 60,
+        "poll_delay": 0.2,
+        "handle_signals": False,
+        "ctx": {"settings": settings, **(ctx or {})},
+    }
+    kwargs.update(overrides)
+    return Worker(**kwargs)
+
+
+async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any) -> None:
+    """Run the worker until cancelled, riding out Redis outages.
+
+    arq's worker stops at the first Redis error; the outbox in Postgres keeps
+    everything that is due, so we start a fresh worker once Redis answers.
+    """
+    shared: dict[str, Any] = dict(ctx or {})
+    state = shared.get(jobs.STATE) or await jobs.build_state(settings)
+    shared[jobs.STATE] = state
+    shared["keep_state"] = True
+    try:
+        while True:
+            worker = create_worker(settings, shared, **overrides)
+            try:
+                await worker.async_run()
+                return
+            except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as exc:
+                log.warning("worker: Redis unavailable (%s); retrying", type(exc).__name__)
+            finally:
+                await _abandon(worker)
+                shared[jobs.STATE] = state
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
+    finally:
+        if not (ctx or {}).get(jobs.STATE):
+            await jobs.close_state(state)
+
+
+async def _abandon(worker: Worker) -> None:
+    """Let running jobs finish, then drop the worker without touching Redis."""
+    tasks = list(worker.tasks.values())
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    pool = worker._pool
+    worker._pool = None
+    if pool is not None:
+        try:
+            await pool.aclose(close_connection_pool=True)
+        except Exception:  # Redis is gone; there is nothing to release cleanly.
+            log.debug("worker: Redis pool close failed", exc_info=True)
+
+
+def run_worker(settings: Settings) -> None:
+    """Entry point of `mawid worker`: runs until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await serve(settings)
+        except asyncio.CancelledError:
+            log.info("worker: stopped")
+
+    asyncio.run(main())

@@ -1,0 +1,244 @@
+"""A fake Twilio REST server for tests and the benchmark.
+
+Speaks enough of the Messages API for the real `twilio` client: form-encoded
+POST /2010-04-01/Accounts/{sid}/Messages.json with Basic auth, JSON replies in
+Twilio's shapes (message resource on 201, {code, message, more_info, status}
+on errors).  Replies are scripted per destination number; status callbacks
+are posted signed the way Twilio signs them (HMAC-SHA1 of the URL followed by
+the sorted form fields, base64), computed here independently of the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status 201 sends; anything else is an error."""
+
+    status: int = 201
+    code: int | None = None
+    delay: float = 0.0
+    # Status callbacks to post after a 201, in order (e.g. "sent", "delivered").
+    callbacks: tuple[str, ...] = ()
+    callback_error: int | None = None
+
+
+OK = Reply()
+RATE_LIMITED = Reply(429, 20429)
+SERVER_ERROR = Reply(500, None)
+INVALID_NUMBER = Reply(400, 21211)
+OPTED_OUT = Reply(400, 21610)
+NOT_MOBILE = Reply(400, 21614)
+
+_MESSAGES = {
+    20429: "Too Many Requests",
+    21211: "The 'To' number is not a valid phone number.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+}
+
+
+def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    digest = hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+@dataclass
+class Sent:
+    sid: str
+    to: str
+    body: str
+    sender: str
+    status_callback: str | None
+    at: float
+
+    @property
+    def outbox_id(self) -> int | None:
+        if not self.status_callback:
+            return None
+        values = parse_qs(urlsplit(self.status_callback).query).get("o")
+        return int(values[0]) if values else None
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str = "AC" + "0" * 32
+    auth_token: str = "fake-auth-token"
+    scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
+    default: Reply = OK
+    sent: list[Sent] = field(default_factory=list)
+    # Every request, including refused ones: (to, http status).
+    requests: list[tuple[str, int]] = field(default_factory=list)
+    callback_results: list[int] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _session: aiohttp.ClientSession | None = None
+    url: str = ""
+
+    def script(self, number: str, *replies: Reply) -> None:
+        self.scripts[number].extend(replies)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.url = f"http://{host}:{sockets[0].getsockname()[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # What tests look at ----------------------------------------------------------
+
+    def bodies_to(self, number: str) -> list[str]:
+        return [s.body for s in self.sent if s.to == number]
+
+    def per_outbox_id(self) -> Counter[int | None]:
+        return Counter(s.outbox_id for s in self.sent)
+
+    def duplicates(self) -> dict[int | None, int]:
+        return {k: n for k, n in self.per_outbox_id().items() if n > 1}
+
+    # The API ---------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if request.match_info["sid"] != self.account_sid or not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        form = await request.post()
+        to = str(form.get("To", ""))
+        body = str(form.get("Body", ""))
+        sender = str(form.get("From", "") or form.get("MessagingServiceSid", ""))
+        callback = str(form.get("StatusCallback", "")) or None
+        queue = self.scripts.get(to)
+        reply = queue.popleft() if queue else self.default
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        self.requests.append((to, reply.status))
+        if reply.status != 201:
+            code = reply.code or reply.status
+            return self._error(reply.status, code, _MESSAGES.get(code, "Error"))
+        sid = f"SM{next(self._ids):032x}"
+        self.sent.append(Sent(sid, to, body, sender, callback, asyncio.get_running_loop().time()))
+        if callback and reply.callbacks:
+            task = asyncio.create_task(
+                self._callbacks(callback, sid, to, reply.callbacks, reply.callback_error)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        return web.json_response(
+            {
+                "account_sid": self.account_sid,
+                "api_version": "2010-04-01",
+                "body": body,
+                "date_created": now,
+                "date_sent": None,
+                "date_updated": now,
+                "direction": "outbound-api",
+                "error_code": None,
+                "error_message": None,
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "num_media": "0",
+                "num_segments": "1",
+                "price": None,
+                "price_unit": "USD",
+                "sid": sid,
+                "status": "queued",
+                "subresource_uris": {},
+                "to": to,
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+            },
+            status=201,
+        )
+
+    def _authorised(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return user == self.account_sid and password == self.auth_token
+
+    def _error(self, status: int, code: int, message: str) -> web.Response:
+        return web.json_response(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status=status,
+        )
+
+    # Status callbacks ------------------------------------------------------------
+
+    async def _callbacks(
+        self, url: str, sid: str, to: str, statuses: tuple[str, ...], error: int | None
+    ) -> None:
+        for status in statuses:
+            await asyncio.sleep(0.05)
+            code = error if status in ("undelivered", "failed") else None
+            await self.post_status(url, sid, to, status, code)
+
+    async def post_status(
+        self,
+        url: str,
+        sid: str,
+        to: str,
+        status: str,
+        error_code: int | None = None,
+        *,
+        token: str | None = None,
+    ) -> int:
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "From": "+15005550006",
+            "MessageSid": sid,
+            "MessageStatus": status,
+            "SmsSid": sid,
+            "SmsStatus": status,
+            "To": to,
+        }
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        signature = twilio_signature(token or self.auth_token, url, params)
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.post(
+            url, data=params, headers={"X-Twilio-Signature": signature}
+        ) as resp:
+            self.callback_results.append(resp.status)
+            return resp.status
