@@ -1,0 +1,175 @@
+"""Rendering every message template, and the SMS segment budget."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.dates import format_date
+from icalendar import Calendar
+
+from service.domain.messages import KINDS, SMS_KINDS
+from service.domain.sms import is_gsm7
+from service.notify_render import MessageData, Renderer, format_when, short_reason
+
+DATA = Path(__file__).resolve().parents[2] / "service" / "data" / "offices.json"
+LANGS = ("ar", "fr", "en")
+# The budget kept in the code: what a message may cost, in segments.
+SMS_BUDGET = {"ar": 3, "fr": 2, "en": 2}
+# A realistic production address: the link is part of every SMS.
+BASE_URL = "https://rdv.mawid.gov.ma"
+REASONS = {
+    "ar": "إغلاق استثنائي للمكتب بسبب أشغال الصيانة والترميم",
+    "fr": "Fermeture exceptionnelle du bureau pour travaux de rénovation",
+    "en": "Exceptional closure of the office for renovation works",
+}
+
+
+def demo() -> dict[str, object]:
+    data: dict[str, object] = json.loads(DATA.read_text(encoding="utf-8"))
+    return data
+
+
+def longest(names: list[dict[str, str]], lang: str) -> str:
+    return max((n[lang] for n in names), key=len)
+
+
+def worst_case(kind: str, lang: str, when: datetime) -> MessageData:
+    d = demo()
+    offices = d["offices"]
+    services = d["services"]
+    assert isinstance(offices, list) and isinstance(services, dict)
+    return MessageData(
+        kind=kind,
+        language=lang,
+        reference="MTL-7KQ9X3",
+        citizen_name="Amina El Idrissi",
+        office_name=longest([o["name"] for o in offices], lang),
+        office_address="placeholder address (demo data)",
+        timezone="America/Toronto",
+        service_name=longest([s["name"] for s in services.values()], lang),
+        bring="",
+        starts_at=when,
+        ends_at=when + timedelta(minutes=15),
+        reason=REASONS[lang],
+        base_url=BASE_URL,
+        sequence=1,
+    )
+
+
+# A Wednesday in September: the longest weekday names ("mercredi", الأربعاء)
+# and month (شتنبر / September) that the SMS formats carry.
+WORST_DATES = [
+    datetime(2026, 9, 9, 13, 0, tzinfo=UTC),
+    datetime(2027, 9, 8, 13, 0, tzinfo=UTC),
+    datetime(2027, 12, 8, 14, 0, tzinfo=UTC),
+    datetime(2027, 2, 10, 14, 0, tzinfo=UTC),
+]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("kind", SMS_KINDS)
+def test_sms_segment_budget(renderer: Renderer, kind: str, lang: str) -> None:
+    for when in WORST_DATES + [WORST_DATES[0] + timedelta(days=n) for n in range(7)]:
+        sms = renderer.sms(worst_case(kind, lang, when))
+        assert sms.count.segments <= SMS_BUDGET[lang], (kind, lang, sms.count, sms.body)
+
+
+@pytest.mark.parametrize("kind", SMS_KINDS)
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_latin_sms_stay_gsm7_every_month(renderer: Renderer, kind: str, lang: str) -> None:
+    # "août" would switch French to UCS-2: the SMS date format avoids month names.
+    for month in range(1, 13):
+        when = datetime(2027, month, 10, 9, 0, tzinfo=UTC)
+        sms = renderer.sms(worst_case(kind, lang, when))
+        assert sms.count.encoding == "gsm7", sms.body
+
+
+def test_french_demo_names_are_gsm7() -> None:
+    d = demo()
+    offices, services = d["offices"], d["services"]
+    assert isinstance(offices, list) and isinstance(services, dict)
+    for o in offices:
+        assert is_gsm7(o["name"]["fr"]), o["name"]["fr"]
+    for s in services.values():
+        assert is_gsm7(s["name"]["fr"]), s["name"]["fr"]
+
+
+def test_arabic_is_sent_as_arabic(renderer: Renderer) -> None:
+    sms = renderer.sms(worst_case("confirmation", "ar", WORST_DATES[0]))
+    assert sms.count.encoding == "ucs2"
+    assert "?" not in sms.body.replace("https://", "")
+    assert "القنصلية العامة" in sms.body
+
+
+def test_arabic_dates_use_moroccan_month_names() -> None:
+    when = datetime(2026, 8, 10, 9, 0, tzinfo=ZoneInfo("Africa/Casablanca"))
+    text = format_when(when, "Africa/Casablanca", "ar", sms=True)
+    assert "غشت" in text and "أغسطس" not in text
+    assert text.startswith("الاثنين 10 غشت 2026")
+    assert format_date(date(2026, 8, 10), "full", locale="ar_MA") == "الاثنين، 10 غشت 2026"
+
+
+def test_times_are_shown_in_the_office_zone_across_ramadan() -> None:
+    # 09:00 in Tiznit is 09:00 UTC in Ramadan 2027 and 08:00 UTC after it.
+    tz = "Africa/Casablanca"
+    assert format_when(datetime(2027, 2, 15, 9, 0, tzinfo=UTC), tz, "fr", sms=True).endswith(
+        "à 09:00"
+    )
+    assert format_when(datetime(2027, 3, 15, 8, 0, tzinfo=UTC), tz, "fr", sms=True).endswith(
+        "à 09:00"
+    )
+
+
+def test_short_reason_is_gsm_safe() -> None:
+    assert short_reason("a" * 100).endswith("...")
+    assert len(short_reason("a" * 100)) == 40
+    assert short_reason("  two\nlines  ") == "two lines"
+    assert short_reason(None) == ""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_email_renders_multipart_with_ics(renderer: Renderer, kind: str, lang: str) -> None:
+    data = worst_case(kind, lang, WORST_DATES[0])
+    rendered = renderer.email(
+        data, to="a@example.org", sender="Mawid <x@example.org>", reply_to="r@example.org"
+    )
+    msg = rendered.message
+    assert isinstance(msg, EmailMessage)
+    assert msg["Reply-To"] == "r@example.org"
+    assert "MTL-7KQ9X3" in msg["Subject"]
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert text is not None and html is not None
+    assert "Amina El Idrissi" in text.get_content()
+    assert f'lang="{lang}"' in html.get_content()
+    assert ("rtl" in html.get_content()) == (lang == "ar")
+    [ics_part] = list(msg.iter_attachments())
+    cal = Calendar.from_ical(ics_part.get_content())
+    [event] = cal.walk("VEVENT")
+    assert event["dtstart"].params["TZID"] == "America/Toronto"
+    assert event.decoded("dtstart") == data.starts_at
+    cancelled = kind.startswith("cancelled")
+    assert str(cal["method"]) == ("CANCEL" if cancelled else "PUBLISH")
+    assert (f"{BASE_URL}/b/MTL-7KQ9X3" in text.get_content()) != cancelled
+
+
+def test_html_escapes_names(renderer: Renderer) -> None:
+    data = worst_case("confirmation", "fr", WORST_DATES[0])
+    evil = replace(data, citizen_name="<script>x</script>")
+    html = renderer.email(evil, to="a@example.org", sender="x@example.org", reply_to=None)
+    body = html.message.get_body(("html",))
+    assert body is not None
+    assert "<script>" not in body.get_content()
+    assert "&lt;script&gt;" in body.get_content()
