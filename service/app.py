@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from service.config import Settings
 from service.db import create_pool
-from service.web import api, errors, security, system, templating, webhooks
+from service.web import api, citizen, errors, security, system, templating, webhooks
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 
 MAX_BODY_BYTES = 64 * 1024
@@ -43,6 +43,7 @@ def create_app(
     app.cleanup_ctx.append(_redis)
     app.add_routes(system.routes)
     app.add_routes(api.routes)
+    app.add_routes(citizen.routes)
     app.add_routes(webhooks.routes)
     return app
 

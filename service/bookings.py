@@ -28,7 +28,7 @@ from service.domain.booking import (
 )
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.validation import RawDetails, validate_details
-from service.store import audit, outbox
+from service.store import audit, form_keys, outbox
 from service.store import bookings as booking_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -100,7 +100,13 @@ async def book(
     secret_key: str,
     now: datetime,
     actor: Actor = audit.CITIZEN,
+    form_key_hash: bytes | None = None,
+    manage_token: str | None = None,
 ) -> Booked:
+    """Book a seat. `form_key_hash` (citizen form) makes a resubmission raise
+    form_keys.AlreadySubmitted instead of booking twice; `manage_token` lets the
+    form derive the token from its key so that the resubmission can be shown
+    the first booking."""
     async with pool.acquire() as conn:
         slot = await slot_store.get_slot(conn, slot_id)
         if slot is None:
@@ -109,8 +115,10 @@ async def book(
         if slot.service_id != service.id:
             raise errors.slot_not_found()
         citizen = validate_details(details, service, office.country)
-        token = new_manage_token()
+        token = manage_token or new_manage_token()
         async with conn.transaction():
+            if form_key_hash is not None:
+                await form_keys.claim(conn, form_key_hash, now)
             taken = await _take_seat(conn, slot.id, service, now)
             booking: Booking | None = None
             for _ in range(_REFERENCE_TRIES):
@@ -141,6 +149,8 @@ async def book(
                     break
             if booking is None:  # pragma: no cover - 30**6 references per prefix
                 raise RuntimeError("could not draw a free reference")
+            if form_key_hash is not None:
+                await form_keys.attach(conn, form_key_hash, booking.id)
             await audit.record(conn, booking.id, actor, "book", None, booking.status)
             await outbox.record_booking_event(conn, booking.id, "confirmed", now=now)
     return Booked(booking, office, service, token)

@@ -121,3 +121,40 @@ def zone_label(country: str, city: str, language: str) -> str:
 
 def day_heading(day: date, language: str) -> str:
     return format_date(day, "full", locale=babel_locale(language))
+
+
+def country_name(code: str, language: str) -> str:
+    from babel import Locale
+
+    name: str = Locale.parse(babel_locale(language)).territories.get(code, code)
+    return name
+
+
+# Where most citizens live (DOMAIN.md), listed first in the phone country menu.
+COMMON_PHONE_COUNTRIES = ("MA", "FR", "ES", "IT", "BE", "NL", "DE", "CA")
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def phone_countries(language: str) -> tuple[tuple[str, str], ...]:
+    """(code, 'France (+33)') for every region phonenumbers knows, common ones first."""
+    import phonenumbers
+    from babel import Locale
+
+    names = Locale.parse(babel_locale(language)).territories
+
+    def label(code: str) -> str:
+        return f"{names.get(code, code)} (+{phonenumbers.country_code_for_region(code)})"
+
+    rest = sorted(
+        (c for c in phonenumbers.SUPPORTED_REGIONS if c not in COMMON_PHONE_COUNTRIES),
+        key=lambda c: collation_key(names.get(c, c)),
+    )
+    return tuple((c, label(c)) for c in (*COMMON_PHONE_COUNTRIES, *rest))
+
+
+def collation_key(text: str) -> str:
+    """Sort key ignoring accents and case, so that Égypte files under E."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()

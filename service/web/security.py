@@ -33,8 +33,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSRF_COOKIE = "mawid_csrf"
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-_CSRF_NEW = "security.csrf_new_cookie"
-_CSRF_VALUE = "security.csrf_cookie"
+_CSRF_NEW = web.RequestKey("csrf_new_cookie", bool)
+_CSRF_VALUE = web.RequestKey("csrf_cookie", str)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Paths authenticated otherwise (bearer token, provider signature).
@@ -97,9 +97,8 @@ def _sign(cookie: str, secret_key: str) -> str:
 
 def _cookie_value(request: web.Request) -> str:
     """The browser's CSRF cookie, drawing a new one (sent on the response) if absent."""
-    known = request.get(_CSRF_VALUE)
-    if isinstance(known, str):
-        return known
+    if _CSRF_VALUE in request:
+        return request[_CSRF_VALUE]
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not (16 <= len(cookie) <= 128):
         cookie = secrets.token_urlsafe(32)

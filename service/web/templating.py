@@ -40,7 +40,7 @@ from service.web.security import csrf_token, set_cookie
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 STATIC_PREFIX = "/static"
-LANGUAGE_KEY = "i18n.language"
+LANGUAGE_KEY = web.RequestKey("language", str)
 ASSET_VERSIONS_KEY = web.AppKey("asset_versions", dict[str, str])
 _LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -49,9 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def request_language(request: web.Request) -> str:
     """The page language: ?lang=, then the lang cookie, then Accept-Language."""
-    known = request.get(LANGUAGE_KEY)
-    if isinstance(known, str):
-        return known
+    if LANGUAGE_KEY in request:
+        return request[LANGUAGE_KEY]
     language = i18n.choose_language(
         request.query.get(i18n.LANG_QUERY),
         request.cookies.get(i18n.LANG_COOKIE),
@@ -95,8 +94,8 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
-async def page_context(request: web.Request) -> dict[str, Any]:
-    language = request_language(request)
+def language_context(request: web.Request, language: str) -> dict[str, Any]:
+    """The template variables that depend on the page language."""
     links = [
         {
             "code": code,
@@ -111,6 +110,18 @@ async def page_context(request: web.Request) -> dict[str, Any]:
         "dir": i18n.text_direction(language),
         "language_links": links,
     }
+
+
+def explicit_language(request: web.Request) -> bool:
+    """Whether the reader chose a language (URL or cookie), not just their browser."""
+    return (
+        request.query.get(i18n.LANG_QUERY) in LANGUAGES
+        or request.cookies.get(i18n.LANG_COOKIE) in LANGUAGES
+    )
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    return language_context(request, request_language(request))
 
 
 def _language(context: Context) -> str:

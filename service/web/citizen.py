@@ -1,0 +1,667 @@
+"""HTML pages for citizens: choose, book, confirm, manage. Work without JavaScript.
+
+Handlers parse, call the booking use cases of service/bookings.py (the only
+booking path) and render. Pages under /b/{reference}/{token} carry the manage
+token in their URL: they are sent with `Referrer-Policy: no-referrer` and
+`Cache-Control: no-store`, and the token is never put in a cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, NoReturn
+
+import aiohttp_jinja2
+import asyncpg
+import segno
+from aiohttp import web
+from icalendar import Calendar, Event
+from markupsafe import Markup
+
+from service import bookings
+from service.domain import errors
+from service.domain.booking import (
+    Status,
+    booking_window,
+    can_cancel,
+    can_reschedule,
+    normalise_reference,
+)
+from service.domain.calendar import local_date, local_day_bounds
+from service.domain.errors import N_
+from service.domain.models import LANGUAGES, Office, Service, Slot
+from service.domain.phone import international_format, is_country, parse_phone
+from service.domain.validation import RawDetails
+from service.store import form_keys
+from service.store import offices as office_store
+from service.store import slots as slot_store
+from service.web import i18n
+from service.web.api import manage_url
+from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.templating import explicit_language, language_context, request_language
+
+routes = web.RouteTableDef()
+
+# How long a resubmitted form may still open the booking it made.
+FORM_KEY_REPLAY = timedelta(hours=2)
+ALTERNATIVES = 6
+_FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
+_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
+
+PRIVATE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK_KEY]()
+
+
+def render(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    language: str | None = None,
+    private: bool = False,
+) -> web.Response:
+    merged = dict(context)
+    if language is not None:
+        merged.update(language_context(request, language))
+    response = aiohttp_jinja2.render_template(template, request, merged, status=status)
+    if private:
+        response.headers.update(PRIVATE_HEADERS)
+    return response
+
+
+def not_found(request: web.Request, *, private: bool = False) -> NoReturn:
+    """A 404 page in the reader's language (same one for every unknown thing)."""
+    response = render(request, "citizen/not_found.html", {}, status=404, private=private)
+    raise web.HTTPNotFound(
+        body=response.body,
+        content_type="text/html",
+        headers=PRIVATE_HEADERS if private else None,
+    )
+
+
+def see_other(location: str, *, private: bool = False) -> NoReturn:
+    raise web.HTTPSeeOther(location, headers=PRIVATE_HEADERS if private else None)
+
+
+def _form_text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _form_key_hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def form_manage_token(form_key: str, secret_key: str) -> str:
+    """The manage token of the booking a form makes, derived from its one-time key.
+
+    A second submission of the same form (double click: the browser drops the
+    first answer) can then be sent to the booking's pages; the token is as
+    strong as the 256-bit key and cannot be computed without the secret key.
+    """
+    digest = hmac.new(secret_key.encode(), b"form-token:" + form_key.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def qr_svg(reference: str, label: str) -> Markup:
+    """The reference as an inline SVG QR code, for the counter's scanner."""
+    svg: str = segno.make(reference, error="m").svg_inline(scale=4, title=label)
+    return Markup(svg.replace("<svg ", '<svg role="img" ', 1))  # noqa: S704 - segno output
+
+
+# --------------------------------------------------------------------------- week view
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    times: list[Slot] = field(default_factory=list)
+    closure: str | None = None  # reason, in the reader's language
+    state: str = "closed"  # open | full | unavailable | closed | closure
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    start: date
+    days: list[Day]
+    previous: date | None
+    next: date | None
+
+    @property
+    def bookable(self) -> int:
+        return sum(len(d.times) for d in self.days)
+
+
+def build_week(
+    start: date,
+    slots: list[Slot],
+    closures: Mapping[date, Mapping[str, str]],
+    office: Office,
+    earliest: datetime,
+    latest: datetime,
+    language: str,
+) -> list[Day]:
+    """Seven days from `start`, each with its bookable times or why it has none."""
+    per_day: dict[date, list[Slot]] = {}
+    for slot in slots:
+        per_day.setdefault(local_date(slot.starts_at, office.zone), []).append(slot)
+    days: list[Day] = []
+    for offset in range(7):
+        day = start + timedelta(days=offset)
+        if day in closures:
+            reasons = closures[day]
+            reason = reasons.get(language) or reasons.get("en") or ""
+            days.append(Day(day, closure=reason, state="closure"))
+            continue
+        planned = per_day.get(day, [])
+        in_window = [s for s in planned if earliest <= s.starts_at <= latest]
+        free = [s for s in in_window if s.remaining > 0]
+        if free:
+            state = "open"
+        elif in_window:
+            state = "full"
+        elif planned:
+            state = "unavailable"
+        else:
+            state = "closed"
+        days.append(Day(day, times=free, state=state))
+    return days
+
+
+async def _first_free_day(
+    conn: asyncpg.Connection, office: Office, service: Service, earliest: datetime, latest: datetime
+) -> date | None:
+    # Look at the next two weeks first: it is where the answer usually is.
+    for until in (min(earliest + timedelta(days=14), latest), latest):
+        found = await slot_store.available(
+            conn, office.id, service.id, earliest, until + timedelta(seconds=1), earliest, latest
+        )
+        if found:
+            return local_date(found[0].starts_at, office.zone)
+    return None
+
+
+async def load_week(
+    conn: asyncpg.Connection,
+    office: Office,
+    service: Service,
+    now: datetime,
+    requested: str | None,
+    language: str,
+) -> Week:
+    window = booking_window(now, service.earliest_hours, service.latest_days)
+    first_week = _monday(local_date(now, office.zone))
+    last_week = _monday(local_date(window.latest, office.zone))
+    start: date | None = None
+    if requested:
+        try:
+            start = _monday(date.fromisoformat(requested))
+        except ValueError:
+            start = None
+    if start is None:
+        free_day = await _first_free_day(conn, office, service, window.earliest, window.latest)
+        start = _monday(free_day) if free_day else first_week
+    start = min(max(start, first_week), last_week)
+    begin = local_day_bounds(start, office.zone)[0]
+    end = local_day_bounds(start + timedelta(days=6), office.zone)[1]
+    slots = await slot_store.slots_between(conn, office.id, service.id, begin, end)
+    closures = await office_store.closures_between(
+        conn, office.id, start, start + timedelta(days=6)
+    )
+    days = build_week(start, slots, closures, office, window.earliest, window.latest, language)
+    return Week(
+        start=start,
+        days=days,
+        previous=start - timedelta(days=7) if start > first_week else None,
+        next=start + timedelta(days=7) if start < last_week else None,
+    )
+
+
+async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tuple[Office, Service]:
+    office = await office_store.get_office(conn, request.match_info["office"])
+    if office is None:
+        not_found(request)
+    service = await office_store.get_service(conn, office.id, request.match_info["service"])
+    if service is None:
+        not_found(request)
+    return office, service
+
+
+# --------------------------------------------------------------------------- choose
+
+
+@routes.get("/", name="citizen_start")
+async def start(request: web.Request) -> web.Response:
+    language = request_language(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        offices = await office_store.list_offices(conn)
+    by_country: dict[str, list[Office]] = {}
+    prefectures: list[Office] = []
+    for office in offices:
+        if office.kind == "consulate":
+            by_country.setdefault(office.country, []).append(office)
+        else:
+            prefectures.append(office)
+    countries = sorted(
+        ((i18n.country_name(code, language), group) for code, group in by_country.items()),
+        key=lambda item: i18n.collation_key(item[0]),
+    )
+    prefectures.sort(key=lambda o: i18n.collation_key(o.name[language]))
+    return render(
+        request, "citizen/start.html", {"countries": countries, "prefectures": prefectures}
+    )
+
+
+@routes.get("/offices/{office}")
+async def office_page(request: web.Request) -> web.Response:
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_store.get_office(conn, request.match_info["office"])
+        if office is None:
+            not_found(request)
+        services = await office_store.list_services(conn, office.id)
+    return render(request, "citizen/office.html", {"office": office, "services": services})
+
+
+@routes.get("/offices/{office}/{service}")
+async def slots_page(request: web.Request) -> web.Response:
+    language = request_language(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office, service = await _office_service(request, conn)
+        week = await load_week(
+            conn, office, service, _now(request), request.query.get("week"), language
+        )
+    return render(
+        request,
+        "citizen/slots.html",
+        {
+            "office": office,
+            "service": service,
+            "week": week,
+            "zone": i18n.zone_label(office.country, office.city[language], language),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- book
+
+
+async def _alternatives(
+    conn: asyncpg.Connection, office: Office, service: Service, now: datetime, after: datetime
+) -> list[Slot]:
+    window = booking_window(now, service.earliest_hours, service.latest_days)
+    begin = max(after, window.earliest)
+    found = await slot_store.available(
+        conn, office.id, service.id, begin, window.latest + timedelta(seconds=1),
+        window.earliest, window.latest,
+    )  # fmt: skip
+    return found[:ALTERNATIVES]
+
+
+def _book_context(
+    request: web.Request,
+    office: Office,
+    service: Service,
+    slot: Slot | None,
+    values: Mapping[str, str],
+    form_key: str,
+    *,
+    field_errors: Mapping[str, str] | None = None,
+    problem: str | None = None,
+    alternatives: list[Slot] | None = None,
+) -> dict[str, Any]:
+    language = request_language(request)
+    phone_display = None
+    phone_country = values.get("phone_country") or office.country
+    if values.get("phone") and is_country(phone_country):
+        parsed = parse_phone(values["phone"], phone_country)
+        phone_display = international_format(parsed) if parsed else None
+    return {
+        "office": office,
+        "service": service,
+        "slot": slot,
+        "values": values,
+        "form_key": form_key,
+        "errors": dict(field_errors or {}),
+        "problem": problem,
+        "alternatives": alternatives or [],
+        "countries": i18n.phone_countries(language),
+        "phone_country": phone_country,
+        "phone_display": phone_display,
+        "languages": [(code, i18n.LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        "zone": i18n.zone_label(office.country, office.city[language], language),
+        "field_order": _FIELDS,
+    }
+
+
+@routes.get("/offices/{office}/{service}/book")
+async def book_form(request: web.Request) -> web.Response:
+    now = _now(request)
+    language = request_language(request)
+    slot_id = _int(request.query.get("slot"))
+    async with request.app[POOL_KEY].acquire() as conn:
+        office, service = await _office_service(request, conn)
+        slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
+        if slot is None or slot.service_id != service.id or slot.office_id != office.id:
+            see_other(f"/offices/{office.id}/{service.id}")
+        window = booking_window(now, service.earliest_hours, service.latest_days)
+        problem = None
+        alternatives: list[Slot] = []
+        if slot.remaining <= 0 or not window.earliest <= slot.starts_at <= window.latest:
+            problem = N_("This time is no longer available. Please choose another time.")
+            alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
+    values = dict.fromkeys(_FIELDS, "") | {"language": language, "phone_country": office.country}
+    context = _book_context(
+        request, office, service, slot, values, secrets.token_urlsafe(32),
+        problem=problem, alternatives=alternatives,
+    )  # fmt: skip
+    return render(request, "citizen/book.html", context, private=True)
+
+
+@routes.post("/offices/{office}/{service}/book")
+async def book_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    values = {name: _form_text(form, name) for name in _FIELDS}
+    form_key = _form_text(form, "form_key")
+    if not _FORM_KEY_RE.match(form_key):
+        # A form from before this field existed, or a tampered one: it still
+        # books, just without protection against a second click.
+        form_key = secrets.token_urlsafe(32)
+    key_hash = _form_key_hash(form_key)
+    settings = request.app[SETTINGS_KEY]
+    now = _now(request)
+    pool = request.app[POOL_KEY]
+    slot_id = _int(_form_text(form, "slot"))
+    async with pool.acquire() as conn:
+        office, service = await _office_service(request, conn)
+        slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
+    if slot is None or slot.office_id != office.id or slot.service_id != service.id:
+        async with pool.acquire() as conn:
+            alternatives = await _alternatives(conn, office, service, now, now)
+        context = _book_context(
+            request, office, service, None, values, form_key,
+            problem=N_("Choose a time slot."), alternatives=alternatives,
+        )  # fmt: skip
+        return render(request, "citizen/book.html", context, status=422, private=True)
+    token = form_manage_token(form_key, settings.secret_key)
+    try:
+        booked = await bookings.book(
+            pool,
+            slot_id=slot.id,
+            service_id=service.id,
+            details=RawDetails(
+                name=values["name"],
+                phone=values["phone"],
+                phone_country=values["phone_country"],
+                email=values["email"],
+                language=values["language"],
+                document_number=values["document_number"],
+            ),
+            secret_key=settings.secret_key,
+            now=now,
+            form_key_hash=key_hash,
+            manage_token=token,
+        )
+    except form_keys.AlreadySubmitted:
+        async with pool.acquire() as conn:
+            reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
+        if reference is None:
+            context = _book_context(
+                request, office, service, slot, values, secrets.token_urlsafe(32),
+                problem=N_("This form was already sent. Check your messages for your booking."),
+            )  # fmt: skip
+            return render(request, "citizen/book.html", context, status=409, private=True)
+        see_other(f"/b/{reference}/{token}/confirmation", private=True)
+    except errors.ValidationFailed as failed:
+        context = _book_context(
+            request, office, service, slot, values, form_key, field_errors=failed.fields
+        )
+        return render(request, "citizen/book.html", context, status=422, private=True)
+    except errors.BookingError as refusal:
+        if refusal.code == "already_booked":
+            context = _book_context(
+                request, office, service, slot, values, form_key,
+                field_errors={"document_number": refusal.message},
+            )  # fmt: skip
+            return render(request, "citizen/book.html", context, status=409, private=True)
+        if refusal.code not in _SLOT_REFUSALS:
+            raise
+        async with pool.acquire() as conn:
+            alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
+        context = _book_context(
+            request, office, service, slot, values, form_key,
+            problem=refusal.message, alternatives=alternatives,
+        )  # fmt: skip
+        return render(request, "citizen/book.html", context, status=409, private=True)
+    see_other(f"/b/{booked.booking.reference}/{booked.manage_token}/confirmation", private=True)
+
+
+# --------------------------------------------------------------------------- manage
+
+
+async def _booking(request: web.Request) -> bookings.BookingContext:
+    reference = normalise_reference(request.match_info["reference"])
+    token = request.match_info["token"]
+    if reference is None:
+        not_found(request, private=True)
+    try:
+        return await bookings.view(
+            request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
+        )
+    except errors.BookingError:
+        not_found(request, private=True)
+
+
+def _manage_language(request: web.Request, ctx: bookings.BookingContext) -> str:
+    """A link opened from a message speaks the booking's language unless told otherwise."""
+    return request_language(request) if explicit_language(request) else ctx.booking.language
+
+
+def _booking_page_context(
+    request: web.Request, ctx: bookings.BookingContext, language: str
+) -> dict[str, Any]:
+    booking = ctx.booking
+    token = request.match_info["token"]
+    now = _now(request)
+    active = Status(booking.status) in (Status.HELD, Status.CONFIRMED)
+    return {
+        "booking": booking,
+        "office": ctx.office,
+        "service": ctx.service,
+        "base": f"/b/{booking.reference}/{token}",
+        "manage_link": manage_url(request.app[SETTINGS_KEY].base_url, booking.reference, token),
+        "phone_display": international_format(booking.phone) if booking.phone else None,
+        "zone": i18n.zone_label(ctx.office.country, ctx.office.city[language], language),
+        "qr": qr_svg(booking.reference, i18n.gettext(language, N_("QR code of your reference"))),
+        "can_cancel": active and can_cancel(now, booking.starts_at),
+        "can_reschedule": Status(booking.status) is Status.CONFIRMED
+        and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes),
+        "status_label": STATUS_LABELS.get(booking.status, booking.status),
+    }
+
+
+STATUS_LABELS = {
+    "held": N_("Waiting for confirmation"),
+    "confirmed": N_("Confirmed"),
+    "checked_in": N_("Checked in"),
+    "done": N_("Done"),
+    "no_show": N_("Missed"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+}
+
+_DONE_NOTICES = {
+    "cancelled": N_("Your appointment is cancelled."),
+    "rescheduled": N_("Your appointment has been moved."),
+}
+
+
+@routes.get("/b/{reference}/{token}/confirmation")
+async def confirmation(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    context = _booking_page_context(request, ctx, language)
+    return render(request, "citizen/confirmation.html", context, language=language, private=True)
+
+
+@routes.get("/b/{reference}/{token}")
+async def manage(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    context = _booking_page_context(request, ctx, language)
+    context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
+    return render(request, "citizen/manage.html", context, language=language, private=True)
+
+
+@routes.get("/b/{reference}/{token}/calendar.ics")
+async def calendar_file(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    body = booking_ics(ctx, language, _now(request))
+    return web.Response(
+        body=body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            **PRIVATE_HEADERS,
+            "Content-Disposition": f'attachment; filename="{ctx.booking.reference}.ics"',
+        },
+    )
+
+
+def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime) -> bytes:
+    """An invitation for the citizen's calendar; UTC instants, no personal data."""
+    booking, office, service = ctx.booking, ctx.office, ctx.service
+    calendar = Calendar()
+    calendar.add("prodid", "-//Mawid//Appointments//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"{booking.reference}@mawid")
+    event.add("dtstamp", now)
+    event.add("dtstart", booking.starts_at)
+    event.add("dtend", booking.ends_at)
+    event.add("summary", f"{service.name[language]} · {booking.reference}")
+    event.add("location", f"{office.name[language]}, {office.address}")
+    bring = service.bring.get(language, "")
+    lines = [i18n.gettext(language, N_("Reference")) + f": {booking.reference}"]
+    if bring:
+        lines.append(i18n.gettext(language, N_("What to bring")) + f": {bring}")
+    event.add("description", "\n".join(lines))
+    calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
+
+
+@routes.get("/b/{reference}/{token}/cancel")
+async def cancel_form(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    context = _booking_page_context(request, ctx, language)
+    return render(request, "citizen/cancel.html", context, language=language, private=True)
+
+
+@routes.post("/b/{reference}/{token}/cancel")
+async def cancel_submit(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    try:
+        await bookings.cancel(
+            request.app[POOL_KEY],
+            ctx.booking.reference,
+            request.match_info["token"],
+            request.app[SETTINGS_KEY].secret_key,
+            _now(request),
+        )
+    except errors.BookingError as refusal:
+        context = _booking_page_context(request, ctx, language)
+        context["problem"] = refusal.message
+        return render(
+            request, "citizen/cancel.html", context, status=409, language=language, private=True
+        )
+    see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}?done=cancelled",
+              private=True)  # fmt: skip
+
+
+async def _reschedule_page(
+    request: web.Request,
+    ctx: bookings.BookingContext,
+    language: str,
+    *,
+    week_param: str | None,
+    problem: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    async with request.app[POOL_KEY].acquire() as conn:
+        week = await load_week(conn, ctx.office, ctx.service, _now(request), week_param, language)
+    context = _booking_page_context(request, ctx, language)
+    context.update(week=week, problem=problem)
+    return render(
+        request, "citizen/reschedule.html", context, status=status, language=language,
+        private=True,
+    )  # fmt: skip
+
+
+@routes.get("/b/{reference}/{token}/reschedule")
+async def reschedule_form(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    return await _reschedule_page(request, ctx, language, week_param=request.query.get("week"))
+
+
+@routes.post("/b/{reference}/{token}/reschedule")
+async def reschedule_submit(request: web.Request) -> web.Response:
+    ctx = await _booking(request)
+    language = _manage_language(request, ctx)
+    form = await request.post()
+    slot_id = _int(_form_text(form, "slot"))
+    week_param = _form_text(form, "week") or None
+    if slot_id is None:
+        return await _reschedule_page(
+            request, ctx, language, week_param=week_param,
+            problem=N_("Choose a time slot."), status=422,
+        )  # fmt: skip
+    try:
+        await bookings.reschedule(
+            request.app[POOL_KEY],
+            ctx.booking.reference,
+            request.match_info["token"],
+            request.app[SETTINGS_KEY].secret_key,
+            slot_id,
+            _now(request),
+        )
+    except errors.BookingError as refusal:
+        problem = next(iter(refusal.fields.values()), refusal.message)
+        return await _reschedule_page(
+            request, ctx, language, week_param=week_param, problem=problem, status=409
+        )
+    see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}?done=rescheduled",
+              private=True)  # fmt: skip
