@@ -96,6 +96,10 @@ def cmd_dev(settings: Settings) -> None:
     from service import devstack
 
     print(f"Mawid (dev) will be at {settings.base_url}/  (Ctrl-C stops everything)", flush=True)
+    if settings.is_dev:
+        from service.staff import demo_staff_lines
+
+        print("\n".join(demo_staff_lines(settings.base_url)), flush=True)
     env = dict(os.environ)
     env.setdefault("MAWID_ENV", "dev")
     started: list[devstack.RunningPostgres | devstack.RunningRedis] = []
@@ -156,6 +160,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed = sub.add_parser("seed", help="load data")
     seed.add_argument("--demo", action="store_true", help="the demo offices and services")
     sub.add_parser("dev", help="embedded Postgres and Redis, demo data, web and worker")
+    staff_cmd = sub.add_parser("staff", help="staff accounts").add_subparsers(
+        dest="staff_command", required=True
+    )
+    staff_add = staff_cmd.add_parser("add", help="create an account; prints its password once")
+    staff_add.add_argument("email")
+    staff_add.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
+    staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
     args = parser.parse_args(argv)
     settings = _settings()
     logging.basicConfig(
@@ -171,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_seed(settings, args.demo)
     elif args.command == "dev":
         cmd_dev(settings)
+    elif args.command == "staff":
+        from service.staff import cmd_staff_add
+
+        cmd_staff_add(settings, args.email, args.role, args.office)
 
 
 if __name__ == "__main__":

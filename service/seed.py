@@ -17,6 +17,7 @@ from hijridate import Gregorian, Hijri
 
 from service.domain.calendar import HoursRule
 from service.domain.models import Office, Service
+from service.staff import seed_demo_staff
 from service.store import offices as office_store
 from service.store import slots as slot_store
 
@@ -172,4 +173,5 @@ async def seed_demo(conn: asyncpg.Connection, now: datetime, horizon_days: int) 
                 await office_store.upsert_service(conn, service)
             await office_store.replace_hours(conn, demo.office.id, demo.rules)
             total += await slot_store.regenerate_office(conn, demo.office, now, horizon_days)
+    await seed_demo_staff(conn, now)
     return total

@@ -1,0 +1,312 @@
+"""Rules behind the office pages: the hours editor's text format, the counters'
+load per time, bookings a change of hours would strand, and the weekly
+statistics. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from service.domain.booking import ACTIVE, Status
+from service.domain.calendar import HoursRule, SlotPlan
+
+# The hours editor -----------------------------------------------------------------
+#
+# One rule per line, because a textarea works without JavaScript, on a phone,
+# and with a screen reader, and the whole week reads at a glance:
+#
+#     mon-fri 09:00-12:30 13:30-16:00 x4
+#     2027-02-07..2027-03-08 mon-fri 09:00-15:00 x3
+#     sat 09:00-12:00 x1 service=passport
+#
+# A line with a date range replaces the open-ended lines on the dates it
+# covers (Ramadan hours), as service.domain.calendar.rules_for_day decides.
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RANGE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+_INTERVAL_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_COUNTERS_RE = re.compile(r"^x(\d{1,3})$")
+_SERVICE_RE = re.compile(r"^service=([a-z0-9][a-z0-9-]{1,62})$")
+MAX_HOURS_LINES = 200
+
+
+class HoursSyntaxError(ValueError):
+    """args[0]: list of (line number, message id)."""
+
+    @property
+    def problems(self) -> list[tuple[int, str]]:
+        problems: list[tuple[int, str]] = self.args[0]
+        return problems
+
+
+def _weekdays(spec: str) -> list[int] | None:
+    days: list[int] = []
+    for part in spec.split(","):
+        first, dash, last = part.partition("-")
+        if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
+            return None
+        start = DAY_NAMES.index(first)
+        end = DAY_NAMES.index(last) if dash else start
+        if end < start:
+            return None
+        days.extend(range(start, end + 1))
+    return sorted(set(days))
+
+
+def _wall(hours: str, minutes: str) -> time | None:
+    h, m = int(hours), int(minutes)
+    if h > 23 or m > 59:
+        return None
+    return time(h, m)
+
+
+def _parse_line(line: str, known_services: Iterable[str]) -> list[HoursRule] | str:
+    words = line.lower().split()
+    valid_from = valid_until = None
+    if words and (found := _RANGE_RE.match(words[0])):
+        try:
+            valid_from, valid_until = (date.fromisoformat(found[1]), date.fromisoformat(found[2]))
+        except ValueError:
+            return "This date range is not a pair of real dates."
+        if valid_from > valid_until:
+            return "The date range ends before it starts."
+        words = words[1:]
+    if not words or (weekdays := _weekdays(words[0])) is None:
+        return "Start with the days, like mon-fri or sat."
+    intervals: list[tuple[time, time]] = []
+    counters: int | None = None
+    service_id: str | None = None
+    for word in words[1:]:
+        if found := _INTERVAL_RE.match(word):
+            opens, closes = _wall(found[1], found[2]), _wall(found[3], found[4])
+            if opens is None or closes is None or opens >= closes:
+                return "Write opening times as 09:00-12:30, opening before closing."
+            intervals.append((opens, closes))
+        elif found := _COUNTERS_RE.match(word):
+            counters = int(found[1])
+        elif found := _SERVICE_RE.match(word):
+            service_id = found[1]
+            if service_id not in set(known_services):
+                return "This office has no such service."
+        else:
+            return "Write opening times as 09:00-12:30, opening before closing."
+    if not intervals:
+        return "Give at least one opening time, like 09:00-12:30."
+    if counters is None or not 1 <= counters <= 100:
+        return "End with the number of counters open, like x3 (1 to 100)."
+    ordered = sorted(intervals)
+    if any(a[1] > b[0] for a, b in itertools.pairwise(ordered)):
+        return "Opening times on one line must not overlap."
+    return [
+        HoursRule(weekday, opens, closes, counters, valid_from, valid_until, service_id)
+        for weekday in weekdays
+        for opens, closes in ordered
+    ]
+
+
+def parse_hours(text: str, known_services: Iterable[str]) -> list[HoursRule]:
+    """Rules from the editor's text, or HoursSyntaxError naming each bad line."""
+    services = list(known_services)
+    rules: list[HoursRule] = []
+    problems: list[tuple[int, str]] = []
+    lines = text.splitlines()
+    if len(lines) > MAX_HOURS_LINES:
+        raise HoursSyntaxError([(MAX_HOURS_LINES + 1, "Too many lines.")])
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parsed = _parse_line(line, services)
+        if isinstance(parsed, str):
+            problems.append((number, parsed))
+        else:
+            rules.extend(parsed)
+    if problems:
+        raise HoursSyntaxError(problems)
+    return rules
+
+
+def _days_text(weekdays: Sequence[int]) -> str:
+    runs: list[list[int]] = []
+    for day in sorted(weekdays):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ",".join(
+        DAY_NAMES[r[0]] if len(r) == 1 else f"{DAY_NAMES[r[0]]}-{DAY_NAMES[r[-1]]}" for r in runs
+    )
+
+
+def format_hours(rules: Iterable[HoursRule]) -> str:
+    """The editor's text for `rules`; parse_hours(format_hours(r)) gives r back."""
+    groups: dict[
+        tuple[date | None, date | None, str | None, int], dict[int, list[tuple[time, time]]]
+    ] = {}
+    for r in rules:
+        key = (r.valid_from, r.valid_until, r.service_id, r.counters)
+        groups.setdefault(key, {}).setdefault(r.weekday, []).append((r.opens_at, r.closes_at))
+    lines: list[str] = []
+
+    def order(key: tuple[date | None, date | None, str | None, int]) -> tuple[object, ...]:
+        return (key[0] is not None, key[0] or date.min, key[2] or "", key[3])
+
+    for key in sorted(groups, key=order):
+        valid_from, valid_until, service_id, counters = key
+        by_intervals: dict[tuple[tuple[time, time], ...], list[int]] = {}
+        for weekday, intervals in sorted(groups[key].items()):
+            by_intervals.setdefault(tuple(sorted(intervals)), []).append(weekday)
+        for spans, weekdays in sorted(by_intervals.items(), key=lambda kv: kv[1]):
+            words = []
+            if valid_from is not None and valid_until is not None:
+                words.append(f"{valid_from.isoformat()}..{valid_until.isoformat()}")
+            words.append(_days_text(weekdays))
+            words += [f"{a:%H:%M}-{b:%H:%M}" for a, b in spans]
+            words.append(f"x{counters}")
+            if service_id:
+                words.append(f"service={service_id}")
+            lines.append(" ".join(words))
+    return "\n".join(lines)
+
+
+# What a change strands --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BookedSeat:
+    """An active booking as the hours page needs it."""
+
+    reference: str
+    service_id: str
+    starts_at: datetime
+    status: str
+
+
+def stranded(
+    bookings: Iterable[BookedSeat], plans: Iterable[SlotPlan], after: datetime
+) -> list[BookedSeat]:
+    """Active future bookings whose slot the new plan no longer offers.
+
+    Regeneration never deletes them (their slot drops to capacity 0), so
+    without this list they would silently sit in a closed hour.
+    """
+    offered = {(p.service_id, p.starts_at) for p in plans}
+    return sorted(
+        (
+            b
+            for b in bookings
+            if Status(b.status) in ACTIVE
+            and b.starts_at > after
+            and (b.service_id, b.starts_at) not in offered
+        ),
+        key=lambda b: (b.starts_at, b.reference),
+    )
+
+
+# The day's load ------------------------------------------------------------------------
+
+# Statuses that occupy a counter at their time (done: they were served).
+_AT_COUNTER = ACTIVE | {Status.DONE}
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    starts_at: datetime
+    booked: int
+    counters: int
+
+
+def load_per_time(
+    bookings: Iterable[tuple[datetime, str]], capacities: Iterable[tuple[datetime, int]]
+) -> list[Load]:
+    """People expected at each start time against the counters open then.
+
+    Every service's slot at a time carries the whole number of counters (the
+    counters serve every service), so the counters at a time are the largest
+    capacity among the slots starting then, not their sum.
+    """
+    counters: dict[datetime, int] = {}
+    for starts_at, capacity in capacities:
+        counters[starts_at] = max(counters.get(starts_at, 0), capacity)
+    booked: dict[datetime, int] = {}
+    for starts_at, status in bookings:
+        if Status(status) in _AT_COUNTER:
+            booked[starts_at] = booked.get(starts_at, 0) + 1
+    times = sorted(set(counters) | set(booked))
+    return [Load(t, booked.get(t, 0), counters.get(t, 0)) for t in times]
+
+
+# Weeks and statistics -------------------------------------------------------------------
+
+_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def parse_week(raw: str) -> date | None:
+    """The Monday of an ISO week written 2027-W05."""
+    found = _WEEK_RE.match(raw.strip().upper())
+    if not found:
+        return None
+    try:
+        return date.fromisocalendar(int(found[1]), int(found[2]), 1)
+    except ValueError:
+        return None
+
+
+def week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_label(monday: date) -> str:
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFacts:
+    status: str
+    created_at: datetime
+    starts_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyStats:
+    appointments: int  # bookings whose appointment falls in the week (no expired holds)
+    bookings_made: int  # bookings created during the week, for any date
+    cancellations: int  # appointments of the week that were cancelled
+    no_shows: int
+    attended: int  # checked in or done
+    no_show_rate: float | None  # no-shows / (no-shows + attended); None before any outcome
+    median_lead_time_hours: float | None  # from booking to appointment
+    sms_segments: int
+    sms_cost: float
+
+
+def weekly_stats(
+    appointments: Iterable[BookingFacts],
+    bookings_made: int,
+    sms_segments: int,
+    price_per_segment: float,
+) -> WeeklyStats:
+    facts = [a for a in appointments if Status(a.status) is not Status.EXPIRED]
+    cancelled = sum(1 for a in facts if Status(a.status) is Status.CANCELLED)
+    no_shows = sum(1 for a in facts if Status(a.status) is Status.NO_SHOW)
+    attended = sum(1 for a in facts if Status(a.status) in (Status.CHECKED_IN, Status.DONE))
+    decided = no_shows + attended
+    leads = [(a.starts_at - a.created_at).total_seconds() / 3600 for a in facts]
+    return WeeklyStats(
+        appointments=len(facts),
+        bookings_made=bookings_made,
+        cancellations=cancelled,
+        no_shows=no_shows,
+        attended=attended,
+        no_show_rate=no_shows / decided if decided else None,
+        median_lead_time_hours=statistics.median(leads) if leads else None,
+        sms_segments=sms_segments,
+        # Rounded to the cent: it is an estimate shown to people.
+        sms_cost=round(sms_segments * price_per_segment, 2),
+    )

@@ -1,0 +1,242 @@
+"""Staff roles, what each may do, and the rules around their accounts. Pure: no I/O.
+
+Three roles: `admin` (every office), `manager` (their offices: hours,
+closures, staff, statistics, feed, plus everything an agent does) and `agent`
+(one office: schedule, check-in, bookings for citizens).
+
+Messages here are English: the office pages are not translated yet, and
+keeping them out of the gettext catalogs (no N_ marks) keeps the citizen
+catalogs complete.
+
+Authorisation answers in two steps so that the web layer can pick the
+status: first "may this person see this office at all" (no: 404, the office
+might as well not exist), then "may their role do this here" (no: 403).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from service.domain.booking import Status
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    AGENT = "agent"
+
+
+class Permission(StrEnum):
+    VIEW_SCHEDULE = "view_schedule"  # day list, print view, CSV
+    CHANGE_STATUS = "change_status"  # check-in, done, no-show, cancel with reason
+    VIEW_BOOKING = "view_booking"  # a booking's messages and audit log
+    BOOK_FOR_CITIZEN = "book_for_citizen"
+    MANAGE_HOURS = "manage_hours"  # hours, counters, closures, slots
+    MANAGE_STAFF = "manage_staff"
+    VIEW_STATS = "view_stats"
+    MANAGE_FEED = "manage_feed"  # create / rotate the secret ICS feed
+
+
+_AGENT = frozenset(
+    {
+        Permission.VIEW_SCHEDULE,
+        Permission.CHANGE_STATUS,
+        Permission.VIEW_BOOKING,
+        Permission.BOOK_FOR_CITIZEN,
+    }
+)
+_MANAGER = _AGENT | {
+    Permission.MANAGE_HOURS,
+    Permission.MANAGE_STAFF,
+    Permission.VIEW_STATS,
+    Permission.MANAGE_FEED,
+}
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.MANAGER: frozenset(_MANAGER),
+    Role.AGENT: _AGENT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    id: int
+    email: str
+    role: Role
+    offices: frozenset[str]  # empty for admins: they see every office
+    demo: bool = False
+
+    def sees_office(self, office_id: str) -> bool:
+        return sees_office(self.role, self.offices, office_id)
+
+    def may(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+def sees_office(role: Role, offices: Collection[str], office_id: str) -> bool:
+    return role is Role.ADMIN or office_id in offices
+
+
+class Access(StrEnum):
+    ALLOWED = "allowed"
+    NO_OFFICE = "no_office"  # answer 404: do not confirm the office exists
+    FORBIDDEN = "forbidden"  # answer 403: their office, not their role
+
+
+def access(member: StaffMember, office_id: str, permission: Permission) -> Access:
+    if not member.sees_office(office_id):
+        return Access.NO_OFFICE
+    if not member.may(permission):
+        return Access.FORBIDDEN
+    return Access.ALLOWED
+
+
+# Accounts -----------------------------------------------------------------------
+
+_EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,189}\.[^@\s<>\".]{2,63}$")
+
+
+def normalise_email(raw: str) -> str | None:
+    candidate = raw.strip().lower()
+    return candidate if _EMAIL_RE.match(candidate) else None
+
+
+class AccountRefused(ValueError):
+    """Why an account cannot be created as asked; the message is for people."""
+
+
+def check_new_account(creator: StaffMember | None, role: Role, offices: Collection[str]) -> None:
+    """Raise AccountRefused unless `creator` may create this account.
+
+    `creator` None is the operator at the command line, who may do anything
+    the shape rules allow. A manager creates managers and agents for offices
+    they manage, never admins: nobody grants more than they hold.
+    """
+    if role is Role.ADMIN and offices:
+        raise AccountRefused("An administrator sees every office; give no office.")
+    if role is Role.AGENT and len(offices) != 1:
+        raise AccountRefused("An agent works for exactly one office.")
+    if role is Role.MANAGER and not offices:
+        raise AccountRefused("A manager needs at least one office.")
+    if creator is None or creator.role is Role.ADMIN:
+        return
+    if not creator.may(Permission.MANAGE_STAFF):
+        raise AccountRefused("You may not create accounts.")
+    if role is Role.ADMIN:
+        raise AccountRefused("Only an administrator may create an administrator.")
+    if not all(creator.sees_office(o) for o in offices):
+        raise AccountRefused("You may only create accounts for your own offices.")
+
+
+def new_password() -> str:
+    """Generated for `mawid staff add` and the staff page; ~96 random bits."""
+    return secrets.token_urlsafe(12)
+
+
+MIN_PASSWORD_LENGTH = 12
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "Use at least 12 characters."
+    if len(password) > 1024:
+        return "Use at most 1024 characters."
+    return None
+
+
+# Sessions and tokens ------------------------------------------------------------
+
+SESSION_IDLE = timedelta(hours=2)
+SESSION_ABSOLUTE = timedelta(hours=12)  # one working day, then log in again
+# Sliding the idle expiry costs a write; do it at most this often.
+SESSION_TOUCH_EVERY = timedelta(minutes=5)
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_expiry(created_at: datetime, now: datetime) -> datetime:
+    return min(now + SESSION_IDLE, created_at + SESSION_ABSOLUTE)
+
+
+def session_needs_touch(last_seen_at: datetime, now: datetime) -> bool:
+    return now - last_seen_at >= SESSION_TOUCH_EVERY
+
+
+API_TOKEN_PREFIX = "mawid_"  # noqa: S105 - a label, not a secret
+
+
+def new_api_token() -> str:
+    # The prefix lets secret scanners and people recognise a leaked token.
+    return API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_api_token(value: str) -> bool:
+    return value.startswith(API_TOKEN_PREFIX) and 20 <= len(value) <= 100
+
+
+def new_feed_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# Login throttling ---------------------------------------------------------------
+
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+# Higher: several colleagues may sit behind one office address.
+MAX_FAILURES_PER_IP = 20
+
+
+def throttle_keys(email: str, ip: str | None) -> tuple[str, str]:
+    return f"account:{email.strip().lower()}", f"ip:{ip or '?'}"
+
+
+def is_throttled(account_failures: int, ip_failures: int) -> bool:
+    return account_failures >= MAX_FAILURES_PER_ACCOUNT or ip_failures >= MAX_FAILURES_PER_IP
+
+
+def throttle_since(now: datetime) -> datetime:
+    return now - THROTTLE_WINDOW
+
+
+# What staff may do to a booking ------------------------------------------------
+
+OFFICE_TARGETS = frozenset({Status.CHECKED_IN, Status.DONE, Status.NO_SHOW, Status.CANCELLED})
+MAX_REASON_LENGTH = 300
+
+
+def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status, str | None]:
+    """The status staff asked for, with the reason a cancellation needs.
+
+    Raises ValueError with a field -> message mapping in args[0].
+    """
+    problems: dict[str, str] = {}
+    target: Status | None = None
+    try:
+        target = Status(raw_status) if isinstance(raw_status, str) else None
+    except ValueError:
+        target = None
+    if target not in OFFICE_TARGETS:
+        problems["status"] = "Choose checked in, done, no-show or cancelled."
+    reason = " ".join(raw_reason.split()) if isinstance(raw_reason, str) else ""
+    if target is Status.CANCELLED and not reason:
+        problems["reason"] = "Say why the office cancels: the citizen will read it."
+    elif len(reason) > MAX_REASON_LENGTH:
+        problems["reason"] = "Keep the reason under 300 characters."
+    if problems or target is None:
+        raise ValueError(problems)
+    return target, reason or None
+
+
+def mask_document(document: str | None) -> str:
+    """All but the last 4 characters hidden: enough to match a card at the counter."""
+    if not document:
+        return ""
+    visible = document[-4:]
+    return "•" * max(len(document) - 4, 0) + visible
