@@ -116,11 +116,12 @@ def cmd_dev(settings: Settings) -> None:
         if not settings.database_url or not settings.redis_url:
             settings.dev_dir.mkdir(parents=True, exist_ok=True)
         if not settings.database_url:
-            postgres = devstack.start_postgres(settings.dev_dir / "postgres", durable=True)
+            # Fixed ports kept in the dev dir, so URLs stay the same across runs.
+            postgres = devstack.start_dev_postgres(settings.dev_dir)
             started.append(postgres)
-            env["DATABASE_URL"] = postgres.dsn
+            env["DATABASE_URL"] = postgres.dev_dsn
         if not settings.redis_url:
-            redis = devstack.start_redis(settings.dev_dir / "redis", persistent=True)
+            redis = devstack.start_dev_redis(settings.dev_dir)
             started.append(redis)
             env["REDIS_URL"] = redis.url
         ready = settings.with_(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
