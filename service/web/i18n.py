@@ -24,10 +24,32 @@ BABEL_LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
 
 @lru_cache(maxsize=len(LANGUAGES))
 def translations(language: str) -> NullTranslations:
-    """The compiled catalog of a language; English is the source text."""
+    """The catalog of a language; English is the source text.
+
+    The compiled .mo (from `make i18n-compile`) is used when it is at least as
+    new as its .po; otherwise the .po is compiled in memory, so a fresh
+    checkout or an edited catalog never silently falls back to English.
+    """
     if language == "en":
         return NullTranslations()
-    return Translations.load(str(LOCALE_DIR), [language], domain="messages")
+    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    mo = po.with_suffix(".mo")
+    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as compiled:
+            return Translations(compiled, domain="messages")
+    if not po.exists():
+        return NullTranslations()
+    from io import BytesIO
+
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer, domain="messages")
 
 
 def gettext(language: str, message: str) -> str:

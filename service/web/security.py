@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from service.config import Settings
+from service.domain.errors import N_
+from service.web import i18n
 from service.web.keys import SETTINGS_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -151,9 +153,18 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """403 before the handler runs when an unsafe request lacks a valid token."""
     if request.method in UNSAFE_METHODS and not _exempt(request.path):
         if not csrf_valid(request, await _submitted_token(request)):
+            language = i18n.choose_language(
+                request.query.get(i18n.LANG_QUERY),
+                request.cookies.get(i18n.LANG_COOKIE),
+                request.headers.get("Accept-Language"),
+            )
+            message = N_(
+                "This form has expired or did not come from this site. "
+                "Go back, reload the page and try again."
+            )
             raise web.HTTPForbidden(
-                text="403: this form has expired or did not come from this site. "
-                "Go back, reload the page and try again.",
+                text=i18n.gettext(language, message),
+                headers={"Content-Language": language},
             )
     try:
         response = await handler(request)

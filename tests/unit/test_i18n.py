@@ -1,0 +1,71 @@
+"""Locale choice and Babel formatting (pure: no I/O beyond the catalogs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from service.web import i18n
+
+
+def test_moroccan_month_names_for_arabic() -> None:
+    instant = datetime(2026, 8, 10, 9, 0, tzinfo=UTC)
+    assert i18n.date_long(instant, "Africa/Casablanca", "ar") == "الاثنين، 10 غشت 2026"
+    assert "أغسطس" not in i18n.day_heading(date(2027, 8, 3), "ar")
+
+
+def test_times_are_shown_in_the_office_zone() -> None:
+    # 2027-02-15 is in Ramadan (Morocco at UTC+0); 2027-03-15 is after (UTC+1).
+    assert (
+        i18n.time_short(datetime(2027, 2, 15, 9, 0, tzinfo=UTC), "Africa/Casablanca", "fr")
+        == "09:00"
+    )
+    assert (
+        i18n.time_short(datetime(2027, 3, 15, 8, 0, tzinfo=UTC), "Africa/Casablanca", "fr")
+        == "09:00"
+    )
+    assert i18n.time_short(datetime(2027, 2, 15, 8, 0, tzinfo=UTC), "Europe/Paris", "ar") == "09:00"
+
+
+def test_zone_is_named_after_the_country_or_the_consulate_city() -> None:
+    assert i18n.zone_label("FR", "Paris", "fr") == "heure de Paris"
+    assert i18n.zone_label("MA", "تيزنيت", "ar") == "توقيت المغرب"
+    assert i18n.zone_label("CA", "Montreal", "en") == "Montreal time"
+
+
+def test_language_choice_url_then_cookie_then_header() -> None:
+    assert i18n.choose_language("ar", "fr", "en") == "ar"
+    assert i18n.choose_language(None, "en", "ar") == "en"
+    assert i18n.choose_language("xx", None, "ar-MA,fr;q=0.8") == "ar"
+    assert i18n.choose_language(None, "zz", "de-DE") == i18n.DEFAULT_LANGUAGE
+    assert i18n.choose_language(None, None, "en-GB;q=0.5, fr;q=0.9") == "fr"
+
+
+def test_direction() -> None:
+    assert i18n.text_direction("ar") == "rtl"
+    assert i18n.text_direction("fr") == "ltr"
+
+
+def test_catalogs_translate_the_api_errors() -> None:
+    message = "This time is no longer available. Please choose another time."
+    assert (
+        i18n.gettext("fr", message)
+        == "Cet horaire n’est plus disponible. Veuillez en choisir un autre."
+    )
+    assert i18n.gettext("ar", message) == "هذا الموعد لم يعد متاحًا. يرجى اختيار موعد آخر."
+    assert i18n.gettext("en", message) == message
+
+
+def test_arabic_plurals() -> None:
+    forms = [
+        i18n.ngettext("ar", "%(num)d minute", "%(num)d minutes", n) % {"num": n}
+        for n in (1, 2, 5, 15)
+    ]
+    assert forms == ["دقيقة واحدة", "دقيقتان", "5 دقائق", "15 دقيقة"]
+
+
+def test_phone_countries_list_common_ones_first_and_sort_by_name() -> None:
+    countries = i18n.phone_countries("fr")
+    assert [code for code, _ in countries[:3]] == ["MA", "FR", "ES"]
+    assert dict(countries)["FR"] == "France (+33)"
+    rest = [label for _, label in countries[len(i18n.COMMON_PHONE_COUNTRIES) :]]
+    assert rest.index("Égypte (+20)") < rest.index("Finlande (+358)")
