@@ -1,0 +1,167 @@
+"""The hours editor's format, stranded bookings, the counters' load, weekly stats."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.domain.calendar import HoursRule, SlotPlan
+from service.domain.office_day import (
+    BookedSeat,
+    BookingFacts,
+    HoursSyntaxError,
+    format_hours,
+    load_per_time,
+    parse_hours,
+    parse_week,
+    stranded,
+    week_label,
+    week_of,
+    weekly_stats,
+)
+
+SERVICES = ["passport", "cnie"]
+
+
+def test_parse_the_documented_examples() -> None:
+    rules = parse_hours(
+        "mon-fri 09:00-12:30 13:30-16:00 x4\n"
+        "# Ramadan\n"
+        "2027-02-07..2027-03-08 mon-fri 09:00-15:00 x3\n"
+        "sat 09:00-12:00 x1 service=passport\n",
+        SERVICES,
+    )
+    assert len(rules) == 5 * 2 + 5 + 1
+    assert HoursRule(0, time(9), time(12, 30), 4) in rules
+    assert HoursRule(4, time(9), time(15), 3, date(2027, 2, 7), date(2027, 3, 8)) in rules
+    assert HoursRule(5, time(9), time(12), 1, service_id="passport") in rules
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "mon-fri 09:00-12:30",  # no counters
+        "mon-fri x3",  # no times
+        "funday 09:00-10:00 x1",
+        "fri-mon 09:00-10:00 x1",
+        "mon 10:00-09:00 x1",
+        "mon 09:00-11:00 10:00-12:00 x1",  # overlap
+        "mon 25:00-26:00 x1",
+        "mon 09:00-10:00 x0",
+        "mon 09:00-10:00 x101",
+        "2027-03-08..2027-02-07 mon 09:00-10:00 x1",
+        "2027-02-30..2027-03-01 mon 09:00-10:00 x1",
+        "mon 09:00-10:00 x1 service=visa",
+        "mon 09:00-10:00 x1 extra",
+    ],
+)
+def test_bad_lines_are_named(line: str) -> None:
+    with pytest.raises(HoursSyntaxError) as bad:
+        parse_hours("mon-fri 09:00-12:00 x2\n" + line, SERVICES)
+    assert [n for n, _ in bad.value.problems] == [2]
+
+
+rules_strategy = st.lists(
+    st.builds(
+        lambda weekday, start, length, counters, rng, service: HoursRule(
+            weekday,
+            time(start // 60, start % 60),
+            time((start + length) // 60, (start + length) % 60),
+            counters,
+            rng[0] if rng else None,
+            rng[1] if rng else None,
+            service,
+        ),
+        st.integers(0, 6),
+        st.integers(6 * 60, 12 * 60).map(lambda m: m - m % 5),
+        st.integers(1, 10).map(lambda n: n * 30),
+        st.integers(1, 100),
+        st.one_of(
+            st.none(),
+            st.tuples(st.dates(date(2026, 1, 1), date(2028, 1, 1)), st.integers(0, 60)).map(
+                lambda t: (t[0], t[0] + timedelta(days=t[1]))
+            ),
+        ),
+        st.sampled_from([None, *SERVICES]),
+    ),
+    max_size=12,
+    unique_by=lambda r: (r.weekday, r.valid_from, r.service_id, r.counters),
+)
+
+
+@given(rules_strategy)
+def test_format_then_parse_gives_the_rules_back(rules: list[HoursRule]) -> None:
+    assert sorted(parse_hours(format_hours(rules), SERVICES), key=repr) == sorted(rules, key=repr)
+
+
+NOW = datetime(2027, 2, 1, 10, tzinfo=UTC)
+
+
+def seat(ref: str, hour: int, status: str = "confirmed", day: int = 2) -> BookedSeat:
+    return BookedSeat(ref, "passport", datetime(2027, 2, day, hour, tzinfo=UTC), status)
+
+
+def plan(hour: int, day: int = 2) -> SlotPlan:
+    start = datetime(2027, 2, day, hour, tzinfo=UTC)
+    return SlotPlan("passport", start, start + timedelta(minutes=30), 2)
+
+
+def test_stranded_lists_active_future_bookings_without_a_planned_slot() -> None:
+    seats = [
+        seat("AA-1", 9),
+        seat("AA-2", 10),  # slot still planned
+        seat("AA-3", 9, "cancelled"),  # inactive
+        seat("AA-4", 8, day=1),  # already past
+        seat("AA-5", 11, "checked_in"),
+    ]
+    lost = stranded(seats, [plan(10)], NOW)
+    assert [s.reference for s in lost] == ["AA-1", "AA-5"]
+
+
+def test_load_counts_people_against_counters_not_summed_over_services() -> None:
+    at9 = datetime(2027, 2, 2, 9, tzinfo=UTC)
+    at10 = at9 + timedelta(hours=1)
+    loads = load_per_time(
+        [(at9, "confirmed"), (at9, "done"), (at9, "cancelled"), (at10, "no_show")],
+        [(at9, 4), (at9, 4), (at10, 4)],
+    )
+    assert [(x.booked, x.counters) for x in loads] == [(2, 4), (0, 4)]
+
+
+def test_weeks() -> None:
+    assert parse_week("2027-W05") == date(2027, 2, 1)
+    assert parse_week("2027-w05") == date(2027, 2, 1)
+    assert parse_week("2027-W60") is None
+    assert parse_week("nonsense") is None
+    assert week_of(date(2027, 2, 7)) == date(2027, 2, 1)
+    assert week_label(date(2027, 2, 1)) == "2027-W05"
+
+
+def test_weekly_stats() -> None:
+    start = datetime(2027, 2, 3, 9, tzinfo=UTC)
+    facts = [
+        BookingFacts("done", start - timedelta(hours=24), start),
+        BookingFacts("checked_in", start - timedelta(hours=48), start),
+        BookingFacts("no_show", start - timedelta(hours=72), start),
+        BookingFacts("cancelled", start - timedelta(hours=96), start),
+        BookingFacts("confirmed", start - timedelta(hours=120), start),
+        BookingFacts("expired", start - timedelta(hours=1), start),  # a lapsed hold: ignored
+    ]
+    stats = weekly_stats(facts, bookings_made=7, sms_segments=11, price_per_segment=0.07)
+    assert stats.appointments == 5
+    assert stats.bookings_made == 7
+    assert stats.cancellations == 1
+    assert stats.no_show_rate == pytest.approx(1 / 3)
+    assert stats.median_lead_time_hours == 72
+    assert stats.sms_segments == 11
+    assert stats.sms_cost == 0.77
+
+
+def test_weekly_stats_of_an_empty_week() -> None:
+    stats = weekly_stats([], 0, 0, 0.07)
+    assert stats.no_show_rate is None
+    assert stats.median_lead_time_hours is None
+    assert stats.sms_cost == 0
