@@ -572,9 +572,11 @@ def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime) -> b
     event.add("summary", f"{service.name[language]} · {booking.reference}")
     event.add("location", f"{office.name[language]}, {office.address}")
     bring = service.bring.get(language, "")
-    lines = [i18n.gettext(language, N_("Reference")) + f": {booking.reference}"]
+    lines = [
+        i18n.gettext(language, N_("Reference: %(reference)s")) % {"reference": booking.reference}
+    ]
     if bring:
-        lines.append(i18n.gettext(language, N_("What to bring")) + f": {bring}")
+        lines.append(i18n.gettext(language, N_("What to bring: %(items)s")) % {"items": bring})
     event.add("description", "\n".join(lines))
     calendar.add_component(event)
     data: bytes = calendar.to_ical()
