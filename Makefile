@@ -43,7 +43,7 @@ bench: $(STAMP) compile-translations
 # Compiling is a no-op until the first catalogs exist.
 compile-translations: $(STAMP)
 	@if ls $(LOCALE_DIR)/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
-	  $(BIN)/pybabel compile -q -d $(LOCALE_DIR) -D messages; \
+	  $(BIN)/pybabel compile -d $(LOCALE_DIR) -D messages; \
 	fi
 
 i18n-extract: $(STAMP)
