@@ -25,6 +25,9 @@ CREATE TABLE outbox (
     -- Lease of the worker that claimed the row; past it the sweeper takes the
     -- row back (the worker died or hung).
     claimed_until   timestamptz,
+    -- When the sweeper last handed the row to arq: it is not queued again
+    -- while that job is waiting, only if Redis lost it (after a while).
+    enqueued_at     timestamptz,
     attempts        integer NOT NULL DEFAULT 0,
     rate_limit_waits integer NOT NULL DEFAULT 0,
     -- What was sent: the SMS text or the email's plain-text part.

@@ -117,25 +117,42 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
     """
     result: str = await conn.execute(
         """UPDATE outbox SET status = 'pending', claimed_until = NULL, send_at = $1,
-                             updated_at = $1
+                             enqueued_at = NULL, updated_at = $1
            WHERE status = 'sending' AND claimed_until < $1""",
         now,
     )
     return int(result.split()[-1])
 
 
-async def due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Due]:
-    """Due pending rows, earliest first; SKIP LOCKED so concurrent sweepers
-    never wait on each other.  Run it in a transaction for the locks to hold."""
+# A queued job that has not claimed its row after this long is presumed lost
+# (Redis restarted without its data); the row is queued again.
+REQUEUE_AFTER = timedelta(minutes=2)
+
+
+async def due(
+    conn: asyncpg.Connection,
+    now: datetime,
+    limit: int,
+    requeue_after: timedelta = REQUEUE_AFTER,
+) -> list[Due]:
+    """Due pending rows not already waiting in the queue, earliest first, and
+    marks them queued.  SKIP LOCKED so concurrent sweepers never wait on each
+    other; run it in the transaction that enqueues, for the locks to hold."""
     rows = await conn.fetch(
-        """SELECT id, attempts, rate_limit_waits FROM outbox
-           WHERE status = 'pending' AND send_at <= $1
-           ORDER BY send_at
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED""",
+        """WITH d AS (
+               SELECT id FROM outbox
+               WHERE status = 'pending' AND send_at <= $1
+                 AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
+               ORDER BY send_at
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED)
+           UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
+           RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
         now,
         limit,
+        requeue_after,
     )
+    rows = sorted(rows, key=lambda r: (r["send_at"], r["id"]))
     return [Due(r["id"], r["attempts"], r["rate_limit_waits"]) for r in rows]
 
 
@@ -316,7 +333,8 @@ async def retry_later(
     attempt back: it counts as a wait, not as a failure."""
     await conn.execute(
         """UPDATE outbox SET status = 'pending', send_at = $2, claimed_until = NULL,
-                             error_code = $3, status_reason = $4, updated_at = $6,
+                             enqueued_at = NULL, error_code = $3, status_reason = $4,
+                             updated_at = $6,
                              attempts = attempts - CASE WHEN $5 THEN 1 ELSE 0 END,
                              rate_limit_waits = rate_limit_waits + CASE WHEN $5 THEN 1 ELSE 0 END
            WHERE id = $1 AND status = 'sending'""",

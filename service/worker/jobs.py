@@ -118,12 +118,16 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
         recovered = await outbox.recover_expired_leases(conn, now)
         if recovered:
             log.warning("outbox: took back %d rows from an expired lease", recovered)
-        room = enqueue_target(state.settings) - await redis.zcard(QUEUE_NAME)
+        backlog = await redis.zcard(QUEUE_NAME)
+        room = enqueue_target(state.settings) - backlog
         if room <= 0:
             return 0
+        # An empty queue with rows marked queued means Redis lost its jobs
+        # (restart without persistence): queue them again straight away.
+        requeue_after = timedelta(0) if backlog == 0 else outbox.REQUEUE_AFTER
         queued = 0
         async with conn.transaction():
-            for row in await outbox.due(conn, now, room):
+            for row in await outbox.due(conn, now, room, requeue_after):
                 job = await redis.enqueue_job(
                     "send_message", row.id, _job_id=job_id(row), _queue_name=QUEUE_NAME
                 )

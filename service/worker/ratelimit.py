@@ -33,12 +33,16 @@ class RateLimiter:
         self._interval_us = int(1_000_000 / per_second) if per_second > 0 else 0
         self._key = key
 
-    async def wait_turn(self) -> float:
-        """Sleep until this caller may send; returns the seconds waited."""
+    async def reserve(self) -> float:
+        """Book the next free instant; returns the seconds until it."""
         if self._interval_us == 0:
             return 0.0
         reply = await self._redis.eval(_RESERVE, 1, self._key, str(self._interval_us))  # type: ignore[misc]
-        wait_us = int(reply)
-        if wait_us > 0:
-            await asyncio.sleep(wait_us / 1_000_000)
-        return wait_us / 1_000_000
+        return int(reply) / 1_000_000
+
+    async def wait_turn(self) -> float:
+        """Sleep until this caller may send; returns the seconds waited."""
+        wait = await self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return wait

@@ -108,10 +108,13 @@ class Env:
     office_id: str = "consulate-paris"
     service_id: str = "passport"
     worker_task: asyncio.Task[None] | None = None
+    worker_state: jobs.WorkerState | None = None
 
-    async def start_worker(self) -> None:
-        state = await jobs.build_state(self.settings, pool=self.pool)
-        self.worker_task = asyncio.create_task(serve(self.settings, {jobs.STATE: state}))
+    async def start_worker(self, state: jobs.WorkerState | None = None) -> None:
+        self.worker_state = state or await jobs.build_state(self.settings, pool=self.pool)
+        self.worker_task = asyncio.create_task(
+            serve(self.worker_state.settings, {jobs.STATE: self.worker_state})
+        )
 
     async def stop_worker(self) -> None:
         if self.worker_task is not None:
@@ -119,6 +122,9 @@ class Env:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.worker_task
             self.worker_task = None
+        if self.worker_state is not None:
+            await jobs.close_state(self.worker_state)
+            self.worker_state = None
 
     async def add_slot(self, starts_at: datetime, capacity: int = 5) -> int:
         slot_id: int = await self.pool.fetchval(
