@@ -39,6 +39,7 @@ def _require_urls(settings: Settings) -> None:
 
 def cmd_serve(settings: Settings) -> None:
     from service.app import create_app
+    from service.web.accesslog import SafeAccessLogger
 
     _require_urls(settings)
     web.run_app(
@@ -46,7 +47,7 @@ def cmd_serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         print=None,
-        access_log_format="%r %s %b %Tfs",  # no client address or query: no personal data
+        access_log_class=SafeAccessLogger,
     )
 
 

@@ -1,0 +1,29 @@
+"""Access log lines without personal data or secrets.
+
+The request line would carry manage tokens (/b/{reference}/{token}),
+references and query strings; the route pattern says enough to operate.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+
+def route_pattern(request: web.BaseRequest) -> str:
+    if isinstance(request, web.Request):
+        resource = request.match_info.route.resource
+        if resource is not None:
+            return resource.canonical
+    return "-"
+
+
+class SafeAccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            route_pattern(request),
+            response.status,
+            time * 1000,
+        )
