@@ -231,9 +231,18 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_office_paths(instant),
         },
         "components": {
-            "securitySchemes": {"manageToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "manageToken": {"type": "http", "scheme": "bearer"},
+                "staffToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A per-staff API token created from the office pages",
+                },
+                "staffSession": {"type": "apiKey", "in": "cookie", "name": "mawid_staff"},
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -299,5 +308,122 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Booking": booking,
             },
+        },
+    }
+
+
+_STAFF: list[dict[str, list[str]]] = [{"staffToken": []}, {"staffSession": []}]
+_STAFF_REFUSALS = {
+    "401": _error("Not signed in"),
+    "404": _error("Unknown office or booking, or not this member's office"),
+}
+
+
+def _office_paths(instant: dict[str, Any]) -> dict[str, Any]:
+    """The office side: same authorisation as the office pages."""
+    entry = {
+        "type": "object",
+        "properties": {
+            "reference": {"type": "string"},
+            "status": {"type": "string"},
+            "service": {"type": "object"},
+            "start": instant,
+            "end": instant,
+            "name": {"type": "string"},
+            "phone": {"type": "string", "nullable": True},
+            "email": {"type": "string", "nullable": True},
+            "document_number": {
+                "type": "string",
+                "nullable": True,
+                "description": "masked but for the last 4 characters",
+            },
+        },
+    }
+    return {
+        "/api/v1/offices/{office}/schedule": {
+            "get": {
+                "summary": "The bookings of one local day, in time order",
+                "security": _STAFF,
+                "parameters": [
+                    _OFFICE_PARAM,
+                    {
+                        "name": "date",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "date"},
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        "Schedule",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "office": {"type": "string"},
+                                "date": {"type": "string", "format": "date"},
+                                "timezone": {"type": "string"},
+                                "bookings": {"type": "array", "items": entry},
+                                "load": {"type": "array", "items": {"type": "object"}},
+                            },
+                        },
+                    ),
+                    **_STAFF_REFUSALS,
+                },
+            }
+        },
+        "/api/v1/offices/{office}/bookings/{reference}": {
+            "get": {
+                "summary": "A booking with its messages and audit log",
+                "security": _STAFF,
+                "parameters": [_OFFICE_PARAM, _REFERENCE_PARAM],
+                "responses": {"200": _ok("Booking", entry), **_STAFF_REFUSALS},
+            }
+        },
+        "/api/v1/offices/{office}/bookings/{reference}/status": {
+            "post": {
+                "summary": "Check in, done, no-show, or cancel by the office with a reason",
+                "security": _STAFF,
+                "parameters": [_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {
+                                    "status": {
+                                        "type": "string",
+                                        "enum": ["checked_in", "done", "no_show", "cancelled"],
+                                    },
+                                    "reason": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok("Changed", entry),
+                    **_STAFF_REFUSALS,
+                    "409": _error("Not possible from the current status"),
+                    "422": _error("validation"),
+                },
+            }
+        },
+        "/api/v1/offices/{office}/stats": {
+            "get": {
+                "summary": "Weekly statistics",
+                "security": _STAFF,
+                "parameters": [
+                    _OFFICE_PARAM,
+                    {
+                        "name": "week",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "example": "2027-W05"},
+                    },
+                ],
+                "responses": {"200": _ok("Statistics", {"type": "object"}), **_STAFF_REFUSALS},
+            }
         },
     }

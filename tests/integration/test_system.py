@@ -1,0 +1,104 @@
+"""Health, readiness, and the OpenAPI document matching the routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+
+from service.app import create_app
+from service.config import Settings
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+async def test_healthz_and_readyz(app_client: Client) -> None:
+    assert (await app_client.get("/healthz")).status == 200
+    resp = await app_client.get("/readyz")
+    assert resp.status == 200, await resp.text()
+
+
+async def test_readyz_names_redis_when_it_is_down(
+    settings: Settings, pool: asyncpg.Pool, clock: Any
+) -> None:
+    app = create_app(settings.with_(redis_url="redis://127.0.0.1:1/0"), pool=pool, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        assert (await resp.json())["failed"] == ["redis"]
+
+
+async def test_readyz_names_postgres_when_it_is_down(
+    settings: Settings, db_dsn: str, clock: Any
+) -> None:
+    from service.db import create_pool
+
+    pool = await create_pool(db_dsn, min_size=1, max_size=1)
+    await pool.close()  # a pool that cannot give a connection, as when Postgres is gone
+    app = create_app(settings, pool=pool, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        assert (await resp.json())["failed"] == ["postgres"]
+
+
+async def test_openapi_describes_every_api_route(app_client: Client) -> None:
+    resp = await app_client.get("/api/openapi.json")
+    document = await resp.json()
+    assert document["openapi"].startswith("3.")
+    described = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = set()
+    for route in app_client.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        if path and path.startswith("/api/v1/") and route.method != "HEAD":
+            served.add((route.method, path))
+    assert served <= described, served - described
+    # Every $ref points at a schema that exists.
+    schemas = document["components"]["schemas"]
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(document):
+        assert ref.removeprefix("#/components/schemas/") in schemas
+
+
+async def test_unknown_api_path_is_a_json_404(app_client: Client) -> None:
+    resp = await app_client.get("/api/v1/nothing-here", headers={"Accept-Language": "en"})
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "not_found"
+
+
+async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
+    import logging
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from service.web.accesslog import SafeAccessLogger
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("test.access")
+    logger.addHandler(Collect())
+    logger.setLevel(logging.INFO)
+    app = app_client.app
+    seen = make_mocked_request("GET", "/api/v1/bookings/PAR-ABCDEF?email=a@b.c", app=app)
+    seen._match_info = await app.router.resolve(seen)
+    SafeAccessLogger(logger, "").log(seen, web.Response(status=404), 0.002)
+    assert records == ["GET /api/v1/bookings/{reference} 404 2.0ms"]
