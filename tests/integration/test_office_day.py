@@ -1,0 +1,421 @@
+"""The office day: schedule, status actions, print, CSV, feed, message log,
+bookings for citizens, hours and closures, statistics, `mawid staff add`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from tests.integration.test_office_support import (
+    AGENT,
+    MANAGER,
+    START,
+    Browser,
+    FakeClock,
+    free_slot,
+    make_booking,
+)
+
+pytest_plugins = ["tests.integration.test_office_support"]
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def local_day(instant: datetime) -> str:
+    return instant.astimezone(PARIS).date().isoformat()
+
+
+async def test_schedule_lists_the_day_in_time_order_with_masked_documents(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    later = await make_booking(office_pool, "consulate-paris", "passport", nth=3)
+    first = await make_booking(
+        office_pool, "consulate-paris", "passport", name="Youssef Benali", document="AB123456"
+    )
+    other_office = await make_booking(office_pool, "prefecture-tiznit", "mre-desk")
+    day = local_day(first.starts_at)
+    assert local_day(later.starts_at) == day
+    browser = browsers()
+    await browser.login(AGENT)
+    page = await (await browser.get(f"/office/consulate-paris/day/{day}")).text()
+    assert page.index(first.reference) < page.index(later.reference)
+    assert other_office.reference not in page
+    assert "Youssef Benali" in page and "••••3456" in page and "AB123456" not in page
+    body = await (await browser.get(f"/api/v1/offices/consulate-paris/schedule?date={day}")).json()
+    assert [b["reference"] for b in body["bookings"]] == [first.reference, later.reference]
+    assert body["bookings"][0]["document_number"] == "••••3456"
+    assert body["bookings"][0]["start"].endswith("+01:00")
+    assert {"start", "booked", "counters"} <= set(body["load"][0])
+    assert sum(x["booked"] for x in body["load"]) == 2
+    # Today in the office's zone by default.
+    r = await browser.get("/office/consulate-paris/")
+    assert r.headers["Location"] == "/office/consulate-paris/day/2027-02-01"
+
+
+async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    arrived = await make_booking(office_pool, "consulate-paris", "passport")
+    missing = await make_booking(office_pool, "consulate-paris", "passport", nth=1)
+    dropped = await make_booking(office_pool, "consulate-paris", "passport", nth=2)
+    browser = browsers()
+    await browser.login(AGENT)
+    day = local_day(arrived.starts_at)
+
+    async def act(reference: str, status: str, reason: str = "") -> str:
+        r = await browser.post_form(
+            f"/office/consulate-paris/bookings/{reference}/status",
+            {"status": status, "reason": reason, "back": day},
+        )
+        assert r.status == 303
+        return r.headers["Location"]
+
+    assert "notice=status_changed" in await act(arrived.reference, "checked_in")
+    assert "notice=status_changed" in await act(arrived.reference, "done")
+    assert "notice=status_changed" in await act(missing.reference, "no_show")
+    assert "notice=invalid" in await act(dropped.reference, "cancelled")  # no reason
+    assert "notice=bad_transition" in await act(arrived.reference, "checked_in")
+    assert "notice=status_changed" in await act(dropped.reference, "cancelled", "Consul away")
+
+    async with office_pool.acquire() as conn:
+        staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", AGENT.email)
+        rows = await conn.fetch(
+            """SELECT b.reference, a.action, a.actor_kind, a.actor_id, a.before_status,
+                      a.after_status FROM audit_log a JOIN bookings b ON b.id = a.booking_id
+               WHERE a.actor_kind = 'staff' ORDER BY a.id"""
+        )
+        outbox = await conn.fetch(
+            "SELECT kind, reason FROM outbox WHERE booking_id = $1"
+            " AND kind = 'cancelled_by_office'",
+            dropped.id,
+        )
+        seats = await conn.fetchval("SELECT taken FROM slots WHERE id = $1", dropped.slot_id)
+    assert [(r["reference"], r["before_status"], r["after_status"]) for r in rows] == [
+        (arrived.reference, "confirmed", "checked_in"),
+        (arrived.reference, "checked_in", "done"),
+        (missing.reference, "confirmed", "no_show"),
+        (dropped.reference, "confirmed", "cancelled"),
+    ]
+    assert {r["actor_id"] for r in rows} == {str(staff_id)}
+    assert outbox and all(r["reason"] == "Consul away" for r in outbox)
+    assert seats == 0  # the cancelled seat is free again
+
+    page = await (await browser.get(f"/office/consulate-paris/bookings/{dropped.reference}")).text()
+    assert "cancelled by office" in page  # the message log
+    assert "Consul away" in page
+    assert f"staff #{staff_id}" in page  # the audit log
+    body = await (
+        await browser.get(f"/api/v1/offices/consulate-paris/bookings/{dropped.reference}")
+    ).json()
+    assert [a["after"] for a in body["audit"]] == ["confirmed", "cancelled"]
+    assert {m["kind"] for m in body["messages"]} >= {"confirmation", "cancelled_by_office"}
+    assert all("recipient" not in m and "body" not in m for m in body["messages"])
+
+
+async def test_print_view_and_csv(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    booking = await make_booking(
+        office_pool, "consulate-paris", "passport", name="=HYPERLINK(1)", document="CD987654"
+    )
+    day = local_day(booking.starts_at)
+    browser = browsers()
+    await browser.login(AGENT)
+    r = await browser.get(f"/office/consulate-paris/day/{day}/print")
+    assert r.status == 200 and booking.reference in await r.text()
+    r = await browser.get(f"/office/consulate-paris/day/{day}/export.csv")
+    assert r.status == 200 and r.content_type == "text/csv"
+    assert r.headers["Cache-Control"] == "no-store"
+    rows = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    assert rows[0][:3] == ["time", "end", "reference"]
+    assert rows[1][2] == booking.reference
+    assert rows[1][4] == "'=HYPERLINK(1)"  # never a live formula in a spreadsheet
+    assert rows[1][7] == "••••7654"
+
+
+async def test_secret_ics_feed(office_pool: asyncpg.Pool, browsers: Callable[[], Browser]) -> None:
+    booking = await make_booking(office_pool, "consulate-paris", "passport", name="Nadia Secret")
+    browser = browsers()
+    await browser.login(MANAGER)
+    page = await (await browser.post_form("/office/consulate-paris/feed")).text()
+    url = re.search(r'class="secret feed-url">([^<]+)<', page)
+    assert url
+    path = url[1].split("://", 1)[1].split("/", 1)[1]
+    anyone = browsers()
+    r = await anyone.get("/" + path)
+    assert r.status == 200 and r.content_type == "text/calendar"
+    ics = await r.text()
+    assert booking.reference in ics and "Nadia Secret" not in ics
+    secret = path.rsplit("/", 1)[1].removesuffix(".ics")
+    async with office_pool.acquire() as conn:
+        stored = bytes(await conn.fetchval("SELECT secret_hash FROM office_feeds"))
+    assert secret.encode() not in stored
+    await browser.post_form("/office/consulate-paris/feed")  # rotate
+    assert (await anyone.get("/" + path)).status == 404
+
+
+async def test_booking_for_a_citizen_follows_the_public_rules(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    slot = await free_slot(office_pool, "consulate-paris", "passport", START + timedelta(hours=3))
+    browser = browsers()
+    await browser.login(AGENT)
+    day = local_day(slot["starts_at"])
+    form = await browser.get(f"/office/consulate-paris/book?service=passport&date={day}")
+    assert f'value="{slot["id"]}"' in await form.text()
+    details = {
+        "service": "passport",
+        "date": day,
+        "slot_id": str(slot["id"]),
+        "name": "Karim Alaoui",
+        "phone": "06 12 34 56 78",
+        "language": "ar",
+        "document_number": "EF-112233",
+    }
+    r = await browser.post_form("/office/consulate-paris/book", details)
+    assert r.status == 303, await r.text()
+    reference = r.headers["Location"].split("/bookings/")[1].split("?")[0]
+    async with office_pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM bookings WHERE reference = $1", reference)
+        kinds = await conn.fetch("SELECT kind FROM outbox WHERE booking_id = $1", row["id"])
+        staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", AGENT.email)
+    assert row["phone"] == "+33612345678"  # the office's country by default
+    assert row["created_by"] == f"staff:{staff_id}"
+    assert "confirmation" in {k["kind"] for k in kinds}
+    # The same document and service again: refused like on the public form.
+    details["slot_id"] = str(
+        (await free_slot(office_pool, "consulate-paris", "passport", START))["id"]
+    )
+    r = await browser.post_form("/office/consulate-paris/book", details)
+    assert r.status == 409
+    # A slot of another office is not bookable from this one.
+    tiznit = await free_slot(office_pool, "prefecture-tiznit", "mre-desk", START)
+    details.update(slot_id=str(tiznit["id"]), service="mre-desk", document_number="GH445566")
+    assert (await browser.post_form("/office/consulate-paris/book", details)).status == 409
+
+
+async def citizen_slots(browser: Browser, day: str) -> list[object]:
+    r = await browser.get(
+        f"/api/v1/offices/consulate-paris/availability?service=passport&from={day}&to={day}"
+    )
+    slots: list[object] = (await r.json())["slots"]
+    return slots
+
+
+async def test_closure_with_bookings_asks_then_cancels_with_a_message(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    after = datetime(2027, 2, 10, 6, tzinfo=UTC)
+    booking = await make_booking(office_pool, "consulate-paris", "passport", after=after)
+    day = local_day(booking.starts_at)
+    browser = browsers()
+    await browser.login(MANAGER)
+    assert await citizen_slots(browser, day)
+    closure = {"day": day, "reason_fr": "Fermeture exceptionnelle"}
+    r = await browser.post_form("/office/consulate-paris/closures", closure)
+    assert r.status == 409
+    page = await r.text()
+    assert booking.reference in page and "Nothing has been changed yet" in page
+    assert await citizen_slots(browser, day)  # nothing written yet
+    seen = re.search(r'name="seen" value="([^"]*)"', page)
+    assert seen and seen[1] == booking.reference
+
+    # A booking made after the page was shown is not cancelled unseen.
+    other = await make_booking(office_pool, "consulate-paris", "passport", after=after, nth=1)
+    r = await browser.post_form(
+        "/office/consulate-paris/closures",
+        {**closure, "decision": "cancel", "reason": "Fermeture", "seen": seen[1]},
+    )
+    assert r.status == 409 and other.reference in await r.text()
+
+    r = await browser.post_form(
+        "/office/consulate-paris/closures",
+        {
+            **closure,
+            "decision": "cancel",
+            "reason": "Fermeture exceptionnelle",
+            "seen": f"{booking.reference} {other.reference}",
+        },
+    )
+    assert r.status == 303 and "cancelled=2" in r.headers["Location"]
+    assert await citizen_slots(browser, day) == []
+    async with office_pool.acquire() as conn:
+        statuses = await conn.fetch(
+            "SELECT status FROM bookings WHERE id = ANY($1::bigint[])", [booking.id, other.id]
+        )
+        reasons = await conn.fetch(
+            "SELECT DISTINCT reason FROM outbox WHERE kind = 'cancelled_by_office'"
+        )
+        closure_row = await conn.fetchrow(
+            "SELECT * FROM closures WHERE office_id = 'consulate-paris' AND day = $1",
+            date.fromisoformat(day),
+        )
+    assert {r["status"] for r in statuses} == {"cancelled"}
+    assert [r["reason"] for r in reasons] == ["Fermeture exceptionnelle"]
+    assert closure_row["reason_ar"] == "Fermeture exceptionnelle"  # stands in for empty ones
+
+    # Reopening brings the slots back.
+    r = await browser.post_form(f"/office/consulate-paris/closures/{day}/remove")
+    assert r.status == 303
+    assert await citizen_slots(browser, day)
+
+
+async def test_closure_without_bookings_applies_at_once(browsers: Callable[[], Browser]) -> None:
+    browser = browsers()
+    await browser.login(MANAGER)
+    assert await citizen_slots(browser, "2027-02-16")
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "2027-02-16", "reason_en": "Staff training"}
+    )
+    assert r.status == 303
+    assert await citizen_slots(browser, "2027-02-16") == []
+    page = await (await browser.get("/office/consulate-paris/hours")).text()
+    assert "Staff training" in page
+
+
+async def test_shorter_hours_list_stranded_bookings_and_can_keep_them(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    afternoon = datetime(2027, 2, 9, 13, 0, tzinfo=UTC)  # 14:00 in Paris
+    booking = await make_booking(office_pool, "consulate-paris", "passport", after=afternoon)
+    browser = browsers()
+    await browser.login(MANAGER)
+    page = await (await browser.get("/office/consulate-paris/hours")).text()
+    assert "mon-fri 09:00-12:30 13:30-16:00 x4" in page
+    mornings = {"hours": "mon-fri 09:00-12:30 x4"}
+    r = await browser.post_form("/office/consulate-paris/hours", {"hours": "mon-fri 9h x4"})
+    assert r.status == 422 and "Line 1" in await r.text()
+    r = await browser.post_form("/office/consulate-paris/hours", mornings)
+    assert r.status == 409
+    page = await r.text()
+    assert booking.reference in page
+    seen = re.search(r'name="seen" value="([^"]*)"', page)
+    assert seen
+    r = await browser.post_form(
+        "/office/consulate-paris/hours", {**mornings, "decision": "keep", "seen": seen[1]}
+    )
+    assert r.status == 303
+    async with office_pool.acquire() as conn:
+        status = await conn.fetchval("SELECT status FROM bookings WHERE id = $1", booking.id)
+        slot = await conn.fetchrow(
+            "SELECT capacity, taken FROM slots WHERE id = $1", booking.slot_id
+        )
+        afternoons = await conn.fetchval(
+            """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
+               AND capacity > 0 AND starts_at > $1
+               AND (starts_at AT TIME ZONE 'Europe/Paris')::time >= '13:00'""",
+            START,
+        )
+    assert status == "confirmed"
+    assert (slot["capacity"], slot["taken"]) == (0, 1)  # kept, and no one else can book it
+    assert afternoons == 0
+
+
+async def test_weekly_statistics(
+    office_pool: asyncpg.Pool, office_clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    made = [await make_booking(office_pool, "consulate-paris", "passport", nth=n) for n in range(4)]
+    async with office_pool.acquire() as conn:
+        await conn.execute("UPDATE bookings SET status = 'no_show' WHERE id = $1", made[0].id)
+        await conn.execute("UPDATE bookings SET status = 'done' WHERE id = $1", made[1].id)
+        await conn.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1", made[2].id)
+        await conn.execute(
+            """UPDATE outbox SET status = 'delivered', segments = 2, sent_at = $2
+               WHERE booking_id = $1 AND channel = 'sms' AND kind = 'confirmation'""",
+            made[0].id,
+            START + timedelta(minutes=1),
+        )
+    browser = browsers()
+    await browser.login(MANAGER)
+    body = await (await browser.get("/api/v1/offices/consulate-paris/stats?week=2027-W05")).json()
+    assert body["appointments"] == 4
+    assert body["bookings_made"] == 4
+    assert body["cancellations"] == 1
+    assert body["no_show_rate"] == 0.5
+    assert body["median_lead_time_hours"] > 3
+    assert body["sms_segments"] == 2
+    assert body["sms_estimated_cost"] == 0.14
+    page = await (await browser.get("/office/consulate-paris/stats?week=2027-W05")).text()
+    assert "50.0 %" in page and "0.14" in page
+    empty = await (await browser.get("/api/v1/offices/consulate-paris/stats?week=2027-W20")).json()
+    assert empty["appointments"] == 0 and empty["no_show_rate"] is None
+    bad = await browser.get("/api/v1/offices/consulate-paris/stats?week=soon")
+    assert bad.status == 422
+
+
+async def test_managers_create_accounts_for_their_office_only(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    browser = browsers()
+    await browser.login(MANAGER)
+    r = await browser.post_form(
+        "/office/consulate-paris/staff", {"email": "New.Agent@Example.org", "role": "agent"}
+    )
+    password = re.search(r'class="secret"><bdi>([^<]+)<', await r.text())
+    assert r.status == 200 and password
+    newcomer = browsers()
+    from tests.integration.test_office_support import Demo
+
+    assert (await newcomer.login(Demo("new.agent@example.org", password[1]))).status == 303
+    r = await browser.post_form(
+        "/office/consulate-paris/staff", {"email": "boss@example.org", "role": "admin"}
+    )
+    assert r.status == 422
+    r = await browser.post_form(
+        "/office/consulate-paris/staff", {"email": "new.agent@example.org", "role": "agent"}
+    )
+    assert r.status == 422  # taken
+
+
+def test_mawid_staff_add_prints_the_password_once(db_dsn: str) -> None:
+    env = {**os.environ, "DATABASE_URL": db_dsn, "MAWID_ENV": "test"}
+    # The template may lack the demo offices; the command checks office ids.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "staff",
+            "add",
+            "Chef@Example.org",
+            "--role",
+            "admin",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    password = result.stdout.split("password (shown once): ")[1].strip()
+    assert len(password) >= 12
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "staff",
+            "add",
+            "x@example.org",
+            "--role",
+            "agent",
+            "--office",
+            "no-such-office",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2 and "no-such-office" in refused.stderr
