@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +33,7 @@ SECRET_KEY = "citizen-tests-secret-key"
 __all__ = [
     "FIXED_NOW",
     "FakeClock",
+    "LiveServer",
     "app_client",
     "citizen_app",
     "clock",
@@ -56,6 +58,16 @@ class FakeClock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
+
+
+@dataclass
+class LiveServer:
+    """A running app for browser tests (see tests/browser/conftest.py)."""
+
+    url: str
+    pool: asyncpg.Pool
+    clock: FakeClock
+    secret_key: str
 
 
 def _with_database(dsn: str, database: str) -> str:

@@ -134,7 +134,9 @@ def form_manage_token(form_key: str, secret_key: str) -> str:
 
 def qr_svg(reference: str, label: str) -> Markup:
     """The reference as an inline SVG QR code, for the counter's scanner."""
-    svg: str = segno.make(reference, error="m").svg_inline(scale=4, title=label)
+    svg: str = segno.make(reference, error="m", micro=False).svg_inline(
+        scale=5, title=label, omitsize=True
+    )
     return Markup(svg.replace("<svg ", '<svg role="img" ', 1))  # noqa: S704 - segno output
 
 
