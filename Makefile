@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCALE_DIR := service/locale
 POT := $(LOCALE_DIR)/messages.pot
-LANGUAGES := ar fr en
+# Catalogs to maintain; English is the source language (the msgids).
+LANGUAGES := ar fr
 
 .PHONY: venv install run test lint bench i18n-extract i18n-update i18n-compile compile-translations clean
 
@@ -48,8 +49,8 @@ compile-translations: $(STAMP)
 
 i18n-extract: $(STAMP)
 	@mkdir -p $(LOCALE_DIR)
-	$(BIN)/pybabel extract -F babel.cfg --sort-by-file --no-wrap \
-	  --project=mawid -o $(POT) service templates
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --sort-output --no-wrap --add-location=file \
+	  --project=mawid -o $(POT) .
 
 # Update existing catalogs from the template; create the missing ones.
 i18n-update: i18n-extract
