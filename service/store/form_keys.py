@@ -45,3 +45,9 @@ async def booking_reference(
         since,
     )
     return value if isinstance(value, str) else None
+
+
+async def purge(conn: asyncpg.Connection, before: datetime) -> int:
+    """Forget keys older than `before` (the replay window is hours, not days)."""
+    status: str = await conn.execute("DELETE FROM form_keys WHERE created_at < $1", before)
+    return int(status.split()[-1])
