@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ __all__ = [
     "app_client",
     "citizen_app",
     "clock",
+    "live_server",
     "pool",
     "seeded_dsn",
     "seeded_template",
@@ -152,3 +154,25 @@ async def app_client(
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def live_server(
+    pool: asyncpg.Pool, clock: FakeClock, redis_url: str
+) -> AsyncIterator[LiveServer]:
+    # A socket bound before the app starts: no window in which another
+    # process could take the port we picked.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(env="test", secret_key=SECRET_KEY, redis_url=redis_url, base_url=url)
+    runner = web.AppRunner(create_app(settings, pool=pool, clock=clock))
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    try:
+        yield LiveServer(url, pool, clock, SECRET_KEY)
+    finally:
+        await runner.cleanup()
+        sock.close()

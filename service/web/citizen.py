@@ -83,6 +83,8 @@ def render(
     if language is not None:
         merged.update(language_context(request, language))
     response = aiohttp_jinja2.render_template(template, request, merged, status=status)
+    if language is not None:
+        response.headers["Content-Language"] = language
     if private:
         response.headers.update(PRIVATE_HEADERS)
     return response

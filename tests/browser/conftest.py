@@ -1,7 +1,8 @@
 """A live Mawid server and a headless Debian Chromium driven by Playwright.
 
-The server is the real app (create_app) on 127.0.0.1 with the seeded test
-database and the fake clock of tests/citizen_fixtures.py. Chromium is the
+Only generic fixtures live here (the browser, axe-core, the artifacts
+directory), so that nothing leaks into sibling suites; the citizen server
+(`live_server`) comes from tests/citizen_fixtures.py. Chromium is the
 distribution's /usr/bin/chromium (`apt-get install chromium`); `playwright
 install` is never needed. axe-core comes from tests/browser/node_modules
 (`npm ci --prefix tests/browser`).
@@ -11,18 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from aiohttp import web
-
-from service.app import create_app
-from service.config import Settings
-from tests.citizen_fixtures import *  # noqa: F403
-from tests.citizen_fixtures import SECRET_KEY, FakeClock, LiveServer
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE.parent / "artifacts"
@@ -71,28 +64,6 @@ async def browser(chromium: str) -> AsyncIterator[object]:
             yield launched
         finally:
             await launched.close()
-
-
-@pytest.fixture
-async def live_server(
-    pool: asyncpg.Pool, clock: FakeClock, redis_url: str
-) -> AsyncIterator[LiveServer]:
-    # A socket bound before the app starts: no window in which another
-    # process could take the port we picked.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(env="test", secret_key=SECRET_KEY, redis_url=redis_url, base_url=url)
-    runner = web.AppRunner(create_app(settings, pool=pool, clock=clock))
-    await runner.setup()
-    site = web.SockSite(runner, sock)
-    await site.start()
-    try:
-        yield LiveServer(url, pool, clock, SECRET_KEY)
-    finally:
-        await runner.cleanup()
-        sock.close()
 
 
 @pytest.fixture(scope="session")

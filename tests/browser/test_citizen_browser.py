@@ -25,6 +25,7 @@ from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n
+from tests.citizen_fixtures import *  # noqa: F403
 from tests.citizen_fixtures import LiveServer
 
 PAGE_BUDGET = 50 * 1024
