@@ -15,10 +15,10 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from service import bookings
+from service.config import Settings
 from service.domain.validation import RawDetails
 from service.web.security import CONTENT_SECURITY_POLICY
-from tests.citizen_fixtures import *  # noqa: F403
-from tests.citizen_fixtures import SECRET_KEY, FakeClock
+from tests.citizen_fixtures import Clock
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -216,7 +216,7 @@ async def test_errors_listed_linked_and_inputs_kept_escaped(
 
 
 async def test_full_slot_offers_the_next_free_times(
-    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+    app_client: Client, pool: asyncpg.Pool, clock: Clock, settings: Settings
 ) -> None:
     page, slot_id, url = await open_form(app_client)
     # Someone else takes every seat between choosing and submitting.
@@ -228,7 +228,7 @@ async def test_full_slot_offers_the_next_free_times(
             slot_id=slot_id,
             service_id="legalization",
             details=RawDetails(name=f"Other {n}", email=f"o{n}@example.com", language="fr"),
-            secret_key=SECRET_KEY,
+            secret_key=settings.secret_key,
             now=clock(),
         )
     before = await counts(pool)
@@ -322,7 +322,7 @@ async def test_wrong_token_or_reference_is_the_same_404(app_client: Client) -> N
 
 
 async def test_cancel_after_start_is_refused(
-    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+    app_client: Client, pool: asyncpg.Pool, clock: Clock
 ) -> None:
     manage = await book_via_form(app_client)
     page = await (await app_client.get(manage + "/cancel")).text()
@@ -375,5 +375,5 @@ async def test_json_api_errors_in_the_readers_language(app_client: Client) -> No
     assert resp.status == 422
 
 
-async def test_clock_is_utc(clock: FakeClock) -> None:
+async def test_clock_is_utc(clock: Clock) -> None:
     assert clock() == datetime(2027, 2, 1, 10, 0, tzinfo=UTC)

@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient
 
 from service.config import Settings
 from service.web.security import CSRF_COOKIE, set_cookie
-from tests.citizen_fixtures import *  # noqa: F403
 
 Client = TestClient  # type: ignore[type-arg]
 
