@@ -95,6 +95,14 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def manage_token(request: web.Request) -> str:
+    """The citizen's manage token; 401 when none is sent at all."""
+    token = bearer(request)
+    if token is None:
+        raise errors.Unauthorized()
+    return token
+
+
 def parse_reference(raw: str) -> str:
     reference = normalise_reference(raw)
     if reference is None:
@@ -218,10 +226,8 @@ def manage_url(base_url: str, reference: str, token: str) -> str:
 
 @routes.get("/api/v1/bookings/{reference}")
 async def get_booking(request: web.Request) -> web.Response:
+    token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
-    token = bearer(request)
-    if token is None:
-        raise errors.Unauthorized()
     context = await bookings.view(
         request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
     )
@@ -230,9 +236,7 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/cancel")
 async def cancel_booking(request: web.Request) -> web.Response:
-    token = bearer(request)
-    if token is None:
-        raise errors.Unauthorized()
+    token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
     context = await bookings.cancel(
         request.app[POOL_KEY],
@@ -246,9 +250,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/reschedule")
 async def reschedule_booking(request: web.Request) -> web.Response:
-    token = bearer(request)
-    if token is None:
-        raise errors.Unauthorized()
+    token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
     body = await json_body(request)
     slot_id = parse_slot_id(body.get("slot_id"))
