@@ -21,7 +21,7 @@ from service.worker import jobs
 log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
-MAX_JOBS = 20
+MAX_JOBS = 50
 REDIS_RETRY_SECONDS = 1.0
 
 
@@ -79,7 +79,7 @@ class WorkerSettings:
     keep_result = 0
     max_tries = 3
     health_check_interval = 60
-    poll_delay = 0.2
+    poll_delay = 0.05
 
 
 def create_worker(
@@ -97,7 +97,7 @@ def create_worker(
         "keep_result": 0,
         "max_tries": 3,
         "health_check_interval": 60,
-        "poll_delay": 0.2,
+        "poll_delay": 0.05,
         "handle_signals": False,
         "ctx": {"settings": settings, **(ctx or {})},
     }
