@@ -11,7 +11,16 @@ from redis.asyncio import Redis
 
 from service.config import Settings
 from service.db import create_pool
-from service.web import api, citizen, errors, security, system, templating, webhooks
+from service.web import (
+    api,
+    citizen,
+    devmessages,
+    errors,
+    security,
+    system,
+    templating,
+    webhooks,
+)
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 from service.web.office import routes as office_routes
 from service.web.office_api import routes as office_api_routes
@@ -47,6 +56,8 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(citizen.routes)
     app.add_routes(webhooks.routes)
+    if settings.is_dev:
+        app.add_routes(devmessages.routes)
     app.add_routes(office_api_routes)
     app.add_routes(office_routes)
     return app
