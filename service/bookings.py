@@ -24,7 +24,6 @@ from service.domain.booking import (
     hash_token,
     new_manage_token,
     new_reference,
-    token_matches,
 )
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.validation import RawDetails, validate_details
@@ -162,9 +161,9 @@ async def authorise(
     """Raise the same NotFound for an unknown reference and for a wrong token."""
     if not token:
         raise errors.Unauthorized()
-    stored = await booking_store.token_hash(conn, reference)
-    # Hash even when the reference is unknown, so both refusals cost the same.
-    if not token_matches(token, stored or b"", secret_key) or stored is None:
+    # The hash is keyed by the secret, so looking it up reveals nothing a
+    # constant-time comparison would hide.
+    if not await booking_store.token_opens(conn, reference, hash_token(token, secret_key)):
         raise errors.NotFound(
             "not_found", errors.N_("This reference and manage link do not match a booking.")
         )

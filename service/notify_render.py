@@ -30,8 +30,10 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
 # SMS dates avoid French month names: "août" has a û, which is not GSM-7 and
 # would switch the whole message to UCS-2 (70 characters a segment).
+# The Arabic SMS leaves out the weekday: with the longest office and service
+# names and the manage link it would take a fourth UCS-2 segment.
 SMS_DATE_PATTERNS = {
-    "ar": "EEEE d MMMM y، HH:mm",
+    "ar": "d MMMM y، HH:mm",
     "fr": "EEEE dd/MM/y 'à' HH:mm",
     "en": "EEE d MMM y, HH:mm",
 }
@@ -62,6 +64,8 @@ class MessageData:
     base_url: str
     # Orders successive .ics updates of one booking (higher wins).
     sequence: int
+    # Fresh for this message; see service.worker.jobs.send_message.
+    manage_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +80,14 @@ class RenderedEmail:
     text: str
 
 
-def manage_link(base_url: str, reference: str) -> str:
-    """The short link in messages.  It carries no token (only its hash is
-    stored); the page asks for the token or offers to resend it."""
-    return f"{base_url}/b/{reference}"
+def manage_link(base_url: str, reference: str, token: str) -> str:
+    """The link in messages, with a token issued for that message alone."""
+    return f"{base_url}/b/{reference}/{token}"
+
+
+def redact(text: str, token: str) -> str:
+    """What is kept of a sent body: the token only ever exists as a hash."""
+    return text.replace(token, "[token]")
 
 
 def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -> str:
@@ -124,7 +132,7 @@ class Renderer:
             "bring": data.bring,
             "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
             "reference": data.reference,
-            "link": manage_link(data.base_url, data.reference),
+            "link": manage_link(data.base_url, data.reference, data.manage_token),
             "reason": short_reason(data.reason) if sms else (data.reason or ""),
             "active": data.kind not in CANCELLED_KINDS,
         }
@@ -185,7 +193,7 @@ def ics(data: MessageData) -> bytes:
     event.add("dtend", max(data.ends_at, data.starts_at + timedelta(minutes=5)).astimezone(zone))
     event.add("summary", f"{data.service_name} – {data.office_name}")
     event.add("location", data.office_address)
-    link = manage_link(data.base_url, data.reference)
+    link = manage_link(data.base_url, data.reference, data.manage_token)
     lines = [data.reference, data.bring, link] if data.bring else [data.reference, link]
     event.add("description", "\n".join(lines))
     event.add("url", link)

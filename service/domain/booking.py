@@ -66,8 +66,9 @@ def normalise_reference(raw: str) -> str | None:
 
 
 def new_manage_token() -> str:
-    """256 random bits, URL-safe; shown once, stored only as a hash."""
-    return secrets.token_urlsafe(32)
+    """128 random bits, URL-safe (22 characters, short enough for an SMS link);
+    shown once, stored only as a hash."""
+    return secrets.token_urlsafe(16)
 
 
 def hash_token(token: str, secret_key: str) -> bytes:

@@ -85,11 +85,28 @@ async def by_reference(conn: asyncpg.Connection, reference: str) -> Booking | No
     return _booking(row) if row else None
 
 
-async def token_hash(conn: asyncpg.Connection, reference: str) -> bytes | None:
-    value = await conn.fetchval(
-        "SELECT manage_token_hash FROM bookings WHERE reference = $1", reference
+async def token_opens(conn: asyncpg.Connection, reference: str, token_hash: bytes) -> bool:
+    """Whether a token hash is the booking's own or one issued with a message."""
+    found = await conn.fetchval(
+        """SELECT true FROM bookings b WHERE b.reference = $1
+             AND (b.manage_token_hash = $2 OR EXISTS (
+                  SELECT 1 FROM manage_tokens t
+                  WHERE t.booking_id = b.id AND t.token_hash = $2))""",
+        reference,
+        token_hash,
     )
-    return bytes(value) if value is not None else None
+    return bool(found)
+
+
+async def add_manage_token(
+    conn: asyncpg.Connection, booking_id: int, token_hash: bytes, outbox_id: int | None = None
+) -> None:
+    await conn.execute(
+        "INSERT INTO manage_tokens (token_hash, booking_id, outbox_id) VALUES ($1, $2, $3)",
+        token_hash,
+        booking_id,
+        outbox_id,
+    )
 
 
 async def lock(conn: asyncpg.Connection, reference: str) -> Booking | None:

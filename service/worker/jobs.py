@@ -19,8 +19,10 @@ from arq.connections import ArqRedis
 
 from service.config import Settings
 from service.db import create_pool
+from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
-from service.notify_render import MessageData, Renderer
+from service.notify_render import MessageData, Renderer, redact
+from service.store import bookings as booking_store
 from service.store import outbox, slots
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
@@ -135,7 +137,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     return queued
 
 
-def message_data(c: Claimed, base_url: str) -> MessageData:
+def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
     lang = c.language
     same_start = c.booking_starts_at == c.appointment_at
     ends = (
@@ -158,6 +160,7 @@ def message_data(c: Claimed, base_url: str) -> MessageData:
         reason=c.reason,
         base_url=base_url,
         sequence=c.id,
+        manage_token=manage_token,
     )
 
 
@@ -189,11 +192,17 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
             return "skipped"
-        data = message_data(claimed, settings.base_url)
+        # Only hashes of manage tokens are stored, so each message carries a
+        # token of its own, recorded before the message can leave.
+        token = new_manage_token()
+        await booking_store.add_manage_token(
+            conn, claimed.booking_id, hash_token(token, settings.secret_key), outbox_id
+        )
+        data = message_data(claimed, settings.base_url, token)
         try:
             if claimed.channel == "sms":
                 sms = state.renderer.sms(data)
-                body, segments, encoding = sms.body, sms.count.segments, sms.count.encoding
+                text, segments, encoding = sms.body, sms.count.segments, sms.count.encoding
                 email = None
             else:
                 rendered = state.renderer.email(
@@ -202,19 +211,20 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
                     sender=claimed.email_from or settings.email_from,
                     reply_to=claimed.email_reply_to,
                 )
-                email, body, segments, encoding = rendered.message, rendered.text, None, None
+                email, text, segments, encoding = rendered.message, rendered.text, None, None
         except Exception:
             # A template bug must not take the worker down nor loop forever.
             log.exception("outbox %d: rendering failed", outbox_id)
             await outbox.mark_failed(conn, outbox_id, code="render", reason="render_error", now=now)
             return "failed"
+    body = redact(text, token)
     # No connection is held from here until the provider has answered.
     try:
         if email is None:
             await RateLimiter(ctx["redis"], settings.sms_per_second).wait_turn()
             provider_id = await state.senders.sms.send_sms(
                 claimed.recipient,
-                body,
+                text,
                 status_callback=status_callback_url(settings.base_url, outbox_id),
             )
         else:

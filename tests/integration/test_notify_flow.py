@@ -4,6 +4,7 @@ aiosmtpd, delivery callbacks through the real web app."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -58,8 +59,15 @@ async def test_booking_sends_confirmation_sms_and_email_in_french(notify_env: En
     ref = booked.booking.reference
     [sms] = env.twilio.bodies_to("+33612345678")
     assert sms.startswith("RDV confirmé: Consulat général du Royaume du Maroc à Paris")
-    assert ref in sms and f"/b/{ref}" in sms
+    assert ref in sms
+    # The link carries a token issued for this message: it opens the booking,
+    # and only its hash is kept (the stored body has it redacted).
+    link = re.search(rf"/b/{ref}/([A-Za-z0-9_-]{{22}})\b", sms)
+    assert link is not None, sms
+    async with env.pool.acquire() as conn:
+        await bookings.authorise(conn, ref, link.group(1), SECRET)
     sms_row = (await outbox_rows(env.pool, booked.booking.id))[0]
+    assert link.group(1) not in sms_row["body"] and f"/b/{ref}/[token]" in sms_row["body"]
     assert sms_row["segments"] == 2 and sms_row["encoding"] == "gsm7"
     assert sms_row["provider_id"] == env.twilio.sent[0].sid
 
@@ -80,7 +88,13 @@ async def test_booking_sends_confirmation_sms_and_email_in_french(notify_env: En
     assert event["dtstart"].params["TZID"] == "Europe/Paris"
     assert str(event["location"]).startswith("19 rue Saint-Didier")
     assert "CNIE et deux photos" in str(event["description"])
-    assert str(event["url"]).endswith(f"/b/{ref}")
+    mail_token = str(event["url"]).rpartition("/")[2]
+    assert str(event["url"]).endswith(f"/b/{ref}/{mail_token}") and mail_token != link.group(1)
+    async with env.pool.acquire() as conn:
+        await bookings.authorise(conn, ref, mail_token, SECRET)
+        stored = await conn.fetchval("SELECT string_agg(body, ' ') FROM outbox")
+        kept = await conn.fetchval("SELECT count(*) FROM manage_tokens")
+    assert mail_token not in stored and kept == 2
 
 
 async def test_arabic_confirmation_uses_moroccan_month_names(notify_env: Env) -> None:
