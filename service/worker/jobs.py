@@ -21,9 +21,11 @@ from service.config import Settings
 from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
+from service.domain.staff import THROTTLE_WINDOW
 from service.notify_render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import outbox, slots
+from service.store import staff as staff_store
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
 from service.worker.senders import (
@@ -313,3 +315,15 @@ async def extend_slots(ctx: dict[str, Any]) -> int:
         )
     log.info("slots extended: %d", created)
     return created
+
+
+async def purge_expired(ctx: dict[str, Any]) -> int:
+    """Daily: drop expired staff sessions and login failures past the throttle
+    window; neither is needed once it can no longer change a decision."""
+    state: WorkerState = ctx[STATE]
+    now = state.clock()
+    async with state.pool.acquire() as conn:
+        sessions = await staff_store.purge_expired_sessions(conn, now)
+        await staff_store.purge_failures(conn, now - THROTTLE_WINDOW)
+    log.info("expired staff sessions purged: %d", sessions)
+    return sessions

@@ -61,6 +61,17 @@ CRON_JOBS: list[CronJob] = [
         max_tries=3,
         keep_result=0,
     ),
+    cron(
+        jobs.purge_expired,
+        name="purge_expired",
+        hour={3},
+        minute={37},
+        second={0},
+        run_at_startup=False,
+        timeout=120,
+        max_tries=3,
+        keep_result=0,
+    ),
 ]
 
 
