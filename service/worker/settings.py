@@ -157,8 +157,17 @@ async def _abandon(worker: Worker) -> None:
             log.debug("worker: Redis pool close failed", exc_info=True)
 
 
+class _QuietSweeps(logging.Filter):
+    """arq logs every job at INFO; the sweeper runs every second and would
+    bury everything else. Its failures still come through (WARNING and up)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or "sweep_outbox" not in record.getMessage()
+
+
 def run_worker(settings: Settings) -> None:
     """Entry point of `mawid worker`: runs until SIGINT or SIGTERM."""
+    logging.getLogger("arq.worker").addFilter(_QuietSweeps())
 
     async def main() -> None:
         task = asyncio.current_task()
