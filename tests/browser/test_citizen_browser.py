@@ -217,6 +217,10 @@ async def test_keyboard_reaches_a_time_with_visible_focus(
     context = await new_context(browser, javascript=True)
     page = await context.new_page()
     await page.goto(live_server.url + "/offices/consulate-paris/legalization?lang=en")
+    # Each time is announced with its day, not as a bare "09:00".
+    await expect(page.locator(".times a").first).to_have_accessible_description(
+        "Monday, 1 February 2027"
+    )
     await page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")
     await expect(skip).to_be_focused()
