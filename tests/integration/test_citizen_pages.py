@@ -377,3 +377,28 @@ async def test_json_api_errors_in_the_readers_language(app_client: Client) -> No
 
 async def test_clock_is_utc(clock: Clock) -> None:
     assert clock() == datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+
+
+async def test_a_token_issued_with_a_message_opens_the_manage_pages(
+    app_client: Client, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    from service.domain.booking import hash_token, new_manage_token
+    from service.store import bookings as booking_store
+
+    manage = await book_via_form(app_client)
+    reference = manage.split("/")[2]
+    message_token = new_manage_token()
+    async with pool.acquire() as conn:
+        booking_id = await conn.fetchval("SELECT id FROM bookings WHERE reference = $1", reference)
+        await booking_store.add_manage_token(
+            conn, booking_id, hash_token(message_token, settings.secret_key)
+        )
+    link = f"/b/{reference}/{message_token}"
+    page = await (await app_client.get(link + "/cancel?lang=en")).text()
+    assert "Cancel your appointment?" in page
+    resp = await app_client.post(
+        link + "/cancel", data={"_csrf": hidden(page, "_csrf")}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == link + "?done=cancelled"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT status FROM bookings") == "cancelled"
