@@ -37,6 +37,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.config import Settings
 from service.devstack import RunningPostgres, RunningRedis, start_postgres, start_redis
 
+# The office side's fixtures (prefixed office_), shared by its integration and
+# browser tests; plugins may only be declared here, in the top conftest.
+pytest_plugins = ["tests.office_fixtures"]
+
 
 def _with_database(dsn: str, database: str) -> str:
     """The same server and credentials, another database."""

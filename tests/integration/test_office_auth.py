@@ -10,7 +10,7 @@ import pytest
 
 from service import staff
 from service.domain.staff import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP
-from tests.integration.test_office_support import (
+from tests.office_fixtures import (
     AGENT,
     MANAGER,
     START,
@@ -19,8 +19,6 @@ from tests.integration.test_office_support import (
     FakeClock,
     make_booking,
 )
-
-pytest_plugins = ["tests.integration.test_office_support"]
 
 SCHEDULE = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"
 

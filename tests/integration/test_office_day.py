@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from tests.integration.test_office_support import (
+from tests.office_fixtures import (
     AGENT,
     MANAGER,
     START,
@@ -24,8 +24,6 @@ from tests.integration.test_office_support import (
     free_slot,
     make_booking,
 )
-
-pytest_plugins = ["tests.integration.test_office_support"]
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -363,7 +361,7 @@ async def test_managers_create_accounts_for_their_office_only(
     password = re.search(r'class="secret"><bdi>([^<]+)<', await r.text())
     assert r.status == 200 and password
     newcomer = browsers()
-    from tests.integration.test_office_support import Demo
+    from tests.office_fixtures import Demo
 
     assert (await newcomer.login(Demo("new.agent@example.org", password[1]))).status == 303
     r = await browser.post_form(

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from service.domain.staff import PERMISSIONS, Permission, Role
-from tests.integration.test_office_support import (
+from tests.office_fixtures import (
     ADMIN,
     AGENT,
     MANAGER,
@@ -28,8 +28,6 @@ from tests.integration.test_office_support import (
     add_account,
     make_booking,
 )
-
-pytest_plugins = ["tests.integration.test_office_support"]
 
 P = Permission
 # (method, route as registered, permission, form or JSON body)

@@ -20,9 +20,7 @@ from aiohttp import web
 
 from service.app import create_app
 from service.config import Settings
-from tests.integration.test_office_support import FakeClock
-
-pytest_plugins = ["tests.integration.test_office_support"]
+from tests.office_fixtures import FakeClock
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.browser.office.conftest import OfficeLive
-from tests.integration.test_office_support import AGENT, MANAGER, Demo, make_booking
+from tests.office_fixtures import AGENT, MANAGER, Demo, make_booking
 
 pytestmark = pytest.mark.browser
 
