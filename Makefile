@@ -11,7 +11,7 @@ POT := $(LOCALE_DIR)/messages.pot
 # Catalogs to maintain; English is the source language (the msgids).
 LANGUAGES := ar fr
 
-.PHONY: venv install run test lint bench i18n-extract i18n-update i18n-compile compile-translations clean
+.PHONY: venv install run test browser-deps lint bench i18n-extract i18n-update i18n-compile compile-translations clean
 
 venv install: $(STAMP)
 
@@ -27,8 +27,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP) compile-translations
 	$(BIN)/mawid dev
 
-test: $(STAMP) compile-translations
+test: $(STAMP) compile-translations browser-deps
 	$(BIN)/pytest -q
+
+# axe-core for the accessibility checks of the browser tests (npm, no network
+# at test time). Without npm the browser tests skip, except under CI.
+browser-deps:
+	@if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,13 +1,12 @@
-"""A live server and a headless Debian Chromium for the office browser tests.
+"""A live server and a page for the office browser tests.
 
-Self-contained on purpose (the citizen browser fixtures may change shape):
-the database, clock and demo accounts come from the office integration
-fixtures; Chromium is /usr/bin/chromium, never `playwright install`.
+The database, clock and demo accounts come from the office integration
+fixtures; the browser itself (Debian's Chromium) and the artifacts directory
+from tests/browser/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,17 +20,6 @@ from aiohttp import web
 from service.app import create_app
 from service.config import Settings
 from tests.office_fixtures import FakeClock
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass(frozen=True)
@@ -61,32 +49,17 @@ async def office_live(
         sock.close()
 
 
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium")
-    return CHROMIUM
-
-
 @pytest.fixture
-async def office_page(office_live: OfficeLive, chromium_path: str) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
-        )
-        context = await chromium.new_context(
-            base_url=office_live.url, viewport={"width": 1280, "height": 900}
-        )
-        try:
-            yield await context.new_page()
-        finally:
-            await context.close()
-            await chromium.close()
+async def office_page(office_live: OfficeLive, browser: Any) -> AsyncIterator[Any]:
+    context = await browser.new_context(
+        base_url=office_live.url, viewport={"width": 1280, "height": 900}
+    )
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
 
 
 @pytest.fixture(scope="session")
-def office_artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
+def office_artifacts(artifacts: Path) -> Path:
+    return artifacts
