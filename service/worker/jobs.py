@@ -24,7 +24,7 @@ from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
 from service.domain.staff import THROTTLE_WINDOW
 from service.notify_render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
-from service.store import outbox, slots
+from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
@@ -317,13 +317,19 @@ async def extend_slots(ctx: dict[str, Any]) -> int:
     return created
 
 
+# A booking form older than this has no free slot left to book anyway; its
+# key no longer needs to stop a second submission.
+FORM_KEY_RETENTION = timedelta(days=7)
+
+
 async def purge_expired(ctx: dict[str, Any]) -> int:
-    """Daily: drop expired staff sessions and login failures past the throttle
-    window; neither is needed once it can no longer change a decision."""
+    """Daily: drop expired staff sessions, login failures past the throttle
+    window and old form keys; none can change a decision any more."""
     state: WorkerState = ctx[STATE]
     now = state.clock()
     async with state.pool.acquire() as conn:
         sessions = await staff_store.purge_expired_sessions(conn, now)
         await staff_store.purge_failures(conn, now - THROTTLE_WINDOW)
+        await form_keys.purge(conn, now - FORM_KEY_RETENTION)
     log.info("expired staff sessions purged: %d", sessions)
     return sessions

@@ -35,6 +35,11 @@ async def test_purge_expired_keeps_live_sessions(
             now - timedelta(hours=2),
             now - timedelta(minutes=1),
         )
+        await conn.execute(
+            "INSERT INTO form_keys (key_hash, created_at) VALUES ('old', $1), ('new', $2)",
+            now - timedelta(days=8),
+            now - timedelta(days=1),
+        )
     state = await jobs.build_state(settings, pool=pool, clock=clock)
     assert await jobs.purge_expired({jobs.STATE: state}) == 1
     async with pool.acquire() as conn:
@@ -44,4 +49,5 @@ async def test_purge_expired_keeps_live_sessions(
         failures = [
             bytes(r["key_hash"]) for r in await conn.fetch("SELECT key_hash FROM login_failures")
         ]
-    assert sessions == [b"live"] and failures == [b"b"]
+        keys = [bytes(r["key_hash"]) for r in await conn.fetch("SELECT key_hash FROM form_keys")]
+    assert sessions == [b"live"] and failures == [b"b"] and keys == [b"new"]
