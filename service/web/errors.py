@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from service.domain import errors
 from service.domain.errors import N_
+from service.logsafe import exception_summary
 from service.web.i18n import gettext, negotiate
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,16 @@ def error_response(
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """JSON errors for /api and /webhooks; other paths keep aiohttp's own."""
+    """JSON errors for /api; other paths keep aiohttp's own pages, but every
+    unexpected exception is logged here, safely, and never by aiohttp."""
     if not request.path.startswith("/api/"):
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            _log_unexpected(request, exc)
+            raise web.HTTPInternalServerError() from None
     try:
         return await handler(request)
     except errors.BookingError as refusal:
@@ -53,15 +60,15 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException:
         raise
     except Exception as exc:
-        # Frames only: an exception's message can quote a row (asyncpg puts key
-        # values in constraint errors), and personal data never reaches logs.
-        log.error(
-            "unhandled %s on %s %s\n%s",
-            type(exc).__name__,
-            request.method,
-            request.match_info.route.resource.canonical
-            if request.match_info.route.resource
-            else "?",
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        _log_unexpected(request, exc)
         return error_response(request, 500, "internal", N_("Something went wrong on our side."))
+
+
+def _log_unexpected(request: web.Request, exc: Exception) -> None:
+    route = request.match_info.route.resource
+    log.error(
+        "unhandled error on %s %s: %s",
+        request.method,
+        route.canonical if route else "?",
+        exception_summary(exc),
+    )

@@ -22,6 +22,7 @@ from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
 from service.domain.staff import THROTTLE_WINDOW
+from service.logsafe import exception_summary
 from service.notify_render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
@@ -214,9 +215,9 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
                     reply_to=claimed.email_reply_to,
                 )
                 email, text, segments, encoding = rendered.message, rendered.text, None, None
-        except Exception:
+        except Exception as exc:
             # A template bug must not take the worker down nor loop forever.
-            log.exception("outbox %d: rendering failed", outbox_id)
+            log.error("outbox %d: rendering failed: %s", outbox_id, exception_summary(exc))
             await outbox.mark_failed(conn, outbox_id, code="render", reason="render_error", now=now)
             return "failed"
     body = redact(text, token)
@@ -237,7 +238,7 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
         return await _permanent(state, claimed, exc.code, body, segments)
     except Exception as exc:
         # Unknown failure: treat as temporary, the deadline bounds the retries.
-        log.exception("outbox %d: unexpected send error", outbox_id)
+        log.error("outbox %d: unexpected send error: %s", outbox_id, exception_summary(exc))
         return await _temporary(state, claimed, TemporaryError(type(exc).__name__))
     async with state.pool.acquire() as conn:
         await outbox.mark_sent(

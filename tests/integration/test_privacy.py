@@ -1,0 +1,99 @@
+"""Personal data and secrets never reach the logs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from service.app import create_app
+from service.config import Settings
+
+NAME = "Zineb Benjelloun-Privacy"
+PHONE_RAW = "06 98 76 54 32"
+EMAIL = "zineb.privacy@example.org"
+DOCUMENT = "PRIV998877"
+
+
+def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''} {r.stack_info or ''}" for r in caplog.records
+    )
+
+
+async def test_a_booking_life_leaves_no_personal_data_in_logs(
+    app_client: TestClient,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[type-arg]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    resp = await app_client.get(
+        "/api/v1/offices/consulate-paris/availability",
+        params={"service": "passport", "from": "2027-02-03", "to": "2027-02-03"},
+    )
+    slots = (await resp.json())["slots"]
+    resp = await app_client.post(
+        "/api/v1/bookings",
+        json={
+            "slot_id": slots[0]["id"],
+            "service": "passport",
+            "name": NAME,
+            "phone": PHONE_RAW,
+            "email": EMAIL,
+            "language": "ar",
+            "document_number": DOCUMENT,
+        },
+    )
+    assert resp.status == 201
+    booked = await resp.json()
+    token = booked["manage_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"/api/v1/bookings/{booked['reference']}"
+    assert (await app_client.get(url, headers=headers)).status == 200
+    resp = await app_client.post(
+        f"{url}/reschedule", json={"slot_id": slots[1]["id"]}, headers=headers
+    )
+    assert resp.status == 200
+    assert (await app_client.post(f"{url}/cancel", headers=headers)).status == 200
+    # The same document refused, and a validation error that echoes nothing.
+    resp = await app_client.post(
+        "/api/v1/bookings",
+        json={
+            "slot_id": slots[2]["id"],
+            "service": "passport",
+            "name": NAME,
+            "email": "not-an-email " + EMAIL,
+            "language": "ar",
+            "document_number": DOCUMENT,
+        },
+    )
+    assert resp.status == 422
+    logged = everything_logged(caplog)
+    assert caplog.records, "the capture works"
+    for secret in (NAME, EMAIL, DOCUMENT, "+33698765432", "698765432", token):
+        assert secret not in logged
+
+
+@pytest.mark.parametrize("path", ["/api/v1/boom", "/boom"])
+async def test_unexpected_errors_are_logged_without_their_message(
+    path: str,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    clock: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError(f"duplicate key (email)=({EMAIL})")
+
+    app = create_app(settings, pool=pool, clock=clock)
+    app.router.add_get(path, boom)
+    caplog.set_level(logging.DEBUG)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get(path)
+        assert resp.status == 500
+    logged = everything_logged(caplog)
+    assert "RuntimeError" in logged and path in logged, "the failure itself is logged"
+    assert EMAIL not in logged
