@@ -1,0 +1,55 @@
+"""`mawid seed --demo` is idempotent and never disturbs bookings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from service import bookings
+from service.domain.validation import RawDetails
+from service.seed import load_demo, seed_demo
+
+COUNTED = ("offices", "services", "opening_hours", "closures", "slots", "bookings", "staff")
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in COUNTED}
+
+
+async def test_seeding_again_changes_nothing_and_keeps_bookings(
+    pool: asyncpg.Pool, clock: Any
+) -> None:
+    async with pool.acquire() as conn:
+        slot_id = await conn.fetchval(
+            "SELECT id FROM slots WHERE office_id = 'prefecture-tiznit' "
+            "AND service_id = 'legalization' AND starts_at > $1 + interval '1 day' "
+            "ORDER BY starts_at LIMIT 1",
+            clock(),
+        )
+    booked = await bookings.book(
+        pool,
+        slot_id=slot_id,
+        service_id="legalization",
+        details=RawDetails(name="Said", phone="0612345678", language="ar"),
+        secret_key="k",
+        now=clock(),
+    )
+    async with pool.acquire() as conn:
+        before = await counts(conn)
+        await seed_demo(conn, clock(), 84)
+        after = await counts(conn)
+        row = await conn.fetchrow(
+            "SELECT b.status, b.slot_id, s.taken FROM bookings b JOIN slots s ON s.id = b.slot_id "
+            "WHERE b.id = $1",
+            booked.booking.id,
+        )
+    assert after == before
+    assert (row["status"], row["slot_id"], row["taken"]) == ("confirmed", slot_id, 1)
+    assert before["offices"] == len(load_demo())
+    # Ramadan hours for the Moroccan offices, none for the consulates.
+    async with pool.acquire() as conn:
+        dated = await conn.fetch(
+            "SELECT DISTINCT office_id FROM opening_hours WHERE valid_from IS NOT NULL"
+        )
+    assert {r["office_id"] for r in dated} == {"prefecture-tiznit", "prefecture-agadir"}
