@@ -23,7 +23,7 @@ async def test_seeding_again_changes_nothing_and_keeps_bookings(
     async with pool.acquire() as conn:
         slot_id = await conn.fetchval(
             "SELECT id FROM slots WHERE office_id = 'prefecture-tiznit' "
-            "AND service_id = 'legalization' AND starts_at > $1 + interval '1 day' "
+            "AND service_id = 'legalization' AND starts_at > $1::timestamptz + interval '1 day' "
             "ORDER BY starts_at LIMIT 1",
             clock(),
         )
