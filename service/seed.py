@@ -70,6 +70,11 @@ BRING: dict[str, dict[str, str]] = {
 }
 
 
+# Where the host country's holidays differ by region, the office keeps its
+# region's: Montreal closes for Quebec's Fête nationale and Patriots' Day.
+HOLIDAY_REGIONS: dict[tuple[str, str], str] = {("consulate-montreal", "CA"): "CA-QC"}
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOffice:
     office: Office
@@ -91,7 +96,9 @@ def load_demo(path: Path = DATA_FILE) -> list[DemoOffice]:
             timezone=raw["timezone"],
             address=raw["address"],
             reference_prefix=raw["reference_prefix"],
-            holiday_countries=tuple(raw["closed_on_holidays_of"]),
+            holiday_countries=tuple(
+                HOLIDAY_REGIONS.get((raw["id"], c), c) for c in raw["closed_on_holidays_of"]
+            ),
         )
         services = [
             Service(

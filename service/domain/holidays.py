@@ -17,16 +17,21 @@ class Holiday:
     names: dict[str, str]  # language -> name (every language of LANGUAGES)
 
 
-def _names(country: str, years: list[int], language: str) -> dict[date, str]:
+def _names(region: str, years: list[int], language: str) -> dict[date, str]:
+    """Holiday names of a country ("FR") or a subdivision ("CA-QC": Quebec's
+    holidays, which a consulate in Montreal keeps, beside the federal ones)."""
+    country, _, subdiv = region.partition("-")
     cls = holidays_lib.country_holidays(country).__class__
     supported = getattr(cls, "supported_languages", ())
     lang = language if language in supported else ("en_US" if "en_US" in supported else None)
-    table = holidays_lib.country_holidays(country, years=years, language=lang)
+    table = holidays_lib.country_holidays(
+        country, subdiv=subdiv or None, years=years, language=lang
+    )
     return dict(table.items())
 
 
 def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holiday]:
-    """Holidays of every country in `countries` between two dates, names joined.
+    """Holidays of every country (or "CC-SUB" region) between two dates, names joined.
 
     Islamic holidays are estimates in the package; offices move or add a
     closure by hand when the date is announced.

@@ -94,6 +94,14 @@ def test_consulate_closes_for_host_country_holidays() -> None:
     assert date(2027, 3, 9) in closed
 
 
+def test_regional_holidays() -> None:
+    quebec = {h.day: h for h in holidays_for(["MA", "CA-QC"], date(2027, 1, 1), date(2027, 12, 31))}
+    federal = {h.day for h in holidays_for(["CA"], date(2027, 1, 1), date(2027, 12, 31))}
+    assert date(2027, 6, 24) in quebec and date(2027, 6, 24) not in federal
+    assert "Québec" in quebec[date(2027, 6, 24)].names["fr"]
+    assert date(2027, 7, 1) in quebec  # Canada Day, federal, still there
+
+
 def test_skipped_wall_time_yields_no_instant() -> None:
     paris = ZoneInfo("Europe/Paris")
     assert local_instant(date(2027, 3, 28), time(2, 30), paris) is None
