@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.config import Settings
 from service.devstack import RunningPostgres, RunningRedis, start_postgres, start_redis
+from tests.clock import FIXED_NOW, FakeClock
 
 # The office side's fixtures (prefixed office_), shared by its integration and
 # browser tests; plugins may only be declared here, in the top conftest.
@@ -172,11 +172,6 @@ def redis_server(tmp_path: Path) -> Iterator[RunningRedis]:
 
 # --------------------------------------------------------------- app fixtures
 
-# Every test starts on Monday 2027-02-01 at 10:00 UTC (11:00 in Paris), one
-# week before Ramadan 1448: the demo slots in the template cover 84 days from
-# there, so tests see Ramadan hours, the Casablanca offset change, Eid al-Fitr
-# and the European DST change of 2027-03-28.
-FIXED_NOW = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 TEST_SECRET = "test-secret-key"
 
 
@@ -189,23 +184,6 @@ async def _seed_demo(dsn: str) -> None:
         await seed_demo(conn, FIXED_NOW, 84)
     finally:
         await conn.close()
-
-
-class FakeClock:
-    """A settable clock: `clock()` is aware UTC now, as the app's CLOCK_KEY wants."""
-
-    def __init__(self, now: datetime = FIXED_NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        assert now.tzinfo is not None
-        self.now = now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @pytest.fixture

@@ -1,9 +1,4 @@
-"""Fixtures for the office tests, imported by each test_office_* module.
-
-They build on tests/conftest.py's `db_dsn`. The shared app fixtures there may
-differ in name or arrive later, so the office tests carry their own small
-ones, prefixed `office_` to avoid clashing.
-"""
+"""Fixtures and helpers for the office tests (a plugin of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +6,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,52 +17,30 @@ from aiohttp.test_utils import TestClient, TestServer
 from service import bookings
 from service.app import create_app
 from service.config import Settings
-from service.db import create_pool
 from service.domain.models import Booking
 from service.domain.staff import Role
 from service.domain.validation import RawDetails
-from service.seed import seed_demo
-from service.staff import add_staff, seed_demo_staff
+from service.staff import add_staff
+from tests.clock import FIXED_NOW, FakeClock
 
-START = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)  # a Monday
+START = FIXED_NOW  # a Monday
 
 
-class FakeClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now = now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+# Aliases of the shared fixtures (tests/conftest.py): the template database
+# already carries the demo offices and staff accounts.
+@pytest.fixture
+def office_clock(clock: FakeClock) -> FakeClock:
+    return clock
 
 
 @pytest.fixture
-def office_clock() -> FakeClock:
-    return FakeClock()
+def office_settings(settings: Settings) -> Settings:
+    return settings
 
 
 @pytest.fixture
-def office_settings(db_dsn: str) -> Settings:
-    return Settings(env="test", database_url=db_dsn, secret_key="office-test-secret")
-
-
-@pytest.fixture
-async def office_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(db_dsn, min_size=1, max_size=10)
-    async with pool.acquire() as conn:
-        # The shared template may or may not carry the demo data yet.
-        if not await conn.fetchval("SELECT count(*) FROM offices"):
-            await seed_demo(conn, START, 84)
-        await seed_demo_staff(conn, START)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def office_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
+    return pool
 
 
 @pytest.fixture
