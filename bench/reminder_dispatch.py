@@ -99,21 +99,8 @@ async def bare_ceiling(fake: FakeTwilio, settings: Settings, n: int, concurrency
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        MAWID_ENV="test",
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        BASE_URL=settings.base_url,
-        TWILIO_ACCOUNT_SID=settings.twilio_account_sid,
-        TWILIO_AUTH_TOKEN=settings.twilio_auth_token,
-        TWILIO_FROM=settings.twilio_from,
-        TWILIO_BASE_URL=settings.twilio_base_url,
-        SMS_PER_SECOND=str(settings.sms_per_second),
-        LOG_LEVEL="WARNING",
-        DB_POOL_MAX="10",
-    )
-    return env
+    quiet = settings.with_(env="test", log_level="WARNING", db_pool_max=10)
+    return {**os.environ, **quiet.as_environ()}
 
 
 async def dispatch(settings: Settings, fake: FakeTwilio, n: int, workers: int) -> None:

@@ -67,54 +67,71 @@ class Settings:
                 if not env.get(name):
                     raise ConfigError(f"{name} is required when MAWID_ENV=production")
         defaults = cls()
-        host = env.get("HOST", defaults.host)
-        port = _int(env, "PORT", defaults.port)
-        return cls(
-            env=mode,
-            secret_key=env.get("SECRET_KEY", defaults.secret_key),
-            database_url=env.get("DATABASE_URL", ""),
-            redis_url=env.get("REDIS_URL", ""),
-            host=host,
-            port=port,
-            base_url=env.get("BASE_URL", f"http://{host}:{port}").rstrip("/"),
-            dev_dir=Path(env.get("MAWID_DEV_DIR", str(defaults.dev_dir))),
-            log_level=env.get("LOG_LEVEL", defaults.log_level),
-            slot_horizon_days=_int(env, "SLOT_HORIZON_DAYS", defaults.slot_horizon_days),
-            db_pool_min=_int(env, "DB_POOL_MIN", defaults.db_pool_min),
-            db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max),
-            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
-            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
-            twilio_from=env.get("TWILIO_FROM", ""),
-            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
-            twilio_base_url=env.get("TWILIO_BASE_URL", ""),
-            sms_per_second=_float(env, "SMS_PER_SECOND", defaults.sms_per_second),
-            sms_price_per_segment=_float(
-                env, "SMS_PRICE_PER_SEGMENT", defaults.sms_price_per_segment
-            ),
-            smtp_host=env.get("SMTP_HOST", ""),
-            smtp_port=_int(env, "SMTP_PORT", defaults.smtp_port),
-            smtp_username=env.get("SMTP_USERNAME", ""),
-            smtp_password=env.get("SMTP_PASSWORD", ""),
-            smtp_starttls=env.get("SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
-            email_from=env.get("EMAIL_FROM", defaults.email_from),
-        )
+        values: dict[str, object] = {}
+        for attribute, name in ENV_NAMES.items():
+            raw = env.get(name)
+            if raw is not None and raw != "":
+                values[attribute] = _parse(name, raw, type(getattr(defaults, attribute)))
+        if "base_url" not in values:
+            host = values.get("host", defaults.host)
+            values["base_url"] = f"http://{host}:{values.get('port', defaults.port)}"
+        values["base_url"] = str(values["base_url"]).rstrip("/")
+        return replace(defaults, **values)  # type: ignore[arg-type]
+
+    def as_environ(self) -> dict[str, str]:
+        """The variables that give these settings back through from_env, for
+        child processes (the web server and worker of `mawid dev`, tests)."""
+        out: dict[str, str] = {}
+        for attribute, name in ENV_NAMES.items():
+            value = getattr(self, attribute)
+            out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return out
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+# Each setting's environment variable; the README's configuration table
+# documents them.
+ENV_NAMES: dict[str, str] = {
+    "env": "MAWID_ENV",
+    "secret_key": "SECRET_KEY",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "host": "HOST",
+    "port": "PORT",
+    "base_url": "BASE_URL",
+    "dev_dir": "MAWID_DEV_DIR",
+    "log_level": "LOG_LEVEL",
+    "slot_horizon_days": "SLOT_HORIZON_DAYS",
+    "db_pool_min": "DB_POOL_MIN",
+    "db_pool_max": "DB_POOL_MAX",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_from": "TWILIO_FROM",
+    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
+    "twilio_base_url": "TWILIO_BASE_URL",
+    "sms_per_second": "SMS_PER_SECOND",
+    "sms_price_per_segment": "SMS_PRICE_PER_SEGMENT",
+    "smtp_host": "SMTP_HOST",
+    "smtp_port": "SMTP_PORT",
+    "smtp_username": "SMTP_USERNAME",
+    "smtp_password": "SMTP_PASSWORD",
+    "smtp_starttls": "SMTP_STARTTLS",
+    "email_from": "EMAIL_FROM",
+}
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+def _parse(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        return raw.lower() in ("1", "true", "yes")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if kind is Path or issubclass(kind, Path):
+        return Path(raw)
+    return raw

@@ -12,8 +12,7 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from service.config import Settings
 from service.worker import jobs
@@ -132,7 +131,9 @@ async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrid
             try:
                 await worker.async_run()
                 return
-            except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as exc:
+            # Any Redis error: an outage surfaces as ConnectionError, TimeoutError
+            # or, when it cuts a WATCH in arq's job pick-up, as WatchError.
+            except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("worker: Redis unavailable (%s); retrying", type(exc).__name__)
             finally:
                 await _abandon(worker)

@@ -265,21 +265,4 @@ def paris(*args: int) -> datetime:
 
 
 def env_for_subprocess(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MAWID_ENV": "test",
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "BASE_URL": settings.base_url,
-            "SECRET_KEY": settings.secret_key,
-            "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
-            "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
-            "TWILIO_FROM": settings.twilio_from,
-            "TWILIO_BASE_URL": settings.twilio_base_url,
-            "SMS_PER_SECOND": str(settings.sms_per_second),
-            "SMTP_HOST": settings.smtp_host,
-            "SMTP_PORT": str(settings.smtp_port),
-        }
-    )
-    return env
+    return {**os.environ, **settings.as_environ()}

@@ -57,3 +57,19 @@ def test_cli_prints_one_line_naming_the_variable() -> None:
     assert done.stderr.strip().splitlines() == [
         "mawid: SECRET_KEY is required when MAWID_ENV=production"
     ]
+
+
+def test_as_environ_round_trips() -> None:
+    from pathlib import Path
+
+    settings = Settings(
+        env="test",
+        port=9001,
+        base_url="http://x.test",
+        smtp_starttls=True,
+        sms_per_second=2.5,
+        dev_dir=Path("/tmp/d"),
+        twilio_from="+33600000000",
+    )
+    assert Settings.from_env(settings.as_environ()) == settings
+    assert Settings.from_env(Settings().as_environ()) == Settings()
