@@ -14,16 +14,17 @@ import asyncpg
 
 from service.domain import errors
 from service.domain.booking import (
-    ACTIVE,
     Status,
     booking_window,
     can_cancel,
+    can_mark_no_show,
     can_reschedule,
     can_transition,
     frees_seat,
     hash_token,
     new_manage_token,
     new_reference,
+    takes_seat,
 )
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.validation import RawDetails, validate_details
@@ -233,6 +234,7 @@ async def reschedule(
                 raise errors.ValidationFailed(
                     {"slot_id": errors.N_("Choose a time other than your current one.")}
                 )
+            await slot_store.lock_for_move(conn, [booking.slot_id, new_slot_id])
             taken = await _take_seat(conn, new_slot_id, service, now)
             await slot_store.release_seat(conn, booking.slot_id)
             moved = await booking_store.move(
@@ -266,14 +268,24 @@ async def _change_status(
         raise errors.BookingError(
             "bad_transition", errors.N_("This change is not possible for this appointment.")
         )
+    if target is Status.NO_SHOW and not can_mark_no_show(now, booking.starts_at):
+        # Before the start the seat could still be sold again, and an undo
+        # would then have no seat to return to.
+        raise errors.BookingError(
+            "too_early", errors.N_("An appointment that has not started cannot be a no-show.")
+        )
     if frees_seat(current, target):
         await slot_store.release_seat(conn, booking.slot_id)
-    elif current not in ACTIVE and target in ACTIVE:
-        # no_show -> checked_in: the citizen came late; the seat is theirs again
-        # even if that makes the slot momentarily over capacity, which is why
-        # this path never goes through take_seat.
-        await conn.execute("UPDATE slots SET taken = taken + 1 WHERE id = $1", booking.slot_id)
-    await booking_store.set_status(conn, booking.id, target, now, reason)
+    elif takes_seat(current, target):
+        # no_show -> checked_in: the citizen came late. Their seat is free
+        # unless capacity was lowered since; never oversell to undo.
+        if not await slot_store.retake_seat(conn, booking.slot_id):
+            raise errors.slot_full()
+    try:
+        await booking_store.set_status(conn, booking.id, target, now, reason)
+    except asyncpg.UniqueViolationError:
+        # Undoing a no-show after the citizen booked the service again.
+        raise errors.already_booked() from None
     await audit.record(
         conn,
         booking.id,

@@ -105,5 +105,9 @@ def can_cancel(now: datetime, starts_at: datetime) -> bool:
     return now < starts_at
 
 
+def can_mark_no_show(now: datetime, starts_at: datetime) -> bool:
+    return now >= starts_at
+
+
 def can_reschedule(now: datetime, starts_at: datetime, cutoff_minutes: int) -> bool:
     return now <= starts_at - timedelta(minutes=cutoff_minutes)

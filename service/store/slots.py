@@ -61,6 +61,23 @@ async def take_seat(
     return _slot(row) if row else None
 
 
+async def retake_seat(conn: asyncpg.Connection, slot_id: int) -> bool:
+    """Give a seat back to a booking that had one (no-show undone); guarded
+    like take_seat, without the booking window."""
+    done: str = await conn.execute(
+        "UPDATE slots SET taken = taken + 1 WHERE id = $1 AND taken < capacity", slot_id
+    )
+    return done == "UPDATE 1"
+
+
+async def lock_for_move(conn: asyncpg.Connection, slot_ids: list[int]) -> None:
+    """Lock the slots of a move in id order, so that two citizens swapping
+    slots queue instead of deadlocking."""
+    await conn.execute(
+        "SELECT id FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", slot_ids
+    )
+
+
 async def release_seat(conn: asyncpg.Connection, slot_id: int) -> None:
     await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1 AND taken > 0", slot_id)
 

@@ -545,3 +545,87 @@ async def test_concurrent_reschedules_into_one_slot(app_client: Client, pool: as
             "SELECT count(*) FROM bookings WHERE slot_id = $1", target["id"]
         )
     assert mismatched == 0 and in_target == 3
+
+
+async def test_swapping_slots_concurrently_never_deadlocks(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    slots = await first_slots(app_client, "consulate-paris", "legalization", "2027-02-09")
+    pairs = []
+    for i in range(0, 30, 2):
+        a = slots[i]
+        b = slots[i + 1]
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE slots SET capacity = 2 WHERE id = ANY($1::bigint[])", [a["id"], b["id"]]
+            )
+        _, first = await book(app_client, booking_body(a["id"]))
+        _, second = await book(app_client, booking_body(b["id"]))
+        pairs.append((first, b["id"]))
+        pairs.append((second, a["id"]))
+
+    async def move(booked: dict[str, Any], target: int) -> int:
+        resp = await app_client.post(
+            f"/api/v1/bookings/{booked['reference']}/reschedule",
+            json={"slot_id": target},
+            headers=auth(booked["manage_token"]),
+        )
+        return resp.status
+
+    statuses = await asyncio.gather(*(move(b, t) for b, t in pairs))
+    # Each target has one free seat: both moves of a pair succeed, however
+    # they interleave, and neither dies in a deadlock (a 500).
+    assert set(statuses) == {200}
+    async with pool.acquire() as conn:
+        taken = await conn.fetch(
+            "SELECT taken FROM slots WHERE id = ANY($1::bigint[])",
+            [slot["id"] for slot in slots[:30]],
+        )
+    assert {r["taken"] for r in taken} == {1}
+
+
+async def test_no_show_only_after_the_start_and_undo_never_oversells(
+    pool: asyncpg.Pool, clock: Any, app_client: Client
+) -> None:
+    from service import bookings as flows
+    from service.domain.booking import Status
+    from service.domain.errors import BookingError
+    from service.store.audit import Actor
+
+    slot = (await first_slots(app_client, "consulate-paris", "legalization", "2027-02-03"))[0]
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE slots SET capacity = 1 WHERE id = $1", slot["id"])
+    _, booked = await book(app_client, booking_body(slot["id"]))
+    clerk = Actor("staff", "1")
+    before = await snapshot(pool)
+    async with pool.acquire() as conn:
+        with pytest.raises(BookingError) as refused:
+            await flows.set_status_by_office(
+                conn, booked["reference"], "consulate-paris", Status.NO_SHOW, clerk, clock()
+            )
+    assert refused.value.code == "too_early"
+    assert await snapshot(pool) == before
+    from datetime import datetime
+
+    clock.set(datetime.fromisoformat(slot["start"]) + timedelta(minutes=20))
+    async with pool.acquire() as conn:
+        await flows.set_status_by_office(
+            conn, booked["reference"], "consulate-paris", Status.NO_SHOW, clerk, clock()
+        )
+        assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot["id"]) == 0
+        # Late after all: checked in, the seat is theirs again.
+        await flows.set_status_by_office(
+            conn, booked["reference"], "consulate-paris", Status.CHECKED_IN, clerk, clock()
+        )
+        assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot["id"]) == 1
+        # Had capacity been lowered meanwhile, the undo is refused, not oversold.
+        await flows.set_status_by_office(
+            conn, booked["reference"], "consulate-paris", Status.NO_SHOW, clerk, clock()
+        )
+        await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot["id"])
+        with pytest.raises(BookingError) as full:
+            await flows.set_status_by_office(
+                conn, booked["reference"], "consulate-paris", Status.CHECKED_IN, clerk, clock()
+            )
+        assert full.value.code == "slot_full"
+        assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot["id"]) == 0

@@ -60,11 +60,13 @@ async def test_schedule_lists_the_day_in_time_order_with_masked_documents(
 
 
 async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    office_pool: asyncpg.Pool, office_clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
     arrived = await make_booking(office_pool, "consulate-paris", "passport")
     missing = await make_booking(office_pool, "consulate-paris", "passport", nth=1)
     dropped = await make_booking(office_pool, "consulate-paris", "passport", nth=2)
+    # No-show only once the appointment has started.
+    office_clock.set(missing.starts_at + timedelta(minutes=5))
     browser = browsers()
     await browser.login(AGENT)
     day = local_day(arrived.starts_at)

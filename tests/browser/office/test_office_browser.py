@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ async def test_agent_checks_in_and_marks_a_no_show(
     second = await make_booking(
         office_live.pool, "consulate-paris", "passport", nth=1, name="Omar Tazi"
     )
+    # Later that afternoon: Omar's time has passed, so he can be a no-show.
+    office_live.clock.set(second.starts_at + timedelta(minutes=10))
     page = office_page
     await sign_in(page, AGENT)
     # The agent's only office opens on today's schedule (office zone).
