@@ -22,6 +22,7 @@ from babel.dates import format_datetime
 from icalendar import Calendar
 from icalendar import Event as IcsEvent
 
+from service.domain.booking import calendar_uid
 from service.domain.sms import SegmentCount, count_segments
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -186,7 +187,7 @@ def ics(data: MessageData) -> bytes:
     cal.add("version", "2.0")
     cal.add("method", "CANCEL" if cancelled else "PUBLISH")
     event = IcsEvent()
-    event.add("uid", f"{data.reference}@{_host(data.base_url)}")
+    event.add("uid", calendar_uid(data.reference, data.base_url))
     event.add("sequence", data.sequence)
     event.add("dtstamp", datetime.now().astimezone(ZoneInfo("UTC")))
     event.add("dtstart", data.starts_at.astimezone(zone))

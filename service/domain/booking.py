@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 
 class Status(StrEnum):
@@ -63,6 +64,13 @@ def normalise_reference(raw: str) -> str | None:
     """Upper-cases and checks a reference typed or pasted by a person."""
     candidate = raw.strip().upper()
     return candidate if _REFERENCE_RE.match(candidate) else None
+
+
+def calendar_uid(reference: str, base_url: str) -> str:
+    """The one iCalendar UID of a booking, whichever file carries it (the
+    confirmation page's download, every email's attachment), so that calendar
+    apps update a single entry instead of adding another."""
+    return f"{reference}@{urlsplit(base_url).hostname or 'mawid.invalid'}"
 
 
 def new_manage_token() -> str:

@@ -30,6 +30,7 @@ from service.domain import errors
 from service.domain.booking import (
     Status,
     booking_window,
+    calendar_uid,
     can_cancel,
     can_reschedule,
     normalise_reference,
@@ -549,7 +550,7 @@ async def manage(request: web.Request) -> web.Response:
 async def calendar_file(request: web.Request) -> web.Response:
     ctx = await _booking(request)
     language = _manage_language(request, ctx)
-    body = booking_ics(ctx, language, _now(request))
+    body = booking_ics(ctx, language, _now(request), request.app[SETTINGS_KEY].base_url)
     return web.Response(
         body=body,
         content_type="text/calendar",
@@ -561,7 +562,9 @@ async def calendar_file(request: web.Request) -> web.Response:
     )
 
 
-def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime) -> bytes:
+def booking_ics(
+    ctx: bookings.BookingContext, language: str, now: datetime, base_url: str
+) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
     calendar = Calendar()
@@ -569,7 +572,7 @@ def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime) -> b
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
     event = Event()
-    event.add("uid", f"{booking.reference}@mawid")
+    event.add("uid", calendar_uid(booking.reference, base_url))
     event.add("dtstamp", now)
     event.add("dtstart", booking.starts_at)
     event.add("dtend", booking.ends_at)
