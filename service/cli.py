@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from service.config import ConfigError, Settings
-from service.db import create_pool, migrate
+from service.db import MigrationChanged, create_pool, migrate
 
 log = logging.getLogger("mawid")
 
@@ -35,6 +35,14 @@ def _require_urls(settings: Settings) -> None:
         if not value:
             print(f"mawid: {name} is not set (use `mawid dev` for a local stack)", file=sys.stderr)
             raise SystemExit(2)
+
+
+def _migrate(dsn: str) -> list[str]:
+    try:
+        return asyncio.run(migrate(dsn))
+    except MigrationChanged as problem:
+        print(f"mawid: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_serve(settings: Settings) -> None:
@@ -62,7 +70,7 @@ def cmd_migrate(settings: Settings) -> None:
     if not settings.database_url:
         print("mawid: DATABASE_URL is not set", file=sys.stderr)
         raise SystemExit(2)
-    applied = asyncio.run(migrate(settings.database_url))
+    applied = _migrate(settings.database_url)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
@@ -126,7 +134,7 @@ def cmd_dev(settings: Settings) -> None:
             started.append(redis)
             env["REDIS_URL"] = redis.url
         ready = settings.with_(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
-        applied = asyncio.run(migrate(ready.database_url))
+        applied = _migrate(ready.database_url)
         if applied:
             print(f"  migrations applied: {', '.join(applied)}", flush=True)
         seeded = asyncio.run(_seed(ready, only_if_empty=True))

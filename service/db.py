@@ -15,6 +15,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK = 0x6D617769  # "mawi"
 
 
+class MigrationChanged(RuntimeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"migration {name} was edited after it was applied; "
+            "add a new migration instead (in dev: remove the dev data directory)"
+        )
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection
@@ -50,11 +58,18 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                        checksum   text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            done = {
+                r["name"]: r["checksum"]
+                for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+            }
             for path in migration_files(directory):
-                if path.name in done:
-                    continue
                 sql = path.read_text(encoding="utf-8")
+                if path.name in done:
+                    # An applied migration that changed since would leave this
+                    # database unlike a fresh one; say so rather than drift.
+                    if done[path.name] != hashlib.sha256(sql.encode()).hexdigest():
+                        raise MigrationChanged(path.name)
+                    continue
                 async with conn.transaction():
                     await conn.execute(sql)
                     await conn.execute(

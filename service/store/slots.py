@@ -176,6 +176,9 @@ async def regenerate_office(
 
     Returns the number of slots planned. Past slots are left as they are.
     """
+    # Serialise with a manager's change of hours or closures, which locks the
+    # same row: otherwise this run could write back capacities read before it.
+    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
     zone = office.zone
     first = local_date(now, zone)
     last = first + timedelta(days=horizon_days)

@@ -25,6 +25,7 @@ from aiohttp import web
 from service import staff
 from service.domain import errors
 from service.domain.staff import Access, Permission, StaffMember, access
+from service.web.api import bearer
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.security import CSRF_HEADER, UNSAFE_METHODS, csrf_valid, set_cookie
 
@@ -32,11 +33,6 @@ SESSION_COOKIE = "mawid_staff"
 _MEMBER: web.RequestKey[StaffMember | None] = web.RequestKey("sessions.member")
 _VIA = web.RequestKey("sessions.via", str)
 LOGIN_PATH = "/office/login"
-
-
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def is_api(request: web.Request) -> bool:
@@ -52,7 +48,7 @@ async def current_member(request: web.Request) -> StaffMember | None:
     now = request.app[CLOCK_KEY]()
     member: StaffMember | None = None
     via = ""
-    token = _bearer(request) if is_api(request) else None
+    token = bearer(request) if is_api(request) else None
     if token is not None:
         # A bad token is a refusal even when a good cookie rides along: the
         # caller said who they meant to be.

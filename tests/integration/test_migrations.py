@@ -75,3 +75,22 @@ async def test_a_failing_migration_leaves_nothing_behind(pg_dsn: str, tmp_path: 
     finally:
         await conn.close()
     assert applied == ["0001_ok.sql"] and half is None
+
+
+async def test_an_applied_migration_edited_later_is_refused(pg_dsn: str, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from service.db import MigrationChanged
+
+    directory = Path(str(tmp_path))
+    first = directory / "0001_first.sql"
+    first.write_text("CREATE TABLE t (id int);")
+    dsn = await _empty_database(pg_dsn, "migrate_edited")
+    assert await migrate(dsn, directory) == ["0001_first.sql"]
+    first.write_text("CREATE TABLE t (id bigint);")
+    try:
+        await migrate(dsn, directory)
+    except MigrationChanged as refused:
+        assert "0001_first.sql" in str(refused)
+    else:
+        raise AssertionError("an edited migration must be refused")
