@@ -185,27 +185,35 @@ class BookedSeat:
     service_id: str
     starts_at: datetime
     status: str
+    # When the booking was made, and its id to order bookings made in the
+    # same instant: the latest-made lose their seat first when a slot shrinks.
+    created_at: datetime
+    id: int
 
 
 def stranded(
     bookings: Iterable[BookedSeat], plans: Iterable[SlotPlan], after: datetime
 ) -> list[BookedSeat]:
-    """Active future bookings whose slot the new plan no longer offers.
+    """Active future bookings the new plan has no seat for.
 
-    Regeneration never deletes them (their slot drops to capacity 0), so
-    without this list they would silently sit in a closed hour.
+    Either their slot is gone, or it stays with fewer seats than it has
+    bookings (counters lowered): then the latest-made bookings beyond the new
+    capacity are the ones listed, since earlier ones were promised first.
+    Regeneration never deletes bookings (a slot's capacity may fall below its
+    `taken`), so without this list they would silently sit in a closed hour
+    or an overfull slot.
     """
-    offered = {(p.service_id, p.starts_at) for p in plans}
-    return sorted(
-        (
-            b
-            for b in bookings
-            if Status(b.status) in ACTIVE
-            and b.starts_at > after
-            and (b.service_id, b.starts_at) not in offered
-        ),
-        key=lambda b: (b.starts_at, b.reference),
-    )
+    capacity = {(p.service_id, p.starts_at): p.capacity for p in plans}
+    by_slot: dict[tuple[str, datetime], list[BookedSeat]] = {}
+    for b in bookings:
+        if Status(b.status) in ACTIVE and b.starts_at > after:
+            by_slot.setdefault((b.service_id, b.starts_at), []).append(b)
+    lost: list[BookedSeat] = []
+    for key, seats in by_slot.items():
+        # Someone already checked in is at the counter: never the one listed.
+        seats.sort(key=lambda b: (b.status != Status.CHECKED_IN, b.created_at, b.id))
+        lost.extend(seats[capacity.get(key, 0) :])
+    return sorted(lost, key=lambda b: (b.starts_at, b.reference))
 
 
 # The day's load ------------------------------------------------------------------------

@@ -91,14 +91,19 @@ async def active_seats_after(
     conn: asyncpg.Connection, office_id: str, after: datetime
 ) -> list[BookedSeat]:
     rows = await conn.fetch(
-        """SELECT reference, service_id, starts_at, status FROM bookings
+        """SELECT id, reference, service_id, starts_at, status, created_at FROM bookings
            WHERE office_id = $1 AND starts_at > $2 AND status = ANY($3::text[])
            ORDER BY starts_at, reference""",
         office_id,
         after,
         [s.value for s in ACTIVE],
     )
-    return [BookedSeat(r["reference"], r["service_id"], r["starts_at"], r["status"]) for r in rows]
+    return [
+        BookedSeat(
+            r["reference"], r["service_id"], r["starts_at"], r["status"], r["created_at"], r["id"]
+        )
+        for r in rows
+    ]
 
 
 async def messages(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg.Record]:

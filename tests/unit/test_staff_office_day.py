@@ -100,13 +100,20 @@ def test_format_then_parse_gives_the_rules_back(rules: list[HoursRule]) -> None:
 NOW = datetime(2027, 2, 1, 10, tzinfo=UTC)
 
 
-def seat(ref: str, hour: int, status: str = "confirmed", day: int = 2) -> BookedSeat:
-    return BookedSeat(ref, "passport", datetime(2027, 2, day, hour, tzinfo=UTC), status)
+def seat(ref: str, hour: int, status: str = "confirmed", day: int = 2, made: int = 0) -> BookedSeat:
+    return BookedSeat(
+        ref,
+        "passport",
+        datetime(2027, 2, day, hour, tzinfo=UTC),
+        status,
+        NOW - timedelta(hours=24) + timedelta(minutes=made),
+        made,
+    )
 
 
-def plan(hour: int, day: int = 2) -> SlotPlan:
+def plan(hour: int, day: int = 2, capacity: int = 2) -> SlotPlan:
     start = datetime(2027, 2, day, hour, tzinfo=UTC)
-    return SlotPlan("passport", start, start + timedelta(minutes=30), 2)
+    return SlotPlan("passport", start, start + timedelta(minutes=30), capacity)
 
 
 def test_stranded_lists_active_future_bookings_without_a_planned_slot() -> None:
@@ -119,6 +126,20 @@ def test_stranded_lists_active_future_bookings_without_a_planned_slot() -> None:
     ]
     lost = stranded(seats, [plan(10)], NOW)
     assert [s.reference for s in lost] == ["AA-1", "AA-5"]
+
+
+def test_stranded_lists_the_latest_made_bookings_beyond_a_lowered_capacity() -> None:
+    seats = [
+        seat("AA-3", 10, made=3),
+        seat("AA-1", 10, made=1),
+        seat("AA-4", 10, "checked_in", made=4),  # at the counter already: keeps a seat
+        seat("AA-2", 10, made=2),
+        seat("AA-5", 10, "cancelled", made=5),  # holds no seat
+        seat("AA-6", 11, made=6),
+    ]
+    lost = stranded(seats, [plan(10, capacity=2), plan(11, capacity=1)], NOW)
+    assert [s.reference for s in lost] == ["AA-2", "AA-3"]
+    assert stranded(seats, [plan(10, capacity=4), plan(11, capacity=1)], NOW) == []
 
 
 def test_load_counts_people_against_counters_not_summed_over_services() -> None:

@@ -1,0 +1,102 @@
+"""Changes a manager makes to an office (hours, counters, closures, services,
+staff) and the edge cases around them: overfull slots, reopened holidays,
+checked-in bookings, out-of-range days, concurrent logins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import asyncpg
+
+from service import staff
+from service.domain.office_day import parse_hours
+from service.domain.staff import Role, StaffMember
+from tests.office_fixtures import (
+    MANAGER,
+    START,
+    Browser,
+    make_booking,
+)
+
+PARIS_MANAGER = StaffMember(0, "manager@mawid.test", Role.MANAGER, frozenset({"consulate-paris"}))
+ONE_COUNTER = "mon-fri 09:00-12:30 13:30-16:00 x1"
+
+
+async def _seat(pool: asyncpg.Pool, slot_id: int) -> tuple[int, int]:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT capacity, taken FROM slots WHERE id = $1", slot_id)
+    return row["capacity"], row["taken"]
+
+
+async def _three_on_one_slot(pool: asyncpg.Pool) -> list[str]:
+    """Three bookings on one slot of four counters, oldest first."""
+    first = await make_booking(pool, "consulate-paris", "passport", after=START + timedelta(days=3))
+    assert (await _seat(pool, first.slot_id))[0] == 4
+    made = [first]
+    for _ in range(2):
+        made.append(
+            await make_booking(
+                pool, "consulate-paris", "passport", after=first.starts_at - timedelta(seconds=1)
+            )
+        )
+    assert {b.slot_id for b in made} == {first.slot_id}
+    return [b.reference for b in made]
+
+
+async def test_lowering_counters_lists_the_bookings_beyond_the_new_capacity(
+    office_pool: asyncpg.Pool,
+) -> None:
+    references = await _three_on_one_slot(office_pool)
+    rules = parse_hours(ONE_COUNTER, ["passport"])
+    out = await staff.change_office(
+        office_pool,
+        "consulate-paris",
+        staff.ReplaceHours("consulate-paris", rules),
+        decision=None,
+        seen=[],
+        reason=None,
+        member=PARIS_MANAGER,
+        now=START,
+        horizon_days=84,
+    )
+    assert not out.applied
+    # The two made last have no seat under one counter; the first keeps it.
+    assert sorted(s.reference for s in out.stranded) == sorted(references[1:])
+
+
+async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    references = await _three_on_one_slot(office_pool)
+    browser = browsers()
+    await browser.login(MANAGER)
+    r = await browser.post_form("/office/consulate-paris/hours", {"hours": ONE_COUNTER})
+    assert r.status == 409
+    page = await r.text()
+    seen = re.search(r'name="seen" value="([^"]*)"', page)
+    assert seen and set(seen[1].split()) == set(references[1:])
+    r = await browser.post_form(
+        "/office/consulate-paris/hours",
+        {"hours": ONE_COUNTER, "decision": "cancel", "reason": "Un seul guichet", "seen": seen[1]},
+    )
+    assert r.status == 303 and "cancelled=2" in r.headers["Location"]
+    async with office_pool.acquire() as conn:
+        over = await conn.fetchval(
+            """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
+               AND starts_at > $1 AND taken > capacity""",
+            START,
+        )
+        statuses = dict(
+            await conn.fetch(
+                "SELECT reference, status FROM bookings WHERE reference = ANY($1::text[])",
+                references,
+            )
+        )
+    assert over == 0
+    assert statuses == {
+        references[0]: "confirmed",
+        references[1]: "cancelled",
+        references[2]: "cancelled",
+    }
