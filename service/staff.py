@@ -197,10 +197,12 @@ async def login(
     account_key, ip_key = throttle_keys(email, ip)
     keys = [_secret_hash("throttle", k, secret_key) for k in (account_key, ip_key)]
     async with pool.acquire() as conn:
-        account_failures, ip_failures = await staff_store.failures_since(
-            conn, keys, throttle_since(now)
+        # The attempt counts as a failure before the password is checked, so
+        # parallel guesses cannot all pass the check while none is counted yet.
+        counted = await staff_store.count_then_record(
+            conn, keys, throttle_since(now), now, lambda counts: is_throttled(*counts)
         )
-        if is_throttled(account_failures, ip_failures):
+        if counted is None:
             # Refused without checking the password, so guessing goes no
             # faster by ignoring the answer; not recorded, so the lock ends
             # one window after the last counted failure.
@@ -210,11 +212,12 @@ async def login(
         ok = await _verify_password(found.password_hash if found else _DUMMY_HASH, password)
         usable = found is not None and found.active and (allow_demo or not found.member.demo) and ok
         if not usable or found is None:
-            await staff_store.record_failure(conn, keys, now)
             raise LoginRefused(throttled=False)
         session_id = new_session_id()
         async with conn.transaction():
             await staff_store.clear_failures(conn, keys[0])
+            # A success is no failure of the address either.
+            await staff_store.forget_attempt(conn, keys[1], now)
             await staff_store.mark_login(conn, found.member.id, now)
             await staff_store.create_session(
                 conn,

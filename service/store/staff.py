@@ -5,7 +5,7 @@ Secrets arrive here already hashed.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -234,6 +234,42 @@ async def failures_since(
         since,
     )
     return [r["n"] for r in rows]
+
+
+async def count_then_record(
+    conn: asyncpg.Connection,
+    key_hashes: list[bytes],
+    since: datetime,
+    now: datetime,
+    throttled: Callable[[list[int]], bool],
+) -> list[int] | None:
+    """Count each key's failures since `since` and, unless `throttled(counts)`,
+    record this attempt as one more failure (None when throttled).
+
+    Count and insert happen under a transaction-scoped advisory lock per key,
+    so concurrent attempts for one account queue here and each sees the ones
+    before it: no burst of parallel guesses gets past the limit.
+    """
+    async with conn.transaction():
+        # Locks taken in one global order: two attempts sharing only the IP
+        # key never wait on each other in a cycle.
+        for lock in sorted({int.from_bytes(k[:8], "big", signed=True) for k in key_hashes}):
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+        counts = await failures_since(conn, key_hashes, since)
+        if throttled(counts):
+            return None
+        await record_failure(conn, key_hashes, now)
+    return counts
+
+
+async def forget_attempt(conn: asyncpg.Connection, key_hash: bytes, at: datetime) -> None:
+    """Take back one attempt counted by count_then_record (it succeeded)."""
+    await conn.execute(
+        """DELETE FROM login_failures WHERE ctid = (
+               SELECT ctid FROM login_failures WHERE key_hash = $1 AND at = $2 LIMIT 1)""",
+        key_hash,
+        at,
+    )
 
 
 async def record_failure(conn: asyncpg.Connection, key_hashes: list[bytes], now: datetime) -> None:

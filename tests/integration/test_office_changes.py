@@ -4,6 +4,7 @@ checked-in bookings, out-of-range days, concurrent logins."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,7 +13,12 @@ import asyncpg
 
 from service import staff
 from service.domain.office_day import parse_hours
-from service.domain.staff import Role, StaffMember
+from service.domain.staff import (
+    MAX_FAILURES_PER_ACCOUNT,
+    MAX_FAILURES_PER_IP,
+    Role,
+    StaffMember,
+)
 from tests.office_fixtures import (
     MANAGER,
     START,
@@ -100,3 +106,43 @@ async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
         references[1]: "cancelled",
         references[2]: "cancelled",
     }
+
+
+async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
+    office_pool: asyncpg.Pool,
+) -> None:
+    async def attempt(n: int) -> str:
+        try:
+            await staff.login(
+                office_pool,
+                "agent@mawid.test",
+                f"wrong-{n}",
+                "10.0.0.1",
+                secret_key="k",
+                now=START,
+                allow_demo=True,
+            )
+        except staff.LoginRefused as refused:
+            return "throttled" if refused.throttled else "checked"
+        return "signed in"
+
+    results = await asyncio.gather(*(attempt(n) for n in range(30)))
+    assert results.count("checked") == MAX_FAILURES_PER_ACCOUNT
+    assert results.count("throttled") == 30 - MAX_FAILURES_PER_ACCOUNT
+
+
+async def test_a_success_counts_against_neither_account_nor_address(
+    office_pool: asyncpg.Pool,
+) -> None:
+    for _ in range(MAX_FAILURES_PER_IP + 1):
+        await staff.login(
+            office_pool,
+            "agent@mawid.test",
+            "dev-agent-password",
+            "10.0.0.2",
+            secret_key="k",
+            now=START,
+            allow_demo=True,
+        )
+    async with office_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM login_failures") == 0
