@@ -91,6 +91,7 @@ async def release_seats(dsn: str, seats: int, capacity: int) -> list[int]:
     try:
         await conn.execute("TRUNCATE audit_log, bookings RESTART IDENTITY CASCADE")
         await conn.execute("DELETE FROM slots")
+        await conn.execute("DELETE FROM counter_cells")
         await office_store.upsert_office(conn, OFFICE)
         await office_store.upsert_service(conn, SERVICE)
         # Every day of the week, all day: enough distinct slots for the seats.

@@ -236,7 +236,7 @@ async def reschedule(
                 )
             await slot_store.lock_for_move(conn, [booking.slot_id, new_slot_id])
             taken = await _take_seat(conn, new_slot_id, service, now)
-            await slot_store.release_seat(conn, booking.slot_id)
+            await slot_store.release_seat(conn, booking)
             moved = await booking_store.move(
                 conn, booking.id, taken.id, taken.starts_at, taken.ends_at, now
             )
@@ -275,11 +275,11 @@ async def _change_status(
             "too_early", errors.N_("An appointment that has not started cannot be a no-show.")
         )
     if frees_seat(current, target):
-        await slot_store.release_seat(conn, booking.slot_id)
+        await slot_store.release_seat(conn, booking)
     elif takes_seat(current, target):
         # no_show -> checked_in: the citizen came late. Their seat is free
         # unless capacity was lowered since; never oversell to undo.
-        if not await slot_store.retake_seat(conn, booking.slot_id):
+        if not await slot_store.retake_seat(conn, booking):
             raise errors.slot_full()
     try:
         await booking_store.set_status(conn, booking.id, target, now, reason)

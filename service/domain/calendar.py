@@ -42,6 +42,33 @@ class SlotPlan:
     starts_at: datetime  # aware, UTC
     ends_at: datetime
     capacity: int
+    # Served by the office's general hours, so it shares their counters with
+    # the other services (see counter cells); False for dedicated hours.
+    pooled: bool = True
+
+
+# Counters shared between services are accounted for in cells of this size.
+CELL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCell:
+    starts_at: datetime  # aware, UTC
+    capacity: int
+
+
+def cells_covering(starts_at: datetime, ends_at: datetime) -> int:
+    """How many cells of the grid (aligned on the epoch, in UTC) an interval
+    touches; a pooled booking takes one counter in each."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = (starts_at - epoch) // CELL
+    last = (ends_at - epoch - timedelta(microseconds=1)) // CELL
+    return int(last - first + 1)
+
+
+def cell_start(instant: datetime) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((instant - epoch) // CELL) * CELL
 
 
 def rules_for_day(rules: Iterable[HoursRule], day: date, service_id: str) -> list[HoursRule]:
@@ -86,7 +113,9 @@ def expand_day(
 ) -> list[SlotPlan]:
     """Slots of one local day for one service; overlapping rules add counters."""
     seats: dict[tuple[datetime, datetime], int] = {}
-    for rule in rules_for_day(rules, day, service_id):
+    chosen = rules_for_day(rules, day, service_id)
+    pooled = all(r.service_id is None for r in chosen)
+    for rule in chosen:
         start = datetime.combine(day, rule.opens_at)
         close = datetime.combine(day, rule.closes_at)
         while start + duration <= close:
@@ -98,9 +127,37 @@ def expand_day(
                 seats[key] = seats.get(key, 0) + rule.counters
             start = end_wall
     return [
-        SlotPlan(service_id, begins, ends, capacity)
+        SlotPlan(service_id, begins, ends, capacity, pooled)
         for (begins, ends), capacity in sorted(seats.items())
     ]
+
+
+def expand_counters(rules: Iterable[HoursRule], day: date, zone: ZoneInfo) -> list[CounterCell]:
+    """The shared counters open in each 5-minute cell of one local day, from
+    the office's general hours (those of no particular service)."""
+    counters: dict[datetime, int] = {}
+    for rule in rules_for_day([r for r in rules if r.service_id is None], day, ""):
+        wall = datetime.combine(day, rule.opens_at)
+        close = datetime.combine(day, rule.closes_at)
+        while wall < close:
+            instant = local_instant(day, wall.time(), zone)
+            if instant is not None:
+                cell = cell_start(instant)
+                counters[cell] = counters.get(cell, 0) + rule.counters
+            wall += CELL
+    return [CounterCell(cell, n) for cell, n in sorted(counters.items())]
+
+
+def plan_counters(
+    rules: Iterable[HoursRule], closed_days: Iterable[date], zone: ZoneInfo, first: date, last: date
+) -> list[CounterCell]:
+    rule_list = list(rules)
+    closed = set(closed_days)
+    cells: list[CounterCell] = []
+    for day in days(first, last):
+        if day not in closed:
+            cells.extend(expand_counters(rule_list, day, zone))
+    return cells
 
 
 def days(first: date, last: date) -> Iterator[date]:

@@ -49,10 +49,15 @@ class Slot:
     ends_at: datetime
     capacity: int
     taken: int
+    pooled: bool = True
+    # Seats left once the office's shared counters are counted (from the
+    # availability queries); None when not computed.
+    free: int | None = None
 
     @property
     def remaining(self) -> int:
-        return max(self.capacity - self.taken, 0)
+        own = self.capacity - self.taken
+        return max(own if self.free is None else min(own, self.free), 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,10 @@
-"""SQL for slots: materialisation, availability, and the guarded seat counter.
+"""SQL for slots and counter cells: materialisation, availability, and the
+guarded seat counters.
 
-`taken` only moves through take_seat / release_seat, called in the same
-transaction as the booking row that holds the seat.
+`taken` (of a slot and of the counter cells a pooled slot covers) only moves
+through take_seat / retake_seat / release_seat, called in the same transaction
+as the booking row that holds the seat; a trigger (0007) refuses any increase
+past capacity whatever the statement.
 """
 
 from __future__ import annotations
@@ -10,9 +13,18 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
-from service.domain.calendar import SlotPlan, local_date, local_day_bounds, plan_slots
+from service.domain.calendar import (
+    CELL,
+    CounterCell,
+    SlotPlan,
+    cells_covering,
+    local_date,
+    local_day_bounds,
+    plan_counters,
+    plan_slots,
+)
 from service.domain.holidays import holidays_for
-from service.domain.models import Office, Slot
+from service.domain.models import Booking, Office, Slot
 from service.store import offices as office_store
 
 
@@ -25,7 +37,24 @@ def _slot(r: asyncpg.Record) -> Slot:
         ends_at=r["ends_at"],
         capacity=r["capacity"],
         taken=r["taken"],
+        pooled=r["pooled"],
+        free=r.get("free"),
     )
+
+
+# The cells an appointment covers, for a slot row aliased `s`.
+_COVERED = """c.office_id = s.office_id AND c.starts_at > s.starts_at - $CELL::interval
+               AND c.starts_at < s.ends_at"""
+# Seats left on a slot: its own, and for a pooled slot the fewest counters
+# free in any cell it covers.
+_FREE = f"""CASE WHEN s.pooled THEN LEAST(s.capacity - s.taken, COALESCE(
+               (SELECT min(c.capacity - c.taken) FROM counter_cells c WHERE {_COVERED}), 0))
+           ELSE s.capacity - s.taken END"""
+
+
+def _with_cell(sql: str, n: int) -> str:
+    """Bind the cell size as parameter $n (asyncpg wants numbered parameters)."""
+    return sql.replace("$CELL", f"${n}")
 
 
 async def get_slot(conn: asyncpg.Connection, slot_id: int) -> Slot | None:
@@ -58,28 +87,107 @@ async def take_seat(
         earliest,
         latest,
     )
-    return _slot(row) if row else None
+    if row is None:
+        return None
+    slot = _slot(row)
+    if slot.pooled and not await _take_counters(
+        conn, slot.office_id, slot.starts_at, slot.ends_at
+    ):
+        await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1", slot.id)
+        return None
+    return slot
 
 
-async def retake_seat(conn: asyncpg.Connection, slot_id: int) -> bool:
+async def _take_counters(
+    conn: asyncpg.Connection, office_id: str, starts_at: datetime, ends_at: datetime
+) -> bool:
+    """One shared counter in every cell the appointment covers, or none.
+
+    The trigger refuses a full cell; the savepoint undoes the cells already
+    taken by this statement so the caller's transaction goes on.
+    """
+    try:
+        async with conn.transaction():
+            done: str = await conn.execute(
+                """UPDATE counter_cells SET taken = taken + 1
+                   WHERE office_id = $1 AND starts_at > $2::timestamptz - $4::interval
+                     AND starts_at < $3""",
+                office_id,
+                starts_at,
+                ends_at,
+                CELL,
+            )
+            # Every covered cell must exist: a slot outside the counters'
+            # hours cannot be sold.
+            if done != f"UPDATE {cells_covering(starts_at, ends_at)}":
+                raise _NoCounter
+    except (asyncpg.CheckViolationError, _NoCounter):
+        return False
+    return True
+
+
+class _NoCounter(Exception):
+    pass
+
+
+async def _release_counters(
+    conn: asyncpg.Connection, office_id: str, starts_at: datetime, ends_at: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE counter_cells SET taken = taken - 1
+           WHERE office_id = $1 AND starts_at > $2::timestamptz - $4::interval
+             AND starts_at < $3 AND taken > 0""",
+        office_id,
+        starts_at,
+        ends_at,
+        CELL,
+    )
+
+
+async def retake_seat(conn: asyncpg.Connection, booking: Booking) -> bool:
     """Give a seat back to a booking that had one (no-show undone); guarded
     like take_seat, without the booking window."""
-    done: str = await conn.execute(
-        "UPDATE slots SET taken = taken + 1 WHERE id = $1 AND taken < capacity", slot_id
+    row = await conn.fetchrow(
+        "UPDATE slots SET taken = taken + 1 WHERE id = $1 AND taken < capacity RETURNING *",
+        booking.slot_id,
     )
-    return done == "UPDATE 1"
+    if row is None:
+        return False
+    slot = _slot(row)
+    if slot.pooled and not await _take_counters(
+        conn, slot.office_id, booking.starts_at, booking.ends_at
+    ):
+        await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1", slot.id)
+        return False
+    return True
 
 
 async def lock_for_move(conn: asyncpg.Connection, slot_ids: list[int]) -> None:
-    """Lock the slots of a move in id order, so that two citizens swapping
-    slots queue instead of deadlocking."""
+    """Lock the slots of a move in id order, then their counter cells in time
+    order, so that two citizens swapping slots queue instead of deadlocking."""
     await conn.execute(
         "SELECT id FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", slot_ids
     )
+    await conn.execute(
+        """SELECT 1 FROM counter_cells c
+           WHERE EXISTS (SELECT 1 FROM slots s WHERE s.id = ANY($1::bigint[]) AND s.pooled
+                         AND c.office_id = s.office_id
+                         AND c.starts_at > s.starts_at - $2::interval AND c.starts_at < s.ends_at)
+           ORDER BY c.office_id, c.starts_at FOR UPDATE""",
+        slot_ids,
+        CELL,
+    )
 
 
-async def release_seat(conn: asyncpg.Connection, slot_id: int) -> None:
-    await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1 AND taken > 0", slot_id)
+async def release_seat(conn: asyncpg.Connection, booking: Booking) -> None:
+    """Free a booking's seat, and its counters by the booking's own times
+    (the slot's may have changed since, with the service's duration)."""
+    row = await conn.fetchrow(
+        "UPDATE slots SET taken = taken - 1 WHERE id = $1 AND taken > 0 RETURNING pooled",
+        booking.slot_id,
+    )
+    if row is not None and row["pooled"]:
+        await _release_counters(conn, booking.office_id, booking.starts_at, booking.ends_at)
 
 
 async def available(
@@ -93,18 +201,22 @@ async def available(
 ) -> list[Slot]:
     """Slots with a free seat starting in [start, end) and inside the booking window."""
     rows = await conn.fetch(
-        """SELECT * FROM slots
-           WHERE office_id = $1 AND service_id = $2
-             AND starts_at >= GREATEST($3::timestamptz, $5::timestamptz)
-             AND starts_at < $4 AND starts_at <= $6
-             AND taken < capacity
-           ORDER BY starts_at""",
+        _with_cell(
+            f"""SELECT * FROM (
+                   SELECT s.*, {_FREE} AS free FROM slots s
+                   WHERE s.office_id = $1 AND s.service_id = $2
+                     AND s.starts_at >= GREATEST($3::timestamptz, $5::timestamptz)
+                     AND s.starts_at < $4 AND s.starts_at <= $6 AND s.taken < s.capacity
+               ) t WHERE free > 0 ORDER BY starts_at""",
+            7,
+        ),
         office_id,
         service_id,
         start,
         end,
         earliest,
         latest,
+        CELL,
     )
     return [_slot(r) for r in rows]
 
@@ -114,13 +226,18 @@ async def slots_between(
 ) -> list[Slot]:
     """Every slot, full or not, for calendars that show full days as such."""
     rows = await conn.fetch(
-        """SELECT * FROM slots WHERE office_id = $1 AND service_id = $2
-             AND starts_at >= $3 AND starts_at < $4 AND capacity > 0
-           ORDER BY starts_at""",
+        _with_cell(
+            f"""SELECT s.*, {_FREE} AS free FROM slots s
+                WHERE s.office_id = $1 AND s.service_id = $2
+                  AND s.starts_at >= $3 AND s.starts_at < $4 AND s.capacity > 0
+                ORDER BY s.starts_at""",
+            5,
+        ),
         office_id,
         service_id,
         start,
         end,
+        CELL,
     )
     return [_slot(r) for r in rows]
 
@@ -141,23 +258,29 @@ async def apply_plan(
     # One statement each, whatever the number of slots: arrays in, set logic
     # in Postgres (a row-by-row executemany took seconds per office).
     planned = """SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
-                                    $4::integer[]) AS p(service_id, starts_at, ends_at, capacity)"""
+                                    $4::integer[], $5::boolean[])
+                 AS p(service_id, starts_at, ends_at, capacity, pooled)"""
     columns = (
         [p.service_id for p in plans],
         [p.starts_at for p in plans],
         [p.ends_at for p in plans],
         [p.capacity for p in plans],
+        [p.pooled for p in plans],
     )
     await conn.execute(
-        f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity)
-            SELECT $5, service_id, starts_at, ends_at, capacity FROM ({planned}) p
+        f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled)
+            SELECT $6, service_id, starts_at, ends_at, capacity, pooled FROM ({planned}) p
             ON CONFLICT (office_id, service_id, starts_at) DO UPDATE
-            SET capacity = EXCLUDED.capacity, ends_at = EXCLUDED.ends_at
-            WHERE slots.capacity <> EXCLUDED.capacity OR slots.ends_at <> EXCLUDED.ends_at""",
+            SET capacity = EXCLUDED.capacity, ends_at = EXCLUDED.ends_at,
+                -- A slot whose bookings hold counters (or not) keeps its kind
+                -- until they are gone, so releases match what was taken.
+                pooled = CASE WHEN slots.taken = 0 THEN EXCLUDED.pooled ELSE slots.pooled END
+            WHERE slots.capacity <> EXCLUDED.capacity OR slots.ends_at <> EXCLUDED.ends_at
+               OR slots.pooled <> EXCLUDED.pooled""",
         *columns,
         office_id,
     )
-    stale = f"""slots.office_id = $5 AND slots.starts_at >= $6 AND slots.starts_at < $7
+    stale = f"""slots.office_id = $6 AND slots.starts_at >= $7 AND slots.starts_at < $8
         AND (slots.service_id, slots.starts_at) NOT IN (
             SELECT service_id, starts_at FROM ({planned}) p)"""
     args = (*columns, office_id, start, end)
@@ -200,7 +323,48 @@ async def regenerate_office(
     upcoming = [p for p in plans if p.starts_at > now]
     end = _day_start(last + timedelta(days=1), office)
     await apply_plan(conn, office.id, upcoming, now, end)
+    cells = [c for c in plan_counters(rules, closed, zone, first, last) if c.starts_at > now]
+    await apply_counters(conn, office.id, cells, now, end)
     return len(upcoming)
+
+
+async def apply_counters(
+    conn: asyncpg.Connection,
+    office_id: str,
+    cells: list[CounterCell],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Make the counter cells in [start, end) match the plan, like apply_plan.
+
+    A new cell starts with the pooled bookings already covering it (a cell
+    can appear under existing bookings when hours widen, or on a database that
+    had bookings before counters were pooled), so `taken` never understates.
+    """
+    planned = """SELECT * FROM unnest($1::timestamptz[], $2::integer[]) AS p(starts_at, capacity)"""
+    columns = ([c.starts_at for c in cells], [c.capacity for c in cells])
+    await conn.execute(
+        f"""INSERT INTO counter_cells (office_id, starts_at, capacity, taken)
+            SELECT $3, p.starts_at, p.capacity, (
+                SELECT count(*) FROM bookings b JOIN slots s ON s.id = b.slot_id
+                WHERE s.office_id = $3 AND s.pooled
+                  AND b.status IN ('held', 'confirmed', 'checked_in')
+                  AND b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at)
+            FROM ({planned}) p
+            ON CONFLICT (office_id, starts_at) DO UPDATE SET capacity = EXCLUDED.capacity
+            WHERE counter_cells.capacity <> EXCLUDED.capacity""",
+        *columns,
+        office_id,
+        CELL,
+    )
+    stale = f"""counter_cells.office_id = $3 AND counter_cells.starts_at >= $4
+        AND counter_cells.starts_at < $5
+        AND counter_cells.starts_at NOT IN (SELECT starts_at FROM ({planned}) p)"""
+    args = (*columns, office_id, start, end)
+    await conn.execute(
+        f"UPDATE counter_cells SET capacity = 0 WHERE capacity <> 0 AND {stale}", *args
+    )
+    await conn.execute(f"DELETE FROM counter_cells WHERE taken = 0 AND {stale}", *args)
 
 
 def _day_start(day: date, office: Office) -> datetime:

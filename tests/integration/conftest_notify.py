@@ -128,8 +128,10 @@ class Env:
 
     async def add_slot(self, starts_at: datetime, capacity: int = 5) -> int:
         slot_id: int = await self.pool.fetchval(
-            """INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity)
-               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+            # Seats of its own (not pooled): these tests need a slot at an
+            # exact time, outside the office's generated counters.
+            """INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled)
+               VALUES ($1, $2, $3, $4, $5, false) RETURNING id""",
             self.office_id,
             self.service_id,
             starts_at,

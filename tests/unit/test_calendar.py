@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -231,3 +232,62 @@ def test_closed_days_have_no_slots(first: date, length: int, data: st.DataObject
         if (first + timedelta(days=i)).weekday() < 5
     } - closed
     assert slot_days == open_weekdays
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    minute=st.integers(min_value=0, max_value=60 * 24 * 365),
+    length=st.integers(min_value=1, max_value=240),
+)
+def test_cells_covering_counts_every_touched_cell(minute: int, length: int) -> None:
+    from service.domain.calendar import CELL, cell_start, cells_covering
+
+    start = datetime(2027, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    end = start + timedelta(minutes=length)
+    touched = set()
+    t = cell_start(start)
+    while t < end:
+        touched.add(t)
+        t += CELL
+    assert cells_covering(start, end) == len(touched)
+
+
+@settings(max_examples=100, deadline=None)
+@given(day=dates, zone_name=zones)
+def test_counters_follow_the_general_hours(day: date, zone_name: str) -> None:
+    from service.domain.calendar import CELL, expand_counters
+
+    zone = ZoneInfo(zone_name)
+    dedicated = HoursRule(
+        weekday=day.weekday(),
+        opens_at=time(17),
+        closes_at=time(18),
+        counters=9,
+        service_id="passport",
+    )
+    cells = expand_counters([*WEEKDAY_HOURS, dedicated], day, zone)
+    if day.weekday() >= 5:
+        assert cells == []
+        return
+    # 09:00-12:30 with 3 counters, 13:30-16:00 with 2; dedicated hours add none.
+    assert len(cells) == (210 + 150) // 5
+    assert {c.capacity for c in cells} == {2, 3}
+    for cell in cells:
+        local = cell.starts_at.astimezone(zone).time()
+        assert cell.capacity == (3 if local < time(12, 30) else 2)
+    assert all(b.starts_at - a.starts_at >= CELL for a, b in pairwise(cells))
+
+
+def test_slots_of_dedicated_hours_are_not_pooled() -> None:
+    monday = date(2027, 1, 4)
+    rules = [
+        HoursRule(weekday=0, opens_at=time(9), closes_at=time(10), counters=4),
+        HoursRule(weekday=0, opens_at=time(9), closes_at=time(10), counters=1, service_id="a"),
+    ]
+    paris = ZoneInfo("Europe/Paris")
+    assert {p.pooled for p in expand_day(rules, monday, paris, "a", timedelta(minutes=30))} == {
+        False
+    }
+    assert {p.pooled for p in expand_day(rules, monday, paris, "b", timedelta(minutes=30))} == {
+        True
+    }

@@ -1,0 +1,165 @@
+"""Counters are shared by the services of an office: never more people at a
+time than counters open, whichever services they came for."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import time
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from service.domain.calendar import HoursRule
+from service.store import offices as office_store
+from service.store import slots as slot_store
+
+Client = TestClient  # type: ignore[type-arg]
+PARIS_SERVICES = [
+    "passport", "cnie", "civil-status", "consular-registration", "legalization",
+    "power-of-attorney",
+]  # fmt: skip
+AT_NINE = "2027-02-03T09:00:00+01:00"
+
+
+async def slot_at(client: Client, service: str, start: str) -> dict[str, Any] | None:
+    resp = await client.get(
+        "/api/v1/offices/consulate-paris/availability",
+        params={"service": service, "from": start[:10], "to": start[:10]},
+    )
+    for slot in (await resp.json())["slots"]:
+        if slot["start"] == start:
+            found: dict[str, Any] = slot
+            return found
+    return None
+
+
+async def book(client: Client, service: str, slot_id: int, n: int) -> tuple[int, Any]:
+    resp = await client.post(
+        "/api/v1/bookings",
+        json={
+            "slot_id": slot_id,
+            "service": service,
+            "name": "Client",
+            "language": "fr",
+            "email": f"c{n}@example.org",
+            "document_number": f"POOL{n:06d}",
+        },
+    )
+    return resp.status, await resp.json()
+
+
+async def overfull_cells(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        value: int = await conn.fetchval(
+            """SELECT count(*) FROM counter_cells c WHERE c.taken > c.capacity OR c.taken <> (
+                   SELECT count(*) FROM bookings b JOIN slots s ON s.id = b.slot_id
+                   WHERE s.office_id = c.office_id AND s.pooled
+                     AND b.status IN ('held', 'confirmed', 'checked_in')
+                     AND b.starts_at < c.starts_at + interval '5 minutes'
+                     AND b.ends_at > c.starts_at)"""
+        )
+    return value
+
+
+async def test_four_counters_serve_four_people_whatever_their_services(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    slots = {s: await slot_at(app_client, s, AT_NINE) for s in PARIS_SERVICES}
+    assert all(slots.values()), "every service has a 09:00 slot"
+    assert {s["remaining"] for s in slots.values() if s} == {4}
+    statuses = []
+    for n, service in enumerate(PARIS_SERVICES):
+        slot = slots[service]
+        assert slot is not None
+        status, body = await book(app_client, service, slot["id"], n)
+        statuses.append(status if status == 201 else body["error"])
+    # Paris has 4 counters: the fifth and sixth person at 09:00 find none.
+    assert statuses == [201, 201, 201, 201, "slot_full", "slot_full"]
+    for service in PARIS_SERVICES:
+        assert await slot_at(app_client, service, AT_NINE) is None
+    # Legalisation at 09:10 overlaps the 15- and 20-minute appointments.
+    assert await slot_at(app_client, "legalization", "2027-02-03T09:10:00+01:00") is None
+    # At 09:20 everyone booked at 09:00 is done: four counters again.
+    later = await slot_at(app_client, "legalization", "2027-02-03T09:20:00+01:00")
+    assert later is not None and later["remaining"] == 4
+    assert await overfull_cells(pool) == 0
+
+
+async def test_cancelling_frees_the_counter_for_any_service(app_client: Client) -> None:
+    booked = []
+    for n, service in enumerate(PARIS_SERVICES[:4]):
+        slot = await slot_at(app_client, service, AT_NINE)
+        assert slot is not None
+        status, body = await book(app_client, service, slot["id"], n)
+        assert status == 201
+        booked.append(body)
+    assert await slot_at(app_client, "legalization", AT_NINE) is None
+    resp = await app_client.post(
+        f"/api/v1/bookings/{booked[0]['reference']}/cancel",
+        headers={"Authorization": f"Bearer {booked[0]['manage_token']}"},
+    )
+    assert resp.status == 200
+    freed = await slot_at(app_client, "legalization", AT_NINE)
+    assert freed is not None and freed["remaining"] == 1
+
+
+async def test_300_concurrent_bookings_across_services_at_one_time(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    slots = [await slot_at(app_client, s, AT_NINE) for s in PARIS_SERVICES]
+
+    async def attempt(n: int) -> int:
+        service = PARIS_SERVICES[n % len(PARIS_SERVICES)]
+        slot = slots[n % len(PARIS_SERVICES)]
+        assert slot is not None
+        status, _ = await book(app_client, service, slot["id"], n)
+        return status
+
+    statuses = await asyncio.gather(*(attempt(n) for n in range(300)))
+    assert statuses.count(201) == 4 and statuses.count(409) == 296
+    assert await overfull_cells(pool) == 0
+
+
+async def test_the_database_refuses_an_oversold_seat_whatever_the_statement(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        slot_id = await conn.fetchval("SELECT min(id) FROM slots WHERE capacity > 0")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE slots SET taken = capacity + 1 WHERE id = $1", slot_id)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "UPDATE counter_cells SET taken = capacity + 1 WHERE office_id = 'consulate-paris'"
+            )
+        # Lowering capacity under existing bookings stays possible.
+        await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot_id)
+
+
+async def test_dedicated_hours_keep_their_own_counters(
+    app_client: Client, pool: asyncpg.Pool, clock: Any
+) -> None:
+    async with pool.acquire() as conn:
+        office = await office_store.get_office(conn, "consulate-rotterdam")
+        assert office is not None
+        rules = [HoursRule(d, time(9), time(12), 1) for d in range(5)] + [
+            HoursRule(d, time(9), time(12), 2, service_id="passport") for d in range(5)
+        ]
+        await office_store.replace_hours(conn, office.id, rules)
+        await slot_store.regenerate_office(conn, office, clock(), 84)
+        pooled = dict(
+            await conn.fetch(
+                "SELECT service_id, bool_and(pooled) FROM slots WHERE office_id = $1 "
+                "AND starts_at > $2 AND capacity > 0 GROUP BY service_id",
+                office.id,
+                clock(),
+            )
+        )
+    assert pooled["passport"] is False and pooled["cnie"] is True
+    resp = await app_client.get(
+        "/api/v1/offices/consulate-rotterdam/availability",
+        params={"service": "passport", "from": "2027-02-03", "to": "2027-02-03"},
+    )
+    first = (await resp.json())["slots"][0]
+    assert first["remaining"] == 2
