@@ -378,6 +378,8 @@ class ChangeOutcome:
     applied: bool
     stranded: list[BookedSeat]
     cancelled: int = 0
+    # Asked to cancel but kept: no longer cancellable (e.g. checked in).
+    refused: int = 0
 
 
 class Decision:
@@ -462,20 +464,27 @@ async def _apply_change(
         unseen = {b.reference for b in lost} - set(seen)
         if lost and (decision not in (Decision.KEEP, Decision.CANCEL) or unseen):
             raise _NeedsDecision(lost)
-        cancelled = 0
+        cancelled = refused = 0
         if decision == Decision.CANCEL:
             for seat in lost:
-                await bookings.set_status_by_office(
-                    conn,
-                    seat.reference,
-                    office.id,
-                    Status.CANCELLED,
-                    actor_of(member),
-                    now,
-                    reason,
-                )
-                cancelled += 1
-    return ChangeOutcome(True, lost, cancelled)
+                try:
+                    # Its own savepoint: a booking that can no longer be
+                    # cancelled (checked in meanwhile) is kept, and the rest
+                    # of the change still commits.
+                    await bookings.set_status_by_office(
+                        conn,
+                        seat.reference,
+                        office.id,
+                        Status.CANCELLED,
+                        actor_of(member),
+                        now,
+                        reason,
+                    )
+                except errors.BookingError:
+                    refused += 1
+                else:
+                    cancelled += 1
+    return ChangeOutcome(True, lost, cancelled, refused)
 
 
 class _NeedsDecision(Exception):

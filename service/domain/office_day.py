@@ -249,6 +249,19 @@ def load_per_time(
     return [Load(t, booked.get(t, 0), counters.get(t, 0)) for t in times]
 
 
+# Days the office pages accept -------------------------------------------------------------
+
+# Far wider than any schedule, and far from date.min / date.max: the pages
+# step a day or a week past the one asked for, and turning a local day into
+# UTC instants overflows at the ends of the calendar.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+
+
+def day_in_range(day: date) -> bool:
+    return FIRST_DAY <= day <= LAST_DAY
+
+
 # Weeks and statistics -------------------------------------------------------------------
 
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -260,9 +273,10 @@ def parse_week(raw: str) -> date | None:
     if not found:
         return None
     try:
-        return date.fromisocalendar(int(found[1]), int(found[2]), 1)
+        monday = date.fromisocalendar(int(found[1]), int(found[2]), 1)
     except ValueError:
         return None
+    return monday if day_in_range(monday) and day_in_range(monday + timedelta(days=6)) else None
 
 
 def week_of(day: date) -> date:

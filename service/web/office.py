@@ -21,6 +21,7 @@ from service.domain.booking import Status, booking_window, can_transition, norma
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.office_day import (
     HoursSyntaxError,
+    day_in_range,
     format_hours,
     parse_hours,
     parse_week,
@@ -81,10 +82,9 @@ def _office_id(request: web.Request) -> str:
 
 
 def _day(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise web.HTTPNotFound(text="404: not a date") from None
+    if not _is_iso_date(raw):
+        raise web.HTTPNotFound(text="404: not a date")
+    return date.fromisoformat(raw)
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -351,11 +351,12 @@ async def status_submit(request: web.Request) -> web.Response:
 
 
 def _is_iso_date(raw: str) -> bool:
+    """A YYYY-MM-DD day the pages can show (see day_in_range)."""
     try:
-        date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         return False
-    return len(raw) == 10
+    return len(raw) == 10 and day_in_range(day)
 
 
 @routes.get("/office/{office}/bookings/{reference}")
@@ -481,6 +482,7 @@ async def _hours_page(
         notice=_NOTICES.get(notice or ""),
         cancelled=_count(request.query.get("cancelled")),
         kept=_count(request.query.get("kept")),
+        refused=_count(request.query.get("refused")),
         today=local_date(_now(request), overview.office.zone),
     )
     return _render(request, "hours.html", context, status=status)
@@ -524,7 +526,7 @@ async def _change(
         kept = len(outcome.stranded) - outcome.cancelled
         raise web.HTTPSeeOther(
             f"/office/{_office_id(request)}/hours?notice=saved"
-            f"&cancelled={outcome.cancelled}&kept={kept}"
+            f"&cancelled={outcome.cancelled}&kept={kept}&refused={outcome.refused}"
         )
     context = await _base_context(request, member, _office_id(request))
     context.update(

@@ -11,8 +11,9 @@ from aiohttp import web
 from service import staff
 from service.domain import errors
 from service.domain.calendar import local_date
+from service.domain.errors import N_
 from service.domain.models import Office
-from service.domain.office_day import parse_week, week_label, week_of
+from service.domain.office_day import day_in_range, parse_week, week_label, week_of
 from service.domain.staff import Permission, mask_document, parse_office_action
 from service.store.schedule import DayEntry
 from service.web.api import iso, json_body, parse_day, parse_reference
@@ -52,6 +53,13 @@ async def schedule(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
     raw = request.query.get("date")
     day: date | None = parse_day(raw, "date") if raw else None
+    if day is not None and not day_in_range(day):
+        raise errors.BookingError(
+            "date_out_of_range",
+            N_("No schedule so far from today."),
+            {"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
+            status=400,
+        )
     if day is None:
         async with pool.acquire() as conn:
             office = await staff.office_or_404(conn, request.match_info["office"])

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from service import staff
+from service.domain.booking import Status
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
     MAX_FAILURES_PER_ACCOUNT,
@@ -28,6 +30,10 @@ from tests.office_fixtures import (
 
 PARIS_MANAGER = StaffMember(0, "manager@mawid.test", Role.MANAGER, frozenset({"consulate-paris"}))
 ONE_COUNTER = "mon-fri 09:00-12:30 13:30-16:00 x1"
+
+
+def local_day(instant: datetime) -> str:
+    return instant.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
 
 
 async def _seat(pool: asyncpg.Pool, slot_id: int) -> tuple[int, int]:
@@ -146,3 +152,72 @@ async def test_a_success_counts_against_neither_account_nor_address(
         )
     async with office_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM login_failures") == 0
+
+
+async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_message(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    after = START + timedelta(days=8)
+    arrived = await make_booking(office_pool, "consulate-paris", "passport", after=after)
+    other = await make_booking(office_pool, "consulate-paris", "passport", after=after, nth=1)
+    day = local_day(arrived.starts_at)
+    assert local_day(other.starts_at) == day
+    browser = browsers()
+    await browser.login(MANAGER)
+    closure = {"day": day, "reason_fr": "Fermeture"}
+    r = await browser.post_form("/office/consulate-paris/closures", closure)
+    assert r.status == 409
+    seen = re.search(r'name="seen" value="([^"]*)"', await r.text())
+    assert seen
+    # Meanwhile the citizen came early and was checked in at the counter.
+    await staff.change_status(
+        office_pool,
+        "consulate-paris",
+        arrived.reference,
+        Status.CHECKED_IN,
+        None,
+        PARIS_MANAGER,
+        START,
+    )
+    r = await browser.post_form(
+        "/office/consulate-paris/closures",
+        {**closure, "decision": "cancel", "reason": "Fermeture", "seen": seen[1]},
+    )
+    assert r.status == 303
+    assert "cancelled=1" in r.headers["Location"] and "refused=1" in r.headers["Location"]
+    page = await (await browser.get(r.headers["Location"])).text()
+    assert "could not be cancelled (already checked in)" in page
+    async with office_pool.acquire() as conn:
+        statuses = dict(
+            await conn.fetch(
+                "SELECT reference, status FROM bookings WHERE id = ANY($1::bigint[])",
+                [arrived.id, other.id],
+            )
+        )
+        closed = await conn.fetchval(
+            "SELECT source FROM closures WHERE office_id = 'consulate-paris' AND day = $1",
+            date.fromisoformat(day),
+        )
+    assert statuses == {arrived.reference: "checked_in", other.reference: "cancelled"}
+    assert closed == "manual"
+
+
+async def test_days_far_out_of_range_are_not_found_not_errors(
+    browsers: Callable[[], Browser],
+) -> None:
+    browser = browsers()
+    await browser.login(MANAGER)
+    for day in ("9999-12-31", "0001-01-01", "2027-02-30"):
+        for suffix in ("", "/print", "/export.csv"):
+            r = await browser.get(f"/office/consulate-paris/day/{day}{suffix}")
+            assert r.status == 404, (day, suffix, r.status)
+    r = await browser.get("/api/v1/offices/consulate-paris/schedule?date=9999-12-31")
+    assert r.status == 400
+    assert (await r.json())["error"] == "date_out_of_range"
+    assert (await browser.get("/api/v1/offices/consulate-paris/stats?week=9999-W52")).status == 422
+    assert (await browser.get("/office/consulate-paris/stats?week=9999-W52")).status == 200
+    assert (await browser.get("/office/consulate-paris/book?date=9999-12-31")).status == 200
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "9999-12-31", "reason_fr": "x"}
+    )
+    assert r.status == 422
