@@ -380,6 +380,8 @@ class ChangeOutcome:
     cancelled: int = 0
     # Asked to cancel but kept: no longer cancellable (e.g. checked in).
     refused: int = 0
+    # False: the office already was as asked, nothing was written.
+    changed: bool = True
 
 
 class Decision:
@@ -456,7 +458,8 @@ async def _apply_change(
     async with conn.transaction():
         # One change of an office's hours at a time.
         await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
-        await write.apply(conn)
+        if not await write.apply(conn):
+            return ChangeOutcome(True, [], changed=False)
         rules = await office_store.hours_rules(conn, office.id)
         closed = await _closed_days(conn, office, now, horizon_days)
         await slot_store.regenerate_office(conn, office, now, horizon_days)
@@ -496,7 +499,8 @@ class _NeedsDecision(Exception):
 class Change:
     """A write to the office's hours or closures, applied inside _apply_change."""
 
-    async def apply(self, conn: asyncpg.Connection) -> None:
+    async def apply(self, conn: asyncpg.Connection) -> bool:
+        """Write the change; False when there was nothing to change."""
         raise NotImplementedError
 
 
@@ -505,8 +509,9 @@ class ReplaceHours(Change):
     office_id: str
     rules: list[HoursRule]
 
-    async def apply(self, conn: asyncpg.Connection) -> None:
+    async def apply(self, conn: asyncpg.Connection) -> bool:
         await office_store.replace_hours(conn, self.office_id, self.rules)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,8 +520,9 @@ class AddClosure(Change):
     day: date
     reasons: dict[str, str]
 
-    async def apply(self, conn: asyncpg.Connection) -> None:
+    async def apply(self, conn: asyncpg.Connection) -> bool:
         await office_store.add_closure(conn, self.office_id, self.day, self.reasons)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,8 +530,8 @@ class RemoveClosure(Change):
     office_id: str
     day: date
 
-    async def apply(self, conn: asyncpg.Connection) -> None:
-        await office_store.remove_closure(conn, self.office_id, self.day)
+    async def apply(self, conn: asyncpg.Connection) -> bool:
+        return await office_store.remove_closure(conn, self.office_id, self.day)
 
 
 async def change_office(

@@ -206,13 +206,15 @@ async def sync_holidays(
 ) -> None:
     """Make the 'holiday' closures of a date range match the holiday list.
 
-    Manual closures are never touched: a manager who moved an estimated Eid
-    keeps their decision when holidays are recomputed.
+    Manual closures are never touched, and days a manager reopened
+    (reopened_days) stay open: a manager who moved an estimated Eid keeps
+    their decision when holidays are recomputed.
     """
     wanted = list(holidays)
     await conn.execute(
         """DELETE FROM closures WHERE office_id = $1 AND source = 'holiday'
-           AND day BETWEEN $2 AND $3 AND NOT (day = ANY($4::date[]))""",
+           AND day BETWEEN $2 AND $3 AND (NOT (day = ANY($4::date[]))
+               OR day IN (SELECT day FROM reopened_days WHERE office_id = $1))""",
         office_id,
         first,
         last,
@@ -220,7 +222,8 @@ async def sync_holidays(
     )
     await conn.executemany(
         """INSERT INTO closures (office_id, day, source, reason_ar, reason_fr, reason_en)
-           VALUES ($1, $2, 'holiday', $3, $4, $5)
+           SELECT $1, $2::date, 'holiday', $3, $4, $5
+           WHERE NOT EXISTS (SELECT 1 FROM reopened_days WHERE office_id = $1 AND day = $2)
            ON CONFLICT (office_id, day) DO UPDATE SET
                reason_ar = EXCLUDED.reason_ar, reason_fr = EXCLUDED.reason_fr,
                reason_en = EXCLUDED.reason_en
@@ -246,12 +249,21 @@ async def add_closure(
     )
 
 
-async def remove_closure(conn: asyncpg.Connection, office_id: str, day: date) -> None:
-    await conn.execute(
-        "DELETE FROM closures WHERE office_id = $1 AND day = $2 AND source = 'manual'",
+async def remove_closure(conn: asyncpg.Connection, office_id: str, day: date) -> bool:
+    """Open a closed day; False if it was not closed. A public holiday stays
+    open: it is remembered in reopened_days, which sync_holidays respects."""
+    source: str | None = await conn.fetchval(
+        "DELETE FROM closures WHERE office_id = $1 AND day = $2 RETURNING source",
         office_id,
         day,
     )
+    if source == "holiday":
+        await conn.execute(
+            "INSERT INTO reopened_days (office_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            office_id,
+            day,
+        )
+    return source is not None
 
 
 def wall(hhmm: str) -> time:

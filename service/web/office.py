@@ -19,6 +19,7 @@ from service import staff
 from service.domain import errors
 from service.domain.booking import Status, booking_window, can_transition, normalise_reference
 from service.domain.calendar import local_date, local_day_bounds
+from service.domain.errors import N_
 from service.domain.office_day import (
     HoursSyntaxError,
     day_in_range,
@@ -60,8 +61,14 @@ _NOTICES = {
     "not_found": "No such booking at this office.",
     "invalid": "Choose an action; a cancellation needs a reason.",
     "saved": "Saved. Slots were regenerated.",
+    "unchanged": N_("Nothing changed: the office was already set this way."),
     "feed_rotated": "A new feed address was made; the old one no longer works.",
 }
+
+
+def _notice(request: web.Request, key: str | None) -> str | None:
+    text = _NOTICES.get(key or "")
+    return gettext(request_language(request), text) if text else None
 
 
 def _render(
@@ -479,7 +486,7 @@ async def _hours_page(
         overview=overview,
         text=format_hours(overview.rules) if text is None else text,
         problems=problems,
-        notice=_NOTICES.get(notice or ""),
+        notice=_notice(request, notice),
         cancelled=_count(request.query.get("cancelled")),
         kept=_count(request.query.get("kept")),
         refused=_count(request.query.get("refused")),
@@ -522,6 +529,8 @@ async def _change(
         now=_now(request),
         horizon_days=request.app[SETTINGS_KEY].slot_horizon_days,
     )
+    if outcome.applied and not outcome.changed:
+        raise web.HTTPSeeOther(f"/office/{_office_id(request)}/hours?notice=unchanged")
     if outcome.applied:
         kept = len(outcome.stranded) - outcome.cancelled
         raise web.HTTPSeeOther(

@@ -14,6 +14,7 @@ import asyncpg
 
 from service import staff
 from service.domain.booking import Status
+from service.domain.calendar import local_day_bounds
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
     MAX_FAILURES_PER_ACCOUNT,
@@ -21,6 +22,8 @@ from service.domain.staff import (
     Role,
     StaffMember,
 )
+from service.store import offices as office_store
+from service.store import slots as slot_store
 from tests.office_fixtures import (
     MANAGER,
     START,
@@ -221,3 +224,51 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
         "/office/consulate-paris/closures", {"day": "9999-12-31", "reason_fr": "x"}
     )
     assert r.status == 422
+
+
+async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    async with office_pool.acquire() as conn:
+        holiday = await conn.fetchval(
+            """SELECT day FROM closures WHERE office_id = 'consulate-paris'
+               AND source = 'holiday' AND day > $1 ORDER BY day LIMIT 1""",
+            START.date(),
+        )
+    assert holiday is not None
+    browser = browsers()
+    await browser.login(MANAGER)
+    page = await (await browser.get("/office/consulate-paris/hours")).text()
+    assert f"/closures/{holiday.isoformat()}/remove" in page  # a Reopen button
+    r = await browser.post_form(f"/office/consulate-paris/closures/{holiday.isoformat()}/remove")
+    assert r.status == 303 and "notice=saved" in r.headers["Location"]
+
+    async def open_slots() -> int:
+        async with office_pool.acquire() as conn:
+            office = await office_store.get_office(conn, "consulate-paris")
+            assert office is not None
+            async with conn.transaction():
+                # What the worker's daily refresh does: holidays recomputed.
+                await slot_store.regenerate_office(conn, office, START, 84)
+            start, end = local_day_bounds(holiday, office.zone)
+            count: int = await conn.fetchval(
+                """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
+                   AND starts_at >= $1 AND starts_at < $2 AND capacity > 0""",
+                start,
+                end,
+            )
+            closed = await conn.fetchval(
+                "SELECT source FROM closures WHERE office_id = 'consulate-paris' AND day = $1",
+                holiday,
+            )
+            assert closed is None
+        return count
+
+    assert await open_slots() > 0
+    assert await open_slots() > 0  # and again: still open
+
+    # Reopening a day that is not closed says so rather than "Saved".
+    r = await browser.post_form(f"/office/consulate-paris/closures/{holiday.isoformat()}/remove")
+    assert r.status == 303 and "notice=unchanged" in r.headers["Location"]
+    page = await (await browser.get(r.headers["Location"])).text()
+    assert "Nothing changed" in page and "Saved" not in page
