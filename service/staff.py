@@ -32,10 +32,12 @@ from service.domain.office_day import (
     stranded,
     weekly_stats,
 )
+from service.domain.service_settings import ServiceSettings
 from service.domain.staff import (
     AccountRefused,
     Role,
     StaffMember,
+    check_deactivation,
     check_new_account,
     is_throttled,
     looks_like_api_token,
@@ -53,6 +55,7 @@ from service.domain.staff import (
 from service.domain.validation import RawDetails
 from service.store import audit
 from service.store import bookings as booking_store
+from service.store import office_services as service_store
 from service.store import offices as office_store
 from service.store import schedule as schedule_store
 from service.store import slots as slot_store
@@ -132,6 +135,26 @@ async def add_staff(
     if member is None:
         raise AccountRefused("An account with this e-mail already exists.")
     return NewAccount(member, chosen)
+
+
+async def deactivate_staff(
+    pool: asyncpg.Pool, office_id: str, staff_id: int, actor: StaffMember, now: datetime
+) -> bool:
+    """Deactivate an account of this office; False if it already was inactive.
+
+    NotFound when the account does not work for this office (admins work for
+    none in particular: only the CLI or another page could reach them);
+    AccountRefused when `actor` may not.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        found = await staff_store.member(conn, staff_id)
+        if found is None or office_id not in found.member.offices:
+            raise errors.NotFound()
+        check_deactivation(actor, found.member)
+        if not found.active:
+            return False
+        await staff_store.deactivate(conn, staff_id, now)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +555,24 @@ class RemoveClosure(Change):
 
     async def apply(self, conn: asyncpg.Connection) -> bool:
         return await office_store.remove_closure(conn, self.office_id, self.day)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateService(Change):
+    office_id: str
+    service_id: str
+    settings: ServiceSettings
+
+    async def apply(self, conn: asyncpg.Connection) -> bool:
+        return await service_store.update(conn, self.office_id, self.service_id, self.settings)
+
+
+async def office_services(
+    pool: asyncpg.Pool, office_id: str
+) -> tuple[Office, list[tuple[Service, bool]]]:
+    async with pool.acquire() as conn:
+        office = await office_or_404(conn, office_id)
+        return office, await service_store.all_of_office(conn, office.id)
 
 
 async def change_office(

@@ -1,6 +1,6 @@
 """Staff roles, what each may do, and the rules around their accounts. Pure: no I/O.
 
-Three roles: `admin` (every office), `manager` (their offices: hours,
+Three roles: `admin` (every office), `manager` (their offices: hours, services,
 closures, staff, statistics, feed, plus everything an agent does) and `agent`
 (one office: schedule, check-in, bookings for citizens).
 
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.domain.booking import Status
+from service.domain.errors import N_
 
 
 class Role(StrEnum):
@@ -37,6 +38,7 @@ class Permission(StrEnum):
     VIEW_BOOKING = "view_booking"  # a booking's messages and audit log
     BOOK_FOR_CITIZEN = "book_for_citizen"
     MANAGE_HOURS = "manage_hours"  # hours, counters, closures, slots
+    MANAGE_SERVICES = "manage_services"  # durations, documents, windows, on/off
     MANAGE_STAFF = "manage_staff"
     VIEW_STATS = "view_stats"
     MANAGE_FEED = "manage_feed"  # create / rotate the secret ICS feed
@@ -52,6 +54,7 @@ _AGENT = frozenset(
 )
 _MANAGER = _AGENT | {
     Permission.MANAGE_HOURS,
+    Permission.MANAGE_SERVICES,
     Permission.MANAGE_STAFF,
     Permission.VIEW_STATS,
     Permission.MANAGE_FEED,
@@ -131,6 +134,25 @@ def check_new_account(creator: StaffMember | None, role: Role, offices: Collecti
         raise AccountRefused("Only an administrator may create an administrator.")
     if not all(creator.sees_office(o) for o in offices):
         raise AccountRefused("You may only create accounts for your own offices.")
+
+
+def check_deactivation(actor: StaffMember, target: StaffMember) -> None:
+    """Raise AccountRefused unless `actor` may deactivate `target`.
+
+    Like creating accounts: an administrator may deactivate anyone but
+    themselves; a manager, managers and agents who work only for offices they
+    manage (nobody takes away more than they hold). Nobody locks themselves out.
+    """
+    if actor.id == target.id:
+        raise AccountRefused(N_("You cannot deactivate your own account."))
+    if actor.role is Role.ADMIN:
+        return
+    if not actor.may(Permission.MANAGE_STAFF):
+        raise AccountRefused(N_("You may not deactivate accounts."))
+    if target.role is Role.ADMIN:
+        raise AccountRefused(N_("Only an administrator may deactivate an administrator."))
+    if not all(actor.sees_office(o) for o in target.offices):
+        raise AccountRefused(N_("This account also works for offices you do not manage."))
 
 
 def new_password() -> str:

@@ -90,6 +90,27 @@ async def mark_login(conn: asyncpg.Connection, staff_id: int, now: datetime) -> 
     await conn.execute("UPDATE staff SET last_login_at = $2 WHERE id = $1", staff_id, now)
 
 
+async def member(conn: asyncpg.Connection, staff_id: int) -> Credentials | None:
+    """An account by id, active or not (the password hash is not used)."""
+    row = await conn.fetchrow(f"{_MEMBER_SQL} WHERE s.id = $1 GROUP BY s.id", staff_id)
+    if row is None:
+        return None
+    return Credentials(_member(row), row["password_hash"], row["active"])
+
+
+async def deactivate(conn: asyncpg.Connection, staff_id: int, now: datetime) -> None:
+    """Turn an account off: it can no longer sign in, its sessions end and its
+    API tokens are revoked now rather than left to the checks on `active`."""
+    await conn.execute("UPDATE staff SET active = false WHERE id = $1", staff_id)
+    await conn.execute("DELETE FROM staff_sessions WHERE staff_id = $1", staff_id)
+    await conn.execute(
+        """UPDATE staff_api_tokens SET revoked_at = $2
+           WHERE staff_id = $1 AND revoked_at IS NULL""",
+        staff_id,
+        now,
+    )
+
+
 async def for_office(conn: asyncpg.Connection, office_id: str) -> list[asyncpg.Record]:
     """Accounts working for an office, admins excluded (they work for all)."""
     return list(

@@ -29,6 +29,7 @@ from service.domain.office_day import (
     week_label,
     week_of,
 )
+from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import (
     OFFICE_TARGETS,
     AccountRefused,
@@ -62,6 +63,7 @@ _NOTICES = {
     "invalid": "Choose an action; a cancellation needs a reason.",
     "saved": "Saved. Slots were regenerated.",
     "unchanged": N_("Nothing changed: the office was already set this way."),
+    "deactivated": N_("The account is deactivated: its sessions and API tokens no longer work."),
     "feed_rotated": "A new feed address was made; the old one no longer works.",
 }
 
@@ -512,7 +514,10 @@ async def _change(
     write: staff.Change,
     form: dict[str, str],
     what: str,
+    back: str = "hours",
 ) -> web.Response:
+    """Apply an office change, or show the bookings it strands; `back` is the
+    office page (hours or services) to return to."""
     decision, seen, reason = _decision(form)
     problem: str | None = None
     if decision == staff.Decision.CANCEL and not reason:
@@ -530,11 +535,11 @@ async def _change(
         horizon_days=request.app[SETTINGS_KEY].slot_horizon_days,
     )
     if outcome.applied and not outcome.changed:
-        raise web.HTTPSeeOther(f"/office/{_office_id(request)}/hours?notice=unchanged")
+        raise web.HTTPSeeOther(f"/office/{_office_id(request)}/{back}?notice=unchanged")
     if outcome.applied:
         kept = len(outcome.stranded) - outcome.cancelled
         raise web.HTTPSeeOther(
-            f"/office/{_office_id(request)}/hours?notice=saved"
+            f"/office/{_office_id(request)}/{back}?notice=saved"
             f"&cancelled={outcome.cancelled}&kept={kept}&refused={outcome.refused}"
         )
     context = await _base_context(request, member, _office_id(request))
@@ -544,6 +549,7 @@ async def _change(
         form=form,
         problem=problem,
         action=request.path,
+        back=back,
     )
     return _render(request, "confirm_change.html", context, status=409)
 
@@ -630,8 +636,83 @@ async def _staff_page(
     async with request.app[POOL_KEY].acquire() as conn:
         people = await staff_store.for_office(conn, _office_id(request))
     context = await _base_context(request, member, _office_id(request))
-    context.update(people=people, created=created, problem=problem)
+    context.update(
+        people=people,
+        created=created,
+        problem=gettext(request_language(request), problem) if problem else None,
+        notice=_notice(request, request.query.get("notice")),
+    )
     return _render(request, "staff.html", context, status=status)
+
+
+@routes.post("/office/{office}/staff/{staff_id:\\d+}/deactivate")
+async def staff_deactivate(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_STAFF)
+    try:
+        done = await staff.deactivate_staff(
+            request.app[POOL_KEY],
+            _office_id(request),
+            int(request.match_info["staff_id"]),
+            member,
+            _now(request),
+        )
+    except errors.NotFound:
+        raise web.HTTPNotFound(text="404: not found") from None
+    except AccountRefused as refused:
+        return await _staff_page(request, member, None, str(refused), 403)
+    notice = "deactivated" if done else "unchanged"
+    raise web.HTTPSeeOther(f"/office/{_office_id(request)}/staff?notice={notice}")
+
+
+# Services ---------------------------------------------------------------------------
+
+
+@routes.get("/office/{office}/services")
+async def services_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_SERVICES)
+    return await _services_page(request, member, None, {}, {})
+
+
+async def _services_page(
+    request: web.Request,
+    member: StaffMember,
+    editing: str | None,
+    values: dict[str, str],
+    problems: dict[str, str],
+    status: int = 200,
+) -> web.Response:
+    office, services = await staff.office_services(request.app[POOL_KEY], _office_id(request))
+    language = request_language(request)
+    context = await _base_context(request, member, office.id)
+    context.update(
+        services=[(svc, settings_of(svc, active)) for svc, active in services],
+        editing=editing,
+        values=values,
+        problems={k: gettext(language, v) for k, v in problems.items()},
+        notice=_notice(request, request.query.get("notice")),
+        cancelled=_count(request.query.get("cancelled")),
+        kept=_count(request.query.get("kept")),
+        refused=_count(request.query.get("refused")),
+    )
+    return _render(request, "services.html", context, status=status)
+
+
+@routes.post("/office/{office}/services/{service}")
+async def service_submit(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_SERVICES)
+    service_id = request.match_info["service"]
+    _, services = await staff.office_services(request.app[POOL_KEY], _office_id(request))
+    if not any(svc.id == service_id for svc, _ in services):
+        raise web.HTTPNotFound(text="404: no such service")
+    form = await _form(request)
+    try:
+        settings = parse_service_form(form)
+    except ValueError as invalid:
+        return await _services_page(request, member, service_id, form, invalid.args[0], 422)
+    write = staff.UpdateService(_office_id(request), service_id, settings)
+    # A new duration or a service turned off moves or removes slots: the
+    # bookings they strand are shown first, as for a change of hours.
+    return await _change(request, member, write, form, "the new service settings", "services")
 
 
 @routes.post("/office/{office}/staff")

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service import staff
+from service.config import Settings
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
 from service.domain.office_day import parse_hours
@@ -28,6 +29,7 @@ from tests.office_fixtures import (
     MANAGER,
     START,
     Browser,
+    add_account,
     make_booking,
 )
 
@@ -272,3 +274,136 @@ async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
     assert r.status == 303 and "notice=unchanged" in r.headers["Location"]
     page = await (await browser.get(r.headers["Location"])).text()
     assert "Nothing changed" in page and "Saved" not in page
+
+
+def service_form(**changes: str) -> dict[str, str]:
+    form = {
+        "duration_minutes": "20",
+        "earliest_hours": "2",
+        "latest_days": "60",
+        "reschedule_cutoff_minutes": "120",
+        "bring_fr": "Passeport",
+        "bring_ar": "",
+        "bring_en": "Passport",
+        "active": "on",
+        "document_required": "on",
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v != "-"}
+
+
+async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    async with office_pool.acquire() as conn:
+        duration = await conn.fetchval(
+            "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
+            " AND id = 'passport'"
+        )
+    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    browser = browsers()
+    await browser.login(MANAGER)
+    page = await (await browser.get("/office/consulate-paris/services")).text()
+    assert 'action="/office/consulate-paris/services/passport"' in page
+    path = "/office/consulate-paris/services/passport"
+    # The booking window alone moves no slot: saved at once.
+    form = service_form(duration_minutes=str(duration), latest_days="30", bring_ar="جواز")
+    r = await browser.post_form(path, form)
+    assert r.status == 303 and "notice=saved" in r.headers["Location"]
+    assert (await browser.post_form(path, form)).headers["Location"].endswith("notice=unchanged")
+    r = await browser.post_form(path, {**form, "duration_minutes": "7"})
+    assert r.status == 422 and "in steps of 5" in await r.text()
+
+    # A new duration moves every slot: the booking is listed, then kept.
+    longer = {**form, "duration_minutes": str(duration + 15)}
+    r = await browser.post_form(path, longer)
+    assert r.status == 409
+    page = await r.text()
+    assert booking.reference in page
+    seen = re.search(r'name="seen" value="([^"]*)"', page)
+    assert seen and 'name="duration_minutes"' in page
+    r = await browser.post_form(path, {**longer, "decision": "keep", "seen": seen[1]})
+    assert r.status == 303 and "/services?notice=saved" in r.headers["Location"]
+    async with office_pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT duration_minutes, latest_days, bring_ar FROM services
+               WHERE office_id = 'consulate-paris' AND id = 'passport'"""
+        )
+        status = await conn.fetchval("SELECT status FROM bookings WHERE id = $1", booking.id)
+        ends = await conn.fetch(
+            """SELECT DISTINCT ends_at - starts_at AS length FROM slots
+               WHERE office_id = 'consulate-paris' AND service_id = 'passport'
+                 AND capacity > 0 AND starts_at > $1""",
+            START,
+        )
+    assert tuple(row) == (duration + 15, 30, "جواز")
+    assert status == "confirmed"
+    assert [r["length"] for r in ends] == [timedelta(minutes=duration + 15)]
+
+
+async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
+    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    browser = browsers()
+    await browser.login(MANAGER)
+    async with office_pool.acquire() as conn:
+        duration = await conn.fetchval(
+            "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
+            " AND id = 'passport'"
+        )
+    off = service_form(duration_minutes=str(duration), active="-")
+    path = "/office/consulate-paris/services/passport"
+    r = await browser.post_form(path, off)
+    assert r.status == 409 and booking.reference in await r.text()
+    r = await browser.post_form(
+        path, {**off, "decision": "cancel", "reason": "Service fermé", "seen": booking.reference}
+    )
+    assert r.status == 303 and "cancelled=1" in r.headers["Location"]
+    async with office_pool.acquire() as conn:
+        open_seats = await conn.fetchval(
+            """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
+               AND service_id = 'passport' AND capacity > 0 AND starts_at > $1""",
+            START,
+        )
+    assert open_seats == 0
+    page = await (await browser.get("/office/consulate-paris/services")).text()
+    assert "inactive" in page  # still listed, to be turned back on
+
+
+async def test_a_deactivated_account_loses_its_sessions_and_tokens(
+    office_pool: asyncpg.Pool, office_settings: Settings, browsers: Callable[[], Browser]
+) -> None:
+    leaving = await add_account(office_pool, "leaving@example.org", Role.AGENT, ["consulate-paris"])
+    theirs = browsers()
+    assert (await theirs.login(leaving)).status == 303
+    async with office_pool.acquire() as conn:
+        staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", leaving.email)
+    member = StaffMember(staff_id, leaving.email, Role.AGENT, frozenset({"consulate-paris"}))
+    token = await staff.create_api_token(
+        office_pool, member, "laptop", secret_key=office_settings.secret_key, now=START
+    )
+    schedule = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await theirs.get(schedule, headers=bearer)).status == 200
+
+    manager = browsers()
+    await manager.login(MANAGER)
+    page = await (await manager.get("/office/consulate-paris/staff")).text()
+    assert f"/staff/{staff_id}/deactivate" in page
+    r = await manager.post_form(f"/office/consulate-paris/staff/{staff_id}/deactivate")
+    assert r.status == 303 and "notice=deactivated" in r.headers["Location"]
+
+    assert (await theirs.get("/office/consulate-paris/day/2027-02-02")).status == 303  # to login
+    assert (await theirs.get(schedule, headers=bearer)).status == 401
+    assert (await browsers().login(leaving)).status == 401
+    # Nobody deactivates themselves or someone above them.
+    async with office_pool.acquire() as conn:
+        manager_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", MANAGER.email)
+    r = await manager.post_form(f"/office/consulate-paris/staff/{manager_id}/deactivate")
+    assert r.status == 403
+    tiznit = await add_account(office_pool, "t@example.org", Role.AGENT, ["prefecture-tiznit"])
+    async with office_pool.acquire() as conn:
+        tiznit_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", tiznit.email)
+    r = await manager.post_form(f"/office/consulate-paris/staff/{tiznit_id}/deactivate")
+    assert r.status == 404

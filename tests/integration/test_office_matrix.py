@@ -47,6 +47,9 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/office/{office}/stats", P.VIEW_STATS, None),
     ("GET", "/office/{office}/staff", P.MANAGE_STAFF, None),
     ("POST", "/office/{office}/staff", P.MANAGE_STAFF, {"role": "", "email": ""}),
+    ("POST", "/office/{office}/staff/{staff_id}/deactivate", P.MANAGE_STAFF, {}),
+    ("GET", "/office/{office}/services", P.MANAGE_SERVICES, None),
+    ("POST", "/office/{office}/services/{service}", P.MANAGE_SERVICES, {"duration_minutes": ""}),
     ("GET", "/office/{office}/feed", P.MANAGE_FEED, None),
     ("POST", "/office/{office}/feed", P.MANAGE_FEED, {}),
     ("GET", "/api/v1/offices/{office}/schedule", P.VIEW_SCHEDULE, None),
@@ -94,6 +97,18 @@ async def test_role_office_route_matrix(
         "consulate-paris": (await make_booking(office_pool, "consulate-paris", "passport")),
         "prefecture-tiznit": (await make_booking(office_pool, "prefecture-tiznit", "mre-desk")),
     }
+    services = {"consulate-paris": "passport", "prefecture-tiznit": "mre-desk"}
+    # An account of each office to deactivate (again: the first allowed call
+    # does it, the next ones find it already off).
+    targets = {}
+    for office in OFFICES:
+        target = await add_account(
+            office_pool, f"leaving@{office}.example.org", Role.AGENT, [office]
+        )
+        async with office_pool.acquire() as conn:
+            targets[office] = await conn.fetchval(
+                "SELECT id FROM staff WHERE email = $1", target.email
+            )
     day = (START + timedelta(days=1)).date().isoformat()
     failures = []
     checked = 0
@@ -110,6 +125,8 @@ async def test_role_office_route_matrix(
                     template.replace("{office}", office)
                     .replace("{day}", day)
                     .replace("{reference}", booking.reference)
+                    .replace("{service}", services[office])
+                    .replace("{staff_id}", str(targets[office]))
                 )
                 api = path.startswith("/api/")
                 if method == "GET":

@@ -1,0 +1,93 @@
+"""What a manager may change about one of their office's services, and the
+rules of the services page's form. Pure: no I/O.
+
+Names and ids are not editable here: they appear in sent messages, references
+to the service in links and bookings, and the seed data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from service.domain.errors import N_
+from service.domain.models import Service
+
+LANGUAGES = ("ar", "fr", "en")
+MAX_BRING_LENGTH = 1000
+# Bounds the database also checks (0001), or the booking rules assume.
+DURATION = (5, 480)
+EARLIEST_HOURS = (0, 24 * 30)
+LATEST_DAYS = (1, 365)
+RESCHEDULE_CUTOFF_MINUTES = (0, 7 * 24 * 60)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    duration_minutes: int
+    document_required: bool
+    earliest_hours: int
+    latest_days: int
+    reschedule_cutoff_minutes: int
+    bring: dict[str, str]
+    active: bool
+
+
+def settings_of(service: Service, active: bool) -> ServiceSettings:
+    return ServiceSettings(
+        duration_minutes=service.duration_minutes,
+        document_required=service.document_required,
+        earliest_hours=service.earliest_hours,
+        latest_days=service.latest_days,
+        reschedule_cutoff_minutes=service.reschedule_cutoff_minutes,
+        bring=dict(service.bring),
+        active=active,
+    )
+
+
+def _whole(raw: str | None, bounds: tuple[int, int]) -> int | None:
+    text = (raw or "").strip()
+    if not text.isdigit() or len(text) > 6:
+        return None
+    value = int(text)
+    return value if bounds[0] <= value <= bounds[1] else None
+
+
+def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
+    """The settings a submitted services form asks for.
+
+    Raises ValueError with a field -> message id mapping in args[0].
+    Checkboxes: present means on (a browser sends nothing for an unticked box).
+    """
+    problems: dict[str, str] = {}
+    duration = _whole(form.get("duration_minutes"), DURATION)
+    if duration is None or duration % 5:
+        problems["duration_minutes"] = N_("Give a duration of 5 to 480 minutes, in steps of 5.")
+    earliest = _whole(form.get("earliest_hours"), EARLIEST_HOURS)
+    if earliest is None:
+        problems["earliest_hours"] = N_("Give a number of hours from 0 to 720.")
+    latest = _whole(form.get("latest_days"), LATEST_DAYS)
+    if latest is None:
+        problems["latest_days"] = N_("Give a number of days from 1 to 365.")
+    cutoff = _whole(form.get("reschedule_cutoff_minutes"), RESCHEDULE_CUTOFF_MINUTES)
+    if cutoff is None:
+        problems["reschedule_cutoff_minutes"] = N_("Give a number of minutes from 0 to 10080.")
+    if earliest is not None and latest is not None and earliest >= latest * 24:
+        problems["latest_days"] = N_("The latest day must come after the earliest hour.")
+    bring: dict[str, str] = {}
+    for language in LANGUAGES:
+        text = "\n".join(line.rstrip() for line in form.get(f"bring_{language}", "").splitlines())
+        if len(text) > MAX_BRING_LENGTH:
+            problems[f"bring_{language}"] = N_("Keep this under 1000 characters.")
+        bring[language] = text.strip()
+    if problems or duration is None or earliest is None or latest is None or cutoff is None:
+        raise ValueError(problems)
+    return ServiceSettings(
+        duration_minutes=duration,
+        document_required="document_required" in form,
+        earliest_hours=earliest,
+        latest_days=latest,
+        reschedule_cutoff_minutes=cutoff,
+        bring=bring,
+        active="active" in form,
+    )

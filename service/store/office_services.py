@@ -1,0 +1,46 @@
+"""SQL for the services page: every service of an office, active or not, and
+a manager's change to one. Callers own the transaction (a change goes through
+the office change of service.staff, which regenerates slots)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.domain.models import Service
+from service.domain.service_settings import ServiceSettings
+from service.store.offices import _service
+
+
+async def all_of_office(conn: asyncpg.Connection, office_id: str) -> list[tuple[Service, bool]]:
+    """(service, active) pairs, inactive ones included, so they can be turned back on."""
+    rows = await conn.fetch(
+        "SELECT * FROM services WHERE office_id = $1 ORDER BY active DESC, name_en", office_id
+    )
+    return [(_service(r), r["active"]) for r in rows]
+
+
+async def update(
+    conn: asyncpg.Connection, office_id: str, service_id: str, settings: ServiceSettings
+) -> bool:
+    """Write the settings; False when nothing differed (or no such service)."""
+    result: str = await conn.execute(
+        """UPDATE services SET duration_minutes = $3, document_required = $4,
+               earliest_hours = $5, latest_days = $6, reschedule_cutoff_minutes = $7,
+               bring_ar = $8, bring_fr = $9, bring_en = $10, active = $11
+           WHERE office_id = $1 AND id = $2
+             AND (duration_minutes, document_required, earliest_hours, latest_days,
+                  reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en, active)
+                 IS DISTINCT FROM ($3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        office_id,
+        service_id,
+        settings.duration_minutes,
+        settings.document_required,
+        settings.earliest_hours,
+        settings.latest_days,
+        settings.reschedule_cutoff_minutes,
+        settings.bring["ar"],
+        settings.bring["fr"],
+        settings.bring["en"],
+        settings.active,
+    )
+    return result == "UPDATE 1"
