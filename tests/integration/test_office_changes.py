@@ -37,6 +37,13 @@ PARIS_MANAGER = StaffMember(0, "manager@mawid.test", Role.MANAGER, frozenset({"c
 ONE_COUNTER = "mon-fri 09:00-12:30 13:30-16:00 x1"
 
 
+def english(browser: Browser) -> Browser:
+    """The office pages in English (the source text these tests read),
+    whatever the default language of the pages."""
+    browser.session.cookie_jar.update_cookies({"lang": "en"})
+    return browser
+
+
 def local_day(instant: datetime) -> str:
     return instant.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
 
@@ -87,7 +94,7 @@ async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
     office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     references = await _three_on_one_slot(office_pool)
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     r = await browser.post_form("/office/consulate-paris/hours", {"hours": ONE_COUNTER})
     assert r.status == 409
@@ -167,7 +174,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     other = await make_booking(office_pool, "consulate-paris", "passport", after=after, nth=1)
     day = local_day(arrived.starts_at)
     assert local_day(other.starts_at) == day
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     closure = {"day": day, "reason_fr": "Fermeture"}
     r = await browser.post_form("/office/consulate-paris/closures", closure)
@@ -210,7 +217,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
 async def test_days_far_out_of_range_are_not_found_not_errors(
     browsers: Callable[[], Browser],
 ) -> None:
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     for day in ("9999-12-31", "0001-01-01", "2027-02-30"):
         for suffix in ("", "/print", "/export.csv"):
@@ -238,7 +245,7 @@ async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
             START.date(),
         )
     assert holiday is not None
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/hours")).text()
     assert f"/closures/{holiday.isoformat()}/remove" in page  # a Reopen button
@@ -301,7 +308,7 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
             " AND id = 'passport'"
         )
     booking = await make_booking(office_pool, "consulate-paris", "passport")
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/services")).text()
     assert 'action="/office/consulate-paris/services/passport"' in page
@@ -345,7 +352,7 @@ async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
     office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     booking = await make_booking(office_pool, "consulate-paris", "passport")
-    browser = browsers()
+    browser = english(browsers())
     await browser.login(MANAGER)
     async with office_pool.acquire() as conn:
         duration = await conn.fetchval(
@@ -375,7 +382,7 @@ async def test_a_deactivated_account_loses_its_sessions_and_tokens(
     office_pool: asyncpg.Pool, office_settings: Settings, browsers: Callable[[], Browser]
 ) -> None:
     leaving = await add_account(office_pool, "leaving@example.org", Role.AGENT, ["consulate-paris"])
-    theirs = browsers()
+    theirs = english(browsers())
     assert (await theirs.login(leaving)).status == 303
     async with office_pool.acquire() as conn:
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", leaving.email)
@@ -387,7 +394,7 @@ async def test_a_deactivated_account_loses_its_sessions_and_tokens(
     bearer = {"Authorization": f"Bearer {token}"}
     assert (await theirs.get(schedule, headers=bearer)).status == 200
 
-    manager = browsers()
+    manager = english(browsers())
     await manager.login(MANAGER)
     page = await (await manager.get("/office/consulate-paris/staff")).text()
     assert f"/staff/{staff_id}/deactivate" in page
