@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from service.domain.phone import can_receive_sms
+
 Event = Literal["confirmed", "rescheduled", "cancelled_by_citizen", "cancelled_by_office"]
 Kind = Literal[
     "confirmation",
@@ -57,9 +59,14 @@ SKIP_STARTED = "appointment_started"
 SKIP_INACTIVE = "booking_inactive"
 SKIP_SUPERSEDED = "superseded"
 SKIP_OPTED_OUT = "opted_out"
+# Taken back from a dead worker with no time left outside quiet hours before
+# the appointment.
+SKIP_QUIET = "quiet_hours"
 
-# Booking statuses for which a reminder still makes sense.
+# Booking statuses for which a reminder (or any message but a cancellation)
+# still makes sense.
 REMINDABLE = frozenset({"confirmed"})
+CANCELLATION_KINDS: frozenset[str] = frozenset({"cancelled_by_citizen", "cancelled_by_office"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +189,11 @@ def plan_event(
     zone: ZoneInfo,
 ) -> list[PlannedMessage]:
     """The outbox rows an event creates: the event's message now on every
-    channel the booking has, plus reminders for a new or moved booking."""
+    channel the booking has, plus reminders for a new or moved booking.
+    SMS only to numbers that can receive them: a landline fails at the
+    provider (30006) and would only cost a request."""
     channels: list[tuple[Channel, str]] = []
-    if phone:
+    if phone and can_receive_sms(phone):
         channels.append(("sms", phone))
     if email:
         channels.append(("email", email))
@@ -207,21 +216,51 @@ def skip_reason(
     appointment_at: datetime,
     now: datetime,
 ) -> str | None:
-    """Why a due message must not go out any more, or None to send it."""
+    """Why a due message must not go out any more, or None to send it.
+
+    Only a cancellation still speaks truly of a cancelled booking; every other
+    message (confirmation, reminder, "rescheduled", the email standing in for
+    an SMS) tells the citizen to come at `appointment_at`, so it goes only
+    while the booking is active and still starts then.
+    """
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind == "reminder":
-        if booking_status == "cancelled":
-            return SKIP_CANCELLED
-        if booking_starts_at != appointment_at:
-            return SKIP_MOVED
-        if booking_status not in REMINDABLE:
-            return SKIP_INACTIVE
+    if kind in CANCELLATION_KINDS:
         return None
-    if kind in ("confirmation", "rescheduled") and booking_starts_at != appointment_at:
-        # A later "rescheduled" message carries the current time.
-        return SKIP_SUPERSEDED
+    if booking_status == "cancelled":
+        return SKIP_CANCELLED
+    if booking_starts_at != appointment_at:
+        # A reminder for the new time exists; a confirmation or "rescheduled"
+        # message is followed by a later "rescheduled" with the current time.
+        return SKIP_MOVED if kind == "reminder" else SKIP_SUPERSEDED
+    if booking_status not in REMINDABLE:
+        return SKIP_INACTIVE
     return None
+
+
+def wants_email_fallback(
+    kind: str,
+    channel: str,
+    *,
+    booking_status: str,
+    booking_starts_at: datetime,
+    appointment_at: datetime,
+    now: datetime,
+) -> bool:
+    """Whether an SMS that could not be delivered is repeated by email: only a
+    confirmation, and only while it would still be sent itself."""
+    return (
+        channel == "sms"
+        and kind == "confirmation"
+        and skip_reason(
+            kind,
+            booking_status=booking_status,
+            booking_starts_at=booking_starts_at,
+            appointment_at=appointment_at,
+            now=now,
+        )
+        is None
+    )
 
 
 # Retries -------------------------------------------------------------------
@@ -244,6 +283,44 @@ def backoff(attempt: int, jitter: float) -> timedelta:
     return half + half * jitter
 
 
+def outside_quiet_hours(
+    at: datetime, *, deadline: datetime, quiet: QuietHours, zone: ZoneInfo
+) -> datetime | None:
+    """When a message that could not go at its planned time (a retry, a row
+    taken back from a dead worker) may go instead, at `at` or later: `at`
+    outside quiet hours, else their end; None when that is not before
+    `deadline`.  Unlike a first send it never moves earlier, to the start of
+    the window: that would undercut the backoff, or be in the past."""
+    window = quiet_window(at, quiet, zone)
+    if window is not None:
+        end = window[1]
+        if end <= at:
+            # `at` is in the second pass of a repeated (fall-back) hour; the
+            # window's end is from the first pass: the same wall time then.
+            wall = end.astimezone(zone).replace(tzinfo=None)
+            end = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        at = max(at, end)
+    return at if at < deadline else None
+
+
+def quiet_applies(kind: str) -> bool:
+    """Quiet hours hold back reminders only: the other messages answer
+    something the citizen or the office has just done, and go at once even
+    at night (plan_event does not move them either)."""
+    return kind == "reminder"
+
+
+def resend_at(
+    kind: str, now: datetime, *, appointment_at: datetime, quiet: QuietHours, zone: ZoneInfo
+) -> datetime | None:
+    """When a row taken back from a dead worker goes again, or None when it
+    no longer can (its appointment has started, or a reminder has no time
+    left outside quiet hours before it)."""
+    if quiet_applies(kind):
+        return outside_quiet_hours(now, deadline=appointment_at, quiet=quiet, zone=zone)
+    return now if now < appointment_at else None
+
+
 def next_attempt_at(
     now: datetime,
     *,
@@ -253,11 +330,15 @@ def next_attempt_at(
     retry_after: timedelta | None,
     deadline: datetime,
     jitter: float,
+    quiet: QuietHours | None = None,
+    zone: ZoneInfo | None = None,
 ) -> datetime | None:
     """When to try a temporarily failed message again, or None to give up.
 
     A rate-limit refusal (HTTP 429) does not use the retry budget: the
-    provider told us to slow down, not that the message is bad.
+    provider told us to slow down, not that the message is bad.  With `quiet`
+    (and the office's `zone`), a retry that falls inside quiet hours waits for
+    their end; never at or after `deadline`.
     """
     if rate_limited:
         if rate_limit_waits >= MAX_RATE_LIMIT_WAITS:
@@ -268,6 +349,8 @@ def next_attempt_at(
         if attempts >= MAX_ATTEMPTS:
             return None
         at = now + (retry_after or timedelta(0)) + backoff(attempts, jitter)
+    if quiet is not None and zone is not None:
+        return outside_quiet_hours(at, deadline=deadline, quiet=quiet, zone=zone)
     if at >= deadline:
         return None
     return at

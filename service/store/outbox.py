@@ -16,8 +16,12 @@ from service.domain.messages import (
     EVENTS,
     SKIP_CANCELLED,
     SKIP_MOVED,
+    SKIP_QUIET,
+    SKIP_STARTED,
     QuietHours,
     plan_event,
+    resend_at,
+    wants_email_fallback,
 )
 
 # Twilio's MessageStatus values, by how far along they are.  Callbacks may
@@ -114,14 +118,45 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
 
     Such a row may or may not have reached the provider; sending it again is
     the price of never losing it (the window is the provider call itself).
+    It goes again when a retry would (`resend_at`: not in quiet hours for a
+    reminder, not once the appointment has started), or is skipped when no
+    such time is left.  Run it in a transaction (the rows are locked).
     """
-    result: str = await conn.execute(
-        """UPDATE outbox SET status = 'pending', claimed_until = NULL, send_at = $1,
-                             enqueued_at = NULL, updated_at = $1
-           WHERE status = 'sending' AND claimed_until < $1""",
+    rows = await conn.fetch(
+        """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
+                  f.timezone
+           FROM outbox o
+           JOIN bookings b ON b.id = o.booking_id
+           JOIN offices f ON f.id = b.office_id
+           WHERE o.status = 'sending' AND o.claimed_until < $1
+           FOR UPDATE OF o SKIP LOCKED""",
         now,
     )
-    return int(result.split()[-1])
+    again: list[tuple[int, datetime]] = []
+    for r in rows:
+        at = resend_at(
+            r["kind"],
+            now,
+            appointment_at=r["appointment_at"],
+            quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
+            zone=ZoneInfo(r["timezone"]),
+        )
+        if at is None:
+            reason = SKIP_STARTED if now >= r["appointment_at"] else SKIP_QUIET
+            await mark_skipped(conn, r["id"], reason, now)
+        else:
+            again.append((r["id"], at))
+    if again:
+        await conn.execute(
+            """UPDATE outbox o SET status = 'pending', claimed_until = NULL, send_at = t.at,
+                                   enqueued_at = NULL, updated_at = $1
+               FROM unnest($2::bigint[], $3::timestamptz[]) AS t(id, at)
+               WHERE o.id = t.id AND o.status = 'sending'""",
+            now,
+            [i for i, _ in again],
+            [at for _, at in again],
+        )
+    return len(rows)
 
 
 # A queued job that has not claimed its row after this long is presumed lost
@@ -134,15 +169,19 @@ async def due(
     now: datetime,
     limit: int,
     requeue_after: timedelta = REQUEUE_AFTER,
+    *,
+    channel: str | None = None,
 ) -> list[Due]:
-    """Due pending rows not already waiting in the queue, earliest first, and
-    marks them queued.  SKIP LOCKED so concurrent sweepers never wait on each
-    other; run it in the transaction that enqueues, for the locks to hold."""
+    """Due pending rows (of `channel`, or any) not already waiting in the
+    queue, earliest first, and marks them queued.  SKIP LOCKED so concurrent
+    sweepers never wait on each other; run it in the transaction that
+    enqueues, for the locks to hold."""
     rows = await conn.fetch(
         """WITH d AS (
                SELECT id FROM outbox
                WHERE status = 'pending' AND send_at <= $1
                  AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
+                 AND ($4::text IS NULL OR channel = $4::text)
                ORDER BY send_at
                LIMIT $2
                FOR UPDATE SKIP LOCKED)
@@ -151,7 +190,42 @@ async def due(
         now,
         limit,
         requeue_after,
+        channel,
     )
+    return _in_order(rows)
+
+
+async def lock_due(
+    conn: asyncpg.Connection,
+    now: datetime,
+    limit: int,
+    requeue_after: timedelta,
+    *,
+    channel: str,
+) -> list[Due]:
+    """Like `due`, but only locks the rows: the caller marks the ones it
+    does queue (`mark_enqueued`), in the same transaction."""
+    rows = await conn.fetch(
+        """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
+           WHERE status = 'pending' AND send_at <= $1
+             AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
+             AND channel = $4
+           ORDER BY send_at
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED""",
+        now,
+        limit,
+        requeue_after,
+        channel,
+    )
+    return _in_order(rows)
+
+
+async def mark_enqueued(conn: asyncpg.Connection, ids: list[int], now: datetime) -> None:
+    await conn.execute("UPDATE outbox SET enqueued_at = $2 WHERE id = ANY($1::bigint[])", ids, now)
+
+
+def _in_order(rows: list[asyncpg.Record]) -> list[Due]:
     rows = sorted(rows, key=lambda r: (r["send_at"], r["id"]))
     return [Due(r["id"], r["attempts"], r["rate_limit_waits"]) for r in rows]
 
@@ -169,7 +243,6 @@ class Claimed:
     reason: str | None
     attempts: int
     rate_limit_waits: int
-    fallback_body: str | None
     booking_id: int
     reference: str
     booking_status: str
@@ -181,6 +254,7 @@ class Claimed:
     office_city: dict[str, str]
     office_address: str
     timezone: str
+    quiet: QuietHours
     email_from: str | None
     email_reply_to: str | None
     service_name: dict[str, str]
@@ -202,13 +276,12 @@ async def claim(
                RETURNING *)
            SELECT c.id, c.kind, c.channel, c.recipient, c.language, c.appointment_at,
                   c.reason, c.attempts, c.rate_limit_waits,
-                  (SELECT f.body FROM outbox f WHERE f.id = c.fallback_of) AS fallback_body,
                   b.id AS booking_id, b.reference, b.status AS booking_status,
                   b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
                   b.citizen_name,
                   o.id AS office_id, o.name_ar, o.name_fr, o.name_en,
                   o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
-                  o.email_from, o.email_reply_to,
+                  o.quiet_hours_start, o.quiet_hours_end, o.email_from, o.email_reply_to,
                   s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
                   (c.channel = 'sms' AND EXISTS (
@@ -233,7 +306,6 @@ async def claim(
         reason=r["reason"],
         attempts=r["attempts"],
         rate_limit_waits=r["rate_limit_waits"],
-        fallback_body=r["fallback_body"],
         booking_id=r["booking_id"],
         reference=r["reference"],
         booking_status=r["booking_status"],
@@ -245,6 +317,7 @@ async def claim(
         office_city={"ar": r["city_ar"], "fr": r["city_fr"], "en": r["city_en"]},
         office_address=r["address"],
         timezone=r["timezone"],
+        quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
         email_from=r["email_from"],
         email_reply_to=r["email_reply_to"],
         service_name={"ar": r["s_ar"], "fr": r["s_fr"], "en": r["s_en"]},
@@ -358,17 +431,37 @@ async def add_opt_out(conn: asyncpg.Connection, phone: str, code: str) -> None:
 async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
     """Queue the email that stands in for an undeliverable confirmation SMS.
 
-    Only for confirmations and bookings with an email; at most once per SMS
+    Only for a confirmation whose booking has an email and is still active at
+    the time it confirmed (`wants_email_fallback`); at most once per SMS
     (unique index), so repeated callbacks are harmless.  Returns the new id.
+    Run it in a transaction: the booking row is share-locked so that a
+    cancellation cannot slip between the check and the insert.
     """
+    r = await conn.fetchrow(
+        """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at, b.email
+           FROM outbox s JOIN bookings b ON b.id = s.booking_id
+           WHERE s.id = $1
+           FOR SHARE OF b""",
+        sms_id,
+    )
+    if r is None or r["email"] is None:
+        return None
+    if not wants_email_fallback(
+        r["kind"],
+        r["channel"],
+        booking_status=r["status"],
+        booking_starts_at=r["starts_at"],
+        appointment_at=r["appointment_at"],
+        now=now,
+    ):
+        return None
     new_id: int | None = await conn.fetchval(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
                                appointment_at, fallback_of, created_at, updated_at)
            SELECT s.booking_id, 'sms_fallback', 'email', b.email, s.language, $2,
                   s.appointment_at, s.id, $2, $2
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
-           WHERE s.id = $1 AND s.channel = 'sms' AND s.kind = 'confirmation'
-                 AND b.email IS NOT NULL
+           WHERE s.id = $1
            ON CONFLICT (fallback_of) WHERE fallback_of IS NOT NULL DO NOTHING
            RETURNING id""",
         sms_id,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from arq.connections import ArqRedis
@@ -20,7 +22,12 @@ from arq.connections import ArqRedis
 from service.config import Settings
 from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
-from service.domain.messages import SKIP_OPTED_OUT, next_attempt_at, skip_reason
+from service.domain.messages import (
+    SKIP_OPTED_OUT,
+    next_attempt_at,
+    quiet_applies,
+    skip_reason,
+)
 from service.domain.staff import THROTTLE_WINDOW
 from service.logsafe import exception_summary
 from service.notify_render import MessageData, Renderer, redact
@@ -44,9 +51,20 @@ QUEUE_NAME = "mawid:notify"
 # How long a claimed row is ours.  Longer than the job timeout, so that a row
 # is only taken back from a worker that is gone, not from one still working.
 LEASE = timedelta(seconds=120)
+# A send job claims, renders, calls one provider (each bounded by its own
+# timeout, senders.HTTP_TIMEOUT / SMTP_TIMEOUT) and records: it never waits
+# for its SMS turn (the sweeper queues it to start then), so this bound holds
+# by construction and arq's timeout never cuts a provider call.
 SEND_TIMEOUT = 60
 SWEEP_TIMEOUT = 30
 MAX_ENQUEUE = 2000
+# How far ahead the sweeper books SMS turns (and so queues SMS jobs): a few
+# sweeps' worth, so the provider never idles between two sweeps, and nothing
+# like a job timeout, so a booking changed meanwhile is seen at send time.
+SMS_HORIZON = timedelta(seconds=5)
+# Emails have no shared rate: the sweeper queues this many at most per sweep,
+# ahead of the SMS, so that an SMS backlog never holds them back.
+EMAIL_BATCH = 100
 
 
 def utc_now() -> datetime:
@@ -109,18 +127,29 @@ def job_id(row: outbox.Due) -> str:
 
 
 def enqueue_target(settings: Settings) -> int:
-    """How many send jobs to keep queued: a few seconds of provider rate,
-    so that long backlogs stay in Postgres rather than in Redis."""
-    return max(100, min(MAX_ENQUEUE, int(settings.sms_per_second * 4)))
+    """How many send jobs to keep queued: the SMS the rate serves within the
+    horizon plus a batch of emails, so that long backlogs stay in Postgres
+    rather than in Redis."""
+    sms = int(settings.sms_per_second * SMS_HORIZON.total_seconds()) + 1
+    return max(100, min(MAX_ENQUEUE, sms + EMAIL_BATCH))
 
 
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
-    """Take back expired leases and queue due rows; returns how many were queued."""
+    """Take back expired leases and queue due rows; returns how many were queued.
+
+    Each SMS is queued to start at a turn booked on the shared rate limit, and
+    only turns within SMS_HORIZON are booked: every worker's sweeper books on
+    the same timeline, so together they never queue more SMS than the rate
+    serves in that horizon.
+    """
     state: WorkerState = ctx[STATE]
     redis: ArqRedis = ctx["redis"]
     now = state.clock()
+    limiter = RateLimiter(redis, state.settings.sms_per_second)
+    horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
-        recovered = await outbox.recover_expired_leases(conn, now)
+        async with conn.transaction():
+            recovered = await outbox.recover_expired_leases(conn, now)
         if recovered:
             log.warning("outbox: took back %d rows from an expired lease", recovered)
         backlog = await redis.zcard(QUEUE_NAME)
@@ -132,12 +161,36 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
         requeue_after = timedelta(0) if backlog == 0 else outbox.REQUEUE_AFTER
         queued = 0
         async with conn.transaction():
-            for row in await outbox.due(conn, now, room, requeue_after):
-                job = await redis.enqueue_job(
-                    "send_message", row.id, _job_id=job_id(row), _queue_name=QUEUE_NAME
-                )
-                queued += job is not None
+            for row in await outbox.due(
+                conn, now, min(room, EMAIL_BATCH), requeue_after, channel="email"
+            ):
+                queued += await _enqueue(redis, row, None)
+        room -= queued
+        free = await limiter.free_within(horizon, room)
+        if free <= 0:
+            return queued
+        async with conn.transaction():
+            rows = await outbox.lock_due(conn, now, free, requeue_after, channel="sms")
+            waits = await limiter.reserve_within(len(rows), horizon)
+            # One reference instant for the whole batch: turns stay one
+            # interval apart however long the enqueueing takes.
+            base = time.time()
+            rows = rows[: len(waits)]
+            await outbox.mark_enqueued(conn, [r.id for r in rows], now)
+            for row, wait in zip(rows, waits, strict=True):
+                queued += await _enqueue(redis, row, datetime.fromtimestamp(base + wait, UTC))
     return queued
+
+
+async def _enqueue(redis: ArqRedis, row: outbox.Due, start: datetime | None) -> int:
+    job = await redis.enqueue_job(
+        "send_message",
+        row.id,
+        _job_id=job_id(row),
+        _queue_name=QUEUE_NAME,
+        _defer_until=start,
+    )
+    return int(job is not None)
 
 
 def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
@@ -174,7 +227,14 @@ def status_callback_url(base_url: str, outbox_id: int) -> str:
 
 
 async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
-    """Claim, re-check, render, send, record.  Returns what happened."""
+    """Claim, re-check, render, send, record.  Returns what happened.
+
+    An SMS job starts at its turn on the shared rate (the sweeper queued it
+    for then), so the re-check at the claim is the last word on the booking:
+    between it and the provider call there is only a token insert and the
+    rendering.  A change to the booking after that point cannot stop a
+    message already on its way.
+    """
     state: WorkerState = ctx[STATE]
     settings = state.settings
     now = state.clock()
@@ -224,7 +284,6 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
     # No connection is held from here until the provider has answered.
     try:
         if email is None:
-            await RateLimiter(ctx["redis"], settings.sms_per_second).wait_turn()
             provider_id = await state.senders.sms.send_sms(
                 claimed.recipient,
                 text,
@@ -256,6 +315,7 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
     now = state.clock()
+    quiet = quiet_applies(c.kind)
     at = next_attempt_at(
         now,
         attempts=c.attempts,
@@ -264,6 +324,8 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
         retry_after=exc.retry_after,
         deadline=c.appointment_at,
         jitter=random.random(),
+        quiet=c.quiet if quiet else None,
+        zone=ZoneInfo(c.timezone) if quiet else None,
     )
     async with state.pool.acquire() as conn:
         if at is None:
@@ -303,7 +365,8 @@ async def _permanent(
 
 
 async def _fallback(conn: asyncpg.Connection, c: Claimed, now: datetime) -> None:
-    if c.channel == "sms" and c.kind == "confirmation":
+    # The store re-reads the booking: it may have changed since the claim.
+    if c.channel == "sms":
         await outbox.add_email_fallback(conn, c.id, now)
 
 

@@ -1,29 +1,57 @@
 """The provider's SMS rate, shared by every worker process through Redis.
 
-A reservation scheme (GCRA-like): each sender atomically books the next free
-instant on a common timeline and sleeps until then, so N processes together
-send at the configured rate without polling or busy retries.  Redis's own
-clock is used, so the processes need not agree on the time.
+A reservation scheme (GCRA-like): a caller atomically books the next free
+instants on a common timeline, so N processes together send at the
+configured rate without polling or busy retries.  Redis's own clock is used,
+so the processes need not agree on the time.
+
+The sweeper books the turns, and only within a short horizon: the send jobs
+are then queued to start at their turn (arq's defer), so no job sleeps
+inside its timeout, and no more SMS are in flight than the rate serves in
+that horizon, however many workers there are.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from redis.asyncio import Redis
 
 RATE_KEY = "mawid:ratelimit:sms"
+# Farther than any horizon: "no horizon".
+_UNBOUNDED_US = 2**52
 
-# Returns how many microseconds the caller must wait before sending.
+# Books up to ARGV[2] turns that start at most ARGV[3] microseconds from now;
+# returns the microseconds until each.  Nothing is booked beyond the horizon,
+# so a caller turned away leaves the timeline as it was.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local horizon = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local nxt = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1000)
-return tat - now
+local waits = {}
+while #waits < n and tat - now <= horizon do
+  waits[#waits + 1] = tat - now
+  tat = tat + interval
+end
+if #waits > 0 then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',
+             math.ceil((tat - now) / 1000) + 1000)
+end
+return waits
+"""
+
+# How many turns are free within ARGV[2] microseconds, booking nothing.
+_FREE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local horizon = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat - now > horizon then return 0 end
+return math.floor((horizon - (tat - now)) / interval) + 1
 """
 
 
@@ -34,15 +62,29 @@ class RateLimiter:
         self._key = key
 
     async def reserve(self) -> float:
-        """Book the next free instant; returns the seconds until it."""
-        if self._interval_us == 0:
-            return 0.0
-        reply = await self._redis.eval(_RESERVE, 1, self._key, str(self._interval_us))  # type: ignore[misc]
-        return int(reply) / 1_000_000
-
-    async def wait_turn(self) -> float:
-        """Sleep until this caller may send; returns the seconds waited."""
-        wait = await self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Book the next free instant, however far; returns the seconds until it."""
+        [wait] = await self.reserve_within(1, _UNBOUNDED_US / 1_000_000)
         return wait
+
+    async def reserve_within(self, n: int, horizon: float) -> list[float]:
+        """Book up to `n` successive turns that start within `horizon`
+        seconds; returns the seconds until each (fewer, or none, when the
+        timeline is booked that far)."""
+        if n <= 0:
+            return []
+        if self._interval_us == 0:
+            return [0.0] * n
+        reply = await self._redis.eval(  # type: ignore[misc]
+            _RESERVE, 1, self._key, str(self._interval_us), str(n), str(int(horizon * 1e6))
+        )
+        return [int(w) / 1_000_000 for w in reply]
+
+    async def free_within(self, horizon: float, cap: int) -> int:
+        """How many turns (at most `cap`) could still be booked within
+        `horizon` seconds; books nothing."""
+        if self._interval_us == 0:
+            return cap
+        reply = await self._redis.eval(  # type: ignore[misc]
+            _FREE, 1, self._key, str(self._interval_us), str(int(horizon * 1e6))
+        )
+        return min(int(reply), cap)

@@ -173,15 +173,18 @@ class SmtpEmail:
 
     async def send_email(self, message: EmailMessage) -> str:
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                start_tls=self._starttls,
-                timeout=SMTP_TIMEOUT,
-            )
+            # aiosmtplib's timeout is per command; this bounds the whole
+            # exchange, so that a send job always ends within its own timeout.
+            async with asyncio.timeout(SMTP_TIMEOUT):
+                await aiosmtplib.send(
+                    message,
+                    hostname=self._host,
+                    port=self._port,
+                    username=self._username,
+                    password=self._password,
+                    start_tls=self._starttls,
+                    timeout=SMTP_TIMEOUT,
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise classify_smtp(min(codes) if codes else 550) from None

@@ -4,14 +4,17 @@ the sweeper's bounded batches, and arq's health check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sys
 from datetime import UTC, datetime, timedelta
 
+from arq import func
 from arq.connections import RedisSettings, create_pool
 
 from service.worker import jobs
 from service.worker.ratelimit import RateLimiter
+from service.worker.settings import serve
 from tests.integration.conftest_notify import *  # noqa: F403
 from tests.integration.conftest_notify import Env, book, env_for_subprocess, wait_for
 
@@ -36,32 +39,98 @@ async def test_rate_limit_key_is_released_when_idle(notify_env: Env) -> None:
     assert 0 < ttl <= 1100
 
 
-async def test_sweeper_queues_a_bounded_batch_once(notify_env: Env) -> None:
+async def test_rate_limit_books_only_within_the_horizon(notify_env: Env) -> None:
+    limiter = RateLimiter(notify_env.redis, per_second=1, key="test:horizon")
+    assert await limiter.free_within(3.0, 100) == 4
+    assert await limiter.reserve_within(100, 3.0) == [0.0, 1.0, 2.0, 3.0]
+    # Booked up to the horizon: nobody gets a turn further out, and nothing
+    # is booked for them (the timeline does not drift).
+    tat = await notify_env.redis.get("test:horizon")
+    assert await limiter.free_within(3.0, 100) == 0
+    assert await limiter.reserve_within(5, 3.0) == []
+    assert await notify_env.redis.get("test:horizon") == tat
+
+
+async def queued_by_channel(env: Env) -> dict[str, int]:
+    rows = await env.pool.fetch(
+        "SELECT channel, count(*) AS n FROM outbox WHERE enqueued_at IS NOT NULL GROUP BY channel"
+    )
+    return {r["channel"]: r["n"] for r in rows}
+
+
+async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env) -> None:
     env = notify_env
     starts = datetime.now(UTC) + timedelta(days=9)
     slot = await env.add_slot(starts, capacity=70)
     for i in range(70):
         await book(env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}")
-    # 140 due confirmations (sms + email), target backlog 100.
+    # 140 due confirmations (sms + email) at one SMS a second.
     settings = env.settings.with_(sms_per_second=1.0)
+    horizon = jobs.SMS_HORIZON.total_seconds()
     state = await jobs.build_state(settings, pool=env.pool)
     redis = await create_pool(RedisSettings.from_dsn(env.settings.redis_url))
     try:
         ctx = {jobs.STATE: state, "redis": redis}
-        assert await jobs.sweep_outbox(ctx) == jobs.enqueue_target(settings) == 100
-        assert await redis.zcard(jobs.QUEUE_NAME) == 100
-        # The queue is full: nothing more until the worker drains it.
+        first = await jobs.sweep_outbox(ctx)
+        queued = await queued_by_channel(env)
+        # Every email; only the SMS whose turn falls within the horizon.
+        assert queued["email"] == 70
+        assert 1 <= queued["sms"] <= horizon + 1
+        assert first == 70 + queued["sms"] == await redis.zcard(jobs.QUEUE_NAME)
+        # Each SMS job starts at its turn, one second apart, none beyond
+        # the horizon.
+        scores = sorted(
+            score for _, score in await redis.zrange(jobs.QUEUE_NAME, 0, -1, withscores=True)
+        )
+        sms_scores = scores[-queued["sms"] :]
+        gaps = [b - a for a, b in itertools.pairwise(sms_scores)]
+        assert all(990 <= g <= 1010 for g in gaps), gaps
+        # The queue holds a horizon's worth of SMS: nothing more for now.
         assert await jobs.sweep_outbox(ctx) == 0
-        # The worker took 30 jobs off the queue: the next rows are queued, not
-        # the ones still waiting.
-        await redis.zpopmin(jobs.QUEUE_NAME, 30)
-        assert await jobs.sweep_outbox(ctx) == 30
-        assert await jobs.sweep_outbox(ctx) == 0
-        # Redis lost every job: the rows still pending are queued again.
+        # Redis lost every job (and the rate's timeline): the rows still
+        # pending are queued again.
         await redis.flushdb()
-        assert await jobs.sweep_outbox(ctx) == 100
+        again = await jobs.sweep_outbox(ctx)
+        assert 71 <= again <= 70 + horizon + 1
     finally:
         await redis.aclose()
+
+
+async def test_sms_waiting_for_the_rate_never_outlive_the_job_timeout(notify_env: Env) -> None:
+    """Scaled down from 2 workers x 50 jobs at 1 SMS/s under a 60 s timeout:
+    100 jobs at once at 20 SMS/s under a 3 s timeout.  A job that waited for
+    its turn inside the timeout was cut (row stuck until its lease ran out,
+    turn never given back); every SMS must go out once, each on its first
+    claim."""
+    env = notify_env
+    n = 200
+    starts = datetime.now(UTC) + timedelta(days=9)
+    slot = await env.add_slot(starts, capacity=n)
+    for i in range(n):
+        await book(env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}", email=None)
+    settings = env.settings.with_(sms_per_second=20.0)
+    state = await jobs.build_state(settings, pool=env.pool)
+    send = func(jobs.send_message, name="send_message", timeout=3, max_tries=3, keep_result=0)
+    task = asyncio.create_task(serve(settings, {jobs.STATE: state}, functions=[send], max_jobs=100))
+    try:
+
+        async def all_sent() -> bool:
+            sent = await env.pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE kind = 'confirmation' AND status = 'sent'"
+            )
+            return bool(sent == n)
+
+        await wait_for(all_sent, 90, "every confirmation sent")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await jobs.close_state(state)
+    attempts = await env.pool.fetch(
+        "SELECT attempts, count(*) AS n FROM outbox WHERE kind = 'confirmation' GROUP BY 1"
+    )
+    assert {r["attempts"]: r["n"] for r in attempts} == {1: n}
+    assert len(env.twilio.sent) == n and env.twilio.duplicates() == {}
 
 
 async def test_expired_lease_is_taken_back(notify_env: Env) -> None:

@@ -12,10 +12,13 @@ from service.domain.messages import (
     adjust_for_quiet_hours,
     backoff,
     next_attempt_at,
+    outside_quiet_hours,
     plan_event,
     quiet_window,
     reminder_times,
+    resend_at,
     skip_reason,
+    wants_email_fallback,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -292,6 +295,35 @@ def test_rescheduled_plans_message_and_new_reminders() -> None:
     assert [m.kind for m in plan] == ["rescheduled", "reminder", "reminder"]
 
 
+@pytest.mark.parametrize("landline", ["+212528862222", "+33140000000"])
+def test_no_sms_to_a_landline_but_email_still_goes(landline: str) -> None:
+    now = local(CASA, 2027, 5, 1, 10, 0)
+    appt = local(CASA, 2027, 5, 12, 10, 0)
+    plan = plan_event(
+        "confirmed", phone=landline, email="a@example.org", appointment_at=appt, now=now, zone=CASA
+    )
+    assert {m.channel for m in plan} == {"email"}
+    assert [m.kind for m in plan] == ["confirmation", "reminder", "reminder"]
+    only_phone = plan_event(
+        "cancelled_by_office", phone=landline, email=None, appointment_at=appt, now=now, zone=CASA
+    )
+    assert only_phone == []
+
+
+@pytest.mark.parametrize("mobile", ["+212612345678", "+212712345678", "+33612345678"])
+def test_sms_to_mobiles(mobile: str) -> None:
+    now = local(CASA, 2027, 5, 1, 10, 0)
+    plan = plan_event(
+        "confirmed",
+        phone=mobile,
+        email=None,
+        appointment_at=now + timedelta(days=9),
+        now=now,
+        zone=CASA,
+    )
+    assert {m.channel for m in plan} == {"sms"}
+
+
 # Re-checks when due -----------------------------------------------------------
 
 APPT = datetime(2027, 5, 12, 8, 0, tzinfo=UTC)
@@ -320,6 +352,19 @@ APPT = datetime(2027, 5, 12, 8, 0, tzinfo=UTC)
             "superseded",
         ),
         ("cancelled_by_office", "cancelled", APPT, APPT - timedelta(days=1), None),
+        ("confirmation", "cancelled", APPT, APPT - timedelta(days=1), "booking_cancelled"),
+        ("rescheduled", "cancelled", APPT, APPT - timedelta(days=1), "booking_cancelled"),
+        ("sms_fallback", "cancelled", APPT, APPT - timedelta(days=1), "booking_cancelled"),
+        (
+            "sms_fallback",
+            "confirmed",
+            APPT + timedelta(hours=2),
+            APPT - timedelta(days=1),
+            "superseded",
+        ),
+        ("sms_fallback", "confirmed", APPT, APPT - timedelta(days=1), None),
+        ("confirmation", "checked_in", APPT, APPT - timedelta(minutes=5), "booking_inactive"),
+        ("rescheduled", "expired", APPT, APPT - timedelta(days=1), "booking_inactive"),
         (
             "cancelled_by_citizen",
             "cancelled",
@@ -336,6 +381,73 @@ def test_skip_reason(
         kind, booking_status=status, booking_starts_at=starts, appointment_at=APPT, now=now
     )
     assert got == reason
+
+
+STATUSES = ["held", "confirmed", "checked_in", "done", "no_show", "cancelled", "expired"]
+NOT_CANCELLATIONS = ["confirmation", "rescheduled", "reminder", "sms_fallback"]
+
+
+@given(
+    kind=st.sampled_from(NOT_CANCELLATIONS),
+    status=st.sampled_from(STATUSES),
+    moved=st.integers(-3000, 3000),
+    before=st.integers(-600, 30000),
+    appt=appointments,
+)
+def test_only_a_cancellation_speaks_of_a_booking_no_longer_as_planned(
+    kind: str, status: str, moved: int, before: int, appt: datetime
+) -> None:
+    starts = appt + timedelta(minutes=moved)
+    now = appt - timedelta(minutes=before)
+    reason = skip_reason(
+        kind, booking_status=status, booking_starts_at=starts, appointment_at=appt, now=now
+    )
+    as_planned = status == "confirmed" and starts == appt and now < appt
+    assert (reason is None) == as_planned
+    for cancellation in ("cancelled_by_citizen", "cancelled_by_office"):
+        got = skip_reason(
+            cancellation,
+            booking_status=status,
+            booking_starts_at=starts,
+            appointment_at=appt,
+            now=now,
+        )
+        assert (got is None) == (now < appt)
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel", "status", "starts", "wanted"),
+    [
+        ("confirmation", "sms", "confirmed", APPT, True),
+        ("confirmation", "sms", "cancelled", APPT, False),
+        ("confirmation", "sms", "confirmed", APPT + timedelta(days=1), False),
+        ("confirmation", "sms", "checked_in", APPT, False),
+        ("reminder", "sms", "confirmed", APPT, False),
+        ("rescheduled", "sms", "confirmed", APPT, False),
+        ("confirmation", "email", "confirmed", APPT, False),
+    ],
+)
+def test_email_fallback_only_for_a_confirmation_still_true(
+    kind: str, channel: str, status: str, starts: datetime, wanted: bool
+) -> None:
+    got = wants_email_fallback(
+        kind,
+        channel,
+        booking_status=status,
+        booking_starts_at=starts,
+        appointment_at=APPT,
+        now=APPT - timedelta(days=1),
+    )
+    assert got is wanted
+    late = wants_email_fallback(
+        kind,
+        channel,
+        booking_status=status,
+        booking_starts_at=starts,
+        appointment_at=APPT,
+        now=APPT,
+    )
+    assert late is False
 
 
 # Retries ----------------------------------------------------------------------
@@ -419,3 +531,110 @@ def test_no_retry_is_ever_scheduled_after_the_deadline(now: datetime, minutes: i
         )
         assert at is None or at < deadline
     assume(True)
+
+
+# Quiet hours for retries and recovered rows -------------------------------------
+
+
+def test_reminder_retry_at_night_waits_for_the_end_of_quiet_hours() -> None:
+    # A reminder hits a 5xx at 20:59:50 in Paris; its backoff lands after 21:00.
+    now = local(PARIS, 2027, 5, 11, 20, 59, 50)
+    appt = local(PARIS, 2027, 5, 12, 15, 0)
+    at = next_attempt_at(
+        now,
+        attempts=1,
+        rate_limited=False,
+        rate_limit_waits=0,
+        retry_after=None,
+        deadline=appt,
+        jitter=0.5,
+        quiet=DEFAULT_QUIET,
+        zone=PARIS,
+    )
+    assert at == local(PARIS, 2027, 5, 12, 8, 0)
+    # A 429 at 20:55 told to wait 35 minutes: not at 21:30 either.
+    rate_limited = next_attempt_at(
+        local(PARIS, 2027, 5, 11, 20, 55),
+        attempts=1,
+        rate_limited=True,
+        rate_limit_waits=0,
+        retry_after=timedelta(minutes=35),
+        deadline=appt,
+        jitter=0.0,
+        quiet=DEFAULT_QUIET,
+        zone=PARIS,
+    )
+    assert rate_limited == local(PARIS, 2027, 5, 12, 8, 0)
+
+
+def test_retry_whose_quiet_hours_end_at_the_appointment_gives_up() -> None:
+    now = local(PARIS, 2027, 5, 11, 20, 59, 50)
+    appt = local(PARIS, 2027, 5, 12, 8, 0)
+    at = next_attempt_at(
+        now,
+        attempts=1,
+        rate_limited=False,
+        rate_limit_waits=0,
+        retry_after=None,
+        deadline=appt,
+        jitter=0.5,
+        quiet=DEFAULT_QUIET,
+        zone=PARIS,
+    )
+    assert at is None
+
+
+def test_quiet_hours_apply_to_reminders_only_when_a_row_is_taken_back() -> None:
+    night = local(CASA, 2027, 5, 11, 23, 0)
+    appt = local(CASA, 2027, 5, 12, 11, 0)
+    morning = local(CASA, 2027, 5, 12, 8, 0)
+    kw = {"appointment_at": appt, "quiet": DEFAULT_QUIET, "zone": CASA}
+    assert resend_at("reminder", night, **kw) == morning  # type: ignore[arg-type]
+    assert resend_at("confirmation", night, **kw) == night  # type: ignore[arg-type]
+    assert resend_at("confirmation", appt, **kw) is None  # type: ignore[arg-type]
+    early = {**kw, "appointment_at": local(CASA, 2027, 5, 12, 7, 30)}
+    assert resend_at("reminder", night, **early) is None  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    now=appointments,
+    quiet=quiets,
+    zone=st.sampled_from(ZONES),
+    lead=st.integers(1, 3000),
+    attempts=st.integers(1, MAX_ATTEMPTS),
+    rate_limited=st.booleans(),
+    jitter=st.floats(0, 1, exclude_max=True),
+)
+def test_no_retry_in_quiet_hours_nor_at_or_after_the_appointment(
+    now: datetime,
+    quiet: QuietHours,
+    zone: ZoneInfo,
+    lead: int,
+    attempts: int,
+    rate_limited: bool,
+    jitter: float,
+) -> None:
+    appt = now + timedelta(minutes=lead)
+    kw = {
+        "attempts": attempts,
+        "rate_limited": rate_limited,
+        "rate_limit_waits": 0,
+        "retry_after": None,
+        "deadline": appt,
+        "jitter": jitter,
+    }
+    plain = next_attempt_at(now, **kw)  # type: ignore[arg-type]
+    at = next_attempt_at(now, quiet=quiet, zone=zone, **kw)  # type: ignore[arg-type]
+    if at is None:
+        return
+    assert plain is not None and plain <= at < appt
+    assert quiet_window(at, quiet, zone) is None
+    # Held back only as far as the end of the window the plain time fell in
+    # (an hour later when that end is a wall time the clocks pass twice).
+    window = quiet_window(plain, quiet, zone)
+    if window is None:
+        assert at == plain
+    else:
+        assert window[1] <= at <= window[1] + timedelta(hours=1)
+    assert outside_quiet_hours(plain, deadline=appt, quiet=quiet, zone=zone) == at
