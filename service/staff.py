@@ -23,6 +23,7 @@ from service.config import Settings
 from service.domain import errors
 from service.domain.booking import Status, hash_token
 from service.domain.calendar import HoursRule, SlotPlan, local_date, local_day_bounds, plan_slots
+from service.domain.errors import N_
 from service.domain.models import Booking, Office, Service
 from service.domain.office_day import (
     BookedSeat,
@@ -120,11 +121,11 @@ async def add_staff(
     """Create an account; raise AccountRefused with a message for people."""
     address = normalise_email(email)
     if address is None:
-        raise AccountRefused("Enter a valid e-mail address.")
+        raise AccountRefused(N_("Enter a valid e-mail address."))
     check_new_account(creator, role, offices)
     unknown = await staff_store.unknown_offices(conn, offices)
     if unknown:
-        raise AccountRefused(f"No such office: {', '.join(sorted(unknown))}.")
+        raise AccountRefused(N_("No such office: %(offices)s."), offices=", ".join(sorted(unknown)))
     chosen = password or new_password()
     problem = password_problem(chosen)
     if problem:
@@ -133,7 +134,7 @@ async def add_staff(
         conn, address, role, offices, await hash_password(chosen), now, demo=demo
     )
     if member is None:
-        raise AccountRefused("An account with this e-mail already exists.")
+        raise AccountRefused(N_("An account with this e-mail already exists."))
     return NewAccount(member, chosen)
 
 

@@ -75,6 +75,9 @@ class Browser:
         self.session = aiohttp.ClientSession(
             base_url=str(server.make_url("/")),
             cookie_jar=aiohttp.CookieJar(unsafe=True),
+            # The office pages follow the reader's language (French when none
+            # is chosen); these tests read the English source text.
+            headers={"Accept-Language": "en"},
         )
         self.csrf = ""
 

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from service.domain.booking import ACTIVE, Status
 from service.domain.calendar import HoursRule, SlotPlan
+from service.domain.errors import N_
 
 # The hours editor -----------------------------------------------------------------
 #
@@ -72,12 +73,12 @@ def _parse_line(line: str, known_services: Iterable[str]) -> list[HoursRule] | s
         try:
             valid_from, valid_until = (date.fromisoformat(found[1]), date.fromisoformat(found[2]))
         except ValueError:
-            return "This date range is not a pair of real dates."
+            return N_("This date range is not a pair of real dates.")
         if valid_from > valid_until:
-            return "The date range ends before it starts."
+            return N_("The date range ends before it starts.")
         words = words[1:]
     if not words or (weekdays := _weekdays(words[0])) is None:
-        return "Start with the days, like mon-fri or sat."
+        return N_("Start with the days, like mon-fri or sat.")
     intervals: list[tuple[time, time]] = []
     counters: int | None = None
     service_id: str | None = None
@@ -85,23 +86,23 @@ def _parse_line(line: str, known_services: Iterable[str]) -> list[HoursRule] | s
         if found := _INTERVAL_RE.match(word):
             opens, closes = _wall(found[1], found[2]), _wall(found[3], found[4])
             if opens is None or closes is None or opens >= closes:
-                return "Write opening times as 09:00-12:30, opening before closing."
+                return N_("Write opening times as 09:00-12:30, opening before closing.")
             intervals.append((opens, closes))
         elif found := _COUNTERS_RE.match(word):
             counters = int(found[1])
         elif found := _SERVICE_RE.match(word):
             service_id = found[1]
             if service_id not in set(known_services):
-                return "This office has no such service."
+                return N_("This office has no such service.")
         else:
-            return "Write opening times as 09:00-12:30, opening before closing."
+            return N_("Write opening times as 09:00-12:30, opening before closing.")
     if not intervals:
-        return "Give at least one opening time, like 09:00-12:30."
+        return N_("Give at least one opening time, like 09:00-12:30.")
     if counters is None or not 1 <= counters <= 100:
-        return "End with the number of counters open, like x3 (1 to 100)."
+        return N_("End with the number of counters open, like x3 (1 to 100).")
     ordered = sorted(intervals)
     if any(a[1] > b[0] for a, b in itertools.pairwise(ordered)):
-        return "Opening times on one line must not overlap."
+        return N_("Opening times on one line must not overlap.")
     return [
         HoursRule(weekday, opens, closes, counters, valid_from, valid_until, service_id)
         for weekday in weekdays
@@ -116,7 +117,7 @@ def parse_hours(text: str, known_services: Iterable[str]) -> list[HoursRule]:
     problems: list[tuple[int, str]] = []
     lines = text.splitlines()
     if len(lines) > MAX_HOURS_LINES:
-        raise HoursSyntaxError([(MAX_HOURS_LINES + 1, "Too many lines.")])
+        raise HoursSyntaxError([(MAX_HOURS_LINES + 1, N_("Too many lines."))])
     for number, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:

@@ -4,9 +4,8 @@ Three roles: `admin` (every office), `manager` (their offices: hours, services,
 closures, staff, statistics, feed, plus everything an agent does) and `agent`
 (one office: schedule, check-in, bookings for citizens).
 
-Messages here are English: the office pages are not translated yet, and
-keeping them out of the gettext catalogs (no N_ marks) keeps the citizen
-catalogs complete.
+Messages here are English gettext ids (N_), translated where they are shown:
+the office pages in the reader's language, the command line in English.
 
 Authorisation answers in two steps so that the web layer can pick the
 status: first "may this person see this office at all" (no: 404, the office
@@ -110,7 +109,17 @@ def normalise_email(raw: str) -> str | None:
 
 
 class AccountRefused(ValueError):
-    """Why an account cannot be created as asked; the message is for people."""
+    """Why an account cannot be created as asked; the message is for people.
+
+    `message` is the gettext id and `params` its %(name)s values, kept apart
+    so that a page can translate the id before filling it in; str() is the
+    English text, for the command line.
+    """
+
+    def __init__(self, message: str, **params: str) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 def check_new_account(creator: StaffMember | None, role: Role, offices: Collection[str]) -> None:
@@ -121,19 +130,19 @@ def check_new_account(creator: StaffMember | None, role: Role, offices: Collecti
     they manage, never admins: nobody grants more than they hold.
     """
     if role is Role.ADMIN and offices:
-        raise AccountRefused("An administrator sees every office; give no office.")
+        raise AccountRefused(N_("An administrator sees every office; give no office."))
     if role is Role.AGENT and len(offices) != 1:
-        raise AccountRefused("An agent works for exactly one office.")
+        raise AccountRefused(N_("An agent works for exactly one office."))
     if role is Role.MANAGER and not offices:
-        raise AccountRefused("A manager needs at least one office.")
+        raise AccountRefused(N_("A manager needs at least one office."))
     if creator is None or creator.role is Role.ADMIN:
         return
     if not creator.may(Permission.MANAGE_STAFF):
-        raise AccountRefused("You may not create accounts.")
+        raise AccountRefused(N_("You may not create accounts."))
     if role is Role.ADMIN:
-        raise AccountRefused("Only an administrator may create an administrator.")
+        raise AccountRefused(N_("Only an administrator may create an administrator."))
     if not all(creator.sees_office(o) for o in offices):
-        raise AccountRefused("You may only create accounts for your own offices.")
+        raise AccountRefused(N_("You may only create accounts for your own offices."))
 
 
 def check_deactivation(actor: StaffMember, target: StaffMember) -> None:
@@ -165,9 +174,9 @@ MIN_PASSWORD_LENGTH = 12
 
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        return "Use at least 12 characters."
+        return N_("Use at least 12 characters.")
     if len(password) > 1024:
-        return "Use at most 1024 characters."
+        return N_("Use at most 1024 characters.")
     return None
 
 
@@ -245,12 +254,12 @@ def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status,
     except ValueError:
         target = None
     if target not in OFFICE_TARGETS:
-        problems["status"] = "Choose checked in, done, no-show or cancelled."
+        problems["status"] = N_("Choose checked in, done, no-show or cancelled.")
     reason = " ".join(raw_reason.split()) if isinstance(raw_reason, str) else ""
     if target is Status.CANCELLED and not reason:
-        problems["reason"] = "Say why the office cancels: the citizen will read it."
+        problems["reason"] = N_("Say why the office cancels: the citizen will read it.")
     elif len(reason) > MAX_REASON_LENGTH:
-        problems["reason"] = "Keep the reason under 300 characters."
+        problems["reason"] = N_("Keep the reason under 300 characters.")
     if problems or target is None:
         raise ValueError(problems)
     return target, reason or None

@@ -1,8 +1,11 @@
 """HTML pages for staff under /office/. Handlers authorise first (see
 service.web.sessions), parse, call one use case from service.staff, render.
 
-The pages are in English for now (see service.domain.staff); dates and times
-still follow the page language and are shown in the office's zone.
+Pages follow the same language choice as the citizen pages (?lang=, cookie,
+Accept-Language, else French): clerks in Morocco and at consulates abroad work
+in French or Arabic. Messages are gettext ids (N_), translated here at the
+edge; dates and times are shown in the office's zone. The CSV export and the
+ICS feed are data and stay language-neutral.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from yarl import URL
 
 from service import staff
 from service.domain import errors
 from service.domain.booking import Status, booking_window, can_transition, normalise_reference
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.models import LANGUAGES
 from service.domain.office_day import (
     HoursSyntaxError,
     day_in_range,
@@ -43,7 +48,7 @@ from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.store import staff as staff_store
-from service.web.i18n import gettext
+from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.sessions import (
     authorise,
@@ -57,29 +62,115 @@ from service.web.templating import request_language
 routes = web.RouteTableDef()
 
 _NOTICES = {
-    "status_changed": "Saved.",
-    "bad_transition": "This change is not possible for this appointment.",
-    "not_found": "No such booking at this office.",
-    "invalid": "Choose an action; a cancellation needs a reason.",
-    "saved": "Saved. Slots were regenerated.",
+    "status_changed": N_("Saved."),
+    "bad_transition": N_("This change is not possible for this appointment."),
+    "not_found": N_("No such booking at this office."),
+    "invalid": N_("Choose an action; a cancellation needs a reason."),
+    "saved": N_("Saved. Slots were regenerated."),
     "unchanged": N_("Nothing changed: the office was already set this way."),
     "deactivated": N_("The account is deactivated: its sessions and API tokens no longer work."),
-    "feed_rotated": "A new feed address was made; the old one no longer works.",
+    "feed_rotated": N_("A new feed address was made; the old one no longer works."),
 }
+
+# Stored codes as the pages name them. Unknown codes (a newer migration, say)
+# fall back to the code itself rather than breaking the page.
+_LABELS: dict[str, dict[str, str]] = {
+    "status": {
+        "held": N_("Waiting for confirmation"),
+        "confirmed": N_("Confirmed"),
+        "checked_in": N_("Checked in"),
+        "done": N_("Done"),
+        "no_show": N_("No-show"),
+        "cancelled": N_("Cancelled"),
+        "expired": N_("Expired"),
+    },
+    "channel": {"sms": N_("SMS"), "email": N_("E-mail")},
+    "kind": {
+        "confirmation": N_("Confirmation"),
+        "rescheduled": N_("Moved"),
+        "cancelled_by_citizen": N_("Cancelled by the citizen"),
+        "cancelled_by_office": N_("Cancelled by the office"),
+        "reminder": N_("Reminder"),
+        "sms_fallback": N_("SMS instead of e-mail"),
+    },
+    "message_status": {
+        "pending": N_("Waiting"),
+        "sending": N_("Sending"),
+        "sent": N_("Sent"),
+        "delivered": N_("Delivered"),
+        "undelivered": N_("Not delivered"),
+        "failed": N_("Failed"),
+        "skipped": N_("Not sent"),
+        "cancelled": N_("Cancelled"),
+    },
+    "actor": {"citizen": N_("Citizen"), "staff": N_("Staff"), "system": N_("System")},
+    "action": {
+        "book": N_("Booked"),
+        "reschedule": N_("Moved"),
+        "checked_in": N_("Checked in"),
+        "done": N_("Done"),
+        "no_show": N_("No-show"),
+        "cancelled": N_("Cancelled"),
+        "confirmed": N_("Confirmed"),
+        "expired": N_("Expired"),
+    },
+    "role": {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")},
+    "source": {"holiday": N_("public holiday"), "manual": N_("manual")},
+}
+
+
+def _t(request: web.Request, message: str) -> str:
+    return gettext(request_language(request), message)
 
 
 def _notice(request: web.Request, key: str | None) -> str | None:
     text = _NOTICES.get(key or "")
-    return gettext(request_language(request), text) if text else None
+    return _t(request, text) if text else None
+
+
+def _refusal(request: web.Request, refused: AccountRefused) -> str:
+    text = _t(request, refused.message)
+    return text % refused.params if refused.params else text
+
+
+def _label_function(language: str) -> Any:
+    def label(group: str, code: str | None) -> str:
+        if not code:
+            return ""
+        known = _LABELS[group].get(code)
+        return gettext(language, known) if known else code.replace("_", " ")
+
+    return label
 
 
 def _render(
-    request: web.Request, name: str, context: dict[str, Any], status: int = 200
+    request: web.Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+    switch_to: str | None = None,
 ) -> web.Response:
+    if request.method != "GET":
+        # A page answering a form post: the language switch must lead to a
+        # page that can be fetched (some posts have no GET twin), not a 405.
+        context["language_links"] = _language_links(request, switch_to or request.path)
     response = aiohttp_jinja2.render_template(f"office/{name}", request, context, status=status)
     # Pages carry personal data: never keep them in shared caches or history.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _language_links(request: web.Request, path: str) -> list[dict[str, Any]]:
+    language = request_language(request)
+    return [
+        {
+            "code": code,
+            "name": LANGUAGE_NAMES[code],
+            "url": str(URL(path).update_query({LANG_QUERY: code})),
+            "current": code == language,
+        }
+        for code in LANGUAGES
+    ]
 
 
 def _now(request: web.Request) -> datetime:
@@ -108,7 +199,13 @@ async def _base_context(
     if office_id is not None:
         async with request.app[POOL_KEY].acquire() as conn:
             office = await staff.office_or_404(conn, office_id)
-    return {"member": member, "office": office, "Permission": Permission, "Role": Role}
+    return {
+        "member": member,
+        "office": office,
+        "Permission": Permission,
+        "Role": Role,
+        "label": _label_function(request_language(request)),
+    }
 
 
 # Login and account -------------------------------------------------------------------
@@ -149,16 +246,18 @@ async def login_submit(request: web.Request) -> web.Response:
             allow_demo=settings.env in ("dev", "test"),
         )
     except staff.LoginRefused as refused:
-        problem = (
-            "Too many failed attempts. Wait 15 minutes and try again."
+        problem = _t(
+            request,
+            N_("Too many failed attempts. Wait 15 minutes and try again.")
             if refused.throttled
-            else "The e-mail address or the password is wrong."
+            else N_("The e-mail address or the password is wrong."),
         )
         return _render(
             request,
             "login.html",
             {"next": target, "email": email, "problem": problem},
             status=429 if refused.throttled else 401,
+            switch_to=str(URL("/office/login").with_query(next=target)),
         )
     response = web.HTTPSeeOther(target)
     start_session(request, response, done.session_id)
@@ -202,7 +301,7 @@ async def _account_page(
         tokens = await staff_store.tokens_of(conn, member.id)
     context = await _base_context(request, member, None)
     context.update(tokens=tokens, new_token=new_token)
-    return _render(request, "account.html", context)
+    return _render(request, "account.html", context, switch_to="/office/account")
 
 
 @routes.post("/office/account/tokens")
@@ -266,7 +365,7 @@ async def day_page(request: web.Request) -> web.Response:
         next=date.fromordinal(day.toordinal() + 1),
         actions=_actions,
         mask=mask_document,
-        notice=_NOTICES.get(request.query.get("notice", "")),
+        notice=_notice(request, request.query.get("notice")),
     )
     return _render(request, "day.html", context)
 
@@ -439,7 +538,7 @@ async def book_submit(request: web.Request) -> web.Response:
     try:
         slot_id = int(form.get("slot_id", ""))
     except ValueError:
-        return await _book_form(request, member, form, {"slot_id": "Choose a time."}, 422)
+        return await _book_form(request, member, form, {"slot_id": N_("Choose a time.")}, 422)
     try:
         booking = await staff.book_for_citizen(
             request.app[POOL_KEY],
@@ -487,14 +586,20 @@ async def _hours_page(
     context.update(
         overview=overview,
         text=format_hours(overview.rules) if text is None else text,
-        problems=problems,
+        problems=[(line, _t(request, text)) for line, text in problems],
         notice=_notice(request, notice),
         cancelled=_count(request.query.get("cancelled")),
         kept=_count(request.query.get("kept")),
         refused=_count(request.query.get("refused")),
         today=local_date(_now(request), overview.office.zone),
     )
-    return _render(request, "hours.html", context, status=status)
+    return _render(
+        request,
+        "hours.html",
+        context,
+        status=status,
+        switch_to=f"/office/{_office_id(request)}/hours",
+    )
 
 
 def _count(raw: str | None) -> int | None:
@@ -521,7 +626,7 @@ async def _change(
     decision, seen, reason = _decision(form)
     problem: str | None = None
     if decision == staff.Decision.CANCEL and not reason:
-        problem = "Say why the bookings are cancelled: the citizens will read it."
+        problem = _t(request, N_("Say why the bookings are cancelled: the citizens will read it."))
         decision = None  # ask again, with the list as it is now
     outcome = await staff.change_office(
         request.app[POOL_KEY],
@@ -551,7 +656,13 @@ async def _change(
         action=request.path,
         back=back,
     )
-    return _render(request, "confirm_change.html", context, status=409)
+    return _render(
+        request,
+        "confirm_change.html",
+        context,
+        status=409,
+        switch_to=f"/office/{_office_id(request)}/{back}",
+    )
 
 
 @routes.post("/office/{office}/hours")
@@ -566,7 +677,7 @@ async def hours_submit(request: web.Request) -> web.Response:
     except HoursSyntaxError as bad:
         return await _hours_page(request, member, text, bad.problems, status=422)
     write = staff.ReplaceHours(_office_id(request), rules)
-    return await _change(request, member, write, form, "the new opening hours")
+    return await _change(request, member, write, form, "hours")
 
 
 @routes.post("/office/{office}/closures")
@@ -577,14 +688,18 @@ async def closure_add(request: web.Request) -> web.Response:
     reasons = {k: " ".join(form.get(f"reason_{k}", "").split())[:200] for k in ("fr", "ar", "en")}
     if not _is_iso_date(raw) or not any(reasons.values()):
         return await _hours_page(
-            request, member, None, [(0, "Give a date and a reason for the closure.")], status=422
+            request,
+            member,
+            None,
+            [(0, N_("Give a date and a reason for the closure."))],
+            status=422,
         )
     # Citizens read the reason in their language; one typed reason stands in
     # for the languages left empty.
     fallback = next(v for v in reasons.values() if v)
     reasons = {k: v or fallback for k, v in reasons.items()}
     write = staff.AddClosure(_office_id(request), date.fromisoformat(raw), reasons)
-    return await _change(request, member, write, form, f"closing on {raw}")
+    return await _change(request, member, write, form, "closure")
 
 
 @routes.post("/office/{office}/closures/{day}/remove")
@@ -592,7 +707,7 @@ async def closure_remove(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_HOURS)
     form = await _form(request)
     write = staff.RemoveClosure(_office_id(request), _day(request.match_info["day"]))
-    return await _change(request, member, write, form, "reopening this day")
+    return await _change(request, member, write, form, "reopening")
 
 
 # Statistics, staff, feed ---------------------------------------------------------
@@ -612,7 +727,7 @@ async def stats_page(request: web.Request) -> web.Response:
     context = await _base_context(request, member, office.id)
     context.update(
         week=week,
-        label=week_label(monday),
+        week_name=week_label(monday),
         previous=week_label(date.fromordinal(monday.toordinal() - 7)),
         next=week_label(date.fromordinal(monday.toordinal() + 7)),
         price=request.app[SETTINGS_KEY].sms_price_per_segment,
@@ -630,7 +745,7 @@ async def _staff_page(
     request: web.Request,
     member: StaffMember,
     created: staff.NewAccount | None,
-    problem: str | None,
+    refused: AccountRefused | None,
     status: int = 200,
 ) -> web.Response:
     async with request.app[POOL_KEY].acquire() as conn:
@@ -639,10 +754,16 @@ async def _staff_page(
     context.update(
         people=people,
         created=created,
-        problem=gettext(request_language(request), problem) if problem else None,
+        problem=_refusal(request, refused) if refused else None,
         notice=_notice(request, request.query.get("notice")),
     )
-    return _render(request, "staff.html", context, status=status)
+    return _render(
+        request,
+        "staff.html",
+        context,
+        status=status,
+        switch_to=f"/office/{_office_id(request)}/staff",
+    )
 
 
 @routes.post("/office/{office}/staff/{staff_id:\\d+}/deactivate")
@@ -659,7 +780,7 @@ async def staff_deactivate(request: web.Request) -> web.Response:
     except errors.NotFound:
         raise web.HTTPNotFound(text="404: not found") from None
     except AccountRefused as refused:
-        return await _staff_page(request, member, None, str(refused), 403)
+        return await _staff_page(request, member, None, refused, 403)
     notice = "deactivated" if done else "unchanged"
     raise web.HTTPSeeOther(f"/office/{_office_id(request)}/staff?notice={notice}")
 
@@ -694,7 +815,13 @@ async def _services_page(
         kept=_count(request.query.get("kept")),
         refused=_count(request.query.get("refused")),
     )
-    return _render(request, "services.html", context, status=status)
+    return _render(
+        request,
+        "services.html",
+        context,
+        status=status,
+        switch_to=f"/office/{_office_id(request)}/services",
+    )
 
 
 @routes.post("/office/{office}/services/{service}")
@@ -712,7 +839,7 @@ async def service_submit(request: web.Request) -> web.Response:
     write = staff.UpdateService(_office_id(request), service_id, settings)
     # A new duration or a service turned off moves or removes slots: the
     # bookings they strand are shown first, as for a change of hours.
-    return await _change(request, member, write, form, "the new service settings", "services")
+    return await _change(request, member, write, form, "service", "services")
 
 
 @routes.post("/office/{office}/staff")
@@ -722,7 +849,7 @@ async def staff_add(request: web.Request) -> web.Response:
     try:
         role = Role(form.get("role", ""))
     except ValueError:
-        return await _staff_page(request, member, None, "Choose a role.", 422)
+        return await _staff_page(request, member, None, AccountRefused(N_("Choose a role.")), 422)
     try:
         async with request.app[POOL_KEY].acquire() as conn:
             created = await staff.add_staff(
@@ -734,7 +861,7 @@ async def staff_add(request: web.Request) -> web.Response:
                 creator=member,
             )
     except AccountRefused as refused:
-        return await _staff_page(request, member, None, str(refused), 422)
+        return await _staff_page(request, member, None, refused, 422)
     # The password is in this answer only.
     return await _staff_page(request, member, created, None)
 

@@ -110,9 +110,9 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
     assert seats == 0  # the cancelled seat is free again
 
     page = await (await browser.get(f"/office/consulate-paris/bookings/{dropped.reference}")).text()
-    assert "cancelled by office" in page  # the message log
+    assert "Cancelled by the office" in page  # the message log
     assert "Consul away" in page
-    assert f"staff #{staff_id}" in page  # the audit log
+    assert f"Staff <bdi>#{staff_id}</bdi>" in page  # the audit log
     body = await (
         await browser.get(f"/api/v1/offices/consulate-paris/bookings/{dropped.reference}")
     ).json()

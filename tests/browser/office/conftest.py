@@ -51,8 +51,10 @@ async def office_live(
 
 @pytest.fixture
 async def office_page(office_live: OfficeLive, browser: Any) -> AsyncIterator[Any]:
+    # English: the source text the office browser tests read (with no
+    # language at all the office pages are in French).
     context = await browser.new_context(
-        base_url=office_live.url, viewport={"width": 1280, "height": 900}
+        base_url=office_live.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
     )
     try:
         yield await context.new_page()

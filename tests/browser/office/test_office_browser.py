@@ -39,11 +39,11 @@ async def test_agent_checks_in_and_marks_a_no_show(
     row = page.locator(f"#b-{first.reference}")
     await row.get_by_role("button", name="Arrived").click()
     await page.wait_for_url("**notice=status_changed**")
-    assert (await page.locator(f"#b-{first.reference} td.status").inner_text()) == "checked in"
+    assert (await page.locator(f"#b-{first.reference} td.status").inner_text()) == "Checked in"
 
     await page.locator(f"#b-{second.reference}").get_by_role("button", name="No-show").click()
     await page.wait_for_url("**notice=status_changed**")
-    assert (await page.locator(f"#b-{second.reference} td.status").inner_text()) == "no show"
+    assert (await page.locator(f"#b-{second.reference} td.status").inner_text()) == "No-show"
     await page.screenshot(path=str(office_artifacts / "office-day-after.png"), full_page=True)
 
     await page.get_by_role("link", name="Print view").click()
