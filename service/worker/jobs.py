@@ -120,10 +120,14 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await close_state(state)
 
 
-def job_id(row: outbox.Due) -> str:
-    # A new id per try: arq refuses a second job with the same id while the
-    # first exists, which is what stops two sweeps from queueing one try twice.
-    return f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}"
+def job_id(row: outbox.Due, queued_at: datetime) -> str:
+    # A new id per try and per queueing: arq refuses a second job with the same
+    # id while the first exists. A job whose worker was killed after arq marked
+    # it in progress stays blocked for arq's in-progress timeout (longest job
+    # timeout + 10 s, ten minutes here); the row is queued again under a new
+    # id once REQUEUE_AFTER has passed, and the row's claim keeps the two jobs
+    # from both sending.
+    return f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}:{int(queued_at.timestamp())}"
 
 
 def enqueue_target(settings: Settings) -> int:
@@ -164,7 +168,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             for row in await outbox.due(
                 conn, now, min(room, EMAIL_BATCH), requeue_after, channel="email"
             ):
-                queued += await _enqueue(redis, row, None)
+                queued += await _enqueue(redis, row, None, now)
         room -= queued
         free = await limiter.free_within(horizon, room)
         if free <= 0:
@@ -178,15 +182,19 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             rows = rows[: len(waits)]
             await outbox.mark_enqueued(conn, [r.id for r in rows], now)
             for row, wait in zip(rows, waits, strict=True):
-                queued += await _enqueue(redis, row, datetime.fromtimestamp(base + wait, UTC))
+                queued += await _enqueue(
+                    redis, row, datetime.fromtimestamp(base + wait, UTC), now
+                )
     return queued
 
 
-async def _enqueue(redis: ArqRedis, row: outbox.Due, start: datetime | None) -> int:
+async def _enqueue(
+    redis: ArqRedis, row: outbox.Due, start: datetime | None, queued_at: datetime
+) -> int:
     job = await redis.enqueue_job(
         "send_message",
         row.id,
-        _job_id=job_id(row),
+        _job_id=job_id(row, queued_at),
         _queue_name=QUEUE_NAME,
         _defer_until=start,
     )

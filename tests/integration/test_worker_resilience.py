@@ -85,6 +85,12 @@ async def test_worker_killed_mid_batch_loses_nothing(notify_env: Env) -> None:
     await env.pool.execute(
         "UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE status = 'sending'"
     )
+    # Jobs the dead worker had started stay blocked in arq for its in-progress
+    # timeout; two minutes on, the sweeper queues their rows again.
+    await env.pool.execute(
+        "UPDATE outbox SET enqueued_at = enqueued_at - interval '3 minutes'"
+        " WHERE enqueued_at IS NOT NULL AND status IN ('pending', 'sending')"
+    )
     proc = start_worker_process(env)
     try:
 
