@@ -457,7 +457,13 @@ async def _stranded_by(
     )[1]
     seats = await schedule_store.active_seats_after(conn, office.id, now)
     # Beyond the horizon nothing is planned yet, so nothing there is stranded.
-    return stranded([s for s in seats if s.starts_at < horizon_end], plans, now)
+    seats = [s for s in seats if s.starts_at < horizon_end]
+    lost = stranded(seats, plans, now)
+    # Fewer shared counters can strand bookings whose own slot still has room
+    # (the counter cells were regenerated just before, in this transaction).
+    beyond = await slot_store.over_counters(conn, office.id, now) - {b.reference for b in lost}
+    lost += [s for s in seats if s.reference in beyond]
+    return sorted(lost, key=lambda b: (b.starts_at, b.reference))
 
 
 async def _apply_change(

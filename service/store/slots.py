@@ -380,3 +380,29 @@ async def extend_all_offices(
         async with conn.transaction():
             total += await regenerate_office(conn, office, now, horizon_days)
     return total
+
+
+async def over_counters(conn: asyncpg.Connection, office_id: str, after: datetime) -> set[str]:
+    """References of the bookings beyond the office's shared counters after
+    counters were lowered: in each overfull cell, the latest-made ones (a
+    citizen already checked in keeps their counter)."""
+    rows = await conn.fetch(
+        """WITH over AS (
+               SELECT starts_at, capacity FROM counter_cells
+               WHERE office_id = $1 AND starts_at > $2 AND taken > capacity
+           ), covering AS (
+               SELECT o.capacity, b.reference, row_number() OVER (
+                          PARTITION BY o.starts_at
+                          ORDER BY b.status <> 'checked_in', b.created_at, b.id) AS n
+               FROM over o
+               JOIN bookings b ON b.office_id = $1
+                    AND b.status IN ('held', 'confirmed', 'checked_in')
+                    AND b.starts_at < o.starts_at + $3::interval AND b.ends_at > o.starts_at
+               JOIN slots s ON s.id = b.slot_id AND s.pooled
+           )
+           SELECT DISTINCT reference FROM covering WHERE n > capacity""",
+        office_id,
+        after,
+        CELL,
+    )
+    return {r["reference"] for r in rows}

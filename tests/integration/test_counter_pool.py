@@ -163,3 +163,30 @@ async def test_dedicated_hours_keep_their_own_counters(
     )
     first = (await resp.json())["slots"][0]
     assert first["remaining"] == 2
+
+
+async def test_fewer_counters_list_the_bookings_beyond_them(
+    app_client: Client, pool: asyncpg.Pool, clock: Any
+) -> None:
+    from service import staff
+    from service.domain.models import Office
+
+    references = []
+    for n, service in enumerate(PARIS_SERVICES[:4]):
+        slot = await slot_at(app_client, service, AT_NINE)
+        assert slot is not None
+        status, body = await book(app_client, service, slot["id"], n)
+        assert status == 201
+        references.append(body["reference"])
+    async with pool.acquire() as conn, conn.transaction():
+        office = await office_store.get_office(conn, "consulate-paris")
+        assert isinstance(office, Office)
+        # Two counters instead of four; each service's own slot keeps room
+        # (capacity 2, one booking), so only the shared counters overflow.
+        rules = [HoursRule(d, time(9), time(12, 30), 2) for d in range(5)]
+        await office_store.replace_hours(conn, office.id, rules)
+        await slot_store.regenerate_office(conn, office, clock(), 84)
+        closed = await office_store.closed_days(conn, office.id, clock().date(), clock().date())
+        lost = await staff._stranded_by(conn, office, rules, closed, clock(), 84)
+    # The two made last are listed for the manager to keep or cancel.
+    assert {b.reference for b in lost} == set(references[2:])
