@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, ClassVar, Self
 
 import psutil
 
@@ -306,9 +306,56 @@ def initdb(data_dir: Path, user: pwd.struct_passwd | None = None) -> None:
         raise DevStackError(f"initdb failed ({result.returncode}):\n{result.stderr}{result.stdout}")
 
 
+class _ChildServer:
+    """What the embedded Postgres and Redis share: a child process we own,
+    recorded in its data dir, stopped with the server's own clean signal."""
+
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None
+    stop_signal: ClassVar[signal.Signals]
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    @property
+    def _owner_record(self) -> Path:
+        return self.data_dir / "mawid-owner.json"
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self.process is None:
+            return
+        _stop_child(self.process, self.stop_signal, timeout)
+        self.process = None
+        with contextlib.suppress(OSError):
+            self._owner_record.unlink()
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class RunningPostgres:
+class RunningPostgres(_ChildServer):
     """A Postgres server running as our child process."""
+
+    # Postgres' "fast" shutdown: it disconnects clients and checkpoints.
+    # SIGTERM ("smart") would wait for every pooled client of the app to go
+    # away, i.e. possibly forever.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGINT
 
     data_dir: Path
     port: int
@@ -337,12 +384,6 @@ class RunningPostgres:
     def log_path(self) -> Path:
         return self.data_dir / "server.log"
 
-    @property
-    def _owner_record(self) -> Path:
-        return self.data_dir / "mawid-owner.json"
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def _socket_dir(self) -> str:
         # The socket lives in the data dir (private to this cluster, no /tmp
@@ -379,7 +420,7 @@ class RunningPostgres:
         initdb(self.data_dir, self._user)
         if self._user is not None:
             _prepare_for_user(self.data_dir, self._user)
-        _reclaim(self._owner_record, "Postgres", signal.SIGINT)
+        _reclaim(self._owner_record, "Postgres", self.stop_signal)
         if not port_is_free(self.port):
             raise DevStackError(f"port {self.port} on {self.host} is in use; cannot start Postgres")
         with open(self.log_path, "ab") as logfile:
@@ -428,21 +469,6 @@ class RunningPostgres:
                 )
             time.sleep(0.05)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.process is None:
-            return
-        # SIGINT is Postgres' "fast" shutdown: it disconnects clients and
-        # checkpoints.  SIGTERM ("smart") would wait for every pooled client
-        # of the app to go away, i.e. possibly forever.
-        _stop_child(self.process, signal.SIGINT, timeout)
-        self.process = None
-        with contextlib.suppress(OSError):
-            self._owner_record.unlink()
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command with the bundled psql (sync; for set-up only)."""
         cmd = [
@@ -466,16 +492,6 @@ class RunningPostgres:
             self.psql(f'CREATE DATABASE "{name}"')
         return self.dsn_for(name)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_postgres(
@@ -494,8 +510,11 @@ def start_postgres(
 
 
 @dataclass
-class RunningRedis:
+class RunningRedis(_ChildServer):
     """A redis-server running as our child process."""
+
+    # Redis flushes the append-only file and exits.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
 
     data_dir: Path
     port: int
@@ -514,12 +533,6 @@ class RunningRedis:
     def log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
-    @property
-    def _owner_record(self) -> Path:
-        return self.data_dir / "mawid-owner.json"
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def _command(self) -> list[str]:
         cmd = [
@@ -543,7 +556,7 @@ class RunningRedis:
         if self.is_running():
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        _reclaim(self._owner_record, "Redis", signal.SIGTERM)
+        _reclaim(self._owner_record, "Redis", self.stop_signal)
         if not port_is_free(self.port):
             raise DevStackError(f"port {self.port} on {self.host} is in use; cannot start Redis")
         with open(self.log_path, "ab") as logfile:
@@ -583,29 +596,6 @@ class RunningRedis:
                 raise DevStackError(f"Redis did not answer PING within {START_TIMEOUT:.0f}s")
             time.sleep(0.02)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.process is None:
-            return
-        # SIGTERM: Redis flushes the append-only file and exits.
-        _stop_child(self.process, signal.SIGTERM, timeout)
-        self.process = None
-        with contextlib.suppress(OSError):
-            self._owner_record.unlink()
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_redis(data_dir: Path, port: int | None = None, persistent: bool = True) -> RunningRedis:

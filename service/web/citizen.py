@@ -490,6 +490,12 @@ def _manage_language(request: web.Request, ctx: bookings.BookingContext) -> str:
     return request_language(request) if explicit_language(request) else ctx.booking.language
 
 
+async def _managed(request: web.Request) -> tuple[bookings.BookingContext, str]:
+    """The booking a manage page is about, and the language to show it in."""
+    ctx = await _booking(request)
+    return ctx, _manage_language(request, ctx)
+
+
 def _booking_page_context(
     request: web.Request, ctx: bookings.BookingContext, language: str
 ) -> dict[str, Any]:
@@ -531,16 +537,14 @@ _DONE_NOTICES = {
 
 @routes.get("/b/{reference}/{token}/confirmation")
 async def confirmation(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     return render(request, "citizen/confirmation.html", context, language=language, private=True)
 
 
 @routes.get("/b/{reference}/{token}")
 async def manage(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
     return render(request, "citizen/manage.html", context, language=language, private=True)
@@ -548,8 +552,7 @@ async def manage(request: web.Request) -> web.Response:
 
 @routes.get("/b/{reference}/{token}/calendar.ics")
 async def calendar_file(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     body = booking_ics(ctx, language, _now(request), request.app[SETTINGS_KEY].base_url)
     return web.Response(
         body=body,
@@ -592,16 +595,14 @@ def booking_ics(
 
 @routes.get("/b/{reference}/{token}/cancel")
 async def cancel_form(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     return render(request, "citizen/cancel.html", context, language=language, private=True)
 
 
 @routes.post("/b/{reference}/{token}/cancel")
 async def cancel_submit(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     try:
         await bookings.cancel(
             request.app[POOL_KEY],
@@ -641,15 +642,13 @@ async def _reschedule_page(
 
 @routes.get("/b/{reference}/{token}/reschedule")
 async def reschedule_form(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     return await _reschedule_page(request, ctx, language, week_param=request.query.get("week"))
 
 
 @routes.post("/b/{reference}/{token}/reschedule")
 async def reschedule_submit(request: web.Request) -> web.Response:
-    ctx = await _booking(request)
-    language = _manage_language(request, ctx)
+    ctx, language = await _managed(request)
     form = await request.post()
     slot_id = _int(_form_text(form, "slot"))
     week_param = _form_text(form, "week") or None
