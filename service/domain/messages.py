@@ -100,40 +100,56 @@ class PlannedMessage:
 
 
 def _instant(day: date, wall: time, zone: ZoneInfo, *, later: bool) -> datetime:
-    """The UTC instant of `wall` on `day` in `zone`.
+    """The UTC instant of `wall` on `day` in `zone`, for a boundary of quiet hours.
 
-    A wall time that falls in a spring-forward gap has no instant; `later`
-    picks the side: True -> the instant after the gap (for an end of quiet
-    hours), False -> the one before (for a start), so that the result is never
-    inside the quiet window.  For a repeated (fall-back) wall time the first
-    occurrence is used.
+    A wall time the clocks show twice (the hour repeated when they fall back)
+    or never (the hour skipped when they spring forward) has two candidates;
+    `later` picks the later one (for an end: the last time the clocks show it,
+    or the instant after the gap), otherwise the earlier one (for a start).
+    Either way the night's window covers every instant whose wall time is
+    quiet, whichever pass of a repeated hour it is in.
     """
     naive = datetime.combine(day, wall)
     a = naive.replace(tzinfo=zone).astimezone(UTC)
     b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    if a.astimezone(zone).replace(tzinfo=None) == naive:
-        return min(a, b)
     return max(a, b) if later else min(a, b)
+
+
+def _night(day: date, quiet: QuietHours, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window of quiet hours that starts on local `day`."""
+    end_day = day if quiet.start < quiet.end else day + timedelta(days=1)
+    return (
+        _instant(day, quiet.start, zone, later=False),
+        _instant(end_day, quiet.end, zone, later=True),
+    )
 
 
 def quiet_window(
     instant: datetime, quiet: QuietHours, zone: ZoneInfo
 ) -> tuple[datetime, datetime] | None:
-    """The (start, end) instants of the quiet window containing `instant`, or None."""
-    local = instant.astimezone(zone)
-    wall = local.time().replace(tzinfo=None)
-    if not quiet.contains(wall):
+    """The (start, end) instants of the quiet window containing `instant`, or None.
+
+    A night's window runs from the first time the clocks show its start to
+    the last time they show its end, so `start <= instant < end` holds on
+    the nights the clocks change too (both passes of a repeated hour are
+    inside, and a boundary in a skipped hour moves to the gap's edge).
+    """
+    if quiet.start == quiet.end:
         return None
-    day = local.date()
-    if quiet.start < quiet.end:
-        start_day, end_day = day, day
-    elif wall >= quiet.start:
-        start_day, end_day = day, day + timedelta(days=1)
-    else:
-        start_day, end_day = day - timedelta(days=1), day
-    start = _instant(start_day, quiet.start, zone, later=False)
-    end = _instant(end_day, quiet.end, zone, later=True)
-    return start, end
+    day = instant.astimezone(zone).date()
+    for night in (day - timedelta(days=1), day, day + timedelta(days=1)):
+        start, end = _night(night, quiet, zone)
+        if start <= instant < end:
+            # When the clocks skip all of a day's waking hours (quiet 03:00 to
+            # 02:00 on a spring-forward night), one window runs into the next.
+            before = night - timedelta(days=1)
+            while (earlier := _night(before, quiet, zone))[1] >= start:
+                start, before = earlier[0], before - timedelta(days=1)
+            after = night + timedelta(days=1)
+            while (following := _night(after, quiet, zone))[0] <= end:
+                end, after = following[1], after + timedelta(days=1)
+            return start, end
+    return None
 
 
 def adjust_for_quiet_hours(
@@ -293,13 +309,7 @@ def outside_quiet_hours(
     the window: that would undercut the backoff, or be in the past."""
     window = quiet_window(at, quiet, zone)
     if window is not None:
-        end = window[1]
-        if end <= at:
-            # `at` is in the second pass of a repeated (fall-back) hour; the
-            # window's end is from the first pass: the same wall time then.
-            wall = end.astimezone(zone).replace(tzinfo=None)
-            end = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-        at = max(at, end)
+        at = window[1]
     return at if at < deadline else None
 
 

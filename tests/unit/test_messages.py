@@ -143,6 +143,91 @@ def test_quiet_boundary_inside_a_gap_stays_outside_the_window() -> None:
     assert not q.contains(wall_of(window[1], PARIS))
 
 
+def _clock_changes(zone: ZoneInfo, year: int) -> list[datetime]:
+    """The UTC instants at which `zone` changes its offset during `year`."""
+    out = []
+    at = datetime(year, 1, 1, tzinfo=UTC)
+    while at.year == year:
+        after = at + timedelta(hours=1)
+        if at.astimezone(zone).utcoffset() != after.astimezone(zone).utcoffset():
+            out.append(after)
+        at = after
+    return out
+
+
+# Boundaries on, around and inside the hour the clocks repeat or skip.
+_NIGHT_QUIETS = [
+    DEFAULT_QUIET,
+    QuietHours(time(0, 0), time(2, 15)),
+    QuietHours(time(2, 30), time(8, 0)),
+    QuietHours(time(22, 0), time(2, 30)),
+    QuietHours(time(1, 0), time(3, 30)),
+    QuietHours(time(2, 0), time(3, 0)),
+    QuietHours(time(3, 0), time(2, 0)),
+]
+_CHANGE_NIGHTS = [
+    (zone, change)
+    for zone in ZONES
+    for year in (2026, 2027)
+    for change in _clock_changes(zone, year)
+]
+
+
+def test_every_demo_zone_changes_its_clocks_in_the_test_years() -> None:
+    # Paris and its neighbours, Toronto twice a year; Casablanca around Ramadan.
+    for zone in ZONES:
+        assert len(_clock_changes(zone, 2027)) == 2, zone
+
+
+def test_quiet_window_of_the_autumn_night_found_by_the_property_test() -> None:
+    # 01:00Z on 31 Oct 2027 is 02:00 CET, the second pass of the repeated
+    # hour; quiet hours 00:00-02:15 end at the last 02:15 (01:15Z).
+    due = datetime(2027, 10, 31, 1, 0, tzinfo=UTC)
+    quiet = QuietHours(time(0, 0), time(2, 15))
+    assert quiet_window(due, quiet, PARIS) == (
+        datetime(2027, 10, 30, 22, 0, tzinfo=UTC),
+        datetime(2027, 10, 31, 1, 15, tzinfo=UTC),
+    )
+    appt = due + timedelta(minutes=5)
+    assert adjust_for_quiet_hours(due, appt, quiet, PARIS) == datetime(
+        2027, 10, 30, 22, 0, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("quiet", _NIGHT_QUIETS, ids=lambda q: f"{q.start:%H%M}-{q.end:%H%M}")
+@pytest.mark.parametrize(
+    ("zone", "change"), _CHANGE_NIGHTS, ids=lambda v: getattr(v, "key", None) or f"{v:%Y%m%d}"
+)
+def test_quiet_windows_on_every_night_the_clocks_change(
+    zone: ZoneInfo, change: datetime, quiet: QuietHours
+) -> None:
+    """Every 10 minutes of the day around each clock change of each office
+    zone: a quiet wall time is always inside a window that contains the
+    instant, a window's end is outside quiet hours and after the instant,
+    and a reminder is never moved into the middle of a window."""
+    instant = change - timedelta(hours=12)
+    while instant < change + timedelta(hours=12):
+        window = quiet_window(instant, quiet, zone)
+        if quiet.contains(wall_of(instant, zone)):
+            assert window is not None, instant
+        if window is not None:
+            start, end = window
+            assert start <= instant < end, instant
+            assert not quiet.contains(wall_of(end, zone)), instant
+            assert quiet_window(end, quiet, zone) is None, instant
+            assert not quiet.contains(wall_of(start - timedelta(minutes=1), zone)), instant
+            for lead in (30, 90, 24 * 60):
+                appt = instant + timedelta(minutes=lead)
+                moved = adjust_for_quiet_hours(instant, appt, quiet, zone)
+                assert moved in (start, end), instant
+                assert moved != end or moved <= appt - timedelta(hours=1), instant
+            later = outside_quiet_hours(
+                instant, deadline=instant + timedelta(days=2), quiet=quiet, zone=zone
+            )
+            assert later == end, instant
+        instant += timedelta(minutes=10)
+
+
 @settings(max_examples=400, deadline=None)
 @given(due=appointments, quiet=quiets, zone=st.sampled_from(ZONES), lead=st.integers(1, 3000))
 def test_quiet_adjustment_properties(
@@ -630,11 +715,7 @@ def test_no_retry_in_quiet_hours_nor_at_or_after_the_appointment(
         return
     assert plain is not None and plain <= at < appt
     assert quiet_window(at, quiet, zone) is None
-    # Held back only as far as the end of the window the plain time fell in
-    # (an hour later when that end is a wall time the clocks pass twice).
+    # Held back exactly to the end of the window the plain time fell in.
     window = quiet_window(plain, quiet, zone)
-    if window is None:
-        assert at == plain
-    else:
-        assert window[1] <= at <= window[1] + timedelta(hours=1)
+    assert at == (plain if window is None else window[1])
     assert outside_quiet_hours(plain, deadline=appt, quiet=quiet, zone=zone) == at
