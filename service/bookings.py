@@ -7,6 +7,8 @@ its seat, its audit row and its outbox rows together, or nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,6 +93,35 @@ async def _take_seat(
     return slot
 
 
+@asynccontextmanager
+async def _seat_refusals(
+    conn: asyncpg.Connection, slot_id: int, service: Service, now: datetime
+) -> AsyncIterator[None]:
+    """Around a transaction that takes a seat: the oversell trigger's refusal
+    (the guard in take_seat should have said no first) becomes the same
+    refusal as the guard's, read once the transaction has rolled back."""
+    try:
+        yield
+    except asyncpg.CheckViolationError as exc:
+        if not slot_store.oversell_refused(exc):
+            raise
+        raise await _seat_refusal(conn, slot_id, service, now) from None
+
+
+async def _take_seat_guarded(
+    conn: asyncpg.Connection, slot_id: int, service: Service, now: datetime
+) -> Slot:
+    """_take_seat inside a savepoint, for a transaction that goes on after a
+    refusal would have to be read (the caller's own transaction stays usable)."""
+    try:
+        async with conn.transaction():
+            return await _take_seat(conn, slot_id, service, now)
+    except asyncpg.CheckViolationError as exc:
+        if not slot_store.oversell_refused(exc):
+            raise
+        raise await _seat_refusal(conn, slot_id, service, now) from None
+
+
 async def book(
     pool: asyncpg.Pool,
     *,
@@ -116,7 +147,7 @@ async def book(
             raise errors.slot_not_found()
         citizen = validate_details(details, service, office.country)
         token = manage_token or new_manage_token()
-        async with conn.transaction():
+        async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
             if form_key_hash is not None:
                 await form_keys.claim(conn, form_key_hash, now)
             taken = await _take_seat(conn, slot.id, service, now)
@@ -235,7 +266,7 @@ async def reschedule(
                     {"slot_id": errors.N_("Choose a time other than your current one.")}
                 )
             await slot_store.lock_for_move(conn, [booking.slot_id, new_slot_id])
-            taken = await _take_seat(conn, new_slot_id, service, now)
+            taken = await _take_seat_guarded(conn, new_slot_id, service, now)
             await slot_store.release_seat(conn, booking)
             moved = await booking_store.move(
                 conn, booking.id, taken.id, taken.starts_at, taken.ends_at, now
@@ -279,7 +310,14 @@ async def _change_status(
     elif takes_seat(current, target):
         # no_show -> checked_in: the citizen came late. Their seat is free
         # unless capacity was lowered since; never oversell to undo.
-        if not await slot_store.retake_seat(conn, booking):
+        try:
+            async with conn.transaction():
+                retaken = await slot_store.retake_seat(conn, booking)
+        except asyncpg.CheckViolationError as exc:
+            if not slot_store.oversell_refused(exc):
+                raise
+            retaken = False
+        if not retaken:
             raise errors.slot_full()
     try:
         await booking_store.set_status(conn, booking.id, target, now, reason)

@@ -52,6 +52,19 @@ _FREE = f"""CASE WHEN s.pooled THEN LEAST(s.capacity - s.taken, COALESCE(
            ELSE s.capacity - s.taken END"""
 
 
+# The constraint name refuse_oversell (0007) raises under: the trigger that
+# backs up the guards below, whatever statement tried to oversell.
+OVERSELL = "no_oversell"
+
+
+def oversell_refused(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a seat past capacity."""
+    return (
+        isinstance(exc, asyncpg.CheckViolationError)
+        and getattr(exc, "constraint_name", None) == OVERSELL
+    )
+
+
 def _with_cell(sql: str, n: int) -> str:
     """Bind the cell size as parameter $n (asyncpg wants numbered parameters)."""
     return sql.replace("$CELL", f"${n}")

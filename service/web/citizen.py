@@ -323,7 +323,8 @@ async def _alternatives(
     conn: asyncpg.Connection, office: Office, service: Service, now: datetime, after: datetime
 ) -> list[Slot]:
     window = booking_window(now, service.earliest_hours, service.latest_days)
-    begin = max(after, window.earliest)
+    # After a time that cannot be booked yet, the first bookable ones.
+    begin = max(after, window.earliest) if after <= window.latest else window.earliest
     found = await slot_store.available(
         conn, office.id, service.id, begin, window.latest + timedelta(seconds=1),
         window.earliest, window.latest,
