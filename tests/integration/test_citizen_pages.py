@@ -375,8 +375,21 @@ async def test_json_api_errors_in_the_readers_language(app_client: Client) -> No
     assert resp.status == 422
 
 
-async def test_clock_is_utc(clock: Clock) -> None:
-    assert clock() == datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+async def test_today_is_the_offices_day_not_utcs(app_client: Client, clock: Clock) -> None:
+    """23:30 UTC on Sunday 7 February is already Monday 8 February in Paris
+    (and still Sunday in Montreal): each office's first week follows its own
+    calendar, so Paris offers no way back to the week of 1 February."""
+    clock.set(datetime(2027, 2, 7, 23, 30, tzinfo=UTC))  # type: ignore[attr-defined]
+    resp = await app_client.get(
+        "/offices/consulate-paris/legalization", params={"week": "2027-02-01", "lang": "en"}
+    )
+    page = await resp.text()
+    assert "Week of Monday, 8 February 2027" in page
+    assert 'legalization?week=2027-02-01"' not in page  # no "previous week" link
+    resp = await app_client.get(
+        "/offices/consulate-montreal/passport", params={"week": "2027-02-01", "lang": "en"}
+    )
+    assert "Week of Monday, 1 February 2027" in await resp.text()
 
 
 async def test_a_token_issued_with_a_message_opens_the_manage_pages(
