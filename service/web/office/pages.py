@@ -21,6 +21,7 @@ from service.domain.staff import Permission, Role, StaffMember
 from service.office.common import office_or_404
 from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext
 from service.web.keys import CLOCK_KEY, POOL_KEY
+from service.web.labels import label_function
 from service.web.templating import request_language
 
 _NOTICES = {
@@ -34,52 +35,6 @@ _NOTICES = {
     "feed_rotated": N_("A new feed address was made; the old one no longer works."),
 }
 
-# Stored codes as the pages name them. Unknown codes (a newer migration, say)
-# fall back to the code itself rather than breaking the page.
-_LABELS: dict[str, dict[str, str]] = {
-    "status": {
-        "held": N_("Waiting for confirmation"),
-        "confirmed": N_("Confirmed"),
-        "checked_in": N_("Checked in"),
-        "done": N_("Done"),
-        "no_show": N_("No-show"),
-        "cancelled": N_("Cancelled"),
-        "expired": N_("Expired"),
-    },
-    "channel": {"sms": N_("SMS"), "email": N_("E-mail")},
-    "kind": {
-        "confirmation": N_("Confirmation"),
-        "rescheduled": N_("Moved"),
-        "cancelled_by_citizen": N_("Cancelled by the citizen"),
-        "cancelled_by_office": N_("Cancelled by the office"),
-        "reminder": N_("Reminder"),
-        "sms_fallback": N_("SMS instead of e-mail"),
-    },
-    "message_status": {
-        "pending": N_("Waiting"),
-        "sending": N_("Sending"),
-        "sent": N_("Sent"),
-        "delivered": N_("Delivered"),
-        "undelivered": N_("Not delivered"),
-        "failed": N_("Failed"),
-        "skipped": N_("Not sent"),
-        "cancelled": N_("Cancelled"),
-    },
-    "actor": {"citizen": N_("Citizen"), "staff": N_("Staff"), "system": N_("System")},
-    "action": {
-        "book": N_("Booked"),
-        "reschedule": N_("Moved"),
-        "checked_in": N_("Checked in"),
-        "done": N_("Done"),
-        "no_show": N_("No-show"),
-        "cancelled": N_("Cancelled"),
-        "confirmed": N_("Confirmed"),
-        "expired": N_("Expired"),
-    },
-    "role": {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")},
-    "source": {"holiday": N_("public holiday"), "manual": N_("manual")},
-}
-
 
 def translate(request: web.Request, message: str) -> str:
     return gettext(request_language(request), message)
@@ -88,16 +43,6 @@ def translate(request: web.Request, message: str) -> str:
 def notice(request: web.Request, key: str | None) -> str | None:
     text = _NOTICES.get(key or "")
     return translate(request, text) if text else None
-
-
-def _label_function(language: str) -> Any:
-    def label(group: str, code: str | None) -> str:
-        if not code:
-            return ""
-        known = _LABELS[group].get(code)
-        return gettext(language, known) if known else code.replace("_", " ")
-
-    return label
 
 
 def render(
@@ -142,7 +87,7 @@ async def base_context(
         "office": office,
         "Permission": Permission,
         "Role": Role,
-        "label": _label_function(request_language(request)),
+        "label": label_function(request_language(request)),
     }
 
 
