@@ -18,7 +18,7 @@ from service.office.common import office_or_404
 from service.office.schedule import BookingHistory, booking_history, change_status, day_schedule
 from service.office.stats import week_stats
 from service.store.schedule import DayEntry
-from service.web.api import iso, json_body, parse_day, parse_reference
+from service.web.api import booking_fields, iso, json_body, parse_day, parse_reference
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.sessions import authorise
 
@@ -105,18 +105,10 @@ async def set_status(request: web.Request) -> web.Response:
 
 
 def _booking_json(history: BookingHistory) -> dict[str, Any]:
-    office, b = history.office, history.booking
+    """A booking as staff see it: document masked, with the cancel reason."""
+    b = history.booking
     return {
-        "reference": b.reference,
-        "status": b.status,
-        "office": office.id,
-        "service": b.service_id,
-        "start": iso(b.starts_at, office),
-        "end": iso(b.ends_at, office),
-        "timezone": office.timezone,
-        "name": b.citizen_name,
-        "phone": b.phone,
-        "email": b.email,
+        **booking_fields(b, history.office),
         "document_number": mask_document(b.document_number),
         "cancel_reason": b.cancel_reason,
     }
