@@ -57,9 +57,7 @@ async def _hours_page(
         text=format_hours(overview.rules) if text is None else text,
         problems=[(line, pages.translate(request, text)) for line, text in problems],
         notice=pages.notice(request, notice),
-        cancelled=_count(request.query.get("cancelled")),
-        kept=_count(request.query.get("kept")),
-        refused=_count(request.query.get("refused")),
+        **_outcome(request),
         today=local_date(pages.now(request), overview.office.zone),
     )
     return pages.render(
@@ -69,6 +67,12 @@ async def _hours_page(
         status=status,
         switch_to=f"/office/{pages.office_id(request)}/hours",
     )
+
+
+def _outcome(request: web.Request) -> dict[str, int | None]:
+    """What the change just applied did to stranded bookings, as _change's
+    redirect put it in the query."""
+    return {key: _count(request.query.get(key)) for key in ("cancelled", "kept", "refused")}
 
 
 def _count(raw: str | None) -> int | None:
@@ -204,9 +208,7 @@ async def _services_page(
         values=values,
         problems={k: gettext(language, v) for k, v in problems.items()},
         notice=pages.notice(request, request.query.get("notice")),
-        cancelled=_count(request.query.get("cancelled")),
-        kept=_count(request.query.get("kept")),
-        refused=_count(request.query.get("refused")),
+        **_outcome(request),
     )
     return pages.render(
         request,
