@@ -16,14 +16,13 @@ from service.web import (
     citizen,
     devmessages,
     errors,
+    office,
     security,
     system,
     templating,
     webhooks,
 )
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
-from service.web.office import routes as office_routes
-from service.web.office_api import routes as office_api_routes
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -58,8 +57,7 @@ def create_app(
     app.add_routes(webhooks.routes)
     if settings.is_dev:
         app.add_routes(devmessages.routes)
-    app.add_routes(office_api_routes)
-    app.add_routes(office_routes)
+    app.add_routes(office.routes)
     return app
 
 

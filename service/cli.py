@@ -1,4 +1,4 @@
-"""The `mawid` command: serve, worker, migrate, seed, dev."""
+"""The `mawid` command: serve, worker, migrate, seed, dev, staff add."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from aiohttp import web
 
 from service.config import ConfigError, Settings
 from service.db import MigrationChanged, create_pool, migrate
+from service.domain.staff import AccountRefused, Role
+from service.office.accounts import DEMO_STAFF, NewAccount, add_staff
 
 log = logging.getLogger("mawid")
 
@@ -106,8 +108,6 @@ def cmd_dev(settings: Settings) -> None:
 
     print(f"Mawid (dev) will be at {settings.base_url}/  (Ctrl-C stops everything)", flush=True)
     if settings.is_dev:
-        from service.staff import demo_staff_lines
-
         print("\n".join(demo_staff_lines(settings.base_url)), flush=True)
     env = dict(os.environ)
     env.setdefault("MAWID_ENV", "dev")
@@ -161,6 +161,49 @@ def cmd_dev(settings: Settings) -> None:
         print("Mawid (dev) stopped.", flush=True)
 
 
+# Staff accounts and the dev banner ------------------------------------------------------
+
+
+def demo_staff_lines(base_url: str) -> list[str]:
+    """What `mawid dev` prints first: where to sign in and as whom (dev only)."""
+    lines = [f"  staff sign-in: {base_url}/office/login  (demo accounts, dev only)"]
+    for account in DEMO_STAFF:
+        where = ", ".join(account.offices) or "every office"
+        lines.append(
+            f"    {account.role.value:<8} {account.email:<22} {account.password}  ({where})"
+        )
+    return lines
+
+
+async def _staff_add(
+    database_url: str, email: str, role: Role, offices: list[str], now: datetime
+) -> NewAccount:
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await add_staff(conn, email, role, offices, now)
+    finally:
+        await pool.close()
+
+
+def cmd_staff_add(settings: Settings, email: str, role: str, offices: list[str]) -> None:
+    """`mawid staff add EMAIL --office ID --role ROLE`: the password is printed
+    once, to the operator's terminal, and stored only as its argon2id hash."""
+    if not settings.database_url:
+        print("mawid: DATABASE_URL is not set", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        created = asyncio.run(
+            _staff_add(settings.database_url, email, Role(role), offices, datetime.now(UTC))
+        )
+    except AccountRefused as refused:
+        print(f"mawid staff add: {refused}", file=sys.stderr)
+        raise SystemExit(2) from None
+    where = ", ".join(sorted(created.member.offices)) or "every office"
+    print(f"created {created.member.role.value} {created.member.email} ({where})")
+    print(f"password (shown once): {created.password}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mawid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,8 +236,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "dev":
         cmd_dev(settings)
     elif args.command == "staff":
-        from service.staff import cmd_staff_add
-
         cmd_staff_add(settings, args.email, args.role, args.office)
 
 

@@ -17,7 +17,7 @@ from hijridate import Gregorian, Hijri
 
 from service.domain.calendar import HoursRule
 from service.domain.models import Office, Service
-from service.staff import seed_demo_staff
+from service.office.accounts import seed_demo_staff
 from service.store import offices as office_store
 from service.store import slots as slot_store
 

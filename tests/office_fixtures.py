@@ -20,7 +20,7 @@ from service.config import Settings
 from service.domain.models import Booking
 from service.domain.staff import Role
 from service.domain.validation import RawDetails
-from service.staff import add_staff
+from service.office.accounts import add_staff
 from tests.clock import FIXED_NOW, FakeClock
 
 START = FIXED_NOW  # a Monday

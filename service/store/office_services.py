@@ -1,6 +1,6 @@
 """SQL for the services page: every service of an office, active or not, and
 a manager's change to one. Callers own the transaction (a change goes through
-the office change of service.staff, which regenerates slots)."""
+the office change of service.office.changes, which regenerates slots)."""
 
 from __future__ import annotations
 

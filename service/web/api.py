@@ -58,7 +58,9 @@ def slot_json(slot: Slot, office: Office) -> dict[str, Any]:
     }
 
 
-def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
+def booking_fields(booking: Booking, office: Office) -> dict[str, Any]:
+    """The fields a booking has in the citizen's and the office's JSON alike,
+    first in both."""
     return {
         "reference": booking.reference,
         "status": booking.status,
@@ -70,6 +72,13 @@ def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
         "name": booking.citizen_name,
         "phone": booking.phone,
         "email": booking.email,
+    }
+
+
+def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
+    """A booking as its citizen sees it, document number in full."""
+    return {
+        **booking_fields(booking, office),
         "language": booking.language,
         "document_number": booking.document_number,
     }

@@ -46,6 +46,7 @@ from service.store import slots as slot_store
 from service.web import i18n
 from service.web.api import manage_url
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.labels import CITIZEN_STATUS
 from service.web.templating import explicit_language, language_context, request_language
 
 routes = web.RouteTableDef()
@@ -516,19 +517,9 @@ def _booking_page_context(
         "can_cancel": active and can_cancel(now, booking.starts_at),
         "can_reschedule": Status(booking.status) is Status.CONFIRMED
         and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes),
-        "status_label": STATUS_LABELS.get(booking.status, booking.status),
+        "status_label": CITIZEN_STATUS.get(booking.status, booking.status),
     }
 
-
-STATUS_LABELS = {
-    "held": N_("Waiting for confirmation"),
-    "confirmed": N_("Confirmed"),
-    "checked_in": N_("Checked in"),
-    "done": N_("Done"),
-    "no_show": N_("Missed"),
-    "cancelled": N_("Cancelled"),
-    "expired": N_("Expired"),
-}
 
 _DONE_NOTICES = {
     "cancelled": N_("Your appointment is cancelled."),

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import staff
 from service.domain import errors
 from service.domain.staff import Access, Permission, StaffMember, access
+from service.office import accounts
 from service.web.api import bearer
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.security import CSRF_HEADER, UNSAFE_METHODS, csrf_valid, set_cookie
@@ -52,10 +52,10 @@ async def current_member(request: web.Request) -> StaffMember | None:
     if token is not None:
         # A bad token is a refusal even when a good cookie rides along: the
         # caller said who they meant to be.
-        member = await staff.token_member(pool, token, secret_key=settings.secret_key, now=now)
+        member = await accounts.token_member(pool, token, secret_key=settings.secret_key, now=now)
         via = "token"
     elif session_id := request.cookies.get(SESSION_COOKIE):
-        member = await staff.session_member(
+        member = await accounts.session_member(
             pool, session_id, secret_key=settings.secret_key, now=now
         )
         via = "session"

@@ -168,8 +168,8 @@ async def test_dedicated_hours_keep_their_own_counters(
 async def test_fewer_counters_list_the_bookings_beyond_them(
     app_client: Client, pool: asyncpg.Pool, clock: Any
 ) -> None:
-    from service import staff
     from service.domain.models import Office
+    from service.office import changes
 
     references = []
     for n, service in enumerate(PARIS_SERVICES[:4]):
@@ -187,6 +187,6 @@ async def test_fewer_counters_list_the_bookings_beyond_them(
         await office_store.replace_hours(conn, office.id, rules)
         await slot_store.regenerate_office(conn, office, clock(), 84)
         closed = await office_store.closed_days(conn, office.id, clock().date(), clock().date())
-        lost = await staff._stranded_by(conn, office, rules, closed, clock(), 84)
+        lost = await changes._stranded_by(conn, office, rules, closed, clock(), 84)
     # The two made last are listed for the manager to keep or cancel.
     assert {b.reference for b in lost} == set(references[2:])

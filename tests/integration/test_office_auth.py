@@ -8,8 +8,8 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from service import staff
 from service.domain.staff import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP
+from service.office import accounts
 from tests.office_fixtures import (
     AGENT,
     MANAGER,
@@ -95,8 +95,8 @@ async def test_address_throttled_across_accounts(
 
 
 async def test_demo_accounts_are_refused_outside_dev_and_test(office_pool: asyncpg.Pool) -> None:
-    with pytest.raises(staff.LoginRefused):
-        await staff.login(
+    with pytest.raises(accounts.LoginRefused):
+        await accounts.login(
             office_pool,
             AGENT.email,
             AGENT.password,

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service import staff
 from service.config import Settings
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
@@ -23,6 +22,9 @@ from service.domain.staff import (
     Role,
     StaffMember,
 )
+from service.office import accounts
+from service.office.changes import ReplaceHours, change_office
+from service.office.schedule import change_status
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from tests.office_fixtures import (
@@ -74,10 +76,10 @@ async def test_lowering_counters_lists_the_bookings_beyond_the_new_capacity(
 ) -> None:
     references = await _three_on_one_slot(office_pool)
     rules = parse_hours(ONE_COUNTER, ["passport"])
-    out = await staff.change_office(
+    out = await change_office(
         office_pool,
         "consulate-paris",
-        staff.ReplaceHours("consulate-paris", rules),
+        ReplaceHours("consulate-paris", rules),
         decision=None,
         seen=[],
         reason=None,
@@ -131,7 +133,7 @@ async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
 ) -> None:
     async def attempt(n: int) -> str:
         try:
-            await staff.login(
+            await accounts.login(
                 office_pool,
                 "agent@mawid.test",
                 f"wrong-{n}",
@@ -140,7 +142,7 @@ async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
                 now=START,
                 allow_demo=True,
             )
-        except staff.LoginRefused as refused:
+        except accounts.LoginRefused as refused:
             return "throttled" if refused.throttled else "checked"
         return "signed in"
 
@@ -153,7 +155,7 @@ async def test_a_success_counts_against_neither_account_nor_address(
     office_pool: asyncpg.Pool,
 ) -> None:
     for _ in range(MAX_FAILURES_PER_IP + 1):
-        await staff.login(
+        await accounts.login(
             office_pool,
             "agent@mawid.test",
             "dev-agent-password",
@@ -182,7 +184,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     seen = re.search(r'name="seen" value="([^"]*)"', await r.text())
     assert seen
     # Meanwhile the citizen came early and was checked in at the counter.
-    await staff.change_status(
+    await change_status(
         office_pool,
         "consulate-paris",
         arrived.reference,
@@ -387,7 +389,7 @@ async def test_a_deactivated_account_loses_its_sessions_and_tokens(
     async with office_pool.acquire() as conn:
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", leaving.email)
     member = StaffMember(staff_id, leaving.email, Role.AGENT, frozenset({"consulate-paris"}))
-    token = await staff.create_api_token(
+    token = await accounts.create_api_token(
         office_pool, member, "laptop", secret_key=office_settings.secret_key, now=START
     )
     schedule = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"

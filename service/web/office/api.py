@@ -8,15 +8,17 @@ from typing import Any
 
 from aiohttp import web
 
-from service import staff
 from service.domain import errors
 from service.domain.calendar import local_date
 from service.domain.errors import N_
 from service.domain.models import Office
 from service.domain.office_day import day_in_range, parse_week, week_label, week_of
 from service.domain.staff import Permission, mask_document, parse_office_action
+from service.office.common import office_or_404
+from service.office.schedule import BookingHistory, booking_history, change_status, day_schedule
+from service.office.stats import week_stats
 from service.store.schedule import DayEntry
-from service.web.api import iso, json_body, parse_day, parse_reference
+from service.web.api import booking_fields, iso, json_body, parse_day, parse_reference
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.sessions import authorise
 
@@ -62,9 +64,9 @@ async def schedule(request: web.Request) -> web.Response:
         )
     if day is None:
         async with pool.acquire() as conn:
-            office = await staff.office_or_404(conn, request.match_info["office"])
+            office = await office_or_404(conn, request.match_info["office"])
         day = local_date(request.app[CLOCK_KEY](), office.zone)
-    result = await staff.day_schedule(pool, request.match_info["office"], day)
+    result = await day_schedule(pool, request.match_info["office"], day)
     office = result.office
     return web.json_response(
         {
@@ -89,7 +91,7 @@ async def set_status(request: web.Request) -> web.Response:
         target, reason = parse_office_action(body.get("status"), body.get("reason"))
     except ValueError as problem:
         raise errors.ValidationFailed(problem.args[0]) from None
-    booking = await staff.change_status(
+    booking = await change_status(
         request.app[POOL_KEY],
         request.match_info["office"],
         reference,
@@ -98,25 +100,15 @@ async def set_status(request: web.Request) -> web.Response:
         member,
         request.app[CLOCK_KEY](),
     )
-    history = await staff.booking_history(
-        request.app[POOL_KEY], booking.office_id, booking.reference
-    )
+    history = await booking_history(request.app[POOL_KEY], booking.office_id, booking.reference)
     return web.json_response(_booking_json(history))
 
 
-def _booking_json(history: staff.BookingHistory) -> dict[str, Any]:
-    office, b = history.office, history.booking
+def _booking_json(history: BookingHistory) -> dict[str, Any]:
+    """A booking as staff see it: document masked, with the cancel reason."""
+    b = history.booking
     return {
-        "reference": b.reference,
-        "status": b.status,
-        "office": office.id,
-        "service": b.service_id,
-        "start": iso(b.starts_at, office),
-        "end": iso(b.ends_at, office),
-        "timezone": office.timezone,
-        "name": b.citizen_name,
-        "phone": b.phone,
-        "email": b.email,
+        **booking_fields(b, history.office),
         "document_number": mask_document(b.document_number),
         "cancel_reason": b.cancel_reason,
     }
@@ -126,9 +118,7 @@ def _booking_json(history: staff.BookingHistory) -> dict[str, Any]:
 async def booking(request: web.Request) -> web.Response:
     await authorise(request, Permission.VIEW_BOOKING)
     reference = parse_reference(request.match_info["reference"])
-    history = await staff.booking_history(
-        request.app[POOL_KEY], request.match_info["office"], reference
-    )
+    history = await booking_history(request.app[POOL_KEY], request.match_info["office"], reference)
     body = _booking_json(history)
     body["messages"] = [_record_json(m, history.office) for m in history.messages]
     body["audit"] = [
@@ -156,9 +146,9 @@ async def stats(request: web.Request) -> web.Response:
             raise errors.ValidationFailed({"week": "Enter a week as YYYY-Www, like 2027-W05."})
     else:
         async with pool.acquire() as conn:
-            office = await staff.office_or_404(conn, request.match_info["office"])
+            office = await office_or_404(conn, request.match_info["office"])
         monday = week_of(local_date(request.app[CLOCK_KEY](), office.zone))
-    week = await staff.week_stats(
+    week = await week_stats(
         pool,
         request.match_info["office"],
         monday,

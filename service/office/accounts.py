@@ -1,0 +1,269 @@
+"""Staff accounts, login and sessions, API tokens, and the demo accounts.
+
+Secrets (passwords, session ids, API tokens) are stored only hashed: passwords
+with argon2id, the others with a keyed hash whose purpose prefix keeps one kind
+from ever matching as another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from service.domain import errors
+from service.domain.booking import hash_token
+from service.domain.errors import N_
+from service.domain.staff import (
+    AccountRefused,
+    Role,
+    StaffMember,
+    check_deactivation,
+    check_new_account,
+    is_throttled,
+    looks_like_api_token,
+    new_api_token,
+    new_password,
+    new_session_id,
+    normalise_email,
+    password_problem,
+    session_expiry,
+    session_needs_touch,
+    throttle_keys,
+    throttle_since,
+)
+from service.store import staff as staff_store
+
+# argon2id (the library's default type) with its RFC 9106 "low memory"
+# parameters: about 0.1 s and 64 MiB per hash.
+_HASHER = PasswordHasher()
+# Verified against when the e-mail is unknown, so that a login for a missing
+# account costs as much as one for a real account (no timing oracle).
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$SUAC6KyVAJcw3GLf/xd4mA$"
+    "Wwca+2emoFbS5k/Kj2AyRjU9Sb/5fccw2dXxbxXADbs"
+)
+
+
+async def hash_password(password: str) -> str:
+    # Off the event loop: 0.1 s of CPU would stall every other request.
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+async def _verify_password(stored: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _HASHER.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+def secret_hash(purpose: str, value: str, secret_key: str) -> bytes:
+    # The purpose prefix keeps a session id from ever matching as an API token.
+    return hash_token(f"{purpose}:{value}", secret_key)
+
+
+# Accounts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    member: StaffMember
+    password: str  # shown once, never stored
+
+
+async def add_staff(
+    conn: asyncpg.Connection,
+    email: str,
+    role: Role,
+    offices: Collection[str],
+    now: datetime,
+    *,
+    creator: StaffMember | None = None,
+    password: str | None = None,
+    demo: bool = False,
+) -> NewAccount:
+    """Create an account; raise AccountRefused with a message for people."""
+    address = normalise_email(email)
+    if address is None:
+        raise AccountRefused(N_("Enter a valid e-mail address."))
+    check_new_account(creator, role, offices)
+    unknown = await staff_store.unknown_offices(conn, offices)
+    if unknown:
+        raise AccountRefused(N_("No such office: %(offices)s."), offices=", ".join(sorted(unknown)))
+    chosen = password or new_password()
+    problem = password_problem(chosen)
+    if problem:
+        raise AccountRefused(problem)
+    member = await staff_store.insert(
+        conn, address, role, offices, await hash_password(chosen), now, demo=demo
+    )
+    if member is None:
+        raise AccountRefused(N_("An account with this e-mail already exists."))
+    return NewAccount(member, chosen)
+
+
+async def deactivate_staff(
+    pool: asyncpg.Pool, office_id: str, staff_id: int, actor: StaffMember, now: datetime
+) -> bool:
+    """Deactivate an account of this office; False if it already was inactive.
+
+    NotFound when the account does not work for this office (admins work for
+    none in particular: only the CLI or another page could reach them);
+    AccountRefused when `actor` may not.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        found = await staff_store.member(conn, staff_id)
+        if found is None or office_id not in found.member.offices:
+            raise errors.NotFound()
+        check_deactivation(actor, found.member)
+        if not found.active:
+            return False
+        await staff_store.deactivate(conn, staff_id, now)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    email: str
+    password: str
+    role: Role
+    offices: tuple[str, ...]
+
+
+# Published in the README and printed by `mawid dev`: refused at login outside
+# dev and test (staff.demo), so a demo seed in production opens nothing.
+DEMO_STAFF = (
+    DemoAccount("admin@mawid.test", "dev-admin-password", Role.ADMIN, ()),
+    DemoAccount("manager@mawid.test", "dev-manager-password", Role.MANAGER, ("consulate-paris",)),
+    DemoAccount("agent@mawid.test", "dev-agent-password", Role.AGENT, ("consulate-paris",)),
+)
+
+
+async def seed_demo_staff(conn: asyncpg.Connection, now: datetime) -> None:
+    """One account per role; existing accounts are left alone (idempotent)."""
+    for account in DEMO_STAFF:
+        if await staff_store.credentials(conn, account.email) is not None:
+            continue
+        await add_staff(
+            conn,
+            account.email,
+            account.role,
+            account.offices,
+            now,
+            password=account.password,
+            demo=True,
+        )
+
+
+# Login, sessions, tokens ---------------------------------------------------------
+
+
+class LoginRefused(Exception):
+    """`throttled` True: too many failures lately, password not even checked."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("throttled" if throttled else "bad credentials")
+        self.throttled = throttled
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    member: StaffMember
+    session_id: str  # goes into the cookie, stored only hashed
+
+
+async def login(
+    pool: asyncpg.Pool,
+    email: str,
+    password: str,
+    ip: str | None,
+    *,
+    secret_key: str,
+    now: datetime,
+    allow_demo: bool,
+) -> LoggedIn:
+    account_key, ip_key = throttle_keys(email, ip)
+    keys = [secret_hash("throttle", k, secret_key) for k in (account_key, ip_key)]
+    async with pool.acquire() as conn:
+        # The attempt counts as a failure before the password is checked, so
+        # parallel guesses cannot all pass the check while none is counted yet.
+        counted = await staff_store.count_then_record(
+            conn, keys, throttle_since(now), now, lambda counts: is_throttled(*counts)
+        )
+        if counted is None:
+            # Refused without checking the password, so guessing goes no
+            # faster by ignoring the answer; not recorded, so the lock ends
+            # one window after the last counted failure.
+            raise LoginRefused(throttled=True)
+        address = normalise_email(email) or ""
+        found = await staff_store.credentials(conn, address) if address else None
+        ok = await _verify_password(found.password_hash if found else _DUMMY_HASH, password)
+        usable = found is not None and found.active and (allow_demo or not found.member.demo) and ok
+        if not usable or found is None:
+            raise LoginRefused(throttled=False)
+        session_id = new_session_id()
+        async with conn.transaction():
+            await staff_store.clear_failures(conn, keys[0])
+            # A success is no failure of the address either.
+            await staff_store.forget_attempt(conn, keys[1], now)
+            await staff_store.mark_login(conn, found.member.id, now)
+            await staff_store.create_session(
+                conn,
+                secret_hash("session", session_id, secret_key),
+                found.member.id,
+                now,
+                session_expiry(now, now),
+            )
+            if _HASHER.check_needs_rehash(found.password_hash):
+                await staff_store.set_password_hash(
+                    conn, found.member.id, await hash_password(password)
+                )
+    return LoggedIn(found.member, session_id)
+
+
+async def session_member(
+    pool: asyncpg.Pool, session_id: str, *, secret_key: str, now: datetime
+) -> StaffMember | None:
+    if not 20 <= len(session_id) <= 100:
+        return None
+    id_hash = secret_hash("session", session_id, secret_key)
+    async with pool.acquire() as conn:
+        row = await staff_store.session(conn, id_hash, now)
+        if row is None:
+            return None
+        if session_needs_touch(row.last_seen_at, now):
+            await staff_store.touch_session(conn, id_hash, now, session_expiry(row.created_at, now))
+    return row.member
+
+
+async def logout(pool: asyncpg.Pool, session_id: str, *, secret_key: str) -> None:
+    async with pool.acquire() as conn:
+        await staff_store.delete_session(conn, secret_hash("session", session_id, secret_key))
+
+
+async def token_member(
+    pool: asyncpg.Pool, token: str, *, secret_key: str, now: datetime
+) -> StaffMember | None:
+    if not looks_like_api_token(token):
+        return None
+    async with pool.acquire() as conn:
+        return await staff_store.token_member(conn, secret_hash("api", token, secret_key), now)
+
+
+async def create_api_token(
+    pool: asyncpg.Pool, member: StaffMember, label: str, *, secret_key: str, now: datetime
+) -> str:
+    token = new_api_token()
+    async with pool.acquire() as conn:
+        await staff_store.create_token(
+            conn, member.id, secret_hash("api", token, secret_key), label[:100], now
+        )
+    return token

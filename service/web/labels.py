@@ -1,0 +1,73 @@
+"""Stored codes as the pages name them, for citizen and office pages alike:
+booking statuses, message kinds, channels and statuses, audit actors and
+actions, staff roles, closure sources.
+
+The names are gettext ids, translated at render time. Unknown codes (a newer
+migration, say) fall back to the code itself rather than breaking the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from service.domain.errors import N_
+from service.web.i18n import gettext
+
+LABELS: dict[str, dict[str, str]] = {
+    "status": {
+        "held": N_("Waiting for confirmation"),
+        "confirmed": N_("Confirmed"),
+        "checked_in": N_("Checked in"),
+        "done": N_("Done"),
+        "no_show": N_("No-show"),
+        "cancelled": N_("Cancelled"),
+        "expired": N_("Expired"),
+    },
+    "channel": {"sms": N_("SMS"), "email": N_("E-mail")},
+    "kind": {
+        "confirmation": N_("Confirmation"),
+        "rescheduled": N_("Moved"),
+        "cancelled_by_citizen": N_("Cancelled by the citizen"),
+        "cancelled_by_office": N_("Cancelled by the office"),
+        "reminder": N_("Reminder"),
+        "sms_fallback": N_("SMS instead of e-mail"),
+    },
+    "message_status": {
+        "pending": N_("Waiting"),
+        "sending": N_("Sending"),
+        "sent": N_("Sent"),
+        "delivered": N_("Delivered"),
+        "undelivered": N_("Not delivered"),
+        "failed": N_("Failed"),
+        "skipped": N_("Not sent"),
+        "cancelled": N_("Cancelled"),
+    },
+    "actor": {"citizen": N_("Citizen"), "staff": N_("Staff"), "system": N_("System")},
+    "action": {
+        "book": N_("Booked"),
+        "reschedule": N_("Moved"),
+        "checked_in": N_("Checked in"),
+        "done": N_("Done"),
+        "no_show": N_("No-show"),
+        "cancelled": N_("Cancelled"),
+        "confirmed": N_("Confirmed"),
+        "expired": N_("Expired"),
+    },
+    "role": {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")},
+    "source": {"holiday": N_("public holiday"), "manual": N_("manual")},
+}
+
+# The citizen reads of their own missed appointment, not of a "no-show".
+CITIZEN_STATUS: dict[str, str] = {**LABELS["status"], "no_show": N_("Missed")}
+
+
+def label_function(language: str) -> Callable[[str, str | None], str]:
+    """`label(group, code)` for the office templates, in `language`."""
+
+    def label(group: str, code: str | None) -> str:
+        if not code:
+            return ""
+        known = LABELS[group].get(code)
+        return gettext(language, known) if known else code.replace("_", " ")
+
+    return label

@@ -1,0 +1,273 @@
+"""The day's schedule (page, print, CSV), status changes, a booking's page,
+and booking for a citizen at the counter (service.office.schedule)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+from aiohttp import web
+
+from service.domain import errors
+from service.domain.booking import Status, booking_window, can_transition, normalise_reference
+from service.domain.calendar import local_date, local_day_bounds
+from service.domain.errors import N_
+from service.domain.staff import (
+    OFFICE_TARGETS,
+    Permission,
+    StaffMember,
+    mask_document,
+    parse_office_action,
+)
+from service.domain.validation import RawDetails
+from service.office.common import office_or_404
+from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
+from service.store import offices as office_store
+from service.store import slots as slot_store
+from service.web.i18n import gettext
+from service.web.keys import POOL_KEY, SETTINGS_KEY
+from service.web.office import pages
+from service.web.sessions import authorise, signed_in
+from service.web.templating import request_language
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/office/")
+async def home(request: web.Request) -> web.Response:
+    member = await signed_in(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        offices = [o for o in await office_store.list_offices(conn) if member.sees_office(o.id)]
+    if len(offices) == 1:
+        raise web.HTTPSeeOther(f"/office/{offices[0].id}/")
+    context = await pages.base_context(request, member, None)
+    context["offices"] = offices
+    return pages.render(request, "home.html", context)
+
+
+@routes.get("/office/{office}/")
+async def office_home(request: web.Request) -> web.Response:
+    await authorise(request, Permission.VIEW_SCHEDULE)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, pages.office_id(request))
+    today = local_date(pages.now(request), office.zone)
+    raise web.HTTPSeeOther(f"/office/{office.id}/day/{today.isoformat()}")
+
+
+def _actions(status: str) -> list[str]:
+    current = Status(status)
+    return [
+        t.value
+        for t in (Status.CHECKED_IN, Status.DONE, Status.NO_SHOW, Status.CANCELLED)
+        if t in OFFICE_TARGETS and can_transition(current, t)
+    ]
+
+
+@routes.get("/office/{office}/day/{day}")
+async def day_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.VIEW_SCHEDULE)
+    day = pages.day(request.match_info["day"])
+    schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
+    context = await pages.base_context(request, member, pages.office_id(request))
+    today = local_date(pages.now(request), schedule.office.zone)
+    context.update(
+        schedule=schedule,
+        day=day,
+        today=today,
+        previous=date.fromordinal(day.toordinal() - 1),
+        next=date.fromordinal(day.toordinal() + 1),
+        actions=_actions,
+        mask=mask_document,
+        notice=pages.notice(request, request.query.get("notice")),
+    )
+    return pages.render(request, "day.html", context)
+
+
+@routes.get("/office/{office}/day/{day}/print")
+async def print_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.VIEW_SCHEDULE)
+    day = pages.day(request.match_info["day"])
+    schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
+    context = await pages.base_context(request, member, pages.office_id(request))
+    context.update(schedule=schedule, day=day, mask=mask_document)
+    return pages.render(request, "print.html", context)
+
+
+@routes.get("/office/{office}/day/{day}/export.csv")
+async def csv_export(request: web.Request) -> web.Response:
+    await authorise(request, Permission.VIEW_SCHEDULE)
+    day = pages.day(request.match_info["day"])
+    schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
+    office = schedule.office
+    language = request_language(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["time", "end", "reference", "service", "name", "phone", "email", "document", "status"]
+    )
+    for entry in schedule.entries:
+        b = entry.booking
+        writer.writerow(
+            [
+                _csv_cell(b.starts_at.astimezone(office.zone).strftime("%H:%M")),
+                _csv_cell(b.ends_at.astimezone(office.zone).strftime("%H:%M")),
+                _csv_cell(b.reference),
+                _csv_cell(entry.service_name.get(language, entry.service_name["en"])),
+                _csv_cell(b.citizen_name),
+                _csv_cell(b.phone or ""),
+                _csv_cell(b.email or ""),
+                _csv_cell(mask_document(b.document_number)),
+                _csv_cell(b.status),
+            ]
+        )
+    filename = f"{office.id}-{day.isoformat()}.csv"
+    return web.Response(
+        # BOM: Excel otherwise reads the UTF-8 (Arabic names) as Latin-1.
+        body=("\ufeff" + out.getvalue()).encode("utf-8"),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _csv_cell(value: str) -> str:
+    # A name starting with = + - @ would run as a formula in a spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@routes.post("/office/{office}/bookings/{reference}/status")
+async def status_submit(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.CHANGE_STATUS)
+    office_id = pages.office_id(request)
+    form = await pages.form(request)
+    back = form.get("back", "")
+    target_day = back if pages.is_iso_date(back) else None
+    reference = normalise_reference(request.match_info["reference"])
+    notice = "status_changed"
+    booking = None
+    try:
+        if reference is None:
+            raise errors.NotFound()
+        target, reason = parse_office_action(form.get("status"), form.get("reason"))
+        booking = await change_status(
+            request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
+        )
+    except ValueError:
+        notice = "invalid"
+    except errors.NotFound:
+        notice = "not_found"
+    except errors.BookingError:
+        notice = "bad_transition"
+    if target_day is None and booking is not None:
+        async with request.app[POOL_KEY].acquire() as conn:
+            office = await office_or_404(conn, office_id)
+        target_day = local_date(booking.starts_at, office.zone).isoformat()
+    if target_day is None:
+        raise web.HTTPSeeOther(f"/office/{office_id}/?notice={notice}")
+    anchor = f"#b-{reference}" if reference else ""
+    raise web.HTTPSeeOther(f"/office/{office_id}/day/{target_day}?notice={notice}{anchor}")
+
+
+@routes.get("/office/{office}/bookings/{reference}")
+async def booking_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.VIEW_BOOKING)
+    reference = normalise_reference(request.match_info["reference"])
+    if reference is None:
+        raise web.HTTPNotFound(text="404: not found")
+    try:
+        history = await booking_history(request.app[POOL_KEY], pages.office_id(request), reference)
+    except errors.NotFound:
+        raise web.HTTPNotFound(text="404: not found") from None
+    context = await pages.base_context(request, member, pages.office_id(request))
+    context.update(
+        history=history,
+        mask=mask_document,
+        actions=_actions,
+        created=request.query.get("created") == "1",
+    )
+    return pages.render(request, "booking.html", context)
+
+
+# Booking for a citizen --------------------------------------------------------------
+
+
+@routes.get("/office/{office}/book")
+async def book_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
+    return await _book_form(request, member, {}, {})
+
+
+async def _book_form(
+    request: web.Request,
+    member: StaffMember,
+    values: dict[str, str],
+    problems: dict[str, str],
+    status: int = 200,
+) -> web.Response:
+    office_id = pages.office_id(request)
+    now = pages.now(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, office_id)
+        services = await office_store.list_services(conn, office.id)
+        service_id = values.get("service") or request.query.get("service") or ""
+        service = next((s for s in services if s.id == service_id), None)
+        raw_day = values.get("date") or request.query.get("date") or ""
+        day = (
+            date.fromisoformat(raw_day)
+            if pages.is_iso_date(raw_day)
+            else local_date(now, office.zone)
+        )
+        slots = []
+        if service is not None:
+            start, end = local_day_bounds(day, office.zone)
+            window = booking_window(now, service.earliest_hours, service.latest_days)
+            slots = await slot_store.available(
+                conn, office.id, service.id, start, end, window.earliest, window.latest
+            )
+    context = await pages.base_context(request, member, office_id)
+    context.update(
+        services=services,
+        service=service,
+        day=day,
+        slots=slots,
+        values=values,
+        problems={k: gettext(request_language(request), v) for k, v in problems.items()},
+    )
+    return pages.render(request, "book.html", context, status=status)
+
+
+@routes.post("/office/{office}/book")
+async def book_submit(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
+    form = await pages.form(request)
+    try:
+        slot_id = int(form.get("slot_id", ""))
+    except ValueError:
+        return await _book_form(request, member, form, {"slot_id": N_("Choose a time.")}, 422)
+    try:
+        booking = await book_for_citizen(
+            request.app[POOL_KEY],
+            pages.office_id(request),
+            slot_id,
+            form.get("service", ""),
+            RawDetails(
+                name=form.get("name"),
+                phone=form.get("phone"),
+                phone_country=form.get("phone_country") or None,
+                email=form.get("email"),
+                language=form.get("language"),
+                document_number=form.get("document_number"),
+            ),
+            member,
+            secret_key=request.app[SETTINGS_KEY].secret_key,
+            now=pages.now(request),
+        )
+    except errors.ValidationFailed as invalid:
+        return await _book_form(request, member, form, invalid.fields, 422)
+    except errors.BookingError as refused:
+        return await _book_form(request, member, form, {"slot_id": refused.message}, 409)
+    raise web.HTTPSeeOther(f"/office/{booking.office_id}/bookings/{booking.reference}?created=1")
