@@ -30,7 +30,7 @@ from service.domain.messages import (
 )
 from service.domain.staff import THROTTLE_WINDOW
 from service.logsafe import exception_summary
-from service.notify_render import MessageData, Renderer, redact
+from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
