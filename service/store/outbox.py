@@ -21,19 +21,7 @@ from service.domain.messages import (
     QuietHours,
     plan_event,
     resend_at,
-    wants_email_fallback,
 )
-
-# Twilio's MessageStatus values, by how far along they are.  Callbacks may
-# arrive out of order or twice; a row only ever moves to a higher rank.
-_CALLBACK_STATUS = {
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-}
-_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 
 
 async def record_booking_event(
@@ -420,41 +408,45 @@ async def retry_later(
     )
 
 
-async def add_opt_out(conn: asyncpg.Connection, phone: str, code: str) -> None:
-    await conn.execute(
-        "INSERT INTO sms_opt_outs (phone, error_code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        phone,
-        code,
-    )
+@dataclass(frozen=True, slots=True)
+class MessageBooking:
+    """An outbox row's kind and appointment, with its booking as it is now."""
+
+    kind: str
+    channel: str
+    appointment_at: datetime
+    booking_status: str
+    booking_starts_at: datetime
+    email: str | None
 
 
-async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
-    """Queue the email that stands in for an undeliverable confirmation SMS.
-
-    Only for a confirmation whose booking has an email and is still active at
-    the time it confirmed (`wants_email_fallback`); at most once per SMS
-    (unique index), so repeated callbacks are harmless.  Returns the new id.
-    Run it in a transaction: the booking row is share-locked so that a
-    cancellation cannot slip between the check and the insert.
-    """
+async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBooking | None:
+    """Reads the row and its booking, share-locking the booking so that a
+    cancellation cannot slip in before the caller's write; run it in a
+    transaction."""
     r = await conn.fetchrow(
         """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at, b.email
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
            WHERE s.id = $1
            FOR SHARE OF b""",
-        sms_id,
+        outbox_id,
     )
-    if r is None or r["email"] is None:
+    if r is None:
         return None
-    if not wants_email_fallback(
-        r["kind"],
-        r["channel"],
+    return MessageBooking(
+        kind=r["kind"],
+        channel=r["channel"],
+        appointment_at=r["appointment_at"],
         booking_status=r["status"],
         booking_starts_at=r["starts_at"],
-        appointment_at=r["appointment_at"],
-        now=now,
-    ):
-        return None
+        email=r["email"],
+    )
+
+
+async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
+    """Queue the email that stands in for SMS `sms_id`, to its booking's
+    address; at most once per SMS (unique index), so repeated callbacks are
+    harmless.  Returns the new id, or None when it exists already."""
     new_id: int | None = await conn.fetchval(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
                                appointment_at, fallback_of, created_at, updated_at)
@@ -470,32 +462,15 @@ async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetim
     return new_id
 
 
-@dataclass(frozen=True, slots=True)
-class CallbackResult:
-    outbox_id: int
-    status: str
-    changed: bool
+async def lock_for_receipt(
+    conn: asyncpg.Connection, *, provider_id: str, outbox_id: int | None
+) -> tuple[int, str] | None:
+    """The SMS row a status callback speaks of, locked, as (id, status).
 
-
-async def record_delivery_status(
-    conn: asyncpg.Connection,
-    *,
-    provider_id: str,
-    outbox_id: int | None,
-    message_status: str,
-    error_code: str | None,
-    now: datetime,
-) -> CallbackResult | None:
-    """Apply a Twilio status callback; only ever moves a row forward.
-
-    The row is found by provider id, or, when the worker has not written the
-    provider id yet (it died or is slow right after Twilio answered), by the
-    outbox id carried in the callback URL.  Returns None for unknown messages
-    and for statuses that say nothing new (queued, sending, ...).
+    Found by provider id, or, when the worker has not written the provider id
+    yet (it died or is slow right after Twilio answered), by the outbox id
+    carried in the callback URL.
     """
-    target = _CALLBACK_STATUS.get(message_status)
-    if target is None:
-        return None
     r = await conn.fetchrow(
         """SELECT id, status FROM outbox
            WHERE channel = 'sms'
@@ -506,10 +481,18 @@ async def record_delivery_status(
         provider_id,
         outbox_id,
     )
-    if r is None:
-        return None
-    if _RANK.get(r["status"], 3) >= _RANK[target]:
-        return CallbackResult(r["id"], r["status"], False)
+    return None if r is None else (r["id"], r["status"])
+
+
+async def set_delivery_status(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    status: str,
+    *,
+    provider_id: str,
+    error_code: str | None,
+    now: datetime,
+) -> None:
     await conn.execute(
         """UPDATE outbox SET status = $2, provider_id = COALESCE(provider_id, $3),
                              error_code = COALESCE($4, error_code), claimed_until = NULL,
@@ -518,13 +501,23 @@ async def record_delivery_status(
                                                  ELSE delivered_at END,
                              updated_at = $5
            WHERE id = $1""",
-        r["id"],
-        target,
+        outbox_id,
+        status,
         provider_id,
         error_code,
         now,
     )
-    return CallbackResult(r["id"], target, True)
+
+
+async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -> None:
+    """Opt out the recipient of an SMS row: no SMS goes to the number again."""
+    await conn.execute(
+        """INSERT INTO sms_opt_outs (phone, error_code)
+           SELECT recipient, $2 FROM outbox WHERE id = $1 AND channel = 'sms'
+           ON CONFLICT DO NOTHING""",
+        outbox_id,
+        code,
+    )
 
 
 # Dev sink listing ---------------------------------------------------------------
@@ -547,14 +540,3 @@ async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[di
 async def counts_by_status(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
     return {r["status"]: r["n"] for r in rows}
-
-
-async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -> None:
-    """Opt out the recipient of an SMS row (a callback reported STOP)."""
-    await conn.execute(
-        """INSERT INTO sms_opt_outs (phone, error_code)
-           SELECT recipient, $2 FROM outbox WHERE id = $1 AND channel = 'sms'
-           ON CONFLICT DO NOTHING""",
-        outbox_id,
-        code,
-    )

@@ -30,19 +30,15 @@ from service.domain.messages import (
 )
 from service.domain.staff import THROTTLE_WINDOW
 from service.logsafe import exception_summary
+from service.notify import delivery
+from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
-from service.worker.senders import (
-    OPTED_OUT,
-    PermanentError,
-    Senders,
-    TemporaryError,
-    make_senders,
-)
+from service.worker.senders import Senders, make_senders
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +224,6 @@ def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
     )
 
 
-def status_callback_url(base_url: str, outbox_id: int) -> str:
-    # The row id lets the callback find a row whose provider id we have not
-    # written yet (crash right after Twilio answered): no resend then.
-    return f"{base_url}/webhooks/twilio/status?o={outbox_id}"
-
-
 async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
     """Claim, re-check, render, send, record.  Returns what happened.
 
@@ -295,7 +285,7 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             provider_id = await state.senders.sms.send_sms(
                 claimed.recipient,
                 text,
-                status_callback=status_callback_url(settings.base_url, outbox_id),
+                status_callback=delivery.status_callback_url(settings.base_url, outbox_id),
             )
         else:
             provider_id = await state.senders.email.send_email(email)
@@ -338,10 +328,14 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
     async with state.pool.acquire() as conn:
         if at is None:
             async with conn.transaction():
-                await outbox.mark_failed(
-                    conn, c.id, code=exc.code, reason="retries_exhausted", now=now
+                await delivery.give_up(
+                    conn,
+                    c.id,
+                    channel=c.channel,
+                    code=exc.code,
+                    reason="retries_exhausted",
+                    now=now,
                 )
-                await _fallback(conn, c, now)
             log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
             return "failed"
         await outbox.retry_later(
@@ -362,20 +356,18 @@ async def _permanent(
 ) -> str:
     now = state.clock()
     async with state.pool.acquire() as conn, conn.transaction():
-        await outbox.mark_failed(
-            conn, c.id, code=code, reason="permanent_error", now=now, body=body, segments=segments
+        await delivery.give_up(
+            conn,
+            c.id,
+            channel=c.channel,
+            code=code,
+            reason="permanent_error",
+            now=now,
+            body=body,
+            segments=segments,
         )
-        if c.channel == "sms" and code == OPTED_OUT:
-            await outbox.add_opt_out(conn, c.recipient, code)
-        await _fallback(conn, c, now)
     log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
     return "failed"
-
-
-async def _fallback(conn: asyncpg.Connection, c: Claimed, now: datetime) -> None:
-    # The store re-reads the booking: it may have changed since the claim.
-    if c.channel == "sms":
-        await outbox.add_email_fallback(conn, c.id, now)
 
 
 async def extend_slots(ctx: dict[str, Any]) -> int:
