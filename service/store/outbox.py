@@ -5,41 +5,31 @@ undelivered | failed, or pending/sending -> skipped | failed | cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.domain.messages import (
-    EVENTS,
-    SKIP_CANCELLED,
-    SKIP_MOVED,
-    SKIP_QUIET,
-    SKIP_STARTED,
-    QuietHours,
-    plan_event,
-    resend_at,
-)
+from service.domain.messages import PlannedMessage, QuietHours
 
 
-async def record_booking_event(
-    conn: asyncpg.Connection,
-    booking_id: int,
-    event: str,
-    *,
-    now: datetime,
-    reason: str | None = None,
-) -> None:
-    """Write the outbox rows for `event` inside the caller's transaction.
+@dataclass(frozen=True, slots=True)
+class BookingContacts:
+    """What planning a booking's messages reads: where to send, in which
+    language, for which start, and the office's reminder settings."""
 
-    Events: confirmed, rescheduled, cancelled_by_citizen, cancelled_by_office.
-    Reads the booking as the caller has just written it (new start for a
-    reschedule).  Touches Postgres only: the worker finds the rows by polling.
-    """
-    if event not in EVENTS:
-        raise ValueError(f"unknown booking event {event!r}")
+    phone: str | None
+    email: str | None
+    language: str
+    starts_at: datetime
+    timezone: str
+    reminder_offsets_minutes: list[int]
+    quiet: QuietHours
+
+
+async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> BookingContacts | None:
     row = await conn.fetchrow(
         """SELECT b.phone, b.email, b.language, b.starts_at, o.timezone,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
@@ -48,46 +38,59 @@ async def record_booking_event(
         booking_id,
     )
     if row is None:
-        raise LookupError(f"booking {booking_id} not found")
-    if event != "confirmed":
-        await conn.execute(
-            """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
-               WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'""",
-            booking_id,
-            SKIP_MOVED if event == "rescheduled" else SKIP_CANCELLED,
-            now,
-        )
-    planned = plan_event(
-        event,
+        return None
+    return BookingContacts(
         phone=row["phone"],
         email=row["email"],
-        appointment_at=row["starts_at"],
-        now=now,
-        offsets_minutes=list(row["reminder_offsets_minutes"]),
+        language=row["language"],
+        starts_at=row["starts_at"],
+        timezone=row["timezone"],
+        reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
         quiet=QuietHours(row["quiet_hours_start"], row["quiet_hours_end"]),
-        zone=ZoneInfo(row["timezone"]),
     )
+
+
+async def skip_pending_reminders(
+    conn: asyncpg.Connection, booking_id: int, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
+           WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'""",
+        booking_id,
+        reason,
+        now,
+    )
+
+
+async def add_planned(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    *,
+    language: str,
+    planned: Sequence[PlannedMessage],
+    now: datetime,
+) -> None:
+    """Insert a booking's planned messages as pending rows."""
     if not planned:
         return
-    kind_reason = reason if event == "cancelled_by_office" else None
     # One round trip for all rows: this runs inside the booking transaction.
     await conn.execute(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
                                appointment_at, offset_minutes, reason, created_at, updated_at)
-           SELECT $1, k, c, r, $2, s, $3, o, CASE WHEN k = 'reminder' THEN NULL ELSE $4 END,
-                  $5, $5
-           FROM unnest($6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::int[])
-                AS t(k, c, r, s, o)""",
+           SELECT $1, k, c, r, $2, s, a, o, x, $3, $3
+           FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                       $8::timestamptz[], $9::int[], $10::text[])
+                AS t(k, c, r, s, a, o, x)""",
         booking_id,
-        row["language"],
-        row["starts_at"],
-        kind_reason,
+        language,
         now,
         [m.kind for m in planned],
         [m.channel for m in planned],
         [m.recipient for m in planned],
         [m.send_at for m in planned],
+        [m.appointment_at for m in planned],
         [m.offset_minutes for m in planned],
+        [m.reason for m in planned],
     )
 
 
@@ -101,15 +104,21 @@ class Due:
     rate_limit_waits: int
 
 
-async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
-    """Give back rows whose worker died or hung while sending.
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A row whose worker died or hung while sending, with what deciding
+    when it goes again takes."""
 
-    Such a row may or may not have reached the provider; sending it again is
-    the price of never losing it (the window is the provider call itself).
-    It goes again when a retry would (`resend_at`: not in quiet hours for a
-    reminder, not once the appointment has started), or is skipped when no
-    such time is left.  Run it in a transaction (the rows are locked).
-    """
+    id: int
+    kind: str
+    appointment_at: datetime
+    timezone: str
+    quiet: QuietHours
+
+
+async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[Expired]:
+    """Rows still `sending` past their lease, locked; run it in the
+    transaction that gives them back (`requeue` or `mark_skipped`)."""
     rows = await conn.fetch(
         """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
                   f.timezone
@@ -120,31 +129,33 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
            FOR UPDATE OF o SKIP LOCKED""",
         now,
     )
-    again: list[tuple[int, datetime]] = []
-    for r in rows:
-        at = resend_at(
-            r["kind"],
-            now,
+    return [
+        Expired(
+            id=r["id"],
+            kind=r["kind"],
             appointment_at=r["appointment_at"],
+            timezone=r["timezone"],
             quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
-            zone=ZoneInfo(r["timezone"]),
         )
-        if at is None:
-            reason = SKIP_STARTED if now >= r["appointment_at"] else SKIP_QUIET
-            await mark_skipped(conn, r["id"], reason, now)
-        else:
-            again.append((r["id"], at))
-    if again:
-        await conn.execute(
-            """UPDATE outbox o SET status = 'pending', claimed_until = NULL, send_at = t.at,
-                                   enqueued_at = NULL, updated_at = $1
-               FROM unnest($2::bigint[], $3::timestamptz[]) AS t(id, at)
-               WHERE o.id = t.id AND o.status = 'sending'""",
-            now,
-            [i for i, _ in again],
-            [at for _, at in again],
-        )
-    return len(rows)
+        for r in rows
+    ]
+
+
+async def requeue(
+    conn: asyncpg.Connection, again: Sequence[tuple[int, datetime]], now: datetime
+) -> None:
+    """Back to pending, each (id, send_at), for rows still `sending`."""
+    if not again:
+        return
+    await conn.execute(
+        """UPDATE outbox o SET status = 'pending', claimed_until = NULL, send_at = t.at,
+                               enqueued_at = NULL, updated_at = $1
+           FROM unnest($2::bigint[], $3::timestamptz[]) AS t(id, at)
+           WHERE o.id = t.id AND o.status = 'sending'""",
+        now,
+        [i for i, _ in again],
+        [at for _, at in again],
+    )
 
 
 # A queued job that has not claimed its row after this long is presumed lost

@@ -24,8 +24,11 @@ from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
     SKIP_OPTED_OUT,
+    SKIP_QUIET,
+    SKIP_STARTED,
     next_attempt_at,
     quiet_applies,
+    resend_at,
     skip_reason,
 )
 from service.domain.staff import THROTTLE_WINDOW
@@ -149,7 +152,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
         async with conn.transaction():
-            recovered = await outbox.recover_expired_leases(conn, now)
+            recovered = await recover_expired_leases(conn, now)
         if recovered:
             log.warning("outbox: took back %d rows from an expired lease", recovered)
         backlog = await redis.zcard(QUEUE_NAME)
@@ -182,6 +185,30 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
                     redis, row, datetime.fromtimestamp(base + wait, UTC), now
                 )
     return queued
+
+
+async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
+    """Give back rows whose worker died or hung while sending.
+
+    Such a row may or may not have reached the provider; sending it again is
+    the price of never losing it (the window is the provider call itself).
+    It goes again when a retry would (`resend_at`: not in quiet hours for a
+    reminder, not once the appointment has started), or is skipped when no
+    such time is left.  Run it in a transaction (the rows are locked).
+    """
+    rows = await outbox.lock_expired_leases(conn, now)
+    again: list[tuple[int, datetime]] = []
+    for r in rows:
+        at = resend_at(
+            r.kind, now, appointment_at=r.appointment_at, quiet=r.quiet, zone=ZoneInfo(r.timezone)
+        )
+        if at is None:
+            reason = SKIP_STARTED if now >= r.appointment_at else SKIP_QUIET
+            await outbox.mark_skipped(conn, r.id, reason, now)
+        else:
+            again.append((r.id, at))
+    await outbox.requeue(conn, again, now)
+    return len(rows)
 
 
 async def _enqueue(
