@@ -163,6 +163,18 @@ async def requeue(
 REQUEUE_AFTER = timedelta(minutes=2)
 
 
+# Due pending rows (of channel $4, or any) not already waiting in the queue,
+# earliest first, locked: $1 now, $2 limit, $3 requeue_after.  SKIP LOCKED so
+# concurrent sweepers never wait on each other.
+_DUE = """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
+           WHERE status = 'pending' AND send_at <= $1
+             AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
+             AND ($4::text IS NULL OR channel = $4::text)
+           ORDER BY send_at
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED"""
+
+
 async def due(
     conn: asyncpg.Connection,
     now: datetime,
@@ -172,20 +184,12 @@ async def due(
     channel: str | None = None,
 ) -> list[Due]:
     """Due pending rows (of `channel`, or any) not already waiting in the
-    queue, earliest first, and marks them queued.  SKIP LOCKED so concurrent
-    sweepers never wait on each other; run it in the transaction that
-    enqueues, for the locks to hold."""
+    queue, earliest first, and marks them queued.  Run it in the transaction
+    that enqueues, for the locks to hold."""
     rows = await conn.fetch(
-        """WITH d AS (
-               SELECT id FROM outbox
-               WHERE status = 'pending' AND send_at <= $1
-                 AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
-                 AND ($4::text IS NULL OR channel = $4::text)
-               ORDER BY send_at
-               LIMIT $2
-               FOR UPDATE SKIP LOCKED)
-           UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
-           RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
+        f"""WITH d AS ({_DUE})
+            UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
+            RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
         now,
         limit,
         requeue_after,
@@ -204,19 +208,7 @@ async def lock_due(
 ) -> list[Due]:
     """Like `due`, but only locks the rows: the caller marks the ones it
     does queue (`mark_enqueued`), in the same transaction."""
-    rows = await conn.fetch(
-        """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
-           WHERE status = 'pending' AND send_at <= $1
-             AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
-             AND channel = $4
-           ORDER BY send_at
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED""",
-        now,
-        limit,
-        requeue_after,
-        channel,
-    )
+    rows = await conn.fetch(_DUE, now, limit, requeue_after, channel)
     return _in_order(rows)
 
 
