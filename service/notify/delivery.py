@@ -6,7 +6,9 @@ A Twilio error code means one thing wherever it arrives: in the answer to the
 send (`classify_twilio`, then `give_up` for a permanent one) or later in a
 status callback (`record_receipt`).  Either way an SMS that will not arrive
 opts the number out when the citizen replied STOP (21610), and a confirmation
-goes again by e-mail when the booking has an address and still stands.
+goes again by e-mail when the booking has an address and still stands: a
+landline (30006) fails its SMS at once, never retried, and the confirmation
+follows by e-mail.
 """
 
 from __future__ import annotations

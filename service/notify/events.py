@@ -2,9 +2,11 @@
 message on each channel now, reminders at the office's offsets, pending
 reminders a move or a cancellation voids), inside the booking's transaction.
 
-The rules themselves are pure and live in `service.domain.messages`
-(`plan_event`, `reminder_times` for whether and when a reminder is sent,
-`voided_reminders`); the rows are written by `service.store.outbox`.
+The rules themselves are pure and live in `service.domain.messages`:
+`plan_event` (which messages), `reminder_times` (whether a reminder is
+created, and when it falls due), `voided_reminders`; when a row falls due,
+`skip_reason` decides whether it still goes (the worker's re-check).  The rows
+are written by `service.store.outbox`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """arq jobs: sweep the outbox, send one message, extend slots.
 
+The conveyor only: what to render is `service.notify.render`, what a
+provider's refusal does to the row is `service.notify.delivery`, whether a
+due row still goes is `service.domain.messages.skip_reason`.
+
 Postgres decides what is due; Redis only carries "send row N" for rows that
 already are.  A job never holds a database connection while it talks to a
 provider, and logs ids, kinds and codes, never recipients or bodies.
