@@ -30,7 +30,8 @@ from service.domain.booking import (
 )
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.validation import RawDetails, validate_details
-from service.store import audit, form_keys, outbox
+from service.notify import events
+from service.store import audit, form_keys
 from service.store import bookings as booking_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -183,7 +184,7 @@ async def book(
             if form_key_hash is not None:
                 await form_keys.attach(conn, form_key_hash, booking.id)
             await audit.record(conn, booking.id, actor, "book", None, booking.status)
-            await outbox.record_booking_event(conn, booking.id, "confirmed", now=now)
+            await events.record_booking_event(conn, booking.id, "confirmed", now=now)
     return Booked(booking, office, service, token)
 
 
@@ -280,7 +281,7 @@ async def reschedule(
                 moved.status,
                 {"from": booking.starts_at.isoformat(), "to": moved.starts_at.isoformat()},
             )
-            await outbox.record_booking_event(conn, booking.id, "rescheduled", now=now)
+            await events.record_booking_event(conn, booking.id, "rescheduled", now=now)
         return BookingContext(moved, office, service)
 
 
@@ -334,7 +335,7 @@ async def _change_status(
         {"reason": reason} if reason else None,
     )
     if event is not None:
-        await outbox.record_booking_event(conn, booking.id, event, now=now, reason=reason)
+        await events.record_booking_event(conn, booking.id, event, now=now, reason=reason)
     changed = await booking_store.by_reference(conn, booking.reference)
     assert changed is not None
     return changed

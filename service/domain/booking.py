@@ -73,6 +73,12 @@ def calendar_uid(reference: str, base_url: str) -> str:
     return f"{reference}@{urlsplit(base_url).hostname or 'mawid.invalid'}"
 
 
+def manage_url(base_url: str, reference: str, token: str) -> str:
+    """The manage page's address: in the API's answer, on the confirmation
+    page, and in every message (each with a token issued for it alone)."""
+    return f"{base_url}/b/{reference}/{token}"
+
+
 def new_manage_token() -> str:
     """128 random bits, URL-safe (22 characters, short enough for an SMS link);
     shown once, stored only as a hash."""

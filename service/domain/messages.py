@@ -97,6 +97,8 @@ class PlannedMessage:
     # valid while the booking still starts then.
     appointment_at: datetime
     offset_minutes: int | None = None
+    # The office's reason, carried by its cancellation message only.
+    reason: str | None = None
 
 
 def _instant(day: date, wall: time, zone: ZoneInfo, *, later: bool) -> datetime:
@@ -203,18 +205,23 @@ def plan_event(
     offsets_minutes: tuple[int, ...] | list[int] = DEFAULT_OFFSETS_MINUTES,
     quiet: QuietHours = DEFAULT_QUIET,
     zone: ZoneInfo,
+    reason: str | None = None,
 ) -> list[PlannedMessage]:
     """The outbox rows an event creates: the event's message now on every
     channel the booking has, plus reminders for a new or moved booking.
     SMS only to numbers that can receive them: a landline fails at the
-    provider (30006) and would only cost a request."""
+    provider (30006) and would only cost a request.  An office's `reason`
+    for cancelling goes into its cancellation message."""
     channels: list[tuple[Channel, str]] = []
     if phone and can_receive_sms(phone):
         channels.append(("sms", phone))
     if email:
         channels.append(("email", email))
     kind = EVENT_KIND[event]
-    planned = [PlannedMessage(kind, ch, to, now, appointment_at) for ch, to in channels]
+    told = reason if event == "cancelled_by_office" else None
+    planned = [
+        PlannedMessage(kind, ch, to, now, appointment_at, reason=told) for ch, to in channels
+    ]
     if event in ("confirmed", "rescheduled"):
         for offset, at in reminder_times(appointment_at, now, offsets_minutes, quiet, zone):
             planned.extend(
@@ -222,6 +229,14 @@ def plan_event(
                 for ch, to in channels
             )
     return planned
+
+
+def voided_reminders(event: Event) -> str | None:
+    """Why `event` skips the booking's pending reminders, or None when it
+    keeps them: a move makes new ones, a cancellation needs none."""
+    if event == "confirmed":
+        return None
+    return SKIP_MOVED if event == "rescheduled" else SKIP_CANCELLED
 
 
 def skip_reason(

@@ -5,53 +5,31 @@ undelivered | failed, or pending/sending -> skipped | failed | cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.domain.messages import (
-    EVENTS,
-    SKIP_CANCELLED,
-    SKIP_MOVED,
-    SKIP_QUIET,
-    SKIP_STARTED,
-    QuietHours,
-    plan_event,
-    resend_at,
-    wants_email_fallback,
-)
-
-# Twilio's MessageStatus values, by how far along they are.  Callbacks may
-# arrive out of order or twice; a row only ever moves to a higher rank.
-_CALLBACK_STATUS = {
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-}
-_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
+from service.domain.messages import PlannedMessage, QuietHours
 
 
-async def record_booking_event(
-    conn: asyncpg.Connection,
-    booking_id: int,
-    event: str,
-    *,
-    now: datetime,
-    reason: str | None = None,
-) -> None:
-    """Write the outbox rows for `event` inside the caller's transaction.
+@dataclass(frozen=True, slots=True)
+class BookingContacts:
+    """What planning a booking's messages reads: where to send, in which
+    language, for which start, and the office's reminder settings."""
 
-    Events: confirmed, rescheduled, cancelled_by_citizen, cancelled_by_office.
-    Reads the booking as the caller has just written it (new start for a
-    reschedule).  Touches Postgres only: the worker finds the rows by polling.
-    """
-    if event not in EVENTS:
-        raise ValueError(f"unknown booking event {event!r}")
+    phone: str | None
+    email: str | None
+    language: str
+    starts_at: datetime
+    timezone: str
+    reminder_offsets_minutes: list[int]
+    quiet: QuietHours
+
+
+async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> BookingContacts | None:
     row = await conn.fetchrow(
         """SELECT b.phone, b.email, b.language, b.starts_at, o.timezone,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
@@ -60,46 +38,59 @@ async def record_booking_event(
         booking_id,
     )
     if row is None:
-        raise LookupError(f"booking {booking_id} not found")
-    if event != "confirmed":
-        await conn.execute(
-            """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
-               WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'""",
-            booking_id,
-            SKIP_MOVED if event == "rescheduled" else SKIP_CANCELLED,
-            now,
-        )
-    planned = plan_event(
-        event,
+        return None
+    return BookingContacts(
         phone=row["phone"],
         email=row["email"],
-        appointment_at=row["starts_at"],
-        now=now,
-        offsets_minutes=list(row["reminder_offsets_minutes"]),
+        language=row["language"],
+        starts_at=row["starts_at"],
+        timezone=row["timezone"],
+        reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
         quiet=QuietHours(row["quiet_hours_start"], row["quiet_hours_end"]),
-        zone=ZoneInfo(row["timezone"]),
     )
+
+
+async def skip_pending_reminders(
+    conn: asyncpg.Connection, booking_id: int, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
+           WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'""",
+        booking_id,
+        reason,
+        now,
+    )
+
+
+async def add_planned(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    *,
+    language: str,
+    planned: Sequence[PlannedMessage],
+    now: datetime,
+) -> None:
+    """Insert a booking's planned messages as pending rows."""
     if not planned:
         return
-    kind_reason = reason if event == "cancelled_by_office" else None
     # One round trip for all rows: this runs inside the booking transaction.
     await conn.execute(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
                                appointment_at, offset_minutes, reason, created_at, updated_at)
-           SELECT $1, k, c, r, $2, s, $3, o, CASE WHEN k = 'reminder' THEN NULL ELSE $4 END,
-                  $5, $5
-           FROM unnest($6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::int[])
-                AS t(k, c, r, s, o)""",
+           SELECT $1, k, c, r, $2, s, a, o, x, $3, $3
+           FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                       $8::timestamptz[], $9::int[], $10::text[])
+                AS t(k, c, r, s, a, o, x)""",
         booking_id,
-        row["language"],
-        row["starts_at"],
-        kind_reason,
+        language,
         now,
         [m.kind for m in planned],
         [m.channel for m in planned],
         [m.recipient for m in planned],
         [m.send_at for m in planned],
+        [m.appointment_at for m in planned],
         [m.offset_minutes for m in planned],
+        [m.reason for m in planned],
     )
 
 
@@ -113,15 +104,21 @@ class Due:
     rate_limit_waits: int
 
 
-async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
-    """Give back rows whose worker died or hung while sending.
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A row whose worker died or hung while sending, with what deciding
+    when it goes again takes."""
 
-    Such a row may or may not have reached the provider; sending it again is
-    the price of never losing it (the window is the provider call itself).
-    It goes again when a retry would (`resend_at`: not in quiet hours for a
-    reminder, not once the appointment has started), or is skipped when no
-    such time is left.  Run it in a transaction (the rows are locked).
-    """
+    id: int
+    kind: str
+    appointment_at: datetime
+    timezone: str
+    quiet: QuietHours
+
+
+async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[Expired]:
+    """Rows still `sending` past their lease, locked; run it in the
+    transaction that gives them back (`requeue` or `mark_skipped`)."""
     rows = await conn.fetch(
         """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
                   f.timezone
@@ -132,36 +129,50 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
            FOR UPDATE OF o SKIP LOCKED""",
         now,
     )
-    again: list[tuple[int, datetime]] = []
-    for r in rows:
-        at = resend_at(
-            r["kind"],
-            now,
+    return [
+        Expired(
+            id=r["id"],
+            kind=r["kind"],
             appointment_at=r["appointment_at"],
+            timezone=r["timezone"],
             quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
-            zone=ZoneInfo(r["timezone"]),
         )
-        if at is None:
-            reason = SKIP_STARTED if now >= r["appointment_at"] else SKIP_QUIET
-            await mark_skipped(conn, r["id"], reason, now)
-        else:
-            again.append((r["id"], at))
-    if again:
-        await conn.execute(
-            """UPDATE outbox o SET status = 'pending', claimed_until = NULL, send_at = t.at,
-                                   enqueued_at = NULL, updated_at = $1
-               FROM unnest($2::bigint[], $3::timestamptz[]) AS t(id, at)
-               WHERE o.id = t.id AND o.status = 'sending'""",
-            now,
-            [i for i, _ in again],
-            [at for _, at in again],
-        )
-    return len(rows)
+        for r in rows
+    ]
+
+
+async def requeue(
+    conn: asyncpg.Connection, again: Sequence[tuple[int, datetime]], now: datetime
+) -> None:
+    """Back to pending, each (id, send_at), for rows still `sending`."""
+    if not again:
+        return
+    await conn.execute(
+        """UPDATE outbox o SET status = 'pending', claimed_until = NULL, send_at = t.at,
+                               enqueued_at = NULL, updated_at = $1
+           FROM unnest($2::bigint[], $3::timestamptz[]) AS t(id, at)
+           WHERE o.id = t.id AND o.status = 'sending'""",
+        now,
+        [i for i, _ in again],
+        [at for _, at in again],
+    )
 
 
 # A queued job that has not claimed its row after this long is presumed lost
 # (Redis restarted without its data); the row is queued again.
 REQUEUE_AFTER = timedelta(minutes=2)
+
+
+# Due pending rows (of channel $4, or any) not already waiting in the queue,
+# earliest first, locked: $1 now, $2 limit, $3 requeue_after.  SKIP LOCKED so
+# concurrent sweepers never wait on each other.
+_DUE = """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
+           WHERE status = 'pending' AND send_at <= $1
+             AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
+             AND ($4::text IS NULL OR channel = $4::text)
+           ORDER BY send_at
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED"""
 
 
 async def due(
@@ -173,20 +184,12 @@ async def due(
     channel: str | None = None,
 ) -> list[Due]:
     """Due pending rows (of `channel`, or any) not already waiting in the
-    queue, earliest first, and marks them queued.  SKIP LOCKED so concurrent
-    sweepers never wait on each other; run it in the transaction that
-    enqueues, for the locks to hold."""
+    queue, earliest first, and marks them queued.  Run it in the transaction
+    that enqueues, for the locks to hold."""
     rows = await conn.fetch(
-        """WITH d AS (
-               SELECT id FROM outbox
-               WHERE status = 'pending' AND send_at <= $1
-                 AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
-                 AND ($4::text IS NULL OR channel = $4::text)
-               ORDER BY send_at
-               LIMIT $2
-               FOR UPDATE SKIP LOCKED)
-           UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
-           RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
+        f"""WITH d AS ({_DUE})
+            UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
+            RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
         now,
         limit,
         requeue_after,
@@ -205,19 +208,7 @@ async def lock_due(
 ) -> list[Due]:
     """Like `due`, but only locks the rows: the caller marks the ones it
     does queue (`mark_enqueued`), in the same transaction."""
-    rows = await conn.fetch(
-        """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
-           WHERE status = 'pending' AND send_at <= $1
-             AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
-             AND channel = $4
-           ORDER BY send_at
-           LIMIT $2
-           FOR UPDATE SKIP LOCKED""",
-        now,
-        limit,
-        requeue_after,
-        channel,
-    )
+    rows = await conn.fetch(_DUE, now, limit, requeue_after, channel)
     return _in_order(rows)
 
 
@@ -420,41 +411,45 @@ async def retry_later(
     )
 
 
-async def add_opt_out(conn: asyncpg.Connection, phone: str, code: str) -> None:
-    await conn.execute(
-        "INSERT INTO sms_opt_outs (phone, error_code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        phone,
-        code,
-    )
+@dataclass(frozen=True, slots=True)
+class MessageBooking:
+    """An outbox row's kind and appointment, with its booking as it is now."""
+
+    kind: str
+    channel: str
+    appointment_at: datetime
+    booking_status: str
+    booking_starts_at: datetime
+    email: str | None
 
 
-async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
-    """Queue the email that stands in for an undeliverable confirmation SMS.
-
-    Only for a confirmation whose booking has an email and is still active at
-    the time it confirmed (`wants_email_fallback`); at most once per SMS
-    (unique index), so repeated callbacks are harmless.  Returns the new id.
-    Run it in a transaction: the booking row is share-locked so that a
-    cancellation cannot slip between the check and the insert.
-    """
+async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBooking | None:
+    """Reads the row and its booking, share-locking the booking so that a
+    cancellation cannot slip in before the caller's write; run it in a
+    transaction."""
     r = await conn.fetchrow(
         """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at, b.email
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
            WHERE s.id = $1
            FOR SHARE OF b""",
-        sms_id,
+        outbox_id,
     )
-    if r is None or r["email"] is None:
+    if r is None:
         return None
-    if not wants_email_fallback(
-        r["kind"],
-        r["channel"],
+    return MessageBooking(
+        kind=r["kind"],
+        channel=r["channel"],
+        appointment_at=r["appointment_at"],
         booking_status=r["status"],
         booking_starts_at=r["starts_at"],
-        appointment_at=r["appointment_at"],
-        now=now,
-    ):
-        return None
+        email=r["email"],
+    )
+
+
+async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
+    """Queue the email that stands in for SMS `sms_id`, to its booking's
+    address; at most once per SMS (unique index), so repeated callbacks are
+    harmless.  Returns the new id, or None when it exists already."""
     new_id: int | None = await conn.fetchval(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
                                appointment_at, fallback_of, created_at, updated_at)
@@ -470,32 +465,15 @@ async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetim
     return new_id
 
 
-@dataclass(frozen=True, slots=True)
-class CallbackResult:
-    outbox_id: int
-    status: str
-    changed: bool
+async def lock_for_receipt(
+    conn: asyncpg.Connection, *, provider_id: str, outbox_id: int | None
+) -> tuple[int, str] | None:
+    """The SMS row a status callback speaks of, locked, as (id, status).
 
-
-async def record_delivery_status(
-    conn: asyncpg.Connection,
-    *,
-    provider_id: str,
-    outbox_id: int | None,
-    message_status: str,
-    error_code: str | None,
-    now: datetime,
-) -> CallbackResult | None:
-    """Apply a Twilio status callback; only ever moves a row forward.
-
-    The row is found by provider id, or, when the worker has not written the
-    provider id yet (it died or is slow right after Twilio answered), by the
-    outbox id carried in the callback URL.  Returns None for unknown messages
-    and for statuses that say nothing new (queued, sending, ...).
+    Found by provider id, or, when the worker has not written the provider id
+    yet (it died or is slow right after Twilio answered), by the outbox id
+    carried in the callback URL.
     """
-    target = _CALLBACK_STATUS.get(message_status)
-    if target is None:
-        return None
     r = await conn.fetchrow(
         """SELECT id, status FROM outbox
            WHERE channel = 'sms'
@@ -506,10 +484,18 @@ async def record_delivery_status(
         provider_id,
         outbox_id,
     )
-    if r is None:
-        return None
-    if _RANK.get(r["status"], 3) >= _RANK[target]:
-        return CallbackResult(r["id"], r["status"], False)
+    return None if r is None else (r["id"], r["status"])
+
+
+async def set_delivery_status(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    status: str,
+    *,
+    provider_id: str,
+    error_code: str | None,
+    now: datetime,
+) -> None:
     await conn.execute(
         """UPDATE outbox SET status = $2, provider_id = COALESCE(provider_id, $3),
                              error_code = COALESCE($4, error_code), claimed_until = NULL,
@@ -518,13 +504,23 @@ async def record_delivery_status(
                                                  ELSE delivered_at END,
                              updated_at = $5
            WHERE id = $1""",
-        r["id"],
-        target,
+        outbox_id,
+        status,
         provider_id,
         error_code,
         now,
     )
-    return CallbackResult(r["id"], target, True)
+
+
+async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -> None:
+    """Opt out the recipient of an SMS row: no SMS goes to the number again."""
+    await conn.execute(
+        """INSERT INTO sms_opt_outs (phone, error_code)
+           SELECT recipient, $2 FROM outbox WHERE id = $1 AND channel = 'sms'
+           ON CONFLICT DO NOTHING""",
+        outbox_id,
+        code,
+    )
 
 
 # Dev sink listing ---------------------------------------------------------------
@@ -547,14 +543,3 @@ async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[di
 async def counts_by_status(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
     return {r["status"]: r["n"] for r in rows}
-
-
-async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -> None:
-    """Opt out the recipient of an SMS row (a callback reported STOP)."""
-    await conn.execute(
-        """INSERT INTO sms_opt_outs (phone, error_code)
-           SELECT recipient, $2 FROM outbox WHERE id = $1 AND channel = 'sms'
-           ON CONFLICT DO NOTHING""",
-        outbox_id,
-        code,
-    )

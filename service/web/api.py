@@ -10,7 +10,7 @@ from aiohttp import web
 
 from service import bookings
 from service.domain import errors
-from service.domain.booking import booking_window, normalise_reference
+from service.domain.booking import booking_window, manage_url, normalise_reference
 from service.domain.calendar import local_day_bounds
 from service.domain.errors import N_
 from service.domain.models import Booking, Office, Service, Slot
@@ -227,10 +227,6 @@ async def create_booking(request: web.Request) -> web.Response:
         settings.base_url, booked.booking.reference, booked.manage_token
     )
     return web.json_response(payload, status=201)
-
-
-def manage_url(base_url: str, reference: str, token: str) -> str:
-    return f"{base_url}/b/{reference}/{token}"
 
 
 @routes.get("/api/v1/bookings/{reference}")

@@ -33,6 +33,7 @@ from service.domain.booking import (
     calendar_uid,
     can_cancel,
     can_reschedule,
+    manage_url,
     normalise_reference,
 )
 from service.domain.calendar import local_date, local_day_bounds
@@ -44,7 +45,6 @@ from service.store import form_keys
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n
-from service.web.api import manage_url
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
 from service.web.templating import explicit_language, language_context, request_language

@@ -3,7 +3,8 @@
 Twilio signs each callback with the auth token over the exact public URL and
 the form fields; we check it against BASE_URL (not the Host header, which a
 proxy may rewrite and an attacker controls).  Answer fast: one small
-transaction, no provider calls.
+transaction, no provider calls.  What a receipt does to the row (forward
+only, opt-out, e-mail fallback) is `service.notify.delivery.record_receipt`.
 """
 
 from __future__ import annotations
@@ -13,21 +14,19 @@ import logging
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from service.store import outbox
+from service.notify import delivery
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-STATUS_PATH = "/webhooks/twilio/status"
-
 
 def public_url(base_url: str, request: web.Request) -> str:
     return base_url.rstrip("/") + request.rel_url.path_qs
 
 
-@routes.post(STATUS_PATH)
+@routes.post(delivery.STATUS_PATH)
 async def twilio_status(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     form = await request.post()
@@ -47,7 +46,7 @@ async def twilio_status(request: web.Request) -> web.Response:
         return web.Response(status=400, text="missing MessageSid or MessageStatus")
     now = request.app[CLOCK_KEY]()
     async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
-        result = await outbox.record_delivery_status(
+        result = await delivery.record_receipt(
             conn,
             provider_id=sid,
             outbox_id=outbox_id,
@@ -55,11 +54,6 @@ async def twilio_status(request: web.Request) -> web.Response:
             error_code=code,
             now=now,
         )
-        if result is not None and result.changed:
-            if result.status in ("undelivered", "failed"):
-                await outbox.add_email_fallback(conn, result.outbox_id, now)
-            if code == "21610":
-                await outbox.add_opt_out_for(conn, result.outbox_id, code)
     if result is not None:
         log.info("twilio status for outbox %d: %s", result.outbox_id, result.status)
     # Twilio only needs a 2xx; an empty TwiML-free body is fine.

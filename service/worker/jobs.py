@@ -1,5 +1,9 @@
 """arq jobs: sweep the outbox, send one message, extend slots.
 
+The conveyor only: what to render is `service.notify.render`, what a
+provider's refusal does to the row is `service.notify.delivery`, whether a
+due row still goes is `service.domain.messages.skip_reason`.
+
 Postgres decides what is due; Redis only carries "send row N" for rows that
 already are.  A job never holds a database connection while it talks to a
 provider, and logs ids, kinds and codes, never recipients or bodies.
@@ -24,25 +28,24 @@ from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
     SKIP_OPTED_OUT,
+    SKIP_QUIET,
+    SKIP_STARTED,
     next_attempt_at,
     quiet_applies,
+    resend_at,
     skip_reason,
 )
 from service.domain.staff import THROTTLE_WINDOW
 from service.logsafe import exception_summary
-from service.notify_render import MessageData, Renderer, redact
+from service.notify import delivery
+from service.notify.delivery import PermanentError, TemporaryError
+from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
-from service.worker.senders import (
-    OPTED_OUT,
-    PermanentError,
-    Senders,
-    TemporaryError,
-    make_senders,
-)
+from service.worker.senders import Senders, make_senders
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +156,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
         async with conn.transaction():
-            recovered = await outbox.recover_expired_leases(conn, now)
+            recovered = await recover_expired_leases(conn, now)
         if recovered:
             log.warning("outbox: took back %d rows from an expired lease", recovered)
         backlog = await redis.zcard(QUEUE_NAME)
@@ -186,6 +189,30 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
                     redis, row, datetime.fromtimestamp(base + wait, UTC), now
                 )
     return queued
+
+
+async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
+    """Give back rows whose worker died or hung while sending.
+
+    Such a row may or may not have reached the provider; sending it again is
+    the price of never losing it (the window is the provider call itself).
+    It goes again when a retry would (`resend_at`: not in quiet hours for a
+    reminder, not once the appointment has started), or is skipped when no
+    such time is left.  Run it in a transaction (the rows are locked).
+    """
+    rows = await outbox.lock_expired_leases(conn, now)
+    again: list[tuple[int, datetime]] = []
+    for r in rows:
+        at = resend_at(
+            r.kind, now, appointment_at=r.appointment_at, quiet=r.quiet, zone=ZoneInfo(r.timezone)
+        )
+        if at is None:
+            reason = SKIP_STARTED if now >= r.appointment_at else SKIP_QUIET
+            await outbox.mark_skipped(conn, r.id, reason, now)
+        else:
+            again.append((r.id, at))
+    await outbox.requeue(conn, again, now)
+    return len(rows)
 
 
 async def _enqueue(
@@ -226,12 +253,6 @@ def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
         sequence=c.id,
         manage_token=manage_token,
     )
-
-
-def status_callback_url(base_url: str, outbox_id: int) -> str:
-    # The row id lets the callback find a row whose provider id we have not
-    # written yet (crash right after Twilio answered): no resend then.
-    return f"{base_url}/webhooks/twilio/status?o={outbox_id}"
 
 
 async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
@@ -295,7 +316,7 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             provider_id = await state.senders.sms.send_sms(
                 claimed.recipient,
                 text,
-                status_callback=status_callback_url(settings.base_url, outbox_id),
+                status_callback=delivery.status_callback_url(settings.base_url, outbox_id),
             )
         else:
             provider_id = await state.senders.email.send_email(email)
@@ -338,10 +359,14 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
     async with state.pool.acquire() as conn:
         if at is None:
             async with conn.transaction():
-                await outbox.mark_failed(
-                    conn, c.id, code=exc.code, reason="retries_exhausted", now=now
+                await delivery.give_up(
+                    conn,
+                    c.id,
+                    channel=c.channel,
+                    code=exc.code,
+                    reason="retries_exhausted",
+                    now=now,
                 )
-                await _fallback(conn, c, now)
             log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
             return "failed"
         await outbox.retry_later(
@@ -362,20 +387,18 @@ async def _permanent(
 ) -> str:
     now = state.clock()
     async with state.pool.acquire() as conn, conn.transaction():
-        await outbox.mark_failed(
-            conn, c.id, code=code, reason="permanent_error", now=now, body=body, segments=segments
+        await delivery.give_up(
+            conn,
+            c.id,
+            channel=c.channel,
+            code=code,
+            reason="permanent_error",
+            now=now,
+            body=body,
+            segments=segments,
         )
-        if c.channel == "sms" and code == OPTED_OUT:
-            await outbox.add_opt_out(conn, c.recipient, code)
-        await _fallback(conn, c, now)
     log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
     return "failed"
-
-
-async def _fallback(conn: asyncpg.Connection, c: Claimed, now: datetime) -> None:
-    # The store re-reads the booking: it may have changed since the claim.
-    if c.channel == "sms":
-        await outbox.add_email_fallback(conn, c.id, now)
 
 
 async def extend_slots(ctx: dict[str, Any]) -> int:

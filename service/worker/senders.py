@@ -1,7 +1,8 @@
 """Providers: Twilio for SMS, SMTP for email, and a dev sink that sends nothing.
 
 Every sender raises TemporaryError (try again later) or PermanentError (never
-retry) and nothing else that callers need to know about.  Transport-level
+retry) and nothing else that callers need to know about; what each provider
+code means is decided in `service.notify.delivery`.  Transport-level
 retries are off on purpose: retrying a POST that may have reached Twilio can
 send the SMS twice, and the outbox already retries with a deadline.
 """
@@ -12,7 +13,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -24,36 +24,13 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from service.config import Settings
+from service.notify.delivery import TemporaryError, classify_smtp, classify_twilio
 
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
-# Twilio codes that no retry can fix (DOMAIN.md); any other 4xx is permanent too.
-TWILIO_PERMANENT = frozenset({21211, 21610, 21614, 30006})
-TWILIO_RATE_LIMITED = 20429
-OPTED_OUT = "21610"
 HTTP_TIMEOUT = 15.0
 SMTP_TIMEOUT = 30.0
-
-
-class TemporaryError(Exception):
-    def __init__(
-        self,
-        code: str,
-        *,
-        rate_limited: bool = False,
-        retry_after: timedelta | None = None,
-    ) -> None:
-        super().__init__(code)
-        self.code = code
-        self.rate_limited = rate_limited
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 class SmsSender(Protocol):
@@ -150,16 +127,6 @@ class TwilioSms:
         await self._http.close()
 
 
-def classify_twilio(status: int, code: int | None) -> TemporaryError | PermanentError:
-    if status == 429 or code == TWILIO_RATE_LIMITED:
-        return TemporaryError(str(code or status), rate_limited=True)
-    if status >= 500:
-        return TemporaryError(str(code or status))
-    if code in TWILIO_PERMANENT:
-        return PermanentError(str(code))
-    return PermanentError(str(code or status))
-
-
 # SMTP -----------------------------------------------------------------------------
 
 
@@ -196,12 +163,6 @@ class SmtpEmail:
 
     async def close(self) -> None:
         return None
-
-
-def classify_smtp(code: int) -> TemporaryError | PermanentError:
-    if 400 <= code < 500:
-        return TemporaryError(f"smtp{code}")
-    return PermanentError(f"smtp{code}")
 
 
 # Dev ------------------------------------------------------------------------------

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.cron import CronJob
-from arq.typing import WorkerCoroutine
+from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import Function, Worker
+from arq.worker import create_worker as arq_create_worker
 from redis.exceptions import RedisError
 
 from service.config import Settings
@@ -75,14 +77,15 @@ CRON_JOBS: list[CronJob] = [
 
 
 class WorkerSettings:
-    """Read by arq's CLI.  arq wants class attributes, so the Redis address is
-    read from the environment when this module is imported."""
+    """The worker's one definition, read by arq's CLI and by `create_worker`.
+    arq wants class attributes, so the Redis address is read from the
+    environment when this module is imported."""
 
-    functions: ClassVar[list[Function]] = FUNCTIONS
-    cron_jobs: ClassVar[list[CronJob]] = CRON_JOBS
-    on_startup: ClassVar[WorkerCoroutine] = jobs.startup
-    on_shutdown: ClassVar[WorkerCoroutine] = jobs.shutdown
-    redis_settings: ClassVar[RedisSettings] = redis_settings(Settings.from_env())
+    functions: Sequence[WorkerCoroutine | Function] = FUNCTIONS
+    cron_jobs: Sequence[CronJob] | None = CRON_JOBS
+    on_startup: StartupShutdown | None = jobs.startup
+    on_shutdown: StartupShutdown | None = jobs.shutdown
+    redis_settings: RedisSettings = redis_settings(Settings.from_env())
     queue_name = jobs.QUEUE_NAME
     max_jobs = MAX_JOBS
     job_timeout = jobs.SEND_TIMEOUT
@@ -95,24 +98,17 @@ class WorkerSettings:
 def create_worker(
     settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any
 ) -> Worker:
-    kwargs: dict[str, Any] = {
-        "functions": FUNCTIONS,
-        "cron_jobs": CRON_JOBS,
-        "on_startup": jobs.startup,
-        "on_shutdown": jobs.shutdown,
-        "redis_settings": redis_settings(settings),
-        "queue_name": jobs.QUEUE_NAME,
-        "max_jobs": MAX_JOBS,
-        "job_timeout": jobs.SEND_TIMEOUT,
-        "keep_result": 0,
-        "max_tries": 3,
-        "health_check_interval": 60,
-        "poll_delay": 0.05,
-        "handle_signals": False,
-        "ctx": {"settings": settings, **(ctx or {})},
-    }
-    kwargs.update(overrides)
-    return Worker(**kwargs)
+    """A worker as `WorkerSettings` defines it, on `settings`' Redis, with
+    signals left to the caller (`run_worker`)."""
+    return arq_create_worker(
+        WorkerSettings,
+        **{
+            "redis_settings": redis_settings(settings),
+            "handle_signals": False,
+            "ctx": {"settings": settings, **(ctx or {})},
+            **overrides,
+        },
+    )
 
 
 async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any) -> None:

@@ -10,7 +10,7 @@ from icalendar import Calendar
 
 from service.config import Settings
 from service.domain.booking import new_manage_token
-from service.notify_render import MessageData, ics
+from service.notify.render import MessageData, ics
 
 
 async def test_download_and_email_share_the_uid(

@@ -16,7 +16,7 @@ from icalendar import Calendar
 from service.domain.booking import new_manage_token
 from service.domain.messages import KINDS, SMS_KINDS
 from service.domain.sms import is_gsm7
-from service.notify_render import MessageData, Renderer, format_when, short_reason
+from service.notify.render import MessageData, Renderer, format_when, short_reason
 
 DATA = Path(__file__).resolve().parents[2] / "service" / "data" / "offices.json"
 LANGS = ("ar", "fr", "en")

@@ -1,4 +1,5 @@
-"""Turns an outbox row's data into an SMS text or a MIME email with an .ics.
+"""Rendering: turns an outbox row's data into an SMS text or a MIME e-mail
+with an .ics attachment, dates by Babel in the office's zone.
 
 Templates live in templates/messages/: sms/{kind}.{lang}.txt, and for email
 one small file per kind and language (subject and lead paragraph) inside a
@@ -22,10 +23,11 @@ from babel.dates import format_datetime
 from icalendar import Calendar
 from icalendar import Event as IcsEvent
 
-from service.domain.booking import calendar_uid
+from service.domain.booking import calendar_uid, manage_url
+from service.domain.messages import CANCELLATION_KINDS
 from service.domain.sms import SegmentCount, count_segments
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 # Babel locales: Moroccan Arabic month names (غشت, not أغسطس) come from ar_MA.
 LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
@@ -45,7 +47,6 @@ EMAIL_DATE_PATTERNS = {
 }
 # An office's reason can be long; the SMS keeps its start (the email has it all).
 SMS_REASON_CHARS = 40
-CANCELLED_KINDS = frozenset({"cancelled_by_citizen", "cancelled_by_office"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +80,6 @@ class RenderedSms:
 class RenderedEmail:
     message: EmailMessage
     text: str
-
-
-def manage_link(base_url: str, reference: str, token: str) -> str:
-    """The link in messages, with a token issued for that message alone."""
-    return f"{base_url}/b/{reference}/{token}"
 
 
 def redact(text: str, token: str) -> str:
@@ -133,9 +129,9 @@ class Renderer:
             "bring": data.bring,
             "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
             "reference": data.reference,
-            "link": manage_link(data.base_url, data.reference, data.manage_token),
+            "link": manage_url(data.base_url, data.reference, data.manage_token),
             "reason": short_reason(data.reason) if sms else (data.reason or ""),
-            "active": data.kind not in CANCELLED_KINDS,
+            "active": data.kind not in CANCELLATION_KINDS,
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -168,7 +164,7 @@ class Renderer:
             maintype="text",
             subtype="calendar",
             filename=f"{data.reference}.ics",
-            params={"method": "CANCEL" if data.kind in CANCELLED_KINDS else "PUBLISH"},
+            params={"method": "CANCEL" if data.kind in CANCELLATION_KINDS else "PUBLISH"},
         )
         return RenderedEmail(msg, text)
 
@@ -181,7 +177,7 @@ def ics(data: MessageData) -> bytes:
     """An iCalendar event in the office's zone; one UID per booking, so a move
     updates and a cancellation removes the entry the citizen already has."""
     zone = ZoneInfo(data.timezone)
-    cancelled = data.kind in CANCELLED_KINDS
+    cancelled = data.kind in CANCELLATION_KINDS
     cal = Calendar()
     cal.add("prodid", "-//Mawid//Appointments//EN")
     cal.add("version", "2.0")
@@ -194,7 +190,7 @@ def ics(data: MessageData) -> bytes:
     event.add("dtend", max(data.ends_at, data.starts_at + timedelta(minutes=5)).astimezone(zone))
     event.add("summary", f"{data.service_name} – {data.office_name}")
     event.add("location", data.office_address)
-    link = manage_link(data.base_url, data.reference, data.manage_token)
+    link = manage_url(data.base_url, data.reference, data.manage_token)
     lines = [data.reference, data.bring, link] if data.bring else [data.reference, link]
     event.add("description", "\n".join(lines))
     event.add("url", link)

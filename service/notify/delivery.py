@@ -1,0 +1,199 @@
+"""Delivery: what a provider's answer or a delivery receipt does to an outbox
+row (retry, fail, opt the number out, send the confirmation by e-mail
+instead), for the worker's sends and the Twilio status webhook alike.
+
+A Twilio error code means one thing wherever it arrives: in the answer to the
+send (`classify_twilio`, then `give_up` for a permanent one) or later in a
+status callback (`record_receipt`).  Either way an SMS that will not arrive
+opts the number out when the citizen replied STOP (21610), and a confirmation
+goes again by e-mail when the booking has an address and still stands: a
+landline (30006) fails its SMS at once, never retried, and the confirmation
+follows by e-mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from service.domain.messages import wants_email_fallback
+from service.store import outbox
+
+# Provider answers ------------------------------------------------------------------
+
+# HTTP 429 / Twilio 20429: always safe to retry, and not the message's fault.
+TWILIO_RATE_LIMITED = 20429
+# The recipient replied STOP: no SMS may go to the number again.
+TWILIO_OPTED_OUT = 21610
+# Codes no retry can fix (DOMAIN.md): invalid number, STOP, not a mobile,
+# landline or unreachable.  Any other 4xx is permanent too; 5xx is temporary.
+TWILIO_PERMANENT = frozenset({21211, TWILIO_OPTED_OUT, 21614, 30006})
+
+
+class TemporaryError(Exception):
+    """Try again later (backoff, never after the appointment)."""
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        rate_limited: bool = False,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.rate_limited = rate_limited
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """Never retry: the row fails with `code` (see `give_up`)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def classify_twilio(status: int, code: int | None) -> TemporaryError | PermanentError:
+    """What a refused Twilio request means, from its HTTP status and error code."""
+    if status == 429 or code == TWILIO_RATE_LIMITED:
+        return TemporaryError(str(code or status), rate_limited=True)
+    if status >= 500:
+        return TemporaryError(str(code or status))
+    if code in TWILIO_PERMANENT:
+        return PermanentError(str(code))
+    return PermanentError(str(code or status))
+
+
+def classify_smtp(code: int) -> TemporaryError | PermanentError:
+    """SMTP replies: 4xx is a temporary refusal, anything else is final."""
+    if 400 <= code < 500:
+        return TemporaryError(f"smtp{code}")
+    return PermanentError(f"smtp{code}")
+
+
+def opts_out(code: str | None) -> bool:
+    """Whether a provider code says the citizen asked for no more SMS."""
+    return code == str(TWILIO_OPTED_OUT)
+
+
+# Receipts --------------------------------------------------------------------------
+
+STATUS_PATH = "/webhooks/twilio/status"
+
+# Twilio's MessageStatus values, by how far along they are.  Callbacks may
+# arrive out of order or twice; a row only ever moves to a higher rank.
+CALLBACK_STATUS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
+# Statuses that say the SMS will not arrive.
+UNDELIVERED = frozenset({"undelivered", "failed"})
+
+
+def status_callback_url(base_url: str, outbox_id: int) -> str:
+    """Where Twilio posts an SMS's receipts.  The row id lets the callback
+    find a row whose provider id is not written yet (the worker died right
+    after Twilio answered): no resend then."""
+    return f"{base_url}{STATUS_PATH}?o={outbox_id}"
+
+
+def moves_forward(current: str, target: str) -> bool:
+    """Whether a receipt saying `target` advances a row now at `current`
+    (a skipped, cancelled or unknown status is never moved)."""
+    return _RANK.get(current, 3) < _RANK[target]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    outbox_id: int
+    status: str
+    changed: bool
+
+
+async def record_receipt(
+    conn: asyncpg.Connection,
+    *,
+    provider_id: str,
+    outbox_id: int | None,
+    message_status: str,
+    error_code: str | None,
+    now: datetime,
+) -> Receipt | None:
+    """Apply a Twilio status callback; only ever moves a row forward, so a
+    repeated or late callback changes nothing.  Run it in a transaction.
+
+    Returns None for unknown messages and for statuses that say nothing new
+    (queued, sending, ...).
+    """
+    target = CALLBACK_STATUS.get(message_status)
+    if target is None:
+        return None
+    row = await outbox.lock_for_receipt(conn, provider_id=provider_id, outbox_id=outbox_id)
+    if row is None:
+        return None
+    row_id, current = row
+    if not moves_forward(current, target):
+        return Receipt(row_id, current, False)
+    await outbox.set_delivery_status(
+        conn, row_id, target, provider_id=provider_id, error_code=error_code, now=now
+    )
+    await _sms_not_arriving(conn, row_id, error_code, now, undelivered=target in UNDELIVERED)
+    return Receipt(row_id, target, True)
+
+
+async def give_up(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    *,
+    channel: str,
+    code: str | None,
+    reason: str,
+    now: datetime,
+    body: str | None = None,
+    segments: int | None = None,
+) -> None:
+    """A send that will never succeed (a permanent refusal, or retries used
+    up): the row fails with the code; an SMS is then handled like an
+    undelivered one.  Run it in a transaction."""
+    await outbox.mark_failed(
+        conn, outbox_id, code=code, reason=reason, now=now, body=body, segments=segments
+    )
+    if channel == "sms":
+        await _sms_not_arriving(conn, outbox_id, code, now, undelivered=True)
+
+
+async def _sms_not_arriving(
+    conn: asyncpg.Connection, sms_id: int, code: str | None, now: datetime, *, undelivered: bool
+) -> None:
+    if opts_out(code):
+        await outbox.add_opt_out_for(conn, sms_id, str(TWILIO_OPTED_OUT))
+    if undelivered:
+        await email_instead(conn, sms_id, now)
+
+
+async def email_instead(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
+    """Queue the e-mail that stands in for an undeliverable SMS: only for a
+    confirmation whose booking has an address and still stands at the time
+    it confirmed (`wants_email_fallback`, on the booking as it is now, locked
+    against a cancellation until the caller commits); at most once per SMS.
+    Returns the new row's id."""
+    m = await outbox.message_booking(conn, sms_id)
+    if m is None or m.email is None:
+        return None
+    if not wants_email_fallback(
+        m.kind,
+        m.channel,
+        booking_status=m.booking_status,
+        booking_starts_at=m.booking_starts_at,
+        appointment_at=m.appointment_at,
+        now=now,
+    ):
+        return None
+    return await outbox.add_email_fallback(conn, sms_id, now)

@@ -1,0 +1,56 @@
+"""Events: plans the outbox rows a booking change produces (the event's
+message on each channel now, reminders at the office's offsets, pending
+reminders a move or a cancellation voids), inside the booking's transaction.
+
+The rules themselves are pure and live in `service.domain.messages`:
+`plan_event` (which messages), `reminder_times` (whether a reminder is
+created, and when it falls due), `voided_reminders`; when a row falls due,
+`skip_reason` decides whether it still goes (the worker's re-check).  The rows
+are written by `service.store.outbox`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from service.domain.messages import EVENTS, plan_event, voided_reminders
+from service.store import outbox
+
+
+async def record_booking_event(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    event: str,
+    *,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """Write the outbox rows for `event` inside the caller's transaction.
+
+    Events: confirmed, rescheduled, cancelled_by_citizen, cancelled_by_office.
+    Reads the booking as the caller has just written it (new start for a
+    reschedule).  Touches Postgres only: the worker finds the rows by polling.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown booking event {event!r}")
+    booking = await outbox.booking_contacts(conn, booking_id)
+    if booking is None:
+        raise LookupError(f"booking {booking_id} not found")
+    voided = voided_reminders(event)
+    if voided is not None:
+        await outbox.skip_pending_reminders(conn, booking_id, voided, now)
+    planned = plan_event(
+        event,
+        phone=booking.phone,
+        email=booking.email,
+        appointment_at=booking.starts_at,
+        now=now,
+        offsets_minutes=booking.reminder_offsets_minutes,
+        quiet=booking.quiet,
+        zone=ZoneInfo(booking.timezone),
+        reason=reason,
+    )
+    await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)
