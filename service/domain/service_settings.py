@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.domain.errors import N_
-from service.domain.models import Service
+from service.domain.models import LANGUAGES, Service
 
-LANGUAGES = ("ar", "fr", "en")
 MAX_BRING_LENGTH = 1000
 # Bounds the database also checks (0001), or the booking rules assume.
 DURATION = (5, 480)
