@@ -14,7 +14,6 @@ might as well not exist), then "may their role do this here" (no: 403).
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from enum import StrEnum
 
 from service.domain.booking import Status
 from service.domain.errors import N_
+from service.domain.validation import is_email
 
 
 class Role(StrEnum):
@@ -100,12 +100,9 @@ def access(member: StaffMember, office_id: str, permission: Permission) -> Acces
 
 # Accounts -----------------------------------------------------------------------
 
-_EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,189}\.[^@\s<>\".]{2,63}$")
-
-
 def normalise_email(raw: str) -> str | None:
     candidate = raw.strip().lower()
-    return candidate if _EMAIL_RE.match(candidate) else None
+    return candidate if is_email(candidate) else None
 
 
 class AccountRefused(ValueError):
