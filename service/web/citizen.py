@@ -22,7 +22,6 @@ import aiohttp_jinja2
 import asyncpg
 import segno
 from aiohttp import web
-from icalendar import Calendar, Event
 from markupsafe import Markup
 
 from service import bookings
@@ -38,6 +37,7 @@ from service.domain.booking import (
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
 from service.domain.validation import RawDetails
@@ -562,27 +562,22 @@ def booking_ics(
 ) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
-    calendar = Calendar()
-    calendar.add("prodid", "-//Mawid//Appointments//EN")
-    calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
-    event = Event()
-    event.add("uid", calendar_uid(booking.reference, base_url))
-    event.add("dtstamp", now)
-    event.add("dtstart", booking.starts_at)
-    event.add("dtend", booking.ends_at)
-    event.add("summary", f"{service.name[language]} · {booking.reference}")
-    event.add("location", f"{office.name[language]}, {office.address}")
     bring = service.bring.get(language, "")
     lines = [
         i18n.gettext(language, N_("Reference: %(reference)s")) % {"reference": booking.reference}
     ]
     if bring:
         lines.append(i18n.gettext(language, N_("What to bring: %(items)s")) % {"items": bring})
-    event.add("description", "\n".join(lines))
-    calendar.add_component(event)
-    data: bytes = calendar.to_ical()
-    return data
+    event = CalendarEvent(
+        uid=calendar_uid(booking.reference, base_url),
+        stamp=now,
+        start=booking.starts_at,
+        end=booking.ends_at,
+        summary=f"{service.name[language]} · {booking.reference}",
+        location=f"{office.name[language]}, {office.address}",
+        description="\n".join(lines),
+    )
+    return write_calendar([event], method="PUBLISH")
 
 
 @routes.get("/b/{reference}/{token}/cancel")
