@@ -147,7 +147,7 @@ async def _apply_change(
                         now,
                         reason,
                     )
-                except errors.BookingError:
+                except errors.Refusal:
                     refused += 1
                 else:
                     cancelled += 1

@@ -452,7 +452,7 @@ async def book_submit(request: web.Request) -> web.Response:
             request, office, service, slot, values, form_key, field_errors=failed.fields
         )
         return render(request, "citizen/book.html", context, status=422, private=True)
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         if refusal.code == "already_booked":
             context = _book_context(
                 request, office, service, slot, values, form_key,
@@ -483,7 +483,7 @@ async def _booking(request: web.Request) -> bookings.BookingContext:
         return await bookings.view(
             request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
         )
-    except errors.BookingError:
+    except errors.Refusal:
         not_found(request, private=True)
 
 
@@ -598,7 +598,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
             request.app[SETTINGS_KEY].secret_key,
             _now(request),
         )
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         context = _booking_page_context(request, ctx, language)
         context["problem"] = refusal.message
         return render(
@@ -653,7 +653,7 @@ async def reschedule_submit(request: web.Request) -> web.Response:
             slot_id,
             _now(request),
         )
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         problem = next(iter(refusal.fields.values()), refusal.message)
         return await _reschedule_page(
             request, ctx, language, week_param=week_param, problem=problem, status=409

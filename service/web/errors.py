@@ -45,7 +45,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             raise web.HTTPInternalServerError() from None
     try:
         return await handler(request)
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         return error_response(
             request, refusal.status, refusal.code, refusal.message, refusal.fields
         )

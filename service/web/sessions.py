@@ -73,14 +73,12 @@ async def signed_in(request: web.Request) -> StaffMember:
     member = await current_member(request)
     if member is None:
         if is_api(request):
-            raise errors.BookingError("unauthorized", "Sign in or send an API token.", status=401)
+            raise errors.Unauthorized("unauthorized", "Sign in or send an API token.")
         raise _login_redirect(request)
     if is_api(request) and request.method in UNSAFE_METHODS and request[_VIA] == "session":
         if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
-            raise errors.BookingError(
-                "csrf",
-                "A signed-in browser call must carry the X-CSRF-Token header.",
-                status=403,
+            raise errors.Forbidden(
+                "csrf", "A signed-in browser call must carry the X-CSRF-Token header."
             )
     return member
 
@@ -95,7 +93,7 @@ async def authorise(request: web.Request, permission: Permission) -> StaffMember
         raise web.HTTPNotFound(text="404: not found")
     if verdict is Access.FORBIDDEN:
         if is_api(request):
-            raise errors.BookingError("forbidden", "Your role may not do this.", status=403)
+            raise errors.Forbidden("forbidden", "Your role may not do this.")
         raise web.HTTPForbidden(text="403: your role may not do this at this office.")
     return member
 

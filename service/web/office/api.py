@@ -56,11 +56,10 @@ async def schedule(request: web.Request) -> web.Response:
     raw = request.query.get("date")
     day: date | None = parse_day(raw, "date") if raw else None
     if day is not None and not day_in_range(day):
-        raise errors.BookingError(
+        raise errors.Refusal(
             "date_out_of_range",
             N_("No schedule so far from today."),
-            {"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
-            status=400,
+            fields={"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
         )
     if day is None:
         async with pool.acquire() as conn:

@@ -160,7 +160,7 @@ async def status_submit(request: web.Request) -> web.Response:
         notice = "invalid"
     except errors.NotFound:
         notice = "not_found"
-    except errors.BookingError:
+    except errors.Refusal:
         notice = "bad_transition"
     if target_day is None and booking is not None:
         async with request.app[POOL_KEY].acquire() as conn:
@@ -268,6 +268,6 @@ async def book_submit(request: web.Request) -> web.Response:
         )
     except errors.ValidationFailed as invalid:
         return await _book_form(request, member, form, invalid.fields, 422)
-    except errors.BookingError as refused:
+    except errors.Refusal as refused:
         return await _book_form(request, member, form, {"slot_id": refused.message}, 409)
     raise web.HTTPSeeOther(f"/office/{booking.office_id}/bookings/{booking.reference}?created=1")
