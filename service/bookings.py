@@ -136,7 +136,7 @@ async def book(
     manage_token: str | None = None,
 ) -> Booked:
     """Book a seat. `form_key_hash` (citizen form) makes a resubmission raise
-    form_keys.AlreadySubmitted instead of booking twice; `manage_token` lets the
+    errors.already_submitted() instead of booking twice; `manage_token` lets the
     form derive the token from its key so that the resubmission can be shown
     the first booking."""
     async with pool.acquire() as conn:
@@ -149,8 +149,10 @@ async def book(
         citizen = validate_details(details, service, office.country)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
-            if form_key_hash is not None:
-                await form_keys.claim(conn, form_key_hash, now)
+            if form_key_hash is not None and not await form_keys.claim(
+                conn, form_key_hash, now
+            ):
+                raise errors.already_submitted()
             taken = await _take_seat(conn, slot.id, service, now)
             booking: Booking | None = None
             for _ in range(_REFERENCE_TRIES):

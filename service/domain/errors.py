@@ -130,6 +130,13 @@ def slot_not_found() -> NotFound:
     return NotFound("slot_not_found", N_("This time slot does not exist."))
 
 
+def already_submitted() -> Conflict:
+    """The same booking form sent twice; its booking, if committed, is the answer."""
+    return Conflict(
+        "already_submitted", N_("This form was already sent. Check your messages for your booking.")
+    )
+
+
 def no_manage_token() -> Unauthorized:
     return Unauthorized(
         "unauthorized", N_("This reference and manage link do not match a booking.")

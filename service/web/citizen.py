@@ -437,22 +437,24 @@ async def book_submit(request: web.Request) -> web.Response:
             form_key_hash=key_hash,
             manage_token=token,
         )
-    except form_keys.AlreadySubmitted:
-        async with pool.acquire() as conn:
-            reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
-        if reference is None:
-            context = _book_context(
-                request, office, service, slot, values, secrets.token_urlsafe(32),
-                problem=N_("This form was already sent. Check your messages for your booking."),
-            )  # fmt: skip
-            return render(request, "citizen/book.html", context, status=409, private=True)
-        see_other(f"/b/{reference}/{token}/confirmation", private=True)
     except errors.ValidationFailed as failed:
         context = _book_context(
             request, office, service, slot, values, form_key, field_errors=failed.fields
         )
         return render(request, "citizen/book.html", context, status=422, private=True)
     except errors.Refusal as refusal:
+        if refusal.code == "already_submitted":
+            async with pool.acquire() as conn:
+                reference = await form_keys.booking_reference(
+                    conn, key_hash, now - FORM_KEY_REPLAY
+                )
+            if reference is None:
+                context = _book_context(
+                    request, office, service, slot, values, secrets.token_urlsafe(32),
+                    problem=refusal.message,
+                )  # fmt: skip
+                return render(request, "citizen/book.html", context, status=409, private=True)
+            see_other(f"/b/{reference}/{token}/confirmation", private=True)
         if refusal.code == "already_booked":
             context = _book_context(
                 request, office, service, slot, values, form_key,

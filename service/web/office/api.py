@@ -86,10 +86,7 @@ async def set_status(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.CHANGE_STATUS)
     reference = parse_reference(request.match_info["reference"])
     body = await json_body(request)
-    try:
-        target, reason = parse_office_action(body.get("status"), body.get("reason"))
-    except ValueError as problem:
-        raise errors.ValidationFailed(problem.args[0]) from None
+    target, reason = parse_office_action(body.get("status"), body.get("reason"))
     booking = await change_status(
         request.app[POOL_KEY],
         request.match_info["office"],

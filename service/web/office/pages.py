@@ -14,7 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from service.domain.errors import N_
+from service.domain.errors import N_, Refusal
 from service.domain.models import LANGUAGES
 from service.domain.office_day import day_in_range
 from service.domain.staff import Permission, Role, StaffMember
@@ -38,6 +38,11 @@ _NOTICES = {
 
 def translate(request: web.Request, message: str) -> str:
     return gettext(request_language(request), message)
+
+
+def refusal_text(request: web.Request, refused: Refusal) -> str:
+    text = translate(request, refused.message)
+    return text % refused.params if refused.params else text
 
 
 def notice(request: web.Request, key: str | None) -> str | None:

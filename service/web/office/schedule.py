@@ -156,7 +156,7 @@ async def status_submit(request: web.Request) -> web.Response:
         booking = await change_status(
             request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
         )
-    except ValueError:
+    except errors.ValidationFailed:
         notice = "invalid"
     except errors.NotFound:
         notice = "not_found"
