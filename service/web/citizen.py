@@ -47,6 +47,7 @@ from service.store import slots as slot_store
 from service.web import i18n
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
+from service.web.security import PRIVATE_HEADERS
 from service.web.templating import explicit_language, language_context, request_language
 
 routes = web.RouteTableDef()
@@ -57,12 +58,6 @@ ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
-
-PRIVATE_HEADERS = {
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,16 +85,6 @@ def render(
     if private:
         response.headers.update(PRIVATE_HEADERS)
     return response
-
-
-def not_found(request: web.Request, *, private: bool = False) -> NoReturn:
-    """A 404 page in the reader's language (same one for every unknown thing)."""
-    response = render(request, "citizen/not_found.html", {}, status=404, private=private)
-    raise web.HTTPNotFound(
-        body=response.body,
-        content_type="text/html",
-        headers=PRIVATE_HEADERS if private else None,
-    )
 
 
 def see_other(location: str, *, private: bool = False) -> NoReturn:
@@ -255,10 +240,10 @@ async def load_week(
 async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tuple[Office, Service]:
     office = await office_store.get_office(conn, request.match_info["office"])
     if office is None:
-        not_found(request)
+        raise errors.office_not_found()
     service = await office_store.get_service(conn, office.id, request.match_info["service"])
     if service is None:
-        not_found(request)
+        raise errors.service_not_found()
     return office, service
 
 
@@ -292,7 +277,7 @@ async def office_page(request: web.Request) -> web.Response:
     async with request.app[POOL_KEY].acquire() as conn:
         office = await office_store.get_office(conn, request.match_info["office"])
         if office is None:
-            not_found(request)
+            raise errors.office_not_found()
         services = await office_store.list_services(conn, office.id)
     return render(request, "citizen/office.html", {"office": office, "services": services})
 
@@ -480,13 +465,14 @@ async def _booking(request: web.Request) -> bookings.BookingContext:
     reference = normalise_reference(request.match_info["reference"])
     token = request.match_info["token"]
     if reference is None:
-        not_found(request, private=True)
+        raise errors.booking_not_found()
     try:
         return await bookings.view(
             request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
         )
     except errors.Refusal:
-        not_found(request, private=True)
+        # A wrong token and an unknown reference look the same.
+        raise errors.booking_not_found() from None
 
 
 def _manage_language(request: web.Request, ctx: bookings.BookingContext) -> str:

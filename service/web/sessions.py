@@ -88,13 +88,9 @@ async def authorise(request: web.Request, permission: Permission) -> StaffMember
     member = await signed_in(request)
     verdict = access(member, request.match_info["office"], permission)
     if verdict is Access.NO_OFFICE:
-        if is_api(request):
-            raise errors.NotFound()
-        raise web.HTTPNotFound(text="404: not found")
+        raise errors.NotFound()
     if verdict is Access.FORBIDDEN:
-        if is_api(request):
-            raise errors.Forbidden("forbidden", "Your role may not do this.")
-        raise web.HTTPForbidden(text="403: your role may not do this at this office.")
+        raise errors.Forbidden("forbidden", "Your role may not do this.")
     return member
 
 

@@ -169,8 +169,6 @@ async def staff_deactivate(request: web.Request) -> web.Response:
             member,
             pages.now(request),
         )
-    except errors.NotFound:
-        raise web.HTTPNotFound(text="404: not found") from None
     except errors.Forbidden as refused:
         return await _staff_page(request, member, None, refused)
     notice = "deactivated" if done else "unchanged"

@@ -227,7 +227,7 @@ async def service_submit(request: web.Request) -> web.Response:
     service_id = request.match_info["service"]
     _, services = await office_services(request.app[POOL_KEY], pages.office_id(request))
     if not any(svc.id == service_id for svc, _ in services):
-        raise web.HTTPNotFound(text="404: no such service")
+        raise errors.service_not_found()
     form = await pages.form(request)
     try:
         settings = parse_service_form(form)

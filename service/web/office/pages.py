@@ -14,7 +14,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from service.domain.errors import N_, Refusal
+from service.domain.errors import N_, NotFound, Refusal
 from service.domain.models import LANGUAGES
 from service.domain.office_day import day_in_range
 from service.domain.staff import Permission, Role, StaffMember
@@ -116,7 +116,7 @@ def is_iso_date(raw: str) -> bool:
 def day(raw: str) -> date:
     """A day from the path; 404 when it is none the pages can show."""
     if not is_iso_date(raw):
-        raise web.HTTPNotFound(text="404: not a date")
+        raise NotFound()
     return date.fromisoformat(raw)
 
 

@@ -177,11 +177,8 @@ async def booking_page(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.VIEW_BOOKING)
     reference = normalise_reference(request.match_info["reference"])
     if reference is None:
-        raise web.HTTPNotFound(text="404: not found")
-    try:
-        history = await booking_history(request.app[POOL_KEY], pages.office_id(request), reference)
-    except errors.NotFound:
-        raise web.HTTPNotFound(text="404: not found") from None
+        raise errors.NotFound()
+    history = await booking_history(request.app[POOL_KEY], pages.office_id(request), reference)
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(
         history=history,
