@@ -139,7 +139,7 @@ async def stats(request: web.Request) -> web.Response:
     if raw:
         monday = parse_week(raw)
         if monday is None:
-            raise errors.ValidationFailed({"week": "Enter a week as YYYY-Www, like 2027-W05."})
+            raise errors.ValidationFailed({"week": N_("Enter a week as YYYY-Www, like 2027-W05.")})
     else:
         async with pool.acquire() as conn:
             office = await office_or_404(conn, request.match_info["office"])
