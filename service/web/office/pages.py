@@ -19,6 +19,7 @@ from service.domain.models import LANGUAGES
 from service.domain.office_day import day_in_range
 from service.domain.staff import Permission, Role, StaffMember
 from service.office.common import office_or_404
+from service.web import errors
 from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext
 from service.web.keys import CLOCK_KEY, POOL_KEY
 from service.web.labels import label_function
@@ -41,8 +42,8 @@ def translate(request: web.Request, message: str) -> str:
 
 
 def refusal_text(request: web.Request, refused: Refusal) -> str:
-    text = translate(request, refused.message)
-    return text % refused.params if refused.params else text
+    """A refusal shown inside the page's own form, in the page language."""
+    return errors.refusal_text(request_language(request), refused)
 
 
 def notice(request: web.Request, key: str | None) -> str | None:
