@@ -4,9 +4,11 @@ site's layout elsewhere (service.web.errors), whatever raised them."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import asyncpg
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from service.config import Settings
@@ -45,12 +47,19 @@ TEXTS = {
 LANGUAGES = sorted(TEXTS)
 
 
-async def _api_token(pool: asyncpg.Pool, settings: Settings, clock: FakeClock, email: str) -> str:
+async def _get_as(
+    client: Client, pool: asyncpg.Pool, settings: Settings, now: datetime, email: str, path: str,
+    language: str,
+) -> ClientResponse:
+    """GET `path` with an API token of `email`, read in `language`."""
     async with pool.acquire() as conn:
         found = await staff_store.credentials(conn, email)
     assert found is not None
-    return await accounts.create_api_token(
-        pool, found.member, "tests", secret_key=settings.secret_key, now=clock()
+    token = await accounts.create_api_token(
+        pool, found.member, "tests", secret_key=settings.secret_key, now=now
+    )
+    return await client.get(
+        path, headers={"Authorization": f"Bearer {token}", "Accept-Language": language}
     )
 
 
@@ -88,10 +97,7 @@ async def test_no_credentials(app_client: Client, language: str) -> None:
 async def test_a_role_that_may_not(
     app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock, language: str
 ) -> None:
-    token = await _api_token(pool, settings, clock, AGENT[0])
-    r = await app_client.get(
-        STATS, headers={"Authorization": f"Bearer {token}", "Accept-Language": language}
-    )
+    r = await _get_as(app_client, pool, settings, clock(), AGENT[0], STATS, language)
     assert r.status == 403
     assert await r.json() == {"error": "forbidden", "message": TEXTS[language]["forbidden"]}
 
@@ -100,11 +106,8 @@ async def test_a_role_that_may_not(
 async def test_a_week_that_is_no_week(
     app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock, language: str
 ) -> None:
-    token = await _api_token(pool, settings, clock, MANAGER[0])
-    r = await app_client.get(
-        STATS + "?week=soon",
-        headers={"Authorization": f"Bearer {token}", "Accept-Language": language},
-    )
+    path = STATS + "?week=soon"
+    r = await _get_as(app_client, pool, settings, clock(), MANAGER[0], path, language)
     assert r.status == 422
     body = await r.json()
     assert body["error"] == "validation"
