@@ -33,7 +33,7 @@ import psutil
 from service import bookings, devstack
 from service.db import create_pool, migrate
 from service.domain.calendar import HoursRule
-from service.domain.errors import BookingError
+from service.domain.errors import Refusal
 from service.domain.models import Office, Service
 from service.domain.validation import RawDetails
 from service.store import offices as office_store
@@ -199,7 +199,7 @@ async def run_direct(dsn: str, plan: list[list[int]], pool_size: int) -> Run:
                     now=now,
                 )
                 run.booked += 1
-            except BookingError:
+            except Refusal:
                 run.refused += 1
             run.latencies.append(time.perf_counter() - t0)
 

@@ -40,7 +40,7 @@ def create_app(
     """Build the app. A pool passed in is borrowed (the caller closes it)."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[errors.api_errors],
+        middlewares=[errors.refusals],
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock

@@ -69,7 +69,7 @@ async def _office_and_service(
 
 async def _seat_refusal(
     conn: asyncpg.Connection, slot_id: int, service: Service, now: datetime
-) -> errors.BookingError:
+) -> errors.Refusal:
     """Why take_seat said no; read after the fact, only to pick the message."""
     slot = await slot_store.get_slot(conn, slot_id)
     if slot is None or slot.service_id != service.id or slot.office_id != service.office_id:
@@ -78,7 +78,7 @@ async def _seat_refusal(
     if slot.starts_at < window.earliest:
         return errors.too_late()
     if slot.starts_at > window.latest:
-        return errors.BookingError("not_open_yet", errors.N_("This time cannot be booked yet."))
+        return errors.Conflict("not_open_yet", errors.N_("This time cannot be booked yet."))
     return errors.slot_full()
 
 
@@ -136,7 +136,7 @@ async def book(
     manage_token: str | None = None,
 ) -> Booked:
     """Book a seat. `form_key_hash` (citizen form) makes a resubmission raise
-    form_keys.AlreadySubmitted instead of booking twice; `manage_token` lets the
+    errors.already_submitted() instead of booking twice; `manage_token` lets the
     form derive the token from its key so that the resubmission can be shown
     the first booking."""
     async with pool.acquire() as conn:
@@ -149,8 +149,10 @@ async def book(
         citizen = validate_details(details, service, office.country)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
-            if form_key_hash is not None:
-                await form_keys.claim(conn, form_key_hash, now)
+            if form_key_hash is not None and not await form_keys.claim(
+                conn, form_key_hash, now
+            ):
+                raise errors.already_submitted()
             taken = await _take_seat(conn, slot.id, service, now)
             booking: Booking | None = None
             for _ in range(_REFERENCE_TRIES):
@@ -193,13 +195,11 @@ async def authorise(
 ) -> None:
     """Raise the same NotFound for an unknown reference and for a wrong token."""
     if not token:
-        raise errors.Unauthorized()
+        raise errors.no_manage_token()
     # The hash is keyed by the secret, so looking it up reveals nothing a
     # constant-time comparison would hide.
     if not await booking_store.token_opens(conn, reference, hash_token(token, secret_key)):
-        raise errors.NotFound(
-            "not_found", errors.N_("This reference and manage link do not match a booking.")
-        )
+        raise errors.booking_not_found()
 
 
 async def _context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
@@ -297,13 +297,13 @@ async def _change_status(
 ) -> Booking:
     current = Status(booking.status)
     if not can_transition(current, target):
-        raise errors.BookingError(
+        raise errors.Conflict(
             "bad_transition", errors.N_("This change is not possible for this appointment.")
         )
     if target is Status.NO_SHOW and not can_mark_no_show(now, booking.starts_at):
         # Before the start the seat could still be sold again, and an undo
         # would then have no seat to return to.
-        raise errors.BookingError(
+        raise errors.Conflict(
             "too_early", errors.N_("An appointment that has not started cannot be a no-show.")
         )
     if frees_seat(current, target):

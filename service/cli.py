@@ -17,7 +17,8 @@ from aiohttp import web
 
 from service.config import ConfigError, Settings
 from service.db import MigrationChanged, create_pool, migrate
-from service.domain.staff import AccountRefused, Role
+from service.domain.errors import Refusal
+from service.domain.staff import Role
 from service.office.accounts import DEMO_STAFF, NewAccount, add_staff
 
 log = logging.getLogger("mawid")
@@ -196,7 +197,7 @@ def cmd_staff_add(settings: Settings, email: str, role: str, offices: list[str])
         created = asyncio.run(
             _staff_add(settings.database_url, email, Role(role), offices, datetime.now(UTC))
         )
-    except AccountRefused as refused:
+    except Refusal as refused:
         print(f"mawid staff add: {refused}", file=sys.stderr)
         raise SystemExit(2) from None
     where = ", ".join(sorted(created.member.offices)) or "every office"

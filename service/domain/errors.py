@@ -1,7 +1,21 @@
-"""Errors a booking action can end with. Pure: codes and message ids only.
+"""Refusals: every "no" a use case or a handler answers with. Pure: codes and
+message ids only.
 
-Messages are gettext ids (English source text), translated at the edge into
-the request's language; the domain never knows who reads them.
+One type, `Refusal`, and one subclass per kind of answer:
+
+    ValidationFailed   422  what was sent is wrong; `fields` says where
+    Unauthorized       401  who is asking is not known
+    Forbidden          403  who is asking may not do this
+    NotFound           404  no such thing (or not theirs: the same answer)
+    Conflict           409  not possible in the state things are in now
+    TooManyRequests    429  not now; `retry_after` seconds later
+    Refusal itself     400  a request we cannot read
+
+Each carries an error `code` for programs, and a message for people: a gettext
+id (English source text) with its %(name)s `params` kept apart, translated at
+the edge into the reader's language (service.web.errors turns a refusal into
+a JSON answer or a page, in one place each). str() is the English text, for
+the command line.
 """
 
 from __future__ import annotations
@@ -14,68 +28,94 @@ def N_(message: str) -> str:
     return message
 
 
-class BookingError(Exception):
-    """A refused action. `status` is the HTTP status the API answers with."""
+class Refusal(Exception):
+    """A refused request or action; nothing was written."""
 
-    status = 409
+    status = 400
 
     def __init__(
         self,
         code: str,
         message: str,
+        *,
         fields: Mapping[str, str] | None = None,
-        status: int | None = None,
-    ):
+        params: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(code)
-        if status is not None:
-            self.status = status
         self.code = code
         self.message = message
+        self.params: dict[str, str] = dict(params or {})
         self.fields: dict[str, str] = dict(fields or {})
 
+    def __str__(self) -> str:
+        return self.message % self.params if self.params else self.message
 
-class NotFound(BookingError):
+
+class ValidationFailed(Refusal):
+    """`fields` maps each field at fault to its message id."""
+
+    status = 422
+
+    def __init__(
+        self,
+        fields: Mapping[str, str] | None = None,
+        *,
+        code: str = "validation",
+        message: str = N_("Some fields need your attention."),
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, fields=fields, params=params)
+
+
+class Unauthorized(Refusal):
+    status = 401
+
+
+class Forbidden(Refusal):
+    status = 403
+
+
+class NotFound(Refusal):
     status = 404
 
     def __init__(self, code: str = "not_found", message: str = N_("Not found.")) -> None:
         super().__init__(code, message)
 
 
-class Unauthorized(BookingError):
-    status = 401
-
-    def __init__(self) -> None:
-        super().__init__(
-            "unauthorized", N_("This reference and manage link do not match a booking.")
-        )
+class Conflict(Refusal):
+    status = 409
 
 
-class ValidationFailed(BookingError):
-    status = 422
+class TooManyRequests(Refusal):
+    status = 429
 
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        super().__init__("validation", N_("Some fields need your attention."), fields)
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
 
 
-def slot_full() -> BookingError:
-    return BookingError(
+# The refusals raised in more than one place --------------------------------------
+
+
+def slot_full() -> Conflict:
+    return Conflict(
         "slot_full", N_("This time is no longer available. Please choose another time.")
     )
 
 
-def already_booked() -> BookingError:
-    return BookingError(
+def already_booked() -> Conflict:
+    return Conflict(
         "already_booked",
         N_("There is already an active appointment for this document and this service."),
     )
 
 
-def too_late() -> BookingError:
-    return BookingError("too_late", N_("It is too late to change this appointment."))
+def too_late() -> Conflict:
+    return Conflict("too_late", N_("It is too late to change this appointment."))
 
 
-def not_active() -> BookingError:
-    return BookingError("not_active", N_("This appointment is no longer active."))
+def not_active() -> Conflict:
+    return Conflict("not_active", N_("This appointment is no longer active."))
 
 
 def office_not_found() -> NotFound:
@@ -88,3 +128,21 @@ def service_not_found() -> NotFound:
 
 def slot_not_found() -> NotFound:
     return NotFound("slot_not_found", N_("This time slot does not exist."))
+
+
+def already_submitted() -> Conflict:
+    """The same booking form sent twice; its booking, if committed, is the answer."""
+    return Conflict(
+        "already_submitted", N_("This form was already sent. Check your messages for your booking.")
+    )
+
+
+def no_manage_token() -> Unauthorized:
+    return Unauthorized(
+        "unauthorized", N_("This reference and manage link do not match a booking.")
+    )
+
+
+def booking_not_found() -> NotFound:
+    """An unknown reference and a wrong manage token get the same answer."""
+    return NotFound("not_found", N_("This reference and manage link do not match a booking."))

@@ -8,7 +8,7 @@ from datetime import date
 
 import holidays as holidays_lib
 
-LANGUAGES = ("ar", "fr", "en")
+from service.domain.models import LANGUAGES
 
 
 @dataclass(frozen=True, slots=True)

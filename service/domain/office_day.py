@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from service.domain.booking import ACTIVE, Status
 from service.domain.calendar import HoursRule, SlotPlan
-from service.domain.errors import N_
+from service.domain.errors import N_, ValidationFailed
 
 # The hours editor -----------------------------------------------------------------
 #
@@ -34,15 +34,6 @@ _INTERVAL_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 _COUNTERS_RE = re.compile(r"^x(\d{1,3})$")
 _SERVICE_RE = re.compile(r"^service=([a-z0-9][a-z0-9-]{1,62})$")
 MAX_HOURS_LINES = 200
-
-
-class HoursSyntaxError(ValueError):
-    """args[0]: list of (line number, message id)."""
-
-    @property
-    def problems(self) -> list[tuple[int, str]]:
-        problems: list[tuple[int, str]] = self.args[0]
-        return problems
 
 
 def _weekdays(spec: str) -> list[int] | None:
@@ -111,24 +102,25 @@ def _parse_line(line: str, known_services: Iterable[str]) -> list[HoursRule] | s
 
 
 def parse_hours(text: str, known_services: Iterable[str]) -> list[HoursRule]:
-    """Rules from the editor's text, or HoursSyntaxError naming each bad line."""
+    """Rules from the editor's text, or ValidationFailed naming each bad line:
+    its fields are the line numbers (as text), in order, with their message."""
     services = list(known_services)
     rules: list[HoursRule] = []
-    problems: list[tuple[int, str]] = []
+    problems: dict[str, str] = {}
     lines = text.splitlines()
     if len(lines) > MAX_HOURS_LINES:
-        raise HoursSyntaxError([(MAX_HOURS_LINES + 1, N_("Too many lines."))])
+        raise ValidationFailed({str(MAX_HOURS_LINES + 1): N_("Too many lines.")})
     for number, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         parsed = _parse_line(line, services)
         if isinstance(parsed, str):
-            problems.append((number, parsed))
+            problems[str(number)] = parsed
         else:
             rules.extend(parsed)
     if problems:
-        raise HoursSyntaxError(problems)
+        raise ValidationFailed(problems)
     return rules
 
 

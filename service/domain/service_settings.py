@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.domain.errors import N_
-from service.domain.models import Service
+from service.domain.errors import N_, ValidationFailed
+from service.domain.models import LANGUAGES, Service
 
-LANGUAGES = ("ar", "fr", "en")
 MAX_BRING_LENGTH = 1000
 # Bounds the database also checks (0001), or the booking rules assume.
 DURATION = (5, 480)
@@ -56,7 +55,7 @@ def _whole(raw: str | None, bounds: tuple[int, int]) -> int | None:
 def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
     """The settings a submitted services form asks for.
 
-    Raises ValueError with a field -> message id mapping in args[0].
+    Raises ValidationFailed naming each field at fault.
     Checkboxes: present means on (a browser sends nothing for an unticked box).
     """
     problems: dict[str, str] = {}
@@ -81,7 +80,7 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
             problems[f"bring_{language}"] = N_("Keep this under 1000 characters.")
         bring[language] = text.strip()
     if problems or duration is None or earliest is None or latest is None or cutoff is None:
-        raise ValueError(problems)
+        raise ValidationFailed(problems)
     return ServiceSettings(
         duration_minutes=duration,
         document_required="document_required" in form,

@@ -14,7 +14,6 @@ might as well not exist), then "may their role do this here" (no: 403).
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from service.domain.booking import Status
-from service.domain.errors import N_
+from service.domain.errors import N_, Forbidden, ValidationFailed
+from service.domain.validation import is_email
 
 
 class Role(StrEnum):
@@ -100,68 +100,53 @@ def access(member: StaffMember, office_id: str, permission: Permission) -> Acces
 
 # Accounts -----------------------------------------------------------------------
 
-_EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,189}\.[^@\s<>\".]{2,63}$")
-
-
 def normalise_email(raw: str) -> str | None:
     candidate = raw.strip().lower()
-    return candidate if _EMAIL_RE.match(candidate) else None
-
-
-class AccountRefused(ValueError):
-    """Why an account cannot be created as asked; the message is for people.
-
-    `message` is the gettext id and `params` its %(name)s values, kept apart
-    so that a page can translate the id before filling it in; str() is the
-    English text, for the command line.
-    """
-
-    def __init__(self, message: str, **params: str) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.params = params
+    return candidate if is_email(candidate) else None
 
 
 def check_new_account(creator: StaffMember | None, role: Role, offices: Collection[str]) -> None:
-    """Raise AccountRefused unless `creator` may create this account.
+    """Raise ValidationFailed unless `creator` may create this account.
 
     `creator` None is the operator at the command line, who may do anything
     the shape rules allow. A manager creates managers and agents for offices
     they manage, never admins: nobody grants more than they hold.
     """
     if role is Role.ADMIN and offices:
-        raise AccountRefused(N_("An administrator sees every office; give no office."))
+        raise ValidationFailed(message=N_("An administrator sees every office; give no office."))
     if role is Role.AGENT and len(offices) != 1:
-        raise AccountRefused(N_("An agent works for exactly one office."))
+        raise ValidationFailed(message=N_("An agent works for exactly one office."))
     if role is Role.MANAGER and not offices:
-        raise AccountRefused(N_("A manager needs at least one office."))
+        raise ValidationFailed(message=N_("A manager needs at least one office."))
     if creator is None or creator.role is Role.ADMIN:
         return
     if not creator.may(Permission.MANAGE_STAFF):
-        raise AccountRefused(N_("You may not create accounts."))
+        raise ValidationFailed(message=N_("You may not create accounts."))
     if role is Role.ADMIN:
-        raise AccountRefused(N_("Only an administrator may create an administrator."))
+        raise ValidationFailed(message=N_("Only an administrator may create an administrator."))
     if not all(creator.sees_office(o) for o in offices):
-        raise AccountRefused(N_("You may only create accounts for your own offices."))
+        raise ValidationFailed(message=N_("You may only create accounts for your own offices."))
 
 
 def check_deactivation(actor: StaffMember, target: StaffMember) -> None:
-    """Raise AccountRefused unless `actor` may deactivate `target`.
+    """Raise Forbidden unless `actor` may deactivate `target`.
 
     Like creating accounts: an administrator may deactivate anyone but
     themselves; a manager, managers and agents who work only for offices they
     manage (nobody takes away more than they hold). Nobody locks themselves out.
     """
     if actor.id == target.id:
-        raise AccountRefused(N_("You cannot deactivate your own account."))
+        raise Forbidden("forbidden", N_("You cannot deactivate your own account."))
     if actor.role is Role.ADMIN:
         return
     if not actor.may(Permission.MANAGE_STAFF):
-        raise AccountRefused(N_("You may not deactivate accounts."))
+        raise Forbidden("forbidden", N_("You may not deactivate accounts."))
     if target.role is Role.ADMIN:
-        raise AccountRefused(N_("Only an administrator may deactivate an administrator."))
+        raise Forbidden("forbidden", N_("Only an administrator may deactivate an administrator."))
     if not all(actor.sees_office(o) for o in target.offices):
-        raise AccountRefused(N_("This account also works for offices you do not manage."))
+        raise Forbidden(
+            "forbidden", N_("This account also works for offices you do not manage.")
+        )
 
 
 def new_password() -> str:
@@ -245,7 +230,7 @@ MAX_REASON_LENGTH = 300
 def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status, str | None]:
     """The status staff asked for, with the reason a cancellation needs.
 
-    Raises ValueError with a field -> message mapping in args[0].
+    Raises ValidationFailed naming each field at fault.
     """
     problems: dict[str, str] = {}
     target: Status | None = None
@@ -261,7 +246,7 @@ def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status,
     elif len(reason) > MAX_REASON_LENGTH:
         problems["reason"] = N_("Keep the reason under 300 characters.")
     if problems or target is None:
-        raise ValueError(problems)
+        raise ValidationFailed(problems)
     return target, reason or None
 
 

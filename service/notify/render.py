@@ -20,10 +20,9 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_datetime
-from icalendar import Calendar
-from icalendar import Event as IcsEvent
 
 from service.domain.booking import calendar_uid, manage_url
+from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import CANCELLATION_KINDS
 from service.domain.sms import SegmentCount, count_segments
 
@@ -178,24 +177,18 @@ def ics(data: MessageData) -> bytes:
     updates and a cancellation removes the entry the citizen already has."""
     zone = ZoneInfo(data.timezone)
     cancelled = data.kind in CANCELLATION_KINDS
-    cal = Calendar()
-    cal.add("prodid", "-//Mawid//Appointments//EN")
-    cal.add("version", "2.0")
-    cal.add("method", "CANCEL" if cancelled else "PUBLISH")
-    event = IcsEvent()
-    event.add("uid", calendar_uid(data.reference, data.base_url))
-    event.add("sequence", data.sequence)
-    event.add("dtstamp", datetime.now().astimezone(ZoneInfo("UTC")))
-    event.add("dtstart", data.starts_at.astimezone(zone))
-    event.add("dtend", max(data.ends_at, data.starts_at + timedelta(minutes=5)).astimezone(zone))
-    event.add("summary", f"{data.service_name} – {data.office_name}")
-    event.add("location", data.office_address)
     link = manage_url(data.base_url, data.reference, data.manage_token)
     lines = [data.reference, data.bring, link] if data.bring else [data.reference, link]
-    event.add("description", "\n".join(lines))
-    event.add("url", link)
-    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    cal.add_component(event)
-    cal.add_missing_timezones()
-    ical: bytes = cal.to_ical()
-    return ical
+    event = CalendarEvent(
+        uid=calendar_uid(data.reference, data.base_url),
+        sequence=data.sequence,
+        stamp=datetime.now().astimezone(ZoneInfo("UTC")),
+        start=data.starts_at.astimezone(zone),
+        end=max(data.ends_at, data.starts_at + timedelta(minutes=5)).astimezone(zone),
+        summary=f"{data.service_name} – {data.office_name}",
+        location=data.office_address,
+        description="\n".join(lines),
+        url=link,
+        status="CANCELLED" if cancelled else "CONFIRMED",
+    )
+    return write_calendar([event], method="CANCEL" if cancelled else "PUBLISH")

@@ -20,7 +20,7 @@ from service.domain import errors
 from service.domain.booking import hash_token
 from service.domain.errors import N_
 from service.domain.staff import (
-    AccountRefused,
+    THROTTLE_WINDOW,
     Role,
     StaffMember,
     check_deactivation,
@@ -90,23 +90,26 @@ async def add_staff(
     password: str | None = None,
     demo: bool = False,
 ) -> NewAccount:
-    """Create an account; raise AccountRefused with a message for people."""
+    """Create an account; raise ValidationFailed with a message for people."""
     address = normalise_email(email)
     if address is None:
-        raise AccountRefused(N_("Enter a valid e-mail address."))
+        raise errors.ValidationFailed(message=N_("Enter a valid e-mail address."))
     check_new_account(creator, role, offices)
     unknown = await staff_store.unknown_offices(conn, offices)
     if unknown:
-        raise AccountRefused(N_("No such office: %(offices)s."), offices=", ".join(sorted(unknown)))
+        raise errors.ValidationFailed(
+            message=N_("No such office: %(offices)s."),
+            params={"offices": ", ".join(sorted(unknown))},
+        )
     chosen = password or new_password()
     problem = password_problem(chosen)
     if problem:
-        raise AccountRefused(problem)
+        raise errors.ValidationFailed(message=problem)
     member = await staff_store.insert(
         conn, address, role, offices, await hash_password(chosen), now, demo=demo
     )
     if member is None:
-        raise AccountRefused(N_("An account with this e-mail already exists."))
+        raise errors.ValidationFailed(message=N_("An account with this e-mail already exists."))
     return NewAccount(member, chosen)
 
 
@@ -117,7 +120,7 @@ async def deactivate_staff(
 
     NotFound when the account does not work for this office (admins work for
     none in particular: only the CLI or another page could reach them);
-    AccountRefused when `actor` may not.
+    Forbidden when `actor` may not.
     """
     async with pool.acquire() as conn, conn.transaction():
         found = await staff_store.member(conn, staff_id)
@@ -166,12 +169,20 @@ async def seed_demo_staff(conn: asyncpg.Connection, now: datetime) -> None:
 # Login, sessions, tokens ---------------------------------------------------------
 
 
-class LoginRefused(Exception):
-    """`throttled` True: too many failures lately, password not even checked."""
+def _wrong_credentials() -> errors.Unauthorized:
+    # One answer for an unknown address, a wrong password, a deactivated
+    # account and a demo account outside dev: nothing to learn from it.
+    return errors.Unauthorized(
+        "login_refused", N_("The e-mail address or the password is wrong.")
+    )
 
-    def __init__(self, throttled: bool) -> None:
-        super().__init__("throttled" if throttled else "bad credentials")
-        self.throttled = throttled
+
+def _throttled() -> errors.TooManyRequests:
+    return errors.TooManyRequests(
+        "login_throttled",
+        N_("Too many failed attempts. Wait 15 minutes and try again."),
+        retry_after=int(THROTTLE_WINDOW.total_seconds()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +201,8 @@ async def login(
     now: datetime,
     allow_demo: bool,
 ) -> LoggedIn:
+    """A new session, or Unauthorized (wrong credentials) or TooManyRequests
+    (too many failures lately: the password is not even checked)."""
     account_key, ip_key = throttle_keys(email, ip)
     keys = [secret_hash("throttle", k, secret_key) for k in (account_key, ip_key)]
     async with pool.acquire() as conn:
@@ -202,13 +215,13 @@ async def login(
             # Refused without checking the password, so guessing goes no
             # faster by ignoring the answer; not recorded, so the lock ends
             # one window after the last counted failure.
-            raise LoginRefused(throttled=True)
+            raise _throttled()
         address = normalise_email(email) or ""
         found = await staff_store.credentials(conn, address) if address else None
         ok = await _verify_password(found.password_hash if found else _DUMMY_HASH, password)
         usable = found is not None and found.active and (allow_demo or not found.member.demo) and ok
         if not usable or found is None:
-            raise LoginRefused(throttled=False)
+            raise _wrong_credentials()
         session_id = new_session_id()
         async with conn.transaction():
             await staff_store.clear_failures(conn, keys[0])

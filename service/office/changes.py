@@ -147,7 +147,7 @@ async def _apply_change(
                         now,
                         reason,
                     )
-                except errors.BookingError:
+                except errors.Refusal:
                     refused += 1
                 else:
                     cancelled += 1
@@ -155,6 +155,13 @@ async def _apply_change(
 
 
 class _NeedsDecision(Exception):
+    """Rolls the change back until the manager has decided (see change_office).
+
+    Not a Refusal: it never leaves this module. Raising it is how the
+    transaction that wrote the change and regenerated the slots is undone;
+    change_office turns it into the outcome the page shows.
+    """
+
     def __init__(self, lost: list[BookedSeat]) -> None:
         super().__init__("decision needed")
         self.lost = lost

@@ -3,11 +3,14 @@ calendar app, and the rotation that replaces it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
-from icalendar import Calendar, Event
 
+from service.domain.ics import OFFICE_FEED, CalendarEvent, write_calendar
+from service.domain.models import Office
 from service.domain.staff import StaffMember, new_feed_secret
 from service.office.accounts import secret_hash
 from service.office.common import office_or_404
@@ -48,23 +51,26 @@ async def feed_ics(
         rows = await schedule_store.feed_bookings(
             conn, office.id, now - FEED_PAST, now + FEED_AHEAD
         )
-    calendar = Calendar()
-    calendar.add("prodid", "-//Mawid//office feed//EN")
-    calendar.add("version", "2.0")
-    calendar.add("x-wr-calname", f"Mawid · {office.name['fr']}")
-    calendar.add("x-wr-timezone", office.timezone)
-    for row in rows:
-        event = Event()
-        event.add("uid", f"{row['reference']}@mawid")
-        event.add("dtstamp", row["updated_at"])
-        event.add("dtstart", row["starts_at"])
-        event.add("dtend", row["ends_at"])
-        event.add("summary", f"{row['name_fr']} · {row['reference']}")
-        event.add("status", "CONFIRMED")
-        event.add("description", f"Status: {row['status']}")
-        calendar.add_component(event)
-    ical: bytes = calendar.to_ical()
-    return ical
+    return feed_file(office, rows)
+
+
+def feed_file(office: Office, rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """The feed's iCalendar: one event per appointment, named in French."""
+    events = [
+        CalendarEvent(
+            uid=f"{row['reference']}@mawid",
+            stamp=row["updated_at"],
+            start=row["starts_at"],
+            end=row["ends_at"],
+            summary=f"{row['name_fr']} · {row['reference']}",
+            status="CONFIRMED",
+            description=f"Status: {row['status']}",
+        )
+        for row in rows
+    ]
+    return write_calendar(
+        events, prodid=OFFICE_FEED, name=f"Mawid · {office.name['fr']}", timezone=office.timezone
+    )
 
 
 async def feed_created_at(pool: asyncpg.Pool, office_id: str) -> datetime | None:

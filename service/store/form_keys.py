@@ -7,12 +7,8 @@ from datetime import datetime
 import asyncpg
 
 
-class AlreadySubmitted(Exception):
-    """This form was already sent; its booking (if committed) is the answer."""
-
-
-async def claim(conn: asyncpg.Connection, key_hash: bytes, now: datetime) -> None:
-    """Claim a key inside the booking transaction, or raise AlreadySubmitted.
+async def claim(conn: asyncpg.Connection, key_hash: bytes, now: datetime) -> bool:
+    """Claim a key inside the booking transaction; False when it was claimed before.
 
     A concurrent submission of the same form waits on the primary key until
     the first transaction ends: it then either sees the claim (and gives up)
@@ -24,8 +20,7 @@ async def claim(conn: asyncpg.Connection, key_hash: bytes, now: datetime) -> Non
         key_hash,
         now,
     )
-    if not claimed:
-        raise AlreadySubmitted()
+    return bool(claimed)
 
 
 async def attach(conn: asyncpg.Connection, key_hash: bytes, booking_id: int) -> None:

@@ -10,14 +10,15 @@ import asyncpg
 from service.domain.calendar import HoursRule
 from service.domain.holidays import Holiday
 from service.domain.models import Office, Service
+from service.store.languages import by_language
 
 
 def _office(r: asyncpg.Record) -> Office:
     return Office(
         id=r["id"],
         kind=r["kind"],
-        name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
-        city={"ar": r["city_ar"], "fr": r["city_fr"], "en": r["city_en"]},
+        name=by_language(r, "name"),
+        city=by_language(r, "city"),
         country=r["country"],
         timezone=r["timezone"],
         address=r["address"],
@@ -31,13 +32,13 @@ def _service(r: asyncpg.Record) -> Service:
     return Service(
         office_id=r["office_id"],
         id=r["id"],
-        name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
+        name=by_language(r, "name"),
         duration_minutes=r["duration_minutes"],
         document_required=r["document_required"],
         earliest_hours=r["earliest_hours"],
         latest_days=r["latest_days"],
         reschedule_cutoff_minutes=r["reschedule_cutoff_minutes"],
-        bring={"ar": r["bring_ar"], "fr": r["bring_fr"], "en": r["bring_en"]},
+        bring=by_language(r, "bring"),
     )
 
 
@@ -196,9 +197,7 @@ async def closures_between(
         first,
         last,
     )
-    return {
-        r["day"]: {"ar": r["reason_ar"], "fr": r["reason_fr"], "en": r["reason_en"]} for r in rows
-    }
+    return {r["day"]: by_language(r, "reason") for r in rows}
 
 
 async def sync_holidays(

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from service.domain.messages import PlannedMessage, QuietHours
+from service.store.languages import by_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,16 +305,16 @@ async def claim(
         booking_ends_at=r["booking_ends_at"],
         citizen_name=r["citizen_name"],
         office_id=r["office_id"],
-        office_name={"ar": r["name_ar"], "fr": r["name_fr"], "en": r["name_en"]},
-        office_city={"ar": r["city_ar"], "fr": r["city_fr"], "en": r["city_en"]},
+        office_name=by_language(r, "name"),
+        office_city=by_language(r, "city"),
         office_address=r["address"],
         timezone=r["timezone"],
         quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
         email_from=r["email_from"],
         email_reply_to=r["email_reply_to"],
-        service_name={"ar": r["s_ar"], "fr": r["s_fr"], "en": r["s_en"]},
+        service_name=by_language(r, "s"),
         service_duration_minutes=r["duration_minutes"],
-        bring={"ar": r["bring_ar"], "fr": r["bring_fr"], "en": r["bring_en"]},
+        bring=by_language(r, "bring"),
         opted_out=r["opted_out"],
     )
 

@@ -14,6 +14,7 @@ from service.domain.booking import ACTIVE
 from service.domain.models import Booking
 from service.domain.office_day import BookedSeat, BookingFacts
 from service.store.bookings import _booking
+from service.store.languages import by_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,7 @@ async def day_entries(
         start,
         end,
     )
-    return [
-        DayEntry(_booking(r), {"ar": r["s_ar"], "fr": r["s_fr"], "en": r["s_en"]}) for r in rows
-    ]
+    return [DayEntry(_booking(r), by_language(r, "s")) for r in rows]
 
 
 async def capacities(

@@ -103,12 +103,18 @@ async def take_seat(
     if row is None:
         return None
     slot = _slot(row)
-    if slot.pooled and not await _take_counters(
-        conn, slot.office_id, slot.starts_at, slot.ends_at
-    ):
+    return slot if await _counters_for(conn, slot, slot.starts_at, slot.ends_at) else None
+
+
+async def _counters_for(
+    conn: asyncpg.Connection, slot: Slot, starts_at: datetime, ends_at: datetime
+) -> bool:
+    """After a seat was taken on `slot`: a pooled slot also needs a shared
+    counter for [starts_at, ends_at); without one the seat is given back."""
+    if slot.pooled and not await _take_counters(conn, slot.office_id, starts_at, ends_at):
         await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1", slot.id)
-        return None
-    return slot
+        return False
+    return True
 
 
 async def _take_counters(
@@ -166,13 +172,7 @@ async def retake_seat(conn: asyncpg.Connection, booking: Booking) -> bool:
     )
     if row is None:
         return False
-    slot = _slot(row)
-    if slot.pooled and not await _take_counters(
-        conn, slot.office_id, booking.starts_at, booking.ends_at
-    ):
-        await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1", slot.id)
-        return False
-    return True
+    return await _counters_for(conn, _slot(row), booking.starts_at, booking.ends_at)
 
 
 async def lock_for_move(conn: asyncpg.Connection, slot_ids: list[int]) -> None:

@@ -88,13 +88,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise errors.BookingError(
-            "malformed_json", N_("The request body is not valid JSON."), status=400
-        ) from None
+        raise errors.Refusal("malformed_json", N_("The request body is not valid JSON.")) from None
     if not isinstance(body, dict):
-        raise errors.BookingError(
-            "malformed_json", N_("The request body must be a JSON object."), status=400
-        )
+        raise errors.Refusal("malformed_json", N_("The request body must be a JSON object."))
     return body
 
 
@@ -108,16 +104,14 @@ def manage_token(request: web.Request) -> str:
     """The citizen's manage token; 401 when none is sent at all."""
     token = bearer(request)
     if token is None:
-        raise errors.Unauthorized()
+        raise errors.no_manage_token()
     return token
 
 
 def parse_reference(raw: str) -> str:
     reference = normalise_reference(raw)
     if reference is None:
-        raise errors.NotFound(
-            "not_found", N_("This reference and manage link do not match a booking.")
-        )
+        raise errors.booking_not_found()
     return reference
 
 

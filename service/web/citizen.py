@@ -22,7 +22,6 @@ import aiohttp_jinja2
 import asyncpg
 import segno
 from aiohttp import web
-from icalendar import Calendar, Event
 from markupsafe import Markup
 
 from service import bookings
@@ -38,6 +37,7 @@ from service.domain.booking import (
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
 from service.domain.validation import RawDetails
@@ -47,6 +47,7 @@ from service.store import slots as slot_store
 from service.web import i18n
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
+from service.web.security import PRIVATE_HEADERS
 from service.web.templating import explicit_language, language_context, request_language
 
 routes = web.RouteTableDef()
@@ -57,12 +58,6 @@ ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
-
-PRIVATE_HEADERS = {
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex, nofollow",
-}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,16 +85,6 @@ def render(
     if private:
         response.headers.update(PRIVATE_HEADERS)
     return response
-
-
-def not_found(request: web.Request, *, private: bool = False) -> NoReturn:
-    """A 404 page in the reader's language (same one for every unknown thing)."""
-    response = render(request, "citizen/not_found.html", {}, status=404, private=private)
-    raise web.HTTPNotFound(
-        body=response.body,
-        content_type="text/html",
-        headers=PRIVATE_HEADERS if private else None,
-    )
 
 
 def see_other(location: str, *, private: bool = False) -> NoReturn:
@@ -255,10 +240,10 @@ async def load_week(
 async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tuple[Office, Service]:
     office = await office_store.get_office(conn, request.match_info["office"])
     if office is None:
-        not_found(request)
+        raise errors.office_not_found()
     service = await office_store.get_service(conn, office.id, request.match_info["service"])
     if service is None:
-        not_found(request)
+        raise errors.service_not_found()
     return office, service
 
 
@@ -292,7 +277,7 @@ async def office_page(request: web.Request) -> web.Response:
     async with request.app[POOL_KEY].acquire() as conn:
         office = await office_store.get_office(conn, request.match_info["office"])
         if office is None:
-            not_found(request)
+            raise errors.office_not_found()
         services = await office_store.list_services(conn, office.id)
     return render(request, "citizen/office.html", {"office": office, "services": services})
 
@@ -437,22 +422,24 @@ async def book_submit(request: web.Request) -> web.Response:
             form_key_hash=key_hash,
             manage_token=token,
         )
-    except form_keys.AlreadySubmitted:
-        async with pool.acquire() as conn:
-            reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
-        if reference is None:
-            context = _book_context(
-                request, office, service, slot, values, secrets.token_urlsafe(32),
-                problem=N_("This form was already sent. Check your messages for your booking."),
-            )  # fmt: skip
-            return render(request, "citizen/book.html", context, status=409, private=True)
-        see_other(f"/b/{reference}/{token}/confirmation", private=True)
     except errors.ValidationFailed as failed:
         context = _book_context(
             request, office, service, slot, values, form_key, field_errors=failed.fields
         )
         return render(request, "citizen/book.html", context, status=422, private=True)
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
+        if refusal.code == "already_submitted":
+            async with pool.acquire() as conn:
+                reference = await form_keys.booking_reference(
+                    conn, key_hash, now - FORM_KEY_REPLAY
+                )
+            if reference is None:
+                context = _book_context(
+                    request, office, service, slot, values, secrets.token_urlsafe(32),
+                    problem=refusal.message,
+                )  # fmt: skip
+                return render(request, "citizen/book.html", context, status=409, private=True)
+            see_other(f"/b/{reference}/{token}/confirmation", private=True)
         if refusal.code == "already_booked":
             context = _book_context(
                 request, office, service, slot, values, form_key,
@@ -478,13 +465,14 @@ async def _booking(request: web.Request) -> bookings.BookingContext:
     reference = normalise_reference(request.match_info["reference"])
     token = request.match_info["token"]
     if reference is None:
-        not_found(request, private=True)
+        raise errors.booking_not_found()
     try:
         return await bookings.view(
             request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
         )
-    except errors.BookingError:
-        not_found(request, private=True)
+    except errors.Refusal:
+        # A wrong token and an unknown reference look the same.
+        raise errors.booking_not_found() from None
 
 
 def _manage_language(request: web.Request, ctx: bookings.BookingContext) -> str:
@@ -562,27 +550,22 @@ def booking_ics(
 ) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
-    calendar = Calendar()
-    calendar.add("prodid", "-//Mawid//Appointments//EN")
-    calendar.add("version", "2.0")
-    calendar.add("method", "PUBLISH")
-    event = Event()
-    event.add("uid", calendar_uid(booking.reference, base_url))
-    event.add("dtstamp", now)
-    event.add("dtstart", booking.starts_at)
-    event.add("dtend", booking.ends_at)
-    event.add("summary", f"{service.name[language]} · {booking.reference}")
-    event.add("location", f"{office.name[language]}, {office.address}")
     bring = service.bring.get(language, "")
     lines = [
         i18n.gettext(language, N_("Reference: %(reference)s")) % {"reference": booking.reference}
     ]
     if bring:
         lines.append(i18n.gettext(language, N_("What to bring: %(items)s")) % {"items": bring})
-    event.add("description", "\n".join(lines))
-    calendar.add_component(event)
-    data: bytes = calendar.to_ical()
-    return data
+    event = CalendarEvent(
+        uid=calendar_uid(booking.reference, base_url),
+        stamp=now,
+        start=booking.starts_at,
+        end=booking.ends_at,
+        summary=f"{service.name[language]} · {booking.reference}",
+        location=f"{office.name[language]}, {office.address}",
+        description="\n".join(lines),
+    )
+    return write_calendar([event], method="PUBLISH")
 
 
 @routes.get("/b/{reference}/{token}/cancel")
@@ -603,7 +586,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
             request.app[SETTINGS_KEY].secret_key,
             _now(request),
         )
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         context = _booking_page_context(request, ctx, language)
         context["problem"] = refusal.message
         return render(
@@ -658,7 +641,7 @@ async def reschedule_submit(request: web.Request) -> web.Response:
             slot_id,
             _now(request),
         )
-    except errors.BookingError as refusal:
+    except errors.Refusal as refusal:
         problem = next(iter(refusal.fields.values()), refusal.message)
         return await _reschedule_page(
             request, ctx, language, week_param=week_param, problem=problem, status=409

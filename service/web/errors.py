@@ -1,67 +1,164 @@
-"""Turns refusals into answers in the reader's language; nothing else leaks."""
+"""Turns refusals into answers in the reader's language, in one place each:
+JSON under /api/, a page in the site's layout everywhere else. Nothing else
+leaks: an unexpected exception is logged here, safely, and never by aiohttp.
+
+Handlers raise a service.domain.errors.Refusal and let it go; they catch one
+only to show it inside the form that was sent (a booking form with a slot
+taken meanwhile, a staff form with a refused account).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from service.domain import errors
 from service.domain.errors import N_
 from service.logsafe import exception_summary
 from service.web.i18n import gettext, negotiate
+from service.web.security import PRIVATE_HEADERS
+from service.web.templating import language_context, remember_choice, request_language
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Every missing page says the same: a 404 page tells nobody what exists.
+_NOT_FOUND_TITLE = N_("Page not found")
+_NOT_FOUND_TEXT = N_(
+    "This page does not exist, or the link is incomplete. "
+    "If you followed a link from a message, copy the whole link."
+)
+_TITLES = {403: N_("Not allowed")}
+_OTHER_TITLE = N_("This cannot be done")
 
-def request_language(request: web.Request) -> str:
+
+def refusal_text(language: str, refusal: errors.Refusal) -> str:
+    """The refusal's message in `language`, its %(name)s filled in."""
+    return _translate(language, refusal.message, refusal.params)
+
+
+def _translate(language: str, message: str, params: Mapping[str, str] | None = None) -> str:
+    text = gettext(language, message)
+    return text % params if params else text
+
+
+def _retry_after(refusal: errors.Refusal) -> dict[str, str]:
+    if isinstance(refusal, errors.TooManyRequests):
+        return {"Retry-After": str(refusal.retry_after)}
+    return {}
+
+
+# JSON --------------------------------------------------------------------------------
+
+
+def api_language(request: web.Request) -> str:
+    """The API speaks the Accept-Language of the call (no cookie, no ?lang=)."""
     return negotiate(request.headers.get("Accept-Language"))
 
 
 def error_response(
-    request: web.Request, status: int, code: str, message: str, fields: dict[str, str] | None = None
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    language = request_language(request)
-    body: dict[str, object] = {"error": code, "message": gettext(language, message)}
+    """{"error": code, "message": ..., "fields": {...}} in the caller's language."""
+    language = api_language(request)
+    body: dict[str, object] = {"error": code, "message": _translate(language, message, params)}
     if fields:
         body["fields"] = {name: gettext(language, text) for name, text in fields.items()}
-    return web.json_response(body, status=status, headers={"Content-Language": language})
+    return web.json_response(
+        body, status=status, headers={"Content-Language": language, **(headers or {})}
+    )
+
+
+def refusal_json(request: web.Request, refusal: errors.Refusal) -> web.Response:
+    return error_response(
+        request,
+        refusal.status,
+        refusal.code,
+        refusal.message,
+        fields=refusal.fields,
+        params=refusal.params,
+        headers=_retry_after(refusal),
+    )
+
+
+# Pages -------------------------------------------------------------------------------
+
+
+def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
+    """The refusal as a page in the site's layout, in the page language."""
+    language = request_language(request)
+    if refusal.status == 404:
+        title, message = _NOT_FOUND_TITLE, gettext(language, _NOT_FOUND_TEXT)
+    else:
+        title = _TITLES.get(refusal.status, _OTHER_TITLE)
+        message = refusal_text(language, refusal)
+    office = request.path.startswith("/office/")
+    context = {
+        # Given here: a refusal from a middleware (the CSRF check) comes
+        # before aiohttp_jinja2's context processors have run.
+        **language_context(request, language),
+        "title": title,
+        "message": message,
+        "home_url": "/office/" if office else "/",
+        "home_label": N_("Offices") if office else N_("Book an appointment"),
+    }
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, context, status=refusal.status
+    )
+    # The URL refused may carry a secret (a manage link, a feed address).
+    response.headers.update(PRIVATE_HEADERS)
+    response.headers.update(_retry_after(refusal))
+    response.headers["Content-Language"] = language
+    remember_choice(request, response)
+    return response
+
+
+# The middleware ----------------------------------------------------------------------
 
 
 @web.middleware
-async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """JSON errors for /api; other paths keep aiohttp's own pages, but every
-    unexpected exception is logged here, safely, and never by aiohttp."""
-    if not request.path.startswith("/api/"):
-        try:
-            return await handler(request)
-        except web.HTTPException:
-            raise
-        except Exception as exc:
-            _log_unexpected(request, exc)
-            raise web.HTTPInternalServerError() from None
+async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: every refusal, from a handler or another middleware (the
+    CSRF check), is answered here; under /api/ aiohttp's own errors too."""
+    api = request.path.startswith("/api/")
     try:
         return await handler(request)
-    except errors.BookingError as refusal:
-        return error_response(
-            request, refusal.status, refusal.code, refusal.message, refusal.fields
-        )
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(
-            request, 413, "too_large", N_("The request body is larger than 64 KiB.")
-        )
-    except web.HTTPNotFound:
-        return error_response(request, 404, "not_found", N_("Not found."))
-    except web.HTTPMethodNotAllowed:
-        return error_response(request, 405, "method_not_allowed", N_("Method not allowed."))
-    except web.HTTPException:
+    except errors.Refusal as refusal:
+        return refusal_json(request, refusal) if api else refusal_page(request, refusal)
+    except web.HTTPException as exc:
+        if api:
+            return _api_http_error(request, exc)
         raise
     except Exception as exc:
         _log_unexpected(request, exc)
-        return error_response(request, 500, "internal", N_("Something went wrong on our side."))
+        if api:
+            return error_response(
+                request, 500, "internal", N_("Something went wrong on our side.")
+            )
+        raise web.HTTPInternalServerError() from None
+
+
+def _api_http_error(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return error_response(
+            request, 413, "too_large", N_("The request body is larger than 64 KiB.")
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return error_response(request, 404, "not_found", N_("Not found."))
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return error_response(request, 405, "method_not_allowed", N_("Method not allowed."))
+    raise exc
 
 
 def _log_unexpected(request: web.Request, exc: Exception) -> None:

@@ -26,8 +26,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from service.config import Settings
-from service.domain.errors import N_
-from service.web import i18n
+from service.domain.errors import N_, Forbidden
 from service.web.keys import SETTINGS_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,6 +36,14 @@ CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _CSRF_NEW = web.RequestKey("csrf_new_cookie", bool)
 _CSRF_VALUE = web.RequestKey("csrf_cookie", str)
+
+# For answers whose URL carries a secret (a manage link, a feed address) and
+# for refusal pages: no referrer, no shared cache, no search engine.
+PRIVATE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Paths authenticated otherwise (bearer token, provider signature).
@@ -153,18 +160,12 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """403 before the handler runs when an unsafe request lacks a valid token."""
     if request.method in UNSAFE_METHODS and not _exempt(request.path):
         if not csrf_valid(request, await _submitted_token(request)):
-            language = i18n.choose_language(
-                request.query.get(i18n.LANG_QUERY),
-                request.cookies.get(i18n.LANG_COOKIE),
-                request.headers.get("Accept-Language"),
-            )
-            message = N_(
-                "This form has expired or did not come from this site. "
-                "Go back, reload the page and try again."
-            )
-            raise web.HTTPForbidden(
-                text=i18n.gettext(language, message),
-                headers={"Content-Language": language},
+            raise Forbidden(
+                "csrf",
+                N_(
+                    "This form has expired or did not come from this site. "
+                    "Go back, reload the page and try again."
+                ),
             )
     try:
         response = await handler(request)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.domain import errors
+from service.domain.errors import N_
 from service.domain.staff import Access, Permission, StaffMember, access
 from service.office import accounts
 from service.web.api import bearer
@@ -73,14 +74,12 @@ async def signed_in(request: web.Request) -> StaffMember:
     member = await current_member(request)
     if member is None:
         if is_api(request):
-            raise errors.BookingError("unauthorized", "Sign in or send an API token.", status=401)
+            raise errors.Unauthorized("unauthorized", N_("Sign in or send an API token."))
         raise _login_redirect(request)
     if is_api(request) and request.method in UNSAFE_METHODS and request[_VIA] == "session":
         if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
-            raise errors.BookingError(
-                "csrf",
-                "A signed-in browser call must carry the X-CSRF-Token header.",
-                status=403,
+            raise errors.Forbidden(
+                "csrf", N_("A signed-in browser call must carry the X-CSRF-Token header.")
             )
     return member
 
@@ -90,13 +89,9 @@ async def authorise(request: web.Request, permission: Permission) -> StaffMember
     member = await signed_in(request)
     verdict = access(member, request.match_info["office"], permission)
     if verdict is Access.NO_OFFICE:
-        if is_api(request):
-            raise errors.NotFound()
-        raise web.HTTPNotFound(text="404: not found")
+        raise errors.NotFound()
     if verdict is Access.FORBIDDEN:
-        if is_api(request):
-            raise errors.BookingError("forbidden", "Your role may not do this.", status=403)
-        raise web.HTTPForbidden(text="403: your role may not do this at this office.")
+        raise errors.Forbidden("forbidden", N_("Your role may not do this."))
     return member
 
 

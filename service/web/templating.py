@@ -60,7 +60,8 @@ def request_language(request: web.Request) -> str:
     return language
 
 
-def _remember_choice(request: web.Request, response: web.StreamResponse) -> None:
+def remember_choice(request: web.Request, response: web.StreamResponse) -> None:
+    """Keep a language picked with ?lang= in a cookie, for the next pages."""
     chosen = request.query.get(i18n.LANG_QUERY)
     if (
         chosen in LANGUAGES
@@ -85,9 +86,9 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        _remember_choice(request, exc)
+        remember_choice(request, exc)
         raise
-    _remember_choice(request, response)
+    remember_choice(request, response)
     if not response.prepared:
         response.headers.setdefault("Content-Language", language)
         response.headers.setdefault("Vary", "Cookie, Accept-Language")

@@ -589,7 +589,7 @@ async def test_no_show_only_after_the_start_and_undo_never_oversells(
 ) -> None:
     from service import bookings as flows
     from service.domain.booking import Status
-    from service.domain.errors import BookingError
+    from service.domain.errors import Conflict
     from service.store.audit import Actor
 
     slot = (await first_slots(app_client, "consulate-paris", "legalization", "2027-02-03"))[0]
@@ -599,7 +599,7 @@ async def test_no_show_only_after_the_start_and_undo_never_oversells(
     clerk = Actor("staff", "1")
     before = await snapshot(pool)
     async with pool.acquire() as conn:
-        with pytest.raises(BookingError) as refused:
+        with pytest.raises(Conflict) as refused:
             await flows.set_status_by_office(
                 conn, booked["reference"], "consulate-paris", Status.NO_SHOW, clerk, clock()
             )
@@ -623,7 +623,7 @@ async def test_no_show_only_after_the_start_and_undo_never_oversells(
             conn, booked["reference"], "consulate-paris", Status.NO_SHOW, clerk, clock()
         )
         await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot["id"])
-        with pytest.raises(BookingError) as full:
+        with pytest.raises(Conflict) as full:
             await flows.set_status_by_office(
                 conn, booked["reference"], "consulate-paris", Status.CHECKED_IN, clerk, clock()
             )

@@ -8,6 +8,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from service.domain.errors import Unauthorized
 from service.domain.staff import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP
 from service.office import accounts
 from tests.office_fixtures import (
@@ -95,7 +96,7 @@ async def test_address_throttled_across_accounts(
 
 
 async def test_demo_accounts_are_refused_outside_dev_and_test(office_pool: asyncpg.Pool) -> None:
-    with pytest.raises(accounts.LoginRefused):
+    with pytest.raises(Unauthorized):
         await accounts.login(
             office_pool,
             AGENT.email,

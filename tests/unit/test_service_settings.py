@@ -7,9 +7,10 @@ from datetime import date
 
 import pytest
 
+from service.domain.errors import Forbidden, ValidationFailed
 from service.domain.office_day import day_in_range, parse_week
 from service.domain.service_settings import parse_service_form
-from service.domain.staff import AccountRefused, Role, StaffMember, check_deactivation
+from service.domain.staff import Role, StaffMember, check_deactivation
 
 FORM = {
     "duration_minutes": "20",
@@ -45,15 +46,15 @@ def test_a_valid_form() -> None:
     ],
 )
 def test_each_bad_field_is_named(field: str, value: str) -> None:
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ValidationFailed) as refused:
         parse_service_form({**FORM, field: value})
-    assert set(refused.value.args[0]) == {field}
+    assert set(refused.value.fields) == {field}
 
 
 def test_the_window_must_not_be_empty() -> None:
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ValidationFailed) as refused:
         parse_service_form({**FORM, "earliest_hours": "48", "latest_days": "2"})
-    assert set(refused.value.args[0]) == {"latest_days"}
+    assert set(refused.value.fields) == {"latest_days"}
 
 
 def test_unticked_boxes_mean_off() -> None:
@@ -87,7 +88,7 @@ def test_who_may_deactivate_whom(actor: StaffMember, target: StaffMember, allowe
     if allowed:
         check_deactivation(actor, target)
     else:
-        with pytest.raises(AccountRefused):
+        with pytest.raises(Forbidden):
             check_deactivation(actor, target)
 
 

@@ -8,9 +8,8 @@ from yarl import URL
 
 from service.domain import errors
 from service.domain.errors import N_
-from service.domain.staff import AccountRefused, Permission, Role, StaffMember
+from service.domain.staff import Permission, Role, StaffMember
 from service.office.accounts import (
-    LoginRefused,
     NewAccount,
     add_staff,
     create_api_token,
@@ -60,18 +59,12 @@ async def login_submit(request: web.Request) -> web.Response:
             now=pages.now(request),
             allow_demo=settings.env in ("dev", "test"),
         )
-    except LoginRefused as refused:
-        problem = pages.translate(
-            request,
-            N_("Too many failed attempts. Wait 15 minutes and try again.")
-            if refused.throttled
-            else N_("The e-mail address or the password is wrong."),
-        )
+    except (errors.Unauthorized, errors.TooManyRequests) as refused:
         return pages.render(
             request,
             "login.html",
-            {"next": target, "email": email, "problem": problem},
-            status=429 if refused.throttled else 401,
+            {"next": target, "email": email, "problem": pages.refusal_text(request, refused)},
+            status=refused.status,
             switch_to=str(URL("/office/login").with_query(next=target)),
         )
     response = web.HTTPSeeOther(target)
@@ -135,11 +128,6 @@ async def revoke_token(request: web.Request) -> web.Response:
 # The office's staff ---------------------------------------------------------------------
 
 
-def _refusal(request: web.Request, refused: AccountRefused) -> str:
-    text = pages.translate(request, refused.message)
-    return text % refused.params if refused.params else text
-
-
 @routes.get("/office/{office}/staff")
 async def staff_page(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_STAFF)
@@ -150,8 +138,7 @@ async def _staff_page(
     request: web.Request,
     member: StaffMember,
     created: NewAccount | None,
-    refused: AccountRefused | None,
-    status: int = 200,
+    refused: errors.Refusal | None,
 ) -> web.Response:
     async with request.app[POOL_KEY].acquire() as conn:
         people = await staff_store.for_office(conn, pages.office_id(request))
@@ -159,14 +146,14 @@ async def _staff_page(
     context.update(
         people=people,
         created=created,
-        problem=_refusal(request, refused) if refused else None,
+        problem=pages.refusal_text(request, refused) if refused else None,
         notice=pages.notice(request, request.query.get("notice")),
     )
     return pages.render(
         request,
         "staff.html",
         context,
-        status=status,
+        status=refused.status if refused else 200,
         switch_to=f"/office/{pages.office_id(request)}/staff",
     )
 
@@ -182,10 +169,8 @@ async def staff_deactivate(request: web.Request) -> web.Response:
             member,
             pages.now(request),
         )
-    except errors.NotFound:
-        raise web.HTTPNotFound(text="404: not found") from None
-    except AccountRefused as refused:
-        return await _staff_page(request, member, None, refused, 403)
+    except errors.Forbidden as refused:
+        return await _staff_page(request, member, None, refused)
     notice = "deactivated" if done else "unchanged"
     raise web.HTTPSeeOther(f"/office/{pages.office_id(request)}/staff?notice={notice}")
 
@@ -197,7 +182,8 @@ async def staff_add(request: web.Request) -> web.Response:
     try:
         role = Role(form.get("role", ""))
     except ValueError:
-        return await _staff_page(request, member, None, AccountRefused(N_("Choose a role.")), 422)
+        refused = errors.ValidationFailed(message=N_("Choose a role."))
+        return await _staff_page(request, member, None, refused)
     try:
         async with request.app[POOL_KEY].acquire() as conn:
             created = await add_staff(
@@ -208,7 +194,7 @@ async def staff_add(request: web.Request) -> web.Response:
                 pages.now(request),
                 creator=member,
             )
-    except AccountRefused as refused:
-        return await _staff_page(request, member, None, refused, 422)
+    except errors.ValidationFailed as refused:
+        return await _staff_page(request, member, None, refused)
     # The password is in this answer only.
     return await _staff_page(request, member, created, None)

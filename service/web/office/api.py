@@ -56,11 +56,10 @@ async def schedule(request: web.Request) -> web.Response:
     raw = request.query.get("date")
     day: date | None = parse_day(raw, "date") if raw else None
     if day is not None and not day_in_range(day):
-        raise errors.BookingError(
+        raise errors.Refusal(
             "date_out_of_range",
             N_("No schedule so far from today."),
-            {"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
-            status=400,
+            fields={"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
         )
     if day is None:
         async with pool.acquire() as conn:
@@ -87,10 +86,7 @@ async def set_status(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.CHANGE_STATUS)
     reference = parse_reference(request.match_info["reference"])
     body = await json_body(request)
-    try:
-        target, reason = parse_office_action(body.get("status"), body.get("reason"))
-    except ValueError as problem:
-        raise errors.ValidationFailed(problem.args[0]) from None
+    target, reason = parse_office_action(body.get("status"), body.get("reason"))
     booking = await change_status(
         request.app[POOL_KEY],
         request.match_info["office"],
@@ -143,7 +139,7 @@ async def stats(request: web.Request) -> web.Response:
     if raw:
         monday = parse_week(raw)
         if monday is None:
-            raise errors.ValidationFailed({"week": "Enter a week as YYYY-Www, like 2027-W05."})
+            raise errors.ValidationFailed({"week": N_("Enter a week as YYYY-Www, like 2027-W05.")})
     else:
         async with pool.acquire() as conn:
             office = await office_or_404(conn, request.match_info["office"])

@@ -7,10 +7,11 @@ from datetime import date
 
 from aiohttp import web
 
+from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.calendar import local_date
 from service.domain.errors import N_
-from service.domain.office_day import HoursSyntaxError, format_hours, parse_hours
+from service.domain.office_day import format_hours, parse_hours
 from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import Permission, StaffMember
 from service.office.changes import (
@@ -149,8 +150,9 @@ async def hours_submit(request: web.Request) -> web.Response:
         services = [s.id for s in await office_store.list_services(conn, pages.office_id(request))]
     try:
         rules = parse_hours(text, services)
-    except HoursSyntaxError as bad:
-        return await _hours_page(request, member, text, bad.problems, status=422)
+    except errors.ValidationFailed as bad:
+        problems = [(int(line), message) for line, message in bad.fields.items()]
+        return await _hours_page(request, member, text, problems, status=422)
     write = ReplaceHours(pages.office_id(request), rules)
     return await _change(request, member, write, form, "hours")
 
@@ -225,12 +227,12 @@ async def service_submit(request: web.Request) -> web.Response:
     service_id = request.match_info["service"]
     _, services = await office_services(request.app[POOL_KEY], pages.office_id(request))
     if not any(svc.id == service_id for svc, _ in services):
-        raise web.HTTPNotFound(text="404: no such service")
+        raise errors.service_not_found()
     form = await pages.form(request)
     try:
         settings = parse_service_form(form)
-    except ValueError as invalid:
-        return await _services_page(request, member, service_id, form, invalid.args[0], 422)
+    except errors.ValidationFailed as invalid:
+        return await _services_page(request, member, service_id, form, invalid.fields, 422)
     write = UpdateService(pages.office_id(request), service_id, settings)
     # A new duration or a service turned off moves or removes slots: the
     # bookings they strand are shown first, as for a change of hours.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.domain import errors
 from service.domain.staff import Permission, StaffMember
 from service.office.feed import feed_created_at, feed_ics, rotate_feed
 from service.web.keys import POOL_KEY, SETTINGS_KEY
@@ -50,7 +51,7 @@ async def feed(request: web.Request) -> web.Response:
         now=pages.now(request),
     )
     if body is None:
-        raise web.HTTPNotFound(text="404: not found")
+        raise errors.NotFound()
     return web.Response(
         body=body,
         content_type="text/calendar",

@@ -14,11 +14,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from service.domain.errors import N_
+from service.domain.errors import N_, NotFound, Refusal
 from service.domain.models import LANGUAGES
 from service.domain.office_day import day_in_range
 from service.domain.staff import Permission, Role, StaffMember
 from service.office.common import office_or_404
+from service.web import errors
 from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext
 from service.web.keys import CLOCK_KEY, POOL_KEY
 from service.web.labels import label_function
@@ -38,6 +39,11 @@ _NOTICES = {
 
 def translate(request: web.Request, message: str) -> str:
     return gettext(request_language(request), message)
+
+
+def refusal_text(request: web.Request, refused: Refusal) -> str:
+    """A refusal shown inside the page's own form, in the page language."""
+    return errors.refusal_text(request_language(request), refused)
 
 
 def notice(request: web.Request, key: str | None) -> str | None:
@@ -111,7 +117,7 @@ def is_iso_date(raw: str) -> bool:
 def day(raw: str) -> date:
     """A day from the path; 404 when it is none the pages can show."""
     if not is_iso_date(raw):
-        raise web.HTTPNotFound(text="404: not a date")
+        raise NotFound()
     return date.fromisoformat(raw)
 
 

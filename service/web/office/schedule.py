@@ -156,11 +156,11 @@ async def status_submit(request: web.Request) -> web.Response:
         booking = await change_status(
             request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
         )
-    except ValueError:
+    except errors.ValidationFailed:
         notice = "invalid"
     except errors.NotFound:
         notice = "not_found"
-    except errors.BookingError:
+    except errors.Refusal:
         notice = "bad_transition"
     if target_day is None and booking is not None:
         async with request.app[POOL_KEY].acquire() as conn:
@@ -177,11 +177,8 @@ async def booking_page(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.VIEW_BOOKING)
     reference = normalise_reference(request.match_info["reference"])
     if reference is None:
-        raise web.HTTPNotFound(text="404: not found")
-    try:
-        history = await booking_history(request.app[POOL_KEY], pages.office_id(request), reference)
-    except errors.NotFound:
-        raise web.HTTPNotFound(text="404: not found") from None
+        raise errors.NotFound()
+    history = await booking_history(request.app[POOL_KEY], pages.office_id(request), reference)
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(
         history=history,
@@ -268,6 +265,6 @@ async def book_submit(request: web.Request) -> web.Response:
         )
     except errors.ValidationFailed as invalid:
         return await _book_form(request, member, form, invalid.fields, 422)
-    except errors.BookingError as refused:
+    except errors.Refusal as refused:
         return await _book_form(request, member, form, {"slot_id": refused.message}, 409)
     raise web.HTTPSeeOther(f"/office/{booking.office_id}/bookings/{booking.reference}?created=1")
