@@ -9,32 +9,23 @@ order of shutdown and no handle on the process.
 
 from __future__ import annotations
 
-import logging
 import os
 import pwd
 import signal
 import subprocess
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, ClassVar, Self
+from typing import Any, ClassVar
 
 from service.devstack.process import (
-    START_TIMEOUT,
     ChildServer,
     DevStackError,
     child_env,
     free_port,
     package_dir,
-    port_is_free,
-    reclaim,
-    tail,
     user_kwargs,
-    write_owner,
 )
-
-log = logging.getLogger(__name__)
 
 # The database `mawid dev` creates and serves (see service.devstack.dev).
 DEV_DATABASE = "mawid"
@@ -139,16 +130,12 @@ class RunningPostgres(ChildServer):
     # SIGTERM ("smart") would wait for every pooled client of the app to go
     # away, i.e. possibly forever.
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT
+    name: ClassVar[str] = "Postgres"
+    log_name: ClassVar[str] = "server.log"
+    ready_means: ClassVar[str] = "accept connections"
 
-    data_dir: Path
-    port: int
     durable: bool = True
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _user: pwd.struct_passwd | None = field(default=None, repr=False)
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     @property
     def dsn(self) -> str:
@@ -162,10 +149,6 @@ class RunningPostgres(ChildServer):
 
     def dsn_for(self, database: str) -> str:
         return f"postgresql://{PG_SUPERUSER}@{self.host}:{self.port}/{database}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "server.log"
 
     def _socket_dir(self) -> str:
         # The socket lives in the data dir (private to this cluster, no /tmp
@@ -195,61 +178,21 @@ class RunningPostgres(ChildServer):
             cmd += ["-c", f"{key}={value}"]
         return cmd
 
-    def start(self) -> Self:
-        if self.is_running():
-            return self
+    def _prepare(self) -> dict[str, Any]:
         self._user = _pg_system_user()
         initdb(self.data_dir, self._user)
         if self._user is not None:
             _prepare_for_user(self.data_dir, self._user)
-        reclaim(self._owner_record, "Postgres", self.stop_signal)
-        if not port_is_free(self.port):
-            raise DevStackError(f"port {self.port} on {self.host} is in use; cannot start Postgres")
-        with open(self.log_path, "ab") as logfile:
-            self.process = self._spawn(logfile)
-        write_owner(self._owner_record, self.process.pid)
-        self._wait_ready()
-        log.info("Postgres %s listening on %s:%s", self.data_dir, self.host, self.port)
-        return self
+        return {"env": child_env(), **user_kwargs(self._user)}
 
-    def _spawn(self, logfile: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-            self._command(),
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            # Own session: Ctrl-C in the terminal goes to `mawid dev`, which
-            # stops the app before the database instead of all at once.
-            start_new_session=True,
-            **user_kwargs(self._user),
-        )
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
+    def _ready(self) -> bool:
+        # pg_isready exits 0 only once the server accepts connections (not
+        # while it is still starting up or recovering).
         isready = [
             str(pg_bin_dir() / "pg_isready"),
             "-q", "-h", self.host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", "postgres",
         ]  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise DevStackError(
-                    f"Postgres exited with {self.process.returncode} while starting; "
-                    f"log {self.log_path}:\n{tail(self.log_path)}"
-                )
-            # pg_isready exits 0 only once the server accepts connections
-            # (not while it is still starting up or recovering).
-            ok = subprocess.run(isready, env=child_env(), check=False)  # noqa: S603
-            if ok.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise DevStackError(
-                    f"Postgres did not accept connections within {START_TIMEOUT:.0f}s; "
-                    f"log {self.log_path}:\n{tail(self.log_path)}"
-                )
-            time.sleep(0.05)
+        return subprocess.run(isready, env=child_env(), check=False).returncode == 0  # noqa: S603
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command with the bundled psql (sync; for set-up only)."""

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -161,20 +162,85 @@ def owner_record(data_dir: Path) -> Path:
     return data_dir / "mawid-owner.json"
 
 
+@dataclass
 class ChildServer:
-    """What the embedded Postgres and Redis share: a child process we own,
-    recorded in its data dir, stopped with the server's own clean signal."""
+    """What the embedded Postgres and Redis share: a child process we own on a
+    port of 127.0.0.1, recorded in its data dir, started and waited for the
+    same way, stopped with the server's own clean signal."""
 
     data_dir: Path
-    process: subprocess.Popen[bytes] | None
-    stop_signal: ClassVar[signal.Signals]
+    port: int
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False, kw_only=True)
 
-    def start(self) -> Self:
-        raise NotImplementedError
+    name: ClassVar[str]
+    stop_signal: ClassVar[signal.Signals]
+    log_name: ClassVar[str]
+    # What the server does once it is up, for the error when it does not.
+    ready_means: ClassVar[str]
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / self.log_name
 
     @property
     def _owner_record(self) -> Path:
         return owner_record(self.data_dir)
+
+    def _prepare(self) -> dict[str, Any]:
+        """Make the data dir ready; returns extra arguments for Popen."""
+        raise NotImplementedError
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self.is_running():
+            return self
+        popen_args = self._prepare()
+        reclaim(self._owner_record, self.name, self.stop_signal)
+        if not port_is_free(self.port):
+            raise DevStackError(
+                f"port {self.port} on {self.host} is in use; cannot start {self.name}"
+            )
+        with open(self.log_path, "ab") as logfile:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                # Own session: Ctrl-C in the terminal goes to `mawid dev`, which
+                # stops the app before the databases instead of all at once.
+                start_new_session=True,
+                **popen_args,
+            )
+        write_owner(self._owner_record, self.process.pid)
+        self._wait_ready()
+        log.info("%s %s listening on %s:%s", self.name, self.data_dir, self.host, self.port)
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._ready():
+            if self.process.poll() is not None:
+                raise DevStackError(
+                    f"{self.name} exited with {self.process.returncode} while starting; "
+                    f"log {self.log_path}:\n{tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DevStackError(
+                    f"{self.name} did not {self.ready_means} within {START_TIMEOUT:.0f}s; "
+                    f"log {self.log_path}:\n{tail(self.log_path)}"
+                )
+            time.sleep(0.05)
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
