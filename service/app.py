@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
 from service.web import (
@@ -27,23 +28,20 @@ from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 MAX_BODY_BYTES = 64 * 1024
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(
     settings: Settings,
     *,
     pool: asyncpg.Pool | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
 ) -> web.Application:
-    """Build the app. A pool passed in is borrowed (the caller closes it)."""
+    """Build the app. A pool passed in is borrowed (the caller closes it);
+    the clock is the settings' (service.clock) unless one is passed in."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[errors.refusals],
     )
     app[SETTINGS_KEY] = settings
-    app[CLOCK_KEY] = clock
+    app[CLOCK_KEY] = clock or clock_for(settings)
     security.install(app)
     templating.setup(app)
     if pool is not None:

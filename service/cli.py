@@ -105,7 +105,13 @@ def cmd_dev(settings: Settings) -> None:
     """Everything for a laptop: embedded Postgres and Redis when no URL is set,
     migrations, demo data once, then the web server and the worker as children.
     """
-    from service import devstack
+    try:
+        from service import devstack
+    except ModuleNotFoundError as missing:
+        # The embedded servers come with the dev extra only (not in the
+        # production image): one line saying so, no traceback.
+        print(f"mawid dev: {missing}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     print(f"Mawid (dev) will be at {settings.base_url}/  (Ctrl-C stops everything)", flush=True)
     if settings.is_dev:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -44,6 +45,8 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = False
     email_from: str = "Mawid <no-reply@mawid.invalid>"
+    # Tests only (service.clock): the instant the product's clock starts from.
+    clock_start: str = ""
 
     @property
     def is_dev(self) -> bool:
@@ -72,6 +75,10 @@ class Settings:
             raw = env.get(name)
             if raw is not None and raw != "":
                 values[attribute] = _parse(name, raw, type(getattr(defaults, attribute)))
+        if values.get("clock_start"):
+            if mode == "production":
+                raise ConfigError("MAWID_CLOCK_START is for tests; it cannot be set in production")
+            parse_instant("MAWID_CLOCK_START", str(values["clock_start"]))
         if "base_url" not in values:
             host = values.get("host", defaults.host)
             values["base_url"] = f"http://{host}:{values.get('port', defaults.port)}"
@@ -116,7 +123,19 @@ ENV_NAMES: dict[str, str] = {
     "smtp_password": "SMTP_PASSWORD",
     "smtp_starttls": "SMTP_STARTTLS",
     "email_from": "EMAIL_FROM",
+    "clock_start": "MAWID_CLOCK_START",
 }
+
+
+def parse_instant(name: str, raw: str) -> datetime:
+    """An ISO 8601 instant with its offset, in UTC."""
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an ISO 8601 instant, not {raw!r}") from None
+    if instant.tzinfo is None:
+        raise ConfigError(f"{name} needs a UTC offset, e.g. {raw}+00:00")
+    return instant.astimezone(UTC)
 
 
 def _parse(name: str, raw: str, kind: type) -> object:

@@ -82,7 +82,8 @@ class DemoOffice:
     rules: list[HoursRule]
 
 
-def load_demo(path: Path = DATA_FILE) -> list[DemoOffice]:
+def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
+    """The demo offices, with Ramadan hours for the years around `today`."""
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     catalog: dict[str, Any] = data["services"]
     result = []
@@ -117,7 +118,7 @@ def load_demo(path: Path = DATA_FILE) -> list[DemoOffice]:
         hours = raw["hours"]
         rules = _weekly(hours, raw["counters"])
         if "ramadan" in hours:
-            for first, last in ramadan_periods(date.today().year - 1, date.today().year + 2):
+            for first, last in ramadan_periods(today.year - 1, today.year + 2):
                 rules += _weekly(hours["ramadan"], raw["counters"], first, last)
         result.append(DemoOffice(office, services, rules))
     return result
@@ -173,7 +174,7 @@ def ramadan_periods(first_year: int, last_year: int) -> list[tuple[date, date]]:
 async def seed_demo(conn: asyncpg.Connection, now: datetime, horizon_days: int) -> int:
     """Load the demo offices and materialise their slots; returns slots planned."""
     total = 0
-    for demo in load_demo():
+    for demo in load_demo(now.date()):
         async with conn.transaction():
             await office_store.upsert_office(conn, demo.office)
             for service in demo.services:

@@ -16,14 +16,17 @@ import hashlib
 import hmac
 import itertools
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from tests.clock import FakeClock
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class FakeTwilio:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     url: str = ""
+    # The dates in its replies: the tests' clock (the product ignores them).
+    clock: Callable[[], datetime] = field(default_factory=FakeClock)
 
     def script(self, number: str, *replies: Reply) -> None:
         self.scripts[number].extend(replies)
@@ -157,7 +162,7 @@ class FakeTwilio:
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        now = format_datetime(datetime.now(UTC), usegmt=True)
+        now = format_datetime(self.clock(), usegmt=True)
         return web.json_response(
             {
                 "account_sid": self.account_sid,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from arq.connections import ArqRedis
 
+from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
@@ -70,10 +71,6 @@ SMS_HORIZON = timedelta(seconds=5)
 EMAIL_BATCH = 100
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(slots=True)
 class WorkerState:
     settings: Settings
@@ -89,7 +86,7 @@ async def build_state(
     *,
     pool: asyncpg.Pool | None = None,
     senders: Senders | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
 ) -> WorkerState:
     owns = pool is None
     if pool is None:
@@ -101,7 +98,7 @@ async def build_state(
         pool=pool,
         renderer=Renderer(),
         senders=senders or make_senders(settings),
-        clock=clock,
+        clock=clock or clock_for(settings),
         owns_pool=owns,
     )
 

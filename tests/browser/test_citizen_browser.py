@@ -25,8 +25,7 @@ from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n
-from tests.citizen_fixtures import *  # noqa: F403
-from tests.citizen_fixtures import LiveServer
+from tests.fixtures.app import LiveServer
 
 PAGE_BUDGET = 50 * 1024
 WIDE = {"width": 1280, "height": 800}

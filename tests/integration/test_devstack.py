@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import devstack
 from service.devstack import run_dev_services, start_postgres, start_redis
+from service.devstack.process import pid_alive
 
 
 async def test_postgres_starts_answers_and_stops(tmp_path: Path) -> None:
@@ -143,9 +144,9 @@ def test_orphans_of_a_killed_dev_process_are_reclaimed(tmp_path: Path) -> None:
         assert redis.ping()
         for pid in (orphan_pg, orphan_redis):
             deadline = time.monotonic() + 5
-            while devstack._pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not devstack._pid_alive(pid)
+            assert not pid_alive(pid)
     finally:
         redis.stop()
         pg.stop()

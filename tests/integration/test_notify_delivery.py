@@ -4,17 +4,8 @@ Twilio says so in its answer to the send or later in a status callback."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from tests.faketwilio import Reply
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import Env, book, outbox_rows, wait_for
-
-
-def in_days(days: int) -> datetime:
-    return (datetime.now(UTC) + timedelta(days=days)).replace(
-        hour=9, minute=0, second=0, microsecond=0
-    )
+from tests.fixtures.notify import Env, book, in_days, outbox_rows, wait_for
 
 
 async def fallback_sent(env: Env, booking_id: int) -> bool:

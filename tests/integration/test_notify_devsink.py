@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
@@ -11,10 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.app import create_app
 from service.config import Settings
 from service.web import devmessages
-from service.worker import jobs
 from service.worker.senders import DevSink, make_senders
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import Env, book, outbox_rows, wait_for
+from tests.fixtures.notify import Env, book, outbox_rows, wait_for
 
 
 def with_dev_routes(app: web.Application) -> web.Application:
@@ -34,14 +32,14 @@ def test_dev_mode_without_providers_uses_the_sink() -> None:
 async def test_dev_messages_lists_what_the_sink_recorded(notify_env: Env) -> None:
     env = notify_env
     dev = env.settings.with_(env="dev")
-    state = await jobs.build_state(dev, pool=env.pool, senders=make_senders(
+    state = await env.worker_state_for(dev, senders=make_senders(
         dev.with_(twilio_account_sid="", smtp_host="")
     ))
     env.settings = dev
 
 
     await env.start_worker(state)
-    starts = datetime.now(UTC) + timedelta(days=9)
+    starts = env.clock() + timedelta(days=9)
     booked = await book(env, starts_at=starts, language="ar")
 
     async def sent() -> bool:
@@ -51,7 +49,8 @@ async def test_dev_messages_lists_what_the_sink_recorded(notify_env: Env) -> Non
     await wait_for(sent, what="the sink")
     assert env.twilio.sent == [] and env.smtp.received == []
 
-    async with TestClient(TestServer(with_dev_routes(create_app(dev, pool=env.pool)))) as client:
+    app = with_dev_routes(create_app(dev, pool=env.pool, clock=env.clock))
+    async with TestClient(TestServer(app)) as client:
         resp = await client.get("/dev/messages.json")
         assert resp.status == 200
         items = await resp.json()
@@ -68,7 +67,7 @@ async def test_dev_messages_lists_what_the_sink_recorded(notify_env: Env) -> Non
         assert booked.booking.reference in await resp.text()
 
     test_settings = dev.with_(env="test")
-    app = with_dev_routes(create_app(test_settings, pool=env.pool))
+    app = with_dev_routes(create_app(test_settings, pool=env.pool, clock=env.clock))
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/dev/messages.json")).status == 404
         assert (await client.get("/dev/messages")).status == 404

@@ -5,7 +5,7 @@ aiosmtpd, delivery callbacks through the real web app."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from icalendar import Calendar
@@ -13,20 +13,15 @@ from icalendar import Calendar
 from service import bookings
 from service.store import audit
 from tests.faketwilio import RATE_LIMITED, Reply
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import (
-    SECRET,
+from tests.fixtures.app import TEST_SECRET
+from tests.fixtures.notify import (
     Env,
     book,
+    in_days,
     outbox_rows,
     paris,
     wait_for,
 )
-
-
-def in_days(days: int, hour: int = 10) -> datetime:
-    d = datetime.now(UTC).astimezone(paris(2027, 1, 1).tzinfo).date() + timedelta(days=days)
-    return paris(d.year, d.month, d.day, hour, 0).astimezone(UTC)
 
 
 async def statuses(env: Env, booking_id: int) -> list[tuple[str, str, str]]:
@@ -65,7 +60,7 @@ async def test_booking_sends_confirmation_sms_and_email_in_french(notify_env: En
     link = re.search(rf"/b/{ref}/([A-Za-z0-9_-]{{22}})\b", sms)
     assert link is not None, sms
     async with env.pool.acquire() as conn:
-        await bookings.authorise(conn, ref, link.group(1), SECRET)
+        await bookings.authorise(conn, ref, link.group(1), TEST_SECRET)
     sms_row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert link.group(1) not in sms_row["body"] and f"/b/{ref}/[token]" in sms_row["body"]
     assert sms_row["segments"] == 2 and sms_row["encoding"] == "gsm7"
@@ -91,7 +86,7 @@ async def test_booking_sends_confirmation_sms_and_email_in_french(notify_env: En
     mail_token = str(event["url"]).rpartition("/")[2]
     assert str(event["url"]).endswith(f"/b/{ref}/{mail_token}") and mail_token != link.group(1)
     async with env.pool.acquire() as conn:
-        await bookings.authorise(conn, ref, mail_token, SECRET)
+        await bookings.authorise(conn, ref, mail_token, TEST_SECRET)
         stored = await conn.fetchval("SELECT string_agg(body, ' ') FROM outbox")
         kept = await conn.fetchval("SELECT count(*) FROM manage_tokens")
     assert mail_token not in stored and kept == 2
@@ -102,11 +97,12 @@ async def test_arabic_confirmation_uses_moroccan_month_names(notify_env: Env) ->
     # 10 August 2027, 10:00 in Paris: Arabic "غشت", not "أغسطس".
     starts = paris(2027, 8, 10, 10, 0).astimezone(UTC)
     now = starts - timedelta(days=20)
+    # Booked, and sent, twenty days before: the worker runs on this clock.
+    env.clock.set(now)
     booked = await book(env, starts_at=starts, language="ar", now=now)
     await env.pool.execute(
-        "UPDATE outbox SET send_at = $1 WHERE kind = 'confirmation'", datetime.now(UTC)
+        "UPDATE outbox SET send_at = $1 WHERE kind = 'confirmation'", env.clock()
     )
-    # The appointment is in the future relative to the real clock too.
     await env.start_worker()
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="confirmation")
     [sms] = env.twilio.bodies_to("+33612345678")
@@ -127,7 +123,7 @@ async def test_cancel_sends_cancellation_and_skips_reminders(notify_env: Env) ->
     env = notify_env
     booked = await book(env, starts_at=in_days(9))
     await bookings.cancel(
-        env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+        env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
     )
     rows = await outbox_rows(env.pool, booked.booking.id)
     reminders = [r for r in rows if r["kind"] == "reminder"]
@@ -157,7 +153,7 @@ async def test_office_cancellation_carries_the_reason(notify_env: Env) -> None:
             env.office_id,
             bookings.Status.CANCELLED,
             audit.Actor("staff", "1"),
-            datetime.now(UTC),
+            env.clock(),
             reason="Fermeture exceptionnelle",
         )
     await env.start_worker()
@@ -177,9 +173,9 @@ async def test_reschedule_skips_old_reminders_and_creates_new(notify_env: Env) -
         env.pool,
         booked.booking.reference,
         booked.manage_token,
-        SECRET,
+        TEST_SECRET,
         new_slot,
-        datetime.now(UTC),
+        env.clock(),
     )
     rows = await outbox_rows(env.pool, booked.booking.id)
     old = [r for r in rows if r["kind"] == "reminder" and r["appointment_at"] != new_start]
@@ -203,9 +199,10 @@ async def test_due_reminder_for_cancelled_booking_is_not_sent(notify_env: Env) -
     # A reminder falls due, then (by a path that bypassed the booking flow)
     # the booking is cancelled: the re-check at send time must catch it.
     await env.pool.execute(
-        """UPDATE outbox SET send_at = now() - interval '1 minute'
+        """UPDATE outbox SET send_at = $2
            WHERE booking_id = $1 AND kind = 'reminder'""",
         booked.booking.id,
+        env.clock() - timedelta(minutes=1),
     )
     await env.pool.execute(
         "UPDATE outbox SET status = 'sent' WHERE booking_id = $1 AND kind = 'confirmation'",
@@ -227,10 +224,11 @@ async def test_due_reminder_for_moved_booking_is_not_sent(notify_env: Env) -> No
     env = notify_env
     booked = await book(env, starts_at=in_days(9), email=None)
     await env.pool.execute(
-        """UPDATE outbox SET send_at = now() - interval '1 minute',
+        """UPDATE outbox SET send_at = $2,
                              status = CASE WHEN kind = 'reminder' THEN 'pending' ELSE 'sent' END
            WHERE booking_id = $1""",
         booked.booking.id,
+        env.clock() - timedelta(minutes=1),
     )
     await env.pool.execute(
         "UPDATE bookings SET starts_at = starts_at + interval '1 day' WHERE id = $1",
@@ -268,9 +266,10 @@ async def test_rate_limited_then_accepted_sends_exactly_once(notify_env: Env) ->
     await wait_for(retried, what="the rate-limited retry")
     # Let the wait pass now rather than in 5 s.
     await env.pool.execute(
-        "UPDATE outbox SET send_at = now() WHERE booking_id = $1 AND status = 'pending' "
+        "UPDATE outbox SET send_at = $2 WHERE booking_id = $1 AND status = 'pending' "
         "AND kind = 'confirmation'",
         booked.booking.id,
+        env.clock(),
     )
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="send")
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
@@ -293,7 +292,7 @@ async def test_server_error_is_retried_with_backoff(notify_env: Env) -> None:
 
     await wait_for(backed_off, what="backoff")
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
-    assert row["send_at"] > datetime.now(UTC) + timedelta(seconds=10)
+    assert row["send_at"] > env.clock() + timedelta(seconds=10)
     assert row["error_code"] == "500"
 
 
@@ -404,7 +403,7 @@ async def test_smtp_temporary_then_accepted(notify_env: Env) -> None:
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert row["error_code"] == "smtp451"
     await env.pool.execute(
-        "UPDATE outbox SET send_at = now() WHERE id = $1", row["id"]
+        "UPDATE outbox SET send_at = $2 WHERE id = $1", row["id"], env.clock()
     )
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="send")
     assert len(env.smtp.to("amina@example.org")) == 1

@@ -16,13 +16,8 @@ from service import bookings
 from service.worker import jobs
 from service.worker.ratelimit import RATE_KEY, RateLimiter
 from tests.faketwilio import Reply
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import SECRET, Env, book, outbox_rows, paris, wait_for
-
-
-def in_days(days: int, hour: int = 10) -> datetime:
-    d = datetime.now(UTC).astimezone(paris(2027, 1, 1).tzinfo).date() + timedelta(days=days)
-    return paris(d.year, d.month, d.day, hour, 0).astimezone(UTC)
+from tests.fixtures.app import TEST_SECRET
+from tests.fixtures.notify import Env, book, in_days, outbox_rows, paris, wait_for
 
 
 async def row_of(env: Env, outbox_id: int) -> dict[str, Any]:
@@ -54,14 +49,16 @@ async def test_reminder_waiting_for_its_sms_turn_is_not_sent_after_a_change(
         bid,
     )
     await env.pool.execute(
-        "UPDATE outbox SET send_at = now() - interval '1 second' WHERE id = $1", reminder
+        "UPDATE outbox SET send_at = $2 WHERE id = $1",
+        reminder,
+        env.clock() - timedelta(seconds=1),
     )
     # One SMS every 2 s, and another sender has just taken the current turn:
     # the reminder's turn is 2 s away.
     settings = env.settings.with_(sms_per_second=0.5)
     await RateLimiter(env.redis, 0.5).reserve()
     taken = int(await env.redis.get(RATE_KEY))
-    await env.start_worker(await jobs.build_state(settings, pool=env.pool))
+    await env.start_worker(await env.worker_state_for(settings))
 
     async def reminder_has_its_turn() -> bool:
         value = await env.redis.get(RATE_KEY)
@@ -71,7 +68,7 @@ async def test_reminder_waiting_for_its_sms_turn_is_not_sent_after_a_change(
     # The booking changes while the reminder waits for its turn.
     if change == "cancel":
         await bookings.cancel(
-            env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+            env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
         )
         kind, reason = "cancelled_by_citizen", "booking_cancelled"
     else:
@@ -80,9 +77,9 @@ async def test_reminder_waiting_for_its_sms_turn_is_not_sent_after_a_change(
             env.pool,
             booked.booking.reference,
             booked.manage_token,
-            SECRET,
+            TEST_SECRET,
             new_slot,
-            datetime.now(UTC),
+            env.clock(),
         )
         kind, reason = "rescheduled", "booking_moved"
     notice = await env.pool.fetchval(
@@ -110,7 +107,7 @@ async def test_confirmation_due_after_a_cancel_is_not_sent(notify_env: Env) -> N
     booked = await book(env, starts_at=in_days(9))
     # Cancelled before the worker got to the confirmation.
     await bookings.cancel(
-        env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+        env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
     )
     await env.start_worker()
 
@@ -135,10 +132,10 @@ async def test_rescheduled_message_due_after_a_cancel_is_not_sent(notify_env: En
     booked = await book(env, starts_at=in_days(9), email=None)
     new_slot = await env.add_slot(in_days(12, hour=14))
     await bookings.reschedule(
-        env.pool, booked.booking.reference, booked.manage_token, SECRET, new_slot, datetime.now(UTC)
+        env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, new_slot, env.clock()
     )
     await bookings.cancel(
-        env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+        env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
     )
     await env.start_worker()
     rescheduled = await env.pool.fetchval(
@@ -165,7 +162,7 @@ async def test_late_undelivered_callback_makes_no_fallback_for_a_changed_booking
     await wait_for(confirmation_sent, what="the confirmation")
     if change == "cancel":
         await bookings.cancel(
-            env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+            env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
         )
     else:
         new_slot = await env.add_slot(in_days(12, hour=14))
@@ -173,9 +170,9 @@ async def test_late_undelivered_callback_makes_no_fallback_for_a_changed_booking
             env.pool,
             booked.booking.reference,
             booked.manage_token,
-            SECRET,
+            TEST_SECRET,
             new_slot,
-            datetime.now(UTC),
+            env.clock(),
         )
     [confirmation] = [s for s in env.twilio.sent if s.body.startswith("RDV confirm")]
     assert confirmation.status_callback is not None
@@ -202,7 +199,7 @@ async def test_fallback_queued_before_a_cancel_is_not_sent(notify_env: Env) -> N
         "UPDATE outbox SET status = 'sent' WHERE booking_id = $1 AND channel = 'email'",
         booked.booking.id,
     )
-    state = await jobs.build_state(env.settings, pool=env.pool)
+    state = await env.worker_state_for(env.settings)
     redis = await create_pool(RedisSettings.from_dsn(env.settings.redis_url))
     ctx = {jobs.STATE: state, "redis": redis}
     sms_id = await env.pool.fetchval(
@@ -220,7 +217,7 @@ async def test_fallback_queued_before_a_cancel_is_not_sent(notify_env: Env) -> N
 
     await wait_for(fallback_queued, what="the fallback email")
     await bookings.cancel(
-        env.pool, booked.booking.reference, booked.manage_token, SECRET, datetime.now(UTC)
+        env.pool, booked.booking.reference, booked.manage_token, TEST_SECRET, env.clock()
     )
     fallback = await env.pool.fetchval(
         "SELECT id FROM outbox WHERE booking_id = $1 AND kind = 'sms_fallback'", booked.booking.id

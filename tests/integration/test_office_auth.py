@@ -11,13 +11,13 @@ import pytest
 from service.domain.errors import Unauthorized
 from service.domain.staff import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP
 from service.office import accounts
-from tests.office_fixtures import (
+from tests.clock import FakeClock
+from tests.fixtures.office import (
     AGENT,
     MANAGER,
     START,
     Browser,
     Demo,
-    FakeClock,
     make_booking,
 )
 
@@ -25,7 +25,7 @@ SCHEDULE = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"
 
 
 async def test_login_opens_a_session_stored_hashed_and_logout_ends_it(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
     r = await browser.login(AGENT)
@@ -34,7 +34,7 @@ async def test_login_opens_a_session_stored_hashed_and_logout_ends_it(
     cookie = r.cookies["mawid_staff"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     session_id = cookie.value
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         stored = await conn.fetch("SELECT id_hash FROM staff_sessions")
         password_hash = await conn.fetchval(
             "SELECT password_hash FROM staff WHERE email = $1", AGENT.email
@@ -48,7 +48,7 @@ async def test_login_opens_a_session_stored_hashed_and_logout_ends_it(
 
     r = await browser.post_form("/office/logout")
     assert r.status == 303
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM staff_sessions") == 0
     # The old cookie, replayed, opens nothing.
     replay = browsers()
@@ -67,7 +67,7 @@ async def test_wrong_password_and_unknown_account_answer_alike(
 
 
 async def test_account_throttled_after_repeated_failures_then_released(
-    office_clock: FakeClock, browsers: Callable[[], Browser]
+    clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
     for _ in range(MAX_FAILURES_PER_ACCOUNT):
@@ -77,28 +77,28 @@ async def test_account_throttled_after_repeated_failures_then_released(
     assert r.status == 429
     # Another account from the same address is not locked by this one.
     assert (await browsers().login(MANAGER)).status == 303
-    office_clock.advance(timedelta(minutes=16))
+    clock.advance(timedelta(minutes=16))
     assert (await browser.login(AGENT)).status == 303
 
 
 async def test_address_throttled_across_accounts(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
     for n in range(MAX_FAILURES_PER_IP):
         await browser.login(Demo(f"guess{n}@example.org", "guess-guess"))
     assert (await browser.login(MANAGER)).status == 429
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         keys = await conn.fetch("SELECT key_hash FROM login_failures")
     # Counted under hashes: no e-mail or address in clear.
     assert keys and all(len(bytes(k["key_hash"])) == 32 for k in keys)
     assert all(b"example.org" not in bytes(k["key_hash"]) for k in keys)
 
 
-async def test_demo_accounts_are_refused_outside_dev_and_test(office_pool: asyncpg.Pool) -> None:
+async def test_demo_accounts_are_refused_outside_dev_and_test(pool: asyncpg.Pool) -> None:
     with pytest.raises(Unauthorized):
         await accounts.login(
-            office_pool,
+            pool,
             AGENT.email,
             AGENT.password,
             "10.0.0.9",
@@ -109,23 +109,23 @@ async def test_demo_accounts_are_refused_outside_dev_and_test(office_pool: async
 
 
 async def test_session_ends_after_idle_time(
-    office_clock: FakeClock, browsers: Callable[[], Browser]
+    clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
     await browser.login(AGENT)
-    office_clock.advance(timedelta(minutes=90))
+    clock.advance(timedelta(minutes=90))
     assert (await browser.get("/office/consulate-paris/day/2027-02-02")).status == 200
-    office_clock.advance(timedelta(minutes=90))  # idle expiry slid forward at the last visit
+    clock.advance(timedelta(minutes=90))  # idle expiry slid forward at the last visit
     assert (await browser.get("/office/consulate-paris/day/2027-02-02")).status == 200
-    office_clock.advance(timedelta(hours=2, minutes=1))
+    clock.advance(timedelta(hours=2, minutes=1))
     r = await browser.get("/office/consulate-paris/day/2027-02-02")
     assert r.status == 303 and r.headers["Location"].startswith("/office/login")
 
 
 async def test_csrf_refusals_write_nothing(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    booking = await make_booking(pool, "consulate-paris", "passport")
     browser = browsers()
     # The login form itself needs the token (no login CSRF).
     await browser.fetch_csrf()
@@ -142,7 +142,7 @@ async def test_csrf_refusals_write_nothing(
     api = f"/api/v1/offices/consulate-paris/bookings/{booking.reference}/status"
     r = await browser.session.post(api, json={"status": "checked_in"})
     assert r.status == 403 and (await r.json())["error"] == "csrf"
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         assert (
             await conn.fetchval("SELECT status FROM bookings WHERE id = $1", booking.id)
             == "confirmed"
@@ -158,7 +158,7 @@ async def test_csrf_refusals_write_nothing(
 
 
 async def test_api_tokens_made_on_the_account_page(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     import re
 
@@ -172,7 +172,7 @@ async def test_api_tokens_made_on_the_account_page(
     token = found[1]
     # A reload does not show it again.
     assert token not in await (await browser.get("/office/account")).text()
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT id, token_hash FROM staff_api_tokens")
     assert token.encode() not in bytes(row["token_hash"])
 
@@ -182,7 +182,7 @@ async def test_api_tokens_made_on_the_account_page(
     assert r.status == 200 and (await r.json())["office"] == "consulate-paris"
     r = await api.get(SCHEDULE.replace("consulate-paris", "prefecture-tiznit"), headers=bearer)
     assert r.status == 404
-    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    booking = await make_booking(pool, "consulate-paris", "passport")
     # Bearer calls need no CSRF header: browsers never attach them on their own.
     r = await api.session.post(
         f"/api/v1/offices/consulate-paris/bookings/{booking.reference}/status",

@@ -28,7 +28,7 @@ from service.office.changes import ReplaceHours, change_office
 from service.office.schedule import change_status
 from service.store import offices as office_store
 from service.store import slots as slot_store
-from tests.office_fixtures import (
+from tests.fixtures.office import (
     MANAGER,
     START,
     Browser,
@@ -73,12 +73,12 @@ async def _three_on_one_slot(pool: asyncpg.Pool) -> list[str]:
 
 
 async def test_lowering_counters_lists_the_bookings_beyond_the_new_capacity(
-    office_pool: asyncpg.Pool,
+    pool: asyncpg.Pool,
 ) -> None:
-    references = await _three_on_one_slot(office_pool)
+    references = await _three_on_one_slot(pool)
     rules = parse_hours(ONE_COUNTER, ["passport"])
     out = await change_office(
-        office_pool,
+        pool,
         "consulate-paris",
         ReplaceHours("consulate-paris", rules),
         decision=None,
@@ -94,9 +94,9 @@ async def test_lowering_counters_lists_the_bookings_beyond_the_new_capacity(
 
 
 async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    references = await _three_on_one_slot(office_pool)
+    references = await _three_on_one_slot(pool)
     browser = english(browsers())
     await browser.login(MANAGER)
     r = await browser.post_form("/office/consulate-paris/hours", {"hours": ONE_COUNTER})
@@ -109,7 +109,7 @@ async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
         {"hours": ONE_COUNTER, "decision": "cancel", "reason": "Un seul guichet", "seen": seen[1]},
     )
     assert r.status == 303 and "cancelled=2" in r.headers["Location"]
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         over = await conn.fetchval(
             """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
                AND starts_at > $1 AND taken > capacity""",
@@ -130,12 +130,12 @@ async def test_lowering_counters_then_cancelling_leaves_no_slot_over_capacity(
 
 
 async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
-    office_pool: asyncpg.Pool,
+    pool: asyncpg.Pool,
 ) -> None:
     async def attempt(n: int) -> str:
         try:
             await accounts.login(
-                office_pool,
+                pool,
                 "agent@mawid.test",
                 f"wrong-{n}",
                 "10.0.0.1",
@@ -155,11 +155,11 @@ async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
 
 
 async def test_a_success_counts_against_neither_account_nor_address(
-    office_pool: asyncpg.Pool,
+    pool: asyncpg.Pool,
 ) -> None:
     for _ in range(MAX_FAILURES_PER_IP + 1):
         await accounts.login(
-            office_pool,
+            pool,
             "agent@mawid.test",
             "dev-agent-password",
             "10.0.0.2",
@@ -167,16 +167,16 @@ async def test_a_success_counts_against_neither_account_nor_address(
             now=START,
             allow_demo=True,
         )
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM login_failures") == 0
 
 
 async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_message(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     after = START + timedelta(days=8)
-    arrived = await make_booking(office_pool, "consulate-paris", "passport", after=after)
-    other = await make_booking(office_pool, "consulate-paris", "passport", after=after, nth=1)
+    arrived = await make_booking(pool, "consulate-paris", "passport", after=after)
+    other = await make_booking(pool, "consulate-paris", "passport", after=after, nth=1)
     day = local_day(arrived.starts_at)
     assert local_day(other.starts_at) == day
     browser = english(browsers())
@@ -188,7 +188,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert seen
     # Meanwhile the citizen came early and was checked in at the counter.
     await change_status(
-        office_pool,
+        pool,
         "consulate-paris",
         arrived.reference,
         Status.CHECKED_IN,
@@ -204,7 +204,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert "cancelled=1" in r.headers["Location"] and "refused=1" in r.headers["Location"]
     page = await (await browser.get(r.headers["Location"])).text()
     assert "could not be cancelled (already checked in)" in page
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         statuses = dict(
             await conn.fetch(
                 "SELECT reference, status FROM bookings WHERE id = ANY($1::bigint[])",
@@ -241,9 +241,9 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
 
 
 async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         holiday = await conn.fetchval(
             """SELECT day FROM closures WHERE office_id = 'consulate-paris'
                AND source = 'holiday' AND day > $1 ORDER BY day LIMIT 1""",
@@ -258,7 +258,7 @@ async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
     assert r.status == 303 and "notice=saved" in r.headers["Location"]
 
     async def open_slots() -> int:
-        async with office_pool.acquire() as conn:
+        async with pool.acquire() as conn:
             office = await office_store.get_office(conn, "consulate-paris")
             assert office is not None
             async with conn.transaction():
@@ -305,14 +305,14 @@ def service_form(**changes: str) -> dict[str, str]:
 
 
 async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         duration = await conn.fetchval(
             "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
             " AND id = 'passport'"
         )
-    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    booking = await make_booking(pool, "consulate-paris", "passport")
     browser = english(browsers())
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/services")).text()
@@ -336,7 +336,7 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
     assert seen and 'name="duration_minutes"' in page
     r = await browser.post_form(path, {**longer, "decision": "keep", "seen": seen[1]})
     assert r.status == 303 and "/services?notice=saved" in r.headers["Location"]
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         row = await conn.fetchrow(
             """SELECT duration_minutes, latest_days, bring_ar FROM services
                WHERE office_id = 'consulate-paris' AND id = 'passport'"""
@@ -354,12 +354,12 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
 
 
 async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    booking = await make_booking(pool, "consulate-paris", "passport")
     browser = english(browsers())
     await browser.login(MANAGER)
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         duration = await conn.fetchval(
             "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
             " AND id = 'passport'"
@@ -372,7 +372,7 @@ async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
         path, {**off, "decision": "cancel", "reason": "Service fermé", "seen": booking.reference}
     )
     assert r.status == 303 and "cancelled=1" in r.headers["Location"]
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         open_seats = await conn.fetchval(
             """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
                AND service_id = 'passport' AND capacity > 0 AND starts_at > $1""",
@@ -384,16 +384,16 @@ async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
 
 
 async def test_a_deactivated_account_loses_its_sessions_and_tokens(
-    office_pool: asyncpg.Pool, office_settings: Settings, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, settings: Settings, browsers: Callable[[], Browser]
 ) -> None:
-    leaving = await add_account(office_pool, "leaving@example.org", Role.AGENT, ["consulate-paris"])
+    leaving = await add_account(pool, "leaving@example.org", Role.AGENT, ["consulate-paris"])
     theirs = english(browsers())
     assert (await theirs.login(leaving)).status == 303
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", leaving.email)
     member = StaffMember(staff_id, leaving.email, Role.AGENT, frozenset({"consulate-paris"}))
     token = await accounts.create_api_token(
-        office_pool, member, "laptop", secret_key=office_settings.secret_key, now=START
+        pool, member, "laptop", secret_key=settings.secret_key, now=START
     )
     schedule = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"
     bearer = {"Authorization": f"Bearer {token}"}
@@ -410,12 +410,12 @@ async def test_a_deactivated_account_loses_its_sessions_and_tokens(
     assert (await theirs.get(schedule, headers=bearer)).status == 401
     assert (await browsers().login(leaving)).status == 401
     # Nobody deactivates themselves or someone above them.
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         manager_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", MANAGER.email)
     r = await manager.post_form(f"/office/consulate-paris/staff/{manager_id}/deactivate")
     assert r.status == 403
-    tiznit = await add_account(office_pool, "t@example.org", Role.AGENT, ["prefecture-tiznit"])
-    async with office_pool.acquire() as conn:
+    tiznit = await add_account(pool, "t@example.org", Role.AGENT, ["prefecture-tiznit"])
+    async with pool.acquire() as conn:
         tiznit_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", tiznit.email)
     r = await manager.post_form(f"/office/consulate-paris/staff/{tiznit_id}/deactivate")
     assert r.status == 404

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from tests.office_fixtures import (
+from tests.clock import FakeClock
+from tests.fixtures.office import (
     AGENT,
     MANAGER,
     START,
     Browser,
-    FakeClock,
     free_slot,
     make_booking,
 )
@@ -33,13 +33,13 @@ def local_day(instant: datetime) -> str:
 
 
 async def test_schedule_lists_the_day_in_time_order_with_masked_documents(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    later = await make_booking(office_pool, "consulate-paris", "passport", nth=3)
+    later = await make_booking(pool, "consulate-paris", "passport", nth=3)
     first = await make_booking(
-        office_pool, "consulate-paris", "passport", name="Youssef Benali", document="AB123456"
+        pool, "consulate-paris", "passport", name="Youssef Benali", document="AB123456"
     )
-    other_office = await make_booking(office_pool, "prefecture-tiznit", "mre-desk")
+    other_office = await make_booking(pool, "prefecture-tiznit", "mre-desk")
     day = local_day(first.starts_at)
     assert local_day(later.starts_at) == day
     browser = browsers()
@@ -60,13 +60,13 @@ async def test_schedule_lists_the_day_in_time_order_with_masked_documents(
 
 
 async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
-    office_pool: asyncpg.Pool, office_clock: FakeClock, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
-    arrived = await make_booking(office_pool, "consulate-paris", "passport")
-    missing = await make_booking(office_pool, "consulate-paris", "passport", nth=1)
-    dropped = await make_booking(office_pool, "consulate-paris", "passport", nth=2)
+    arrived = await make_booking(pool, "consulate-paris", "passport")
+    missing = await make_booking(pool, "consulate-paris", "passport", nth=1)
+    dropped = await make_booking(pool, "consulate-paris", "passport", nth=2)
     # No-show only once the appointment has started.
-    office_clock.set(missing.starts_at + timedelta(minutes=5))
+    clock.set(missing.starts_at + timedelta(minutes=5))
     browser = browsers()
     await browser.login(AGENT)
     day = local_day(arrived.starts_at)
@@ -86,7 +86,7 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
     assert "notice=bad_transition" in await act(arrived.reference, "checked_in")
     assert "notice=status_changed" in await act(dropped.reference, "cancelled", "Consul away")
 
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", AGENT.email)
         rows = await conn.fetch(
             """SELECT b.reference, a.action, a.actor_kind, a.actor_id, a.before_status,
@@ -122,10 +122,10 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
 
 
 async def test_print_view_and_csv(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     booking = await make_booking(
-        office_pool, "consulate-paris", "passport", name="=HYPERLINK(1)", document="CD987654"
+        pool, "consulate-paris", "passport", name="=HYPERLINK(1)", document="CD987654"
     )
     day = local_day(booking.starts_at)
     browser = browsers()
@@ -142,8 +142,8 @@ async def test_print_view_and_csv(
     assert rows[1][7] == "••••7654"
 
 
-async def test_secret_ics_feed(office_pool: asyncpg.Pool, browsers: Callable[[], Browser]) -> None:
-    booking = await make_booking(office_pool, "consulate-paris", "passport", name="Nadia Secret")
+async def test_secret_ics_feed(pool: asyncpg.Pool, browsers: Callable[[], Browser]) -> None:
+    booking = await make_booking(pool, "consulate-paris", "passport", name="Nadia Secret")
     browser = browsers()
     await browser.login(MANAGER)
     page = await (await browser.post_form("/office/consulate-paris/feed")).text()
@@ -156,7 +156,7 @@ async def test_secret_ics_feed(office_pool: asyncpg.Pool, browsers: Callable[[],
     ics = await r.text()
     assert booking.reference in ics and "Nadia Secret" not in ics
     secret = path.rsplit("/", 1)[1].removesuffix(".ics")
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         stored = bytes(await conn.fetchval("SELECT secret_hash FROM office_feeds"))
     assert secret.encode() not in stored
     await browser.post_form("/office/consulate-paris/feed")  # rotate
@@ -164,9 +164,9 @@ async def test_secret_ics_feed(office_pool: asyncpg.Pool, browsers: Callable[[],
 
 
 async def test_booking_for_a_citizen_follows_the_public_rules(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    slot = await free_slot(office_pool, "consulate-paris", "passport", START + timedelta(hours=3))
+    slot = await free_slot(pool, "consulate-paris", "passport", START + timedelta(hours=3))
     browser = browsers()
     await browser.login(AGENT)
     day = local_day(slot["starts_at"])
@@ -184,7 +184,7 @@ async def test_booking_for_a_citizen_follows_the_public_rules(
     r = await browser.post_form("/office/consulate-paris/book", details)
     assert r.status == 303, await r.text()
     reference = r.headers["Location"].split("/bookings/")[1].split("?")[0]
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM bookings WHERE reference = $1", reference)
         kinds = await conn.fetch("SELECT kind FROM outbox WHERE booking_id = $1", row["id"])
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", AGENT.email)
@@ -193,12 +193,12 @@ async def test_booking_for_a_citizen_follows_the_public_rules(
     assert "confirmation" in {k["kind"] for k in kinds}
     # The same document and service again: refused like on the public form.
     details["slot_id"] = str(
-        (await free_slot(office_pool, "consulate-paris", "passport", START))["id"]
+        (await free_slot(pool, "consulate-paris", "passport", START))["id"]
     )
     r = await browser.post_form("/office/consulate-paris/book", details)
     assert r.status == 409
     # A slot of another office is not bookable from this one.
-    tiznit = await free_slot(office_pool, "prefecture-tiznit", "mre-desk", START)
+    tiznit = await free_slot(pool, "prefecture-tiznit", "mre-desk", START)
     details.update(slot_id=str(tiznit["id"]), service="mre-desk", document_number="GH445566")
     assert (await browser.post_form("/office/consulate-paris/book", details)).status == 409
 
@@ -212,10 +212,10 @@ async def citizen_slots(browser: Browser, day: str) -> list[object]:
 
 
 async def test_closure_with_bookings_asks_then_cancels_with_a_message(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     after = datetime(2027, 2, 10, 6, tzinfo=UTC)
-    booking = await make_booking(office_pool, "consulate-paris", "passport", after=after)
+    booking = await make_booking(pool, "consulate-paris", "passport", after=after)
     day = local_day(booking.starts_at)
     browser = browsers()
     await browser.login(MANAGER)
@@ -230,7 +230,7 @@ async def test_closure_with_bookings_asks_then_cancels_with_a_message(
     assert seen and seen[1] == booking.reference
 
     # A booking made after the page was shown is not cancelled unseen.
-    other = await make_booking(office_pool, "consulate-paris", "passport", after=after, nth=1)
+    other = await make_booking(pool, "consulate-paris", "passport", after=after, nth=1)
     r = await browser.post_form(
         "/office/consulate-paris/closures",
         {**closure, "decision": "cancel", "reason": "Fermeture", "seen": seen[1]},
@@ -248,7 +248,7 @@ async def test_closure_with_bookings_asks_then_cancels_with_a_message(
     )
     assert r.status == 303 and "cancelled=2" in r.headers["Location"]
     assert await citizen_slots(browser, day) == []
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         statuses = await conn.fetch(
             "SELECT status FROM bookings WHERE id = ANY($1::bigint[])", [booking.id, other.id]
         )
@@ -283,10 +283,10 @@ async def test_closure_without_bookings_applies_at_once(browsers: Callable[[], B
 
 
 async def test_shorter_hours_list_stranded_bookings_and_can_keep_them(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     afternoon = datetime(2027, 2, 9, 13, 0, tzinfo=UTC)  # 14:00 in Paris
-    booking = await make_booking(office_pool, "consulate-paris", "passport", after=afternoon)
+    booking = await make_booking(pool, "consulate-paris", "passport", after=afternoon)
     browser = browsers()
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/hours")).text()
@@ -304,7 +304,7 @@ async def test_shorter_hours_list_stranded_bookings_and_can_keep_them(
         "/office/consulate-paris/hours", {**mornings, "decision": "keep", "seen": seen[1]}
     )
     assert r.status == 303
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         status = await conn.fetchval("SELECT status FROM bookings WHERE id = $1", booking.id)
         slot = await conn.fetchrow(
             "SELECT capacity, taken FROM slots WHERE id = $1", booking.slot_id
@@ -321,10 +321,10 @@ async def test_shorter_hours_list_stranded_bookings_and_can_keep_them(
 
 
 async def test_weekly_statistics(
-    office_pool: asyncpg.Pool, office_clock: FakeClock, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
-    made = [await make_booking(office_pool, "consulate-paris", "passport", nth=n) for n in range(4)]
-    async with office_pool.acquire() as conn:
+    made = [await make_booking(pool, "consulate-paris", "passport", nth=n) for n in range(4)]
+    async with pool.acquire() as conn:
         await conn.execute("UPDATE bookings SET status = 'no_show' WHERE id = $1", made[0].id)
         await conn.execute("UPDATE bookings SET status = 'done' WHERE id = $1", made[1].id)
         await conn.execute("UPDATE bookings SET status = 'cancelled' WHERE id = $1", made[2].id)
@@ -353,7 +353,7 @@ async def test_weekly_statistics(
 
 
 async def test_managers_create_accounts_for_their_office_only(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
     await browser.login(MANAGER)
@@ -363,7 +363,7 @@ async def test_managers_create_accounts_for_their_office_only(
     password = re.search(r'class="secret"><bdi>([^<]+)<', await r.text())
     assert r.status == 200 and password
     newcomer = browsers()
-    from tests.office_fixtures import Demo
+    from tests.fixtures.office import Demo
 
     assert (await newcomer.login(Demo("new.agent@example.org", password[1]))).status == 303
     r = await browser.post_form(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from tests.office_fixtures import AGENT, MANAGER, Browser, make_booking
+from tests.fixtures.office import AGENT, MANAGER, Browser, make_booking
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -59,9 +59,9 @@ async def test_a_wrong_password_is_refused_in_the_readers_language(
 
 
 async def test_day_schedule_in_french_and_arabic(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    booking = await make_booking(office_pool, "consulate-paris", "passport", phone="+33612345678")
+    booking = await make_booking(pool, "consulate-paris", "passport", phone="+33612345678")
     day = booking.starts_at.astimezone(PARIS).date().isoformat()
     browser = reading(browsers(), None)
     await browser.login(AGENT)
@@ -118,9 +118,9 @@ async def test_account_refusals_are_translated(browsers: Callable[[], Browser]) 
 
 
 async def test_every_office_page_renders_in_french_and_arabic(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    booking = await make_booking(office_pool, "consulate-paris", "passport")
+    booking = await make_booking(pool, "consulate-paris", "passport")
     day = booking.starts_at.astimezone(PARIS).date().isoformat()
     pages = (
         "/office/account",

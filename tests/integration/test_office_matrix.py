@@ -11,20 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient
 
 from service.domain.staff import PERMISSIONS, Permission, Role
-from tests.office_fixtures import (
+from tests.clock import FakeClock
+from tests.fixtures.office import (
     ADMIN,
     AGENT,
     MANAGER,
     START,
     Browser,
     Demo,
-    FakeClock,
     add_account,
     make_booking,
 )
@@ -70,9 +71,9 @@ PUBLIC = {
 OFFICES = ("consulate-paris", "prefecture-tiznit")
 
 
-def test_the_matrix_covers_every_office_route(office_server: TestServer) -> None:
+def test_the_matrix_covers_every_office_route(app_client: TestClient[Any, Any]) -> None:
     registered = set()
-    for route in office_server.app.router.routes():
+    for route in app_client.app.router.routes():
         path = route.resource.canonical if route.resource else ""
         staff_route = path.startswith("/office/") or path.startswith("/api/v1/offices/{office}/")
         if "{office}" in path and staff_route and path not in PUBLIC and route.method != "HEAD":
@@ -81,10 +82,10 @@ def test_the_matrix_covers_every_office_route(office_server: TestServer) -> None
 
 
 async def test_role_office_route_matrix(
-    office_pool: asyncpg.Pool, office_clock: FakeClock, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
     agent_tiznit = await add_account(
-        office_pool, "agent.tiznit@example.org", Role.AGENT, ["prefecture-tiznit"]
+        pool, "agent.tiznit@example.org", Role.AGENT, ["prefecture-tiznit"]
     )
     people: dict[str, tuple[Demo | None, Role | None, set[str]]] = {
         "anonymous": (None, None, set()),
@@ -94,8 +95,8 @@ async def test_role_office_route_matrix(
         "agent-tiznit": (agent_tiznit, Role.AGENT, {"prefecture-tiznit"}),
     }
     references = {
-        "consulate-paris": (await make_booking(office_pool, "consulate-paris", "passport")),
-        "prefecture-tiznit": (await make_booking(office_pool, "prefecture-tiznit", "mre-desk")),
+        "consulate-paris": (await make_booking(pool, "consulate-paris", "passport")),
+        "prefecture-tiznit": (await make_booking(pool, "prefecture-tiznit", "mre-desk")),
     }
     services = {"consulate-paris": "passport", "prefecture-tiznit": "mre-desk"}
     # An account of each office to deactivate (again: the first allowed call
@@ -103,9 +104,9 @@ async def test_role_office_route_matrix(
     targets = {}
     for office in OFFICES:
         target = await add_account(
-            office_pool, f"leaving@{office}.example.org", Role.AGENT, [office]
+            pool, f"leaving@{office}.example.org", Role.AGENT, [office]
         )
-        async with office_pool.acquire() as conn:
+        async with pool.acquire() as conn:
             targets[office] = await conn.fetchval(
                 "SELECT id FROM staff WHERE email = $1", target.email
             )
@@ -162,9 +163,9 @@ async def test_role_office_route_matrix(
 
 
 async def test_a_reference_of_another_office_is_not_found_even_for_admins(
-    office_pool: asyncpg.Pool, browsers: Callable[[], Browser]
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
 ) -> None:
-    tiznit = await make_booking(office_pool, "prefecture-tiznit", "mre-desk")
+    tiznit = await make_booking(pool, "prefecture-tiznit", "mre-desk")
     browser = browsers()
     await browser.login(ADMIN)
     r = await browser.get(f"/office/consulate-paris/bookings/{tiznit.reference}")
@@ -175,7 +176,7 @@ async def test_a_reference_of_another_office_is_not_found_even_for_admins(
         headers={"X-CSRF-Token": browser.csrf},
     )
     assert r.status == 404
-    async with office_pool.acquire() as conn:
+    async with pool.acquire() as conn:
         assert (
             await conn.fetchval("SELECT status FROM bookings WHERE id = $1", tiznit.id)
             == "confirmed"

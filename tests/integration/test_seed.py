@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -46,10 +47,18 @@ async def test_seeding_again_changes_nothing_and_keeps_bookings(
         )
     assert after == before
     assert (row["status"], row["slot_id"], row["taken"]) == ("confirmed", slot_id, 1)
-    assert before["offices"] == len(load_demo())
+    assert before["offices"] == len(load_demo(clock().date()))
     # Ramadan hours for the Moroccan offices, none for the consulates.
     async with pool.acquire() as conn:
         dated = await conn.fetch(
             "SELECT DISTINCT office_id FROM opening_hours WHERE valid_from IS NOT NULL"
         )
     assert {r["office_id"] for r in dated} == {"prefecture-tiznit", "prefecture-agadir"}
+
+
+def test_ramadan_hours_follow_the_day_seeded_for_not_the_real_one() -> None:
+    # The tests seed on their fixed clock: the Ramadan hours must be those
+    # around that day, whatever year the machine's clock says.
+    [tiznit] = [d for d in load_demo(date(2040, 6, 1)) if d.office.id == "prefecture-tiznit"]
+    years = {r.valid_from.year for r in tiznit.rules if r.valid_from is not None}
+    assert 2040 in years and min(years) >= 2038 and max(years) <= 2043

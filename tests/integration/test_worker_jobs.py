@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from arq import func
 from arq.connections import RedisSettings, create_pool
@@ -15,8 +15,7 @@ from arq.connections import RedisSettings, create_pool
 from service.worker import jobs
 from service.worker.ratelimit import RateLimiter
 from service.worker.settings import serve
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import Env, book, env_for_subprocess, wait_for
+from tests.fixtures.notify import Env, book, env_for_subprocess, wait_for
 
 
 async def test_rate_limit_is_shared_between_processes(notify_env: Env) -> None:
@@ -60,14 +59,14 @@ async def queued_by_channel(env: Env) -> dict[str, int]:
 
 async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env) -> None:
     env = notify_env
-    starts = datetime.now(UTC) + timedelta(days=9)
+    starts = env.clock() + timedelta(days=9)
     slot = await env.add_slot(starts, capacity=70)
     for i in range(70):
         await book(env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}")
     # 140 due confirmations (sms + email) at one SMS a second.
     settings = env.settings.with_(sms_per_second=1.0)
     horizon = jobs.SMS_HORIZON.total_seconds()
-    state = await jobs.build_state(settings, pool=env.pool)
+    state = await env.worker_state_for(settings)
     redis = await create_pool(RedisSettings.from_dsn(env.settings.redis_url))
     try:
         ctx = {jobs.STATE: state, "redis": redis}
@@ -90,6 +89,8 @@ async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env
         # Redis lost every job (and the rate's timeline): the rows still
         # pending are queued again.
         await redis.flushdb()
+        # The next sweep, a second later on the test's clock.
+        env.clock.advance(timedelta(seconds=1))
         again = await jobs.sweep_outbox(ctx)
         assert 71 <= again <= 70 + horizon + 1
     finally:
@@ -104,12 +105,12 @@ async def test_sms_waiting_for_the_rate_never_outlive_the_job_timeout(notify_env
     claim."""
     env = notify_env
     n = 200
-    starts = datetime.now(UTC) + timedelta(days=9)
+    starts = env.clock() + timedelta(days=9)
     slot = await env.add_slot(starts, capacity=n)
     for i in range(n):
         await book(env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}", email=None)
     settings = env.settings.with_(sms_per_second=20.0)
-    state = await jobs.build_state(settings, pool=env.pool)
+    state = await env.worker_state_for(settings)
     send = func(jobs.send_message, name="send_message", timeout=3, max_tries=3, keep_result=0)
     task = asyncio.create_task(serve(settings, {jobs.STATE: state}, functions=[send], max_jobs=100))
     try:
@@ -135,12 +136,12 @@ async def test_sms_waiting_for_the_rate_never_outlive_the_job_timeout(notify_env
 
 async def test_expired_lease_is_taken_back(notify_env: Env) -> None:
     env = notify_env
-    booked = await book(env, starts_at=datetime.now(UTC) + timedelta(days=9), email=None)
+    booked = await book(env, starts_at=env.clock() + timedelta(days=9), email=None)
     await env.pool.execute(
-        """UPDATE outbox SET status = 'sending', claimed_until = now() - interval '1 s',
-                             attempts = 1
+        """UPDATE outbox SET status = 'sending', claimed_until = $2, attempts = 1
            WHERE booking_id = $1 AND kind = 'confirmation'""",
         booked.booking.id,
+        env.clock() - timedelta(seconds=1),
     )
     await env.start_worker()
 
@@ -169,7 +170,7 @@ async def test_arq_check_sees_the_running_worker(notify_env: Env) -> None:
         "arq",
         "--check",
         "service.worker.settings.WorkerSettings",
-        env=env_for_subprocess(env.settings),
+        env=env_for_subprocess(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -7,14 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+
+import pytest
 
 from service.devstack import RunningRedis
 from service.worker.jobs import QUEUE_NAME
 from service.worker.settings import MAX_JOBS
 from tests.faketwilio import Reply
-from tests.integration.conftest_notify import *  # noqa: F403
-from tests.integration.conftest_notify import Env, book, env_for_subprocess, wait_for
+from tests.fixtures.notify import Env, book, env_for_subprocess, wait_for
 
 WORKER_CMD = [
     sys.executable,
@@ -24,8 +25,15 @@ WORKER_CMD = [
 ]
 
 
+@pytest.fixture
+def fresh_redis_url(redis_server: RunningRedis) -> str:
+    # These tests kill a worker and stop Redis: a private Redis, not the
+    # session's, so that nothing of theirs outlives them.
+    return redis_server.url
+
+
 async def make_bookings(env: Env, n: int, *, phone_base: int = 33600000000) -> list[int]:
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    starts = env.clock().replace(microsecond=0) + timedelta(days=10)
     slot = await env.add_slot(starts, capacity=n)
     ids = []
     for i in range(n):
@@ -46,7 +54,7 @@ async def confirmations_by_status(env: Env) -> dict[str, int]:
 def start_worker_process(env: Env) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         WORKER_CMD,
-        env=env_for_subprocess(env.settings),
+        env=env_for_subprocess(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -59,6 +67,8 @@ async def test_worker_killed_mid_batch_loses_nothing(notify_env: Env) -> None:
     # Slow enough replies that the kill lands with sends in flight.
     env.twilio.default = Reply(delay=0.02)
     await make_bookings(env, n)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     proc = start_worker_process(env)
     try:
         await wait_for(lambda: _sent_at_least(env, 60), 60, "the first sends")
@@ -67,6 +77,10 @@ async def test_worker_killed_mid_batch_loses_nothing(notify_env: Env) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    # The child's clock ran on from the test's while it lived; the test's
+    # catches up, so that the next worker does not start in the past of the
+    # first one (it would queue rows under the job ids the first one used).
+    env.clock.advance(timedelta(seconds=loop.time() - started))
     # Requests already inside the fake server complete after the kill.
     await asyncio.sleep(0.3)
     in_flight = {
@@ -83,7 +97,8 @@ async def test_worker_killed_mid_batch_loses_nothing(notify_env: Env) -> None:
     # Two minutes later the leases have run out (we move the clock of the rows,
     # not the test's: no sleeping).
     await env.pool.execute(
-        "UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE status = 'sending'"
+        "UPDATE outbox SET claimed_until = $1 WHERE status = 'sending'",
+        env.clock() - timedelta(seconds=1),
     )
     # Jobs the dead worker had started stay blocked in arq for its in-progress
     # timeout; two minutes on, the sweeper queues their rows again.
@@ -124,7 +139,7 @@ async def _sent_at_least(env: Env, k: int) -> bool:
 
 
 async def test_redis_down_bookings_succeed_and_messages_follow(
-    notify_env: Env, notify_redis: RunningRedis
+    notify_env: Env, redis_server: RunningRedis
 ) -> None:
     env = notify_env
     await env.start_worker()
@@ -133,13 +148,13 @@ async def test_redis_down_bookings_succeed_and_messages_follow(
         return bool(await env.redis.exists(f"{QUEUE_NAME}:health-check"))
 
     await wait_for(worker_up, 30, "the worker")
-    notify_redis.stop()
+    redis_server.stop()
     try:
         # Bookings only need Postgres: the outbox rows are written with them.
         ids = await make_bookings(env, 10)
         assert (await confirmations_by_status(env)) == {"pending": 10}
     finally:
-        notify_redis.start()
+        redis_server.start()
 
     async def all_sent() -> bool:
         return (await confirmations_by_status(env)).get("sent", 0) == 10

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.clock import clock_for, utc_now
 from service.config import ConfigError, Settings
 
 PRODUCTION = {
@@ -73,3 +75,34 @@ def test_as_environ_round_trips() -> None:
     )
     assert Settings.from_env(settings.as_environ()) == settings
     assert Settings.from_env(Settings().as_environ()) == Settings()
+
+
+START = "2027-02-01T11:00:00+01:00"
+
+
+def test_clock_start_puts_the_clock_there_and_lets_it_run() -> None:
+    settings = Settings.from_env({"MAWID_ENV": "test", "MAWID_CLOCK_START": START})
+    clock = clock_for(settings)
+    first, second = clock(), clock()
+    start = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+    # It starts at the instant (in UTC) and never goes back; the bound only
+    # says it did not start somewhere else.
+    assert start <= first <= second < start + timedelta(minutes=5)
+    assert first.utcoffset() == timedelta(0)
+
+
+def test_without_clock_start_the_clock_is_the_real_one() -> None:
+    assert clock_for(Settings.from_env({})) is utc_now
+
+
+def test_clock_start_is_refused_in_production() -> None:
+    with pytest.raises(ConfigError, match="MAWID_CLOCK_START"):
+        Settings.from_env({**PRODUCTION, "MAWID_CLOCK_START": START})
+    # Set by hand on a production Settings, it is still not honoured.
+    assert clock_for(Settings(env="production", clock_start=START)) is utc_now
+
+
+@pytest.mark.parametrize("raw", ["tomorrow", "2027-02-01T10:00:00"])
+def test_clock_start_needs_an_instant_with_its_offset(raw: str) -> None:
+    with pytest.raises(ConfigError, match="MAWID_CLOCK_START"):
+        Settings.from_env({"MAWID_CLOCK_START": raw})

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.office.conftest import OfficeLive
-from tests.office_fixtures import AGENT, MANAGER, Demo, make_booking
+from tests.fixtures.app import LiveServer
+from tests.fixtures.office import AGENT, MANAGER, Demo, make_booking
 
 pytestmark = pytest.mark.browser
 
@@ -22,19 +22,19 @@ async def sign_in(page: Any, who: Demo) -> None:
 
 
 async def test_agent_checks_in_and_marks_a_no_show(
-    office_live: OfficeLive, office_page: Any, office_artifacts: Path
+    live_server: LiveServer, office_page: Any, artifacts: Path
 ) -> None:
-    first = await make_booking(office_live.pool, "consulate-paris", "passport", name="Salma Amrani")
+    first = await make_booking(live_server.pool, "consulate-paris", "passport", name="Salma Amrani")
     second = await make_booking(
-        office_live.pool, "consulate-paris", "passport", nth=1, name="Omar Tazi"
+        live_server.pool, "consulate-paris", "passport", nth=1, name="Omar Tazi"
     )
     # Later that afternoon: Omar's time has passed, so he can be a no-show.
-    office_live.clock.set(second.starts_at + timedelta(minutes=10))
+    live_server.clock.set(second.starts_at + timedelta(minutes=10))
     page = office_page
     await sign_in(page, AGENT)
     # The agent's only office opens on today's schedule (office zone).
     await page.wait_for_url("**/office/consulate-paris/day/2027-02-01")
-    await page.screenshot(path=str(office_artifacts / "office-day-before.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "office-day-before.png"), full_page=True)
 
     row = page.locator(f"#b-{first.reference}")
     await row.get_by_role("button", name="Arrived").click()
@@ -44,19 +44,19 @@ async def test_agent_checks_in_and_marks_a_no_show(
     await page.locator(f"#b-{second.reference}").get_by_role("button", name="No-show").click()
     await page.wait_for_url("**notice=status_changed**")
     assert (await page.locator(f"#b-{second.reference} td.status").inner_text()) == "No-show"
-    await page.screenshot(path=str(office_artifacts / "office-day-after.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "office-day-after.png"), full_page=True)
 
     await page.get_by_role("link", name="Print view").click()
     await page.wait_for_url("**/print")
     await page.emulate_media(media="print")
     rows = page.locator("table.print-list tbody tr")
     assert await rows.count() == 2
-    await page.screenshot(path=str(office_artifacts / "office-print.png"), full_page=True)
-    await page.pdf(path=str(office_artifacts / "office-print.pdf"), format="A4")
+    await page.screenshot(path=str(artifacts / "office-print.png"), full_page=True)
+    await page.pdf(path=str(artifacts / "office-print.pdf"), format="A4")
 
 
 async def test_manager_closes_a_day_and_citizens_lose_its_slots(
-    office_live: OfficeLive, office_page: Any, office_artifacts: Path
+    live_server: LiveServer, office_page: Any, artifacts: Path
 ) -> None:
     page = office_page
     availability = (
@@ -74,7 +74,7 @@ async def test_manager_closes_a_day_and_citizens_lose_its_slots(
     await page.get_by_role("button", name="Close this day").click()
     await page.wait_for_url("**notice=saved**")
     assert "Formation du personnel" in await page.locator("table.closures").inner_text()
-    await page.screenshot(path=str(office_artifacts / "office-hours.png"), full_page=True)
+    await page.screenshot(path=str(artifacts / "office-hours.png"), full_page=True)
 
     after = await (await page.request.get(availability)).json()
     assert after["slots"] == []
