@@ -52,6 +52,11 @@ async def get_office(conn: asyncpg.Connection, office_id: str) -> Office | None:
     return _office(row) if row else None
 
 
+async def get_office_by_prefix(conn: asyncpg.Connection, prefix: str) -> Office | None:
+    row = await conn.fetchrow("SELECT * FROM offices WHERE reference_prefix = $1", prefix)
+    return _office(row) if row else None
+
+
 async def list_services(conn: asyncpg.Connection, office_id: str) -> list[Service]:
     rows = await conn.fetch(
         "SELECT * FROM services WHERE office_id = $1 AND active ORDER BY name_en", office_id

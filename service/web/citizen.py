@@ -56,6 +56,7 @@ routes = web.RouteTableDef()
 FORM_KEY_REPLAY = timedelta(hours=2)
 ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
 
@@ -280,6 +281,20 @@ async def office_page(request: web.Request) -> web.Response:
             raise errors.office_not_found()
         services = await office_store.list_services(conn, office.id)
     return render(request, "citizen/office.html", {"office": office, "services": services})
+
+
+@routes.get("/o/{prefix}")
+async def office_short_link(request: web.Request) -> web.Response:
+    """The office's page by its reference prefix: the short "book again" link
+    of cancellation messages (service.domain.booking.book_again_url)."""
+    prefix = request.match_info["prefix"].upper()
+    office = None
+    if _PREFIX_RE.match(prefix):
+        async with request.app[POOL_KEY].acquire() as conn:
+            office = await office_store.get_office_by_prefix(conn, prefix)
+    if office is None:
+        raise errors.office_not_found()
+    see_other(f"/offices/{office.id}")
 
 
 @routes.get("/offices/{office}/{service}")
