@@ -40,6 +40,7 @@ from service.domain.errors import N_
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
+from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
 from service.store import form_keys
 from service.store import offices as office_store
@@ -275,12 +276,27 @@ async def start(request: web.Request) -> web.Response:
 
 @routes.get("/offices/{office}")
 async def office_page(request: web.Request) -> web.Response:
+    """The office's services, each with what it takes, and how to come."""
+    language = request_language(request)
     async with request.app[POOL_KEY].acquire() as conn:
         office = await office_store.get_office(conn, request.match_info["office"])
         if office is None:
             raise errors.office_not_found()
         services = await office_store.list_services(conn, office.id)
-    return render(request, "citizen/office.html", {"office": office, "services": services})
+        info = await office_store.office_info(conn, office.id)
+        rules = await office_store.hours_rules(conn, office.id)
+    return render(
+        request,
+        "citizen/office.html",
+        {
+            "office": office,
+            "services": services,
+            "info": info,
+            "phone_display": international_format(info.phone) if info.phone else None,
+            "hours": opening_hours(rules, local_date(_now(request), office.zone)),
+            "zone": i18n.zone_label(office.country, office.city[language], language),
+        },
+    )
 
 
 @routes.get("/o/{prefix}")

@@ -13,6 +13,8 @@ the reader's language without any global state. Templates get:
     fmt_date(instant, timezone)   "lundi 15 février 2027" (ar_MA for Arabic)
     fmt_time(instant, timezone)   "09:00" in the office's zone
     fmt_day(date)                 a calendar date, long form
+    fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
+    wall|hm                       a wall-clock time, "09:00"
     sep                           ", " or the Arabic "، " between parts of a text
     text|ltr                      on a right-to-left page, numbers and Latin
                                   fragments in a translated text isolated in
@@ -27,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from babel.dates import get_day_names
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
@@ -195,6 +198,18 @@ def _ltr(context: Context, text: str) -> Markup | str:
 
 
 @jinja2.pass_context
+def _fmt_weekdays(context: Context, days: tuple[int, ...]) -> str:
+    names = get_day_names("wide", locale=i18n.babel_locale(_language(context)))
+    if len(days) == 1:
+        return str(names[days[0]])
+    return f"{names[days[0]]} – {names[days[-1]]}"
+
+
+def _hm(wall: time) -> str:
+    return f"{wall:%H:%M}"
+
+
+@jinja2.pass_context
 def _sep(context: Context) -> str:
     return "، " if i18n.text_direction(_language(context)) == "rtl" else ", "
 
@@ -237,9 +252,11 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_date=_fmt_date,
         fmt_time=_fmt_time,
         fmt_day=_fmt_day,
+        fmt_weekdays=_fmt_weekdays,
         sep=_sep,
     )
     env.filters["ltr"] = _ltr
+    env.filters["hm"] = _hm
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
     app.on_response_prepare.append(_cache_static)
     return env

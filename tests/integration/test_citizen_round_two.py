@@ -5,6 +5,7 @@ Over real HTTP against real Postgres, without a browser."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import asyncpg
 from aiohttp.test_utils import TestClient
@@ -14,6 +15,7 @@ from service.config import Settings
 from service.domain.validation import RawDetails
 from tests.clock import FakeClock
 from tests.fixtures.app import any_document
+from tests.fixtures.office import AGENT, MANAGER, Browser
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -98,3 +100,98 @@ def test_isolate_ltr_keeps_markup_and_brackets() -> None:
     assert isolate_ltr(Markup('<code dir="ltr">mon</code> &amp;')) == (
         '<code dir="ltr"><bdi dir="ltr" class="ltr">mon</bdi></code> &amp;'
     )
+
+
+async def test_the_office_page_shows_hours_contact_and_each_service_with_its_duration(
+    app_client: Client,
+) -> None:
+    page = await (await app_client.get("/offices/prefecture-tiznit?lang=fr")).text()
+    # Each service's duration is inside its own link, with its description.
+    assert (
+        '<a href="/offices/prefecture-tiznit/admin-certificate"><span class="service-name">'
+        'Attestation administrative</span> <span class="duration">(10 minutes)</span></a>'
+    ) in page
+    assert "Certificat de résidence, de vie ou autre attestation administrative." in page
+    assert "<dt>Arriver</dt><dd>10 minutes à l'avance.</dd>" in page
+    # Opening hours, then Ramadan hours (2027-02-08 on): the fixed clock is a week before.
+    assert "<th scope=\"row\">lundi – vendredi</th><td><bdi dir=\"ltr\">08:30–12:30</bdi>, " in page
+    assert "samedi – dimanche</th><td>Fermé</td>" in page
+    assert "Horaires du ramadan, du lundi 8 février 2027 au" in page
+    assert '<bdi dir="ltr">09:00–15:00</bdi>' in page
+    assert 'href="tel:+212520123456"' in page
+    assert "Accès sans marche" in page and "Comment venir" in page
+    assert "Données de démonstration" in page
+    arabic = await (await app_client.get("/offices/prefecture-tiznit?lang=ar")).text()
+    assert "الاثنين – الجمعة" in arabic and "أوقات العمل في رمضان" in arabic
+    assert "<bdi dir=\"ltr\">08:30–12:30</bdi>، <bdi dir=\"ltr\">13:30–16:30</bdi>" in arabic
+
+
+async def test_a_manager_writes_the_practical_information_in_three_languages(
+    app_client: Client, browsers: Callable[[], Browser], pool: asyncpg.Pool
+) -> None:
+    browser = browsers()
+    await browser.login(MANAGER)
+    page = await (await browser.get("/office/consulate-paris/info")).text()
+    assert "demo data" in page
+    form = {
+        "phone": "12 34",
+        "email": "accueil@consulat.example",
+        "directions_fr": "Métro ligne 1, station George V.",
+        "directions_ar": "الميترو الخط 1، محطة جورج الخامس.",
+        "directions_en": "Metro line 1, George V station.",
+        "access_fr": "Entrée de plain-pied.",
+        "access_ar": "",
+        "access_en": "Step-free entrance.",
+    }
+    r = await browser.post_form("/office/consulate-paris/info", form)
+    assert r.status == 422
+    page = await r.text()
+    assert 'id="i-phone" name="phone" value="12 34"' in page
+    assert 'aria-invalid="true"' in page and "country code" in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT info_demo FROM offices WHERE id = 'consulate-paris'"
+        )  # nothing written
+    r = await browser.post_form("/office/consulate-paris/info", {**form, "phone": "01 40 12 34 56"})
+    assert r.status == 303 and r.headers["Location"].endswith("/info?notice=info_saved")
+    saved = await (await browser.get(r.headers["Location"])).text()
+    assert "Saved: the practical information" in saved and "demo data" not in saved
+    r = await browser.post_form("/office/consulate-paris/info", {**form, "phone": "+33140123456"})
+    assert r.headers["Location"].endswith("notice=unchanged")
+    for lang, text in (("fr", "Métro ligne 1"), ("ar", "الميترو الخط 1"), ("en", "Metro line 1")):
+        citizen = await (await app_client.get(f"/offices/consulate-paris?lang={lang}")).text()
+        assert text in citizen and 'href="tel:+33140123456"' in citizen
+        assert "accueil@consulat.example" in citizen
+    # Agents may not.
+    agent = browsers()
+    await agent.login(AGENT)
+    assert (await agent.get("/office/consulate-paris/info")).status == 403
+
+
+async def test_a_service_s_practical_information_reaches_the_citizen(
+    app_client: Client, browsers: Callable[[], Browser], pool: asyncpg.Pool
+) -> None:
+    from tests.integration.test_office_changes import service_form
+
+    browser = browsers()
+    await browser.login(MANAGER)
+    async with pool.acquire() as conn:
+        duration = await conn.fetchval(
+            "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
+            " AND id = 'legalization'"
+        )
+    form = service_form(
+        duration_minutes=str(duration), document_required="-", description_fr="Signer devant nous.",
+        fees_fr="Dix euros.", late_fr="Reprenez rendez-vous.", arrive_early_minutes="5",
+    )  # fmt: skip
+    r = await browser.post_form("/office/consulate-paris/services/legalization", form)
+    assert r.status == 303, await r.text()
+    page = await (await app_client.get("/offices/consulate-paris?lang=fr")).text()
+    for text in ("Signer devant nous.", "Dix euros.", "Reprenez rendez-vous.",
+                 "5 minutes à l'avance."):  # fmt: skip
+        assert text in page
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT info_demo FROM services WHERE office_id = 'consulate-paris'"
+            " AND id = 'legalization'"
+        )

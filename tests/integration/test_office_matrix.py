@@ -51,6 +51,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/office/{office}/staff/{staff_id}/deactivate", P.MANAGE_STAFF, {}),
     ("GET", "/office/{office}/services", P.MANAGE_SERVICES, None),
     ("POST", "/office/{office}/services/{service}", P.MANAGE_SERVICES, {"duration_minutes": ""}),
+    ("GET", "/office/{office}/info", P.MANAGE_SERVICES, None),
+    ("POST", "/office/{office}/info", P.MANAGE_SERVICES, {"phone": "1"}),
     ("GET", "/office/{office}/feed", P.MANAGE_FEED, None),
     ("POST", "/office/{office}/feed", P.MANAGE_FEED, {}),
     ("GET", "/api/v1/offices/{office}/schedule", P.VIEW_SCHEDULE, None),

@@ -34,6 +34,17 @@ from service.web.templating import request_language
 
 routes = web.RouteTableDef()
 
+# The fields of a change that the page listing stranded bookings sends again
+# with the manager's decision.
+CARRIED_FIELDS = frozenset(
+    {
+        "hours", "day", "duration_minutes", "document_required", "earliest_hours",
+        "latest_days", "reschedule_cutoff_minutes", "arrive_early_minutes", "active",
+        *(f"{name}_{language}" for name in ("reason", "bring", "description", "fees", "late")
+          for language in ("ar", "fr", "en")),
+    }
+)  # fmt: skip
+
 
 @routes.get("/office/{office}/hours")
 async def hours_page(request: web.Request) -> web.Response:
@@ -128,6 +139,7 @@ async def _change(
         what=what,
         stranded=outcome.stranded,
         form=form,
+        carried_fields=CARRIED_FIELDS,
         problem=problem,
         action=request.path,
         back=back,

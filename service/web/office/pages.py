@@ -34,6 +34,7 @@ _NOTICES = {
     "unchanged": N_("Nothing changed: the office was already set this way."),
     "deactivated": N_("The account is deactivated: its sessions and API tokens no longer work."),
     "feed_rotated": N_("A new feed address was made; the old one no longer works."),
+    "info_saved": N_("Saved: the practical information citizens read on the office's page."),
 }
 
 
