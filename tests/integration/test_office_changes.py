@@ -186,7 +186,8 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert r.status == 409
     seen = re.search(r'name="seen" value="([^"]*)"', await r.text())
     assert seen
-    # Meanwhile the citizen came early and was checked in at the counter.
+    # Meanwhile the citizen came early and was checked in at the counter (on
+    # the day: arrivals are marked on the appointment's day only).
     await change_status(
         pool,
         "consulate-paris",
@@ -194,7 +195,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
         Status.CHECKED_IN,
         None,
         PARIS_MANAGER,
-        START,
+        arrived.starts_at - timedelta(minutes=10),
     )
     r = await browser.post_form(
         "/office/consulate-paris/closures",

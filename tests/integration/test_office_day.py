@@ -71,20 +71,24 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
     await browser.login(AGENT)
     day = local_day(arrived.starts_at)
 
-    async def act(reference: str, status: str, reason: str = "") -> str:
+    async def act(reference: str, status: str, reason: str = "", expect: int = 303) -> str:
         r = await browser.post_form(
             f"/office/consulate-paris/bookings/{reference}/status",
             {"status": status, "reason": reason, "back": day},
         )
-        assert r.status == 303
-        return r.headers["Location"]
+        assert r.status == expect
+        return r.headers["Location"] if expect == 303 else await r.text()
 
-    assert "notice=status_changed" in await act(arrived.reference, "checked_in")
-    assert "notice=status_changed" in await act(arrived.reference, "done")
-    assert "notice=status_changed" in await act(missing.reference, "no_show")
-    assert "notice=invalid" in await act(dropped.reference, "cancelled")  # no reason
-    assert "notice=bad_transition" in await act(arrived.reference, "checked_in")
-    assert "notice=status_changed" in await act(dropped.reference, "cancelled", "Consul away")
+    assert f"done=checked_in&ref={arrived.reference}" in await act(arrived.reference, "checked_in")
+    assert f"done=done&ref={arrived.reference}" in await act(arrived.reference, "done")
+    assert f"done=no_show&ref={missing.reference}" in await act(missing.reference, "no_show")
+    # Refusals come back on the day's page, in an error box.
+    page = await act(dropped.reference, "cancelled", expect=422)  # no reason
+    assert 'class="error-summary"' in page and "a cancellation needs a reason" in page
+    page = await act(arrived.reference, "checked_in", expect=409)
+    assert "This change is not possible" in page and 'class="notice"' not in page
+    location = await act(dropped.reference, "cancelled", "Consul away")
+    assert f"done=cancelled&ref={dropped.reference}" in location
 
     async with pool.acquire() as conn:
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", AGENT.email)
