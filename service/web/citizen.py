@@ -42,6 +42,7 @@ from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
+from service.office.queue import place_in_queue
 from service.store import form_keys
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -558,6 +559,10 @@ async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
+    # Checked in today: their place in the waiting room, or their call.
+    context["place"] = await place_in_queue(
+        request.app[POOL_KEY], ctx.booking, ctx.office, _now(request)
+    )
     return render(request, "citizen/manage.html", context, language=language, private=True)
 
 

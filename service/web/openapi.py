@@ -19,6 +19,9 @@ _ERROR_CODES = [
     "too_large",
     "validation",
     "bad_transition",
+    "not_today",
+    "too_early",
+    "nobody_waiting",
 ]
 
 
@@ -405,8 +408,60 @@ def _office_paths(instant: dict[str, Any]) -> dict[str, Any]:
                 "responses": {
                     "200": _ok("Changed", entry),
                     **_STAFF_REFUSALS,
-                    "409": _error("Not possible from the current status"),
+                    "409": _error(
+                        "Not possible now: from the current status (bad_transition), "
+                        "an arrival on another day than the appointment's (not_today), "
+                        "absent before the start (too_early)"
+                    ),
                     "422": _error("validation"),
+                },
+            }
+        },
+        "/api/v1/offices/{office}/calls": {
+            "post": {
+                "summary": "Call the next citizen who checked in to a counter",
+                "description": (
+                    "Citizens who checked in for one of today's appointments wait in the "
+                    "order of their appointments; each is called once. The office's public "
+                    "display (/office/{office}/display) shows the call."
+                ),
+                "security": _STAFF,
+                "parameters": [_OFFICE_PARAM, _ACCEPT_LANGUAGE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["counter"],
+                                "properties": {
+                                    "counter": {
+                                        "type": "integer",
+                                        "minimum": 1,
+                                        "maximum": 100,
+                                        "description": "the agent's counter, up to the "
+                                        "office's number of counters",
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _ok(
+                        "Called",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "reference": {"type": "string"},
+                                "counter": {"type": "integer"},
+                                "called_at": instant,
+                            },
+                        },
+                    ),
+                    **_STAFF_REFUSALS,
+                    "409": _error("Nobody is waiting (nobody_waiting)"),
+                    "422": _error("No such counter (validation)"),
                 },
             }
         },

@@ -318,6 +318,8 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
     browser = english(browsers())
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/services")).text()
+    assert 'href="/office/consulate-paris/services/passport"' in page
+    page = await (await browser.get("/office/consulate-paris/services/passport")).text()
     assert 'action="/office/consulate-paris/services/passport"' in page
     path = "/office/consulate-paris/services/passport"
     # The booking window alone moves no slot: saved at once.

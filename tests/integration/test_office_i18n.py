@@ -97,10 +97,12 @@ async def test_hours_page_and_its_problems_in_arabic(browsers: Callable[[], Brow
     assert "أوقات العمل وأيام الإغلاق" in page and "أوقات العمل الأسبوعية" in page
     assert "إغلاق هذا اليوم" in page
 
-    r = await browser.post_form("/office/consulate-paris/hours", {"hours": "09:00-12:00 x2"})
+    form = {"sets": "1", "s0-d0-p0-opens": "12:00", "s0-d0-p0-closes": "09:00",
+            "s0-d0-p0-counters": "2", "action": "save"}  # fmt: skip
+    r = await browser.post_form("/office/consulate-paris/hours", form)
     page = await r.text()
     assert r.status == 422
-    assert "السطر 1:" in page and "ابدأ بالأيام، مثل mon-fri أو sat." in page
+    assert "حدّد وقت الفتح ووقت الإغلاق، الفتح أولًا." in page
     assert 'href="/office/consulate-paris/hours?lang=fr"' in page
 
     page = await (await browser.get("/office/consulate-paris/hours?lang=fr")).text()

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web.office import accounts, api, changes, feed, practical, schedule, stats
+from service.web.office import (
+    accounts,
+    api,
+    changes,
+    display,
+    feed,
+    practical,
+    schedule,
+    stats,
+)
 
 # The API first, then the pages, as they were registered before the split.
 routes: list[web.AbstractRouteDef] = [
@@ -25,4 +34,5 @@ routes: list[web.AbstractRouteDef] = [
     *practical.routes,
     *stats.routes,
     *feed.routes,
+    *display.routes,
 ]

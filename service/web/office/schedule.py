@@ -24,12 +24,14 @@ from service.domain.staff import (
 )
 from service.domain.validation import RawDetails
 from service.office.common import office_or_404
+from service.office.queue import call_next, waiting_room
 from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web.i18n import gettext
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
+from service.web.office.callboard import CALL_BOARD_KEY
 from service.web.sessions import authorise, signed_in
 from service.web.templating import request_language
 
@@ -67,6 +69,11 @@ _DONE = {
 
 
 def _done_notice(request: web.Request) -> str | None:
+    called = normalise_reference(request.query.get("called", ""))
+    counter = request.query.get("counter", "")
+    if called is not None and counter.isascii() and counter.isdigit():
+        text = pages.translate(request, N_("%(reference)s called to counter %(counter)s."))
+        return text % {"reference": called, "counter": counter}
     reference = normalise_reference(request.query.get("ref", ""))
     try:
         done = Status(request.query.get("done", ""))
@@ -84,12 +91,19 @@ async def _day_page(
     *,
     error: str | None = None,
     status: int = 200,
+    counter: str | None = None,
 ) -> web.Response:
     schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
     context = await pages.base_context(request, member, pages.office_id(request))
     zone = schedule.office.zone
     now = pages.now(request)
     today = local_date(now, zone)
+    # The waiting room is today's: who checked in, the last calls, "call next".
+    room = (
+        await waiting_room(request.app[POOL_KEY], schedule.office.id, now)
+        if day == today and member.may(Permission.CHANGE_STATUS)
+        else None
+    )
 
     def actions(booking: Booking) -> list[str]:
         offered = office_actions(Status(booking.status), booking.starts_at, now, zone)
@@ -106,6 +120,8 @@ async def _day_page(
         phone=international_format,
         notice=_done_notice(request) or pages.notice(request, request.query.get("notice")),
         error=error,
+        room=room,
+        counter=counter or request.query.get("counter", ""),
     )
     return pages.render(
         request, "day.html", context, status=status,
@@ -125,7 +141,7 @@ async def print_page(request: web.Request) -> web.Response:
     day = pages.day(request.match_info["day"])
     schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
     context = await pages.base_context(request, member, pages.office_id(request))
-    context.update(schedule=schedule, day=day, mask=mask_document)
+    context.update(schedule=schedule, day=day, mask=mask_document, phone=international_format)
     return pages.render(request, "print.html", context)
 
 
@@ -200,12 +216,46 @@ async def status_submit(request: web.Request) -> web.Response:
             else pages.refusal_text(request, refused)
         )
         return await _day_page(request, member, day, error=text, status=refused.status)
+    # Someone checked in: the waiting room's display counts them.
+    request.app[CALL_BOARD_KEY].changed(office_id)
     async with request.app[POOL_KEY].acquire() as conn:
         office = await office_or_404(conn, office_id)
     target_day = back if pages.is_iso_date(back) else None
     target_day = target_day or local_date(booking.starts_at, office.zone).isoformat()
     raise web.HTTPSeeOther(
         f"/office/{office_id}/day/{target_day}?done={target.value}&ref={reference}#b-{reference}"
+    )
+
+
+@routes.post("/office/{office}/calls")
+async def call_submit(request: web.Request) -> web.Response:
+    """Call the next citizen waiting to the agent's counter (the display
+    shows it); nobody waiting, or no such counter, is said on today's page."""
+    member = await authorise(request, Permission.CHANGE_STATUS)
+    office_id = pages.office_id(request)
+    form = await pages.form(request)
+    now = pages.now(request)
+    try:
+        call = await call_next(request.app[POOL_KEY], office_id, form.get("counter"), member, now)
+    except errors.Refusal as refused:
+        async with request.app[POOL_KEY].acquire() as conn:
+            office = await office_or_404(conn, office_id)
+        text = (
+            pages.translate(request, next(iter(refused.fields.values())))
+            % {"counters": refused.params.get("counters", "")}
+            if isinstance(refused, errors.ValidationFailed)
+            else pages.refusal_text(request, refused)
+        )
+        return await _day_page(
+            request, member, local_date(now, office.zone), error=text,
+            status=refused.status, counter=form.get("counter"),
+        )  # fmt: skip
+    request.app[CALL_BOARD_KEY].changed(office_id)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, office_id)
+    today = local_date(now, office.zone).isoformat()
+    raise web.HTTPSeeOther(
+        f"/office/{office_id}/day/{today}?called={call.reference}&counter={call.counter}#waiting"
     )
 
 
