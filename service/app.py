@@ -17,6 +17,7 @@ from service.web import (
     citizen,
     devmessages,
     errors,
+    inputs,
     office,
     security,
     system,
@@ -38,7 +39,8 @@ def create_app(
     the clock is the settings' (service.clock) unless one is passed in."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[errors.refusals],
+        # Refusals answered outermost; texts checked before anything else reads them.
+        middlewares=[errors.refusals, inputs.refuse_unreadable],
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)

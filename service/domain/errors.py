@@ -137,7 +137,9 @@ def already_submitted() -> Conflict:
     )
 
 
-def no_manage_token() -> Unauthorized:
+def manage_link_refused() -> Unauthorized:
+    """A reference and manage token that do not open a booking: no token, a
+    wrong one, or an unknown reference, all answered alike."""
     return Unauthorized(
         "unauthorized", N_("This reference and manage link do not match a booking.")
     )

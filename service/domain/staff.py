@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from service.domain.booking import Status
 from service.domain.errors import N_, Forbidden, ValidationFailed
+from service.domain.fields import PASSWORD_MAX
 from service.domain.validation import is_email
 
 
@@ -160,7 +161,7 @@ MIN_PASSWORD_LENGTH = 12
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
         return N_("Use at least 12 characters.")
-    if len(password) > 1024:
+    if len(password) > PASSWORD_MAX:
         return N_("Use at most 1024 characters.")
     return None
 

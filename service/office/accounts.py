@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from service.domain import errors
 from service.domain.booking import hash_token
 from service.domain.errors import N_
+from service.domain.fields import TOKEN_LABEL_MAX
 from service.domain.staff import (
     THROTTLE_WINDOW,
     Role,
@@ -277,6 +278,6 @@ async def create_api_token(
     token = new_api_token()
     async with pool.acquire() as conn:
         await staff_store.create_token(
-            conn, member.id, secret_hash("api", token, secret_key), label[:100], now
+            conn, member.id, secret_hash("api", token, secret_key), label[:TOKEN_LABEL_MAX], now
         )
     return token

@@ -157,7 +157,11 @@ def _api_http_error(request: web.Request, exc: web.HTTPException) -> web.StreamR
     if isinstance(exc, web.HTTPNotFound):
         return error_response(request, 404, "not_found", N_("Not found."))
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        return error_response(request, 405, "method_not_allowed", N_("Method not allowed."))
+        # RFC 9110: a 405 names the methods the resource has.
+        allow = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            request, 405, "method_not_allowed", N_("Method not allowed."), headers={"Allow": allow}
+        )
     raise exc
 
 
