@@ -19,6 +19,7 @@ from service.web import (
     errors,
     inputs,
     office,
+    outage,
     security,
     system,
     templating,
@@ -46,6 +47,7 @@ def create_app(
     app[CLOCK_KEY] = clock or clock_for(settings)
     security.install(app)
     templating.setup(app)
+    outage.install(app)
     if pool is not None:
         app[POOL_KEY] = pool
     else:
