@@ -73,8 +73,14 @@ _INT = {"type": "integer"}
 _NULLABLE_TEXT = {"type": "string", "nullable": True}
 _LANG = {"type": "object", "properties": {k: _TEXT for k in ("ar", "fr", "en")}}
 _ID = {"type": "integer", "format": "int64", "minimum": fields.ID_MIN, "maximum": fields.ID_MAX}
-# The days service.domain.fields.parse_day reads: FIRST_DAY to LAST_DAY.
-_DAY = {"type": "string", "format": "date", "pattern": "^2[01][0-9]{2}-[0-9]{2}-[0-9]{2}$"}
+# The days service.domain.fields.parse_day reads, FIRST_DAY to LAST_DAY; a
+# pattern rather than the date format, which spans years 1 to 9999.
+_DAY = {
+    "type": "string",
+    "pattern": fields.DAY_PATTERN,
+    "description": f"A day, YYYY-MM-DD, {fields.FIRST_DAY} to {fields.LAST_DAY}",
+    "example": "2027-02-02",
+}
 _OFFICE_PARAM = {
     "name": "office",
     "in": "path",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,10 +13,12 @@ from hypothesis import strategies as st
 from service.domain.calendar import local_day_bounds
 from service.domain.errors import ValidationFailed
 from service.domain.fields import (
+    DAY_PATTERN,
     FIRST_DAY,
     ID_MAX,
     JSON_MAX_DEPTH,
     LAST_DAY,
+    day_in_range,
     is_id,
     json_problem,
     parse_day,
@@ -101,6 +104,19 @@ def test_is_id_takes_json_integers_only() -> None:
 )
 def test_parse_day(raw: str | None, expected: date | None) -> None:
     assert parse_day(raw) == expected
+
+
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2300, 12, 31)))
+def test_the_day_pattern_is_exactly_the_days_read(day: date) -> None:
+    written = day.isoformat()
+    assert (re.fullmatch(DAY_PATTERN, written) is not None) is day_in_range(day)
+    assert (parse_day(written) == day) is day_in_range(day)
+
+
+@pytest.mark.parametrize("raw", ["2100-02-29", "2027-02-29", "2027-04-31", "2027-13-01",
+                                 "2027-00-10", "2027-01-00", "2027-02-01\n"])  # fmt: skip
+def test_the_day_pattern_refuses_days_that_do_not_exist(raw: str) -> None:
+    assert re.fullmatch(DAY_PATTERN, raw) is None and parse_day(raw) is None
 
 
 @given(st.dates(min_value=FIRST_DAY, max_value=LAST_DAY), st.sampled_from(ZONES))
