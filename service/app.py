@@ -26,6 +26,7 @@ from service.web import (
     webhooks,
 )
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
+from service.web.office import alerts as login_alerts
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -48,6 +49,7 @@ def create_app(
     security.install(app)
     templating.setup(app)
     outage.install(app)
+    login_alerts.install(app)
     if pool is not None:
         app[POOL_KEY] = pool
     else:

@@ -18,8 +18,8 @@ from service.domain.calendar import local_day_bounds
 from service.domain.errors import TooManyRequests, Unauthorized
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
-    MAX_FAILURES_PER_ACCOUNT,
-    MAX_FAILURES_PER_IP,
+    FREE_FAILURES_PER_ADDRESS,
+    FREE_FAILURES_PER_PAIR,
     Role,
     StaffMember,
 )
@@ -150,14 +150,14 @@ async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
         return "signed in"
 
     results = await asyncio.gather(*(attempt(n) for n in range(30)))
-    assert results.count("checked") == MAX_FAILURES_PER_ACCOUNT
-    assert results.count("throttled") == 30 - MAX_FAILURES_PER_ACCOUNT
+    assert results.count("checked") == FREE_FAILURES_PER_PAIR
+    assert results.count("throttled") == 30 - FREE_FAILURES_PER_PAIR
 
 
 async def test_a_success_counts_against_neither_account_nor_address(
     pool: asyncpg.Pool,
 ) -> None:
-    for _ in range(MAX_FAILURES_PER_IP + 1):
+    for _ in range(FREE_FAILURES_PER_ADDRESS + 1):
         await accounts.login(
             pool,
             "agent@mawid.test",

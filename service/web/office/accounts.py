@@ -21,6 +21,7 @@ from service.office.accounts import (
 from service.store import staff as staff_store
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
+from service.web.office.alerts import LOGIN_ALERTS_KEY
 from service.web.sessions import authorise, current_member, end_session, signed_in, start_session
 
 routes = web.RouteTableDef()
@@ -59,15 +60,19 @@ async def login_submit(request: web.Request) -> web.Response:
             secret_key=settings.secret_key,
             now=pages.now(request),
             allow_demo=settings.env in ("dev", "test"),
+            alert=request.app[LOGIN_ALERTS_KEY],
         )
     except (errors.Unauthorized, errors.TooManyRequests) as refused:
-        return pages.render(
+        page = pages.render(
             request,
             "login.html",
             {"next": target, "email": email, "problem": pages.refusal_text(request, refused)},
             status=refused.status,
             switch_to=str(URL("/office/login").with_query(next=target)),
         )
+        if refused.retry_after is not None:
+            page.headers["Retry-After"] = str(refused.retry_after)
+        return page
     response = web.HTTPSeeOther(target)
     start_session(request, response, done.session_id)
     raise response
