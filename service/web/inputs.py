@@ -6,7 +6,7 @@ any handler or store sees it (service.domain.fields says what is readable).
                           for the handlers (aiohttp keeps the parsed form)
     json_body(request)    the JSON body parser of the API: UTF-8, an object,
                           no NaN or Infinity, bounded depth, readable strings
-    day_param, id_param   a query or form value read as a day or an id
+    day_param             a query value read as a day (422 on its field)
 
 Refusals, answered by service.web.errors in the reader's language:
 a path segment that cannot name anything is 404; a query, form or JSON field
@@ -98,11 +98,3 @@ def day_param(raw: str | None, field: str) -> date:
             {field: N_("Enter a date as YYYY-MM-DD, between 2000-01-01 and 2199-12-31.")}
         )
     return day
-
-
-def id_param(raw: str | None, field: str, message: str) -> int:
-    """An id from a query or form value; 422 on `field` with `message` otherwise."""
-    found = fields.parse_id(raw)
-    if found is None:
-        raise errors.ValidationFailed({field: message})
-    return found
