@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from service.config import Settings
+from service.domain.staff import THROTTLE_WINDOW
 from service.worker import jobs
 
 
@@ -32,8 +33,8 @@ async def test_purge_expired_keeps_live_sessions(
             )
         await conn.execute(
             "INSERT INTO login_failures (key_hash, at) VALUES ('a', $1), ('b', $2)",
-            now - timedelta(hours=2),
-            now - timedelta(minutes=1),
+            now - THROTTLE_WINDOW - timedelta(minutes=1),
+            now - THROTTLE_WINDOW + timedelta(minutes=1),
         )
         await conn.execute(
             "INSERT INTO form_keys (key_hash, created_at) VALUES ('old', $1), ('new', $2)",
