@@ -42,9 +42,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Mutation testing (tests/mutate.py): slow, so not part of `make test`.
-# MUTATE_CHILDREN=n runs n mutants at a time (default: one per core).
+# MUTATE_CHILDREN=n runs n mutants at a time (default: one per core);
+# MUTANTS='pattern ...' tries only those mutants again, after a full run.
 mutate: $(STAMP) compile-translations
-	$(BIN)/python -m tests.mutate
+	$(BIN)/python -m tests.mutate $(MUTANTS)
 
 # Each bench script measures its own baseline in the same run and prints ratios.
 bench: $(STAMP) compile-translations

@@ -11,8 +11,10 @@ This starts one embedded Postgres for the whole run and seeds one template
 database there with the code as it is (every test run mutmut starts copies
 it instead of seeding its own), runs `mutmut run` from a fresh mutants/
 directory, and prints the counts per module, the time taken and every
-survivor. `.venv/bin/mutmut show NAME` shows a mutant's diff; `mutmut
-browse` walks them. The README's development section lists the survivors
+survivor. `make mutate MUTANTS='service.store.slots.x_take_seat*'` tries
+only the mutants named (after a first full run), e.g. once a test is added.
+`.venv/bin/mutmut show NAME` shows a mutant's diff; `mutmut browse` walks
+them. The README's development section lists the survivors
 left and why each is harmless.
 """
 
@@ -65,10 +67,13 @@ def summary(results: str) -> tuple[dict[str, Counter[str]], list[str]]:
     return by_module, survivors
 
 
-def main() -> int:
+def main(patterns: list[str]) -> int:
+    """A full run from scratch; with `patterns` (mutant names, * allowed),
+    only those mutants again, on the mutants/ of the last run."""
     started = time.monotonic()
     os.chdir(ROOT)
-    shutil.rmtree("mutants", ignore_errors=True)
+    if not patterns:
+        shutil.rmtree("mutants", ignore_errors=True)
     children = os.environ.get("MUTATE_CHILDREN", str(os.cpu_count() or 2))
     with tempfile.TemporaryDirectory(prefix="mawid-mutate-") as tmp:
         postgres = start_postgres(Path(tmp) / "pg", durable=False)
@@ -83,7 +88,9 @@ def main() -> int:
                 "PYTEST_DEBUG_TEMPROOT": tmp,
             }
             env.pop("REDIS_URL", None)
-            run = subprocess.run([str(MUTMUT), "run", "--max-children", children], env=env)
+            run = subprocess.run(
+                [str(MUTMUT), "run", "--max-children", children, *patterns], env=env
+            )
         finally:
             postgres.stop()
     results = subprocess.run(
@@ -115,4 +122,4 @@ def _print_row(name: str, counts: Counter[str]) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -127,12 +127,19 @@ async def test_the_database_refuses_an_oversold_seat_whatever_the_statement(
 ) -> None:
     async with pool.acquire() as conn:
         slot_id = await conn.fetchval("SELECT min(id) FROM slots WHERE capacity > 0")
-        with pytest.raises(asyncpg.CheckViolationError):
+        with pytest.raises(asyncpg.CheckViolationError) as slot_refused:
             await conn.execute("UPDATE slots SET taken = capacity + 1 WHERE id = $1", slot_id)
-        with pytest.raises(asyncpg.CheckViolationError):
+        with pytest.raises(asyncpg.CheckViolationError) as cell_refused:
             await conn.execute(
                 "UPDATE counter_cells SET taken = capacity + 1 WHERE office_id = 'consulate-paris'"
             )
+        # Both are told apart from any other check, which is no oversell.
+        with pytest.raises(asyncpg.CheckViolationError) as other:
+            await conn.execute("UPDATE services SET latest_days = 0 WHERE id = 'passport'")
+        assert slot_store.oversell_refused(slot_refused.value)
+        assert slot_store.oversell_refused(cell_refused.value)
+        assert not slot_store.oversell_refused(other.value)
+        assert not slot_store.oversell_refused(ValueError(slot_store.OVERSELL))
         # Lowering capacity under existing bookings stays possible.
         await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot_id)
 

@@ -93,3 +93,14 @@ async def test_a_status_callback_without_message_sid_is_refused_and_changes_noth
     assert status == 204
     row = confirmations(await outbox_rows(env.pool, booked.booking.id))["sms"]
     assert (row["status"], row["provider_id"]) == ("delivered", sid)
+
+
+async def test_a_status_callback_for_an_unknown_message_changes_nothing(notify_env: Env) -> None:
+    env = notify_env
+    booked = await book(env, starts_at=in_days(9), email=None)
+    before = await outbox_rows(env.pool, booked.booking.id)
+    url = f"{env.settings.base_url}{delivery.STATUS_PATH}"
+    # Twilio answers 2xx or retries: an unknown message is acknowledged.
+    for where in (url, f"{url}?o=999999"):
+        assert await env.twilio.post_status(where, "SM" + "5" * 32, PHONE, "delivered") == 204
+    assert await outbox_rows(env.pool, booked.booking.id) == before
