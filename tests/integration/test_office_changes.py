@@ -47,6 +47,11 @@ def english(browser: Browser) -> Browser:
     return browser
 
 
+def main_part(page: str) -> str:
+    """The page's own content (the language links repeat the query)."""
+    return page[page.index("<main") : page.index("</main>")]
+
+
 def local_day(instant: datetime) -> str:
     return instant.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
 
@@ -232,8 +237,19 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
     assert r.status == 422
     assert list((await r.json())["fields"]) == ["date"]
     assert (await browser.get("/api/v1/offices/consulate-paris/stats?week=9999-W52")).status == 422
-    assert (await browser.get("/office/consulate-paris/stats?week=9999-W52")).status == 200
-    assert (await browser.get("/office/consulate-paris/book?date=9999-12-31")).status == 200
+    # The pages fall back to the week and the day of the office's today
+    # (Monday 2027-02-01 in Paris on the fixed clock), as for no choice at all.
+    r = await browser.get("/office/consulate-paris/stats?week=9999-W52")
+    page = main_part(await r.text())
+    assert r.status == 200
+    assert "<h1>Week <bdi>2027-W05</bdi></h1>" in page and "9999" not in page
+    assert 'href="?week=2027-W04"' in page and 'href="?week=2027-W06"' in page
+    r = await browser.get("/office/consulate-paris/book?date=9999-12-31&service=passport")
+    page = main_part(await r.text())
+    assert r.status == 200
+    assert 'name="date" value="2027-02-01"' in page and "9999" not in page
+    # The day shown is today's, with today's free times of the service.
+    assert re.search(r'name="slot_id" value="\d+"', page)
     r = await browser.post_form(
         "/office/consulate-paris/closures", {"day": "9999-12-31", "reason_fr": "x"}
     )
