@@ -13,15 +13,16 @@ from datetime import date, time, timedelta
 
 from service.domain.calendar import HoursRule
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import DESCRIPTION_MAX, EMAIL_MAX, PRACTICAL_TEXT_MAX
 from service.domain.holidays import ramadan_periods
 from service.domain.models import no_text
 from service.domain.phone import parse_phone
 from service.domain.validation import is_email
 
 # The limits the database also checks (migration 0020).
-MAX_TEXT = 1000
-MAX_DESCRIPTION = 200
-MAX_EMAIL = 254
+MAX_TEXT = PRACTICAL_TEXT_MAX
+MAX_DESCRIPTION = DESCRIPTION_MAX
+MAX_EMAIL = EMAIL_MAX
 ARRIVE_EARLY_MINUTES = (0, 120)
 
 

@@ -18,6 +18,7 @@ from service.domain import errors
 from service.domain.booking import Status
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.fields import parse_int
 from service.domain.models import Booking, Office
 from service.domain.staff import StaffMember
 from service.office.common import actor_of, office_or_404
@@ -61,9 +62,13 @@ async def waiting_room(pool: asyncpg.Pool, office_id: str, now: datetime) -> Wai
 
 
 def parse_counter(raw: object, counters: int) -> int:
-    text = raw.strip() if isinstance(raw, str) else str(raw) if isinstance(raw, int) else ""
-    if text.isascii() and text.isdigit() and 1 <= int(text) <= counters:
-        return int(text)
+    # A form sends text, the API a JSON number (true and false are not numbers).
+    text = raw.strip() if isinstance(raw, str) else None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        text = str(raw)
+    counter = parse_int(text, 1, counters)
+    if counter is not None:
+        return counter
     raise errors.ValidationFailed(
         {"counter": N_("Choose your counter, from 1 to %(counters)s.")},
         params={"counters": str(counters)},

@@ -11,6 +11,7 @@ from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.calendar import local_date
 from service.domain.errors import N_
+from service.domain.fields import parse_int
 from service.domain.hours_form import (
     MAX_SETS,
     HoursSet,
@@ -105,7 +106,7 @@ def _outcome(request: web.Request) -> dict[str, int | None]:
 
 
 def _count(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 6 else None
+    return parse_int(raw, 0, 99999)
 
 
 def _decision(form: dict[str, str]) -> tuple[str | None, list[str], str | None]:

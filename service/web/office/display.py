@@ -26,8 +26,8 @@ from service.domain.errors import N_
 from service.domain.staff import Permission
 from service.office.common import office_or_404
 from service.office.queue import WaitingRoom, call_next, waiting_room
-from service.web.api import json_body
 from service.web.i18n import gettext, time_short
+from service.web.inputs import json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY
 from service.web.office.callboard import CALL_BOARD_KEY
 from service.web.sessions import authorise

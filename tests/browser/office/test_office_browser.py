@@ -69,7 +69,7 @@ async def test_manager_closes_a_day_and_citizens_lose_its_slots(
     await sign_in(page, MANAGER)
     await page.wait_for_url("**/office/consulate-paris/day/**")
     await page.get_by_role("link", name="Hours and closures").click()
-    await page.get_by_label("Day").fill("2027-02-16")
+    await page.get_by_label("Day", exact=True).fill("2027-02-16")
     await page.get_by_label("Reason shown to citizens (French)").fill("Formation du personnel")
     await page.get_by_role("button", name="Close this day").click()
     await page.wait_for_url("**notice=saved**")
