@@ -52,6 +52,7 @@ LABELS: dict[str, dict[str, str]] = {
         "cancelled": N_("Cancelled"),
         "confirmed": N_("Confirmed"),
         "expired": N_("Expired"),
+        "called": N_("Called to a counter"),
     },
     "role": {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")},
     "source": {"holiday": N_("public holiday"), "manual": N_("manual")},
