@@ -89,8 +89,15 @@ class Conflict(Refusal):
 class TooManyRequests(Refusal):
     status = 429
 
-    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
-        super().__init__(code, message)
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: int,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, params=params)
         self.retry_after = retry_after
 
 

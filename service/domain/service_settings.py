@@ -19,6 +19,7 @@ DURATION = (5, 480)
 EARLIEST_HOURS = (0, 24 * 30)
 LATEST_DAYS = (1, 365)
 RESCHEDULE_CUTOFF_MINUTES = (0, 7 * 24 * 60)
+HOLD_MINUTES = (1, 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,10 @@ class ServiceSettings:
     reschedule_cutoff_minutes: int
     bring: dict[str, str]
     active: bool
+    # A public booking waits for a code (see service.bookings), its seat
+    # held for hold_minutes.
+    verify_contact: bool = True
+    hold_minutes: int = 10
 
 
 def settings_of(service: Service, active: bool) -> ServiceSettings:
@@ -41,6 +46,8 @@ def settings_of(service: Service, active: bool) -> ServiceSettings:
         reschedule_cutoff_minutes=service.reschedule_cutoff_minutes,
         bring=dict(service.bring),
         active=active,
+        verify_contact=service.verify_contact,
+        hold_minutes=service.hold_minutes,
     )
 
 
@@ -71,6 +78,9 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
     cutoff = _whole(form.get("reschedule_cutoff_minutes"), RESCHEDULE_CUTOFF_MINUTES)
     if cutoff is None:
         problems["reschedule_cutoff_minutes"] = N_("Give a number of minutes from 0 to 10080.")
+    hold = _whole(form.get("hold_minutes"), HOLD_MINUTES)
+    if hold is None:
+        problems["hold_minutes"] = N_("Give a number of minutes from 1 to 60.")
     if earliest is not None and latest is not None and earliest >= latest * 24:
         problems["latest_days"] = N_("The latest day must come after the earliest hour.")
     bring: dict[str, str] = {}
@@ -79,7 +89,14 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         if len(text) > MAX_BRING_LENGTH:
             problems[f"bring_{language}"] = N_("Keep this under 1000 characters.")
         bring[language] = text.strip()
-    if problems or duration is None or earliest is None or latest is None or cutoff is None:
+    if (
+        problems
+        or duration is None
+        or earliest is None
+        or latest is None
+        or cutoff is None
+        or hold is None
+    ):
         raise ValidationFailed(problems)
     return ServiceSettings(
         duration_minutes=duration,
@@ -89,4 +106,6 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         reschedule_cutoff_minutes=cutoff,
         bring=bring,
         active="active" in form,
+        verify_contact="verify_contact" in form,
+        hold_minutes=hold,
     )
