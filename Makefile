@@ -45,6 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP) compile-translations
 	@set -e; for script in bench/*.py; do \
 	  [ -e "$$script" ] || continue; \
+	  case "$${script##*/}" in _*) continue;; esac; \
 	  echo "== $$script"; $(BIN)/python "$$script"; \
 	done
 

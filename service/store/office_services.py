@@ -26,11 +26,13 @@ async def update(
     result: str = await conn.execute(
         """UPDATE services SET duration_minutes = $3, document_required = $4,
                earliest_hours = $5, latest_days = $6, reschedule_cutoff_minutes = $7,
-               bring_ar = $8, bring_fr = $9, bring_en = $10, active = $11
+               bring_ar = $8, bring_fr = $9, bring_en = $10, active = $11,
+               verify_contact = $12, hold_minutes = $13
            WHERE office_id = $1 AND id = $2
              AND (duration_minutes, document_required, earliest_hours, latest_days,
-                  reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en, active)
-                 IS DISTINCT FROM ($3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+                  reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en, active,
+                  verify_contact, hold_minutes)
+                 IS DISTINCT FROM ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
         office_id,
         service_id,
         settings.duration_minutes,
@@ -42,5 +44,7 @@ async def update(
         settings.bring["fr"],
         settings.bring["en"],
         settings.active,
+        settings.verify_contact,
+        settings.hold_minutes,
     )
     return result == "UPDATE 1"

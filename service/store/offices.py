@@ -25,6 +25,8 @@ def _office(r: asyncpg.Record) -> Office:
         reference_prefix=r["reference_prefix"],
         holiday_countries=tuple(r["holiday_countries"]),
         reminder_offsets_minutes=tuple(r["reminder_offsets_minutes"]),
+        household_cap=r["household_cap"],
+        sms_countries=tuple(r["sms_countries"]),
     )
 
 
@@ -39,6 +41,8 @@ def _service(r: asyncpg.Record) -> Service:
         latest_days=r["latest_days"],
         reschedule_cutoff_minutes=r["reschedule_cutoff_minutes"],
         bring=by_language(r, "bring"),
+        verify_contact=r["verify_contact"],
+        hold_minutes=r["hold_minutes"],
     )
 
 
@@ -72,15 +76,18 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
     await conn.execute(
         """INSERT INTO offices (id, kind, name_ar, name_fr, name_en, city_ar, city_fr, city_en,
                                 country, timezone, address, reference_prefix,
-                                holiday_countries, reminder_offsets_minutes, email_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''))
+                                holiday_countries, reminder_offsets_minutes, email_from,
+                                household_cap, sms_countries)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''),
+                   $16, $17)
            ON CONFLICT (id) DO UPDATE SET
                kind = EXCLUDED.kind, name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, city_ar = EXCLUDED.city_ar,
                city_fr = EXCLUDED.city_fr, city_en = EXCLUDED.city_en,
                country = EXCLUDED.country, timezone = EXCLUDED.timezone,
                address = EXCLUDED.address, reference_prefix = EXCLUDED.reference_prefix,
-               holiday_countries = EXCLUDED.holiday_countries""",
+               holiday_countries = EXCLUDED.holiday_countries,
+               sms_countries = EXCLUDED.sms_countries""",
         office.id,
         office.kind,
         office.name["ar"],
@@ -96,6 +103,8 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
         list(office.holiday_countries),
         list(office.reminder_offsets_minutes),
         email_from,
+        office.household_cap,
+        list(office.sms_countries),
     )
 
 
@@ -103,8 +112,9 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
     await conn.execute(
         """INSERT INTO services (office_id, id, name_ar, name_fr, name_en, duration_minutes,
                                  document_required, earliest_hours, latest_days,
-                                 reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                 reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en,
+                                 verify_contact, hold_minutes)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
            ON CONFLICT (office_id, id) DO UPDATE SET
                name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, duration_minutes = EXCLUDED.duration_minutes,
@@ -126,6 +136,9 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
         service.bring["ar"],
         service.bring["fr"],
         service.bring["en"],
+        # Written for a new service only: a manager's choice survives a re-seed.
+        service.verify_contact,
+        service.hold_minutes,
     )
 
 

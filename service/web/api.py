@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from service.domain.models import Booking, Office, Service, Slot
 from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
+from service.web import limits
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
@@ -76,11 +78,30 @@ def booking_fields(booking: Booking, office: Office) -> dict[str, Any]:
 
 
 def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
-    """A booking as its citizen sees it, document number in full."""
+    """A booking as its citizen sees it, document number in full; a held one
+    says until when its seat is kept."""
     return {
         **booking_fields(booking, office),
         "language": booking.language,
         "document_number": booking.document_number,
+        "hold_expires_at": iso(booking.hold_expires_at, office)
+        if booking.hold_expires_at is not None and booking.status == "held"
+        else None,
+    }
+
+
+def code_json(state: bookings.CodeState) -> dict[str, Any]:
+    """Where a held booking's code went, until when its seat is kept, and
+    when another code may be asked for (null: no more)."""
+    zone = ZoneInfo(state.timezone)
+    return {
+        "channel": state.channel,
+        "to": state.destination,
+        "attempts_left": state.attempts_left,
+        "hold_expires_at": state.hold_expires_at.astimezone(zone).isoformat(),
+        "next_resend_at": state.next_resend_at.astimezone(zone).isoformat()
+        if state.next_resend_at
+        else None,
     }
 
 
@@ -153,6 +174,7 @@ def parse_day(value: str | None, field: str) -> date:
 
 @routes.get("/api/v1/offices/{office}/availability")
 async def availability(request: web.Request) -> web.Response:
+    await limits.check(request, "availability")
     office = await load_office(request)
     query = request.query
     problems: dict[str, str] = {}
@@ -176,6 +198,7 @@ async def availability(request: web.Request) -> web.Response:
         if service is None:
             raise errors.service_not_found()
         now = request.app[CLOCK_KEY]()
+        await bookings.release_expired_holds(conn, now, office_id=office.id, service_id=service.id)
         window = booking_window(now, service.earliest_hours, service.latest_days)
         start = local_day_bounds(first, office.zone)[0]
         end = local_day_bounds(last, office.zone)[1]
@@ -194,6 +217,7 @@ async def availability(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings")
 async def create_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "book")
     body = await json_body(request)
     slot_id = parse_slot_id(body.get("slot_id"))
     service_id = body.get("service")
@@ -214,17 +238,23 @@ async def create_booking(request: web.Request) -> web.Response:
         ),
         secret_key=settings.secret_key,
         now=request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
     )
     payload = booking_json(booked.booking, booked.office)
     payload["manage_token"] = booked.manage_token
     payload["manage_url"] = manage_url(
         settings.base_url, booked.booking.reference, booked.manage_token
     )
+    if booked.booking.status == "held":
+        async with request.app[POOL_KEY].acquire() as conn:
+            state = await bookings.code_state(conn, booked.booking)
+        payload["verification"] = code_json(state)
     return web.json_response(payload, status=201)
 
 
 @routes.get("/api/v1/bookings/{reference}")
 async def get_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "manage")
     token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
     context = await bookings.view(
@@ -235,6 +265,7 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/cancel")
 async def cancel_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "cancel")
     token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
     context = await bookings.cancel(
@@ -249,6 +280,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/reschedule")
 async def reschedule_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "reschedule")
     token = manage_token(request)
     reference = parse_reference(request.match_info["reference"])
     body = await json_body(request)
@@ -260,5 +292,40 @@ async def reschedule_booking(request: web.Request) -> web.Response:
         request.app[SETTINGS_KEY].secret_key,
         slot_id,
         request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/verify")
+async def verify_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "verify")
+    token = manage_token(request)
+    reference = parse_reference(request.match_info["reference"])
+    body = await json_body(request)
+    context = await bookings.verify(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        body.get("code"),
+        request.app[SETTINGS_KEY].secret_key,
+        request.app[CLOCK_KEY](),
+    )
+    return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/resend")
+async def resend_code(request: web.Request) -> web.Response:
+    await limits.check(request, "resend")
+    token = manage_token(request)
+    reference = parse_reference(request.match_info["reference"])
+    settings = request.app[SETTINGS_KEY]
+    state = await bookings.resend(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        settings.secret_key,
+        request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
+    )
+    return web.json_response(code_json(state), status=202)

@@ -19,6 +19,16 @@ _ERROR_CODES = [
     "too_large",
     "validation",
     "bad_transition",
+    "rate_limited",
+    "household_cap",
+    "codes_per_contact",
+    "wrong_code",
+    "code_attempts_exhausted",
+    "hold_expired",
+    "not_held",
+    "resend_too_soon",
+    "resend_limit",
+    "reschedule_limit",
 ]
 
 
@@ -28,6 +38,22 @@ def _ref(name: str) -> dict[str, str]:
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _too_many(description: str) -> dict[str, Any]:
+    """A 429: how many seconds to wait is in Retry-After."""
+    return {
+        **_error(description),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+
+
+_RATE_LIMITED = "rate_limited: too many requests from this client address (LIMIT_* settings)"
 
 
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +111,11 @@ def openapi_document() -> dict[str, Any]:
             "email": {"type": "string", "nullable": True},
             "language": {"type": "string", "enum": ["ar", "fr", "en"]},
             "document_number": {"type": "string", "nullable": True},
+            "hold_expires_at": {
+                **instant,
+                "nullable": True,
+                "description": "While held: until when the seat is kept without the code",
+            },
         },
     }
     refusals = {
@@ -93,10 +124,30 @@ def openapi_document() -> dict[str, Any]:
         "409": _error("slot_full, already_booked, too_late or not_active"),
         "413": _error("Body over 64 KiB"),
         "422": _error("validation: one message per field"),
+        "429": _too_many(_RATE_LIMITED),
     }
     token_refusals = {
         "401": _error("Missing manage token"),
         "404": _error("Unknown reference or wrong token (indistinguishable)"),
+        "429": _too_many(_RATE_LIMITED),
+    }
+    code_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "example": "042917",
+                            "description": "The 6 digits sent to the citizen",
+                        }
+                    },
+                }
+            }
+        },
     }
     return {
         "openapi": "3.0.3",
@@ -156,12 +207,20 @@ def openapi_document() -> dict[str, Any]:
                         "200": _ok("Availability", _ref("Availability")),
                         "404": _error("Unknown office or service"),
                         "422": _error("Bad dates"),
+                        "429": _too_many(_RATE_LIMITED),
                     },
                 }
             },
             "/api/v1/bookings": {
                 "post": {
                     "summary": "Book a slot",
+                    "description": (
+                        "A service that verifies contacts answers with status `held`: the "
+                        "seat is kept until `hold_expires_at` while a 6-digit code goes to "
+                        "the phone by SMS (or to the e-mail address without one); "
+                        "POST .../verify with it confirms the booking. A contact proved "
+                        "on an earlier booking is not asked again for a while."
+                    ),
                     "parameters": [_ACCEPT_LANGUAGE],
                     "requestBody": {
                         "required": True,
@@ -178,12 +237,58 @@ def openapi_document() -> dict[str, Any]:
                                         "properties": {
                                             "manage_token": {"type": "string"},
                                             "manage_url": {"type": "string"},
+                                            "verification": _ref("CodeState"),
                                         },
                                     },
                                 ]
                             },
                         ),
                         **refusals,
+                        "409": _error(
+                            "slot_full, already_booked, too_late, not_open_yet or "
+                            "household_cap (this phone number or address already has the "
+                            "office's most active bookings)"
+                        ),
+                        "429": _too_many(
+                            f"{_RATE_LIMITED}; or codes_per_contact: too many codes to this "
+                            "phone number or address in 24 hours"
+                        ),
+                    },
+                }
+            },
+            "/api/v1/bookings/{reference}/verify": {
+                "post": {
+                    "summary": "Confirm a held booking with the code sent to the citizen",
+                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                    "security": _TOKEN,
+                    "requestBody": code_body,
+                    "responses": {
+                        "200": _ok("Confirmed", _ref("Booking")),
+                        "400": _error("Malformed JSON"),
+                        **token_refusals,
+                        "409": _error(
+                            "not_held (not waiting for a code), hold_expired (the seat was "
+                            "released) or code_attempts_exhausted (5 wrong codes: released)"
+                        ),
+                        "413": _error("Body over 64 KiB"),
+                        "422": _error("wrong_code: `fields.code`; the message says the tries left"),
+                    },
+                }
+            },
+            "/api/v1/bookings/{reference}/resend": {
+                "post": {
+                    "summary": "Send a held booking's code again",
+                    "description": "At most 3 times, each after a longer wait (1, 2, 4 minutes).",
+                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                    "security": _TOKEN,
+                    "responses": {
+                        "202": _ok("A new code is on its way", _ref("CodeState")),
+                        **token_refusals,
+                        "409": _error("not_held, hold_expired or resend_limit (no resend left)"),
+                        "429": _too_many(
+                            f"resend_too_soon (Retry-After: until the next one); "
+                            f"codes_per_contact; or {_RATE_LIMITED}"
+                        ),
                     },
                 }
             },
@@ -228,6 +333,10 @@ def openapi_document() -> dict[str, Any]:
                         "200": _ok("Moved", _ref("Booking")),
                         **token_refusals,
                         **{k: v for k, v in refusals.items() if k != "404"},
+                        "409": _error(
+                            "slot_full, too_late, not_active or reschedule_limit (moved as "
+                            "many times as a citizen may, RESCHEDULE_LIMIT)"
+                        ),
                     },
                 }
             },
@@ -298,15 +407,44 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {
                         "slot_id": {"type": "integer"},
                         "service": {"type": "string"},
-                        "name": {"type": "string", "maxLength": 200},
-                        "phone": {"type": "string"},
+                        "name": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "description": "Letters, marks, spaces, apostrophes, hyphens and dots",
+                        },
+                        "phone": {
+                            "type": "string",
+                            "description": (
+                                "A mobile of the office's country, Morocco or the office's "
+                                "own list; other numbers are refused (give an email instead)"
+                            ),
+                        },
                         "phone_country": {"type": "string", "description": "ISO alpha-2 hint"},
-                        "email": {"type": "string"},
+                        "email": {
+                            "type": "string",
+                            "maxLength": 254,
+                            "description": "Exactly one address; IDN domains kept as punycode",
+                        },
                         "language": {"type": "string", "enum": ["ar", "fr", "en"]},
                         "document_number": {"type": "string"},
                     },
                 },
                 "Booking": booking,
+                "CodeState": {
+                    "type": "object",
+                    "description": "Where a held booking's code went",
+                    "properties": {
+                        "channel": {"type": "string", "enum": ["sms", "email"]},
+                        "to": {"type": "string", "description": "E.164 number or address"},
+                        "attempts_left": {"type": "integer"},
+                        "hold_expires_at": instant,
+                        "next_resend_at": {
+                            **instant,
+                            "nullable": True,
+                            "description": "When another code may be asked for; null: no more",
+                        },
+                    },
+                },
             },
         },
     }

@@ -16,6 +16,10 @@ from service.store import offices as office_store
 from service.store import slots as slot_store
 
 Client = TestClient  # type: ignore[type-arg]
+
+# The booking core as a returning citizen books it (test_abuse_*.py test
+# the code step, the limits and the household cap).
+pytestmark = [pytest.mark.no_rate_limits, pytest.mark.usefixtures("returning_citizen")]
 PARIS_SERVICES = [
     "passport", "cnie", "civil-status", "consular-registration", "legalization",
     "power-of-attorney",

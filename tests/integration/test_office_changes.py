@@ -294,6 +294,8 @@ def service_form(**changes: str) -> dict[str, str]:
         "earliest_hours": "2",
         "latest_days": "60",
         "reschedule_cutoff_minutes": "120",
+        "hold_minutes": "10",
+        "verify_contact": "on",
         "bring_fr": "Passeport",
         "bring_ar": "",
         "bring_en": "Passport",

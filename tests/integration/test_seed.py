@@ -10,6 +10,7 @@ import asyncpg
 from service import bookings
 from service.domain.validation import RawDetails
 from service.seed import load_demo, seed_demo
+from tests.fixtures.app import prove_contacts
 
 COUNTED = ("offices", "services", "opening_hours", "closures", "slots", "bookings", "staff")
 
@@ -28,6 +29,7 @@ async def test_seeding_again_changes_nothing_and_keeps_bookings(
             "ORDER BY starts_at LIMIT 1",
             clock(),
         )
+    await prove_contacts(pool, "+212612345678", secret_key="k")
     booked = await bookings.book(
         pool,
         slot_id=slot_id,

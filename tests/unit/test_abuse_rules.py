@@ -5,6 +5,7 @@ and the per-number SMS cap."""
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,6 @@ from service.config import ConfigError, Settings
 from service.domain.errors import ValidationFailed
 from service.domain.limits import Rate, client_address, parse_networks, parse_rate
 from service.domain.messages import plan_code, skip_reason, sms_cap_decision
-from service.domain.models import Service
 from service.domain.phone import served_countries, sms_refusal
 from service.domain.validation import (
     NAME_MAX,
@@ -38,18 +38,9 @@ from service.domain.verification import (
     next_resend_at,
     normalise_code,
 )
+from tests.unit.test_booking_rules import PASSPORT
 
-LEGALIZATION = Service(
-    office_id="consulate-paris",
-    id="legalization",
-    name={"ar": "x", "fr": "x", "en": "x"},
-    duration_minutes=15,
-    document_required=False,
-    earliest_hours=2,
-    latest_days=60,
-    reschedule_cutoff_minutes=120,
-    bring={"ar": "", "fr": "", "en": ""},
-)
+LEGALIZATION = replace(PASSPORT, id="legalization", document_required=False)
 NOW = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
