@@ -103,6 +103,7 @@ def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
             # Prefectures' desks serve Moroccans living abroad, who book
             # with the mobile of the country they live in.
             sms_countries=tuple(raw.get("sms_countries", ())),
+            household_cap=int(raw.get("household_cap", 4)),
         )
         services = [
             Service(
