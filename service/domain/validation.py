@@ -18,13 +18,14 @@ import idna
 
 from service.domain.booking import normalise_document
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import EMAIL_MAX
 from service.domain.models import LANGUAGES, Service
 from service.domain.phone import is_country, parse_phone, served_countries, sms_refusal
 
-# Lengths checked here; the database allows more (200 for names, 254 for
-# addresses), so that rows written before these rules stay valid.
+# Names checked here are shorter than the column allows (fields.CITIZEN_NAME_MAX),
+# so that rows written before these rules stay valid. Addresses: RFC 5321, a path
+# of 256 octets less the angle brackets (fields.EMAIL_MAX).
 NAME_MAX = 100
-EMAIL_MAX = 254  # RFC 5321: a path of 256 octets, less the angle brackets
 EMAIL_LOCAL_MAX = 64
 
 # Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), the
