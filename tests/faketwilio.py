@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -135,6 +136,12 @@ class FakeTwilio:
 
     def duplicates(self) -> dict[int | None, int]:
         return {k: n for k, n in self.per_outbox_id().items() if n > 1}
+
+    def most_in_one_second(self) -> int:
+        """The most SMS received within any one second: a window from each
+        arrival, so that no choice of where seconds begin hides a burst."""
+        times = sorted(s.at for s in self.sent)
+        return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
     # The API ---------------------------------------------------------------------
 

@@ -11,11 +11,12 @@ provider, and logs ids, kinds and codes, never recipients or bodies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,7 +46,7 @@ from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store.outbox import Claimed
-from service.worker.ratelimit import RateLimiter
+from service.worker.ratelimit import RATE_KEY, RateLimiter
 from service.worker.senders import Senders, make_senders
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,35 @@ SMS_HORIZON = timedelta(seconds=5)
 # Emails have no shared rate: the sweeper queues this many at most per sweep,
 # ahead of the SMS, so that an SMS backlog never holds them back.
 EMAIL_BATCH = 100
+# The SMS rate is kept at two points (service.worker.ratelimit): the sweeper
+# books turns, and each job passes a gate at its turn, which spaces the sends
+# themselves.  The gate runs this much below SMS_PER_SECOND: what stands
+# between it and the provider (the request itself) takes a little longer for
+# some SMS than for others, and 2 % of a second's sends absorbs 20 ms of that,
+# so no second at the provider holds one SMS more than the rate.
+SMS_GATE_HEADROOM = 0.02
+# Turns are booked a little further apart still, so that the gate seldom
+# holds a job back, and a lag behind the turns (a stalled worker) wears off.
+SMS_TURN_HEADROOM = 0.03
+SENT_KEY = RATE_KEY + ":sent"
+# An SMS job is queued to start this long before its turn: it claims and
+# renders, then waits for the turn, so that only the gate and the request
+# stand between the turn and the provider.  arq's polling
+# (WorkerSettings.poll_delay) may start a job up to 50 ms late.
+TURN_EARLY = 0.1
+# No turn is booked sooner than this, so that its job can start in time,
+# however long the sweep takes to queue its batch.
+TURN_LEAD = 1.0
+# A job that starts more than this after its turn sends nothing: the worker
+# was down meanwhile, and the jobs queued for all the turns that passed
+# start at once.  Its row goes back to the sweeper, which books it a new
+# turn (`turn_stale`).  A little lateness (a busy or stalled worker) is left
+# to the gate, which spaces such jobs out.
+TURN_STALE = 1.0
+# A job held back at the gate gives up this long after its turn and gives
+# its row back, well within the job timeout (SEND_TIMEOUT less the
+# provider's own timeout).
+GATE_PATIENCE = 10.0
 
 
 @dataclass(slots=True)
@@ -79,6 +109,9 @@ class WorkerState:
     senders: Senders
     clock: Callable[[], datetime]
     owns_pool: bool
+    # The jobs of this process at the SMS gate take turns asking it, in the
+    # order they came, rather than all polling Redis at once.
+    sms_gate_line: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def build_state(
@@ -120,14 +153,17 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await close_state(state)
 
 
-def job_id(row: outbox.Due, queued_at: datetime) -> str:
+def job_id(row: outbox.Due, queued_at: datetime, turn: float | None = None) -> str:
     # A new id per try and per queueing: arq refuses a second job with the same
     # id while the first exists. A job whose worker was killed after arq marked
     # it in progress stays blocked for arq's in-progress timeout (longest job
     # timeout + 10 s, ten minutes here); the row is queued again under a new
     # id once REQUEUE_AFTER has passed, and the row's claim keeps the two jobs
-    # from both sending.
-    return f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}:{int(queued_at.timestamp())}"
+    # from both sending.  An SMS handed back for a new turn may be queued
+    # again within the same second, before arq has dropped its first job:
+    # its turn tells the two apart.
+    key = f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}:{int(queued_at.timestamp())}"
+    return key if turn is None else f"{key}:{int(turn * 1000)}"
 
 
 def enqueue_target(settings: Settings) -> int:
@@ -149,7 +185,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     state: WorkerState = ctx[STATE]
     redis: ArqRedis = ctx["redis"]
     now = state.clock()
-    limiter = RateLimiter(redis, state.settings.sms_per_second)
+    limiter = sms_limiter(redis, state.settings)
     horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
         async with conn.transaction():
@@ -168,24 +204,33 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             for row in await outbox.due(
                 conn, now, min(room, EMAIL_BATCH), requeue_after, channel="email"
             ):
-                queued += await _enqueue(redis, row, None, now)
+                queued += await _enqueue(redis, row, now)
         room -= queued
-        free = await limiter.free_within(horizon, room)
+        free = await limiter.free_within(horizon, room, TURN_LEAD)
         if free <= 0:
             return queued
         async with conn.transaction():
             rows = await outbox.lock_due(conn, now, free, requeue_after, channel="sms")
-            waits = await limiter.reserve_within(len(rows), horizon)
+            waits = await limiter.reserve_within(len(rows), horizon, TURN_LEAD)
             # One reference instant for the whole batch: turns stay one
             # interval apart however long the enqueueing takes.
             base = time.time()
             rows = rows[: len(waits)]
             await outbox.mark_enqueued(conn, [r.id for r in rows], now)
             for row, wait in zip(rows, waits, strict=True):
-                queued += await _enqueue(
-                    redis, row, datetime.fromtimestamp(base + wait, UTC), now
-                )
+                queued += await _enqueue(redis, row, now, turn=base + wait)
     return queued
+
+
+def sms_limiter(redis: ArqRedis, settings: Settings) -> RateLimiter:
+    """The SMS turns shared by every worker, booked SMS_TURN_HEADROOM further
+    apart than SMS_PER_SECOND would have them."""
+    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_TURN_HEADROOM))
+
+
+def sms_gate(redis: ArqRedis, settings: Settings) -> RateLimiter:
+    """The gate every SMS passes at its turn, SMS_GATE_HEADROOM below the rate."""
+    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_GATE_HEADROOM), SENT_KEY)
 
 
 async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
@@ -213,16 +258,50 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
 
 
 async def _enqueue(
-    redis: ArqRedis, row: outbox.Due, start: datetime | None, queued_at: datetime
+    redis: ArqRedis, row: outbox.Due, queued_at: datetime, turn: float | None = None
 ) -> int:
-    job = await redis.enqueue_job(
-        "send_message",
-        row.id,
-        _job_id=job_id(row, queued_at),
-        _queue_name=QUEUE_NAME,
-        _defer_until=start,
-    )
+    """Queue the send job of a row; an SMS with its turn (a Unix time), to
+    start TURN_EARLY before it."""
+    if turn is None:
+        job = await redis.enqueue_job(
+            "send_message", row.id, _job_id=job_id(row, queued_at), _queue_name=QUEUE_NAME
+        )
+    else:
+        job = await redis.enqueue_job(
+            "send_message",
+            row.id,
+            turn=turn,
+            queued_at=queued_at,
+            _job_id=job_id(row, queued_at, turn),
+            _queue_name=QUEUE_NAME,
+            _defer_until=datetime.fromtimestamp(turn - TURN_EARLY, UTC),
+        )
     return int(job is not None)
+
+
+def turn_stale(turn: float | None, after: float = TURN_STALE) -> bool:
+    """Whether an SMS's turn passed more than `after` seconds ago."""
+    return turn is not None and time.time() - turn > after
+
+
+async def wait_for_turn(state: WorkerState, redis: ArqRedis, turn: float) -> bool:
+    """Wait for an SMS's turn, then for the gate; False when the gate has
+    held it back for too long (GATE_PATIENCE)."""
+    early = turn - time.time()
+    if early > 0:
+        # Never longer than the sweeper books ahead, whatever the clocks say.
+        await asyncio.sleep(min(early, SMS_HORIZON.total_seconds()))
+    gate = sms_gate(redis, state.settings)
+    try:
+        async with asyncio.timeout(max(0.0, turn + GATE_PATIENCE - time.time())):
+            async with state.sms_gate_line:
+                # The gate lives in Redis, shared with other processes: no
+                # event to wait on, only the time it says is left.
+                while (left := await gate.pass_now()) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(left)
+    except TimeoutError:
+        return False
+    return True
 
 
 def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
@@ -252,16 +331,29 @@ def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
     )
 
 
-async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
+async def send_message(
+    ctx: dict[str, Any],
+    outbox_id: int,
+    turn: float | None = None,
+    queued_at: datetime | None = None,
+) -> str:
     """Claim, re-check, render, send, record.  Returns what happened.
 
-    An SMS job starts at its turn on the shared rate (the sweeper queued it
-    for then), so the re-check at the claim is the last word on the booking:
-    between it and the provider call there is only a token insert and the
-    rendering.  A change to the booking after that point cannot stop a
-    message already on its way.
+    An SMS job starts shortly before its turn on the shared rate (`turn`,
+    booked by the sweeper that queued it at `queued_at`), claims, re-checks
+    and renders, then sends at the turn, through the gate; one that starts
+    long after its turn, or that the gate holds back too long, sends nothing
+    and gives its row back for a new turn ("late").  The re-check at the
+    claim is the last word on the booking: between it and the provider call
+    there is only a token insert, the rendering and the wait for the turn.
+    A change to the booking after that point cannot stop a message already
+    on its way.
     """
     state: WorkerState = ctx[STATE]
+    if turn_stale(turn):
+        async with state.pool.acquire() as conn:
+            await outbox.hand_back(conn, outbox_id, queued_at)
+        return "late"
     settings = state.settings
     now = state.clock()
     async with state.pool.acquire() as conn:
@@ -307,6 +399,11 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             await outbox.mark_failed(conn, outbox_id, code="render", reason="render_error", now=now)
             return "failed"
     body = redact(text, token)
+    # Claimed and rendered ahead of its turn (TURN_EARLY), an SMS leaves at it.
+    if turn is not None and not await wait_for_turn(state, ctx["redis"], turn):
+        async with state.pool.acquire() as conn:
+            await outbox.release(conn, outbox_id, state.clock())
+        return "late"
     # No connection is held from here until the provider has answered.
     try:
         if email is None:

@@ -19,7 +19,7 @@ import pytest
 
 from service.worker.settings import MAX_JOBS
 from tests.faketwilio import Reply
-from tests.fixtures.notify import Env, book, env_for_subprocess, wait_for
+from tests.fixtures.notify import Env, book_sms, env_for_subprocess, wait_for
 
 WORKER_CMD = [
     sys.executable,
@@ -27,14 +27,6 @@ WORKER_CMD = [
     "from service.config import Settings; from service.worker.settings import run_worker; "
     "run_worker(Settings.from_env())",
 ]
-
-
-async def book_sms(env: Env, n: int) -> None:
-    """n bookings with a mobile number and no e-mail: n due confirmation SMS."""
-    starts = env.clock().replace(microsecond=0) + timedelta(days=10)
-    slot = await env.add_slot(starts, capacity=n)
-    for i in range(n):
-        await book(env, starts_at=starts, slot_id=slot, phone=f"+336{10000000 + i}", email=None)
 
 
 async def by_status(env: Env) -> dict[str, int]:
