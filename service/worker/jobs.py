@@ -174,6 +174,15 @@ def enqueue_target(settings: Settings) -> int:
     return max(100, min(MAX_ENQUEUE, sms + EMAIL_BATCH))
 
 
+# What asyncpg raises while Postgres is down or restarting.
+DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     """Take back expired leases and queue due rows; returns how many were queued.
 
@@ -182,6 +191,16 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     the same timeline, so together they never queue more SMS than the rate
     serves in that horizon.
     """
+    try:
+        return await _sweep(ctx)
+    except DATABASE_DOWN as exc:
+        # The next sweep, a second later, tries again: one line each, not a
+        # traceback, while Postgres restarts.
+        log.warning("outbox sweep: Postgres unavailable (%s)", type(exc).__name__)
+        return 0
+
+
+async def _sweep(ctx: dict[str, Any]) -> int:
     state: WorkerState = ctx[STATE]
     redis: ArqRedis = ctx["redis"]
     now = state.clock()
