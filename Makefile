@@ -11,7 +11,7 @@ POT := $(LOCALE_DIR)/messages.pot
 # Catalogs to maintain; English is the source language (the msgids).
 LANGUAGES := ar fr
 
-.PHONY: venv install run test browser-deps lint bench i18n-extract i18n-update i18n-compile compile-translations clean
+.PHONY: venv install run test browser-deps lint mutate bench i18n-extract i18n-update i18n-compile compile-translations clean
 
 venv install: $(STAMP)
 
@@ -40,6 +40,12 @@ browser-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Mutation testing (tests/mutate.py): slow, so not part of `make test`.
+# MUTATE_CHILDREN=n runs n mutants at a time (default: one per core);
+# MUTANTS='pattern ...' tries only those mutants again, after a full run.
+mutate: $(STAMP) compile-translations
+	$(BIN)/python -m tests.mutate $(MUTANTS)
 
 # Each bench script measures its own baseline in the same run and prints ratios.
 bench: $(STAMP) compile-translations

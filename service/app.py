@@ -17,13 +17,16 @@ from service.web import (
     citizen,
     devmessages,
     errors,
+    inputs,
     office,
+    outage,
     security,
     system,
     templating,
     webhooks,
 )
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
+from service.web.office import alerts as login_alerts
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -38,12 +41,15 @@ def create_app(
     the clock is the settings' (service.clock) unless one is passed in."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[errors.refusals],
+        # Refusals answered outermost; texts checked before anything else reads them.
+        middlewares=[errors.refusals, inputs.refuse_unreadable],
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)
     security.install(app)
     templating.setup(app)
+    outage.install(app)
+    login_alerts.install(app)
     if pool is not None:
         app[POOL_KEY] = pool
     else:

@@ -193,13 +193,14 @@ async def book(
 async def authorise(
     conn: asyncpg.Connection, reference: str, token: str | None, secret_key: str
 ) -> None:
-    """Raise the same NotFound for an unknown reference and for a wrong token."""
-    if not token:
-        raise errors.no_manage_token()
+    """Raise the same Unauthorized for a missing token, a wrong one and an
+    unknown reference: the pair is the credential, and it does not open."""
     # The hash is keyed by the secret, so looking it up reveals nothing a
     # constant-time comparison would hide.
-    if not await booking_store.token_opens(conn, reference, hash_token(token, secret_key)):
-        raise errors.booking_not_found()
+    if not token or not await booking_store.token_opens(
+        conn, reference, hash_token(token, secret_key)
+    ):
+        raise errors.manage_link_refused()
 
 
 async def _context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:

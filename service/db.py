@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -23,12 +24,45 @@ class MigrationChanged(RuntimeError):
         )
 
 
+class DatabaseUnavailable(ConnectionError):
+    """No connection to Postgres could be made (refused, reset, timed out).
+
+    A ConnectionError, so code that already treats OSError as a passing
+    outage keeps doing so; `unavailable` tells it from other OSErrors."""
+
+
+# What asyncpg raises when the server goes away or cannot take us: a lost
+# connection (08xxx, ConnectionDoesNotExistError among them), a server
+# starting up or shutting down (57P01-57P03), no connection slot left (53300).
+_OUTAGES = (
+    DatabaseUnavailable,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says Postgres does not answer, rather than that a query
+    or the code is wrong: the first passes with time, the second does not."""
+    return isinstance(exc, _OUTAGES)
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, connect=_connect
     )
     assert pool is not None
     return pool
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(type(exc).__name__) from exc
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

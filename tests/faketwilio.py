@@ -233,7 +233,10 @@ class FakeTwilio:
         error_code: int | None = None,
         *,
         token: str | None = None,
+        leave_out: tuple[str, ...] = (),
     ) -> int:
+        """Post one signed callback; `leave_out` drops fields (signed without
+        them), for a callback Twilio would not send."""
         params = {
             "AccountSid": self.account_sid,
             "ApiVersion": "2010-04-01",
@@ -246,6 +249,8 @@ class FakeTwilio:
         }
         if error_code is not None:
             params["ErrorCode"] = str(error_code)
+        for name in leave_out:
+            params.pop(name, None)
         signature = twilio_signature(token or self.auth_token, url, params)
         if self._session is None:
             self._session = aiohttp.ClientSession()

@@ -9,6 +9,8 @@ One type, `Refusal`, and one subclass per kind of answer:
     NotFound           404  no such thing (or not theirs: the same answer)
     Conflict           409  not possible in the state things are in now
     TooManyRequests    429  not now; `retry_after` seconds later
+    Unavailable        503  not now, for all: a part we need does not answer;
+                            `retry_after` seconds later
     Refusal itself     400  a request we cannot read
 
 Each carries an error `code` for programs, and a message for people: a gettext
@@ -32,6 +34,8 @@ class Refusal(Exception):
     """A refused request or action; nothing was written."""
 
     status = 400
+    # Seconds after which asking again may succeed, when that is known.
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -89,6 +93,21 @@ class Conflict(Refusal):
 class TooManyRequests(Refusal):
     status = 429
 
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retry_after: int,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, params=params)
+        self.retry_after = retry_after
+
+
+class Unavailable(Refusal):
+    status = 503
+
     def __init__(self, code: str, message: str, *, retry_after: int) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after
@@ -137,10 +156,26 @@ def already_submitted() -> Conflict:
     )
 
 
-def no_manage_token() -> Unauthorized:
+def manage_link_refused() -> Unauthorized:
+    """A reference and manage token that do not open a booking: no token, a
+    wrong one, or an unknown reference, all answered alike."""
     return Unauthorized(
         "unauthorized", N_("This reference and manage link do not match a booking.")
     )
+
+
+def database_unavailable() -> Unavailable:
+    """Postgres does not answer: nothing can be read or written for now."""
+    return Unavailable(
+        "unavailable",
+        N_("The service is briefly unavailable and nothing was saved. Please try again shortly."),
+        retry_after=DATABASE_RETRY_AFTER,
+    )
+
+
+# A restart of Postgres takes seconds; a client that waits this long and
+# retries once is likely to get through.
+DATABASE_RETRY_AFTER = 15
 
 
 def booking_not_found() -> NotFound:

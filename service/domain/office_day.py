@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from service.domain.booking import ACTIVE, Status
 from service.domain.calendar import HoursRule, SlotPlan
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import day_in_range
 
 # The hours editor -----------------------------------------------------------------
 #
@@ -240,19 +241,6 @@ def load_per_time(
             booked[starts_at] = booked.get(starts_at, 0) + 1
     times = sorted(set(counters) | set(booked))
     return [Load(t, booked.get(t, 0), counters.get(t, 0)) for t in times]
-
-
-# Days the office pages accept -------------------------------------------------------------
-
-# Far wider than any schedule, and far from date.min / date.max: the pages
-# step a day or a week past the one asked for, and turning a local day into
-# UTC instants overflows at the ends of the calendar.
-FIRST_DAY = date(2000, 1, 1)
-LAST_DAY = date(2199, 12, 31)
-
-
-def day_in_range(day: date) -> bool:
-    return FIRST_DAY <= day <= LAST_DAY
 
 
 # Weeks and statistics -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import parse_int
 from service.domain.models import LANGUAGES, Service
 
 MAX_BRING_LENGTH = 1000
@@ -45,11 +46,7 @@ def settings_of(service: Service, active: bool) -> ServiceSettings:
 
 
 def _whole(raw: str | None, bounds: tuple[int, int]) -> int | None:
-    text = (raw or "").strip()
-    if not text.isdigit() or len(text) > 6:
-        return None
-    value = int(text)
-    return value if bounds[0] <= value <= bounds[1] else None
+    return parse_int((raw or "").strip(), *bounds)
 
 
 def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:

@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from service.domain.booking import Status
 from service.domain.errors import N_, Forbidden, ValidationFailed
+from service.domain.fields import PASSWORD_MAX
 from service.domain.validation import is_email
 
 
@@ -160,7 +161,7 @@ MIN_PASSWORD_LENGTH = 12
 def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
         return N_("Use at least 12 characters.")
-    if len(password) > 1024:
+    if len(password) > PASSWORD_MAX:
         return N_("Use at most 1024 characters.")
     return None
 
@@ -202,19 +203,76 @@ def new_feed_secret() -> str:
 
 
 # Login throttling ---------------------------------------------------------------
+#
+# Failures count per account and address pair: a clerk's own mistakes slow down
+# that clerk at that desk, and failures elsewhere never stop them. Each counter
+# lets a few failures pass, then each further attempt must wait a time that
+# doubles with every failure (up to LONGEST_WAIT) after the last one; an
+# attempt before then is refused unchecked and not counted. So guessing stays
+# slow and nothing is ever locked for good.
+#
+# Two wider counters, over an account from every address and over an address
+# for every account, slow down the pairs that have never signed in: guesses
+# spread over many addresses, or over many accounts from one, stay slow, while
+# a clerk at a place they signed in from before (a known place) is not held
+# back by them, even behind a consulate's one shared address.
 
-THROTTLE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_ACCOUNT = 5
+# How long a failure counts (the worker's housekeeping drops older ones).
+THROTTLE_WINDOW = timedelta(hours=24)
+FREE_FAILURES_PER_PAIR = 3
+FREE_FAILURES_PER_ACCOUNT = 10
 # Higher: several colleagues may sit behind one office address.
-MAX_FAILURES_PER_IP = 20
+FREE_FAILURES_PER_ADDRESS = 30
+FIRST_WAIT = timedelta(seconds=1)
+LONGEST_WAIT = timedelta(minutes=15)
+# A place stays known this long after the last sign-in from it.
+KNOWN_PLACE_FOR = timedelta(days=90)
+# Failures on an account, from anywhere within the window, after which its
+# holder is told by e-mail; at most once per window.
+ALERT_AFTER = 5
 
 
-def throttle_keys(email: str, ip: str | None) -> tuple[str, str]:
-    return f"account:{email.strip().lower()}", f"ip:{ip or '?'}"
+@dataclass(frozen=True, slots=True)
+class ThrottleKeys:
+    """What failures are counted under, before hashing."""
+
+    pair: str
+    account: str
+    address: str
 
 
-def is_throttled(account_failures: int, ip_failures: int) -> bool:
-    return account_failures >= MAX_FAILURES_PER_ACCOUNT or ip_failures >= MAX_FAILURES_PER_IP
+def throttle_keys(email: str, ip: str | None) -> ThrottleKeys:
+    account = email.strip().lower()
+    address = ip or "?"
+    return ThrottleKeys(f"pair:{account}|{address}", f"account:{account}", f"ip:{address}")
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    count: int
+    last_at: datetime | None = None
+
+
+def wait_after(failures: int, free: int) -> timedelta:
+    """The wait after the last of `failures`, `free` of which cost none."""
+    over = failures - free
+    if over < 0:
+        return timedelta(0)
+    return min(FIRST_WAIT * (1 << min(over, 20)), LONGEST_WAIT)
+
+
+def login_wait(
+    pair: Failures, account: Failures, address: Failures, *, known: bool, now: datetime
+) -> timedelta:
+    """How long before this attempt may be checked; zero: check it now."""
+    counted = [(pair, FREE_FAILURES_PER_PAIR)]
+    if not known:
+        counted += [(account, FREE_FAILURES_PER_ACCOUNT), (address, FREE_FAILURES_PER_ADDRESS)]
+    wait = timedelta(0)
+    for failures, free in counted:
+        if failures.last_at is not None:
+            wait = max(wait, failures.last_at + wait_after(failures.count, free) - now)
+    return wait
 
 
 def throttle_since(now: datetime) -> datetime:

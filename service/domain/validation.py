@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from service.domain.booking import normalise_document
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import CITIZEN_NAME_MAX, EMAIL_MAX
 from service.domain.models import LANGUAGES, Service
 from service.domain.phone import is_country, parse_phone
 
@@ -36,7 +37,7 @@ class RawDetails:
 def is_email(text: str) -> bool:
     """An address we can send to: one @, a dot in the domain, no spaces or
     brackets, within the lengths SMTP allows. Citizens' and staff's alike."""
-    return _EMAIL_RE.match(text) is not None
+    return len(text) <= EMAIL_MAX and _EMAIL_RE.match(text) is not None
 
 
 def _text(value: object) -> str:
@@ -50,7 +51,7 @@ def validate_details(raw: RawDetails, service: Service, office_country: str) -> 
     name = " ".join(_text(raw.name).split())
     if not name:
         errors["name"] = N_("Enter your full name.")
-    elif len(name) > 200 or _CONTROL_RE.search(name):
+    elif len(name) > CITIZEN_NAME_MAX or _CONTROL_RE.search(name):
         errors["name"] = N_("Enter a name of at most 200 characters.")
 
     country = _text(raw.phone_country).upper() or office_country

@@ -8,9 +8,10 @@ from ever matching as another.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from argon2 import PasswordHasher
@@ -19,13 +20,15 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from service.domain import errors
 from service.domain.booking import hash_token
 from service.domain.errors import N_
+from service.domain.fields import TOKEN_LABEL_MAX
 from service.domain.staff import (
-    THROTTLE_WINDOW,
+    ALERT_AFTER,
+    KNOWN_PLACE_FOR,
     Role,
     StaffMember,
     check_deactivation,
     check_new_account,
-    is_throttled,
+    login_wait,
     looks_like_api_token,
     new_api_token,
     new_password,
@@ -177,11 +180,13 @@ def _wrong_credentials() -> errors.Unauthorized:
     )
 
 
-def _throttled() -> errors.TooManyRequests:
+def _throttled(wait: timedelta) -> errors.TooManyRequests:
+    seconds = max(1, math.ceil(wait.total_seconds()))
     return errors.TooManyRequests(
         "login_throttled",
-        N_("Too many failed attempts. Wait 15 minutes and try again."),
-        retry_after=int(THROTTLE_WINDOW.total_seconds()),
+        N_("Too many failed attempts. You can try again in %(seconds)s s."),
+        retry_after=seconds,
+        params={"seconds": str(seconds)},
     )
 
 
@@ -189,6 +194,15 @@ def _throttled() -> errors.TooManyRequests:
 class LoggedIn:
     member: StaffMember
     session_id: str  # goes into the cookie, stored only hashed
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAlert:
+    """Failed sign-ins its holder should hear of (see ALERT_AFTER)."""
+
+    email: str
+    failures: int
+    at: datetime
 
 
 async def login(
@@ -200,33 +214,57 @@ async def login(
     secret_key: str,
     now: datetime,
     allow_demo: bool,
+    alert: Callable[[LoginAlert], None] | None = None,
 ) -> LoggedIn:
     """A new session, or Unauthorized (wrong credentials) or TooManyRequests
-    (too many failures lately: the password is not even checked)."""
-    account_key, ip_key = throttle_keys(email, ip)
-    keys = [secret_hash("throttle", k, secret_key) for k in (account_key, ip_key)]
+    (the attempt comes before its wait is over: the password is not even
+    checked; see service.domain.staff on login throttling).
+
+    `alert` is told, once per throttling window, of an account that failed
+    ALERT_AFTER times; it must not block (it only schedules the e-mail)."""
+    keys = throttle_keys(email, ip)
+    pair, account, address = (
+        secret_hash("throttle", k, secret_key) for k in (keys.pair, keys.account, keys.address)
+    )
+    place = secret_hash("place", keys.pair, secret_key)
     async with pool.acquire() as conn:
+        known = await staff_store.is_known_place(conn, place, now - KNOWN_PLACE_FOR)
         # The attempt counts as a failure before the password is checked, so
         # parallel guesses cannot all pass the check while none is counted yet.
-        counted = await staff_store.count_then_record(
-            conn, keys, throttle_since(now), now, lambda counts: is_throttled(*counts)
+        counts, wait = await staff_store.count_then_record(
+            conn,
+            [pair, account, address],
+            throttle_since(now),
+            now,
+            lambda counts: login_wait(*counts, known=known, now=now),
         )
-        if counted is None:
+        if wait > timedelta(0):
             # Refused without checking the password, so guessing goes no
-            # faster by ignoring the answer; not recorded, so the lock ends
-            # one window after the last counted failure.
-            raise _throttled()
-        address = normalise_email(email) or ""
-        found = await staff_store.credentials(conn, address) if address else None
+            # faster by ignoring the answer; not counted, so the wait does
+            # not grow while the holder waits it out.
+            raise _throttled(wait)
+        login_address = normalise_email(email) or ""
+        found = await staff_store.credentials(conn, login_address) if login_address else None
         ok = await _verify_password(found.password_hash if found else _DUMMY_HASH, password)
         usable = found is not None and found.active and (allow_demo or not found.member.demo) and ok
         if not usable or found is None:
+            failures = counts[1].count + 1
+            if found is not None and failures >= ALERT_AFTER and alert is not None:
+                if await staff_store.claim_login_alert(
+                    conn, found.member.id, now, throttle_since(now)
+                ):
+                    alert(LoginAlert(found.member.email, failures, now))
             raise _wrong_credentials()
         session_id = new_session_id()
         async with conn.transaction():
-            await staff_store.clear_failures(conn, keys[0])
-            # A success is no failure of the address either.
-            await staff_store.forget_attempt(conn, keys[1], now)
+            # The pair's mistakes are forgiven; the account's and the
+            # address's other failures (someone else's guesses) stay counted.
+            await staff_store.clear_failures(conn, pair)
+            await staff_store.forget_attempt(conn, account, now)
+            await staff_store.forget_attempt(conn, address, now)
+            await staff_store.remember_place(
+                conn, place, account, now, now - KNOWN_PLACE_FOR
+            )
             await staff_store.mark_login(conn, found.member.id, now)
             await staff_store.create_session(
                 conn,
@@ -277,6 +315,6 @@ async def create_api_token(
     token = new_api_token()
     async with pool.acquire() as conn:
         await staff_store.create_token(
-            conn, member.id, secret_hash("api", token, secret_key), label[:100], now
+            conn, member.id, secret_hash("api", token, secret_key), label[:TOKEN_LABEL_MAX], now
         )
     return token

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
-from service.domain.staff import Role, StaffMember
+from service.domain.staff import Failures, Role, StaffMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,15 +246,17 @@ async def revoke_token(
 
 async def failures_since(
     conn: asyncpg.Connection, key_hashes: list[bytes], since: datetime
-) -> list[int]:
+) -> list[Failures]:
+    """Each key's failures since `since`, with the last one's time, in order."""
     rows = await conn.fetch(
-        """SELECT k, (SELECT count(*) FROM login_failures f WHERE f.key_hash = k AND f.at > $2)
-                  AS n
-           FROM unnest($1::bytea[]) WITH ORDINALITY AS t(k, i) ORDER BY i""",
+        """SELECT count(f.at) AS n, max(f.at) AS last_at
+           FROM unnest($1::bytea[]) WITH ORDINALITY AS t(k, i)
+           LEFT JOIN login_failures f ON f.key_hash = t.k AND f.at > $2
+           GROUP BY t.i ORDER BY t.i""",
         key_hashes,
         since,
     )
-    return [r["n"] for r in rows]
+    return [Failures(r["n"], r["last_at"]) for r in rows]
 
 
 async def count_then_record(
@@ -262,10 +264,11 @@ async def count_then_record(
     key_hashes: list[bytes],
     since: datetime,
     now: datetime,
-    throttled: Callable[[list[int]], bool],
-) -> list[int] | None:
-    """Count each key's failures since `since` and, unless `throttled(counts)`,
-    record this attempt as one more failure (None when throttled).
+    wait_for: Callable[[list[Failures]], timedelta],
+) -> tuple[list[Failures], timedelta]:
+    """Count each key's failures since `since` and, unless `wait_for(counts)`
+    says to wait, record this attempt as one more failure. Returns the counts
+    before this attempt and the wait (zero: recorded, go on and check).
 
     Count and insert happen under a transaction-scoped advisory lock per key,
     so concurrent attempts for one account queue here and each sees the ones
@@ -277,10 +280,10 @@ async def count_then_record(
         for lock in sorted({int.from_bytes(k[:8], "big", signed=True) for k in key_hashes}):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
         counts = await failures_since(conn, key_hashes, since)
-        if throttled(counts):
-            return None
-        await record_failure(conn, key_hashes, now)
-    return counts
+        wait = wait_for(counts)
+        if wait <= timedelta(0):
+            await record_failure(conn, key_hashes, now)
+    return counts, wait
 
 
 async def forget_attempt(conn: asyncpg.Connection, key_hash: bytes, at: datetime) -> None:
@@ -307,6 +310,46 @@ async def clear_failures(conn: asyncpg.Connection, key_hash: bytes) -> None:
 
 async def purge_failures(conn: asyncpg.Connection, before: datetime) -> None:
     await conn.execute("DELETE FROM login_failures WHERE at <= $1", before)
+
+
+async def is_known_place(conn: asyncpg.Connection, pair_hash: bytes, since: datetime) -> bool:
+    known: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM login_places WHERE pair_hash = $1 AND last_at > $2)",
+        pair_hash,
+        since,
+    )
+    return known
+
+
+async def remember_place(
+    conn: asyncpg.Connection, pair_hash: bytes, account_hash: bytes, now: datetime, since: datetime
+) -> None:
+    """A sign-in from this place; the account's places unused since `since` go."""
+    await conn.execute(
+        """INSERT INTO login_places (pair_hash, account_hash, last_at) VALUES ($1, $2, $3)
+           ON CONFLICT (pair_hash) DO UPDATE SET last_at = EXCLUDED.last_at""",
+        pair_hash,
+        account_hash,
+        now,
+    )
+    await conn.execute(
+        "DELETE FROM login_places WHERE account_hash = $1 AND last_at <= $2", account_hash, since
+    )
+
+
+async def claim_login_alert(
+    conn: asyncpg.Connection, staff_id: int, now: datetime, since: datetime
+) -> bool:
+    """Whether to tell the holder now: true once, unless told after `since`."""
+    claimed = await conn.fetchval(
+        """UPDATE staff SET login_alert_at = $2
+           WHERE id = $1 AND active AND (login_alert_at IS NULL OR login_alert_at <= $3)
+           RETURNING id""",
+        staff_id,
+        now,
+        since,
+    )
+    return claimed is not None
 
 
 # Office feeds --------------------------------------------------------------------

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from service import bookings
-from service.domain import errors
+from service.domain import errors, fields
 from service.domain.booking import booking_window, manage_url, normalise_reference
 from service.domain.calendar import local_day_bounds
 from service.domain.errors import N_
-from service.domain.models import Booking, Office, Service, Slot
+from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
 from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
+from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
 MAX_AVAILABILITY_DAYS = 62
+# A booking request's text members (null: not given), each with its longest
+# accepted length before any trimming; the OpenAPI document says the same.
+BOOKING_TEXT: dict[str, int | None] = {
+    "name": fields.CITIZEN_NAME_MAX,
+    "phone": None,
+    "phone_country": None,
+    "email": fields.EMAIL_MAX,
+    "language": None,
+    "document_number": None,
+}
 
 
 def iso(instant: datetime, office: Office) -> str:
@@ -84,28 +94,20 @@ def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
     }
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise errors.Refusal("malformed_json", N_("The request body is not valid JSON.")) from None
-    if not isinstance(body, dict):
-        raise errors.Refusal("malformed_json", N_("The request body must be a JSON object."))
-    return body
-
-
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def manage_token(request: web.Request) -> str:
-    """The citizen's manage token; 401 when none is sent at all."""
+def manage_link(request: web.Request) -> tuple[str, str]:
+    """The reference in the path and the manage token sent with it; 401 when
+    either cannot be one (as when they do not match: bookings.authorise)."""
     token = bearer(request)
-    if token is None:
-        raise errors.no_manage_token()
-    return token
+    reference = normalise_reference(request.match_info["reference"])
+    if token is None or reference is None:
+        raise errors.manage_link_refused()
+    return reference, token
 
 
 def parse_reference(raw: str) -> str:
@@ -116,9 +118,26 @@ def parse_reference(raw: str) -> str:
 
 
 def parse_slot_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+    if not fields.is_id(value):
         raise errors.ValidationFailed({"slot_id": N_("Choose a time slot.")})
+    assert isinstance(value, int)
     return value
+
+
+def text_members(body: dict[str, Any], limits: dict[str, int | None]) -> None:
+    """422 on each member of `limits` that is given (not null) but is not
+    text, or is longer than its limit."""
+    wrong: dict[str, str] = {}
+    for name, longest in limits.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            wrong[name] = N_("Send this as text.")
+        elif longest is not None and len(value) > longest:
+            wrong[name] = N_("This is longer than the service accepts.")
+    if wrong:
+        raise errors.ValidationFailed(wrong)
 
 
 async def load_office(request: web.Request) -> Office:
@@ -144,13 +163,6 @@ async def list_services(request: web.Request) -> web.Response:
     return web.json_response([service_json(s) for s in services])
 
 
-def parse_day(value: str | None, field: str) -> date:
-    try:
-        return date.fromisoformat(value or "")
-    except ValueError:
-        raise errors.ValidationFailed({field: N_("Enter a date as YYYY-MM-DD.")}) from None
-
-
 @routes.get("/api/v1/offices/{office}/availability")
 async def availability(request: web.Request) -> web.Response:
     office = await load_office(request)
@@ -158,11 +170,11 @@ async def availability(request: web.Request) -> web.Response:
     problems: dict[str, str] = {}
     first = last = None
     try:
-        first = parse_day(query.get("from"), "from")
+        first = day_param(query.get("from"), "from")
     except errors.ValidationFailed as e:
         problems.update(e.fields)
     try:
-        last = parse_day(query.get("to"), "to")
+        last = day_param(query.get("to"), "to")
     except errors.ValidationFailed as e:
         problems.update(e.fields)
     if first and last and not 0 <= (last - first).days < MAX_AVAILABILITY_DAYS:
@@ -195,6 +207,9 @@ async def availability(request: web.Request) -> web.Response:
 @routes.post("/api/v1/bookings")
 async def create_booking(request: web.Request) -> web.Response:
     body = await json_body(request)
+    text_members(body, BOOKING_TEXT)
+    if body.get("language") not in (None, *LANGUAGES):
+        raise errors.ValidationFailed({"language": N_("Choose Arabic, French or English.")})
     slot_id = parse_slot_id(body.get("slot_id"))
     service_id = body.get("service")
     if not isinstance(service_id, str) or not service_id:
@@ -225,8 +240,7 @@ async def create_booking(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/bookings/{reference}")
 async def get_booking(request: web.Request) -> web.Response:
-    token = manage_token(request)
-    reference = parse_reference(request.match_info["reference"])
+    reference, token = manage_link(request)
     context = await bookings.view(
         request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
     )
@@ -235,8 +249,7 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/cancel")
 async def cancel_booking(request: web.Request) -> web.Response:
-    token = manage_token(request)
-    reference = parse_reference(request.match_info["reference"])
+    reference, token = manage_link(request)
     context = await bookings.cancel(
         request.app[POOL_KEY],
         reference,
@@ -249,8 +262,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/reschedule")
 async def reschedule_booking(request: web.Request) -> web.Response:
-    token = manage_token(request)
-    reference = parse_reference(request.match_info["reference"])
+    reference, token = manage_link(request)
     body = await json_body(request)
     slot_id = parse_slot_id(body.get("slot_id"))
     context = await bookings.reschedule(

@@ -37,6 +37,7 @@ from service.domain.booking import (
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
@@ -94,12 +95,6 @@ def see_other(location: str, *, private: bool = False) -> NoReturn:
 def _form_text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
-
-
-def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 18:
-        return None
-    return int(value)
 
 
 def _monday(day: date) -> date:
@@ -212,12 +207,8 @@ async def load_week(
     window = booking_window(now, service.earliest_hours, service.latest_days)
     first_week = _monday(local_date(now, office.zone))
     last_week = _monday(local_date(window.latest, office.zone))
-    start: date | None = None
-    if requested:
-        try:
-            start = _monday(date.fromisoformat(requested))
-        except ValueError:
-            start = None
+    requested_day = parse_day(requested)
+    start = _monday(requested_day) if requested_day else None
     if start is None:
         free_day = await _first_free_day(conn, office, service, window.earliest, window.latest)
         start = _monday(free_day) if free_day else first_week
@@ -358,7 +349,7 @@ def _book_context(
 async def book_form(request: web.Request) -> web.Response:
     now = _now(request)
     language = request_language(request)
-    slot_id = _int(request.query.get("slot"))
+    slot_id = parse_id(request.query.get("slot"))
     async with request.app[POOL_KEY].acquire() as conn:
         office, service = await _office_service(request, conn)
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
@@ -391,7 +382,7 @@ async def book_submit(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     now = _now(request)
     pool = request.app[POOL_KEY]
-    slot_id = _int(_form_text(form, "slot"))
+    slot_id = parse_id(_form_text(form, "slot"))
     async with pool.acquire() as conn:
         office, service = await _office_service(request, conn)
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
@@ -625,7 +616,7 @@ async def reschedule_form(request: web.Request) -> web.Response:
 async def reschedule_submit(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     form = await request.post()
-    slot_id = _int(_form_text(form, "slot"))
+    slot_id = parse_id(_form_text(form, "slot"))
     week_param = _form_text(form, "week") or None
     if slot_id is None:
         return await _reschedule_page(

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping
 import aiohttp_jinja2
 from aiohttp import web
 
+from service.db import unavailable
 from service.domain import errors
 from service.domain.errors import N_
 from service.logsafe import exception_summary
 from service.web.i18n import gettext, negotiate
+from service.web.outage import OUTAGE_KEY
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import language_context, remember_choice, request_language
 
@@ -32,7 +34,7 @@ _NOT_FOUND_TEXT = N_(
     "This page does not exist, or the link is incomplete. "
     "If you followed a link from a message, copy the whole link."
 )
-_TITLES = {403: N_("Not allowed")}
+_TITLES = {403: N_("Not allowed"), 503: N_("Temporarily unavailable")}
 _OTHER_TITLE = N_("This cannot be done")
 
 
@@ -47,7 +49,7 @@ def _translate(language: str, message: str, params: Mapping[str, str] | None = N
 
 
 def _retry_after(refusal: errors.Refusal) -> dict[str, str]:
-    if isinstance(refusal, errors.TooManyRequests):
+    if refusal.retry_after is not None:
         return {"Retry-After": str(refusal.retry_after)}
     return {}
 
@@ -130,7 +132,8 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
 @web.middleware
 async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: every refusal, from a handler or another middleware (the
-    CSRF check), is answered here; under /api/ aiohttp's own errors too."""
+    CSRF check), is answered here; under /api/ aiohttp's own errors too.
+    Postgres not answering is a 503 (logged once per outage, service.web.outage)."""
     api = request.path.startswith("/api/")
     try:
         return await handler(request)
@@ -141,6 +144,10 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
             return _api_http_error(request, exc)
         raise
     except Exception as exc:
+        if unavailable(exc):
+            request.app[OUTAGE_KEY].noticed(exc)
+            outage = errors.database_unavailable()
+            return refusal_json(request, outage) if api else refusal_page(request, outage)
         _log_unexpected(request, exc)
         if api:
             return error_response(
@@ -157,7 +164,11 @@ def _api_http_error(request: web.Request, exc: web.HTTPException) -> web.StreamR
     if isinstance(exc, web.HTTPNotFound):
         return error_response(request, 404, "not_found", N_("Not found."))
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        return error_response(request, 405, "method_not_allowed", N_("Method not allowed."))
+        # RFC 9110: a 405 names the methods the resource has.
+        allow = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            request, 405, "method_not_allowed", N_("Method not allowed."), headers={"Allow": allow}
+        )
     raise exc
 
 

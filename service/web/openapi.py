@@ -1,12 +1,28 @@
-"""The OpenAPI 3 document of /api/v1, kept beside the handlers it describes."""
+"""The OpenAPI 3 document of /api/v1, kept beside the handlers it describes.
+
+It is the API's contract, and a test holds the server to it (schemathesis
+over every operation, every check): each status an operation can answer is
+listed, and the limits of what it accepts come from the same definitions
+the handlers use (service.domain.fields).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.domain import fields
+from service.domain.staff import MAX_REASON_LENGTH
+from service.web.api import BOOKING_TEXT
+
+# Every `error` an /api answer can carry.
 _ERROR_CODES = [
     "malformed_json",
+    "malformed_header",
+    "malformed_form",
+    "validation",
     "unauthorized",
+    "forbidden",
+    "csrf",
     "not_found",
     "office_not_found",
     "service_not_found",
@@ -14,11 +30,14 @@ _ERROR_CODES = [
     "slot_full",
     "already_booked",
     "too_late",
+    "too_early",
     "not_open_yet",
     "not_active",
-    "too_large",
-    "validation",
     "bad_transition",
+    "method_not_allowed",
+    "too_large",
+    "internal",
+    "unavailable",
 ]
 
 
@@ -26,78 +45,90 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_LANG = {"type": "object", "properties": {k: {"type": "string"} for k in ("ar", "fr", "en")}}
-_OFFICE_PARAM = {"name": "office", "in": "path", "required": True, "schema": {"type": "string"}}
+def _record(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object that always has each of its properties."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_TEXT = {"type": "string"}
+_INT = {"type": "integer"}
+_NULLABLE_TEXT = {"type": "string", "nullable": True}
+_LANG = {"type": "object", "properties": {k: _TEXT for k in ("ar", "fr", "en")}}
+_ID = {"type": "integer", "format": "int64", "minimum": fields.ID_MIN, "maximum": fields.ID_MAX}
+# The days service.domain.fields.parse_day reads, FIRST_DAY to LAST_DAY; a
+# pattern rather than the date format, which spans years 1 to 9999.
+_DAY = {
+    "type": "string",
+    "pattern": fields.DAY_PATTERN,
+    "description": f"A day, YYYY-MM-DD, {fields.FIRST_DAY} to {fields.LAST_DAY}",
+    "example": "2027-02-02",
+}
+_OFFICE_PARAM = {
+    "name": "office",
+    "in": "path",
+    "required": True,
+    "schema": _TEXT,
+    "example": "consulate-paris",
+}
 _REFERENCE_PARAM = {
     "name": "reference",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": _TEXT,
+    "example": "PAR-7KX3QM",
 }
-_TOKEN: list[dict[str, list[str]]] = [{"manageToken": []}]
 _ACCEPT_LANGUAGE = {
     "name": "Accept-Language",
     "in": "header",
     "required": False,
     "description": "ar, fr or en: the language of error messages",
-    "schema": {"type": "string"},
+    "schema": _TEXT,
+}
+_TOKEN: list[dict[str, list[str]]] = [{"manageToken": []}]
+_STAFF: list[dict[str, list[str]]] = [{"staffToken": []}, {"staffSession": []}]
+
+# What any operation may answer, whatever it does.
+_ANY = {
+    "400": _error("A body, form or header that cannot be read (malformed_*)"),
+    "503": _error(
+        "The database does not answer; try again after Retry-After seconds",
+        {"Retry-After": {"schema": _INT}},
+    ),
+}
+_BODY = {"413": _error("Body over 64 KiB")}
+_STAFF_REFUSALS = {
+    "401": _error("Not signed in, or an API token that is not valid"),
+    "403": _error("The role may not do this, or a session call without its CSRF header"),
+    "404": _error("Unknown office or booking, or not this member's office"),
+}
+_TOKEN_REFUSALS = {
+    "401": _error("No manage token, a wrong one, or an unknown reference (indistinguishable)"),
 }
 
 
+def _operation(summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"summary": summary, **more, "responses": {**_ANY, **responses}}
+
+
 def openapi_document() -> dict[str, Any]:
-    instant = {
-        "type": "string",
-        "format": "date-time",
-        "description": "ISO 8601 with the office's UTC offset",
-    }
-    booking = {
-        "type": "object",
-        "required": ["reference", "status", "office", "service", "start", "end"],
-        "properties": {
-            "reference": {"type": "string", "example": "PAR-7KX3QM"},
-            "status": {
-                "type": "string",
-                "enum": [
-                    "held",
-                    "confirmed",
-                    "checked_in",
-                    "done",
-                    "no_show",
-                    "cancelled",
-                    "expired",
-                ],
-            },
-            "office": {"type": "string"},
-            "service": {"type": "string"},
-            "start": instant,
-            "end": instant,
-            "timezone": {"type": "string"},
-            "name": {"type": "string"},
-            "phone": {"type": "string", "nullable": True, "description": "E.164"},
-            "email": {"type": "string", "nullable": True},
-            "language": {"type": "string", "enum": ["ar", "fr", "en"]},
-            "document_number": {"type": "string", "nullable": True},
-        },
-    }
-    refusals = {
-        "400": _error("Malformed JSON"),
-        "404": _error("Unknown office, service or slot"),
-        "409": _error("slot_full, already_booked, too_late or not_active"),
-        "413": _error("Body over 64 KiB"),
-        "422": _error("validation: one message per field"),
-    }
-    token_refusals = {
-        "401": _error("Missing manage token"),
-        "404": _error("Unknown reference or wrong token (indistinguishable)"),
-    }
     return {
         "openapi": "3.0.3",
         "info": {
@@ -106,133 +137,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Appointments at Moroccan consulates and prefecture offices.",
         },
         "servers": [{"url": "/"}],
-        "paths": {
-            "/api/v1/offices": {
-                "get": {
-                    "summary": "List offices",
-                    "responses": {
-                        "200": _ok("Offices", {"type": "array", "items": _ref("Office")})
-                    },
-                }
-            },
-            "/api/v1/offices/{office}/services": {
-                "get": {
-                    "summary": "Services offered at an office",
-                    "parameters": [_OFFICE_PARAM, _ACCEPT_LANGUAGE],
-                    "responses": {
-                        "200": _ok("Services", {"type": "array", "items": _ref("Service")}),
-                        "404": _error("Unknown office"),
-                    },
-                }
-            },
-            "/api/v1/offices/{office}/availability": {
-                "get": {
-                    "summary": "Free slots inside the booking window",
-                    "parameters": [
-                        _OFFICE_PARAM,
-                        _ACCEPT_LANGUAGE,
-                        {
-                            "name": "service",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "from",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string", "format": "date"},
-                            "description": "First local date in the office's zone",
-                        },
-                        {
-                            "name": "to",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string", "format": "date"},
-                            "description": "Last local date, at most 62 days after `from`",
-                        },
-                    ],
-                    "responses": {
-                        "200": _ok("Availability", _ref("Availability")),
-                        "404": _error("Unknown office or service"),
-                        "422": _error("Bad dates"),
-                    },
-                }
-            },
-            "/api/v1/bookings": {
-                "post": {
-                    "summary": "Book a slot",
-                    "parameters": [_ACCEPT_LANGUAGE],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("BookingRequest")}},
-                    },
-                    "responses": {
-                        "201": _ok(
-                            "Booked; manage_token is shown only here",
-                            {
-                                "allOf": [
-                                    _ref("Booking"),
-                                    {
-                                        "type": "object",
-                                        "properties": {
-                                            "manage_token": {"type": "string"},
-                                            "manage_url": {"type": "string"},
-                                        },
-                                    },
-                                ]
-                            },
-                        ),
-                        **refusals,
-                    },
-                }
-            },
-            "/api/v1/bookings/{reference}": {
-                "get": {
-                    "summary": "A booking",
-                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
-                    "security": _TOKEN,
-                    "responses": {"200": _ok("The booking", _ref("Booking")), **token_refusals},
-                }
-            },
-            "/api/v1/bookings/{reference}/cancel": {
-                "post": {
-                    "summary": "Cancel before the appointment starts",
-                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
-                    "security": _TOKEN,
-                    "responses": {
-                        "200": _ok("Cancelled", _ref("Booking")),
-                        **token_refusals,
-                        "409": _error("too_late or not_active"),
-                    },
-                }
-            },
-            "/api/v1/bookings/{reference}/reschedule": {
-                "post": {
-                    "summary": "Move to another slot of the same service, atomically",
-                    "parameters": [_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
-                    "security": _TOKEN,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["slot_id"],
-                                    "properties": {"slot_id": {"type": "integer"}},
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _ok("Moved", _ref("Booking")),
-                        **token_refusals,
-                        **{k: v for k, v in refusals.items() if k != "404"},
-                    },
-                }
-            },
-            **_office_paths(instant),
-        },
+        "paths": {**_citizen_paths(), **_office_paths()},
         "components": {
             "securitySchemes": {
                 "manageToken": {"type": "http", "scheme": "bearer"},
@@ -243,187 +148,392 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "staffSession": {"type": "apiKey", "in": "cookie", "name": "mawid_staff"},
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "message"],
-                    "properties": {
-                        "error": {"type": "string", "enum": _ERROR_CODES},
-                        "message": {"type": "string"},
-                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                    },
-                },
-                "Office": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "kind": {"type": "string", "enum": ["consulate", "prefecture"]},
-                        "name": _LANG,
-                        "city": _LANG,
-                        "country": {"type": "string"},
-                        "timezone": {"type": "string"},
-                    },
-                },
-                "Service": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "name": _LANG,
-                        "duration_minutes": {"type": "integer"},
-                        "document_required": {"type": "boolean"},
-                    },
-                },
-                "Slot": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "start": instant,
-                        "end": instant,
-                        "remaining": {"type": "integer"},
-                    },
-                },
-                "Availability": {
-                    "type": "object",
-                    "properties": {
-                        "office": {"type": "string"},
-                        "service": {"type": "string"},
-                        "timezone": {"type": "string"},
-                        "slots": {"type": "array", "items": _ref("Slot")},
-                    },
-                },
-                "BookingRequest": {
-                    "type": "object",
-                    "required": ["slot_id", "service", "name", "language"],
-                    "description": "At least one of phone and email",
-                    "properties": {
-                        "slot_id": {"type": "integer"},
-                        "service": {"type": "string"},
-                        "name": {"type": "string", "maxLength": 200},
-                        "phone": {"type": "string"},
-                        "phone_country": {"type": "string", "description": "ISO alpha-2 hint"},
-                        "email": {"type": "string"},
-                        "language": {"type": "string", "enum": ["ar", "fr", "en"]},
-                        "document_number": {"type": "string"},
-                    },
-                },
-                "Booking": booking,
-            },
+            "schemas": _schemas(),
         },
     }
 
 
-_STAFF: list[dict[str, list[str]]] = [{"staffToken": []}, {"staffSession": []}]
-_STAFF_REFUSALS = {
-    "401": _error("Not signed in"),
-    "404": _error("Unknown office or booking, or not this member's office"),
-}
-
-
-def _office_paths(instant: dict[str, Any]) -> dict[str, Any]:
-    """The office side: same authorisation as the office pages."""
-    entry = {
-        "type": "object",
-        "properties": {
-            "reference": {"type": "string"},
-            "status": {"type": "string"},
-            "service": {"type": "object"},
-            "start": instant,
-            "end": instant,
-            "name": {"type": "string"},
-            "phone": {"type": "string", "nullable": True},
-            "email": {"type": "string", "nullable": True},
-            "document_number": {
-                "type": "string",
-                "nullable": True,
-                "description": "masked but for the last 4 characters",
-            },
-        },
+def _citizen_paths() -> dict[str, Any]:
+    booking_refusals = {
+        "404": _error("Unknown office, service or slot"),
+        "409": _error("slot_full, already_booked, too_late or not_open_yet"),
+        "422": _error("validation: one message per field"),
     }
     return {
-        "/api/v1/offices/{office}/schedule": {
-            "get": {
-                "summary": "The bookings of one local day, in time order",
-                "security": _STAFF,
-                "parameters": [
+        "/api/v1/offices": {
+            "get": _operation(
+                "List offices",
+                {"200": _ok("Offices", {"type": "array", "items": _ref("Office")})},
+            )
+        },
+        "/api/v1/offices/{office}/services": {
+            "get": _operation(
+                "Services offered at an office",
+                {
+                    "200": _ok("Services", {"type": "array", "items": _ref("Service")}),
+                    "404": _error("Unknown office"),
+                },
+                parameters=[_OFFICE_PARAM, _ACCEPT_LANGUAGE],
+            )
+        },
+        "/api/v1/offices/{office}/availability": {
+            "get": _operation(
+                "Free slots inside the booking window",
+                {
+                    "200": _ok("Availability", _ref("Availability")),
+                    "404": _error("Unknown office or service"),
+                    "422": _error("Bad dates"),
+                },
+                parameters=[
                     _OFFICE_PARAM,
+                    _ACCEPT_LANGUAGE,
                     {
-                        "name": "date",
+                        "name": "service",
                         "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "format": "date"},
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "example": "passport",
+                    },
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "required": True,
+                        "schema": _DAY,
+                        "description": "First local date in the office's zone, "
+                        f"{fields.FIRST_DAY} to {fields.LAST_DAY}",
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "required": True,
+                        "schema": _DAY,
+                        "description": "Last local date, at most 62 days after `from`",
                     },
                 ],
-                "responses": {
-                    "200": _ok(
-                        "Schedule",
+            )
+        },
+        "/api/v1/bookings": {
+            "post": _operation(
+                "Book a slot",
+                {
+                    "201": _ok(
+                        "Booked; manage_token is shown only here",
                         {
-                            "type": "object",
-                            "properties": {
-                                "office": {"type": "string"},
-                                "date": {"type": "string", "format": "date"},
-                                "timezone": {"type": "string"},
-                                "bookings": {"type": "array", "items": entry},
-                                "load": {"type": "array", "items": {"type": "object"}},
-                            },
+                            "allOf": [
+                                _ref("Booking"),
+                                {
+                                    "type": "object",
+                                    "required": ["manage_token", "manage_url"],
+                                    "properties": {"manage_token": _TEXT, "manage_url": _TEXT},
+                                },
+                            ]
                         },
                     ),
-                    **_STAFF_REFUSALS,
+                    **_BODY,
+                    **booking_refusals,
                 },
-            }
+                parameters=[_ACCEPT_LANGUAGE],
+                requestBody=_json_body(_ref("BookingRequest")),
+            )
+        },
+        "/api/v1/bookings/{reference}": {"get": _managed("A booking", "The booking", {})},
+        "/api/v1/bookings/{reference}/cancel": {
+            "post": _managed(
+                "Cancel before the appointment starts",
+                "Cancelled",
+                {"409": _error("too_late or not_active")},
+            )
+        },
+        "/api/v1/bookings/{reference}/reschedule": {
+            "post": _managed(
+                "Move to another slot of the same service, atomically",
+                "Moved",
+                {**_BODY, **booking_refusals},
+                requestBody=_json_body(
+                    {"type": "object", "required": ["slot_id"], "properties": {"slot_id": _ID}}
+                ),
+            )
+        },
+    }
+
+
+def _managed(
+    summary: str, done: str, refusals: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """An operation on a booking opened by its reference and manage token."""
+    return _operation(
+        summary,
+        {"200": _ok(done, _ref("Booking")), **refusals, **_TOKEN_REFUSALS},
+        parameters=[_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+        security=_TOKEN,
+        **more,
+    )
+
+
+def _office_paths() -> dict[str, Any]:
+    """The office side: same authorisation as the office pages."""
+    return {
+        "/api/v1/offices/{office}/schedule": {
+            "get": _operation(
+                "The bookings of one local day, in time order",
+                {
+                    "200": _ok("Schedule", _ref("Schedule")),
+                    **_STAFF_REFUSALS,
+                    "422": _error(f"A date outside {fields.FIRST_DAY} to {fields.LAST_DAY}"),
+                },
+                security=_STAFF,
+                parameters=[
+                    _OFFICE_PARAM,
+                    _ACCEPT_LANGUAGE,
+                    {"name": "date", "in": "query", "required": False, "schema": _DAY},
+                ],
+            )
         },
         "/api/v1/offices/{office}/bookings/{reference}": {
-            "get": {
-                "summary": "A booking with its messages and audit log",
-                "security": _STAFF,
-                "parameters": [_OFFICE_PARAM, _REFERENCE_PARAM],
-                "responses": {"200": _ok("Booking", entry), **_STAFF_REFUSALS},
-            }
+            "get": _operation(
+                "A booking with its messages and audit log",
+                {"200": _ok("Booking", _ref("StaffBookingHistory")), **_STAFF_REFUSALS},
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+            )
         },
         "/api/v1/offices/{office}/bookings/{reference}/status": {
-            "post": {
-                "summary": "Check in, done, no-show, or cancel by the office with a reason",
-                "security": _STAFF,
-                "parameters": [_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
+            "post": _operation(
+                "Check in, done, no-show, or cancel by the office with a reason",
+                {
+                    "200": _ok("Changed", _ref("StaffBooking")),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("Not possible from the current status"),
+                    "422": _error("validation"),
+                },
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {
+                        "oneOf": [
+                            {
                                 "type": "object",
                                 "required": ["status"],
                                 "properties": {
                                     "status": {
                                         "type": "string",
-                                        "enum": ["checked_in", "done", "no_show", "cancelled"],
+                                        "enum": ["checked_in", "done", "no_show"],
                                     },
-                                    "reason": {"type": "string"},
+                                    "reason": {**_NULLABLE_TEXT, "maxLength": MAX_REASON_LENGTH},
                                 },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _ok("Changed", entry),
-                    **_STAFF_REFUSALS,
-                    "409": _error("Not possible from the current status"),
-                    "422": _error("validation"),
-                },
-            }
+                            },
+                            {
+                                "type": "object",
+                                "required": ["status", "reason"],
+                                "properties": {
+                                    "status": {"type": "string", "enum": ["cancelled"]},
+                                    "reason": {
+                                        "type": "string",
+                                        "maxLength": MAX_REASON_LENGTH,
+                                        "pattern": "\\S",
+                                        "description": "Why; the citizen reads it",
+                                    },
+                                },
+                            },
+                        ]
+                    }
+                ),
+            )
         },
         "/api/v1/offices/{office}/stats": {
-            "get": {
-                "summary": "Weekly statistics",
-                "security": _STAFF,
-                "parameters": [
+            "get": _operation(
+                "Weekly statistics",
+                {
+                    "200": _ok("Statistics", _ref("Statistics")),
+                    **_STAFF_REFUSALS,
+                    "422": _error("A week that is not YYYY-Www"),
+                },
+                security=_STAFF,
+                parameters=[
                     _OFFICE_PARAM,
+                    _ACCEPT_LANGUAGE,
                     {
                         "name": "week",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "example": "2027-W05"},
+                        "schema": _TEXT,
+                        "example": "2027-W05",
                     },
                 ],
-                "responses": {"200": _ok("Statistics", {"type": "object"}), **_STAFF_REFUSALS},
+            )
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    instant = {
+        "type": "string",
+        "format": "date-time",
+        "description": "ISO 8601 with the office's UTC offset",
+    }
+    status = {
+        "type": "string",
+        "enum": ["held", "confirmed", "checked_in", "done", "no_show", "cancelled", "expired"],
+    }
+    language = {"type": "string", "enum": ["ar", "fr", "en"]}
+    # What a booking has in the citizen's JSON and the office's alike.
+    shared = {
+        "reference": _TEXT,
+        "status": status,
+        "office": _TEXT,
+        "service": _TEXT,
+        "start": instant,
+        "end": instant,
+        "timezone": _TEXT,
+        "name": _TEXT,
+        "phone": {**_NULLABLE_TEXT, "description": "E.164"},
+        "email": _NULLABLE_TEXT,
+    }
+    required = list(shared)
+    staff_booking = {
+        "type": "object",
+        "required": [*required, "document_number", "cancel_reason"],
+        "properties": {
+            **shared,
+            "document_number": {
+                "type": "string",
+                "description": "masked but for the last 4 characters ('' when none)",
+            },
+            "cancel_reason": _NULLABLE_TEXT,
+        },
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string", "enum": _ERROR_CODES},
+                "message": _TEXT,
+                "fields": {"type": "object", "additionalProperties": _TEXT},
+            },
+        },
+        "Office": _record(
+            {
+                "id": _TEXT,
+                "kind": {"type": "string", "enum": ["consulate", "prefecture"]},
+                "name": _LANG,
+                "city": _LANG,
+                "country": _TEXT,
+                "timezone": _TEXT,
             }
+        ),
+        "Service": _record(
+            {
+                "id": _TEXT,
+                "name": _LANG,
+                "duration_minutes": _INT,
+                "document_required": {"type": "boolean"},
+            }
+        ),
+        "Slot": _record({"id": _ID, "start": instant, "end": instant, "remaining": _INT}),
+        "Availability": _record(
+            {
+                "office": _TEXT,
+                "service": _TEXT,
+                "timezone": _TEXT,
+                "slots": {"type": "array", "items": _ref("Slot")},
+            }
+        ),
+        "BookingRequest": {
+            "type": "object",
+            "required": ["slot_id", "service", "name"],
+            "description": "At least one of phone and email",
+            "properties": {
+                **{
+                    name: {**_NULLABLE_TEXT, **({"maxLength": longest} if longest else {})}
+                    for name, longest in BOOKING_TEXT.items()
+                },
+                "slot_id": _ID,
+                "service": {"type": "string", "minLength": 1},
+                "name": {"type": "string", "minLength": 1, "maxLength": BOOKING_TEXT["name"]},
+                "language": {**language, "nullable": True, "description": "fr when not given"},
+            },
+        },
+        "Booking": {
+            "type": "object",
+            "required": [*required, "language", "document_number"],
+            "properties": {**shared, "language": language, "document_number": _NULLABLE_TEXT},
+        },
+        "StaffBooking": staff_booking,
+        "StaffBookingHistory": {
+            "allOf": [
+                staff_booking,
+                {
+                    "type": "object",
+                    "required": ["messages", "audit"],
+                    "properties": {
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "audit": {"type": "array", "items": _ref("AuditEntry")},
+                    },
+                },
+            ]
+        },
+        "AuditEntry": {
+            "type": "object",
+            "required": ["at", "actor", "action"],
+            "properties": {
+                "at": instant,
+                "actor": {"type": "string", "enum": ["citizen", "staff", "system"]},
+                "actor_id": _NULLABLE_TEXT,
+                "action": _TEXT,
+                "before": _NULLABLE_TEXT,
+                "after": _NULLABLE_TEXT,
+            },
+        },
+        "Schedule": _record(
+            {
+                "office": _TEXT,
+                "date": _DAY,
+                "timezone": _TEXT,
+                "bookings": {"type": "array", "items": _ref("ScheduleEntry")},
+                "load": {
+                    "type": "array",
+                    "items": _record({"start": instant, "booked": _INT, "counters": _INT}),
+                },
+            }
+        ),
+        "ScheduleEntry": {
+            "type": "object",
+            "required": ["reference", "status", "service", "start", "end", "name"],
+            "properties": {
+                "reference": _TEXT,
+                "status": status,
+                "service": {
+                    "type": "object",
+                    "required": ["id", "name"],
+                    "properties": {"id": _TEXT, "name": _LANG},
+                },
+                "start": instant,
+                "end": instant,
+                "name": _TEXT,
+                "phone": _NULLABLE_TEXT,
+                "email": _NULLABLE_TEXT,
+                "language": language,
+                "document_number": {"type": "string", "description": "masked"},
+                "cancel_reason": _NULLABLE_TEXT,
+            },
+        },
+        "Statistics": {
+            "type": "object",
+            "required": ["office", "week"],
+            "properties": {
+                "office": _TEXT,
+                "week": {"type": "string", "example": "2027-W05"},
+                "appointments": _INT,
+                "bookings_made": _INT,
+                "cancellations": _INT,
+                "no_shows": _INT,
+                "attended": _INT,
+                "no_show_rate": {"type": "number", "nullable": True},
+                "median_lead_time_hours": {"type": "number", "nullable": True},
+                "sms_segments": _INT,
+                "sms_estimated_cost": {"type": "number"},
+            },
         },
     }

@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from service.domain.fields import parse_id
 from service.notify import delivery
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 
@@ -40,8 +41,8 @@ async def twilio_status(request: web.Request) -> web.Response:
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     code = params.get("ErrorCode") or None
-    raw_id = request.query.get("o", "")
-    outbox_id = int(raw_id) if raw_id.isdigit() else None
+    raw_id = request.query.get("o")
+    outbox_id = parse_id(raw_id)
     if not sid or not status:
         return web.Response(status=400, text="missing MessageSid or MessageStatus")
     now = request.app[CLOCK_KEY]()

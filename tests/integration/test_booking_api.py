@@ -356,13 +356,13 @@ ERROR_CASES: dict[str, tuple[int, str, ErrorCase]] = {
         lambda c, s, b: _get(c, f"/api/v1/bookings/{b['reference']}"),
     ),
     "view with wrong token": (
-        404,
-        "not_found",
+        401,
+        "unauthorized",
         lambda c, s, b: _get(c, f"/api/v1/bookings/{b['reference']}", headers=auth("wrong" * 9)),
     ),
     "view unknown reference": (
-        404,
-        "not_found",
+        401,
+        "unauthorized",
         lambda c, s, b: _get(c, "/api/v1/bookings/PAR-ZZZZZZ", headers=auth(b["manage_token"])),
     ),
     "cancel without token": (
@@ -371,15 +371,15 @@ ERROR_CASES: dict[str, tuple[int, str, ErrorCase]] = {
         lambda c, s, b: _post(c, f"/api/v1/bookings/{b['reference']}/cancel"),
     ),
     "cancel with wrong token": (
-        404,
-        "not_found",
+        401,
+        "unauthorized",
         lambda c, s, b: _post(
             c, f"/api/v1/bookings/{b['reference']}/cancel", headers=auth("nope" * 11)
         ),
     ),
     "reschedule with wrong token": (
-        404,
-        "not_found",
+        401,
+        "unauthorized",
         lambda c, s, b: _post(
             c,
             f"/api/v1/bookings/{b['reference']}/reschedule",
@@ -439,7 +439,7 @@ async def test_unknown_reference_and_wrong_token_look_the_same(app_client: Clien
     _, booked = await book(app_client, booking_body(slots[0]["id"]))
     wrong = await app_client.get(f"/api/v1/bookings/{booked['reference']}", headers=auth("x" * 43))
     unknown = await app_client.get("/api/v1/bookings/PAR-ZZZZZZ", headers=auth("x" * 43))
-    assert wrong.status == unknown.status == 404
+    assert wrong.status == unknown.status == 401
     assert await wrong.json() == await unknown.json()
 
 

@@ -127,12 +127,19 @@ async def test_the_database_refuses_an_oversold_seat_whatever_the_statement(
 ) -> None:
     async with pool.acquire() as conn:
         slot_id = await conn.fetchval("SELECT min(id) FROM slots WHERE capacity > 0")
-        with pytest.raises(asyncpg.CheckViolationError):
+        with pytest.raises(asyncpg.CheckViolationError) as slot_refused:
             await conn.execute("UPDATE slots SET taken = capacity + 1 WHERE id = $1", slot_id)
-        with pytest.raises(asyncpg.CheckViolationError):
+        with pytest.raises(asyncpg.CheckViolationError) as cell_refused:
             await conn.execute(
                 "UPDATE counter_cells SET taken = capacity + 1 WHERE office_id = 'consulate-paris'"
             )
+        # Both are told apart from any other check, which is no oversell.
+        with pytest.raises(asyncpg.CheckViolationError) as other:
+            await conn.execute("UPDATE services SET latest_days = 0 WHERE id = 'passport'")
+        assert slot_store.oversell_refused(slot_refused.value)
+        assert slot_store.oversell_refused(cell_refused.value)
+        assert not slot_store.oversell_refused(other.value)
+        assert not slot_store.oversell_refused(ValueError(slot_store.OVERSELL))
         # Lowering capacity under existing bookings stays possible.
         await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot_id)
 
@@ -190,3 +197,67 @@ async def test_fewer_counters_list_the_bookings_beyond_them(
         lost = await changes._stranded_by(conn, office, rules, closed, clock(), 84)
     # The two made last are listed for the manager to keep or cancel.
     assert {b.reference for b in lost} == set(references[2:])
+
+
+async def test_a_no_show_is_undone_only_while_a_shared_counter_is_free(
+    app_client: Client, pool: asyncpg.Pool, clock: Any
+) -> None:
+    from datetime import datetime, timedelta
+
+    from service import bookings as flows
+    from service.domain.booking import Status
+    from service.domain.errors import Conflict
+    from service.domain.models import Office
+    from service.store.audit import Actor
+
+    booked = []
+    for n, service in enumerate(PARIS_SERVICES[:4]):
+        slot = await slot_at(app_client, service, AT_NINE)
+        assert slot is not None
+        status, body = await book(app_client, service, slot["id"], n)
+        assert status == 201
+        booked.append(body)
+    async with pool.acquire() as conn, conn.transaction():
+        office = await office_store.get_office(conn, "consulate-paris")
+        assert isinstance(office, Office)
+        # The manager goes down to three counters and keeps all four people.
+        rules = [HoursRule(d, time(9), time(12, 30), 3) for d in range(5)]
+        await office_store.replace_hours(conn, office.id, rules)
+        await slot_store.regenerate_office(conn, office, clock(), 84)
+    first, second = booked[0]["reference"], booked[1]["reference"]
+    clerk = Actor("staff", "1")
+    clock.set(datetime.fromisoformat(AT_NINE) + timedelta(minutes=20))
+
+    async def set_status(reference: str, target: Status) -> None:
+        async with pool.acquire() as conn:
+            await flows.set_status_by_office(
+                conn, reference, "consulate-paris", target, clerk, clock()
+            )
+
+    async def seats() -> tuple[Any, ...]:
+        row = await pool.fetchrow(
+            """SELECT s.taken AS slot_taken, s.capacity AS slot_capacity,
+                      (SELECT array_agg(c.taken ORDER BY c.starts_at) FROM counter_cells c
+                       WHERE c.office_id = s.office_id AND c.starts_at >= s.starts_at
+                         AND c.starts_at < s.ends_at) AS cells,
+                      b.status
+               FROM bookings b JOIN slots s ON s.id = b.slot_id WHERE b.reference = $1""",
+            first,
+        )
+        return tuple(row)
+
+    await set_status(first, Status.NO_SHOW)
+    # Their passport slot has room of its own, but the three counters are
+    # taken by the three others: coming late, they cannot be served.
+    before = await seats()
+    assert before == (0, 3, [3, 3, 3], "no_show")
+    with pytest.raises(Conflict) as full:
+        await set_status(first, Status.CHECKED_IN)
+    assert full.value.code == "slot_full"
+    assert await seats() == before
+    assert await overfull_cells(pool) == 0
+    # Once a counter is free again (another no-show), the undo goes through.
+    await set_status(second, Status.NO_SHOW)
+    await set_status(first, Status.CHECKED_IN)
+    assert await seats() == (1, 3, [3, 3, 3], "checked_in")
+    assert await overfull_cells(pool) == 0

@@ -4,7 +4,13 @@ Twilio says so in its answer to the send or later in a status callback."""
 
 from __future__ import annotations
 
-from tests.faketwilio import Reply
+from datetime import timedelta
+
+import pytest
+
+from service.domain.messages import MAX_ATTEMPTS, MAX_RATE_LIMIT_WAITS
+from service.worker import jobs
+from tests.faketwilio import RATE_LIMITED, SERVER_ERROR, Reply
 from tests.fixtures.notify import Env, book, in_days, outbox_rows, wait_for
 
 
@@ -67,3 +73,62 @@ async def test_a_landline_refusal_fails_the_sms_and_sends_the_confirmation_by_em
     # Not a STOP: the number is not opted out.
     assert await env.pool.fetchval("SELECT count(*) FROM sms_opt_outs") == 0
     assert len(env.twilio.requests) == 1
+
+
+async def send(env: Env, outbox_id: int) -> str:
+    """One run of the worker's send job, as arq would start it."""
+    state = await env.worker_state_for(env.settings)
+    try:
+        return await jobs.send_message({jobs.STATE: state}, outbox_id)
+    finally:
+        await jobs.close_state(state)
+
+
+@pytest.mark.parametrize("used_up", ["attempts", "rate_limit_waits", "time"])
+async def test_an_sms_out_of_retries_fails_and_its_confirmation_goes_by_email(
+    notify_env: Env, used_up: str
+) -> None:
+    env = notify_env
+    booked = await book(env, starts_at=in_days(9))
+    sms = (await outbox_rows(env.pool, booked.booking.id))[0]
+    assert (sms["kind"], sms["channel"]) == ("confirmation", "sms")
+    reply = RATE_LIMITED if used_up == "rate_limit_waits" else SERVER_ERROR
+    code = str(reply.code or reply.status)
+    env.twilio.script("+33612345678", reply)
+    if used_up == "attempts":
+        # This is its last try: the ones before were refused as well.
+        await env.pool.execute(
+            "UPDATE outbox SET attempts = $2 WHERE id = $1", sms["id"], MAX_ATTEMPTS - 1
+        )
+    elif used_up == "rate_limit_waits":
+        await env.pool.execute(
+            "UPDATE outbox SET rate_limit_waits = $2 WHERE id = $1",
+            sms["id"],
+            MAX_RATE_LIMIT_WAITS,
+        )
+    else:
+        # A first try, but no retry could come before the appointment.
+        env.clock.set(booked.booking.starts_at - timedelta(seconds=10))
+    assert await send(env, sms["id"]) == "failed"
+    rows = await outbox_rows(env.pool, booked.booking.id)
+    [failed] = [r for r in rows if r["id"] == sms["id"]]
+    assert (failed["status"], failed["status_reason"], failed["error_code"]) == (
+        "failed",
+        "retries_exhausted",
+        code,
+    )
+    assert failed["claimed_until"] is None
+    # Handled like any SMS that will not arrive: the confirmation goes by
+    # e-mail; not a STOP, so the number is not opted out.
+    [fallback] = [r for r in rows if r["kind"] == "sms_fallback"]
+    assert (fallback["fallback_of"], fallback["channel"], fallback["recipient"]) == (
+        sms["id"],
+        "email",
+        "amina@example.org",
+    )
+    assert fallback["status"] == "pending" and fallback["send_at"] == env.clock()
+    assert await env.pool.fetchval("SELECT count(*) FROM sms_opt_outs") == 0
+    assert env.twilio.requests == [("+33612345678", reply.status)]
+    assert await send(env, fallback["id"]) == "sent"
+    [mail] = env.smtp.to("amina@example.org")
+    assert "Votre rendez-vous" in mail["Subject"]

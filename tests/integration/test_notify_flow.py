@@ -293,7 +293,7 @@ async def test_server_error_is_retried_with_backoff(notify_env: Env) -> None:
     await wait_for(backed_off, what="backoff")
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert row["send_at"] > env.clock() + timedelta(seconds=10)
-    assert row["error_code"] == "500"
+    assert (row["error_code"], row["status_reason"]) == ("500", "temporary_error")
 
 
 @pytest.mark.parametrize("code", [21211, 21614])

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 
-from service.domain.errors import Unauthorized
-from service.domain.staff import MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP
+from service.app import create_app
+from service.config import Settings
+from service.domain.errors import TooManyRequests, Unauthorized
+from service.domain.staff import (
+    ALERT_AFTER,
+    FREE_FAILURES_PER_ACCOUNT,
+    FREE_FAILURES_PER_ADDRESS,
+    FREE_FAILURES_PER_PAIR,
+)
 from service.office import accounts
+from service.office.accounts import LoginAlert
+from service.web.i18n import gettext
+from service.web.office import alerts
 from tests.clock import FakeClock
 from tests.fixtures.office import (
     AGENT,
@@ -20,6 +32,7 @@ from tests.fixtures.office import (
     Demo,
     make_booking,
 )
+from tests.smtpcapture import SmtpCapture
 
 SCHEDULE = "/api/v1/offices/consulate-paris/schedule?date=2027-02-02"
 
@@ -66,33 +79,112 @@ async def test_wrong_password_and_unknown_account_answer_alike(
     assert "mawid_staff" not in wrong.cookies
 
 
-async def test_account_throttled_after_repeated_failures_then_released(
+async def test_a_clerks_wrong_passwords_slow_them_down_and_never_lock_the_right_one(
     clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
     browser = browsers()
-    for _ in range(MAX_FAILURES_PER_ACCOUNT):
+    for _ in range(FREE_FAILURES_PER_PAIR):
         assert (await browser.login(Demo(AGENT.email.upper(), "guess-guess"))).status == 401
-    # Even the right password is refused now, and not checked.
+    # The next attempt waits a second; the password is not even checked.
     r = await browser.login(AGENT)
-    assert r.status == 429
-    # Another account from the same address is not locked by this one.
+    assert r.status == 429 and r.headers["Retry-After"] == "1"
+    assert "You can try again in 1 s." in await r.text()
+    # Another account from the same address is not slowed by this one.
     assert (await browsers().login(MANAGER)).status == 303
-    clock.advance(timedelta(minutes=16))
+    clock.advance(timedelta(seconds=1))
+    assert (await browser.login(Demo(AGENT.email, "guess-again"))).status == 401
+    r = await browser.login(AGENT)
+    assert r.status == 429 and r.headers["Retry-After"] == "2"
+    clock.advance(timedelta(seconds=2))
     assert (await browser.login(AGENT)).status == 303
 
 
-async def test_address_throttled_across_accounts(
-    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+async def _login(
+    pool: asyncpg.Pool, who: Demo, ip: str, now: datetime, alerts: list[LoginAlert] | None = None
+) -> str:
+    """How the attempt ended: signed in, wrong or wait."""
+    try:
+        await accounts.login(
+            pool, who.email, who.password, ip, secret_key="k", now=now, allow_demo=True,
+            alert=alerts.append if alerts is not None else None,
+        )  # fmt: skip
+    except Unauthorized:
+        return "wrong"
+    except TooManyRequests:
+        return "wait"
+    return "signed in"
+
+
+async def test_guesses_from_everywhere_never_stop_the_holder_where_they_sign_in(
+    pool: asyncpg.Pool,
 ) -> None:
-    browser = browsers()
-    for n in range(MAX_FAILURES_PER_IP):
-        await browser.login(Demo(f"guess{n}@example.org", "guess-guess"))
-    assert (await browser.login(MANAGER)).status == 429
+    assert await _login(pool, AGENT, "10.0.0.5", START - timedelta(days=1)) == "signed in"
+    alerts: list[LoginAlert] = []
+    wrong = Demo(AGENT.email, "guess-guess")
+    # Two guesses from each of 40 addresses: under each pair's free failures.
+    outcomes = [
+        await _login(pool, wrong, f"10.9.0.{n}", START, alerts) for n in range(40) for _ in "ab"
+    ]
+    assert outcomes.count("wrong") == FREE_FAILURES_PER_ACCOUNT
+    assert set(outcomes[FREE_FAILURES_PER_ACCOUNT:]) == {"wait"}
+    # A place the holder never signed in from waits too, right password or not...
+    assert await _login(pool, AGENT, "10.0.0.77", START) == "wait"
+    # ...but where they did, the right password opens at once.
+    assert await _login(pool, AGENT, "10.0.0.5", START) == "signed in"
+    # Told once, when the failures on the account reached ALERT_AFTER.
+    assert alerts == [LoginAlert(AGENT.email, ALERT_AFTER, START)]
+    assert await _login(pool, Demo("nobody@example.org", "x"), "10.9.1.1", START, alerts) == "wrong"
+    assert len(alerts) == 1
+
+
+async def test_guessing_many_accounts_from_one_address_slows_only_new_places(
+    pool: asyncpg.Pool,
+) -> None:
+    assert await _login(pool, MANAGER, "10.0.0.8", START - timedelta(hours=1)) == "signed in"
+    for n in range(FREE_FAILURES_PER_ADDRESS + 1):
+        await _login(pool, Demo(f"guess{n}@example.org", "guess-guess"), "10.0.0.8", START)
+    # A colleague who never signed in from this address waits...
+    assert await _login(pool, AGENT, "10.0.0.8", START) == "wait"
+    # ...one who did does not, nor does anyone from elsewhere.
+    assert await _login(pool, MANAGER, "10.0.0.8", START) == "signed in"
+    assert await _login(pool, AGENT, "10.0.0.9", START) == "signed in"
     async with pool.acquire() as conn:
-        keys = await conn.fetch("SELECT key_hash FROM login_failures")
-    # Counted under hashes: no e-mail or address in clear.
-    assert keys and all(len(bytes(k["key_hash"])) == 32 for k in keys)
-    assert all(b"example.org" not in bytes(k["key_hash"]) for k in keys)
+        failures = await conn.fetch("SELECT key_hash FROM login_failures")
+        keys = [bytes(r["key_hash"]) for r in failures]
+        places = await conn.fetch("SELECT pair_hash, account_hash FROM login_places")
+    # Counted and remembered under hashes: no e-mail or address in clear.
+    stored = keys + [bytes(p[k]) for p in places for k in ("pair_hash", "account_hash")]
+    assert keys and places and all(len(value) == 32 for value in stored)
+    assert not any(b"example.org" in v or b"10.0.0" in v for v in stored)
+
+
+async def test_the_holder_is_told_by_email_in_three_languages(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock, smtp: SmtpCapture
+) -> None:
+    app = create_app(
+        settings.with_(smtp_host=smtp.host, smtp_port=smtp.port), pool=pool, clock=clock
+    )
+    async with TestServer(app) as server:
+        browser = Browser(server)
+        try:
+            for n in range(ALERT_AFTER):
+                r = await browser.login(Demo(AGENT.email, f"guess-{n}"))
+                assert r.status == 401
+                clock.advance(timedelta(minutes=1))
+            async with asyncio.timeout(10):
+                while not smtp.to(AGENT.email):  # noqa: ASYNC110 - a mailbox to poll
+                    await asyncio.sleep(0.05)
+        finally:
+            await browser.close()
+    [message] = smtp.to(AGENT.email)
+    body = message.get_content()
+    for language in ("ar", "fr", "en"):
+        assert gettext(language, alerts.BODY[1]) in body
+        assert gettext(language, alerts.BODY[0]) % {
+            "count": str(ALERT_AFTER), "email": AGENT.email
+        } in body  # fmt: skip
+    assert "127.0.0.1" not in body
+    assert message["Subject"].startswith(gettext("ar", alerts.SUBJECT))
 
 
 async def test_demo_accounts_are_refused_outside_dev_and_test(pool: asyncpg.Pool) -> None:

@@ -18,8 +18,8 @@ from service.domain.calendar import local_day_bounds
 from service.domain.errors import TooManyRequests, Unauthorized
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
-    MAX_FAILURES_PER_ACCOUNT,
-    MAX_FAILURES_PER_IP,
+    FREE_FAILURES_PER_ADDRESS,
+    FREE_FAILURES_PER_PAIR,
     Role,
     StaffMember,
 )
@@ -45,6 +45,11 @@ def english(browser: Browser) -> Browser:
     whatever the default language of the pages."""
     browser.session.cookie_jar.update_cookies({"lang": "en"})
     return browser
+
+
+def main_part(page: str) -> str:
+    """The page's own content (the language links repeat the query)."""
+    return page[page.index("<main") : page.index("</main>")]
 
 
 def local_day(instant: datetime) -> str:
@@ -150,14 +155,14 @@ async def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
         return "signed in"
 
     results = await asyncio.gather(*(attempt(n) for n in range(30)))
-    assert results.count("checked") == MAX_FAILURES_PER_ACCOUNT
-    assert results.count("throttled") == 30 - MAX_FAILURES_PER_ACCOUNT
+    assert results.count("checked") == FREE_FAILURES_PER_PAIR
+    assert results.count("throttled") == 30 - FREE_FAILURES_PER_PAIR
 
 
 async def test_a_success_counts_against_neither_account_nor_address(
     pool: asyncpg.Pool,
 ) -> None:
-    for _ in range(MAX_FAILURES_PER_IP + 1):
+    for _ in range(FREE_FAILURES_PER_ADDRESS + 1):
         await accounts.login(
             pool,
             "agent@mawid.test",
@@ -229,11 +234,22 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
             r = await browser.get(f"/office/consulate-paris/day/{day}{suffix}")
             assert r.status == 404, (day, suffix, r.status)
     r = await browser.get("/api/v1/offices/consulate-paris/schedule?date=9999-12-31")
-    assert r.status == 400
-    assert (await r.json())["error"] == "date_out_of_range"
+    assert r.status == 422
+    assert list((await r.json())["fields"]) == ["date"]
     assert (await browser.get("/api/v1/offices/consulate-paris/stats?week=9999-W52")).status == 422
-    assert (await browser.get("/office/consulate-paris/stats?week=9999-W52")).status == 200
-    assert (await browser.get("/office/consulate-paris/book?date=9999-12-31")).status == 200
+    # The pages fall back to the week and the day of the office's today
+    # (Monday 2027-02-01 in Paris on the fixed clock), as for no choice at all.
+    r = await browser.get("/office/consulate-paris/stats?week=9999-W52")
+    page = main_part(await r.text())
+    assert r.status == 200
+    assert "<h1>Week <bdi>2027-W05</bdi></h1>" in page and "9999" not in page
+    assert 'href="?week=2027-W04"' in page and 'href="?week=2027-W06"' in page
+    r = await browser.get("/office/consulate-paris/book?date=9999-12-31&service=passport")
+    page = main_part(await r.text())
+    assert r.status == 200
+    assert 'name="date" value="2027-02-01"' in page and "9999" not in page
+    # The day shown is today's, with today's free times of the service.
+    assert re.search(r'name="slot_id" value="\d+"', page)
     r = await browser.post_form(
         "/office/consulate-paris/closures", {"day": "9999-12-31", "reason_fr": "x"}
     )

@@ -3,6 +3,7 @@ bookings for citizens, hours and closures, statistics, `mawid staff add`."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -14,7 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
+from argon2 import PasswordHasher
 
+from service.domain.errors import ValidationFailed
+from service.domain.staff import Role
+from service.office.accounts import add_staff
+from service.store import staff as staff_store
 from tests.clock import FakeClock
 from tests.fixtures.office import (
     AGENT,
@@ -26,6 +33,7 @@ from tests.fixtures.office import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
+CLI = [sys.executable, "-m", "service.cli"]
 
 
 def local_day(instant: datetime) -> str:
@@ -374,6 +382,35 @@ async def test_managers_create_accounts_for_their_office_only(
         "/office/consulate-paris/staff", {"email": "new.agent@example.org", "role": "agent"}
     )
     assert r.status == 422  # taken
+    # Another office: the page does not exist for this manager, and the use
+    # case itself refuses, whatever page or command would call it.
+    r = await browser.post_form(
+        "/office/prefecture-tiznit/staff", {"email": "tiznit.agent@example.org", "role": "agent"}
+    )
+    assert r.status == 404
+    async with pool.acquire() as conn:
+        found = await staff_store.credentials(conn, "manager@mawid.test")
+    assert found is not None
+    manager = found.member
+    for offices in (["prefecture-tiznit"], ["consulate-paris", "prefecture-tiznit"]):
+        async with pool.acquire() as conn:
+            with pytest.raises(ValidationFailed) as refused:
+                await add_staff(
+                    conn, "tiznit.agent@example.org", Role.MANAGER, offices, START, creator=manager
+                )
+        assert refused.value.message == "You may only create accounts for your own offices."
+    assert await pool.fetchval(
+        "SELECT count(*) FROM staff WHERE email = 'tiznit.agent@example.org'"
+    ) == 0
+
+
+async def _password_hash(dsn: str, email: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored: str = await conn.fetchval("SELECT password_hash FROM staff WHERE email = $1", email)
+    finally:
+        await conn.close()
+    return stored
 
 
 def test_mawid_staff_add_prints_the_password_once(db_dsn: str) -> None:
@@ -399,6 +436,24 @@ def test_mawid_staff_add_prints_the_password_once(db_dsn: str) -> None:
     assert result.returncode == 0, result.stderr
     password = result.stdout.split("password (shown once): ")[1].strip()
     assert len(password) >= 12
+    # Once: one line of the output, nowhere else, and the database keeps
+    # only its argon2id hash (which the password opens).
+    assert result.stdout.count(password) == 1 and password not in result.stderr
+    stored = asyncio.run(_password_hash(db_dsn, "chef@example.org"))
+    assert stored.startswith("$argon2id$") and password not in stored
+    assert PasswordHasher().verify(stored, password)
+    # Never again: adding the address a second time refuses and shows nothing.
+    again = subprocess.run(
+        [*CLI, "staff", "add", "chef@example.org", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert "password" not in again.stdout + again.stderr
+    assert asyncio.run(_password_hash(db_dsn, "chef@example.org")) == stored
     refused = subprocess.run(
         [
             sys.executable,

@@ -17,6 +17,7 @@ from service.domain.booking import (
     REFERENCE_LENGTH,
     TRANSITIONS,
     Status,
+    calendar_uid,
     can_cancel,
     can_reschedule,
     can_transition,
@@ -205,3 +206,15 @@ def test_validation_never_crashes(text: str) -> None:
         )
     except ValidationFailed as refused:
         assert refused.fields
+
+
+def test_manage_tokens_are_22_characters_of_128_random_bits() -> None:
+    tokens = {new_manage_token() for _ in range(200)}
+    assert len(tokens) == 200
+    assert {len(t) for t in tokens} == {22}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", t) for t in tokens)
+
+
+def test_calendar_uid_names_the_site_or_a_reserved_domain() -> None:
+    assert calendar_uid("PAR-ABC234", "https://rdv.example.ma") == "PAR-ABC234@rdv.example.ma"
+    assert calendar_uid("PAR-ABC234", "") == "PAR-ABC234@mawid.invalid"

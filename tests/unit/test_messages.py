@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from service.domain.messages import (
     DEFAULT_QUIET,
     MAX_ATTEMPTS,
+    MAX_RATE_LIMIT_WAITS,
     QuietHours,
     adjust_for_quiet_hours,
     backoff,
@@ -719,3 +720,119 @@ def test_no_retry_in_quiet_hours_nor_at_or_after_the_appointment(
     window = quiet_window(plain, quiet, zone)
     assert at == (plain if window is None else window[1])
     assert outside_quiet_hours(plain, deadline=appt, quiet=quiet, zone=zone) == at
+
+
+# Edges that mutation testing (make mutate) found unpinned -------------------
+
+
+def test_quiet_hours_start_is_quiet_in_a_window_within_one_day() -> None:
+    day = QuietHours(time(12), time(14))
+    assert day.contains(time(12)) and not day.contains(time(11, 59))
+
+
+def test_the_night_that_contains_an_instant_is_looked_up_in_the_office_zone() -> None:
+    # 20:00 in Toronto is already tomorrow in UTC; a 23-hour night that
+    # began yesterday evening still holds it.
+    q = QuietHours(time(22), time(21))
+    assert quiet_window(local(TORONTO, 2027, 2, 3, 20, 0), q, TORONTO) == (
+        local(TORONTO, 2027, 2, 2, 22, 0),
+        local(TORONTO, 2027, 2, 3, 21, 0),
+    )
+
+
+def test_a_night_whose_start_the_clocks_skip_begins_the_evening_before() -> None:
+    # Chile springs forward at midnight (5 September 2027: 00:00 -> 01:00):
+    # quiet hours from midnight start that night at 23:00 the day before,
+    # an hour of the gap early, like an end in a gap goes an hour late.
+    santiago = ZoneInfo("America/Santiago")
+    q = QuietHours(time(0), time(6))
+    assert quiet_window(local(santiago, 2027, 9, 4, 23, 30), q, santiago) == (
+        datetime(2027, 9, 5, 3, 0, tzinfo=UTC),
+        local(santiago, 2027, 9, 5, 6, 0),
+    )
+
+
+def test_no_reminder_at_the_appointment_itself_even_in_quiet_hours() -> None:
+    # An offset of 0 falls at the appointment: inside quiet hours that end
+    # too late, moving it to their start would make a reminder the evening
+    # before that no one asked for.
+    appt = local(PARIS, 2027, 5, 12, 8, 30)
+    booked = local(PARIS, 2027, 5, 1, 10, 0)
+    q = QuietHours(time(21), time(9))
+    assert reminder_times(appt, booked, [0], q, PARIS) == []
+    assert reminder_times(appt, booked, [0, 180], q, PARIS) == [
+        (180, local(PARIS, 2027, 5, 11, 21, 0))
+    ]
+
+
+def test_planned_messages_carry_their_recipient_offset_and_office_zone() -> None:
+    now = local(PARIS, 2027, 5, 1, 10, 0)
+    # 48 h before falls at 21:30 in Paris (19:30 UTC), quiet in Paris only:
+    # the reminder waits for 08:00 there.
+    appt = local(PARIS, 2027, 5, 12, 21, 30)
+    plan = plan_event(
+        "confirmed",
+        phone="+33612345678",
+        email="a@example.org",
+        appointment_at=appt,
+        now=now,
+        offsets_minutes=[2880],
+        zone=PARIS,
+    )
+    assert [(m.kind, m.channel, m.recipient, m.send_at, m.offset_minutes) for m in plan] == [
+        ("confirmation", "sms", "+33612345678", now, None),
+        ("confirmation", "email", "a@example.org", now, None),
+        ("reminder", "sms", "+33612345678", local(PARIS, 2027, 5, 11, 8, 0), 2880),
+        ("reminder", "email", "a@example.org", local(PARIS, 2027, 5, 11, 8, 0), 2880),
+    ]
+
+
+def test_backoff_doubles_from_half_a_minute() -> None:
+    assert [backoff(n, 0.0) for n in (1, 2, 3)] == [
+        timedelta(seconds=15),
+        timedelta(seconds=30),
+        timedelta(seconds=60),
+    ]
+    assert backoff(1, 0.5) == timedelta(seconds=22.5)
+
+
+def test_retry_times_at_their_edges() -> None:
+    now = datetime(2027, 5, 1, 10, 0, tzinfo=UTC)
+    far = now + timedelta(days=9)
+    common = {"deadline": far, "retry_after": None, "rate_limit_waits": 0}
+    # Rate limited: the wait, plus the jitter in seconds, never minus.
+    assert next_attempt_at(
+        now, attempts=1, rate_limited=True, jitter=0.5, **common
+    ) == now + timedelta(seconds=5.5)
+    # Asked to wait: after the wait, plus the backoff.
+    asked = {**common, "retry_after": timedelta(minutes=2)}
+    assert next_attempt_at(
+        now, attempts=1, rate_limited=False, jitter=0.0, **asked
+    ) == now + timedelta(minutes=2, seconds=15)
+    # The last rate-limit wait allowed is the last.
+    assert (
+        next_attempt_at(
+            now,
+            attempts=1,
+            rate_limited=True,
+            jitter=0.0,
+            **{**common, "rate_limit_waits": MAX_RATE_LIMIT_WAITS},
+        )
+        is None
+    )
+    # A retry that would land exactly on the deadline does not go.
+    assert (
+        next_attempt_at(
+            now,
+            attempts=1,
+            rate_limited=False,
+            jitter=0.0,
+            **{**common, "deadline": now + timedelta(seconds=15)},
+        )
+        is None
+    )
+    # A zone without quiet hours is no quiet hours (21:00 UTC is night in Paris).
+    night = datetime(2027, 5, 1, 21, 0, tzinfo=UTC)
+    assert next_attempt_at(
+        night, attempts=1, rate_limited=False, jitter=0.0, zone=PARIS, **common
+    ) == night + timedelta(seconds=15)

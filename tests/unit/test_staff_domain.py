@@ -10,18 +10,23 @@ import pytest
 from service.domain.booking import Status
 from service.domain.errors import ValidationFailed
 from service.domain.staff import (
-    MAX_FAILURES_PER_ACCOUNT,
-    MAX_FAILURES_PER_IP,
+    FIRST_WAIT,
+    FREE_FAILURES_PER_ACCOUNT,
+    FREE_FAILURES_PER_ADDRESS,
+    FREE_FAILURES_PER_PAIR,
+    LONGEST_WAIT,
     PERMISSIONS,
     SESSION_ABSOLUTE,
     SESSION_IDLE,
     Access,
+    Failures,
     Permission,
     Role,
     StaffMember,
+    ThrottleKeys,
     access,
     check_new_account,
-    is_throttled,
+    login_wait,
     looks_like_api_token,
     mask_document,
     new_api_token,
@@ -32,6 +37,7 @@ from service.domain.staff import (
     session_expiry,
     session_needs_touch,
     throttle_keys,
+    wait_after,
 )
 
 OFFICES = ("consulate-paris", "prefecture-tiznit", "consulate-milan")
@@ -145,11 +151,51 @@ def test_session_expiry_slides_but_never_past_the_absolute_limit() -> None:
     assert session_needs_touch(T0, T0 + timedelta(minutes=5))
 
 
-def test_throttle_limits() -> None:
-    assert not is_throttled(MAX_FAILURES_PER_ACCOUNT - 1, MAX_FAILURES_PER_IP - 1)
-    assert is_throttled(MAX_FAILURES_PER_ACCOUNT, 0)
-    assert is_throttled(0, MAX_FAILURES_PER_IP)
-    assert throttle_keys(" A@B.org", "10.0.0.1") == ("account:a@b.org", "ip:10.0.0.1")
+def test_throttle_keys() -> None:
+    assert throttle_keys(" A@B.org", "10.0.0.1") == ThrottleKeys(
+        "pair:a@b.org|10.0.0.1", "account:a@b.org", "ip:10.0.0.1"
+    )
+    assert throttle_keys("a@b.org", None).address == "ip:?"
+
+
+def test_the_wait_doubles_after_the_free_failures_up_to_a_cap() -> None:
+    free = FREE_FAILURES_PER_PAIR
+    assert [wait_after(n, free) for n in range(free)] == [timedelta(0)] * free
+    assert [wait_after(free + n, free) for n in range(4)] == [
+        FIRST_WAIT, FIRST_WAIT * 2, FIRST_WAIT * 4, FIRST_WAIT * 8
+    ]  # fmt: skip
+    assert wait_after(free + 60, free) == wait_after(10**9, free) == LONGEST_WAIT
+
+
+NONE = Failures(0)
+
+
+def _after(count: int, seconds_ago: float = 0) -> Failures:
+    return Failures(count, T0 - timedelta(seconds=seconds_ago))
+
+
+def test_a_pairs_own_failures_slow_it_down_known_or_not() -> None:
+    pair = FREE_FAILURES_PER_PAIR
+    for known in (True, False):
+        assert login_wait(_after(pair - 1), NONE, NONE, known=known, now=T0) == timedelta(0)
+        assert login_wait(_after(pair), NONE, NONE, known=known, now=T0) == FIRST_WAIT
+        assert login_wait(_after(pair + 2, 1), NONE, NONE, known=known, now=T0) == (
+            FIRST_WAIT * 4 - timedelta(seconds=1)
+        )
+        # Once the wait is over, the next attempt is checked.
+        assert login_wait(_after(pair + 2, 4), NONE, NONE, known=known, now=T0) == timedelta(0)
+
+
+def test_guesses_on_an_account_or_from_an_address_slow_down_unknown_places_only() -> None:
+    many_on_account = _after(FREE_FAILURES_PER_ACCOUNT + 5)
+    many_from_address = _after(FREE_FAILURES_PER_ADDRESS + 5)
+    for account, address in ((many_on_account, NONE), (NONE, many_from_address)):
+        assert login_wait(NONE, account, address, known=False, now=T0) == FIRST_WAIT * 32
+        # Where the holder signed in before, someone else's guesses cost nothing.
+        assert login_wait(NONE, account, address, known=True, now=T0) == timedelta(0)
+    assert login_wait(NONE, _after(FREE_FAILURES_PER_ACCOUNT - 1), NONE, known=False, now=T0) == (
+        timedelta(0)
+    )
 
 
 @pytest.mark.parametrize("status", ["checked_in", "done", "no_show"])

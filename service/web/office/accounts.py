@@ -8,6 +8,7 @@ from yarl import URL
 
 from service.domain import errors
 from service.domain.errors import N_
+from service.domain.fields import EMAIL_MAX, PASSWORD_MAX, TOKEN_LABEL_MAX
 from service.domain.staff import Permission, Role, StaffMember
 from service.office.accounts import (
     NewAccount,
@@ -20,6 +21,7 @@ from service.office.accounts import (
 from service.store import staff as staff_store
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
+from service.web.office.alerts import LOGIN_ALERTS_KEY
 from service.web.sessions import authorise, current_member, end_session, signed_in, start_session
 
 routes = web.RouteTableDef()
@@ -47,26 +49,30 @@ async def login_page(request: web.Request) -> web.Response:
 async def login_submit(request: web.Request) -> web.Response:
     form = await pages.form(request)
     settings = request.app[SETTINGS_KEY]
-    email = form.get("email", "")[:254]
+    email = form.get("email", "")[:EMAIL_MAX]
     target = _safe_next(form.get("next"))
     try:
         done = await login(
             request.app[POOL_KEY],
             email,
-            form.get("password", "")[:1024],
+            form.get("password", "")[:PASSWORD_MAX],
             request.remote,
             secret_key=settings.secret_key,
             now=pages.now(request),
             allow_demo=settings.env in ("dev", "test"),
+            alert=request.app[LOGIN_ALERTS_KEY],
         )
     except (errors.Unauthorized, errors.TooManyRequests) as refused:
-        return pages.render(
+        page = pages.render(
             request,
             "login.html",
             {"next": target, "email": email, "problem": pages.refusal_text(request, refused)},
             status=refused.status,
             switch_to=str(URL("/office/login").with_query(next=target)),
         )
+        if refused.retry_after is not None:
+            page.headers["Retry-After"] = str(refused.retry_after)
+        return page
     response = web.HTTPSeeOther(target)
     start_session(request, response, done.session_id)
     raise response
@@ -107,7 +113,7 @@ async def create_token(request: web.Request) -> web.Response:
     token = await create_api_token(
         request.app[POOL_KEY],
         member,
-        " ".join(form.get("label", "").split())[:100],
+        " ".join(form.get("label", "").split())[:TOKEN_LABEL_MAX],
         secret_key=request.app[SETTINGS_KEY].secret_key,
         now=pages.now(request),
     )
@@ -115,12 +121,12 @@ async def create_token(request: web.Request) -> web.Response:
     return await _account_page(request, member, token)
 
 
-@routes.post("/office/account/tokens/{token_id:\\d+}/revoke")
+@routes.post("/office/account/tokens/{token_id:[0-9]+}/revoke")
 async def revoke_token(request: web.Request) -> web.Response:
     member = await signed_in(request)
     async with request.app[POOL_KEY].acquire() as conn:
         await staff_store.revoke_token(
-            conn, member.id, int(request.match_info["token_id"]), pages.now(request)
+            conn, member.id, pages.path_id(request, "token_id"), pages.now(request)
         )
     raise web.HTTPSeeOther("/office/account")
 
@@ -158,14 +164,14 @@ async def _staff_page(
     )
 
 
-@routes.post("/office/{office}/staff/{staff_id:\\d+}/deactivate")
+@routes.post("/office/{office}/staff/{staff_id:[0-9]+}/deactivate")
 async def staff_deactivate(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_STAFF)
     try:
         done = await deactivate_staff(
             request.app[POOL_KEY],
             pages.office_id(request),
-            int(request.match_info["staff_id"]),
+            pages.path_id(request, "staff_id"),
             member,
             pages.now(request),
         )

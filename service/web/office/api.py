@@ -12,13 +12,19 @@ from service.domain import errors
 from service.domain.calendar import local_date
 from service.domain.errors import N_
 from service.domain.models import Office
-from service.domain.office_day import day_in_range, parse_week, week_label, week_of
-from service.domain.staff import Permission, mask_document, parse_office_action
+from service.domain.office_day import parse_week, week_label, week_of
+from service.domain.staff import (
+    MAX_REASON_LENGTH,
+    Permission,
+    mask_document,
+    parse_office_action,
+)
 from service.office.common import office_or_404
 from service.office.schedule import BookingHistory, booking_history, change_status, day_schedule
 from service.office.stats import week_stats
 from service.store.schedule import DayEntry
-from service.web.api import booking_fields, iso, json_body, parse_day, parse_reference
+from service.web.api import booking_fields, iso, parse_reference, text_members
+from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.sessions import authorise
 
@@ -54,13 +60,7 @@ async def schedule(request: web.Request) -> web.Response:
     await authorise(request, Permission.VIEW_SCHEDULE)
     pool = request.app[POOL_KEY]
     raw = request.query.get("date")
-    day: date | None = parse_day(raw, "date") if raw else None
-    if day is not None and not day_in_range(day):
-        raise errors.Refusal(
-            "date_out_of_range",
-            N_("No schedule so far from today."),
-            fields={"date": N_("Enter a date between 2000-01-01 and 2199-12-31.")},
-        )
+    day: date | None = day_param(raw, "date") if raw is not None else None
     if day is None:
         async with pool.acquire() as conn:
             office = await office_or_404(conn, request.match_info["office"])
@@ -86,6 +86,7 @@ async def set_status(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.CHANGE_STATUS)
     reference = parse_reference(request.match_info["reference"])
     body = await json_body(request)
+    text_members(body, {"reason": MAX_REASON_LENGTH})
     target, reason = parse_office_action(body.get("status"), body.get("reason"))
     booking = await change_status(
         request.app[POOL_KEY],

@@ -11,6 +11,7 @@ from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.calendar import local_date
 from service.domain.errors import N_
+from service.domain.fields import parse_int
 from service.domain.office_day import format_hours, parse_hours
 from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import Permission, StaffMember
@@ -77,7 +78,7 @@ def _outcome(request: web.Request) -> dict[str, int | None]:
 
 
 def _count(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 6 else None
+    return parse_int(raw, 0, 99999)
 
 
 def _decision(form: dict[str, str]) -> tuple[str | None, list[str], str | None]:

@@ -15,8 +15,8 @@ from aiohttp import web
 from yarl import URL
 
 from service.domain.errors import N_, NotFound, Refusal
+from service.domain.fields import parse_day, parse_id
 from service.domain.models import LANGUAGES
-from service.domain.office_day import day_in_range
 from service.domain.staff import Permission, Role, StaffMember
 from service.office.common import office_or_404
 from service.web import errors
@@ -106,19 +106,24 @@ def office_id(request: web.Request) -> str:
 
 
 def is_iso_date(raw: str) -> bool:
-    """A YYYY-MM-DD day the pages can show (see day_in_range)."""
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        return False
-    return len(raw) == 10 and day_in_range(day)
+    """A YYYY-MM-DD day the pages can show (service.domain.fields.parse_day)."""
+    return parse_day(raw) is not None
 
 
 def day(raw: str) -> date:
     """A day from the path; 404 when it is none the pages can show."""
-    if not is_iso_date(raw):
+    found = parse_day(raw)
+    if found is None:
         raise NotFound()
-    return date.fromisoformat(raw)
+    return found
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """An id from the path; 404 when it cannot be one."""
+    found = parse_id(request.match_info[name])
+    if found is None:
+        raise NotFound()
+    return found
 
 
 async def form(request: web.Request) -> dict[str, str]:

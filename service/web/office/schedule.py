@@ -13,6 +13,7 @@ from service.domain import errors
 from service.domain.booking import Status, booking_window, can_transition, normalise_reference
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
+from service.domain.fields import parse_id
 from service.domain.staff import (
     OFFICE_TARGETS,
     Permission,
@@ -241,9 +242,8 @@ async def _book_form(
 async def book_submit(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
     form = await pages.form(request)
-    try:
-        slot_id = int(form.get("slot_id", ""))
-    except ValueError:
+    slot_id = parse_id(form.get("slot_id"))
+    if slot_id is None:
         return await _book_form(request, member, form, {"slot_id": N_("Choose a time.")}, 422)
     try:
         booking = await book_for_citizen(

@@ -1,0 +1,100 @@
+"""Reading a request: every text that comes in is checked here, once, before
+any handler or store sees it (service.domain.fields says what is readable).
+
+    refuse_unreadable     middleware: path, query, headers and cookies, and a
+                          form body (url-encoded or multipart), which it reads
+                          for the handlers (aiohttp keeps the parsed form)
+    json_body(request)    the JSON body parser of the API: UTF-8, an object,
+                          no NaN or Infinity, bounded depth, readable strings
+    day_param             a query value read as a day (422 on its field)
+
+Refusals, answered by service.web.errors in the reader's language:
+a path segment that cannot name anything is 404; a query, form or JSON field
+is 422 naming the field; a body or header that cannot be read at all is 400.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from service.domain import errors, fields
+from service.domain.errors import N_
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+UNREADABLE_FIELD = N_("Remove the invisible characters (NUL or half a character pair) from this.")
+
+
+def _unreadable_field(name: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed({name if fields.readable(name) else "": UNREADABLE_FIELD})
+
+
+def malformed_json(message: str = N_("The request body is not valid JSON.")) -> errors.Refusal:
+    return errors.Refusal("malformed_json", message)
+
+
+@web.middleware
+async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Texts no column could store are refused before the handler runs."""
+    if not all(fields.readable(value) for value in request.match_info.values()):
+        raise errors.NotFound()
+    for name, value in request.query.items():
+        if not (fields.readable(name) and fields.readable(value)):
+            raise _unreadable_field(name)
+    # Undecodable header bytes arrive as surrogates (aiohttp decodes with
+    # surrogateescape); a token or cookie made of them would fail later.
+    if not all(fields.readable(value) for value in request.headers.values()):
+        raise errors.Refusal("malformed_header", N_("A request header is not readable text."))
+    if request.method not in ("GET", "HEAD") and request.content_type in FORM_TYPES:
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):
+            # Undecodable bytes, an unknown charset, a multipart body without
+            # its boundary: UnicodeDecodeError, LookupError, ValueError.
+            raise errors.Refusal("malformed_form", N_("The form could not be read.")) from None
+        for name, item in form.items():
+            if not fields.readable(name) or (isinstance(item, str) and not fields.readable(item)):
+                raise _unreadable_field(name)
+    return await handler(request)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(name)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object whose every string is readable."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError:
+        raise malformed_json(N_("The request body is nested too deeply.")) from None
+    except ValueError:
+        # JSONDecodeError, UnicodeDecodeError, NaN or Infinity, an integer
+        # longer than Python reads (4300 digits): all ValueErrors.
+        raise malformed_json() from None
+    if not isinstance(body, dict):
+        raise malformed_json(N_("The request body must be a JSON object."))
+    problem = fields.json_problem(body)
+    if problem is not None:
+        where, what = problem
+        if what == "depth":
+            raise malformed_json(N_("The request body is nested too deeply."))
+        raise _unreadable_field(where)
+    return body
+
+
+def day_param(raw: str | None, field: str) -> date:
+    """A day from a query or form value; 422 on `field` when it is none."""
+    day = fields.parse_day(raw)
+    if day is None:
+        raise errors.ValidationFailed(
+            {field: N_("Enter a date as YYYY-MM-DD, between 2000-01-01 and 2199-12-31.")}
+        )
+    return day
