@@ -15,10 +15,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -99,6 +99,17 @@ TURN_STALE = 1.0
 # its row back, well within the job timeout (SEND_TIMEOUT less the
 # provider's own timeout).
 GATE_PATIENCE = 10.0
+# Once the provider has answered, its answer must reach the row: lost, the
+# row stays `sending` until its lease runs out and the message goes again.
+# A Postgres that restarts meanwhile (the dev supervisor brings it back in a
+# few seconds) is waited for this long, which the job timeout leaves room
+# for after the wait for a turn (GATE_PATIENCE) and the provider's own
+# timeout (senders.HTTP_TIMEOUT, SMTP_TIMEOUT).
+RECORD_PATIENCE = 25.0
+# The first pause before asking Postgres again, doubling up to a second.
+RECORD_PAUSE = 0.1
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -441,18 +452,77 @@ async def send_message(
         # Unknown failure: treat as temporary, the deadline bounds the retries.
         log.error("outbox %d: unexpected send error: %s", outbox_id, exception_summary(exc))
         return await _temporary(state, claimed, TemporaryError(type(exc).__name__))
-    async with state.pool.acquire() as conn:
-        await outbox.mark_sent(
+    now = state.clock()
+    await record(
+        state,
+        outbox_id,
+        lambda conn: outbox.mark_sent(
             conn,
             outbox_id,
             provider_id=provider_id,
             body=body,
             segments=segments,
             encoding=encoding,
-            now=state.clock(),
-        )
+            now=now,
+        ),
+    )
     log.info("outbox %d %s/%s sent", outbox_id, claimed.kind, claimed.channel)
     return "sent"
+
+
+async def record(
+    state: WorkerState,
+    outbox_id: int,
+    write: Callable[[asyncpg.Connection], Awaitable[T]],
+    patience: float = RECORD_PATIENCE,
+) -> T:
+    """Write what the provider answered, waiting out a Postgres that does not
+    answer for up to `patience` seconds.  Every such write is a no-op on a
+    row no longer `sending`, so one that committed just before its
+    connection died may be written again."""
+    give_up = time.monotonic() + patience
+    pause = RECORD_PAUSE
+    while True:
+        try:
+            async with state.pool.acquire() as conn:
+                return await write(conn)
+        except DATABASE_DOWN as exc:
+            if time.monotonic() + pause > give_up:
+                raise
+            if pause == RECORD_PAUSE:
+                log.warning(
+                    "outbox %d: Postgres unavailable (%s) to record the provider's answer;"
+                    " waiting for it",
+                    outbox_id,
+                    type(exc).__name__,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+async def _give_up(
+    state: WorkerState,
+    c: Claimed,
+    code: str | None,
+    reason: str,
+    now: datetime,
+    body: str | None = None,
+    segments: int | None = None,
+) -> None:
+    async def write(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await delivery.give_up(
+                conn,
+                c.id,
+                channel=c.channel,
+                code=code,
+                reason=reason,
+                now=now,
+                body=body,
+                segments=segments,
+            )
+
+    await record(state, c.id, write)
 
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
@@ -469,20 +539,14 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
         quiet=c.quiet if quiet else None,
         zone=ZoneInfo(c.timezone) if quiet else None,
     )
-    async with state.pool.acquire() as conn:
-        if at is None:
-            async with conn.transaction():
-                await delivery.give_up(
-                    conn,
-                    c.id,
-                    channel=c.channel,
-                    code=exc.code,
-                    reason="retries_exhausted",
-                    now=now,
-                )
-            log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
-            return "failed"
-        await outbox.retry_later(
+    if at is None:
+        await _give_up(state, c, exc.code, "retries_exhausted", now)
+        log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
+        return "failed"
+    await record(
+        state,
+        c.id,
+        lambda conn: outbox.retry_later(
             conn,
             c.id,
             send_at=at,
@@ -490,7 +554,8 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
             reason="rate_limited" if exc.rate_limited else "temporary_error",
             rate_limited=exc.rate_limited,
             now=now,
-        )
+        ),
+    )
     log.info("outbox %d %s/%s will retry: %s", c.id, c.kind, c.channel, exc.code)
     return "retry"
 
@@ -498,18 +563,7 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
 async def _permanent(
     state: WorkerState, c: Claimed, code: str, body: str, segments: int | None
 ) -> str:
-    now = state.clock()
-    async with state.pool.acquire() as conn, conn.transaction():
-        await delivery.give_up(
-            conn,
-            c.id,
-            channel=c.channel,
-            code=code,
-            reason="permanent_error",
-            now=now,
-            body=body,
-            segments=segments,
-        )
+    await _give_up(state, c, code, "permanent_error", state.clock(), body, segments)
     log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
     return "failed"
 

@@ -16,7 +16,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -36,13 +35,6 @@ Client = TestClient  # type: ignore[type-arg]
 UNAVAILABLE = (
     "The service is briefly unavailable and nothing was saved. Please try again shortly."
 )
-
-
-@pytest.fixture
-async def relay(db_dsn: str) -> AsyncIterator[Relay]:
-    target = urlsplit(db_dsn)
-    async with Relay(target.hostname or "127.0.0.1", target.port or 5432) as relay:
-        yield relay
 
 
 @pytest.fixture
