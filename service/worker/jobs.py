@@ -26,7 +26,7 @@ from arq.connections import ArqRedis
 
 from service.clock import clock_for
 from service.config import Settings
-from service.db import create_pool
+from service.db import create_pool, unavailable
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
     SKIP_OPTED_OUT,
@@ -486,7 +486,9 @@ async def record(
         try:
             async with state.pool.acquire() as conn:
                 return await write(conn)
-        except DATABASE_DOWN as exc:
+        except Exception as exc:
+            if not (isinstance(exc, DATABASE_DOWN) or unavailable(exc)):
+                raise
             if time.monotonic() + pause > give_up:
                 raise
             if pause == RECORD_PAUSE:
