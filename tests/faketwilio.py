@@ -70,6 +70,7 @@ class Sent:
     body: str
     sender: str
     status_callback: str | None
+    # When its request arrived (the event loop's clock).
     at: float
 
     @property
@@ -146,6 +147,9 @@ class FakeTwilio:
     # The API ---------------------------------------------------------------------
 
     async def _create(self, request: web.Request) -> web.Response:
+        # When the request came, before its form is read and any scripted
+        # delay: the provider's rate is counted on arrivals.
+        arrived = asyncio.get_running_loop().time()
         if request.match_info["sid"] != self.account_sid or not self._authorised(request):
             return self._error(401, 20003, "Authenticate")
         form = await request.post()
@@ -162,7 +166,7 @@ class FakeTwilio:
             code = reply.code or reply.status
             return self._error(reply.status, code, _MESSAGES.get(code, "Error"))
         sid = f"SM{next(self._ids):032x}"
-        self.sent.append(Sent(sid, to, body, sender, callback, asyncio.get_running_loop().time()))
+        self.sent.append(Sent(sid, to, body, sender, callback, arrived))
         if callback and reply.callbacks:
             task = asyncio.create_task(
                 self._callbacks(callback, sid, to, reply.callbacks, reply.callback_error)
