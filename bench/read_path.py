@@ -288,6 +288,8 @@ async def main(args: argparse.Namespace) -> int:
             Target("GET availability (7 days)", base + api),
             Target("GET week page", f"{base}/offices/{OFFICE}/{SERVICE}"),
         ]
+        if args.only:
+            targets = [targets[0], *(t for t in targets[1:] if args.only in t.name)]
         for target in targets:
             await fetch(target.path)  # warm: templates compiled, caches filled
         script = work / "count.lua"
@@ -321,5 +323,6 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--processes", type=int, default=1, help="web processes, both servers")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the requests")
+    parser.add_argument("--only", default="", help="just the requests whose name has this")
     parser.add_argument("--loader", choices=("wrk", "python"), default=None)
     raise SystemExit(asyncio.run(main(parser.parse_args())))

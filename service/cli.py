@@ -50,16 +50,22 @@ def _migrate(dsn: str) -> list[str]:
 
 def cmd_serve(settings: Settings) -> None:
     from service.app import create_app
-    from service.web.accesslog import SafeAccessLogger
+    from service.web.accesslog import SafeAccessLogger, write_in_background
 
     _require_urls(settings)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_class=SafeAccessLogger,
-    )
+    access_log = logging.getLogger("aiohttp.access")
+    listener = write_in_background(access_log)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=access_log,
+            access_log_class=SafeAccessLogger,
+        )
+    finally:
+        listener.stop()
 
 
 def cmd_worker(settings: Settings) -> None:

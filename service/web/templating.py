@@ -77,12 +77,22 @@ def remember_choice(request: web.Request, response: web.StreamResponse) -> None:
         )
 
 
+# Paths that never render a page: no language, no template context for them
+# (the context's language links alone cost a /healthz a fifth of its rate).
+NOT_PAGES = ("/api/", "/webhooks/", STATIC_PREFIX + "/", "/healthz", "/readyz")
+
+
 @web.middleware
 async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Keeps a language picked from the URL in a cookie for the next pages."""
-    if request.path.startswith(("/api/", "/webhooks/", STATIC_PREFIX + "/")):
+    """The template context of a page (its language first), and a language
+    picked from the URL kept in a cookie for the next pages."""
+    if request.path.startswith(NOT_PAGES):
         return await handler(request)
     language = request_language(request)
+    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = {
+        "request": request,
+        **language_context(request, language),
+    }
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -119,10 +129,6 @@ def explicit_language(request: web.Request) -> bool:
         request.query.get(i18n.LANG_QUERY) in LANGUAGES
         or request.cookies.get(i18n.LANG_COOKIE) in LANGUAGES
     )
-
-
-async def page_context(request: web.Request) -> dict[str, Any]:
-    return language_context(request, request_language(request))
 
 
 def _language(context: Context) -> str:
@@ -181,7 +187,6 @@ def setup(app: web.Application) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        context_processors=[aiohttp_jinja2.request_processor, page_context],
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         _gettext, _ngettext, newstyle=True
