@@ -178,7 +178,8 @@ async def availability(request: web.Request) -> web.Response:
     days = await cache.days(office, service.id, first, last)
     # The slots' JSON was made when their day was read: only joined here.
     head = json.dumps({"office": office.id, "service": service.id, "timezone": office.timezone})
-    slots = b", ".join(j for day in days for _, j in day.free(window.earliest, window.latest))
+    parts = (day.free_json(window.earliest, window.latest) for day in days)
+    slots = b", ".join(part for part in parts if part)
     return web.Response(
         body=b"".join((head[:-1].encode(), b', "slots": [', slots, b"]}")),
         content_type="application/json",

@@ -199,7 +199,7 @@ async def _first_free_day(
         for day in await cache.days(office, service.id, begin, end):
             free = day.free(earliest, latest)
             if free:
-                return local_date(free[0][0].starts_at, office.zone)
+                return local_date(free[0].starts_at, office.zone)
     return None
 
 

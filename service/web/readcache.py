@@ -68,18 +68,38 @@ def slot_json(slot: Slot, office: Office) -> bytes:
 @dataclass(frozen=True, slots=True)
 class SlotDay:
     """Every slot of a local day with seats planned (full ones too), and the
-    JSON of each, made once for all the reads of the day's entry."""
+    JSON of those with a seat left, made once for all the reads of the entry."""
 
     slots: tuple[Slot, ...]
-    json: tuple[bytes, ...]
+    open: tuple[Slot, ...]  # with a seat left, in time order
+    json: tuple[bytes, ...]  # of each open slot
+    joined: bytes  # all of them, comma-separated
 
-    def free(self, earliest: datetime, latest: datetime) -> list[tuple[Slot, bytes]]:
-        """The slots with a seat left inside [earliest, latest], with their JSON."""
-        return [
-            (s, j)
-            for s, j in zip(self.slots, self.json, strict=True)
-            if s.remaining > 0 and earliest <= s.starts_at <= latest
-        ]
+    @classmethod
+    def of(cls, slots: list[Slot], office: Office) -> SlotDay:
+        open_ = tuple(s for s in slots if s.remaining > 0)
+        json_ = tuple(slot_json(s, office) for s in open_)
+        return cls(tuple(slots), open_, json_, b", ".join(json_))
+
+    def _whole(self, earliest: datetime, latest: datetime) -> bool:
+        return earliest <= self.open[0].starts_at and self.open[-1].starts_at <= latest
+
+    def free(self, earliest: datetime, latest: datetime) -> list[Slot]:
+        """The slots with a seat left inside [earliest, latest]."""
+        if not self.open or self._whole(earliest, latest):
+            return list(self.open)
+        return [s for s in self.open if earliest <= s.starts_at <= latest]
+
+    def free_json(self, earliest: datetime, latest: datetime) -> bytes:
+        """free() as comma-separated JSON: most days lie wholly inside the
+        booking window and answer with bytes made once."""
+        if not self.open or self._whole(earliest, latest):
+            return self.joined
+        return b", ".join(
+            j
+            for s, j in zip(self.open, self.json, strict=True)
+            if earliest <= s.starts_at <= latest
+        )
 
 
 T = TypeVar("T")
@@ -203,8 +223,7 @@ class ReadCache:
         read: dict[date, SlotDay] = {}
         for n in range((last - first).days + 1):
             day = first + timedelta(days=n)
-            of_day = per_day.get(day, [])
-            read[day] = SlotDay(tuple(of_day), tuple(slot_json(s, office) for s in of_day))
+            read[day] = SlotDay.of(per_day.get(day, []), office)
         if self.listening and version == self._versions.get(office.id, 0):
             now = self._clock()
             kept = self._days.setdefault(office.id, {})
