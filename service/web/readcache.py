@@ -274,10 +274,11 @@ class ReadCache:
         """Wait until the listening connection is up (tests)."""
         await self._up.wait()
 
-    async def changed(self) -> None:
-        """Wait for the next notification (tests: a change has been heard)."""
-        self._changed.clear()
-        await self._changed.wait()
+    async def heard_since(self, seen: int) -> None:
+        """Wait until a notification past the `seen`-th has been handled (tests)."""
+        while self.notifications <= seen:
+            self._changed.clear()
+            await self._changed.wait()
 
     # ------------------------------------------------------------ listening
 
