@@ -28,10 +28,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -135,6 +135,10 @@ class ReadCache:
         self._versions: dict[str, int] = {}
         self._catalog_version = 0
         self._task: asyncio.Task[None] | None = None
+        # Reads under way, by what they read: when an entry runs out under a
+        # rush, the readers that find it gone wait for one read instead of
+        # each asking Postgres. A notification lets the next reader start afresh.
+        self._reading: dict[tuple[object, ...], asyncio.Future[Any]] = {}
         self._changed = asyncio.Event()
         self._up = asyncio.Event()
 
@@ -144,10 +148,32 @@ class ReadCache:
         # A clock set back counts as stale too.
         return self.listening and timedelta(0) <= self._clock() - at <= self._max_age
 
+    async def _once(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
+        future = self._reading.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._reading[key] = future
+            future.add_done_callback(lambda done: self._done_reading(key, done))
+        result: T = await asyncio.shield(future)
+        return result
+
+    def _done_reading(self, key: tuple[object, ...], done: asyncio.Future[Any]) -> None:
+        if self._reading.get(key) is done:
+            del self._reading[key]
+
+    def _stop_sharing(self, kind: str, office_id: str | None = None) -> None:
+        for key in [
+            k for k in self._reading if k[0] == kind and (office_id is None or k[1] == office_id)
+        ]:
+            del self._reading[key]
+
     async def _catalog_now(self) -> _Catalog:
         kept = self._catalog
         if kept is not None and self._fresh(kept.at):
             return kept.value
+        return await self._once(("catalog",), self._read_catalog)
+
+    async def _read_catalog(self) -> _Catalog:
         version = self._catalog_version
         async with self._pool.acquire() as conn:
             offices = await office_store.list_offices(conn)
@@ -181,6 +207,15 @@ class ReadCache:
         kept = self._closures.get(key)
         if kept is not None and self._fresh(kept.at):
             return kept.value
+        return await self._once(
+            ("closures", office_id, first, last),
+            lambda: self._read_closures(office_id, first, last),
+        )
+
+    async def _read_closures(
+        self, office_id: str, first: date, last: date
+    ) -> dict[date, dict[str, str]]:
+        key = (office_id, first, last)
         version = self._catalog_version
         async with self._pool.acquire() as conn:
             found = await office_store.closures_between(conn, office_id, first, last)
@@ -201,7 +236,13 @@ class ReadCache:
                 found[day] = entry.value
         missing = [day for day in wanted if day not in found]
         if missing:
-            found.update(await self._read_days(office, service_id, missing[0], missing[-1]))
+            begin, end = missing[0], missing[-1]
+            found.update(
+                await self._once(
+                    ("days", office.id, service_id, begin, end),
+                    lambda: self._read_days(office, service_id, begin, end),
+                )
+            )
         return [found[day] for day in wanted]
 
     async def _read_days(
@@ -234,6 +275,7 @@ class ReadCache:
     # ------------------------------------------------------------ forgetting
 
     def forget_all(self) -> None:
+        self._reading.clear()
         self._catalog = None
         self._closures.clear()
         self._days.clear()
@@ -243,6 +285,8 @@ class ReadCache:
 
     def _on_catalog(self, *_: object) -> None:
         self.notifications += 1
+        self._stop_sharing("catalog")
+        self._stop_sharing("closures")
         self._catalog = None
         self._closures.clear()
         self._catalog_version += 1
@@ -252,6 +296,7 @@ class ReadCache:
         self.notifications += 1
         office_id, service_id, epoch = payload.split(" ")
         self._versions[office_id] = self._versions.get(office_id, 0) + 1
+        self._stop_sharing("days", office_id)
         self._changed.set()
         kept = self._days.get(office_id)
         if not kept:
