@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 LANGUAGES = ("ar", "fr", "en")
+
+
+def no_text() -> dict[str, str]:
+    return dict.fromkeys(LANGUAGES, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,10 @@ class Office:
     reference_prefix: str
     holiday_countries: tuple[str, ...]
     reminder_offsets_minutes: tuple[int, ...] = (2880, 180)
+    # Active public bookings per phone number and per e-mail address.
+    household_cap: int = 4
+    # Countries whose mobiles get SMS, besides its own and Morocco.
+    sms_countries: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -38,6 +46,18 @@ class Service:
     latest_days: int
     reschedule_cutoff_minutes: int
     bring: dict[str, str]
+    # Practical information (service.domain.practical): a one-line
+    # description, fees, what happens when late, minutes to arrive early.
+    description: dict[str, str] = field(default_factory=no_text)
+    fees: dict[str, str] = field(default_factory=no_text)
+    late: dict[str, str] = field(default_factory=no_text)
+    arrive_early_minutes: int = 10
+    # Written by the demo seed: the pages say it is example text.
+    info_demo: bool = False
+    # A public booking waits for a code sent to the citizen's contact,
+    # holding its seat for hold_minutes.
+    verify_contact: bool = True
+    hold_minutes: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +97,9 @@ class Booking:
     document_number: str | None
     created_at: datetime
     cancel_reason: str | None = None
+    # Until when a held booking keeps its seat without its code.
+    hold_expires_at: datetime | None = None
+    # Whether messages may go to the phone / address (proved, or typed by staff).
+    notify_phone: bool = True
+    notify_email: bool = True
+    citizen_reschedules: int = 0

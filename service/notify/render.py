@@ -4,6 +4,11 @@ with an .ics attachment, dates by Babel in the office's zone.
 Templates live in templates/messages/: sms/{kind}.{lang}.txt, and for email
 one small file per kind and language (subject and lead paragraph) inside a
 shared text and HTML layout.
+
+The office's zone is named as the pages name it (service.web.i18n.zone_label:
+"heure de Paris", "توقيت المغرب"), in every e-mail, and in an SMS when
+service.domain.messages.sms_names_zone says so. An SMS leaves out its optional
+parts (SMS_OPTIONAL, in that order) until it fits its segment budget.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 from babel.dates import format_datetime
 
-from service.domain.booking import calendar_uid, manage_url
+from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS
-from service.domain.sms import SegmentCount, count_segments
+from service.domain.messages import CANCELLATION_KINDS, CODE, sms_names_zone
+from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
+from service.domain.validation import is_email, strip_invisible
+from service.web.i18n import zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -46,6 +53,11 @@ EMAIL_DATE_PATTERNS = {
 }
 # An office's reason can be long; the SMS keeps its start (the email has it all).
 SMS_REASON_CHARS = 40
+# Parts of an SMS left out, first to last, while it is over its budget: the
+# address (the e-mail has it), the reference (the manage link carries it; a
+# cancelled booking needs it least), the service (office and time still say
+# which appointment).
+SMS_OPTIONAL = ("address", "reference", "service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,12 @@ class MessageData:
     citizen_name: str
     office_name: str
     office_address: str
+    # consulate | prefecture, its country and city (in the message's language),
+    # and its reference prefix: the zone's name and the "book again" link.
+    office_kind: str
+    office_country: str
+    office_city: str
+    office_prefix: str
     timezone: str
     service_name: str
     bring: str
@@ -67,6 +85,8 @@ class MessageData:
     sequence: int
     # Fresh for this message; see service.worker.jobs.send_message.
     manage_token: str
+    # The verification code a code message carries (drawn by the worker).
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +101,9 @@ class RenderedEmail:
     text: str
 
 
-def redact(text: str, token: str) -> str:
-    """What is kept of a sent body: the token only ever exists as a hash."""
-    return text.replace(token, "[token]")
+def redact(text: str, secret: str, placeholder: str = "[token]") -> str:
+    """What is kept of a sent body: a token or a code only ever exists as a hash."""
+    return text.replace(secret, placeholder) if secret else text
 
 
 def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -> str:
@@ -118,32 +138,56 @@ class Renderer:
         self._html = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
 
     def _context(self, data: MessageData, *, sms: bool) -> dict[str, object]:
+        zone = zone_label(data.office_country, data.office_city, data.language)
+        # Names and reasons were cleaned on the way in; rows older than that
+        # are cleaned here, so no message shows a bidi trick.
+        reason = strip_invisible(data.reason or "")
         return {
             "kind": data.kind,
             "lang": data.language,
-            "name": data.citizen_name,
+            "name": strip_invisible(data.citizen_name),
             "office": data.office_name,
             "service": data.service_name,
             "address": data.office_address,
             "bring": data.bring,
             "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
+            "zone": zone if not sms or sms_names_zone(data.office_kind, data.timezone) else "",
             "reference": data.reference,
             "link": manage_url(data.base_url, data.reference, data.manage_token),
-            "reason": short_reason(data.reason) if sms else (data.reason or ""),
+            "again": book_again_url(data.base_url, data.office_prefix),
+            "reason": short_reason(reason) if sms else reason,
             "active": data.kind not in CANCELLATION_KINDS,
+            "code": data.code,
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
+        """The SMS with as many of its optional parts as its budget allows."""
         template = self._text.get_template(f"sms/{data.kind}.{data.language}.txt")
-        body = " ".join(template.render(self._context(data, sms=True)).split())
-        return RenderedSms(body, count_segments(body))
+        context = self._context(data, sms=True)
+        budget = SEGMENT_BUDGET[data.language]
+        rendered = None
+        for left_out in range(len(SMS_OPTIONAL) + 1):
+            context.update(dict.fromkeys(SMS_OPTIONAL[:left_out], ""))
+            body = " ".join(template.render(context).split())
+            rendered = RenderedSms(body, count_segments(body))
+            if rendered.count.segments <= budget:
+                break
+        assert rendered is not None
+        return rendered
 
     def email(
         self, data: MessageData, *, to: str, sender: str, reply_to: str | None
     ) -> RenderedEmail:
+        if not is_email(to):
+            # One recipient, always: an address that is not exactly one
+            # mailbox (a row from before the address rules) is never sent to.
+            raise ValueError("the recipient is not one e-mail address")
         ctx = self._context(data, sms=False)
-        text = self._text.get_template("email/layout.txt.j2").render(ctx).strip() + "\n"
-        html = self._html.get_template("email/layout.html.j2").render(ctx)
+        # The code message has a layout of its own: no greeting, no details
+        # the citizen typed, no calendar invitation.
+        layout = "email/code_layout" if data.kind == CODE else "email/layout"
+        text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
+        html = self._html.get_template(f"{layout}.html.j2").render(ctx)
         module = self._text.get_template(f"email/{data.kind}.{data.language}.j2").make_module(ctx)
         subject = " ".join(str(module.subject()).split())  # type: ignore[attr-defined]
 
@@ -158,6 +202,8 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
+        if data.kind == CODE:
+            return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),
             maintype="text",

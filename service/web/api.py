@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from service.domain.booking import booking_window, manage_url, normalise_referen
 from service.domain.errors import N_
 from service.domain.models import LANGUAGES, Booking, Office, Service
 from service.domain.validation import RawDetails
+from service.web import limits
 from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.readcache import read_cache
@@ -76,11 +78,30 @@ def booking_fields(booking: Booking, office: Office) -> dict[str, Any]:
 
 
 def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
-    """A booking as its citizen sees it, document number in full."""
+    """A booking as its citizen sees it, document number in full; a held one
+    says until when its seat is kept."""
     return {
         **booking_fields(booking, office),
         "language": booking.language,
         "document_number": booking.document_number,
+        "hold_expires_at": iso(booking.hold_expires_at, office)
+        if booking.hold_expires_at is not None and booking.status == "held"
+        else None,
+    }
+
+
+def code_json(state: bookings.CodeState) -> dict[str, Any]:
+    """Where a held booking's code went, until when its seat is kept, and
+    when another code may be asked for (null: no more)."""
+    zone = ZoneInfo(state.timezone)
+    return {
+        "channel": state.channel,
+        "to": state.destination,
+        "attempts_left": state.attempts_left,
+        "hold_expires_at": state.hold_expires_at.astimezone(zone).isoformat(),
+        "next_resend_at": state.next_resend_at.astimezone(zone).isoformat()
+        if state.next_resend_at
+        else None,
     }
 
 
@@ -152,6 +173,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/offices/{office}/availability")
 async def availability(request: web.Request) -> web.Response:
+    await limits.check(request, "availability")
     office = await load_office(request)
     query = request.query
     problems: dict[str, str] = {}
@@ -188,6 +210,7 @@ async def availability(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings")
 async def create_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "book")
     body = await json_body(request)
     text_members(body, BOOKING_TEXT)
     if body.get("language") not in (None, *LANGUAGES):
@@ -211,17 +234,23 @@ async def create_booking(request: web.Request) -> web.Response:
         ),
         secret_key=settings.secret_key,
         now=request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
     )
     payload = booking_json(booked.booking, booked.office)
     payload["manage_token"] = booked.manage_token
     payload["manage_url"] = manage_url(
         settings.base_url, booked.booking.reference, booked.manage_token
     )
+    if booked.booking.status == "held":
+        async with request.app[POOL_KEY].acquire() as conn:
+            state = await bookings.code_state(conn, booked.booking)
+        payload["verification"] = code_json(state)
     return web.json_response(payload, status=201)
 
 
 @routes.get("/api/v1/bookings/{reference}")
 async def get_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "manage")
     reference, token = manage_link(request)
     context = await bookings.view(
         request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
@@ -231,6 +260,7 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/cancel")
 async def cancel_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "cancel")
     reference, token = manage_link(request)
     context = await bookings.cancel(
         request.app[POOL_KEY],
@@ -244,6 +274,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/reschedule")
 async def reschedule_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "reschedule")
     reference, token = manage_link(request)
     body = await json_body(request)
     slot_id = parse_slot_id(body.get("slot_id"))
@@ -254,5 +285,38 @@ async def reschedule_booking(request: web.Request) -> web.Response:
         request.app[SETTINGS_KEY].secret_key,
         slot_id,
         request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/verify")
+async def verify_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "verify")
+    reference, token = manage_link(request)
+    body = await json_body(request)
+    context = await bookings.verify(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        body.get("code"),
+        request.app[SETTINGS_KEY].secret_key,
+        request.app[CLOCK_KEY](),
+    )
+    return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/resend")
+async def resend_code(request: web.Request) -> web.Response:
+    await limits.check(request, "resend")
+    reference, token = manage_link(request)
+    settings = request.app[SETTINGS_KEY]
+    state = await bookings.resend(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        settings.secret_key,
+        request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
+    )
+    return web.json_response(code_json(state), status=202)

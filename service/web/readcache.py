@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from aiohttp import web
 
+from service import bookings
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.models import Office, Service, Slot
 from service.store import offices as office_store
@@ -251,6 +252,12 @@ class ReadCache:
         version = self._versions.get(office.id, 0)
         zone = office.zone
         async with self._pool.acquire() as conn:
+            # Holds past their time give their seats back before seats are
+            # read, as on every read path; while an entry is kept, at most
+            # READ_CACHE_SECONDS later (the worker's cron releases them too).
+            await bookings.release_expired_holds(
+                conn, self._clock(), office_id=office.id, service_id=service_id
+            )
             slots = await slot_store.slots_between(
                 conn,
                 office.id,

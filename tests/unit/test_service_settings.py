@@ -17,6 +17,9 @@ FORM = {
     "earliest_hours": "2",
     "latest_days": "60",
     "reschedule_cutoff_minutes": "120",
+    "arrive_early_minutes": "10",
+    "hold_minutes": "10",
+    "verify_contact": "on",
     "bring_fr": "Passeport actuel  \r\nPhoto",
     "bring_ar": "",
     "bring_en": "Current passport",
@@ -43,6 +46,9 @@ def test_a_valid_form() -> None:
         ("latest_days", "0"),
         ("reschedule_cutoff_minutes", "99999999"),
         ("bring_fr", "x" * 1001),
+        ("hold_minutes", "0"),
+        ("hold_minutes", "61"),
+        ("hold_minutes", ""),
     ],
 )
 def test_each_bad_field_is_named(field: str, value: str) -> None:
@@ -60,6 +66,10 @@ def test_the_window_must_not_be_empty() -> None:
 def test_unticked_boxes_mean_off() -> None:
     form = {k: v for k, v in FORM.items() if k != "active"}
     assert not parse_service_form(form).active
+    assert parse_service_form(FORM).verify_contact
+    assert parse_service_form(FORM).hold_minutes == 10
+    unverified = {k: v for k, v in FORM.items() if k != "verify_contact"}
+    assert not parse_service_form(unverified).verify_contact
     assert parse_service_form({**FORM, "document_required": "on"}).document_required
 
 
@@ -98,3 +108,16 @@ def test_days_the_pages_accept() -> None:
     assert parse_week("9999-W52") is None
     assert parse_week("0001-W01") is None
     assert parse_week("2199-W52") == date(2199, 12, 23)
+
+
+def test_practical_information_of_a_service() -> None:
+    form = {**FORM, "description_fr": " Renouveler un passeport. ", "fees_ar": "100 درهم",
+            "late_en": "Past 15 minutes, book again.", "arrive_early_minutes": "15"}  # fmt: skip
+    settings = parse_service_form(form)
+    assert settings.description == {"ar": "", "fr": "Renouveler un passeport.", "en": ""}
+    assert settings.fees["ar"] == "100 درهم" and settings.late["en"].startswith("Past 15")
+    assert settings.arrive_early_minutes == 15
+    with pytest.raises(ValidationFailed) as bad:
+        parse_service_form({**form, "description_ar": "ا" * 201, "arrive_early_minutes": "121"})
+    assert set(bad.value.fields) == {"description_ar", "arrive_early_minutes"}
+    assert bad.value.fields["description_ar"] == "Keep this under 200 characters."
