@@ -47,17 +47,52 @@ def _migrate(dsn: str) -> list[str]:
 
 
 def cmd_serve(settings: Settings) -> None:
-    from service.app import create_app
-    from service.web.accesslog import SafeAccessLogger
-
     _require_urls(settings)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_class=SafeAccessLogger,
-    )
+    if settings.web_processes <= 1:
+        _serve(settings, reuse_port=False)
+        return
+    # Several processes on one port (SO_REUSEPORT: the kernel spreads the
+    # connections), each with its own pool and read cache; this one only
+    # waits for them and passes a stop on.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_serve, args=(settings, True), daemon=False)
+        for _ in range(settings.web_processes)
+    ]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+
+
+def _serve(settings: Settings, reuse_port: bool) -> None:
+    from service.app import create_app
+    from service.web.accesslog import SafeAccessLogger, write_in_background
+
+    access_log = logging.getLogger("aiohttp.access")
+    listener = write_in_background(access_log)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=access_log,
+            access_log_class=SafeAccessLogger,
+            reuse_port=reuse_port,
+        )
+    finally:
+        listener.stop()
 
 
 def cmd_worker(settings: Settings) -> None:
