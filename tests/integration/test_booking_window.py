@@ -200,3 +200,29 @@ async def test_oversell_trigger_reaches_a_reschedule_as_slot_full(
     body: dict[str, Any] = await resp.json()
     assert (resp.status, body["error"]) == (409, "slot_full"), body
     assert await snapshot(pool) == before
+
+
+async def test_a_full_slot_on_either_edge_is_full_not_outside_the_window(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """The refusal names the real reason: a slot exactly on an edge is inside
+    the window, so when the trigger finds it full the citizen reads "full"."""
+    await shrink_on_take(pool)
+    slot_id, starts = await free_slot(pool, clock() + timedelta(days=3))
+    clock.set(starts - EARLIEST)
+    status, body = await book(app_client, booking_body(slot_id))
+    assert (status, body["error"]) == (409, "slot_full"), body
+    far_id, far = await free_slot(pool, clock() + LATEST - timedelta(days=2))
+    clock.set(far - LATEST)
+    status, body = await book(app_client, booking_body(far_id))
+    assert (status, body["error"]) == (409, "slot_full"), body
+
+
+async def test_a_slot_of_another_service_of_the_office_is_not_found(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    other = await office_free_slot(pool, OFFICE, "passport", clock() + timedelta(days=3))
+    before = await snapshot(pool)
+    status, body = await book(app_client, booking_body(other["id"]))
+    assert (status, body["error"]) == (404, "slot_not_found"), body
+    assert await snapshot(pool) == before
