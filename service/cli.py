@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from service import logs
 from service.config import ConfigError, Settings
 from service.db import MigrationChanged, create_pool, migrate
 from service.domain.errors import Refusal
@@ -229,9 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
     args = parser.parse_args(argv)
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         cmd_serve(settings)
     elif args.command == "worker":

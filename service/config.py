@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.logs import FORMATS
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -27,6 +29,14 @@ class Settings:
     base_url: str = "http://127.0.0.1:8080"
     dev_dir: Path = field(default_factory=lambda: Path(".devdata"))
     log_level: str = "INFO"
+    # "text" or "json"; from_env makes it "json" in production unless set.
+    log_format: str = "text"
+    # Metrics (service.metrics): the bearer token /metrics asks for; without
+    # one, the web's /metrics is open outside production only, and the
+    # worker's is protected by the address it listens on.
+    metrics_token: str = ""
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
     # How far ahead slots are materialised.
     slot_horizon_days: int = 84
     db_pool_min: int = 2
@@ -79,6 +89,9 @@ class Settings:
             if mode == "production":
                 raise ConfigError("MAWID_CLOCK_START is for tests; it cannot be set in production")
             parse_instant("MAWID_CLOCK_START", str(values["clock_start"]))
+        log_format = values.setdefault("log_format", "json" if mode == "production" else "text")
+        if log_format not in FORMATS:
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
         if "base_url" not in values:
             host = values.get("host", defaults.host)
             values["base_url"] = f"http://{host}:{values.get('port', defaults.port)}"
@@ -107,6 +120,10 @@ ENV_NAMES: dict[str, str] = {
     "base_url": "BASE_URL",
     "dev_dir": "MAWID_DEV_DIR",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "metrics_token": "METRICS_TOKEN",
+    "metrics_host": "METRICS_HOST",
+    "metrics_port": "METRICS_PORT",
     "slot_horizon_days": "SLOT_HORIZON_DAYS",
     "db_pool_min": "DB_POOL_MIN",
     "db_pool_max": "DB_POOL_MAX",

@@ -46,7 +46,7 @@ from service.store import form_keys
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n
-from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import explicit_language, language_context, request_language
@@ -396,7 +396,7 @@ async def book_submit(request: web.Request) -> web.Response:
         return render(request, "citizen/book.html", context, status=422, private=True)
     token = form_manage_token(form_key, settings.secret_key)
     try:
-        booked = await bookings.book(
+        attempt = bookings.book(
             pool,
             slot_id=slot.id,
             service_id=service.id,
@@ -413,6 +413,7 @@ async def book_submit(request: web.Request) -> web.Response:
             form_key_hash=key_hash,
             manage_token=token,
         )
+        booked = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as failed:
         context = _book_context(
             request, office, service, slot, values, form_key, field_errors=failed.fields

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +37,9 @@ from service.domain.messages import (
     skip_reason,
 )
 from service.domain.staff import THROTTLE_WINDOW
+from service.logs import REQUEST_ID
 from service.logsafe import exception_summary
+from service.metrics import Metrics
 from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
@@ -79,6 +81,7 @@ class WorkerState:
     senders: Senders
     clock: Callable[[], datetime]
     owns_pool: bool
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def build_state(
@@ -268,6 +271,9 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
         claimed = await outbox.claim(conn, outbox_id, now, LEASE)
         if claimed is None:
             return "not_claimed"
+        # This job's lines carry the id of the request that wrote the row
+        # (arq runs each job in a task of its own, so it ends with the job).
+        REQUEST_ID.set(claimed.request_id)
         reason = skip_reason(
             claimed.kind,
             booking_status=claimed.booking_status,
@@ -280,6 +286,7 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
         if reason is not None:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
+            state.metrics.outbox_outcomes.labels(claimed.channel, "skipped").inc()
             return "skipped"
         # Only hashes of manage tokens are stored, so each message carries a
         # token of its own, recorded before the message can leave.
@@ -336,11 +343,15 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             now=state.clock(),
         )
     log.info("outbox %d %s/%s sent", outbox_id, claimed.kind, claimed.channel)
+    state.metrics.outbox_outcomes.labels(claimed.channel, "sent").inc()
+    if segments:
+        state.metrics.sms_segments.inc(segments)
     return "sent"
 
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
     now = state.clock()
+    state.metrics.provider_errors.labels(c.channel, exc.code).inc()
     quiet = quiet_applies(c.kind)
     at = next_attempt_at(
         now,
@@ -365,6 +376,7 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
                     now=now,
                 )
             log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
+            state.metrics.outbox_outcomes.labels(c.channel, "failed").inc()
             return "failed"
         await outbox.retry_later(
             conn,
@@ -376,6 +388,7 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
             now=now,
         )
     log.info("outbox %d %s/%s will retry: %s", c.id, c.kind, c.channel, exc.code)
+    state.metrics.outbox_outcomes.labels(c.channel, "retry").inc()
     return "retry"
 
 
@@ -383,6 +396,8 @@ async def _permanent(
     state: WorkerState, c: Claimed, code: str, body: str, segments: int | None
 ) -> str:
     now = state.clock()
+    state.metrics.provider_errors.labels(c.channel, code).inc()
+    state.metrics.outbox_outcomes.labels(c.channel, "failed").inc()
     async with state.pool.acquire() as conn, conn.transaction():
         await delivery.give_up(
             conn,

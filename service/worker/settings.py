@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
+from aiohttp import web
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.cron import CronJob
@@ -17,6 +18,8 @@ from arq.worker import create_worker as arq_create_worker
 from redis.exceptions import RedisError
 
 from service.config import Settings
+from service.metrics import timed_job
+from service.web.observe import metrics_app
 from service.worker import jobs
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,13 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS_URL)
 
 
+def _timed(name: str, job: Any) -> Any:
+    return timed_job(name, job, lambda ctx: ctx[jobs.STATE].metrics)
+
+
 FUNCTIONS: list[Function] = [
     func(
-        jobs.send_message,
+        _timed("send_message", jobs.send_message),
         name="send_message",
         timeout=jobs.SEND_TIMEOUT,
         # Only a worker crash makes arq run a job again; the row's lease and
@@ -43,7 +50,7 @@ FUNCTIONS: list[Function] = [
 ]
 CRON_JOBS: list[CronJob] = [
     cron(
-        jobs.sweep_outbox,
+        _timed("sweep_outbox", jobs.sweep_outbox),
         name="sweep_outbox",
         second=set(range(60)),
         run_at_startup=True,
@@ -52,7 +59,7 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
-        jobs.extend_slots,
+        _timed("extend_slots", jobs.extend_slots),
         name="extend_slots",
         hour={3},
         minute={17},
@@ -63,7 +70,7 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
-        jobs.purge_expired,
+        _timed("purge_expired", jobs.purge_expired),
         name="purge_expired",
         hour={3},
         minute={37},
@@ -111,16 +118,26 @@ def create_worker(
     )
 
 
-async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any) -> None:
+async def serve(
+    settings: Settings,
+    ctx: dict[str, Any] | None = None,
+    *,
+    metrics_port: int | None = None,
+    **overrides: Any,
+) -> None:
     """Run the worker until cancelled, riding out Redis outages.
 
     arq's worker stops at the first Redis error; the outbox in Postgres keeps
     everything that is due, so we start a fresh worker once Redis answers.
+    With `metrics_port`, /metrics is served on METRICS_HOST at that port.
     """
     shared: dict[str, Any] = dict(ctx or {})
     state = shared.get(jobs.STATE) or await jobs.build_state(settings)
     shared[jobs.STATE] = state
     shared["keep_state"] = True
+    runner = None
+    if metrics_port is not None:
+        runner = await _serve_metrics(settings, state, metrics_port)
     try:
         while True:
             worker = create_worker(settings, shared, **overrides)
@@ -136,8 +153,20 @@ async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrid
                 shared[jobs.STATE] = state
             await asyncio.sleep(REDIS_RETRY_SECONDS)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         if not (ctx or {}).get(jobs.STATE):
             await jobs.close_state(state)
+
+
+async def _serve_metrics(settings: Settings, state: jobs.WorkerState, port: int) -> web.AppRunner:
+    runner = web.AppRunner(
+        metrics_app(settings, state.metrics, state.pool, state.clock), access_log=None
+    )
+    await runner.setup()
+    await web.TCPSite(runner, settings.metrics_host, port).start()
+    log.info("worker: metrics on %s:%d", settings.metrics_host, port)
+    return runner
 
 
 async def _abandon(worker: Worker) -> None:
@@ -173,7 +202,7 @@ def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
-            await serve(settings)
+            await serve(settings, metrics_port=settings.metrics_port or None)
         except asyncio.CancelledError:
             log.info("worker: stopped")
 
