@@ -212,7 +212,9 @@ def cmd_staff_add(settings: Settings, email: str, role: str, offices: list[str])
     print(f"password (shown once): {created.password}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The commands and their arguments (docker-compose.yml's are checked
+    against it)."""
     parser = argparse.ArgumentParser(prog="mawid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web server")
@@ -228,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     staff_add.add_argument("email")
     staff_add.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
     staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":

@@ -41,6 +41,9 @@ class Settings:
     slot_horizon_days: int = 84
     db_pool_min: int = 2
     db_pool_max: int = 20
+    # Days after an appointment before its booking's personal data is
+    # anonymised (service.retention).
+    retention_days: int = 90
     # Notifications (issue 3).
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -92,6 +95,8 @@ class Settings:
         log_format = values.setdefault("log_format", "json" if mode == "production" else "text")
         if log_format not in FORMATS:
             raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
+        if int(values.get("retention_days", defaults.retention_days)) < 1:  # type: ignore[call-overload]
+            raise ConfigError("RETENTION_DAYS must be at least 1")
         if "base_url" not in values:
             host = values.get("host", defaults.host)
             values["base_url"] = f"http://{host}:{values.get('port', defaults.port)}"
@@ -127,6 +132,7 @@ ENV_NAMES: dict[str, str] = {
     "slot_horizon_days": "SLOT_HORIZON_DAYS",
     "db_pool_min": "DB_POOL_MIN",
     "db_pool_max": "DB_POOL_MAX",
+    "retention_days": "RETENTION_DAYS",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from": "TWILIO_FROM",
