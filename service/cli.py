@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -212,6 +213,36 @@ def cmd_staff_add(settings: Settings, email: str, role: str, offices: list[str])
     print(f"password (shown once): {created.password}")
 
 
+async def _booking(settings: Settings, command: str, reference: str, by: str) -> str:
+    from service import personal_data
+    from service.clock import clock_for
+    from service.store.audit import Actor
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        actor = Actor("system", f"cli:{by}"[:100] if by else "cli")
+        if command == "export":
+            record = await personal_data.export(pool, reference, actor)
+            return json.dumps(record, indent=2, ensure_ascii=False, default=str)
+        await personal_data.erase(pool, reference, actor, clock_for(settings)())
+        return f"booking {reference.upper()} anonymised"
+    finally:
+        await pool.close()
+
+
+def cmd_booking(settings: Settings, command: str, reference: str, by: str) -> None:
+    """`mawid booking export|erase REFERENCE`: the right of access and the
+    right to erasure, for an operator answering a citizen's request."""
+    if not settings.database_url:
+        print("mawid: DATABASE_URL is not set", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        print(asyncio.run(_booking(settings, command, reference, by)))
+    except Refusal as refused:
+        print(f"mawid booking {command}: {refused}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The commands and their arguments (docker-compose.yml's are checked
     against it)."""
@@ -230,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     staff_add.add_argument("email")
     staff_add.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
     staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
+    booking_cmd = sub.add_parser(
+        "booking", help="one booking's personal data"
+    ).add_subparsers(dest="booking_command", required=True)
+    export = booking_cmd.add_parser("export", help="print everything stored about it, as JSON")
+    erase = booking_cmd.add_parser("erase", help="anonymise it now (recorded in its audit log)")
+    for command in (export, erase):
+        command.add_argument("reference")
+        command.add_argument(
+            "--by", default="", help="who asked, as the audit log should name them (an id, no name)"
+        )
     return parser
 
 
@@ -249,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_dev(settings)
     elif args.command == "staff":
         cmd_staff_add(settings, args.email, args.role, args.office)
+    elif args.command == "booking":
+        cmd_booking(settings, args.booking_command, args.reference, args.by)
 
 
 if __name__ == "__main__":

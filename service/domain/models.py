@@ -77,3 +77,5 @@ class Booking:
     document_number: str | None
     created_at: datetime
     cancel_reason: str | None = None
+    # When its personal data was removed (service.domain.retention).
+    anonymised_at: datetime | None = None

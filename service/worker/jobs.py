@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from arq.connections import ArqRedis
 
+from service import personal_data
 from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
@@ -440,3 +441,14 @@ async def purge_expired(ctx: dict[str, Any]) -> int:
         await form_keys.purge(conn, now - FORM_KEY_RETENTION)
     log.info("expired staff sessions purged: %d", sessions)
     return sessions
+
+
+async def anonymise_expired(ctx: dict[str, Any]) -> int:
+    """Daily: remove the personal data of bookings whose appointment is more
+    than RETENTION_DAYS old (service.personal_data)."""
+    state: WorkerState = ctx[STATE]
+    done = await personal_data.anonymise_expired(
+        state.pool, state.clock(), state.settings.retention_days
+    )
+    log.info("bookings anonymised: %d", done)
+    return done

@@ -70,6 +70,17 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
+        _timed("anonymise_expired", jobs.anonymise_expired),
+        name="anonymise_expired",
+        hour={4},
+        minute={7},
+        second={0},
+        run_at_startup=False,
+        timeout=1800,
+        max_tries=3,
+        keep_result=0,
+    ),
+    cron(
         _timed("purge_expired", jobs.purge_expired),
         name="purge_expired",
         hour={3},

@@ -6,7 +6,7 @@ without Docker.
 
 The processes run on the real clock (production refuses MAWID_CLOCK_START),
 so the demo data is seeded by `mawid seed` in a database of its own and the
-test picks its slot with Postgres' now(), never reading the clock itself.
+test picks a slot by its rank among those seeded, never reading a clock.
 """
 
 from __future__ import annotations
@@ -143,11 +143,16 @@ async def test_migrate_serve_and_work_as_separate_production_processes(
             await wait_for(ready, limit=60, what="web and worker listening")
             conn = await asyncpg.connect(stack.dsn)
             try:
+                # A third of the way into the 12 weeks `seed` materialised
+                # from its start: some four weeks ahead, inside the booking
+                # window, without the test reading any clock.
                 slot = await conn.fetchval(
                     """SELECT id FROM slots
                        WHERE office_id = 'consulate-paris' AND service_id = 'passport'
-                         AND starts_at > now() + interval '3 days' AND taken < capacity
-                       ORDER BY starts_at LIMIT 1"""
+                       ORDER BY starts_at
+                       OFFSET (SELECT count(*) / 3 FROM slots
+                               WHERE office_id = 'consulate-paris' AND service_id = 'passport')
+                       LIMIT 1"""
                 )
             finally:
                 await conn.close()

@@ -17,6 +17,7 @@ from service.app import create_app
 from service.cli import build_parser
 from service.config import ENV_NAMES, Settings
 from service.metrics import MULTIPROC_ENV
+from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 MAWID_SERVICES = ("migrate", "web", "worker")
@@ -94,7 +95,7 @@ def test_one_shot_migrate_then_two_web_replicas_and_one_worker(compose: dict[str
 
 def test_health_checks_ask_routes_that_exist(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    web_routes = {r.canonical for r in create_app(Settings()).router.resources()}
+    web_routes = {r.canonical for r in create_app(Settings(), clock=FakeClock()).router.resources()}
     web_check = " ".join(services["web"]["healthcheck"]["test"])
     [web_probe] = re.findall(r"127\.0\.0\.1:8080(/\w+)", web_check)
     assert web_probe in web_routes

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web.office import accounts, api, changes, feed, schedule, stats
+from service.web.office import accounts, api, changes, feed, personal_data, schedule, stats
 
 # The API first, then the pages, as they were registered before the split.
 routes: list[web.AbstractRouteDef] = [
@@ -24,4 +24,5 @@ routes: list[web.AbstractRouteDef] = [
     *changes.routes,
     *stats.routes,
     *feed.routes,
+    *personal_data.routes,
 ]
