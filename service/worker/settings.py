@@ -148,7 +148,17 @@ async def serve(
     shared["keep_state"] = True
     runner = None
     if metrics_port is not None:
-        runner = await _serve_metrics(settings, state, metrics_port)
+        try:
+            runner = await _serve_metrics(settings, state, metrics_port)
+        except OSError as exc:
+            # Sending matters more than being watched: a port in use (a
+            # second worker on one machine) costs the metrics, not the worker.
+            log.warning(
+                "worker: metrics not served, %s:%d refused (%s)",
+                settings.metrics_host,
+                metrics_port,
+                type(exc).__name__,
+            )
     try:
         while True:
             worker = create_worker(settings, shared, **overrides)
@@ -175,7 +185,11 @@ async def _serve_metrics(settings: Settings, state: jobs.WorkerState, port: int)
         metrics_app(settings, state.metrics, state.pool, state.clock), access_log=None
     )
     await runner.setup()
-    await web.TCPSite(runner, settings.metrics_host, port).start()
+    try:
+        await web.TCPSite(runner, settings.metrics_host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     log.info("worker: metrics on %s:%d", settings.metrics_host, port)
     return runner
 

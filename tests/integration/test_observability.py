@@ -3,12 +3,19 @@ without personal data, and /metrics (issue 14)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,9 +24,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from service import logs
 from service.app import create_app
 from service.config import Settings
+from service.devstack import free_port
+from service.metrics import MULTIPROC_ENV
 from service.web.keys import POOL_KEY
+from service.worker import jobs
+from service.worker.settings import serve
 from tests.clock import FakeClock
-from tests.fixtures.notify import Env, in_days, outbox_rows, wait_for
+from tests.fixtures.notify import Env, book, in_days, outbox_rows, wait_for
 
 NAME = "Zineb Benjelloun-Traced"
 PHONE = "+33698765432"
@@ -205,3 +216,80 @@ async def test_metrics_need_the_token_or_dev_mode(
     async with TestClient(TestServer(app)) as client:
         resp = await client.get("/metrics", headers=headers)
         assert resp.status == status
+
+
+async def test_the_worker_serves_its_metrics_and_works_on_when_its_port_is_taken(
+    notify_env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = notify_env
+    caplog.set_level(logging.WARNING, logger="service.worker.settings")
+    taken = socket.socket()
+    taken.bind((env.settings.metrics_host, 0))
+    taken.listen()
+    busy_port = taken.getsockname()[1]
+    free = free_port()
+    try:
+        for port in (busy_port, free):
+            state = await env.worker_state_for(env.settings.with_(metrics_token="tok-12345"))
+            task = asyncio.create_task(
+                serve(state.settings, {jobs.STATE: state}, metrics_port=port)
+            )
+            booked = await book(env, starts_at=in_days(10), email=None)
+
+            async def sent(booking_id: int = booked.booking.id) -> bool:
+                rows = await outbox_rows(env.pool, booking_id)
+                return any(r["status"] == "sent" for r in rows)
+
+            try:
+                await wait_for(sent, what="the worker sends")
+                refused = [r for r in caplog.records if "metrics not served" in r.getMessage()]
+                assert len(refused) == 1
+                if port == free:
+                    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+                        assert (await http.get("/healthz")).status == 200
+                        assert (await http.get("/metrics")).status == 404
+                        resp = await http.get(
+                            "/metrics", headers={"Authorization": "Bearer tok-12345"}
+                        )
+                        text = await resp.text()
+                        assert sample(text, "mawid_outbox_lag_seconds") == 0
+                        assert sample(text, "mawid_dependency_up", dependency="postgres") == 1
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await jobs.close_state(state)
+    finally:
+        taken.close()
+
+
+MULTIPROCESS_CHILD = """
+import sys
+from service.metrics import Metrics
+m = Metrics()
+m.bookings.labels(sys.argv[1]).inc()
+m.http_requests.labels("GET", "/healthz", "200").inc()
+print(m.exposition().decode())
+"""
+
+
+def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
+    env = {**os.environ, MULTIPROC_ENV: str(tmp_path)}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", MULTIPROCESS_CHILD, outcome],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        for outcome in ("booked", "booked", "slot_full")
+    ]
+    last = outputs[-1]
+    assert sample(last, "mawid_bookings_total", outcome="booked") == 2
+    assert sample(last, "mawid_bookings_total", outcome="slot_full") == 1
+    assert (
+        sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200")
+        == 3
+    )
