@@ -83,8 +83,11 @@ async def anonymise(conn: asyncpg.Connection, booking_id: int, now: datetime) ->
     """Remove the booking's personal data; office, service, times and
     statuses stay. Messages still waiting are cancelled (nobody to send them to)."""
     await conn.execute(
+        # A hash nobody holds the token of: the citizen's old links no
+        # longer open what is left.
         """UPDATE bookings SET citizen_name = $2, phone = NULL, email = NULL,
                                document_number = NULL, cancel_reason = NULL,
+                               manage_token_hash = sha256(gen_random_uuid()::text::bytea),
                                anonymised_at = $3, updated_at = $3
            WHERE id = $1""",
         booking_id,

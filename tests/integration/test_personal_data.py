@@ -11,9 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from service import bookings
 from service.config import Settings
+from service.domain import errors
 from service.domain.retention import ANONYMISED_NAME
 from service.domain.validation import RawDetails
 from service.worker import jobs
@@ -183,6 +185,9 @@ async def test_export_and_erase_from_the_command_line(db_dsn: str, pool: asyncpg
     assert (erased["actor_kind"], erased["actor_id"]) == ("system", "cli:request-2027-014")
     assert erased["at"] is not None
 
+    # The link shown at booking no longer opens it.
+    with pytest.raises(errors.Unauthorized):
+        await bookings.view(pool, ref, booked.manage_token, TEST_SECRET)
     missing = mawid(db_dsn, "booking", "export", "PAR-NOPE")
     assert missing.returncode == 1 and missing.stderr.strip() == "mawid booking export: Not found."
 
