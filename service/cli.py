@@ -154,6 +154,12 @@ def cmd_dev(settings: Settings) -> None:
                 subprocess.Popen([sys.executable, "-m", "service.cli", command], env=env)  # noqa: S603
             )
         print(f"  web and worker running: open {settings.base_url}/", flush=True)
+        if settings.metrics_port:
+            print(
+                f"  metrics: {settings.base_url}/metrics (web), "
+                f"http://{settings.metrics_host}:{settings.metrics_port}/metrics (worker)",
+                flush=True,
+            )
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
