@@ -28,6 +28,7 @@ from service.web import (
 )
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 from service.web.office import alerts as login_alerts
+from service.web.office import callboard
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -64,6 +65,7 @@ def create_app(
     if settings.is_dev:
         app.add_routes(devmessages.routes)
     app.add_routes(office.routes)
+    callboard.setup(app)
     return app
 
 

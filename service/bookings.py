@@ -19,7 +19,6 @@ from service.domain.booking import (
     Status,
     booking_window,
     can_cancel,
-    can_mark_no_show,
     can_reschedule,
     can_transition,
     frees_seat,
@@ -29,6 +28,7 @@ from service.domain.booking import (
     takes_seat,
 )
 from service.domain.models import Booking, Office, Service, Slot
+from service.domain.staff import action_refusal
 from service.domain.validation import RawDetails, validate_details
 from service.notify import events
 from service.store import audit, form_keys
@@ -301,12 +301,6 @@ async def _change_status(
         raise errors.Conflict(
             "bad_transition", errors.N_("This change is not possible for this appointment.")
         )
-    if target is Status.NO_SHOW and not can_mark_no_show(now, booking.starts_at):
-        # Before the start the seat could still be sold again, and an undo
-        # would then have no seat to return to.
-        raise errors.Conflict(
-            "too_early", errors.N_("An appointment that has not started cannot be a no-show.")
-        )
     if frees_seat(current, target):
         await slot_store.release_seat(conn, booking)
     elif takes_seat(current, target):
@@ -351,10 +345,16 @@ async def set_status_by_office(
     now: datetime,
     reason: str | None = None,
 ) -> Booking:
-    """Check-in, done, no-show or cancellation by staff; caller owns no transaction."""
+    """Check-in, done, no-show or cancellation by staff; caller owns no transaction.
+    Refused with the reason when staff may not do it now (action_refusal)."""
     async with conn.transaction():
         booking = await booking_store.lock(conn, reference)
-        if booking is None or booking.office_id != office_id:
+        office = await office_store.get_office(conn, office_id)
+        if booking is None or office is None or booking.office_id != office_id:
             raise errors.NotFound()
+        current = Status(booking.status)
+        refused = action_refusal(target, current, booking.starts_at, now, office.zone)
+        if refused is not None:
+            raise refused
         event = "cancelled_by_office" if target is Status.CANCELLED else None
         return await _change_status(conn, booking, target, actor, now, event=event, reason=reason)

@@ -52,6 +52,8 @@ class Settings:
     twilio_base_url: str = ""
     sms_per_second: float = 1.0
     sms_price_per_segment: float = 0.07
+    # ISO 4217 code of that price, for the office statistics.
+    sms_currency: str = "USD"
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_username: str = ""
@@ -140,6 +142,7 @@ ENV_NAMES: dict[str, str] = {
     "twilio_base_url": "TWILIO_BASE_URL",
     "sms_per_second": "SMS_PER_SECOND",
     "sms_price_per_segment": "SMS_PRICE_PER_SEGMENT",
+    "sms_currency": "SMS_CURRENCY",
     "smtp_host": "SMTP_HOST",
     "smtp_port": "SMTP_PORT",
     "smtp_username": "SMTP_USERNAME",

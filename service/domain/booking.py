@@ -79,6 +79,12 @@ def manage_url(base_url: str, reference: str, token: str) -> str:
     return f"{base_url}/b/{reference}/{token}"
 
 
+def book_again_url(base_url: str, reference_prefix: str) -> str:
+    """The office's page by its short address (/o/PAR), for cancellation
+    messages: short enough for an Arabic SMS within its segment budget."""
+    return f"{base_url}/o/{reference_prefix}"
+
+
 def new_manage_token() -> str:
     """128 random bits, URL-safe (22 characters, short enough for an SMS link);
     shown once, stored only as a hash."""

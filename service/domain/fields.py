@@ -39,12 +39,28 @@ CITIZEN_NAME_MAX = 200
 # RFC 5321's limit on a forward path (256) minus its angle brackets.
 EMAIL_MAX = 254
 TOKEN_LABEL_MAX = 100
+# An office's and a service's practical information, in each language (0020).
+PRACTICAL_TEXT_MAX = 1000
+DESCRIPTION_MAX = 200
+_IN_EACH_LANGUAGE = ("ar", "en", "fr")
 
 MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("bookings", "citizen_name"): CITIZEN_NAME_MAX,
     ("bookings", "email"): EMAIL_MAX,
     ("staff", "email"): EMAIL_MAX,
     ("staff_api_tokens", "label"): TOKEN_LABEL_MAX,
+    ("offices", "public_email"): EMAIL_MAX,
+    **{
+        (table, f"{column}_{language}"): longest
+        for table, column, longest in (
+            ("offices", "access", PRACTICAL_TEXT_MAX),
+            ("offices", "directions", PRACTICAL_TEXT_MAX),
+            ("services", "description", DESCRIPTION_MAX),
+            ("services", "fees", PRACTICAL_TEXT_MAX),
+            ("services", "late", PRACTICAL_TEXT_MAX),
+        )
+        for language in _IN_EACH_LANGUAGE
+    },
 }
 
 # Longest a login form's fields are read (no column: the address is only

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import holidays as holidays_lib
+from hijridate import Gregorian, Hijri
 
 from service.domain.models import LANGUAGES
 
@@ -49,3 +50,21 @@ def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holi
         Holiday(day, {lang: "; ".join(parts) for lang, parts in merged[day].items()})
         for day in sorted(merged)
     ]
+
+
+def ramadan_periods(first_year: int, last_year: int) -> list[tuple[date, date]]:
+    """Gregorian [first day, last day] of each Ramadan starting in the given years.
+
+    Umm al-Qura dates (hijridate); Morocco follows its own moon sighting, so a
+    manager may still shift a day by hand.
+    """
+    periods = []
+    start_h = Gregorian(first_year, 1, 1).to_hijri().year
+    end_h = Gregorian(last_year, 12, 31).to_hijri().year
+    for hijri_year in range(start_h, end_h + 1):
+        begins = Hijri(hijri_year, 9, 1).to_gregorian()
+        ends = Hijri(hijri_year, 10, 1).to_gregorian() - timedelta(days=1)
+        periods.append(
+            (date(begins.year, begins.month, begins.day), date(ends.year, ends.month, ends.day))
+        )
+    return periods

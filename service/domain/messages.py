@@ -68,6 +68,19 @@ SKIP_QUIET = "quiet_hours"
 REMINDABLE = frozenset({"confirmed"})
 CANCELLATION_KINDS: frozenset[str] = frozenset({"cancelled_by_citizen", "cancelled_by_office"})
 
+# Every Moroccan office keeps this zone (DOMAIN.md).
+MOROCCO_ZONE = "Africa/Casablanca"
+
+
+def sms_names_zone(office_kind: str, timezone: str) -> bool:
+    """Whether an SMS names the office's zone after its time ("heure de Paris").
+
+    Always for a consulate, whose citizens may read the SMS in another zone,
+    and for any office outside Morocco's zone; a prefecture's SMS saves the
+    characters (its e-mails and pages still name the zone).
+    """
+    return office_kind == "consulate" or timezone != MOROCCO_ZONE
+
 
 @dataclass(frozen=True, slots=True)
 class QuietHours:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 LANGUAGES = ("ar", "fr", "en")
+
+
+def no_text() -> dict[str, str]:
+    return dict.fromkeys(LANGUAGES, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,14 @@ class Service:
     latest_days: int
     reschedule_cutoff_minutes: int
     bring: dict[str, str]
+    # Practical information (service.domain.practical): a one-line
+    # description, fees, what happens when late, minutes to arrive early.
+    description: dict[str, str] = field(default_factory=no_text)
+    fees: dict[str, str] = field(default_factory=no_text)
+    late: dict[str, str] = field(default_factory=no_text)
+    arrive_early_minutes: int = 10
+    # Written by the demo seed: the pages say it is example text.
+    info_demo: bool = False
 
 
 @dataclass(frozen=True, slots=True)

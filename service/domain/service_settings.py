@@ -12,9 +12,14 @@ from dataclasses import dataclass
 
 from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import parse_int
-from service.domain.models import LANGUAGES, Service
+from service.domain.models import Service
+from service.domain.practical import (
+    ARRIVE_EARLY_MINUTES,
+    MAX_DESCRIPTION,
+    MAX_TEXT,
+    texts_by_language,
+)
 
-MAX_BRING_LENGTH = 1000
 # Bounds the database also checks (0001), or the booking rules assume.
 DURATION = (5, 480)
 EARLIEST_HOURS = (0, 24 * 30)
@@ -31,6 +36,11 @@ class ServiceSettings:
     reschedule_cutoff_minutes: int
     bring: dict[str, str]
     active: bool
+    # Practical information shown to citizens (service.domain.practical).
+    description: dict[str, str]
+    fees: dict[str, str]
+    late: dict[str, str]
+    arrive_early_minutes: int
 
 
 def settings_of(service: Service, active: bool) -> ServiceSettings:
@@ -42,6 +52,10 @@ def settings_of(service: Service, active: bool) -> ServiceSettings:
         reschedule_cutoff_minutes=service.reschedule_cutoff_minutes,
         bring=dict(service.bring),
         active=active,
+        description=dict(service.description),
+        fees=dict(service.fees),
+        late=dict(service.late),
+        arrive_early_minutes=service.arrive_early_minutes,
     )
 
 
@@ -70,13 +84,21 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         problems["reschedule_cutoff_minutes"] = N_("Give a number of minutes from 0 to 10080.")
     if earliest is not None and latest is not None and earliest >= latest * 24:
         problems["latest_days"] = N_("The latest day must come after the earliest hour.")
-    bring: dict[str, str] = {}
-    for language in LANGUAGES:
-        text = "\n".join(line.rstrip() for line in form.get(f"bring_{language}", "").splitlines())
-        if len(text) > MAX_BRING_LENGTH:
-            problems[f"bring_{language}"] = N_("Keep this under 1000 characters.")
-        bring[language] = text.strip()
-    if problems or duration is None or earliest is None or latest is None or cutoff is None:
+    early = _whole(form.get("arrive_early_minutes"), ARRIVE_EARLY_MINUTES)
+    if early is None:
+        problems["arrive_early_minutes"] = N_("Give a number of minutes from 0 to 120.")
+    bring = texts_by_language(form, "bring", MAX_TEXT, problems)
+    description = texts_by_language(form, "description", MAX_DESCRIPTION, problems)
+    fees = texts_by_language(form, "fees", MAX_TEXT, problems)
+    late = texts_by_language(form, "late", MAX_TEXT, problems)
+    if (
+        problems
+        or duration is None
+        or earliest is None
+        or latest is None
+        or cutoff is None
+        or early is None
+    ):
         raise ValidationFailed(problems)
     return ServiceSettings(
         duration_minutes=duration,
@@ -86,4 +108,8 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         reschedule_cutoff_minutes=cutoff,
         bring=bring,
         active="active" in form,
+        description=description,
+        fees=fees,
+        late=late,
+        arrive_early_minutes=early,
     )

@@ -19,9 +19,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-from service.domain.booking import Status
-from service.domain.errors import N_, Forbidden, ValidationFailed
+from service.domain.booking import Status, can_mark_no_show, can_transition
+from service.domain.calendar import local_date
+from service.domain.errors import N_, Conflict, Forbidden, ValidationFailed
 from service.domain.fields import PASSWORD_MAX
 from service.domain.validation import is_email
 
@@ -284,8 +286,52 @@ def throttle_since(now: datetime) -> datetime:
 
 # What staff may do to a booking ------------------------------------------------
 
-OFFICE_TARGETS = frozenset({Status.CHECKED_IN, Status.DONE, Status.NO_SHOW, Status.CANCELLED})
+# In the order the day's page offers them.
+OFFICE_ACTIONS = (Status.CHECKED_IN, Status.DONE, Status.NO_SHOW, Status.CANCELLED)
+OFFICE_TARGETS = frozenset(OFFICE_ACTIONS)
 MAX_REASON_LENGTH = 300
+
+
+def action_refusal(
+    target: Status, current: Status, starts_at: datetime, now: datetime, zone: ZoneInfo
+) -> Conflict | None:
+    """Why staff cannot move a booking from `current` to `target` now, or None.
+
+    Arrivals are marked on the appointment's own day (in the office's zone): a
+    tick on tomorrow's list is a slip. Absent only once the appointment has
+    started: before it, the seat could still be sold again, and an undo would
+    have no seat to return to.
+    """
+    if not can_transition(current, target):
+        return Conflict(
+            "bad_transition", N_("This change is not possible for this appointment.")
+        )
+    if target is Status.CHECKED_IN and local_date(now, zone) != local_date(starts_at, zone):
+        return Conflict(
+            "not_today",
+            N_("Arrival can only be marked on the day of the appointment, %(day)s."),
+            params={"day": local_date(starts_at, zone).isoformat()},
+        )
+    if target is Status.NO_SHOW and not can_mark_no_show(now, starts_at):
+        return Conflict(
+            "too_early",
+            N_("Absent only after %(time)s, once the appointment has started."),
+            params={"time": f"{starts_at.astimezone(zone):%H:%M}"},
+        )
+    return None
+
+
+def office_actions(
+    current: Status, starts_at: datetime, now: datetime, zone: ZoneInfo
+) -> list[Status]:
+    """The actions the day's page offers for a booking: only those possible now.
+    A started appointment is marked absent rather than cancelled."""
+    return [
+        target
+        for target in OFFICE_ACTIONS
+        if action_refusal(target, current, starts_at, now, zone) is None
+        and not (target is Status.CANCELLED and now >= starts_at)
+    ]
 
 
 def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status, str | None]:

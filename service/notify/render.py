@@ -4,6 +4,11 @@ with an .ics attachment, dates by Babel in the office's zone.
 Templates live in templates/messages/: sms/{kind}.{lang}.txt, and for email
 one small file per kind and language (subject and lead paragraph) inside a
 shared text and HTML layout.
+
+The office's zone is named as the pages name it (service.web.i18n.zone_label:
+"heure de Paris", "توقيت المغرب"), in every e-mail, and in an SMS when
+service.domain.messages.sms_names_zone says so. An SMS leaves out its optional
+parts (SMS_OPTIONAL, in that order) until it fits its segment budget.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from zoneinfo import ZoneInfo
 import jinja2
 from babel.dates import format_datetime
 
-from service.domain.booking import calendar_uid, manage_url
+from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS
-from service.domain.sms import SegmentCount, count_segments
+from service.domain.messages import CANCELLATION_KINDS, sms_names_zone
+from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
+from service.web.i18n import zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -46,6 +52,11 @@ EMAIL_DATE_PATTERNS = {
 }
 # An office's reason can be long; the SMS keeps its start (the email has it all).
 SMS_REASON_CHARS = 40
+# Parts of an SMS left out, first to last, while it is over its budget: the
+# address (the e-mail has it), the reference (the manage link carries it; a
+# cancelled booking needs it least), the service (office and time still say
+# which appointment).
+SMS_OPTIONAL = ("address", "reference", "service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,12 @@ class MessageData:
     citizen_name: str
     office_name: str
     office_address: str
+    # consulate | prefecture, its country and city (in the message's language),
+    # and its reference prefix: the zone's name and the "book again" link.
+    office_kind: str
+    office_country: str
+    office_city: str
+    office_prefix: str
     timezone: str
     service_name: str
     bring: str
@@ -118,6 +135,7 @@ class Renderer:
         self._html = jinja2.Environment(autoescape=True, **common)  # type: ignore[arg-type]
 
     def _context(self, data: MessageData, *, sms: bool) -> dict[str, object]:
+        zone = zone_label(data.office_country, data.office_city, data.language)
         return {
             "kind": data.kind,
             "lang": data.language,
@@ -127,16 +145,28 @@ class Renderer:
             "address": data.office_address,
             "bring": data.bring,
             "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
+            "zone": zone if not sms or sms_names_zone(data.office_kind, data.timezone) else "",
             "reference": data.reference,
             "link": manage_url(data.base_url, data.reference, data.manage_token),
+            "again": book_again_url(data.base_url, data.office_prefix),
             "reason": short_reason(data.reason) if sms else (data.reason or ""),
             "active": data.kind not in CANCELLATION_KINDS,
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
+        """The SMS with as many of its optional parts as its budget allows."""
         template = self._text.get_template(f"sms/{data.kind}.{data.language}.txt")
-        body = " ".join(template.render(self._context(data, sms=True)).split())
-        return RenderedSms(body, count_segments(body))
+        context = self._context(data, sms=True)
+        budget = SEGMENT_BUDGET[data.language]
+        rendered = None
+        for left_out in range(len(SMS_OPTIONAL) + 1):
+            context.update(dict.fromkeys(SMS_OPTIONAL[:left_out], ""))
+            body = " ".join(template.render(context).split())
+            rendered = RenderedSms(body, count_segments(body))
+            if rendered.count.segments <= budget:
+                break
+        assert rendered is not None
+        return rendered
 
     def email(
         self, data: MessageData, *, to: str, sender: str, reply_to: str | None

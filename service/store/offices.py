@@ -10,6 +10,7 @@ import asyncpg
 from service.domain.calendar import HoursRule
 from service.domain.holidays import Holiday
 from service.domain.models import Office, Service
+from service.domain.practical import OfficeInfo
 from service.store.languages import by_language
 
 
@@ -39,6 +40,11 @@ def _service(r: asyncpg.Record) -> Service:
         latest_days=r["latest_days"],
         reschedule_cutoff_minutes=r["reschedule_cutoff_minutes"],
         bring=by_language(r, "bring"),
+        description=by_language(r, "description"),
+        fees=by_language(r, "fees"),
+        late=by_language(r, "late"),
+        arrive_early_minutes=r["arrive_early_minutes"],
+        info_demo=r["info_demo"],
     )
 
 
@@ -49,6 +55,11 @@ async def list_offices(conn: asyncpg.Connection) -> list[Office]:
 
 async def get_office(conn: asyncpg.Connection, office_id: str) -> Office | None:
     row = await conn.fetchrow("SELECT * FROM offices WHERE id = $1", office_id)
+    return _office(row) if row else None
+
+
+async def get_office_by_prefix(conn: asyncpg.Connection, prefix: str) -> Office | None:
+    row = await conn.fetchrow("SELECT * FROM offices WHERE reference_prefix = $1", prefix)
     return _office(row) if row else None
 
 
@@ -103,8 +114,12 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
     await conn.execute(
         """INSERT INTO services (office_id, id, name_ar, name_fr, name_en, duration_minutes,
                                  document_required, earliest_hours, latest_days,
-                                 reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                 reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en,
+                                 description_ar, description_fr, description_en,
+                                 fees_ar, fees_fr, fees_en, late_ar, late_fr, late_en,
+                                 arrive_early_minutes, info_demo)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
            ON CONFLICT (office_id, id) DO UPDATE SET
                name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, duration_minutes = EXCLUDED.duration_minutes,
@@ -112,7 +127,14 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
                earliest_hours = EXCLUDED.earliest_hours, latest_days = EXCLUDED.latest_days,
                reschedule_cutoff_minutes = EXCLUDED.reschedule_cutoff_minutes,
                bring_ar = EXCLUDED.bring_ar, bring_fr = EXCLUDED.bring_fr,
-               bring_en = EXCLUDED.bring_en""",
+               bring_en = EXCLUDED.bring_en, description_ar = EXCLUDED.description_ar,
+               description_fr = EXCLUDED.description_fr,
+               description_en = EXCLUDED.description_en, fees_ar = EXCLUDED.fees_ar,
+               fees_fr = EXCLUDED.fees_fr, fees_en = EXCLUDED.fees_en,
+               late_ar = EXCLUDED.late_ar, late_fr = EXCLUDED.late_fr,
+               late_en = EXCLUDED.late_en,
+               arrive_early_minutes = EXCLUDED.arrive_early_minutes,
+               info_demo = EXCLUDED.info_demo""",
         service.office_id,
         service.id,
         service.name["ar"],
@@ -126,7 +148,54 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
         service.bring["ar"],
         service.bring["fr"],
         service.bring["en"],
+        *(
+            texts[language]
+            for texts in (service.description, service.fees, service.late)
+            for language in ("ar", "fr", "en")
+        ),
+        service.arrive_early_minutes,
+        service.info_demo,
     )
+
+
+async def office_info(conn: asyncpg.Connection, office_id: str) -> OfficeInfo:
+    row = await conn.fetchrow(
+        """SELECT phone, public_email, directions_ar, directions_fr, directions_en,
+                  access_ar, access_fr, access_en, info_demo FROM offices WHERE id = $1""",
+        office_id,
+    )
+    if row is None:
+        return OfficeInfo()
+    return OfficeInfo(
+        phone=row["phone"],
+        email=row["public_email"],
+        directions=by_language(row, "directions"),
+        access=by_language(row, "access"),
+        demo=row["info_demo"],
+    )
+
+
+async def set_office_info(conn: asyncpg.Connection, office_id: str, info: OfficeInfo) -> bool:
+    """Write the practical information; False when nothing differed."""
+    result: str = await conn.execute(
+        """UPDATE offices SET phone = $2, public_email = $3, directions_ar = $4,
+               directions_fr = $5, directions_en = $6, access_ar = $7, access_fr = $8,
+               access_en = $9, info_demo = $10
+           WHERE id = $1 AND (phone, public_email, directions_ar, directions_fr,
+                              directions_en, access_ar, access_fr, access_en, info_demo)
+                 IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        office_id,
+        info.phone,
+        info.email,
+        info.directions["ar"],
+        info.directions["fr"],
+        info.directions["en"],
+        info.access["ar"],
+        info.access["fr"],
+        info.access["en"],
+        info.demo,
+    )
+    return result == "UPDATE 1"
 
 
 async def replace_hours(

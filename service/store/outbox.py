@@ -246,6 +246,9 @@ class Claimed:
     booking_ends_at: datetime
     citizen_name: str
     office_id: str
+    office_kind: str
+    office_country: str
+    office_prefix: str
     office_name: dict[str, str]
     office_city: dict[str, str]
     office_address: str
@@ -276,7 +279,8 @@ async def claim(
                   b.id AS booking_id, b.reference, b.status AS booking_status,
                   b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
                   b.citizen_name,
-                  o.id AS office_id, o.name_ar, o.name_fr, o.name_en,
+                  o.id AS office_id, o.kind AS office_kind, o.country, o.reference_prefix,
+                  o.name_ar, o.name_fr, o.name_en,
                   o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
                   o.quiet_hours_start, o.quiet_hours_end, o.email_from, o.email_reply_to,
                   s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
@@ -310,6 +314,9 @@ async def claim(
         booking_ends_at=r["booking_ends_at"],
         citizen_name=r["citizen_name"],
         office_id=r["office_id"],
+        office_kind=r["office_kind"],
+        office_country=r["country"],
+        office_prefix=r["reference_prefix"],
         office_name=by_language(r, "name"),
         office_city=by_language(r, "city"),
         office_address=r["address"],

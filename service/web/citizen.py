@@ -41,7 +41,9 @@ from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.models import LANGUAGES, Office, Service, Slot
 from service.domain.phone import international_format, is_country, parse_phone
+from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
+from service.office.queue import place_in_queue
 from service.store import form_keys
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -57,6 +59,7 @@ routes = web.RouteTableDef()
 FORM_KEY_REPLAY = timedelta(hours=2)
 ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
 
@@ -265,12 +268,41 @@ async def start(request: web.Request) -> web.Response:
 
 @routes.get("/offices/{office}")
 async def office_page(request: web.Request) -> web.Response:
+    """The office's services, each with what it takes, and how to come."""
+    language = request_language(request)
     async with request.app[POOL_KEY].acquire() as conn:
         office = await office_store.get_office(conn, request.match_info["office"])
         if office is None:
             raise errors.office_not_found()
         services = await office_store.list_services(conn, office.id)
-    return render(request, "citizen/office.html", {"office": office, "services": services})
+        info = await office_store.office_info(conn, office.id)
+        rules = await office_store.hours_rules(conn, office.id)
+    return render(
+        request,
+        "citizen/office.html",
+        {
+            "office": office,
+            "services": services,
+            "info": info,
+            "phone_display": international_format(info.phone) if info.phone else None,
+            "hours": opening_hours(rules, local_date(_now(request), office.zone)),
+            "zone": i18n.zone_label(office.country, office.city[language], language),
+        },
+    )
+
+
+@routes.get("/o/{prefix}")
+async def office_short_link(request: web.Request) -> web.Response:
+    """The office's page by its reference prefix: the short "book again" link
+    of cancellation messages (service.domain.booking.book_again_url)."""
+    prefix = request.match_info["prefix"].upper()
+    office = None
+    if _PREFIX_RE.match(prefix):
+        async with request.app[POOL_KEY].acquire() as conn:
+            office = await office_store.get_office_by_prefix(conn, prefix)
+    if office is None:
+        raise errors.office_not_found()
+    see_other(f"/offices/{office.id}")
 
 
 @routes.get("/offices/{office}/{service}")
@@ -519,6 +551,10 @@ async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
+    # Checked in today: their place in the waiting room, or their call.
+    context["place"] = await place_in_queue(
+        request.app[POOL_KEY], ctx.booking, ctx.office, _now(request)
+    )
     return render(request, "citizen/manage.html", context, language=language, private=True)
 
 

@@ -76,7 +76,7 @@ def error_response(
     language = api_language(request)
     body: dict[str, object] = {"error": code, "message": _translate(language, message, params)}
     if fields:
-        body["fields"] = {name: gettext(language, text) for name, text in fields.items()}
+        body["fields"] = {name: _translate(language, text, params) for name, text in fields.items()}
     return web.json_response(
         body, status=status, headers={"Content-Language": language, **(headers or {})}
     )

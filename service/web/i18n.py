@@ -10,7 +10,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from babel.dates import format_date, format_datetime, format_time
+from babel.dates import format_date, format_datetime, format_interval, format_time
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 
 from service.domain.errors import N_
@@ -101,6 +102,27 @@ def datetime_medium(instant: datetime, timezone: str, language: str) -> str:
     return format_datetime(
         local_datetime(instant, timezone), "medium", locale=babel_locale(language)
     )
+
+
+def date_range(first: date, last: date, language: str) -> str:
+    """'1–7 févr. 2027', '1–7 فبراير 2027': a span of days, as the locale writes it."""
+    return format_interval(first, last, "yMMMMd", locale=babel_locale(language))
+
+
+def percent(ratio: float, language: str) -> str:
+    """'12,5 %', '12.5%': one decimal at most, the locale's sign and spacing."""
+    return format_percent(
+        round(ratio, 3), locale=babel_locale(language), decimal_quantization=False
+    )
+
+
+def decimal(number: float, language: str) -> str:
+    return format_decimal(round(number, 1), locale=babel_locale(language))
+
+
+def money(amount: float, currency: str, language: str) -> str:
+    """'12,60 $US', '0,07 €': an amount with its currency, in the locale's way."""
+    return format_currency(amount, currency, locale=babel_locale(language))
 
 
 # --------------------------------------------------------------------------- pages

@@ -52,6 +52,7 @@ LABELS: dict[str, dict[str, str]] = {
         "cancelled": N_("Cancelled"),
         "confirmed": N_("Confirmed"),
         "expired": N_("Expired"),
+        "called": N_("Called to a counter"),
         "export": N_("Personal data exported"),
         "erase": N_("Personal data erased"),
         "anonymise": N_("Personal data removed after the retention period"),

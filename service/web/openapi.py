@@ -34,6 +34,8 @@ _ERROR_CODES = [
     "not_open_yet",
     "not_active",
     "bad_transition",
+    "not_today",
+    "nobody_waiting",
     "method_not_allowed",
     "too_large",
     "internal",
@@ -304,7 +306,11 @@ def _office_paths() -> dict[str, Any]:
                     "200": _ok("Changed", _ref("StaffBooking")),
                     **_BODY,
                     **_STAFF_REFUSALS,
-                    "409": _error("Not possible from the current status"),
+                    "409": _error(
+                        "Not possible now: from the current status (bad_transition), "
+                        "an arrival on another day than the appointment's (not_today), "
+                        "absent before the start (too_early)"
+                    ),
                     "422": _error("validation"),
                 },
                 security=_STAFF,
@@ -337,6 +343,40 @@ def _office_paths() -> dict[str, Any]:
                                 },
                             },
                         ]
+                    }
+                ),
+            )
+        },
+        "/api/v1/offices/{office}/calls": {
+            "post": _operation(
+                "Call the next citizen who checked in to a counter",
+                {
+                    "201": _ok("Called", _ref("Call")),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("Nobody is waiting (nobody_waiting)"),
+                    "422": _error("No such counter (validation)"),
+                },
+                description=(
+                    "Citizens who checked in for one of today's appointments wait in the "
+                    "order of their appointments; each is called once. The office's public "
+                    "display (/office/{office}/display) shows the call."
+                ),
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["counter"],
+                        "properties": {
+                            "counter": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                                "description": "The agent's counter, up to the office's "
+                                "number of counters",
+                            }
+                        },
                     }
                 ),
             )
@@ -461,6 +501,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {**shared, "language": language, "document_number": _NULLABLE_TEXT},
         },
         "StaffBooking": staff_booking,
+        "Call": _record({"reference": _TEXT, "counter": _INT, "called_at": instant}),
         "StaffBookingHistory": {
             "allOf": [
                 staff_booking,

@@ -13,6 +13,12 @@ the reader's language without any global state. Templates get:
     fmt_date(instant, timezone)   "lundi 15 février 2027" (ar_MA for Arabic)
     fmt_time(instant, timezone)   "09:00" in the office's zone
     fmt_day(date)                 a calendar date, long form
+    fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
+    wall|hm                       a wall-clock time, "09:00"
+    sep                           ", " or the Arabic "، " between parts of a text
+    text|ltr                      on a right-to-left page, numbers and Latin
+                                  fragments in a translated text isolated in
+                                  <bdi dir="ltr"> ("06 12 34 56 78", "(.ics)")
 
 Macros imported from another file must be imported `with context` to see the
 language.
@@ -21,16 +27,18 @@ language.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from babel.dates import get_day_names
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from service.domain.models import LANGUAGES
 from service.web import i18n
@@ -161,6 +169,51 @@ def _fmt_day(context: Context, day: date) -> str:
     return i18n.day_heading(day, _language(context))
 
 
+# A run that reads left to right inside Arabic text: digits and Latin letters
+# with the punctuation that joins them ("06 12 34 56 78", "2027-W05",
+# "name@example.com"), or such a run in its own brackets ("(.ics)"). Tags and
+# character references of the markup around it are matched first, and kept.
+_RUN = r"[A-Za-z0-9](?:[A-Za-z0-9 .:/@+_\-]*[A-Za-z0-9])?"
+_LTR_RUN = re.compile(rf"(<[^>]*>|&#?\w+;)|(\([.+]?{_RUN}\)|\+?{_RUN})")
+
+
+def isolate_ltr(text: str) -> Markup:
+    """`text` (escaped unless already markup) with its left-to-right runs in
+    <bdi dir="ltr">, so that a right-to-left paragraph neither reverses nor
+    splits them."""
+
+    def wrap(found: re.Match[str]) -> str:
+        if found[1]:
+            return found[1]
+        return f'<bdi dir="ltr" class="ltr">{found[2]}</bdi>'
+
+    return Markup(_LTR_RUN.sub(wrap, str(escape(text))))  # noqa: S704 - escaped above
+
+
+@jinja2.pass_context
+def _ltr(context: Context, text: str) -> Markup | str:
+    if i18n.text_direction(_language(context)) != "rtl":
+        return text
+    return isolate_ltr(text)
+
+
+@jinja2.pass_context
+def _fmt_weekdays(context: Context, days: tuple[int, ...]) -> str:
+    names = get_day_names("wide", locale=i18n.babel_locale(_language(context)))
+    if len(days) == 1:
+        return str(names[days[0]])
+    return f"{names[days[0]]} – {names[days[-1]]}"
+
+
+def _hm(wall: time) -> str:
+    return f"{wall:%H:%M}"
+
+
+@jinja2.pass_context
+def _sep(context: Context) -> str:
+    return "، " if i18n.text_direction(_language(context)) == "rtl" else ", "
+
+
 def _asset_versions() -> dict[str, str]:
     versions: dict[str, str] = {}
     if STATIC_DIR.is_dir():
@@ -199,7 +252,11 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_date=_fmt_date,
         fmt_time=_fmt_time,
         fmt_day=_fmt_day,
+        fmt_weekdays=_fmt_weekdays,
+        sep=_sep,
     )
+    env.filters["ltr"] = _ltr
+    env.filters["hm"] = _hm
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
     app.on_response_prepare.append(_cache_static)
     return env

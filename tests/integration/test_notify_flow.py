@@ -107,8 +107,8 @@ async def test_arabic_confirmation_uses_moroccan_month_names(notify_env: Env) ->
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="confirmation")
     [sms] = env.twilio.bodies_to("+33612345678")
     assert "غشت" in sms and "أغسطس" not in sms
-    assert sms.startswith("تأكيد موعدكم: القنصلية العامة للمملكة المغربية بباريس")
-    assert "10:00" in sms
+    assert sms.startswith("موعد مؤكد: القنصلية العامة للمملكة المغربية بباريس")
+    assert "10:00 (توقيت باريس)" in sms and " للتدبير: http" in sms
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert row["encoding"] == "ucs2" and row["segments"] <= 3
     [mail] = env.smtp.to("amina@example.org")

@@ -191,7 +191,8 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert r.status == 409
     seen = re.search(r'name="seen" value="([^"]*)"', await r.text())
     assert seen
-    # Meanwhile the citizen came early and was checked in at the counter.
+    # Meanwhile the citizen came early and was checked in at the counter (on
+    # the day: arrivals are marked on the appointment's day only).
     await change_status(
         pool,
         "consulate-paris",
@@ -199,7 +200,7 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
         Status.CHECKED_IN,
         None,
         PARIS_MANAGER,
-        START,
+        arrived.starts_at - timedelta(minutes=10),
     )
     r = await browser.post_form(
         "/office/consulate-paris/closures",
@@ -242,7 +243,7 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
     r = await browser.get("/office/consulate-paris/stats?week=9999-W52")
     page = main_part(await r.text())
     assert r.status == 200
-    assert "<h1>Week <bdi>2027-W05</bdi></h1>" in page and "9999" not in page
+    assert re.search(r"<h1>Statistics, 1\W+7 Feb 2027</h1>", page) and "9999" not in page
     assert 'href="?week=2027-W04"' in page and 'href="?week=2027-W06"' in page
     r = await browser.get("/office/consulate-paris/book?date=9999-12-31&service=passport")
     page = main_part(await r.text())
@@ -310,6 +311,7 @@ def service_form(**changes: str) -> dict[str, str]:
         "earliest_hours": "2",
         "latest_days": "60",
         "reschedule_cutoff_minutes": "120",
+        "arrive_early_minutes": "10",
         "bring_fr": "Passeport",
         "bring_ar": "",
         "bring_en": "Passport",
@@ -332,6 +334,8 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
     browser = english(browsers())
     await browser.login(MANAGER)
     page = await (await browser.get("/office/consulate-paris/services")).text()
+    assert 'href="/office/consulate-paris/services/passport"' in page
+    page = await (await browser.get("/office/consulate-paris/services/passport")).text()
     assert 'action="/office/consulate-paris/services/passport"' in page
     path = "/office/consulate-paris/services/passport"
     # The booking window alone moves no slot: saved at once.

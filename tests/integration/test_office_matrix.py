@@ -54,7 +54,11 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/office/{office}/staff", P.MANAGE_STAFF, {"role": "", "email": ""}),
     ("POST", "/office/{office}/staff/{staff_id}/deactivate", P.MANAGE_STAFF, {}),
     ("GET", "/office/{office}/services", P.MANAGE_SERVICES, None),
+    ("GET", "/office/{office}/services/{service}", P.MANAGE_SERVICES, None),
     ("POST", "/office/{office}/services/{service}", P.MANAGE_SERVICES, {"duration_minutes": ""}),
+    ("GET", "/office/{office}/info", P.MANAGE_SERVICES, None),
+    ("POST", "/office/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
+    ("POST", "/office/{office}/info", P.MANAGE_SERVICES, {"phone": "1"}),
     ("GET", "/office/{office}/feed", P.MANAGE_FEED, None),
     ("POST", "/office/{office}/feed", P.MANAGE_FEED, {}),
     ("GET", "/api/v1/offices/{office}/schedule", P.VIEW_SCHEDULE, None),
@@ -66,11 +70,15 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ),
     ("GET", "/api/v1/offices/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
     ("GET", "/api/v1/offices/{office}/stats", P.VIEW_STATS, None),
+    ("POST", "/api/v1/offices/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
 ]
 # Public routes with {office} in them (the citizen side): not staff routes.
 PUBLIC = {
     "/api/v1/offices/{office}/services",
     "/api/v1/offices/{office}/availability",
+    # The waiting room's screen: references and counters, no personal data.
+    "/office/{office}/display",
+    "/office/{office}/display/events",
 }
 OFFICES = ("consulate-paris", "prefecture-tiznit")
 

@@ -52,6 +52,11 @@ def worst_case(kind: str, lang: str, when: datetime) -> MessageData:
         citizen_name="Amina El Idrissi",
         office_name=longest([o["name"] for o in offices], lang),
         office_address="placeholder address (demo data)",
+        # A consulate: its SMS always name the zone, after the longest city.
+        office_kind="consulate",
+        office_country="CA",
+        office_city=longest([o["city"] for o in offices], lang),
+        office_prefix="MTL",
         timezone="America/Toronto",
         service_name=longest([s["name"] for s in services.values()], lang),
         bring="",
@@ -176,3 +181,104 @@ def test_html_escapes_names(renderer: Renderer) -> None:
     assert body is not None
     assert "<script>" not in body.get_content()
     assert "&lt;script&gt;" in body.get_content()
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+def test_the_budget_is_the_one_in_the_code() -> None:
+    from service.domain.sms import SEGMENT_BUDGET
+
+    assert SEGMENT_BUDGET == SMS_BUDGET
+
+
+def nearby(kind: str, lang: str) -> MessageData:
+    """A short-named office in Morocco: room for every optional part."""
+    return replace(
+        worst_case(kind, lang, WORST_DATES[0]),
+        office_name={"ar": "عمالة إقليم تيزنيت", "fr": "Province de Tiznit", "en": "Tiznit"}[lang],
+        service_name={"ar": "شهادة إدارية", "fr": "Attestation", "en": "Certificate"}[lang],
+        office_address="1 av. Hassan II, Tiznit",
+        office_kind="prefecture",
+        office_country="MA",
+        office_city="Tiznit",
+        office_prefix="TIZ",
+        timezone="Africa/Casablanca",
+    )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("kind", SMS_KINDS)
+def test_a_consulate_sms_names_its_zone_as_the_pages_do(
+    renderer: Renderer, kind: str, lang: str
+) -> None:
+    from service.web.i18n import zone_label
+
+    data = worst_case(kind, lang, WORST_DATES[0])
+    sms = renderer.sms(data)
+    assert f"({zone_label('CA', data.office_city, lang)})" in sms.body, sms.body
+    # A prefecture in Morocco's zone saves the characters in its SMS...
+    local = renderer.sms(nearby(kind, lang))
+    assert zone_label("MA", "Tiznit", lang) not in local.body
+    # ... and names it in its e-mails, as every page does.
+    email = renderer.email(nearby(kind, lang), to="a@example.org", sender="x@example.org",
+                           reply_to=None)  # fmt: skip
+    assert f"({zone_label('MA', 'Tiznit', lang)})" in email.text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("kind", SMS_KINDS)
+def test_sms_carry_address_and_reference_when_they_fit(
+    renderer: Renderer, kind: str, lang: str
+) -> None:
+    sms = renderer.sms(nearby(kind, lang))
+    assert "MTL-7KQ9X3." in sms.body
+    if kind.startswith("cancelled"):
+        return  # the office's address is no use for a cancelled appointment
+    assert "1 av. Hassan II, Tiznit" in sms.body
+    # With the longest names the address goes first, the budget holds.
+    worst = renderer.sms(worst_case(kind, lang, WORST_DATES[0]))
+    assert "placeholder address" not in worst.body or lang != "ar"
+
+
+@pytest.mark.parametrize("kind", ["confirmation", "reminder", "rescheduled"])
+def test_the_arabic_link_is_labelled(renderer: Renderer, kind: str) -> None:
+    for data in (worst_case(kind, "ar", WORST_DATES[0]), nearby(kind, "ar")):
+        body = renderer.sms(data).body
+        assert body.endswith(f"للتدبير: {BASE_URL}/b/MTL-7KQ9X3/{data.manage_token}"), body
+        # The Arabic comma only, outside the office's own (Latin) address.
+        assert "," not in body.replace(data.office_address, "")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("kind", ["cancelled_by_citizen", "cancelled_by_office"])
+def test_cancellations_link_to_booking_again(renderer: Renderer, kind: str, lang: str) -> None:
+    again = f"{BASE_URL}/o/MTL"
+    assert renderer.sms(worst_case(kind, lang, WORST_DATES[0])).body.endswith(again)
+    email = renderer.email(worst_case(kind, lang, WORST_DATES[0]), to="a@example.org",
+                           sender="x@example.org", reply_to=None)  # fmt: skip
+    assert email.text.rstrip().endswith(again)
+    html = email.message.get_body(("html",))
+    assert html is not None and f'href="{again}"' in html.get_content()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_plain_text_email_keeps_one_field_a_line(renderer: Renderer, lang: str) -> None:
+    data = replace(worst_case("confirmation", lang, WORST_DATES[0]), bring="Passeport, 2 photos")
+    text = renderer.email(data, to="a@example.org", sender="x@example.org", reply_to=None).text
+    lines = text.splitlines()
+    address = next(i for i, line in enumerate(lines) if "placeholder address (demo data)" in line)
+    assert lines[address].endswith(": placeholder address (demo data)")
+    assert lines[address + 1].endswith(": Passeport, 2 photos")
+    assert lines[address + 2] == ""
+    assert ".ics" not in text
+
+
+def test_arabic_email_uses_the_arabic_comma(renderer: Renderer) -> None:
+    email = renderer.email(worst_case("confirmation", "ar", WORST_DATES[0]), to="a@example.org",
+                           sender="x@example.org", reply_to=None)  # fmt: skip
+    assert email.text.splitlines()[0] == "مرحبا Amina El Idrissi،"
+    html = email.message.get_body(("html",))
+    assert html is not None
+    assert "<bdi>Amina El Idrissi</bdi>،" in html.get_content()
+    assert '<bdi dir="ltr">MTL-7KQ9X3</bdi>' in html.get_content()

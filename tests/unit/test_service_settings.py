@@ -17,6 +17,7 @@ FORM = {
     "earliest_hours": "2",
     "latest_days": "60",
     "reschedule_cutoff_minutes": "120",
+    "arrive_early_minutes": "10",
     "bring_fr": "Passeport actuel  \r\nPhoto",
     "bring_ar": "",
     "bring_en": "Current passport",
@@ -98,3 +99,16 @@ def test_days_the_pages_accept() -> None:
     assert parse_week("9999-W52") is None
     assert parse_week("0001-W01") is None
     assert parse_week("2199-W52") == date(2199, 12, 23)
+
+
+def test_practical_information_of_a_service() -> None:
+    form = {**FORM, "description_fr": " Renouveler un passeport. ", "fees_ar": "100 درهم",
+            "late_en": "Past 15 minutes, book again.", "arrive_early_minutes": "15"}  # fmt: skip
+    settings = parse_service_form(form)
+    assert settings.description == {"ar": "", "fr": "Renouveler un passeport.", "en": ""}
+    assert settings.fees["ar"] == "100 درهم" and settings.late["en"].startswith("Past 15")
+    assert settings.arrive_early_minutes == 15
+    with pytest.raises(ValidationFailed) as bad:
+        parse_service_form({**form, "description_ar": "ا" * 201, "arrive_early_minutes": "121"})
+    assert set(bad.value.fields) == {"description_ar", "arrive_early_minutes"}
+    assert bad.value.fields["description_ar"] == "Keep this under 200 characters."

@@ -1,7 +1,7 @@
 """Office pages under /office/ and the office JSON API under
 /api/v1/offices/{office}/..., one module per topic as in service.office:
-accounts, schedule, changes, feed, stats, and api; pages holds what the pages
-share. Handlers authorise first (see service.web.sessions), parse, call one
+accounts, schedule, changes, practical, feed, stats, and api; pages holds
+what the pages share. Handlers authorise first (see service.web.sessions), parse, call one
 use case, render.
 
 Pages follow the same language choice as the citizen pages (?lang=, cookie,
@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.web.office import accounts, api, changes, feed, personal_data, schedule, stats
+from service.web.office import (
+    accounts,
+    api,
+    changes,
+    display,
+    feed,
+    personal_data,
+    practical,
+    schedule,
+    stats,
+)
 
 # The API first, then the pages, as they were registered before the split.
 routes: list[web.AbstractRouteDef] = [
@@ -22,7 +32,9 @@ routes: list[web.AbstractRouteDef] = [
     *accounts.routes,
     *schedule.routes,
     *changes.routes,
+    *practical.routes,
     *stats.routes,
     *feed.routes,
+    *display.routes,
     *personal_data.routes,
 ]

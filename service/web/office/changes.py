@@ -12,6 +12,16 @@ from service.domain.booking import normalise_reference
 from service.domain.calendar import local_date
 from service.domain.errors import N_
 from service.domain.fields import parse_int
+from service.domain.hours_form import (
+    MAX_SETS,
+    HoursSet,
+    copy_day,
+    kept_rules,
+    read_sets,
+    rules_of,
+    sets_of,
+    with_blank_periods,
+)
 from service.domain.office_day import format_hours, parse_hours
 from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import Permission, StaffMember
@@ -26,6 +36,7 @@ from service.office.changes import (
     hours_overview,
     office_services,
 )
+from service.office.common import office_or_404
 from service.store import offices as office_store
 from service.web.i18n import gettext
 from service.web.keys import POOL_KEY, SETTINGS_KEY
@@ -35,32 +46,49 @@ from service.web.templating import request_language
 
 routes = web.RouteTableDef()
 
+# The fields of a change that the page listing stranded bookings sends again
+# with the manager's decision.
+CARRIED_FIELDS = frozenset(
+    {
+        "hours", "day", "duration_minutes", "document_required", "earliest_hours",
+        "latest_days", "reschedule_cutoff_minutes", "arrive_early_minutes", "active",
+        *(f"{name}_{language}" for name in ("reason", "bring", "description", "fees", "late")
+          for language in ("ar", "fr", "en")),
+    }
+)  # fmt: skip
+
 
 @routes.get("/office/{office}/hours")
 async def hours_page(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_HOURS)
-    return await _hours_page(request, member, None, [], notice=request.query.get("notice"))
+    return await _hours_page(request, member, None, {}, notice=request.query.get("notice"))
 
 
 async def _hours_page(
     request: web.Request,
     member: StaffMember,
-    text: str | None,
-    problems: list[tuple[int, str]],
+    sets: list[HoursSet] | None,
+    problems: dict[str, str],
     status: int = 200,
     notice: str | None = None,
 ) -> web.Response:
-    overview = await hours_overview(
-        request.app[POOL_KEY], pages.office_id(request), pages.now(request)
-    )
+    """The hours form (the office's hours, or `sets` as typed), closures and
+    the slots they make."""
+    now = pages.now(request)
+    overview = await hours_overview(request.app[POOL_KEY], pages.office_id(request), now)
+    today = local_date(now, overview.office.zone)
+    shown = sets if sets is not None else sets_of(overview.rules, today)
+    async with request.app[POOL_KEY].acquire() as conn:
+        services = await office_store.list_services(conn, overview.office.id)
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(
         overview=overview,
-        text=format_hours(overview.rules) if text is None else text,
-        problems=[(line, pages.translate(request, text)) for line, text in problems],
+        sets=[with_blank_periods(s) for s in shown],
+        services=services,
+        problems={name: pages.translate(request, text) for name, text in problems.items()},
         notice=pages.notice(request, notice),
         **_outcome(request),
-        today=local_date(pages.now(request), overview.office.zone),
+        today=today,
     )
     return pages.render(
         request,
@@ -129,6 +157,7 @@ async def _change(
         what=what,
         stranded=outcome.stranded,
         form=form,
+        carried_fields=CARRIED_FIELDS,
         problem=problem,
         action=request.path,
         back=back,
@@ -144,18 +173,41 @@ async def _change(
 
 @routes.post("/office/{office}/hours")
 async def hours_submit(request: web.Request) -> web.Response:
+    """The hours form: save (after the list of bookings it strands, if any),
+    or copy a day's periods to other days, or add a block for a date range;
+    those two send the form back changed and save nothing."""
     member = await authorise(request, Permission.MANAGE_HOURS)
     form = await pages.form(request)
-    text = form.get("hours", "")
+    office_id = pages.office_id(request)
+    now = pages.now(request)
     async with request.app[POOL_KEY].acquire() as conn:
-        services = [s.id for s in await office_store.list_services(conn, pages.office_id(request))]
+        office = await office_or_404(conn, office_id)
+        services = [s.id for s in await office_store.list_services(conn, office.id)]
+        current = await office_store.hours_rules(conn, office.id)
+    if "sets" not in form:
+        # Sent again from the list of stranded bookings: the rules as text.
+        try:
+            rules = parse_hours(form.get("hours", ""), services)
+        except errors.ValidationFailed:
+            return await _hours_page(
+                request, member, None, {"s0-d0-p0-opens": N_("Check the form")}, 422
+            )
+        return await _change(request, member, ReplaceHours(office_id, rules), form, "hours")
+    sets = read_sets(form)
+    action = form.get("action", "save")
+    if action.startswith("copy-") and action[5:].isdigit():
+        copied = copy_day(sets, form, int(action[5:]))
+        return await _hours_page(request, member, copied, {}, notice="copied")
+    if action == "add" and len(sets) < MAX_SETS:
+        return await _hours_page(request, member, [*sets, HoursSet()], {}, notice="added")
     try:
-        rules = parse_hours(text, services)
+        rules = rules_of(sets, services)
     except errors.ValidationFailed as bad:
-        problems = [(int(line), message) for line, message in bad.fields.items()]
-        return await _hours_page(request, member, text, problems, status=422)
-    write = ReplaceHours(pages.office_id(request), rules)
-    return await _change(request, member, write, form, "hours")
+        return await _hours_page(request, member, sets, bad.fields, status=422)
+    # Dated hours not in the form (past, or over a year ahead) stay as they were.
+    rules += kept_rules(current, local_date(now, office.zone))
+    write = ReplaceHours(office_id, rules)
+    return await _change(request, member, write, {"hours": format_hours(rules)}, "hours")
 
 
 @routes.post("/office/{office}/closures")
@@ -169,7 +221,7 @@ async def closure_add(request: web.Request) -> web.Response:
             request,
             member,
             None,
-            [(0, N_("Give a date and a reason for the closure."))],
+            {"closure-day": N_("Give a date and a reason for the closure.")},
             status=422,
         )
     # Citizens read the reason in their language; one typed reason stands in
@@ -190,35 +242,51 @@ async def closure_remove(request: web.Request) -> web.Response:
 
 @routes.get("/office/{office}/services")
 async def services_page(request: web.Request) -> web.Response:
+    """Every service of the office, each with a link to its settings."""
     member = await authorise(request, Permission.MANAGE_SERVICES)
-    return await _services_page(request, member, None, {}, {})
+    office, services = await office_services(request.app[POOL_KEY], pages.office_id(request))
+    context = await pages.base_context(request, member, office.id)
+    context.update(
+        services=[(svc, settings_of(svc, active)) for svc, active in services],
+        notice=pages.notice(request, request.query.get("notice")),
+        **_outcome(request),
+    )
+    return pages.render(request, "services.html", context)
 
 
-async def _services_page(
+@routes.get("/office/{office}/services/{service}")
+async def service_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_SERVICES)
+    return await _service_page(request, member, {}, {})
+
+
+async def _service_page(
     request: web.Request,
     member: StaffMember,
-    editing: str | None,
     values: dict[str, str],
     problems: dict[str, str],
     status: int = 200,
 ) -> web.Response:
+    """One service's settings and practical information, as saved or as typed."""
     office, services = await office_services(request.app[POOL_KEY], pages.office_id(request))
+    found = [(svc, active) for svc, active in services if svc.id == request.match_info["service"]]
+    if not found:
+        raise errors.service_not_found()
+    [(service, active)] = found
     language = request_language(request)
     context = await pages.base_context(request, member, office.id)
     context.update(
-        services=[(svc, settings_of(svc, active)) for svc, active in services],
-        editing=editing,
-        values=values,
-        problems={k: gettext(language, v) for k, v in problems.items()},
-        notice=pages.notice(request, request.query.get("notice")),
-        **_outcome(request),
+        svc=service,
+        cfg=settings_of(service, active),
+        v=values,
+        p={k: gettext(language, v) for k, v in problems.items()},
     )
     return pages.render(
         request,
-        "services.html",
+        "service.html",
         context,
         status=status,
-        switch_to=f"/office/{pages.office_id(request)}/services",
+        switch_to=f"/office/{office.id}/services/{service.id}",
     )
 
 
@@ -233,7 +301,7 @@ async def service_submit(request: web.Request) -> web.Response:
     try:
         settings = parse_service_form(form)
     except errors.ValidationFailed as invalid:
-        return await _services_page(request, member, service_id, form, invalid.fields, 422)
+        return await _service_page(request, member, form, invalid.fields, 422)
     write = UpdateService(pages.office_id(request), service_id, settings)
     # A new duration or a service turned off moves or removes slots: the
     # bookings they strand are shown first, as for a change of hours.

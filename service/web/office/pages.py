@@ -20,7 +20,7 @@ from service.domain.models import LANGUAGES
 from service.domain.staff import Permission, Role, StaffMember
 from service.office.common import office_or_404
 from service.web import errors
-from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext
+from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext, zone_label
 from service.web.keys import CLOCK_KEY, POOL_KEY
 from service.web.labels import label_function
 from service.web.templating import request_language
@@ -32,8 +32,11 @@ _NOTICES = {
     "invalid": N_("Choose an action; a cancellation needs a reason."),
     "saved": N_("Saved. Slots were regenerated."),
     "unchanged": N_("Nothing changed: the office was already set this way."),
+    "copied": N_("Copied. Nothing is saved until you save the hours."),
+    "added": N_("A block for a date range was added below. Give its dates, then save."),
     "deactivated": N_("The account is deactivated: its sessions and API tokens no longer work."),
     "feed_rotated": N_("A new feed address was made; the old one no longer works."),
+    "info_saved": N_("Saved: the practical information citizens read on the office's page."),
 }
 
 
@@ -88,9 +91,12 @@ async def base_context(
     if office_id is not None:
         async with request.app[POOL_KEY].acquire() as conn:
             office = await office_or_404(conn, office_id)
+    language = request_language(request)
     return {
         "member": member,
         "office": office,
+        # The office's zone as the citizen pages name it ("heure de Paris").
+        "zone": zone_label(office.country, office.city[language], language) if office else "",
         "Permission": Permission,
         "Role": Role,
         "label": label_function(request_language(request)),

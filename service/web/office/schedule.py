@@ -10,25 +10,29 @@ from datetime import date
 from aiohttp import web
 
 from service.domain import errors
-from service.domain.booking import Status, booking_window, can_transition, normalise_reference
+from service.domain.booking import Status, booking_window, normalise_reference
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
 from service.domain.fields import parse_id
+from service.domain.models import Booking
+from service.domain.phone import international_format
 from service.domain.staff import (
-    OFFICE_TARGETS,
     Permission,
     StaffMember,
     mask_document,
+    office_actions,
     parse_office_action,
 )
 from service.domain.validation import RawDetails
 from service.office.common import office_or_404
+from service.office.queue import call_next, waiting_room
 from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web.i18n import gettext
 from service.web.keys import METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
+from service.web.office.callboard import CALL_BOARD_KEY
 from service.web.sessions import authorise, signed_in
 from service.web.templating import request_language
 
@@ -56,33 +60,80 @@ async def office_home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/office/{office.id}/day/{today.isoformat()}")
 
 
-def _actions(status: str) -> list[str]:
-    current = Status(status)
-    return [
-        t.value
-        for t in (Status.CHECKED_IN, Status.DONE, Status.NO_SHOW, Status.CANCELLED)
-        if t in OFFICE_TARGETS and can_transition(current, t)
-    ]
+# What "Saved" says after each action, naming the booking.
+_DONE = {
+    Status.CHECKED_IN: N_("%(reference)s marked as arrived."),
+    Status.DONE: N_("%(reference)s marked as done."),
+    Status.NO_SHOW: N_("%(reference)s marked as absent."),
+    Status.CANCELLED: N_("%(reference)s cancelled; the citizen is told why."),
+}
 
 
-@routes.get("/office/{office}/day/{day}")
-async def day_page(request: web.Request) -> web.Response:
-    member = await authorise(request, Permission.VIEW_SCHEDULE)
-    day = pages.day(request.match_info["day"])
+def _done_notice(request: web.Request) -> str | None:
+    called = normalise_reference(request.query.get("called", ""))
+    counter = request.query.get("counter", "")
+    if called is not None and counter.isascii() and counter.isdigit():
+        text = pages.translate(request, N_("%(reference)s called to counter %(counter)s."))
+        return text % {"reference": called, "counter": counter}
+    reference = normalise_reference(request.query.get("ref", ""))
+    try:
+        done = Status(request.query.get("done", ""))
+    except ValueError:
+        return None
+    if reference is None or done not in _DONE:
+        return None
+    return pages.translate(request, _DONE[done]) % {"reference": reference}
+
+
+async def _day_page(
+    request: web.Request,
+    member: StaffMember,
+    day: date,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    counter: str | None = None,
+) -> web.Response:
     schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
     context = await pages.base_context(request, member, pages.office_id(request))
-    today = local_date(pages.now(request), schedule.office.zone)
+    zone = schedule.office.zone
+    now = pages.now(request)
+    today = local_date(now, zone)
+    # The waiting room is today's: who checked in, the last calls, "call next".
+    room = (
+        await waiting_room(request.app[POOL_KEY], schedule.office.id, now)
+        if day == today and member.may(Permission.CHANGE_STATUS)
+        else None
+    )
+
+    def actions(booking: Booking) -> list[str]:
+        offered = office_actions(Status(booking.status), booking.starts_at, now, zone)
+        return [target.value for target in offered]
+
     context.update(
         schedule=schedule,
         day=day,
         today=today,
         previous=date.fromordinal(day.toordinal() - 1),
         next=date.fromordinal(day.toordinal() + 1),
-        actions=_actions,
+        actions=actions,
         mask=mask_document,
-        notice=pages.notice(request, request.query.get("notice")),
+        phone=international_format,
+        notice=_done_notice(request) or pages.notice(request, request.query.get("notice")),
+        error=error,
+        room=room,
+        counter=counter or request.query.get("counter", ""),
     )
-    return pages.render(request, "day.html", context)
+    return pages.render(
+        request, "day.html", context, status=status,
+        switch_to=f"/office/{schedule.office.id}/day/{day.isoformat()}",
+    )  # fmt: skip
+
+
+@routes.get("/office/{office}/day/{day}")
+async def day_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.VIEW_SCHEDULE)
+    return await _day_page(request, member, pages.day(request.match_info["day"]))
 
 
 @routes.get("/office/{office}/day/{day}/print")
@@ -91,7 +142,7 @@ async def print_page(request: web.Request) -> web.Response:
     day = pages.day(request.match_info["day"])
     schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
     context = await pages.base_context(request, member, pages.office_id(request))
-    context.update(schedule=schedule, day=day, mask=mask_document)
+    context.update(schedule=schedule, day=day, mask=mask_document, phone=international_format)
     return pages.render(request, "print.html", context)
 
 
@@ -142,14 +193,13 @@ def _csv_cell(value: str) -> str:
 
 @routes.post("/office/{office}/bookings/{reference}/status")
 async def status_submit(request: web.Request) -> web.Response:
+    """Apply an action and say what was done; a refused one is shown on the
+    day's page in an error box, with the reason ("only after 15:10")."""
     member = await authorise(request, Permission.CHANGE_STATUS)
     office_id = pages.office_id(request)
     form = await pages.form(request)
     back = form.get("back", "")
-    target_day = back if pages.is_iso_date(back) else None
     reference = normalise_reference(request.match_info["reference"])
-    notice = "status_changed"
-    booking = None
     try:
         if reference is None:
             raise errors.NotFound()
@@ -157,20 +207,57 @@ async def status_submit(request: web.Request) -> web.Response:
         booking = await change_status(
             request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
         )
-    except errors.ValidationFailed:
-        notice = "invalid"
-    except errors.NotFound:
-        notice = "not_found"
-    except errors.Refusal:
-        notice = "bad_transition"
-    if target_day is None and booking is not None:
+    except errors.Refusal as refused:
+        day = date.fromisoformat(back) if pages.is_iso_date(back) else None
+        if day is None:
+            raise
+        text = (
+            pages.translate(request, N_("Choose an action; a cancellation needs a reason."))
+            if isinstance(refused, errors.ValidationFailed)
+            else pages.refusal_text(request, refused)
+        )
+        return await _day_page(request, member, day, error=text, status=refused.status)
+    # Someone checked in: the waiting room's display counts them.
+    request.app[CALL_BOARD_KEY].changed(office_id)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, office_id)
+    target_day = back if pages.is_iso_date(back) else None
+    target_day = target_day or local_date(booking.starts_at, office.zone).isoformat()
+    raise web.HTTPSeeOther(
+        f"/office/{office_id}/day/{target_day}?done={target.value}&ref={reference}#b-{reference}"
+    )
+
+
+@routes.post("/office/{office}/calls")
+async def call_submit(request: web.Request) -> web.Response:
+    """Call the next citizen waiting to the agent's counter (the display
+    shows it); nobody waiting, or no such counter, is said on today's page."""
+    member = await authorise(request, Permission.CHANGE_STATUS)
+    office_id = pages.office_id(request)
+    form = await pages.form(request)
+    now = pages.now(request)
+    try:
+        call = await call_next(request.app[POOL_KEY], office_id, form.get("counter"), member, now)
+    except errors.Refusal as refused:
         async with request.app[POOL_KEY].acquire() as conn:
             office = await office_or_404(conn, office_id)
-        target_day = local_date(booking.starts_at, office.zone).isoformat()
-    if target_day is None:
-        raise web.HTTPSeeOther(f"/office/{office_id}/?notice={notice}")
-    anchor = f"#b-{reference}" if reference else ""
-    raise web.HTTPSeeOther(f"/office/{office_id}/day/{target_day}?notice={notice}{anchor}")
+        text = (
+            pages.translate(request, next(iter(refused.fields.values())))
+            % {"counters": refused.params.get("counters", "")}
+            if isinstance(refused, errors.ValidationFailed)
+            else pages.refusal_text(request, refused)
+        )
+        return await _day_page(
+            request, member, local_date(now, office.zone), error=text,
+            status=refused.status, counter=form.get("counter"),
+        )  # fmt: skip
+    request.app[CALL_BOARD_KEY].changed(office_id)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, office_id)
+    today = local_date(now, office.zone).isoformat()
+    raise web.HTTPSeeOther(
+        f"/office/{office_id}/day/{today}?called={call.reference}&counter={call.counter}#waiting"
+    )
 
 
 @routes.get("/office/{office}/bookings/{reference}")
@@ -184,7 +271,6 @@ async def booking_page(request: web.Request) -> web.Response:
     context.update(
         history=history,
         mask=mask_document,
-        actions=_actions,
         created=request.query.get("created") == "1",
     )
     return pages.render(request, "booking.html", context)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -11,9 +11,11 @@ from service.domain.office_day import parse_week, week_label, week_of
 from service.domain.staff import Permission
 from service.office.common import office_or_404
 from service.office.stats import week_stats
+from service.web.i18n import date_range, decimal, money, percent
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
 from service.web.sessions import authorise
+from service.web.templating import request_language
 
 routes = web.RouteTableDef()
 
@@ -29,12 +31,24 @@ async def stats_page(request: web.Request) -> web.Response:
     week = await week_stats(
         request.app[POOL_KEY], office.id, monday, request.app[SETTINGS_KEY].sms_price_per_segment
     )
+    settings = request.app[SETTINGS_KEY]
+    language = request_language(request)
+    previous, following = monday - timedelta(days=7), monday + timedelta(days=7)
+    s = week.stats
     context = await pages.base_context(request, member, office.id)
     context.update(
         week=week,
         week_name=week_label(monday),
-        previous=week_label(date.fromordinal(monday.toordinal() - 7)),
-        next=week_label(date.fromordinal(monday.toordinal() + 7)),
-        price=request.app[SETTINGS_KEY].sms_price_per_segment,
+        dates=date_range(monday, monday + timedelta(days=6), language),
+        previous=week_label(previous),
+        previous_dates=date_range(previous, previous + timedelta(days=6), language),
+        next=week_label(following),
+        next_dates=date_range(following, following + timedelta(days=6), language),
+        no_show_rate=None if s.no_show_rate is None else percent(s.no_show_rate, language),
+        lead_days=None
+        if s.median_lead_time_hours is None
+        else decimal(s.median_lead_time_hours / 24, language),
+        cost=money(s.sms_cost, settings.sms_currency, language),
+        price=money(settings.sms_price_per_segment, settings.sms_currency, language),
     )
     return pages.render(request, "stats.html", context)

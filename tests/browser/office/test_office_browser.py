@@ -38,11 +38,11 @@ async def test_agent_checks_in_and_marks_a_no_show(
 
     row = page.locator(f"#b-{first.reference}")
     await row.get_by_role("button", name="Arrived").click()
-    await page.wait_for_url("**notice=status_changed**")
+    await page.wait_for_url("**done=checked_in**")
     assert (await page.locator(f"#b-{first.reference} td.status").inner_text()) == "Checked in"
 
     await page.locator(f"#b-{second.reference}").get_by_role("button", name="No-show").click()
-    await page.wait_for_url("**notice=status_changed**")
+    await page.wait_for_url("**done=no_show**")
     assert (await page.locator(f"#b-{second.reference} td.status").inner_text()) == "No-show"
     await page.screenshot(path=str(artifacts / "office-day-after.png"), full_page=True)
 
@@ -69,7 +69,7 @@ async def test_manager_closes_a_day_and_citizens_lose_its_slots(
     await sign_in(page, MANAGER)
     await page.wait_for_url("**/office/consulate-paris/day/**")
     await page.get_by_role("link", name="Hours and closures").click()
-    await page.get_by_label("Day").fill("2027-02-16")
+    await page.get_by_label("Day", exact=True).fill("2027-02-16")
     await page.get_by_label("Reason shown to citizens (French)").fill("Formation du personnel")
     await page.get_by_role("button", name="Close this day").click()
     await page.wait_for_url("**notice=saved**")
