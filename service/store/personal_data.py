@@ -56,6 +56,9 @@ async def everything(conn: asyncpg.Connection, booking_id: int) -> dict[str, Any
            WHERE booking_id = $1 ORDER BY created_at, outbox_id""",
         booking_id,
     )
+    calls = await conn.fetch(
+        "SELECT counter, called_at, called_by FROM calls WHERE booking_id = $1", booking_id
+    )
     opted_out = await conn.fetch(
         """SELECT phone, error_code, created_at FROM sms_opt_outs
            WHERE phone = (SELECT phone FROM bookings WHERE id = $1)""",
@@ -71,6 +74,7 @@ async def everything(conn: asyncpg.Connection, booking_id: int) -> dict[str, Any
         "messages": [_plain(r) for r in messages],
         "audit_log": audit_rows,
         "manage_links_issued": [_plain(r) for r in tokens],
+        "waiting_room_calls": [_plain(r) for r in calls],
         "sms_opt_out": [_plain(r) for r in opted_out],
     }
 

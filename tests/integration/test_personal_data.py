@@ -166,6 +166,7 @@ async def test_export_and_erase_from_the_command_line(db_dsn: str, pool: asyncpg
     assert "manage_token_hash" not in record["booking"]
     assert {m["recipient"] for m in record["messages"]} == {PHONE, EMAIL}
     assert [a["action"] for a in record["audit_log"]] == ["book"]
+    assert record["waiting_room_calls"] == [] and record["sms_opt_out"] == []
 
     refused = mawid(db_dsn, "booking", "erase", ref)
     assert refused.returncode == 1
