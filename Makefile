@@ -51,6 +51,7 @@ mutate: $(STAMP) compile-translations
 bench: $(STAMP) compile-translations
 	@set -e; for script in bench/*.py; do \
 	  [ -e "$$script" ] || continue; \
+	  case "$${script##*/}" in _*) continue;; esac; \
 	  echo "== $$script"; $(BIN)/python "$$script"; \
 	done
 

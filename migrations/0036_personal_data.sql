@@ -18,7 +18,8 @@ ALTER TABLE bookings ADD CONSTRAINT bookings_contact
     CHECK (anonymised_at IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL);
 ALTER TABLE bookings ADD CONSTRAINT bookings_anonymised
     CHECK (anonymised_at IS NULL
-           OR (phone IS NULL AND email IS NULL AND document_number IS NULL));
+           OR (phone IS NULL AND email IS NULL AND email_key IS NULL
+               AND document_number IS NULL));
 
 -- The retention job's question: bookings not anonymised yet, oldest first.
 CREATE INDEX bookings_to_anonymise ON bookings (starts_at) WHERE anonymised_at IS NULL;

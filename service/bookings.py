@@ -1,8 +1,16 @@
-"""The booking use cases: book, view, cancel, reschedule, change status.
+"""The booking use cases: book, verify a held booking's code, ask for another
+code, view, cancel, reschedule, change status, release expired holds.
 
 One transaction each, shared by the JSON API, the citizen pages and the office
 pages, so that every path obeys the same rules. Each one writes the booking,
 its seat, its audit row and its outbox rows together, or nothing.
+
+A public booking (the citizen pages, the API) of a service that verifies
+contacts starts `held`: its seat is taken, and a code goes to the citizen's
+mobile (or address, without one). The right code confirms it; a hold whose
+time is up, or whose codes were all wrong, is `expired` and its seat free
+again. A contact proved on an earlier booking is not asked again for a while.
+Staff booking at the counter, and services that do not verify, confirm at once.
 """
 
 from __future__ import annotations
@@ -10,10 +18,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
+from service import verification
+from service.config import Settings
 from service.domain import errors
 from service.domain.booking import (
     Status,
@@ -27,9 +37,17 @@ from service.domain.booking import (
     new_reference,
     takes_seat,
 )
+from service.domain.errors import N_
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.staff import action_refusal
-from service.domain.validation import RawDetails, validate_details
+from service.domain.validation import CitizenDetails, RawDetails, validate_details
+from service.domain.verification import (
+    Channel,
+    attempts_left,
+    code_channel,
+    email_key,
+    next_resend_at,
+)
 from service.notify import events
 from service.store import audit, form_keys
 from service.store import bookings as booking_store
@@ -38,6 +56,26 @@ from service.store import slots as slot_store
 from service.store.audit import Actor
 
 _REFERENCE_TRIES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The settings the booking use cases obey (service.config)."""
+
+    verified_contact_days: int
+    codes_per_contact_per_day: int
+    reschedule_limit: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(
+            verified_contact_days=settings.verified_contact_days,
+            codes_per_contact_per_day=settings.codes_per_contact_per_day,
+            reschedule_limit=settings.reschedule_limit,
+        )
+
+
+DEFAULT_RULES = Rules.of(Settings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +172,13 @@ async def book(
     actor: Actor = audit.CITIZEN,
     form_key_hash: bytes | None = None,
     manage_token: str | None = None,
+    rules: Rules = DEFAULT_RULES,
 ) -> Booked:
-    """Book a seat. `form_key_hash` (citizen form) makes a resubmission raise
-    errors.already_submitted() instead of booking twice; `manage_token` lets the
-    form derive the token from its key so that the resubmission can be shown
-    the first booking."""
+    """Book a seat: confirmed, or held until the code sent to the citizen
+    comes back (see the module's docstring). `form_key_hash` (citizen form)
+    makes a resubmission raise errors.already_submitted() instead of booking
+    twice; `manage_token` lets the form derive the token from its key so that
+    the resubmission can be shown the first booking."""
     async with pool.acquire() as conn:
         slot = await slot_store.get_slot(conn, slot_id)
         if slot is None:
@@ -146,7 +186,10 @@ async def book(
         office, service = await _office_and_service(conn, slot.office_id, service_id)
         if slot.service_id != service.id:
             raise errors.slot_not_found()
-        citizen = validate_details(details, service, office.country)
+        citizen = validate_details(details, service, office.country, office.sms_countries)
+        plan = await _contact_plan(conn, citizen, service, actor, secret_key, now, rules)
+        # A seat held past its time is free: give it back before taking one.
+        await release_expired_holds(conn, now, slot_id=slot.id)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
             if form_key_hash is not None and not await form_keys.claim(
@@ -154,40 +197,340 @@ async def book(
             ):
                 raise errors.already_submitted()
             taken = await _take_seat(conn, slot.id, service, now)
-            booking: Booking | None = None
-            for _ in range(_REFERENCE_TRIES):
-                try:
-                    booking = await booking_store.insert(
-                        conn,
-                        booking_store.NewBooking(
-                            reference=new_reference(office.reference_prefix),
-                            office_id=office.id,
-                            service_id=service.id,
-                            slot_id=taken.id,
-                            starts_at=taken.starts_at,
-                            ends_at=taken.ends_at,
-                            status=Status.CONFIRMED,
-                            citizen_name=citizen.name,
-                            phone=citizen.phone,
-                            email=citizen.email,
-                            language=citizen.language,
-                            document_number=citizen.document_number,
-                            manage_token_hash=hash_token(token, secret_key),
-                            created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
-                        ),
-                        now,
-                    )
-                except asyncpg.UniqueViolationError:
-                    raise errors.already_booked() from None
-                if booking is not None:
-                    break
-            if booking is None:  # pragma: no cover - 30**6 references per prefix
-                raise RuntimeError("could not draw a free reference")
+            booking = await _insert(conn, office, service, taken, citizen, plan, token, secret_key,
+                                    actor, now)  # fmt: skip
             if form_key_hash is not None:
                 await form_keys.attach(conn, form_key_hash, booking.id)
-            await audit.record(conn, booking.id, actor, "book", None, booking.status)
-            await events.record_booking_event(conn, booking.id, "confirmed", now=now)
+            await audit.record(conn, booking.id, actor, plan.action, None, booking.status)
+            if plan.held:
+                recipient = citizen.phone if plan.channel == "sms" else citizen.email
+                assert recipient is not None
+                # After the insert: the household cap's lock on this contact
+                # is held, so two bookings of one household count each other.
+                await verification.within_code_budget(
+                    conn, recipient, now, rules.codes_per_contact_per_day
+                )
+                await verification.open_check(conn, booking.id, plan.channel, now)
+                await events.record_code(
+                    conn, booking.id, plan.channel, recipient, language=booking.language,
+                    appointment_at=booking.starts_at, now=now,
+                )  # fmt: skip
+            else:
+                await events.record_booking_event(conn, booking.id, "confirmed", now=now)
     return Booked(booking, office, service, token)
+
+
+@dataclass(frozen=True, slots=True)
+class _ContactPlan:
+    held: bool
+    # Where the code goes (held bookings).
+    channel: Channel
+    notify_phone: bool
+    notify_email: bool
+
+    @property
+    def action(self) -> str:
+        return "hold" if self.held else "book"
+
+
+async def _contact_plan(
+    conn: asyncpg.Connection,
+    citizen: CitizenDetails,
+    service: Service,
+    actor: Actor,
+    secret_key: str,
+    now: datetime,
+    rules: Rules,
+) -> _ContactPlan:
+    """Whether the booking waits for a code, and which contacts may get its
+    messages: all of them when staff typed them (the citizen is at the
+    counter) or the service does not verify; otherwise only those proved by
+    a code, now or within the last `verified_contact_days`."""
+    channel = code_channel(citizen.phone, citizen.email)
+    if actor.kind != "citizen" or not service.verify_contact:
+        return _ContactPlan(False, channel, True, True)
+    phone_ok, email_ok = await verification.proved(
+        conn,
+        citizen.phone,
+        citizen.email,
+        secret_key=secret_key,
+        since=now - timedelta(days=rules.verified_contact_days),
+    )
+    held = not (phone_ok if channel == "sms" else email_ok)
+    return _ContactPlan(held, channel, phone_ok, email_ok)
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    office: Office,
+    service: Service,
+    taken: Slot,
+    citizen: CitizenDetails,
+    plan: _ContactPlan,
+    token: str,
+    secret_key: str,
+    actor: Actor,
+    now: datetime,
+) -> Booking:
+    for _ in range(_REFERENCE_TRIES):
+        try:
+            booking = await booking_store.insert(
+                conn,
+                booking_store.NewBooking(
+                    reference=new_reference(office.reference_prefix),
+                    office_id=office.id,
+                    service_id=service.id,
+                    slot_id=taken.id,
+                    starts_at=taken.starts_at,
+                    ends_at=taken.ends_at,
+                    status=Status.HELD if plan.held else Status.CONFIRMED,
+                    citizen_name=citizen.name,
+                    phone=citizen.phone,
+                    email=citizen.email,
+                    language=citizen.language,
+                    document_number=citizen.document_number,
+                    manage_token_hash=hash_token(token, secret_key),
+                    created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
+                    email_key=email_key(citizen.email) if citizen.email else None,
+                    hold_expires_at=now + timedelta(minutes=service.hold_minutes)
+                    if plan.held
+                    else None,
+                    notify_phone=plan.notify_phone,
+                    notify_email=plan.notify_email,
+                ),
+                now,
+            )
+        except asyncpg.UniqueViolationError:
+            raise errors.already_booked() from None
+        except asyncpg.CheckViolationError as exc:
+            contact = booking_store.household_cap_field(exc)
+            if contact is None:
+                raise
+            raise household_cap(contact, office.household_cap) from None
+        if booking is not None:
+            return booking
+    raise RuntimeError("could not draw a free reference")  # pragma: no cover - 30**6 per prefix
+
+
+def household_cap(contact: str, cap: int) -> errors.Conflict:
+    message = (
+        N_(
+            "This phone number already has %(count)s active appointments at this office, "
+            "the most allowed. Cancel one first, or book at the counter."
+        )
+        if contact == "phone"
+        else N_(
+            "This email address already has %(count)s active appointments at this office, "
+            "the most allowed. Cancel one first, or book at the counter."
+        )
+    )
+    field = (
+        N_("This phone number has the most active appointments allowed at this office.")
+        if contact == "phone"
+        else N_("This email address has the most active appointments allowed at this office.")
+    )
+    return errors.Conflict(
+        "household_cap", message, fields={contact: field}, params={"count": str(cap)}
+    )
+
+
+def reschedule_limit() -> errors.Conflict:
+    return errors.Conflict(
+        "reschedule_limit",
+        N_(
+            "This appointment was already moved as many times as allowed. "
+            "You can cancel it and book again, or ask the office."
+        ),
+    )
+
+
+# Held bookings ----------------------------------------------------------------------
+
+
+def hold_expired() -> errors.Conflict:
+    return errors.Conflict(
+        "hold_expired",
+        N_("The time kept for you has run out and was released. Please book again."),
+    )
+
+
+def not_held() -> errors.Conflict:
+    return errors.Conflict("not_held", N_("This appointment is not waiting for a code."))
+
+
+def wrong_code(attempts_left: int) -> errors.ValidationFailed:
+    return errors.ValidationFailed(
+        {"code": N_("This code is not right. Check the last message we sent and try again.")},
+        code="wrong_code",
+        message=N_("This code is not right. Tries left: %(left)s."),
+        params={"left": str(attempts_left)},
+    )
+
+
+def codes_exhausted() -> errors.Conflict:
+    return errors.Conflict(
+        "code_attempts_exhausted",
+        N_("Too many wrong codes: the time kept for you was released. Please book again."),
+    )
+
+
+async def _expire(conn: asyncpg.Connection, booking: Booking, now: datetime) -> Booking:
+    """End a hold in the caller's transaction: its seat is free again."""
+    return await _change_status(conn, booking, Status.EXPIRED, audit.SYSTEM, now)
+
+
+async def release_expired_holds(
+    conn: asyncpg.Connection,
+    now: datetime,
+    *,
+    slot_id: int | None = None,
+    office_id: str | None = None,
+    service_id: str | None = None,
+) -> int:
+    """Expire the holds whose time is up (of a slot, an office's service, or
+    all), each in its own short transaction like a cancellation, freeing its
+    seat. Run by the worker's cron and before seats are read or taken, so a
+    seat is never kept past its hold. Returns how many were released."""
+    released = 0
+    for booking_id in await booking_store.due_holds(
+        conn, now, slot_id=slot_id, office_id=office_id, service_id=service_id
+    ):
+        async with conn.transaction():
+            booking = await booking_store.lock_due_hold(conn, booking_id, now)
+            if booking is not None:
+                await _expire(conn, booking, now)
+                released += 1
+    return released
+
+
+async def _held(conn: asyncpg.Connection, reference: str, now: datetime) -> Booking | None:
+    """The booking, locked, still waiting for its code; in the caller's
+    transaction. A hold found past its time is expired on the spot (None:
+    the caller commits that, then refuses with hold_expired)."""
+    booking = await booking_store.lock(conn, reference)
+    assert booking is not None
+    if Status(booking.status) is Status.EXPIRED:
+        raise hold_expired()
+    if Status(booking.status) is not Status.HELD:
+        raise not_held()
+    if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+        await _expire(conn, booking, now)
+        return None
+    return booking
+
+
+def _channel(text: str) -> Channel:
+    return "sms" if text == "sms" else "email"
+
+
+async def verify(
+    pool: asyncpg.Pool,
+    reference: str,
+    token: str | None,
+    code: object,
+    secret_key: str,
+    now: datetime,
+) -> BookingContext:
+    """Confirm a held booking with its code. Each wrong code uses one of the
+    check's attempts (committed, then refused); the last wrong one releases
+    the seat. The proved contact is remembered for later bookings."""
+    async with pool.acquire() as conn:
+        await authorise(conn, reference, token, secret_key)
+        refusal: errors.Refusal | None = None
+        async with conn.transaction():
+            booking = await _held(conn, reference, now)
+            if booking is None:
+                refusal = hold_expired()
+            else:
+                check = await verification.check_of(conn, booking.id)
+                attempt = await verification.try_code(conn, booking.id, code, secret_key, now)
+                if attempt.outcome is verification.Outcome.VERIFIED:
+                    await _confirm(conn, booking, _channel(check.channel), secret_key, now)
+                elif attempt.outcome is verification.Outcome.WRONG:
+                    refusal = wrong_code(attempt.attempts_left)
+                else:
+                    await _expire(conn, booking, now)
+                    refusal = codes_exhausted()
+        if refusal is not None:
+            raise refusal
+        confirmed = await booking_store.by_reference(conn, reference)
+        assert confirmed is not None
+        return await _context(conn, confirmed)
+
+
+async def _confirm(
+    conn: asyncpg.Connection, booking: Booking, channel: Channel, secret_key: str, now: datetime
+) -> None:
+    await booking_store.confirm_hold(conn, booking.id, channel, now)
+    contact = booking.phone if channel == "sms" else booking.email
+    assert contact is not None
+    await verification.remember(conn, channel, contact, secret_key, now)
+    await audit.record(
+        conn, booking.id, audit.CITIZEN, "verify", Status.HELD, Status.CONFIRMED,
+        {"channel": channel},
+    )  # fmt: skip
+    await events.record_booking_event(conn, booking.id, "confirmed", now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeState:
+    """What the code page shows: where the code went, until when the seat
+    is kept, and when another code may be asked for (None: no more)."""
+
+    channel: Channel
+    destination: str
+    hold_expires_at: datetime
+    attempts_left: int
+    next_resend_at: datetime | None
+    # The office's zone, in which the page and the API show the instants.
+    timezone: str
+
+
+async def code_state(conn: asyncpg.Connection, booking: Booking) -> CodeState:
+    office = await office_store.get_office(conn, booking.office_id)
+    assert office is not None
+    check = await verification.check_of(conn, booking.id)
+    channel = _channel(check.channel)
+    destination = booking.phone if channel == "sms" else booking.email
+    assert destination is not None and booking.hold_expires_at is not None
+    return CodeState(
+        channel=channel,
+        destination=destination,
+        hold_expires_at=booking.hold_expires_at,
+        attempts_left=attempts_left(check.attempts),
+        next_resend_at=next_resend_at(check.last_send_at, check.sends),
+        timezone=office.timezone,
+    )
+
+
+async def resend(
+    pool: asyncpg.Pool,
+    reference: str,
+    token: str | None,
+    secret_key: str,
+    now: datetime,
+    rules: Rules = DEFAULT_RULES,
+) -> CodeState:
+    """Queue another code for a held booking: at most MAX_RESENDS, each after
+    a longer wait, within the contact's daily budget of codes."""
+    async with pool.acquire() as conn:
+        await authorise(conn, reference, token, secret_key)
+        async with conn.transaction():
+            booking = await _held(conn, reference, now)
+            if booking is not None:
+                check = await verification.ask_again(conn, booking.id, now)
+                channel = _channel(check.channel)
+                recipient = booking.phone if channel == "sms" else booking.email
+                assert recipient is not None
+                await verification.within_code_budget(
+                    conn, recipient, now, rules.codes_per_contact_per_day
+                )
+                await events.record_code(
+                    conn, booking.id, channel, recipient, language=booking.language,
+                    appointment_at=booking.starts_at, now=now,
+                )  # fmt: skip
+                return await code_state(conn, booking)
+        raise hold_expired()
 
 
 async def authorise(
@@ -249,11 +592,15 @@ async def reschedule(
     new_slot_id: int,
     now: datetime,
     actor: Actor = audit.CITIZEN,
+    rules: Rules = DEFAULT_RULES,
 ) -> BookingContext:
-    """Take the new seat and free the old one in one transaction, or change nothing."""
+    """Take the new seat and free the old one in one transaction, or change
+    nothing. A citizen may move a booking `rules.reschedule_limit` times;
+    staff are not counted."""
     async with pool.acquire() as conn:
         if actor.kind == "citizen":
             await authorise(conn, reference, token, secret_key)
+        await release_expired_holds(conn, now, slot_id=new_slot_id)
         async with conn.transaction():
             booking = await booking_store.lock(conn, reference)
             if booking is None:
@@ -267,6 +614,10 @@ async def reschedule(
                 raise errors.ValidationFailed(
                     {"slot_id": errors.N_("Choose a time other than your current one.")}
                 )
+            if actor.kind == "citizen" and not await booking_store.count_citizen_reschedule(
+                conn, booking.id, rules.reschedule_limit
+            ):
+                raise reschedule_limit()
             await slot_store.lock_for_move(conn, [booking.slot_id, new_slot_id])
             taken = await _take_seat_guarded(conn, new_slot_id, service, now)
             await slot_store.release_seat(conn, booking)

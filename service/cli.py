@@ -230,7 +230,9 @@ async def _booking(settings: Settings, command: str, reference: str, by: str) ->
         if command == "export":
             record = await personal_data.export(pool, reference, actor)
             return json.dumps(record, indent=2, ensure_ascii=False, default=str)
-        await personal_data.erase(pool, reference, actor, clock_for(settings)())
+        await personal_data.erase(
+            pool, reference, actor, clock_for(settings)(), secret_key=settings.secret_key
+        )
         return f"booking {reference.upper()} anonymised"
     finally:
         await pool.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from service.domain.limits import Network, Rate, parse_networks, parse_rate
 from service.logs import FORMATS
 
 
@@ -62,6 +63,24 @@ class Settings:
     email_from: str = "Mawid <no-reply@mawid.invalid>"
     # Tests only (service.clock): the instant the product's clock starts from.
     clock_start: str = ""
+    # Abuse resistance (issue 10). Rates per client address, "COUNT/PERIOD"
+    # (s, m, h, d) or "off"; see service.domain.limits.
+    trusted_proxies: str = ""
+    limit_book: str = "12/1h"
+    limit_verify: str = "20/1h"
+    limit_resend: str = "10/1h"
+    limit_reschedule: str = "10/1h"
+    limit_cancel: str = "10/1h"
+    limit_manage: str = "120/1h"
+    limit_availability: str = "120/1m"
+    # Code messages to one phone number or address in 24 hours, whoever books.
+    codes_per_contact_per_day: int = 8
+    # Moves a citizen may make to one booking (staff are not limited).
+    reschedule_limit: int = 2
+    # SMS (codes aside) to one number in 24 hours, across bookings.
+    sms_per_number_per_day: int = 8
+    # How long a contact proved by a code stays proved for later bookings.
+    verified_contact_days: int = 90
 
     @property
     def is_dev(self) -> bool:
@@ -70,6 +89,14 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def rate(self, action: str) -> Rate | None:
+        """The limit per client address on `action` (service.domain.limits.ACTIONS)."""
+        return parse_rate(str(getattr(self, f"limit_{action}")))
+
+    @property
+    def proxies(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -99,6 +126,17 @@ class Settings:
             raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
         if int(values.get("retention_days", defaults.retention_days)) < 1:  # type: ignore[call-overload]
             raise ConfigError("RETENTION_DAYS must be at least 1")
+        for attribute in RATE_SETTINGS:
+            if attribute in values:
+                try:
+                    parse_rate(str(values[attribute]))
+                except ValueError as exc:
+                    raise ConfigError(f"{ENV_NAMES[attribute]}: {exc}") from None
+        if "trusted_proxies" in values:
+            try:
+                parse_networks(str(values["trusted_proxies"]))
+            except ValueError as exc:
+                raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
         if "base_url" not in values:
             host = values.get("host", defaults.host)
             values["base_url"] = f"http://{host}:{values.get('port', defaults.port)}"
@@ -150,7 +188,30 @@ ENV_NAMES: dict[str, str] = {
     "smtp_starttls": "SMTP_STARTTLS",
     "email_from": "EMAIL_FROM",
     "clock_start": "MAWID_CLOCK_START",
+    "trusted_proxies": "TRUSTED_PROXIES",
+    "limit_book": "LIMIT_BOOK",
+    "limit_verify": "LIMIT_VERIFY",
+    "limit_resend": "LIMIT_RESEND",
+    "limit_reschedule": "LIMIT_RESCHEDULE",
+    "limit_cancel": "LIMIT_CANCEL",
+    "limit_manage": "LIMIT_MANAGE",
+    "limit_availability": "LIMIT_AVAILABILITY",
+    "codes_per_contact_per_day": "CODES_PER_CONTACT_PER_DAY",
+    "reschedule_limit": "RESCHEDULE_LIMIT",
+    "sms_per_number_per_day": "SMS_PER_NUMBER_PER_DAY",
+    "verified_contact_days": "VERIFIED_CONTACT_DAYS",
 }
+
+# The settings that are rates ("12/1h" or "off").
+RATE_SETTINGS = (
+    "limit_book",
+    "limit_verify",
+    "limit_resend",
+    "limit_reschedule",
+    "limit_cancel",
+    "limit_manage",
+    "limit_availability",
+)
 
 
 def parse_instant(name: str, raw: str) -> datetime:

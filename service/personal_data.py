@@ -12,8 +12,10 @@ import asyncpg
 from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.retention import may_erase, retention_cutoff
+from service.domain.verification import contact_hash
 from service.store import audit
 from service.store import personal_data as store
+from service.store import verification as verification_store
 from service.store.audit import Actor
 
 # Bookings anonymised per transaction by the retention run.
@@ -46,9 +48,13 @@ async def erase(
     reference: str,
     actor: Actor,
     now: datetime,
+    *,
+    secret_key: str,
     office_id: str | None = None,
 ) -> None:
-    """Anonymise the booking at once, recording who asked in its audit log."""
+    """Anonymise the booking at once, recording who asked in its audit log,
+    and forget that its phone and address were proved (`secret_key` keys
+    their hashes)."""
     async with pool.acquire() as conn, conn.transaction():
         booking_id = await _locked(conn, reference, office_id)
         row = await conn.fetchrow(
@@ -61,14 +67,22 @@ async def erase(
                 "still_active",
                 errors.N_("This appointment is still to come: cancel it before erasing it."),
             )
+        phone, email = await store.contacts(conn, booking_id)
+        proved = [contact_hash("sms", phone, secret_key)] if phone else []
+        proved += [contact_hash("email", email, secret_key)] if email else []
+        await store.forget_contacts(conn, proved)
         await store.anonymise(conn, booking_id, now)
         await audit.record(conn, booking_id, actor, "erase", row["status"], row["status"])
 
 
 async def anonymise_expired(pool: asyncpg.Pool, now: datetime, retention_days: int) -> int:
     """The daily run: anonymise every booking whose appointment is more than
-    `retention_days` old. Returns how many were."""
+    `retention_days` old, and forget contacts proved before then (whatever
+    VERIFIED_CONTACT_DAYS says, nothing personal outlives the retention
+    period). Returns how many bookings were anonymised."""
     cutoff = retention_cutoff(now, retention_days)
+    async with pool.acquire() as conn:
+        await verification_store.forget_before(conn, cutoff)
     done = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():

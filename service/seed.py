@@ -62,6 +62,10 @@ def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
             holiday_countries=tuple(
                 HOLIDAY_REGIONS.get((raw["id"], c), c) for c in raw["closed_on_holidays_of"]
             ),
+            # Prefectures' desks serve Moroccans living abroad, who book
+            # with the mobile of the country they live in.
+            sms_countries=tuple(raw.get("sms_countries", ())),
+            household_cap=int(raw.get("household_cap", 4)),
         )
         services = [
             Service(

@@ -19,6 +19,7 @@ Kind = Literal[
     "cancelled_by_office",
     "reminder",
     "sms_fallback",
+    "code",
 ]
 Channel = Literal["sms", "email"]
 
@@ -41,8 +42,13 @@ KINDS: tuple[Kind, ...] = (
     "cancelled_by_office",
     "reminder",
     "sms_fallback",
+    "code",
 )
-SMS_KINDS: tuple[Kind, ...] = KINDS[:5]
+# Kinds that go by SMS (an sms_fallback is the e-mail standing in for one).
+SMS_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k != "sms_fallback")
+# The verification code: it carries the office, the time and the code, and
+# nothing the citizen typed; it goes only while its booking is held.
+CODE: Kind = "code"
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -62,6 +68,10 @@ SKIP_OPTED_OUT = "opted_out"
 # Taken back from a dead worker with no time left outside quiet hours before
 # the appointment.
 SKIP_QUIET = "quiet_hours"
+
+# Past this many SMS (codes aside) in 24 hours, a number gets no more: the
+# message goes by e-mail when the booking has an address, or waits.
+SKIP_SMS_CAP = "sms_cap"
 
 # Booking statuses for which a reminder (or any message but a cancellation)
 # still makes sense.
@@ -244,6 +254,30 @@ def plan_event(
     return planned
 
 
+def plan_code(
+    channel: Channel, recipient: str, *, appointment_at: datetime, now: datetime
+) -> PlannedMessage:
+    """The code message of a held booking, due now (quiet hours do not apply:
+    the citizen is waiting for it)."""
+    return PlannedMessage(CODE, channel, recipient, now, appointment_at)
+
+
+def sms_cap_decision(
+    sent: int, oldest: datetime | None, cap: int, *, has_email: bool, now: datetime
+) -> datetime | Literal["email"] | None:
+    """What an SMS does with `sent` SMS to its number in the last 24 hours:
+    None to go now; "email" to give way to the e-mail copy the booking gets
+    anyway; else the instant to try again, when the oldest send leaves the
+    window (a minute from now when it is another worker's send in flight)."""
+    if sent < cap:
+        return None
+    if has_email:
+        return "email"
+    if oldest is None:
+        return now + timedelta(minutes=1)
+    return max(oldest + timedelta(hours=24), now + timedelta(minutes=1))
+
+
 def voided_reminders(event: Event) -> str | None:
     """Why `event` skips the booking's pending reminders, or None when it
     keeps them: a move makes new ones, a cancellation needs none."""
@@ -269,6 +303,9 @@ def skip_reason(
     """
     if now >= appointment_at:
         return SKIP_STARTED
+    if kind == CODE:
+        # A code is worth sending only while its hold waits for it.
+        return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None
     if booking_status == "cancelled":

@@ -25,6 +25,10 @@ class Office:
     reference_prefix: str
     holiday_countries: tuple[str, ...]
     reminder_offsets_minutes: tuple[int, ...] = (2880, 180)
+    # Active public bookings per phone number and per e-mail address.
+    household_cap: int = 4
+    # Countries whose mobiles get SMS, besides its own and Morocco.
+    sms_countries: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -50,6 +54,10 @@ class Service:
     arrive_early_minutes: int = 10
     # Written by the demo seed: the pages say it is example text.
     info_demo: bool = False
+    # A public booking waits for a code sent to the citizen's contact,
+    # holding its seat for hold_minutes.
+    verify_contact: bool = True
+    hold_minutes: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +99,9 @@ class Booking:
     cancel_reason: str | None = None
     # When its personal data was removed (service.domain.retention).
     anonymised_at: datetime | None = None
+    # Until when a held booking keeps its seat without its code.
+    hold_expires_at: datetime | None = None
+    # Whether messages may go to the phone / address (proved, or typed by staff).
+    notify_phone: bool = True
+    notify_email: bool = True
+    citizen_reschedules: int = 0

@@ -25,6 +25,7 @@ DURATION = (5, 480)
 EARLIEST_HOURS = (0, 24 * 30)
 LATEST_DAYS = (1, 365)
 RESCHEDULE_CUTOFF_MINUTES = (0, 7 * 24 * 60)
+HOLD_MINUTES = (1, 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ class ServiceSettings:
     fees: dict[str, str]
     late: dict[str, str]
     arrive_early_minutes: int
+    # A public booking waits for a code (see service.bookings), its seat
+    # held for hold_minutes.
+    verify_contact: bool = True
+    hold_minutes: int = 10
 
 
 def settings_of(service: Service, active: bool) -> ServiceSettings:
@@ -56,6 +61,8 @@ def settings_of(service: Service, active: bool) -> ServiceSettings:
         fees=dict(service.fees),
         late=dict(service.late),
         arrive_early_minutes=service.arrive_early_minutes,
+        verify_contact=service.verify_contact,
+        hold_minutes=service.hold_minutes,
     )
 
 
@@ -82,6 +89,9 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
     cutoff = _whole(form.get("reschedule_cutoff_minutes"), RESCHEDULE_CUTOFF_MINUTES)
     if cutoff is None:
         problems["reschedule_cutoff_minutes"] = N_("Give a number of minutes from 0 to 10080.")
+    hold = _whole(form.get("hold_minutes"), HOLD_MINUTES)
+    if hold is None:
+        problems["hold_minutes"] = N_("Give a number of minutes from 1 to 60.")
     if earliest is not None and latest is not None and earliest >= latest * 24:
         problems["latest_days"] = N_("The latest day must come after the earliest hour.")
     early = _whole(form.get("arrive_early_minutes"), ARRIVE_EARLY_MINUTES)
@@ -98,6 +108,7 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         or latest is None
         or cutoff is None
         or early is None
+        or hold is None
     ):
         raise ValidationFailed(problems)
     return ServiceSettings(
@@ -112,4 +123,6 @@ def parse_service_form(form: Mapping[str, str]) -> ServiceSettings:
         fees=fees,
         late=late,
         arrive_early_minutes=early,
+        verify_contact="verify_contact" in form,
+        hold_minutes=hold,
     )

@@ -25,7 +25,8 @@ from service.domain.booking import Status, can_mark_no_show, can_transition
 from service.domain.calendar import local_date
 from service.domain.errors import N_, Conflict, Forbidden, ValidationFailed
 from service.domain.fields import PASSWORD_MAX
-from service.domain.validation import is_email
+from service.domain.validation import normalise_email as normalise_address
+from service.domain.validation import strip_invisible
 
 
 class Role(StrEnum):
@@ -106,9 +107,9 @@ def access(member: StaffMember, office_id: str, permission: Permission) -> Acces
 
 # Accounts -----------------------------------------------------------------------
 
+
 def normalise_email(raw: str) -> str | None:
-    candidate = raw.strip().lower()
-    return candidate if is_email(candidate) else None
+    return normalise_address(raw.strip().lower())
 
 
 def check_new_account(creator: StaffMember | None, role: Role, offices: Collection[str]) -> None:
@@ -347,7 +348,8 @@ def parse_office_action(raw_status: object, raw_reason: object) -> tuple[Status,
         target = None
     if target not in OFFICE_TARGETS:
         problems["status"] = N_("Choose checked in, done, no-show or cancelled.")
-    reason = " ".join(raw_reason.split()) if isinstance(raw_reason, str) else ""
+    # The reason reaches the citizen's messages: no invisible reordering.
+    reason = " ".join(strip_invisible(raw_reason).split()) if isinstance(raw_reason, str) else ""
     if target is Status.CANCELLED and not reason:
         problems["reason"] = N_("Say why the office cancels: the citizen will read it.")
     elif len(reason) > MAX_REASON_LENGTH:

@@ -1,18 +1,46 @@
-"""Checks on what a citizen typed, before anything is written. Pure: no I/O."""
+"""Checks on what a citizen (or a clerk for them) typed, before anything is
+written. Pure: no I/O.
+
+Names and e-mail addresses reach messages the consulate's own servers send,
+so they are held to what they are: a name is letters, and an address is one
+mailbox. Invisible characters that reorder or hide text (bidi controls,
+zero-width characters) are removed from every text that can reach a message,
+a page or an export (`strip_invisible`).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+
+import idna
 
 from service.domain.booking import normalise_document
 from service.domain.errors import N_, ValidationFailed
-from service.domain.fields import CITIZEN_NAME_MAX, EMAIL_MAX
+from service.domain.fields import EMAIL_MAX
 from service.domain.models import LANGUAGES, Service
-from service.domain.phone import is_country, parse_phone
+from service.domain.phone import is_country, parse_phone, served_countries, sms_refusal
 
-_EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,189}\.[^@\s<>\".]{2,63}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Names checked here are shorter than the column allows (fields.CITIZEN_NAME_MAX),
+# so that rows written before these rules stay valid. Addresses: RFC 5321, a path
+# of 256 octets less the angle brackets (fields.EMAIL_MAX).
+NAME_MAX = 100
+EMAIL_LOCAL_MAX = 64
+
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), the
+# Arabic letter mark and the implicit marks, zero-width spaces and joiners,
+# word joiner and invisible operators, the BOM, the Mongolian vowel separator.
+_INVISIBLE = re.compile("[\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Apostrophes ' ’ ʼ, hyphens - ‐ ‑, the dot; with letters, marks and spaces,
+# all a name is made of.
+_NAME_PUNCTUATION = frozenset("'\u2019\u02bc-\u2010\u2011.")
+# A web address in a name: "http", "www." or a dot followed by Latin letters
+# ("pay.example", "bit.ly"). Initials ("J.-P.", "M. A.") pass.
+_LINK_LIKE = re.compile(r"http|www\.|\.[a-z]{2,}", re.IGNORECASE)
+# RFC 5322 dot-atom (ASCII): no quoted local parts, no commas, no spaces.
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,25 +62,91 @@ class RawDetails:
     document_number: object = None
 
 
+def strip_invisible(text: str) -> str:
+    """`text` without bidi controls and zero-width characters: what shows is
+    what is there, in a page, a CSV cell or a plain-text e-mail."""
+    return _INVISIBLE.sub("", text)
+
+
+def clean_name(raw: str) -> str:
+    """NFC, invisible characters removed, runs of white space made one space."""
+    return " ".join(strip_invisible(unicodedata.normalize("NFC", raw)).split())
+
+
+def name_problem(name: str) -> str | None:
+    """Why a cleaned name is refused, as a message id, or None."""
+    if not name:
+        return N_("Enter your full name.")
+    if len(name) > NAME_MAX:
+        return N_("Enter a name of at most 100 characters.")
+    if _LINK_LIKE.search(name) or not any(unicodedata.category(ch)[0] == "L" for ch in name):
+        return N_("Enter your name in letters only: no digits, links or symbols.")
+    for ch in name:
+        if ch != " " and ch not in _NAME_PUNCTUATION and unicodedata.category(ch)[0] not in "LM":
+            return N_("Enter your name in letters only: no digits, links or symbols.")
+    return None
+
+
+def normalise_email(raw: str) -> str | None:
+    """Exactly one address, as it will be stored and sent to, or None.
+
+    One @, a dot-atom local part of at most 64 characters, a domain with a
+    dot whose labels are letters, digits and hyphens; an internationalised
+    domain is accepted and kept in its ASCII (punycode) form; the whole at
+    most 254 characters. No spaces, commas, quotes or control characters, so
+    that nothing downstream can read it as several recipients.
+    """
+    text = raw.strip()
+    if not text or len(text) > 4 * EMAIL_MAX or text.count("@") != 1:
+        return None
+    local, domain = text.split("@")
+    if len(local) > EMAIL_LOCAL_MAX or not _LOCAL_RE.fullmatch(local):
+        return None
+    if not domain or domain.endswith(".") or any(ch.isspace() for ch in domain):
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in domain):
+        return None
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        return None
+    if labels[-1].isdigit():
+        return None
+    address = f"{local}@{ascii_domain}"
+    return address if len(address) <= EMAIL_MAX else None
+
+
 def is_email(text: str) -> bool:
-    """An address we can send to: one @, a dot in the domain, no spaces or
-    brackets, within the lengths SMTP allows. Citizens' and staff's alike."""
-    return len(text) <= EMAIL_MAX and _EMAIL_RE.match(text) is not None
+    """An address we can send to (see normalise_email). Citizens' and staff's alike."""
+    return normalise_email(text) is not None
 
 
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def validate_details(raw: RawDetails, service: Service, office_country: str) -> CitizenDetails:
-    """Normalised details, or ValidationFailed listing every field at fault."""
+def validate_details(
+    raw: RawDetails,
+    service: Service,
+    office_country: str,
+    sms_countries: tuple[str, ...] | list[str] = (),
+) -> CitizenDetails:
+    """Normalised details, or ValidationFailed listing every field at fault.
+
+    A phone number must be one an SMS may go to from this office (a mobile of
+    its country, of Morocco or of its `sms_countries`): the form says so and
+    asks for an e-mail address instead, rather than taking a number that
+    would never get a message.
+    """
     errors: dict[str, str] = {}
 
-    name = " ".join(_text(raw.name).split())
-    if not name:
-        errors["name"] = N_("Enter your full name.")
-    elif len(name) > CITIZEN_NAME_MAX or _CONTROL_RE.search(name):
-        errors["name"] = N_("Enter a name of at most 200 characters.")
+    name = clean_name(raw.name) if isinstance(raw.name, str) else ""
+    problem = name_problem(name)
+    if problem is not None:
+        errors["name"] = problem
 
     country = _text(raw.phone_country).upper() or office_country
     phone: str | None = None
@@ -62,11 +156,26 @@ def validate_details(raw: RawDetails, service: Service, office_country: str) -> 
         phone = parse_phone(_text(raw.phone), country)
         if phone is None:
             errors["phone"] = N_("Enter a valid phone number, like 06 12 34 56 78.")
+        else:
+            refusal = sms_refusal(phone, served_countries(office_country, sms_countries))
+            if refusal == "type":
+                errors["phone"] = N_(
+                    "We can only send SMS to a mobile number. "
+                    "Give a mobile number, or leave this empty and give an email address."
+                )
+            elif refusal == "country":
+                errors["phone"] = N_(
+                    "This office does not send SMS to numbers of this country. "
+                    "Leave this empty and give an email address instead."
+                )
+            if refusal is not None:
+                phone = None
 
-    email: str | None = _text(raw.email) or None
-    if email is not None and not is_email(email):
-        errors["email"] = N_("Enter a valid email address, like name@example.com.")
-        email = None
+    email: str | None = None
+    if _text(raw.email):
+        email = normalise_email(_text(raw.email))
+        if email is None:
+            errors["email"] = N_("Enter one valid email address, like name@example.com.")
 
     if "phone" not in errors and "email" not in errors and phone is None and email is None:
         errors["phone"] = N_("Give a phone number or an email address so that we can reach you.")

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.domain.messages import EVENTS, plan_event, voided_reminders
+from service.domain.messages import EVENTS, Channel, plan_code, plan_event, voided_reminders
 from service.store import outbox
 
 
@@ -54,3 +54,19 @@ async def record_booking_event(
         reason=reason,
     )
     await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)
+
+
+async def record_code(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    channel: Channel,
+    recipient: str,
+    *,
+    language: str,
+    appointment_at: datetime,
+    now: datetime,
+) -> None:
+    """Write the code message of a held booking inside the caller's
+    transaction. The code itself is drawn by the worker when it sends."""
+    planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
+    await outbox.add_planned(conn, booking_id, language=language, planned=[planned], now=now)

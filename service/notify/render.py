@@ -28,8 +28,9 @@ from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS, sms_names_zone
+from service.domain.messages import CANCELLATION_KINDS, CODE, sms_names_zone
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
+from service.domain.validation import is_email, strip_invisible
 from service.web.i18n import zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -84,6 +85,8 @@ class MessageData:
     sequence: int
     # Fresh for this message; see service.worker.jobs.send_message.
     manage_token: str
+    # The verification code a code message carries (drawn by the worker).
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +101,9 @@ class RenderedEmail:
     text: str
 
 
-def redact(text: str, token: str) -> str:
-    """What is kept of a sent body: the token only ever exists as a hash."""
-    return text.replace(token, "[token]")
+def redact(text: str, secret: str, placeholder: str = "[token]") -> str:
+    """What is kept of a sent body: a token or a code only ever exists as a hash."""
+    return text.replace(secret, placeholder) if secret else text
 
 
 def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -> str:
@@ -136,10 +139,13 @@ class Renderer:
 
     def _context(self, data: MessageData, *, sms: bool) -> dict[str, object]:
         zone = zone_label(data.office_country, data.office_city, data.language)
+        # Names and reasons were cleaned on the way in; rows older than that
+        # are cleaned here, so no message shows a bidi trick.
+        reason = strip_invisible(data.reason or "")
         return {
             "kind": data.kind,
             "lang": data.language,
-            "name": data.citizen_name,
+            "name": strip_invisible(data.citizen_name),
             "office": data.office_name,
             "service": data.service_name,
             "address": data.office_address,
@@ -149,8 +155,9 @@ class Renderer:
             "reference": data.reference,
             "link": manage_url(data.base_url, data.reference, data.manage_token),
             "again": book_again_url(data.base_url, data.office_prefix),
-            "reason": short_reason(data.reason) if sms else (data.reason or ""),
+            "reason": short_reason(reason) if sms else reason,
             "active": data.kind not in CANCELLATION_KINDS,
+            "code": data.code,
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -171,9 +178,16 @@ class Renderer:
     def email(
         self, data: MessageData, *, to: str, sender: str, reply_to: str | None
     ) -> RenderedEmail:
+        if not is_email(to):
+            # One recipient, always: an address that is not exactly one
+            # mailbox (a row from before the address rules) is never sent to.
+            raise ValueError("the recipient is not one e-mail address")
         ctx = self._context(data, sms=False)
-        text = self._text.get_template("email/layout.txt.j2").render(ctx).strip() + "\n"
-        html = self._html.get_template("email/layout.html.j2").render(ctx)
+        # The code message has a layout of its own: no greeting, no details
+        # the citizen typed, no calendar invitation.
+        layout = "email/code_layout" if data.kind == CODE else "email/layout"
+        text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
+        html = self._html.get_template(f"{layout}.html.j2").render(ctx)
         module = self._text.get_template(f"email/{data.kind}.{data.language}.j2").make_module(ctx)
         subject = " ".join(str(module.subject()).split())  # type: ignore[attr-defined]
 
@@ -188,6 +202,8 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
+        if data.kind == CODE:
+            return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),
             maintype="text",

@@ -28,6 +28,10 @@ def _booking(r: asyncpg.Record) -> Booking:
         created_at=r["created_at"],
         cancel_reason=r["cancel_reason"],
         anonymised_at=r.get("anonymised_at"),
+        hold_expires_at=r["hold_expires_at"],
+        notify_phone=r["notify_phone"],
+        notify_email=r["notify_email"],
+        citizen_reschedules=r["citizen_reschedules"],
     )
 
 
@@ -47,19 +51,39 @@ class NewBooking:
     document_number: str | None
     manage_token_hash: bytes
     created_by: str
+    email_key: str | None = None
+    hold_expires_at: datetime | None = None
+    notify_phone: bool = True
+    notify_email: bool = True
+
+
+# The household cap trigger (0010) raises under these constraint names.
+HOUSEHOLD_CAP = {"household_cap_phone": "phone", "household_cap_email": "email"}
+
+
+def household_cap_field(exc: BaseException) -> str | None:
+    """The contact ("phone" or "email") whose household cap refused an
+    insert, or None when `exc` is something else."""
+    if not isinstance(exc, asyncpg.CheckViolationError):
+        return None
+    return HOUSEHOLD_CAP.get(getattr(exc, "constraint_name", None) or "")
 
 
 async def insert(conn: asyncpg.Connection, new: NewBooking, now: datetime) -> Booking | None:
     """Insert a booking; None when the reference is already taken (caller retries).
 
     A second active booking for the same document and service raises
-    asyncpg.UniqueViolationError from the partial unique index.
+    asyncpg.UniqueViolationError from the partial unique index; a public
+    booking past the household cap raises asyncpg.CheckViolationError
+    (household_cap_field tells which contact).
     """
     row = await conn.fetchrow(
         """INSERT INTO bookings (reference, office_id, service_id, slot_id, starts_at, ends_at,
                                  status, citizen_name, phone, email, language, document_number,
-                                 manage_token_hash, created_by, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+                                 manage_token_hash, created_by, created_at, updated_at,
+                                 email_key, hold_expires_at, notify_phone, notify_email)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
+                   $16, $17, $18, $19)
            ON CONFLICT (reference) DO NOTHING
            RETURNING *""",
         new.reference,
@@ -77,6 +101,10 @@ async def insert(conn: asyncpg.Connection, new: NewBooking, now: datetime) -> Bo
         new.manage_token_hash,
         new.created_by,
         now,
+        new.email_key,
+        new.hold_expires_at,
+        new.notify_phone,
+        new.notify_email,
     )
     return _booking(row) if row else None
 
@@ -132,6 +160,72 @@ async def set_status(
         now,
         reason,
     )
+
+
+async def confirm_hold(
+    conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime
+) -> None:
+    """A held booking whose code was right: confirmed, and the proved contact
+    may now get messages."""
+    await conn.execute(
+        """UPDATE bookings SET status = 'confirmed', hold_expires_at = NULL, updated_at = $3,
+               notify_phone = notify_phone OR $2 = 'sms',
+               notify_email = notify_email OR $2 = 'email'
+           WHERE id = $1 AND status = 'held'""",
+        booking_id,
+        channel,
+        now,
+    )
+
+
+async def count_citizen_reschedule(conn: asyncpg.Connection, booking_id: int, limit: int) -> bool:
+    """One more move by the citizen, unless `limit` are made already."""
+    done: str = await conn.execute(
+        """UPDATE bookings SET citizen_reschedules = citizen_reschedules + 1
+           WHERE id = $1 AND citizen_reschedules < $2""",
+        booking_id,
+        limit,
+    )
+    return done == "UPDATE 1"
+
+
+async def due_holds(
+    conn: asyncpg.Connection,
+    now: datetime,
+    *,
+    slot_id: int | None = None,
+    office_id: str | None = None,
+    service_id: str | None = None,
+    limit: int = 500,
+) -> list[int]:
+    """Ids of held bookings whose time is up (of a slot, an office, a
+    service, or any), the longest-expired first."""
+    rows = await conn.fetch(
+        """SELECT id FROM bookings
+           WHERE status = 'held' AND hold_expires_at <= $1
+             AND ($2::bigint IS NULL OR slot_id = $2)
+             AND ($3::text IS NULL OR office_id = $3)
+             AND ($4::text IS NULL OR service_id = $4)
+           ORDER BY hold_expires_at LIMIT $5""",
+        now,
+        slot_id,
+        office_id,
+        service_id,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def lock_due_hold(conn: asyncpg.Connection, booking_id: int, now: datetime) -> Booking | None:
+    """The held booking, locked, if its time is still up and nobody else
+    holds it (a code being checked, another expirer): then it is theirs."""
+    row = await conn.fetchrow(
+        """SELECT * FROM bookings WHERE id = $1 AND status = 'held' AND hold_expires_at <= $2
+           FOR UPDATE SKIP LOCKED""",
+        booking_id,
+        now,
+    )
+    return _booking(row) if row else None
 
 
 async def move(

@@ -31,14 +31,14 @@ async def update(
                description_ar = $12, description_fr = $13, description_en = $14,
                fees_ar = $15, fees_fr = $16, fees_en = $17,
                late_ar = $18, late_fr = $19, late_en = $20, arrive_early_minutes = $21,
-               info_demo = false
+               verify_contact = $22, hold_minutes = $23, info_demo = false
            WHERE office_id = $1 AND id = $2
              AND (duration_minutes, document_required, earliest_hours, latest_days,
                   reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en, active,
                   description_ar, description_fr, description_en, fees_ar, fees_fr, fees_en,
-                  late_ar, late_fr, late_en, arrive_early_minutes)
+                  late_ar, late_fr, late_en, arrive_early_minutes, verify_contact, hold_minutes)
                  IS DISTINCT FROM ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                   $15, $16, $17, $18, $19, $20, $21)""",
+                                   $15, $16, $17, $18, $19, $20, $21, $22, $23)""",
         office_id,
         service_id,
         settings.duration_minutes,
@@ -52,5 +52,7 @@ async def update(
         *(settings.fees[language] for language in LANGUAGES),
         *(settings.late[language] for language in LANGUAGES),
         settings.arrive_early_minutes,
+        settings.verify_contact,
+        settings.hold_minutes,
     )
     return result == "UPDATE 1"

@@ -26,6 +26,8 @@ def _office(r: asyncpg.Record) -> Office:
         reference_prefix=r["reference_prefix"],
         holiday_countries=tuple(r["holiday_countries"]),
         reminder_offsets_minutes=tuple(r["reminder_offsets_minutes"]),
+        household_cap=r["household_cap"],
+        sms_countries=tuple(r["sms_countries"]),
     )
 
 
@@ -45,6 +47,8 @@ def _service(r: asyncpg.Record) -> Service:
         late=by_language(r, "late"),
         arrive_early_minutes=r["arrive_early_minutes"],
         info_demo=r["info_demo"],
+        verify_contact=r["verify_contact"],
+        hold_minutes=r["hold_minutes"],
     )
 
 
@@ -83,15 +87,18 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
     await conn.execute(
         """INSERT INTO offices (id, kind, name_ar, name_fr, name_en, city_ar, city_fr, city_en,
                                 country, timezone, address, reference_prefix,
-                                holiday_countries, reminder_offsets_minutes, email_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''))
+                                holiday_countries, reminder_offsets_minutes, email_from,
+                                household_cap, sms_countries)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''),
+                   $16, $17)
            ON CONFLICT (id) DO UPDATE SET
                kind = EXCLUDED.kind, name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, city_ar = EXCLUDED.city_ar,
                city_fr = EXCLUDED.city_fr, city_en = EXCLUDED.city_en,
                country = EXCLUDED.country, timezone = EXCLUDED.timezone,
                address = EXCLUDED.address, reference_prefix = EXCLUDED.reference_prefix,
-               holiday_countries = EXCLUDED.holiday_countries""",
+               holiday_countries = EXCLUDED.holiday_countries,
+               sms_countries = EXCLUDED.sms_countries""",
         office.id,
         office.kind,
         office.name["ar"],
@@ -107,6 +114,8 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
         list(office.holiday_countries),
         list(office.reminder_offsets_minutes),
         email_from,
+        office.household_cap,
+        list(office.sms_countries),
     )
 
 
@@ -117,9 +126,9 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
                                  reschedule_cutoff_minutes, bring_ar, bring_fr, bring_en,
                                  description_ar, description_fr, description_en,
                                  fees_ar, fees_fr, fees_en, late_ar, late_fr, late_en,
-                                 arrive_early_minutes, info_demo)
+                                 arrive_early_minutes, info_demo, verify_contact, hold_minutes)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+                   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
            ON CONFLICT (office_id, id) DO UPDATE SET
                name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, duration_minutes = EXCLUDED.duration_minutes,
@@ -155,6 +164,9 @@ async def upsert_service(conn: asyncpg.Connection, service: Service) -> None:
         ),
         service.arrive_early_minutes,
         service.info_demo,
+        # Written for a new service only: a manager's choice survives a re-seed.
+        service.verify_contact,
+        service.hold_minutes,
     )
 
 

@@ -32,8 +32,12 @@ class BookingContacts:
 
 
 async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> BookingContacts | None:
+    # Only the contacts messages may go to: proved by a code, remembered, or
+    # typed by staff (bookings.notify_phone / notify_email).
     row = await conn.fetchrow(
-        """SELECT b.phone, b.email, b.language, b.starts_at, o.timezone,
+        """SELECT CASE WHEN b.notify_phone THEN b.phone END AS phone,
+                  CASE WHEN b.notify_email THEN b.email END AS email,
+                  b.language, b.starts_at, o.timezone,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
            FROM bookings b JOIN offices o ON o.id = b.office_id
            WHERE b.id = $1""",
@@ -260,6 +264,8 @@ class Claimed:
     service_duration_minutes: int
     bring: dict[str, str]
     opted_out: bool
+    # Whether the booking's messages also go to an e-mail address.
+    has_email: bool
     request_id: str | None = None
 
 
@@ -286,7 +292,8 @@ async def claim(
                   s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
                   (c.channel = 'sms' AND EXISTS (
-                      SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out
+                      SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
+                  (b.email IS NOT NULL AND b.notify_email) AS has_email
            FROM c
            JOIN bookings b ON b.id = c.booking_id
            JOIN offices o ON o.id = b.office_id
@@ -329,6 +336,7 @@ async def claim(
         bring=by_language(r, "bring"),
         opted_out=r["opted_out"],
         request_id=r["request_id"],
+        has_email=r["has_email"],
     )
 
 
@@ -442,7 +450,8 @@ async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBo
     cancellation cannot slip in before the caller's write; run it in a
     transaction."""
     r = await conn.fetchrow(
-        """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at, b.email
+        """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at,
+                  CASE WHEN b.notify_email THEN b.email END AS email
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
            WHERE s.id = $1
            FOR SHARE OF b""",
@@ -535,6 +544,59 @@ async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -
            ON CONFLICT DO NOTHING""",
         outbox_id,
         code,
+    )
+
+
+# Per-destination limits ------------------------------------------------------------
+
+
+async def codes_to(
+    conn: asyncpg.Connection, recipient: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """Code messages queued for `recipient` since `since`, and the oldest's time."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS n, min(created_at) AS oldest FROM outbox
+           WHERE kind = 'code' AND recipient = $1 AND created_at >= $2""",
+        recipient,
+        since,
+    )
+    assert row is not None
+    return row["n"], row["oldest"]
+
+
+async def sms_sent_to(
+    conn: asyncpg.Connection, recipient: str, since: datetime, exclude: int
+) -> tuple[int, datetime | None]:
+    """SMS other than codes sent to `recipient` after `since`, or being sent
+    now (so that two workers sending at once each count the other), and the
+    oldest send's time."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS n, min(sent_at) AS oldest FROM outbox
+           WHERE channel = 'sms' AND recipient = $1 AND kind <> 'code' AND id <> $3
+             AND (status = 'sending'
+                  OR (status IN ('sent', 'delivered', 'undelivered') AND sent_at > $2))""",
+        recipient,
+        since,
+        exclude,
+    )
+    assert row is not None
+    return row["n"], row["oldest"]
+
+
+async def wait_until(
+    conn: asyncpg.Connection, outbox_id: int, send_at: datetime, reason: str, now: datetime
+) -> None:
+    """Back to pending until `send_at`, the attempt handed back: a limit of
+    ours held the message, nothing failed."""
+    await conn.execute(
+        """UPDATE outbox SET status = 'pending', send_at = $2, claimed_until = NULL,
+                             enqueued_at = NULL, status_reason = $3, updated_at = $4,
+                             attempts = attempts - 1
+           WHERE id = $1 AND status = 'sending'""",
+        outbox_id,
+        send_at,
+        reason,
+        now,
     )
 
 

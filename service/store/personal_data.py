@@ -2,10 +2,13 @@
 access), and its anonymisation. Functions take a connection; callers own the
 transaction.
 
-What holds personal data, table by table: `bookings` (name, phone, e-mail,
-document number), `outbox` (recipient, the sent body, an office's reason
-for a cancellation), `audit_log.detail` (an office's reason), and, through
-the booking, `manage_tokens` and `form_keys` (hashes that open it).
+What holds personal data, table by table: `bookings` (name, phone, e-mail
+and its key, document number), `outbox` (recipient, the sent body, an
+office's reason for a cancellation), `audit_log.detail` (an office's
+reason), `contact_checks` (the booking's verification codes, hashed) and
+`verified_contacts` (keyed hashes of proved phones and addresses, not tied
+to a booking), and, through the booking, `manage_tokens` and `form_keys`
+(hashes that open it).
 `sms_opt_outs` keeps a number that replied STOP: honouring the refusal
 outlives any one booking.
 """
@@ -59,6 +62,11 @@ async def everything(conn: asyncpg.Connection, booking_id: int) -> dict[str, Any
     calls = await conn.fetch(
         "SELECT counter, called_at, called_by FROM calls WHERE booking_id = $1", booking_id
     )
+    checks = await conn.fetch(
+        """SELECT channel, attempts, sends, last_send_at, verified_at, created_at
+           FROM contact_checks WHERE booking_id = $1""",
+        booking_id,
+    )
     opted_out = await conn.fetch(
         """SELECT phone, error_code, created_at FROM sms_opt_outs
            WHERE phone = (SELECT phone FROM bookings WHERE id = $1)""",
@@ -75,6 +83,8 @@ async def everything(conn: asyncpg.Connection, booking_id: int) -> dict[str, Any
         "audit_log": audit_rows,
         "manage_links_issued": [_plain(r) for r in tokens],
         "waiting_room_calls": [_plain(r) for r in calls],
+        # Codes are stored as hashes only; what is kept is how the check went.
+        "contact_checks": [_plain(r) for r in checks],
         "sms_opt_out": [_plain(r) for r in opted_out],
     }
 
@@ -90,7 +100,7 @@ async def anonymise(conn: asyncpg.Connection, booking_id: int, now: datetime) ->
         # A hash nobody holds the token of: the citizen's old links no
         # longer open what is left.
         """UPDATE bookings SET citizen_name = $2, phone = NULL, email = NULL,
-                               document_number = NULL, cancel_reason = NULL,
+                               email_key = NULL, document_number = NULL, cancel_reason = NULL,
                                manage_token_hash = sha256(gen_random_uuid()::text::bytea),
                                anonymised_at = $3, updated_at = $3
            WHERE id = $1""",
@@ -110,6 +120,20 @@ async def anonymise(conn: asyncpg.Connection, booking_id: int, now: datetime) ->
     await conn.execute("UPDATE audit_log SET detail = '{}' WHERE booking_id = $1", booking_id)
     await conn.execute("DELETE FROM manage_tokens WHERE booking_id = $1", booking_id)
     await conn.execute("DELETE FROM form_keys WHERE booking_id = $1", booking_id)
+    await conn.execute("DELETE FROM contact_checks WHERE booking_id = $1", booking_id)
+
+
+async def contacts(conn: asyncpg.Connection, booking_id: int) -> tuple[str | None, str | None]:
+    """The booking's phone and e-mail address, as stored."""
+    row = await conn.fetchrow("SELECT phone, email FROM bookings WHERE id = $1", booking_id)
+    return row["phone"], row["email"]
+
+
+async def forget_contacts(conn: asyncpg.Connection, contact_hashes: list[bytes]) -> None:
+    """Forget that these contacts were proved (a later booking asks again)."""
+    await conn.execute(
+        "DELETE FROM verified_contacts WHERE contact_hash = ANY($1::bytea[])", contact_hashes
+    )
 
 
 async def due_for_anonymising(

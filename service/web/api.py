@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
 from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
+from service.web import limits
 from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 
@@ -86,11 +88,30 @@ def booking_fields(booking: Booking, office: Office) -> dict[str, Any]:
 
 
 def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
-    """A booking as its citizen sees it, document number in full."""
+    """A booking as its citizen sees it, document number in full; a held one
+    says until when its seat is kept."""
     return {
         **booking_fields(booking, office),
         "language": booking.language,
         "document_number": booking.document_number,
+        "hold_expires_at": iso(booking.hold_expires_at, office)
+        if booking.hold_expires_at is not None and booking.status == "held"
+        else None,
+    }
+
+
+def code_json(state: bookings.CodeState) -> dict[str, Any]:
+    """Where a held booking's code went, until when its seat is kept, and
+    when another code may be asked for (null: no more)."""
+    zone = ZoneInfo(state.timezone)
+    return {
+        "channel": state.channel,
+        "to": state.destination,
+        "attempts_left": state.attempts_left,
+        "hold_expires_at": state.hold_expires_at.astimezone(zone).isoformat(),
+        "next_resend_at": state.next_resend_at.astimezone(zone).isoformat()
+        if state.next_resend_at
+        else None,
     }
 
 
@@ -165,6 +186,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/offices/{office}/availability")
 async def availability(request: web.Request) -> web.Response:
+    await limits.check(request, "availability")
     office = await load_office(request)
     query = request.query
     problems: dict[str, str] = {}
@@ -188,6 +210,7 @@ async def availability(request: web.Request) -> web.Response:
         if service is None:
             raise errors.service_not_found()
         now = request.app[CLOCK_KEY]()
+        await bookings.release_expired_holds(conn, now, office_id=office.id, service_id=service.id)
         window = booking_window(now, service.earliest_hours, service.latest_days)
         start = local_day_bounds(first, office.zone)[0]
         end = local_day_bounds(last, office.zone)[1]
@@ -206,6 +229,7 @@ async def availability(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings")
 async def create_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "book")
     body = await json_body(request)
     text_members(body, BOOKING_TEXT)
     if body.get("language") not in (None, *LANGUAGES):
@@ -229,6 +253,7 @@ async def create_booking(request: web.Request) -> web.Response:
         ),
         secret_key=settings.secret_key,
         now=request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
     )
     booked = await request.app[METRICS_KEY].count_booking(attempt)
     payload = booking_json(booked.booking, booked.office)
@@ -236,11 +261,16 @@ async def create_booking(request: web.Request) -> web.Response:
     payload["manage_url"] = manage_url(
         settings.base_url, booked.booking.reference, booked.manage_token
     )
+    if booked.booking.status == "held":
+        async with request.app[POOL_KEY].acquire() as conn:
+            state = await bookings.code_state(conn, booked.booking)
+        payload["verification"] = code_json(state)
     return web.json_response(payload, status=201)
 
 
 @routes.get("/api/v1/bookings/{reference}")
 async def get_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "manage")
     reference, token = manage_link(request)
     context = await bookings.view(
         request.app[POOL_KEY], reference, token, request.app[SETTINGS_KEY].secret_key
@@ -250,6 +280,7 @@ async def get_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/cancel")
 async def cancel_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "cancel")
     reference, token = manage_link(request)
     context = await bookings.cancel(
         request.app[POOL_KEY],
@@ -263,6 +294,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/bookings/{reference}/reschedule")
 async def reschedule_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "reschedule")
     reference, token = manage_link(request)
     body = await json_body(request)
     slot_id = parse_slot_id(body.get("slot_id"))
@@ -273,5 +305,38 @@ async def reschedule_booking(request: web.Request) -> web.Response:
         request.app[SETTINGS_KEY].secret_key,
         slot_id,
         request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/verify")
+async def verify_booking(request: web.Request) -> web.Response:
+    await limits.check(request, "verify")
+    reference, token = manage_link(request)
+    body = await json_body(request)
+    context = await bookings.verify(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        body.get("code"),
+        request.app[SETTINGS_KEY].secret_key,
+        request.app[CLOCK_KEY](),
+    )
+    return web.json_response(booking_json(context.booking, context.office))
+
+
+@routes.post("/api/v1/bookings/{reference}/resend")
+async def resend_code(request: web.Request) -> web.Response:
+    await limits.check(request, "resend")
+    reference, token = manage_link(request)
+    settings = request.app[SETTINGS_KEY]
+    state = await bookings.resend(
+        request.app[POOL_KEY],
+        reference,
+        token,
+        settings.secret_key,
+        request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
+    )
+    return web.json_response(code_json(state), status=202)

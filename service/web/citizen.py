@@ -47,7 +47,8 @@ from service.office.queue import place_in_queue
 from service.store import form_keys
 from service.store import offices as office_store
 from service.store import slots as slot_store
-from service.web import i18n
+from service.web import i18n, limits
+from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
 from service.web.security import PRIVATE_HEADERS
@@ -307,9 +308,13 @@ async def office_short_link(request: web.Request) -> web.Response:
 
 @routes.get("/offices/{office}/{service}")
 async def slots_page(request: web.Request) -> web.Response:
+    await limits.check(request, "availability")
     language = request_language(request)
     async with request.app[POOL_KEY].acquire() as conn:
         office, service = await _office_service(request, conn)
+        await bookings.release_expired_holds(
+            conn, _now(request), office_id=office.id, service_id=service.id
+        )
         week = await load_week(
             conn, office, service, _now(request), request.query.get("week"), language
         )
@@ -379,11 +384,14 @@ def _book_context(
 
 @routes.get("/offices/{office}/{service}/book")
 async def book_form(request: web.Request) -> web.Response:
+    await limits.check(request, "availability")
     now = _now(request)
     language = request_language(request)
     slot_id = parse_id(request.query.get("slot"))
     async with request.app[POOL_KEY].acquire() as conn:
         office, service = await _office_service(request, conn)
+        if slot_id:
+            await bookings.release_expired_holds(conn, now, slot_id=slot_id)
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
         if slot is None or slot.service_id != service.id or slot.office_id != office.id:
             see_other(f"/offices/{office.id}/{service.id}")
@@ -403,6 +411,7 @@ async def book_form(request: web.Request) -> web.Response:
 
 @routes.post("/offices/{office}/{service}/book")
 async def book_submit(request: web.Request) -> web.Response:
+    await limits.check(request, "book")
     form = await request.post()
     values = {name: _form_text(form, name) for name in _FIELDS}
     form_key = _form_text(form, "form_key")
@@ -444,6 +453,7 @@ async def book_submit(request: web.Request) -> web.Response:
             now=now,
             form_key_hash=key_hash,
             manage_token=token,
+            rules=bookings.Rules.of(settings),
         )
         booked = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as failed:
@@ -464,10 +474,10 @@ async def book_submit(request: web.Request) -> web.Response:
                 )  # fmt: skip
                 return render(request, "citizen/book.html", context, status=409, private=True)
             see_other(f"/b/{reference}/{token}/confirmation", private=True)
-        if refusal.code == "already_booked":
+        if refusal.code in ("already_booked", "household_cap"):
             context = _book_context(
                 request, office, service, slot, values, form_key,
-                field_errors={"document_number": refusal.message},
+                field_errors=refusal.fields or {"document_number": refusal.message},
             )  # fmt: skip
             return render(request, "citizen/book.html", context, status=409, private=True)
         if refusal.code not in _SLOT_REFUSALS:
@@ -479,7 +489,10 @@ async def book_submit(request: web.Request) -> web.Response:
             problem=refusal.message, alternatives=alternatives,
         )  # fmt: skip
         return render(request, "citizen/book.html", context, status=409, private=True)
-    see_other(f"/b/{booked.booking.reference}/{booked.manage_token}/confirmation", private=True)
+    base = f"/b/{booked.booking.reference}/{booked.manage_token}"
+    if Status(booked.booking.status) is Status.HELD:
+        see_other(f"{base}/code", private=True)
+    see_other(f"{base}/confirmation", private=True)
 
 
 # --------------------------------------------------------------------------- manage
@@ -505,7 +518,9 @@ def _manage_language(request: web.Request, ctx: bookings.BookingContext) -> str:
 
 
 async def _managed(request: web.Request) -> tuple[bookings.BookingContext, str]:
-    """The booking a manage page is about, and the language to show it in."""
+    """The booking a manage page is about, and the language to show it in.
+    Counts one try of a manage link for the client's limit."""
+    await limits.check(request, "manage")
     ctx = await _booking(request)
     return ctx, _manage_language(request, ctx)
 
@@ -528,7 +543,8 @@ def _booking_page_context(
         "qr": qr_svg(booking.reference, i18n.gettext(language, N_("QR code of your reference"))),
         "can_cancel": active and can_cancel(now, booking.starts_at),
         "can_reschedule": Status(booking.status) is Status.CONFIRMED
-        and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes),
+        and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes)
+        and booking.citizen_reschedules < request.app[SETTINGS_KEY].reschedule_limit,
         "status_label": CITIZEN_STATUS.get(booking.status, booking.status),
     }
 
@@ -542,6 +558,9 @@ _DONE_NOTICES = {
 @routes.get("/b/{reference}/{token}/confirmation")
 async def confirmation(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
+    if Status(ctx.booking.status) in (Status.HELD, Status.EXPIRED):
+        # Not booked until the code comes back: the code page says where it stands.
+        see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}/code", private=True)
     context = _booking_page_context(request, ctx, language)
     return render(request, "citizen/confirmation.html", context, language=language, private=True)
 
@@ -549,6 +568,8 @@ async def confirmation(request: web.Request) -> web.Response:
 @routes.get("/b/{reference}/{token}")
 async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
+    if Status(ctx.booking.status) is Status.HELD:
+        see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}/code", private=True)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
     # Checked in today: their place in the waiting room, or their call.
@@ -605,6 +626,7 @@ async def cancel_form(request: web.Request) -> web.Response:
 
 @routes.post("/b/{reference}/{token}/cancel")
 async def cancel_submit(request: web.Request) -> web.Response:
+    await limits.check(request, "cancel")
     ctx, language = await _managed(request)
     try:
         await bookings.cancel(
@@ -651,6 +673,7 @@ async def reschedule_form(request: web.Request) -> web.Response:
 
 @routes.post("/b/{reference}/{token}/reschedule")
 async def reschedule_submit(request: web.Request) -> web.Response:
+    await limits.check(request, "reschedule")
     ctx, language = await _managed(request)
     form = await request.post()
     slot_id = parse_id(_form_text(form, "slot"))
@@ -668,6 +691,7 @@ async def reschedule_submit(request: web.Request) -> web.Response:
             request.app[SETTINGS_KEY].secret_key,
             slot_id,
             _now(request),
+            rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )
     except errors.Refusal as refusal:
         problem = next(iter(refusal.fields.values()), refusal.message)
@@ -676,3 +700,132 @@ async def reschedule_submit(request: web.Request) -> web.Response:
         )
     see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}?done=rescheduled",
               private=True)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- code
+
+
+async def _code_page(
+    request: web.Request,
+    ctx: bookings.BookingContext,
+    language: str,
+    *,
+    field_errors: Mapping[str, str] | None = None,
+    problem: str | None = None,
+    status: int = 200,
+    retry_after: int | None = None,
+) -> web.Response:
+    """The page of a held booking: where the code went, the field to type
+    it, another code; or where the booking stands now if it is not held."""
+    booking = ctx.booking
+    base = f"/b/{booking.reference}/{request.match_info['token']}"
+    now = _now(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+            await bookings.release_expired_holds(conn, now, slot_id=booking.slot_id)
+            return _expired_page(request, ctx, language)
+        if Status(booking.status) is Status.EXPIRED:
+            return _expired_page(request, ctx, language)
+        if Status(booking.status) is not Status.HELD:
+            see_other(f"{base}/confirmation", private=True)
+        state = await bookings.code_state(conn, booking)
+    context = _booking_page_context(request, ctx, language)
+    context.update(
+        state=state,
+        destination=(
+            international_format(state.destination) if state.channel == "sms" else state.destination
+        ),
+        can_resend=state.next_resend_at is not None,
+        errors=dict(field_errors or {}),
+        problem=problem,
+        sent=request.query.get("sent") == "1",
+    )
+    response = render(
+        request, "citizen/code.html", context, status=status, language=language, private=True
+    )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _expired_page(
+    request: web.Request,
+    ctx: bookings.BookingContext,
+    language: str,
+    *,
+    problem: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    context = _booking_page_context(request, ctx, language)
+    context["problem"] = problem
+    return render(
+        request, "citizen/expired.html", context, status=status, language=language, private=True
+    )
+
+
+@routes.get("/b/{reference}/{token}/code")
+async def code_form(request: web.Request) -> web.Response:
+    ctx, language = await _managed(request)
+    return await _code_page(request, ctx, language)
+
+
+@routes.post("/b/{reference}/{token}/code")
+async def code_submit(request: web.Request) -> web.Response:
+    await limits.check(request, "verify")
+    ctx, language = await _managed(request)
+    form = await request.post()
+    base = f"/b/{ctx.booking.reference}/{request.match_info['token']}"
+    try:
+        await bookings.verify(
+            request.app[POOL_KEY],
+            ctx.booking.reference,
+            request.match_info["token"],
+            _form_text(form, "code"),
+            request.app[SETTINGS_KEY].secret_key,
+            _now(request),
+        )
+    except errors.Refusal as refusal:
+        if refusal.code == "wrong_code":
+            # The field says it, and its hint how many tries are left.
+            return await _code_page(
+                request, ctx, language, field_errors=refusal.fields, status=422
+            )
+        if refusal.code in ("hold_expired", "code_attempts_exhausted"):
+            ended = await _booking(request)
+            return _expired_page(
+                request, ended, language, problem=refusal_text(language, refusal), status=409
+            )
+        if refusal.code == "not_held":
+            see_other(f"{base}/confirmation", private=True)
+        raise
+    see_other(f"{base}/confirmation", private=True)
+
+
+@routes.post("/b/{reference}/{token}/code/resend")
+async def code_resend(request: web.Request) -> web.Response:
+    await limits.check(request, "resend")
+    ctx, language = await _managed(request)
+    base = f"/b/{ctx.booking.reference}/{request.match_info['token']}"
+    try:
+        await bookings.resend(
+            request.app[POOL_KEY],
+            ctx.booking.reference,
+            request.match_info["token"],
+            request.app[SETTINGS_KEY].secret_key,
+            _now(request),
+            rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
+        )
+    except errors.TooManyRequests as refusal:
+        return await _code_page(
+            request, ctx, language, problem=refusal_text(language, refusal), status=429,
+            retry_after=refusal.retry_after,
+        )  # fmt: skip
+    except errors.Refusal as refusal:
+        if refusal.code == "resend_limit":
+            return await _code_page(
+                request, ctx, language, problem=refusal_text(language, refusal), status=409
+            )
+        if refusal.code in ("hold_expired", "not_held"):
+            see_other(f"{base}/code", private=True)
+        raise
+    see_other(f"{base}/code?sent=1", private=True)

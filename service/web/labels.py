@@ -31,6 +31,7 @@ LABELS: dict[str, dict[str, str]] = {
         "cancelled_by_office": N_("Cancelled by the office"),
         "reminder": N_("Reminder"),
         "sms_fallback": N_("SMS instead of e-mail"),
+        "code": N_("Confirmation code"),
     },
     "message_status": {
         "pending": N_("Waiting"),
@@ -45,6 +46,8 @@ LABELS: dict[str, dict[str, str]] = {
     "actor": {"citizen": N_("Citizen"), "staff": N_("Staff"), "system": N_("System")},
     "action": {
         "book": N_("Booked"),
+        "hold": N_("Held, waiting for the code"),
+        "verify": N_("Code confirmed"),
         "reschedule": N_("Moved"),
         "checked_in": N_("Checked in"),
         "done": N_("Done"),

@@ -40,6 +40,16 @@ _ERROR_CODES = [
     "too_large",
     "internal",
     "unavailable",
+    "rate_limited",
+    "household_cap",
+    "codes_per_contact",
+    "wrong_code",
+    "code_attempts_exhausted",
+    "hold_expired",
+    "not_held",
+    "resend_too_soon",
+    "resend_limit",
+    "reschedule_limit",
 ]
 
 
@@ -55,6 +65,17 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     if headers:
         answer["headers"] = headers
     return answer
+
+
+def _too_many(description: str) -> dict[str, Any]:
+    """A 429: how many seconds to wait is in Retry-After."""
+    return _error(
+        description,
+        {"Retry-After": {"description": "Seconds to wait before trying again", "schema": _INT}},
+    )
+
+
+_RATE_LIMITED = "rate_limited: too many requests from this client address (LIMIT_* settings)"
 
 
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +144,7 @@ _STAFF_REFUSALS = {
 }
 _TOKEN_REFUSALS = {
     "401": _error("No manage token, a wrong one, or an unknown reference (indistinguishable)"),
+    "429": _too_many(_RATE_LIMITED),
 }
 
 
@@ -160,7 +182,9 @@ def _citizen_paths() -> dict[str, Any]:
         "404": _error("Unknown office, service or slot"),
         "409": _error("slot_full, already_booked, too_late or not_open_yet"),
         "422": _error("validation: one message per field"),
+        "429": _too_many(_RATE_LIMITED),
     }
+
     return {
         "/api/v1/offices": {
             "get": _operation(
@@ -185,6 +209,7 @@ def _citizen_paths() -> dict[str, Any]:
                     "200": _ok("Availability", _ref("Availability")),
                     "404": _error("Unknown office or service"),
                     "422": _error("Bad dates"),
+                    "429": _too_many(_RATE_LIMITED),
                 },
                 parameters=[
                     _OFFICE_PARAM,
@@ -226,16 +251,80 @@ def _citizen_paths() -> dict[str, Any]:
                                 {
                                     "type": "object",
                                     "required": ["manage_token", "manage_url"],
-                                    "properties": {"manage_token": _TEXT, "manage_url": _TEXT},
+                                    "properties": {
+                                        "manage_token": _TEXT,
+                                        "manage_url": _TEXT,
+                                        "verification": _ref("CodeState"),
+                                    },
                                 },
                             ]
                         },
                     ),
                     **_BODY,
                     **booking_refusals,
+                    "409": _error(
+                        "slot_full, already_booked, too_late, not_open_yet or household_cap "
+                        "(this phone number or address already has the office's most active "
+                        "bookings)"
+                    ),
+                    "429": _too_many(
+                        f"{_RATE_LIMITED}; or codes_per_contact: too many codes to this "
+                        "phone number or address in 24 hours"
+                    ),
                 },
                 parameters=[_ACCEPT_LANGUAGE],
                 requestBody=_json_body(_ref("BookingRequest")),
+                description=(
+                    "A service that verifies contacts answers with status `held`: the seat "
+                    "is kept until `hold_expires_at` while a 6-digit code goes to the phone "
+                    "by SMS (or to the e-mail address without one); POST .../verify with it "
+                    "confirms the booking. A contact proved on an earlier booking is not "
+                    "asked again for a while."
+                ),
+            )
+        },
+        "/api/v1/bookings/{reference}/verify": {
+            "post": _managed(
+                "Confirm a held booking with the code sent to the citizen",
+                "Confirmed",
+                {
+                    **_BODY,
+                    "409": _error(
+                        "not_held (not waiting for a code), hold_expired (the seat was "
+                        "released) or code_attempts_exhausted (5 wrong codes: released)"
+                    ),
+                    "422": _error("wrong_code: `fields.code`; the message says the tries left"),
+                },
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {
+                            "code": {
+                                "type": "string",
+                                "example": "042917",
+                                "description": "The 6 digits sent to the citizen",
+                            }
+                        },
+                    }
+                ),
+            )
+        },
+        "/api/v1/bookings/{reference}/resend": {
+            "post": _operation(
+                "Send a held booking's code again",
+                {
+                    "202": _ok("A new code is on its way", _ref("CodeState")),
+                    **_TOKEN_REFUSALS,
+                    "409": _error("not_held, hold_expired or resend_limit (no resend left)"),
+                    "429": _too_many(
+                        f"resend_too_soon (Retry-After: until the next one); "
+                        f"codes_per_contact; or {_RATE_LIMITED}"
+                    ),
+                },
+                description="At most 3 times, each after a longer wait (1, 2, 4 minutes).",
+                parameters=[_REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                security=_TOKEN,
             )
         },
         "/api/v1/bookings/{reference}": {"get": _managed("A booking", "The booking", {})},
@@ -250,7 +339,14 @@ def _citizen_paths() -> dict[str, Any]:
             "post": _managed(
                 "Move to another slot of the same service, atomically",
                 "Moved",
-                {**_BODY, **booking_refusals},
+                {
+                    **_BODY,
+                    **booking_refusals,
+                    "409": _error(
+                        "slot_full, too_late, not_active or reschedule_limit (moved as many "
+                        "times as a citizen may, RESCHEDULE_LIMIT)"
+                    ),
+                },
                 requestBody=_json_body(
                     {"type": "object", "required": ["slot_id"], "properties": {"slot_id": _ID}}
                 ),
@@ -431,6 +527,11 @@ def _schemas() -> dict[str, Any]:
         "email": _NULLABLE_TEXT,
     }
     required = list(shared)
+    hold_expires_at = {
+        **instant,
+        "nullable": True,
+        "description": "While held: until when the seat is kept without the code",
+    }
     staff_booking = {
         "type": "object",
         "required": [*required, "document_number", "cancel_reason"],
@@ -491,14 +592,51 @@ def _schemas() -> dict[str, Any]:
                 },
                 "slot_id": _ID,
                 "service": {"type": "string", "minLength": 1},
-                "name": {"type": "string", "minLength": 1, "maxLength": BOOKING_TEXT["name"]},
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": BOOKING_TEXT["name"],
+                    "description": "Letters, marks, spaces, apostrophes, hyphens and dots; "
+                    "at most 100 once bidi controls and zero-width characters are removed",
+                },
+                "phone": {
+                    **_NULLABLE_TEXT,
+                    "description": "A mobile of the office's country, Morocco or the office's "
+                    "own list; other numbers are refused (give an email instead)",
+                },
+                "email": {
+                    **_NULLABLE_TEXT,
+                    "maxLength": BOOKING_TEXT["email"],
+                    "description": "Exactly one address; IDN domains kept as punycode",
+                },
                 "language": {**language, "nullable": True, "description": "fr when not given"},
             },
         },
         "Booking": {
             "type": "object",
             "required": [*required, "language", "document_number"],
-            "properties": {**shared, "language": language, "document_number": _NULLABLE_TEXT},
+            "properties": {
+                **shared,
+                "language": language,
+                "document_number": _NULLABLE_TEXT,
+                "hold_expires_at": hold_expires_at,
+            },
+        },
+        "CodeState": {
+            "type": "object",
+            "description": "Where a held booking's code went",
+            "required": ["channel", "to", "attempts_left", "hold_expires_at", "next_resend_at"],
+            "properties": {
+                "channel": {"type": "string", "enum": ["sms", "email"]},
+                "to": {"type": "string", "description": "E.164 number or address"},
+                "attempts_left": _INT,
+                "hold_expires_at": instant,
+                "next_resend_at": {
+                    **instant,
+                    "nullable": True,
+                    "description": "When another code may be asked for; null: no more",
+                },
+            },
         },
         "StaffBooking": staff_booking,
         "Call": _record({"reference": _TEXT, "counter": _INT, "called_at": instant}),

@@ -23,19 +23,22 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from arq.connections import ArqRedis
 
-from service import personal_data
+from service import bookings, personal_data, verification
 from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
+    CODE,
     SKIP_OPTED_OUT,
     SKIP_QUIET,
+    SKIP_SMS_CAP,
     SKIP_STARTED,
     next_attempt_at,
     quiet_applies,
     resend_at,
     skip_reason,
+    sms_cap_decision,
 )
 from service.domain.staff import THROTTLE_WINDOW
 from service.logs import REQUEST_ID
@@ -47,6 +50,7 @@ from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
+from service.store import verification as verification_store
 from service.store.outbox import Claimed
 from service.worker.ratelimit import RateLimiter
 from service.worker.senders import Senders, make_senders
@@ -229,7 +233,7 @@ async def _enqueue(
     return int(job is not None)
 
 
-def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
+def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = "") -> MessageData:
     lang = c.language
     same_start = c.booking_starts_at == c.appointment_at
     ends = (
@@ -257,6 +261,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str) -> MessageData:
         base_url=base_url,
         sequence=c.id,
         manage_token=manage_token,
+        code=code,
     )
 
 
@@ -293,13 +298,10 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
             state.metrics.outbox_outcomes.labels(claimed.channel, "skipped").inc()
             return "skipped"
-        # Only hashes of manage tokens are stored, so each message carries a
-        # token of its own, recorded before the message can leave.
-        token = new_manage_token()
-        await booking_store.add_manage_token(
-            conn, claimed.booking_id, hash_token(token, settings.secret_key), outbox_id
-        )
-        data = message_data(claimed, settings.base_url, token)
+        held_back = await _per_number_cap(conn, claimed, settings, now)
+        if held_back is not None:
+            return held_back
+        secret, data = await _secret_for(conn, claimed, settings)
         try:
             if claimed.channel == "sms":
                 sms = state.renderer.sms(data)
@@ -318,7 +320,12 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
             log.error("outbox %d: rendering failed: %s", outbox_id, exception_summary(exc))
             await outbox.mark_failed(conn, outbox_id, code="render", reason="render_error", now=now)
             return "failed"
-    body = redact(text, token)
+    # The stored copy never carries the token or the code; in dev mode the
+    # code stays, so that /dev/messages lets anyone try the flow.
+    keep_code = claimed.kind == CODE and settings.is_dev
+    body = (
+        text if keep_code else redact(text, secret, "[code]" if claimed.kind == CODE else "[token]")
+    )
     # No connection is held from here until the provider has answered.
     try:
         if email is None:
@@ -352,6 +359,53 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
     if segments:
         state.metrics.sms_segments.inc(segments)
     return "sent"
+
+
+async def _secret_for(
+    conn: asyncpg.Connection, claimed: Claimed, settings: Settings
+) -> tuple[str, MessageData]:
+    """The one secret a message carries, drawn now and recorded (as a hash)
+    before it can leave: a code for a code message, else a manage token of
+    its own (only hashes are stored, so the worker cannot re-create the one
+    shown at booking)."""
+    if claimed.kind == CODE:
+        code = await verification.issue_code(conn, claimed.booking_id, settings.secret_key)
+        return code, message_data(claimed, settings.base_url, "", code=code)
+    token = new_manage_token()
+    await booking_store.add_manage_token(
+        conn, claimed.booking_id, hash_token(token, settings.secret_key), claimed.id
+    )
+    return token, message_data(claimed, settings.base_url, token)
+
+
+# The window of the per-number SMS cap.
+SMS_CAP_WINDOW = timedelta(hours=24)
+
+
+async def _per_number_cap(
+    conn: asyncpg.Connection, claimed: Claimed, settings: Settings, now: datetime
+) -> str | None:
+    """At most SMS_PER_NUMBER_PER_DAY SMS (codes aside: their own limits
+    bound them) to one number in 24 hours, across bookings. Past it the SMS
+    gives way to the e-mail the booking gets anyway, or waits for the
+    window to move. None when the SMS may go."""
+    if claimed.channel != "sms" or claimed.kind == CODE:
+        return None
+    sent, oldest = await outbox.sms_sent_to(
+        conn, claimed.recipient, now - SMS_CAP_WINDOW, claimed.id
+    )
+    decision = sms_cap_decision(
+        sent, oldest, settings.sms_per_number_per_day, has_email=claimed.has_email, now=now
+    )
+    if decision is None:
+        return None
+    if decision == "email":
+        await outbox.mark_skipped(conn, claimed.id, SKIP_SMS_CAP, now)
+        log.info("outbox %d %s: number over its daily SMS, e-mail only", claimed.id, claimed.kind)
+        return "skipped"
+    await outbox.wait_until(conn, claimed.id, decision, SKIP_SMS_CAP, now)
+    log.info("outbox %d %s: number over its daily SMS, waits", claimed.id, claimed.kind)
+    return "held_back"
 
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
@@ -443,6 +497,9 @@ async def purge_expired(ctx: dict[str, Any]) -> int:
         sessions = await staff_store.purge_expired_sessions(conn, now)
         await staff_store.purge_failures(conn, now - THROTTLE_WINDOW)
         await form_keys.purge(conn, now - FORM_KEY_RETENTION)
+        await verification_store.forget_before(
+            conn, now - timedelta(days=state.settings.verified_contact_days)
+        )
     log.info("expired staff sessions purged: %d", sessions)
     return sessions
 
@@ -456,3 +513,12 @@ async def anonymise_expired(ctx: dict[str, Any]) -> int:
     )
     log.info("bookings anonymised: %d", done)
     return done
+async def expire_holds(ctx: dict[str, Any]) -> int:
+    """Every few seconds: holds whose time is up give their seat back (the
+    pages and the API also release them before reading seats)."""
+    state: WorkerState = ctx[STATE]
+    async with state.pool.acquire() as conn:
+        released = await bookings.release_expired_holds(conn, state.clock())
+    if released:
+        log.info("holds expired: %d", released)
+    return released

@@ -59,6 +59,15 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
+        _timed("expire_holds", jobs.expire_holds),
+        name="expire_holds",
+        second=set(range(0, 60, 10)),
+        run_at_startup=True,
+        timeout=jobs.SWEEP_TIMEOUT,
+        max_tries=1,
+        keep_result=0,
+    ),
+    cron(
         _timed("extend_slots", jobs.extend_slots),
         name="extend_slots",
         hour={3},

@@ -12,7 +12,7 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from service.domain.validation import RawDetails
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n
-from tests.fixtures.app import LiveServer
+from tests.fixtures.app import LiveServer, prove_contacts
 
 PAGE_BUDGET = 50 * 1024
 WIDE = {"width": 1280, "height": 800}
@@ -63,7 +63,7 @@ async def fill_slot(server: LiveServer, slot_id: int, service: str) -> None:
             slot_id=slot_id,
             service_id=service,
             details=RawDetails(
-                name=f"Other {n}",
+                name=f"Other {'ABCDEFGHIJ'[n]}",
                 email=f"other{n}@example.com",
                 language="fr",
                 document_number=f"ZZ{slot_id}X{n}",
@@ -88,6 +88,9 @@ async def booking_row(pool: asyncpg.Pool, reference: str) -> asyncpg.Record:
 async def test_book_reschedule_and_cancel_in_french(
     browser: Browser, live_server: LiveServer
 ) -> None:
+    # A returning citizen: the phone was proved before, so no code step here
+    # (test_abuse_browser.py goes through it).
+    await prove_contacts(live_server.pool, "+33612345678")
     context = await new_context(browser, javascript=False)
     page = await context.new_page()
     blocked = watch_csp(page)
@@ -143,6 +146,7 @@ async def test_book_in_arabic_with_moroccan_month_and_cancel_by_link(
         office = await office_store.get_office(conn, "prefecture-tiznit")
         assert office is not None
         await slot_store.regenerate_office(conn, office, live_server.clock(), 84)
+    await prove_contacts(live_server.pool, "+212612345678", at=live_server.clock())
     context = await new_context(browser, javascript=False, viewport=NARROW, locale="ar-MA")
     page = await context.new_page()
     blocked = watch_csp(page)
@@ -189,6 +193,7 @@ async def test_book_in_arabic_with_moroccan_month_and_cancel_by_link(
 async def test_slot_filled_between_choosing_and_submitting(
     browser: Browser, live_server: LiveServer
 ) -> None:
+    await prove_contacts(live_server.pool, "youssef@example.com")
     context = await new_context(browser, javascript=False, viewport=NARROW)
     page = await context.new_page()
     await page.goto(live_server.url + "/offices/consulate-paris/legalization?lang=fr")
@@ -257,6 +262,7 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
                ORDER BY starts_at LIMIT 3""",
             server.clock(),
         )
+    await prove_contacts(server.pool, "+33612345678", "fatima@example.com")
     booked = await bookings.book(
         server.pool,
         slot_id=slots[0]["id"],
@@ -276,6 +282,28 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
     await fill_slot(server, full_slot, "passport")
     manage = f"{base}/b/{booked.booking.reference}/{token}"
     q = f"?lang={language}"
+    # A booking waiting for its code, and one whose hold ran out.
+    held, ended = [
+        await bookings.book(
+            server.pool,
+            slot_id=slots[2]["id"],
+            service_id="passport",
+            details=RawDetails(
+                name="Youssef Benali",
+                phone=f"06 98 76 54 {n}{n}",
+                language=language,
+                document_number=f"CD{secrets.randbelow(10**6):06d}",
+            ),
+            secret_key=server.secret_key,
+            now=server.clock(),
+        )
+        for n in (1, 2)
+    ]
+    await server.pool.execute(
+        "UPDATE bookings SET hold_expires_at = $2 WHERE id = $1",
+        ended.booking.id,
+        server.clock() - timedelta(seconds=1),
+    )
 
     def goto(url: str) -> Visit:
         async def visit(page: Page) -> None:
@@ -303,6 +331,8 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
         ("manage", goto(f"{manage}{q}")),
         ("cancel", goto(f"{manage}/cancel{q}")),
         ("reschedule", goto(f"{manage}/reschedule{q}")),
+        ("code", goto(f"{base}/b/{held.booking.reference}/{held.manage_token}/code{q}")),
+        ("code-expired", goto(f"{base}/b/{ended.booking.reference}/{ended.manage_token}/code{q}")),
         ("not-found", goto(f"{base}/b/PAR-ZZZZZZ/{'x' * 43}{q}")),
     ]
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.clock import FakeClock
@@ -17,6 +18,10 @@ from tests.integration.test_booking_api import book, booking_body, snapshot
 from tests.integration.test_citizen_pages import details
 
 Client = TestClient  # type: ignore[type-arg]
+
+# The booking core as a returning citizen books it (test_abuse_*.py test
+# the code step, the limits and the household cap).
+pytestmark = [pytest.mark.no_rate_limits, pytest.mark.usefixtures("returning_citizen")]
 
 # Demo legalisation service at Paris: bookable from 2 hours to 60 days ahead.
 OFFICE, SERVICE = "consulate-paris", "legalization"

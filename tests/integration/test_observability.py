@@ -30,6 +30,7 @@ from service.web.keys import POOL_KEY
 from service.worker import jobs
 from service.worker.settings import serve
 from tests.clock import FakeClock
+from tests.fixtures.app import prove_contacts
 from tests.fixtures.notify import Env, book, in_days, outbox_rows, wait_for
 
 NAME = "Zineb Benjelloun-Traced"
@@ -63,6 +64,8 @@ async def test_one_request_id_follows_a_booking_into_its_messages_in_json_lines(
 ) -> None:
     env = notify_env
     slot = await env.add_slot(in_days(10))
+    # A returning citizen: confirmed at once, messages to both contacts.
+    await prove_contacts(env.pool, PHONE, EMAIL)
     async with aiohttp.ClientSession(env.settings.base_url) as http:
         resp = await http.post(
             "/api/v1/bookings",
@@ -142,6 +145,7 @@ async def test_metrics_count_requests_bookings_and_the_outbox_lag(
     app_client: TestClient,  # type: ignore[type-arg]
     clock: FakeClock,
 ) -> None:
+    await prove_contacts(app_client.app[POOL_KEY], PHONE, EMAIL)
     resp = await app_client.get(
         "/api/v1/offices/consulate-paris/availability",
         params={"service": "passport", "from": "2027-02-03", "to": "2027-02-03"},

@@ -312,6 +312,8 @@ def service_form(**changes: str) -> dict[str, str]:
         "latest_days": "60",
         "reschedule_cutoff_minutes": "120",
         "arrive_early_minutes": "10",
+        "hold_minutes": "10",
+        "verify_contact": "on",
         "bring_fr": "Passeport",
         "bring_ar": "",
         "bring_en": "Passport",
@@ -371,6 +373,37 @@ async def test_a_manager_edits_a_service_and_a_new_duration_keeps_bookings(
     assert tuple(row) == (duration + 15, 30, "جواز")
     assert status == "confirmed"
     assert [r["length"] for r in ends] == [timedelta(minutes=duration + 15)]
+
+
+async def test_a_manager_turns_code_checks_off_and_sets_the_hold_time(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    browser = english(browsers())
+    await browser.login(MANAGER)
+    async with pool.acquire() as conn:
+        duration = await conn.fetchval(
+            "SELECT duration_minutes FROM services WHERE office_id = 'consulate-paris'"
+            " AND id = 'passport'"
+        )
+    path = "/office/consulate-paris/services/passport"
+    page = await (await browser.get(path)).text()
+    assert 'name="verify_contact" checked' in page
+    # An unticked box is absent from the form: the office cannot send codes.
+    form = service_form(duration_minutes=str(duration), verify_contact="-", hold_minutes="15")
+    r = await browser.post_form(path, form)
+    assert r.status == 303 and "notice=saved" in r.headers["Location"]
+    stored = await pool.fetchrow(
+        """SELECT verify_contact, hold_minutes FROM services
+           WHERE office_id = 'consulate-paris' AND id = 'passport'"""
+    )
+    assert tuple(stored) == (False, 15)
+    r = await browser.post_form(path, {**form, "hold_minutes": "61"})
+    assert r.status == 422
+    held = await pool.fetchval(
+        "SELECT hold_minutes FROM services WHERE office_id = 'consulate-paris' AND id = $1",
+        "passport",
+    )
+    assert held == 15
 
 
 async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(

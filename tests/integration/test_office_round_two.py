@@ -28,7 +28,7 @@ from service.domain.validation import RawDetails
 from service.office.queue import call_next
 from service.store.audit import Actor
 from tests.clock import FakeClock
-from tests.fixtures.app import any_document
+from tests.fixtures.app import any_document, prove_contacts
 from tests.fixtures.office import (
     ADMIN,
     AGENT,
@@ -59,7 +59,7 @@ def offered(page: str, reference: str) -> list[str]:
 async def test_the_day_offers_only_what_can_be_done_now(
     pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
 ) -> None:
-    today = await make_booking(pool, "consulate-paris", "passport")
+    today = await make_booking(pool, "consulate-paris", "passport", phone="+212612345678")
     tomorrow = await make_booking(
         pool, "consulate-paris", "passport", after=START + timedelta(days=1)
     )
@@ -199,6 +199,7 @@ async def test_a_citizen_who_checked_in_sees_their_place(
     before = await make_booking(pool, "consulate-paris", "passport")
     slot = await free_slot(pool, "consulate-paris", "passport", before.starts_at, 1)
     token = secrets.token_urlsafe(32)
+    await prove_contacts(pool, "amina@example.org", secret_key=settings.secret_key, at=START)
     booked = await bookings.book(
         pool, slot_id=slot["id"], service_id="passport",
         details=RawDetails(name="Amina El Idrissi", email="amina@example.org", language="fr",

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service import bookings
+from service import bookings, verification
 from service.config import Settings
 from service.domain import errors
 from service.domain.retention import ANONYMISED_NAME
@@ -21,7 +21,7 @@ from service.domain.validation import RawDetails
 from service.worker import jobs
 from service.worker.settings import CRON_JOBS
 from tests.clock import FIXED_NOW, FakeClock
-from tests.fixtures.app import TEST_SECRET
+from tests.fixtures.app import TEST_SECRET, prove_contacts
 from tests.fixtures.office import ADMIN, MANAGER, Browser, free_slot
 
 NAME = "Zineb Benjelloun-Retained"
@@ -31,8 +31,17 @@ DOCUMENT = "RETAIN4455"
 
 
 async def book(
-    pool: asyncpg.Pool, days_ahead: int, document: str = DOCUMENT, name: str = NAME
+    pool: asyncpg.Pool,
+    days_ahead: int,
+    document: str = DOCUMENT,
+    name: str = NAME,
+    phone: str = PHONE,
+    proved: bool = True,
 ) -> bookings.Booked:
+    """A public booking: confirmed when its contacts were proved before
+    (a returning citizen), else held until its code comes back."""
+    if proved:
+        await prove_contacts(pool, phone, EMAIL)
     slot = await free_slot(
         pool, "consulate-paris", "passport", FIXED_NOW + timedelta(days=days_ahead)
     )
@@ -42,7 +51,7 @@ async def book(
         service_id="passport",
         details=RawDetails(
             name=name,
-            phone=PHONE,
+            phone=phone,
             email=EMAIL,
             language="fr",
             document_number=document,
@@ -59,7 +68,8 @@ async def stored_text(pool: asyncpg.Pool, booking_id: int) -> str:
            UNION ALL SELECT row_to_json(o)::text FROM outbox o WHERE booking_id = $1
            UNION ALL SELECT row_to_json(a)::text FROM audit_log a WHERE booking_id = $1
            UNION ALL SELECT row_to_json(m)::text FROM manage_tokens m WHERE booking_id = $1
-           UNION ALL SELECT row_to_json(f)::text FROM form_keys f WHERE booking_id = $1""",
+           UNION ALL SELECT row_to_json(f)::text FROM form_keys f WHERE booking_id = $1
+           UNION ALL SELECT row_to_json(c)::text FROM contact_checks c WHERE booking_id = $1""",
         booking_id,
     )
     return "\n".join(r["t"] for r in rows)
@@ -73,6 +83,13 @@ async def test_retention_removes_personal_data_days_after_the_appointment(
     settings: Settings, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
     soon = await book(pool, 2)
+    # Held on the same day: its code check is verification data too.
+    held = await book(pool, 2, document="RETAIN1122", phone="+212698760000", proved=False)
+    assert held.booking.status == "held"
+    assert await pool.fetchval("SELECT count(*) FROM verified_contacts") == 2
+    assert await pool.fetchval(
+        "SELECT count(*) FROM contact_checks WHERE booking_id = $1", held.booking.id
+    ) == 1
     # Cancelled on the day it was made, some 50 days before its date.
     later = await book(pool, 50, document="RETAIN7788")
     await bookings.cancel(
@@ -101,12 +118,18 @@ async def test_retention_removes_personal_data_days_after_the_appointment(
     clock.set(soon.booking.starts_at + timedelta(days=90) - timedelta(hours=1))
     assert await jobs.anonymise_expired(ctx) == 0
     assert holds_personal_data(await stored_text(pool, soon.booking.id))
+    # The contacts proved at booking, more than 90 days ago, are forgotten.
+    assert await pool.fetchval("SELECT count(*) FROM verified_contacts") == 0
 
     # 90 days after the first appointment; the cancelled one is 90 days past
     # its cancellation too, but not past its own date: it stays.
     clock.set(soon.booking.starts_at + timedelta(days=90, hours=1))
-    assert await jobs.anonymise_expired(ctx) == 1
+    assert await jobs.anonymise_expired(ctx) == 2
     assert not holds_personal_data(await stored_text(pool, soon.booking.id))
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM contact_checks WHERE booking_id = $1", held.booking.id
+    )
+
     assert holds_personal_data(await stored_text(pool, later.booking.id))
     row = await pool.fetchrow("SELECT * FROM bookings WHERE id = $1", soon.booking.id)
     assert row["citizen_name"] == ANONYMISED_NAME
@@ -141,9 +164,18 @@ def test_the_retention_job_runs_daily() -> None:
 
 
 def mawid(db_dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAWID_", "DATABASE_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MAWID_", "DATABASE_URL", "SECRET_KEY"))
+    }
     env.update(
-        {"MAWID_ENV": "test", "DATABASE_URL": db_dsn, "MAWID_CLOCK_START": FIXED_NOW.isoformat()}
+        {
+            "MAWID_ENV": "test",
+            "DATABASE_URL": db_dsn,
+            "SECRET_KEY": TEST_SECRET,
+            "MAWID_CLOCK_START": FIXED_NOW.isoformat(),
+        }
     )
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args],
@@ -174,8 +206,18 @@ async def test_export_and_erase_from_the_command_line(db_dsn: str, pool: asyncpg
     assert holds_personal_data(await stored_text(pool, booked.booking.id))
 
     await bookings.cancel(pool, ref, booked.manage_token, TEST_SECRET, FIXED_NOW)
+    await prove_contacts(pool, "+33600000001")  # someone else's, kept
     done = mawid(db_dsn, "booking", "erase", ref, "--by", "request-2027-014")
     assert done.returncode == 0, done.stderr
+    # Its contacts must prove themselves again; another citizen's need not.
+    async with pool.acquire() as conn:
+        sms, mail = await verification.proved(
+            conn, PHONE, EMAIL, secret_key=TEST_SECRET, since=FIXED_NOW - timedelta(days=1)
+        )
+        other, _ = await verification.proved(
+            conn, "+33600000001", None, secret_key=TEST_SECRET, since=FIXED_NOW - timedelta(days=1)
+        )
+    assert (sms, mail, other) == (False, False, True)
     assert not holds_personal_data(await stored_text(pool, booked.booking.id))
     messages = await pool.fetch("SELECT * FROM outbox WHERE booking_id = $1", booked.booking.id)
     # The reminders that were still to go are cancelled, not left to fail.

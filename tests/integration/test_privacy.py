@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
+from tests.clock import FakeClock
+from tests.codesink import code_for
 
 NAME = "Zineb Benjelloun-Privacy"
 PHONE_RAW = "06 98 76 54 32"
@@ -26,8 +28,11 @@ def everything_logged(caplog: pytest.LogCaptureFixture) -> str:
 
 
 async def test_a_booking_life_leaves_no_personal_data_in_logs(
-    app_client: TestClient,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[type-arg]
+    app_client: TestClient,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FakeClock,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     resp = await app_client.get(
@@ -53,6 +58,14 @@ async def test_a_booking_life_leaves_no_personal_data_in_logs(
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/v1/bookings/{booked['reference']}"
     assert (await app_client.get(url, headers=headers)).status == 200
+    # The code step: a wrong code, then the right one (sent by the worker).
+    assert booked["status"] == "held"
+    code = await code_for(pool, settings, clock, "+33698765432")
+    wrong = "000000" if code != "000000" else "111111"
+    resp = await app_client.post(f"{url}/verify", json={"code": wrong}, headers=headers)
+    assert resp.status == 422
+    resp = await app_client.post(f"{url}/verify", json={"code": code}, headers=headers)
+    assert resp.status == 200
     resp = await app_client.post(
         f"{url}/reschedule", json={"slot_id": slots[1]["id"]}, headers=headers
     )
@@ -73,7 +86,7 @@ async def test_a_booking_life_leaves_no_personal_data_in_logs(
     assert resp.status == 422
     logged = everything_logged(caplog)
     assert caplog.records, "the capture works"
-    for secret in (NAME, EMAIL, DOCUMENT, "+33698765432", "698765432", token):
+    for secret in (NAME, EMAIL, DOCUMENT, "+33698765432", "698765432", token, code):
         assert secret not in logged
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,40 +157,67 @@ async def test_migrate_serve_and_work_as_separate_production_processes(
                 )
             finally:
                 await conn.close()
-            async with http.post(
-                f"{stack.web_url}/api/v1/bookings",
-                json={
-                    "slot_id": slot,
-                    "service": "passport",
-                    "name": "Amina El Idrissi",
-                    "phone": PHONE,
-                    "email": EMAIL,
-                    "language": "fr",
-                    "document_number": "PROD123456",
-                },
-            ) as resp:
-                assert resp.status == 201, await resp.text()
-                reference = (await resp.json())["reference"]
-                request_id = resp.headers["X-Request-Id"]
+            async def book_and_verify(contact: dict[str, str], document: str) -> tuple[str, str]:
+                """Book through the API; the hold's code arrives by SMS or
+                e-mail and goes back through the API. (reference, request id)"""
+                async with http.post(
+                    f"{stack.web_url}/api/v1/bookings",
+                    json={
+                        "slot_id": slot,
+                        "service": "passport",
+                        "name": "Amina El Idrissi",
+                        "language": "fr",
+                        "document_number": document,
+                        **contact,
+                    },
+                ) as resp:
+                    assert resp.status == 201, await resp.text()
+                    booked = await resp.json()
+                assert booked["status"] == "held"
+                codes: list[str] = []
+
+                async def code_arrived() -> bool:
+                    if "phone" in contact:
+                        texts = twilio_server.bodies_to(contact["phone"])
+                    else:
+                        texts = [
+                            str(m.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+                            for m in smtp_server.to(contact["email"])
+                        ]
+                    codes[:] = [c for t in texts for c in re.findall(r"\b\d{6}\b", t)]
+                    return bool(codes)
+
+                await wait_for(code_arrived, limit=60, what="the code")
+                async with http.post(
+                    f"{stack.web_url}/api/v1/bookings/{booked['reference']}/verify",
+                    json={"code": codes[0]},
+                    headers={"Authorization": f"Bearer {booked['manage_token']}"},
+                ) as resp:
+                    assert resp.status == 200, await resp.text()
+                    return booked["reference"], resp.headers["X-Request-Id"]
+
+            by_sms, request_id = await book_and_verify({"phone": PHONE}, "PROD123456")
+            by_email, _ = await book_and_verify({"email": EMAIL}, "PROD654321")
 
             async def delivered() -> bool:
-                return bool(smtp_server.to(EMAIL)) and bool(twilio_server.bodies_to(PHONE))
+                return len(smtp_server.to(EMAIL)) == 2 and len(twilio_server.bodies_to(PHONE)) == 2
 
             await wait_for(delivered, limit=60, what="confirmation by e-mail and SMS")
-            assert reference in twilio_server.bodies_to(PHONE)[0]
-            assert reference in smtp_server.to(EMAIL)[0]["Subject"]
+            assert by_sms in twilio_server.bodies_to(PHONE)[1]
+            assert by_email in smtp_server.to(EMAIL)[1]["Subject"]
 
             bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
             async with http.get(f"{stack.web_url}/metrics") as refused:
                 assert refused.status == 404
             async with http.get(f"{stack.web_url}/metrics", headers=bearer) as web_metrics:
                 assert web_metrics.status == 200
-                assert 'mawid_bookings_total{outcome="booked"} 1.0' in await web_metrics.text()
+                assert 'mawid_bookings_total{outcome="booked"} 2.0' in await web_metrics.text()
             async with http.get(f"{stack.worker_metrics_url}/metrics", headers=bearer) as worker:
                 assert worker.status == 200
                 text = await worker.text()
-                assert 'mawid_outbox_outcomes_total{channel="sms",outcome="sent"} 1.0' in text
-                assert 'mawid_outbox_outcomes_total{channel="email",outcome="sent"} 1.0' in text
+                # Each: the code, then the confirmation.
+                assert 'mawid_outbox_outcomes_total{channel="sms",outcome="sent"} 2.0' in text
+                assert 'mawid_outbox_outcomes_total{channel="email",outcome="sent"} 2.0' in text
     finally:
         for child in children:
             child.terminate()
@@ -199,8 +227,8 @@ async def test_migrate_serve_and_work_as_separate_production_processes(
             except subprocess.TimeoutExpired:
                 child.kill()
     assert [child.returncode for child in children] == [0, 0]
-    # Production logs are JSON lines; the worker's lines about this booking's
-    # messages carry the id of the request that made it.
+    # Production logs are JSON lines; the worker's lines about the
+    # confirmation carry the id of the request that confirmed the booking.
     worker_lines = [json.loads(line) for line in logs["worker"].read_text().splitlines()]
     web_lines = [json.loads(line) for line in logs["serve"].read_text().splitlines()]
     assert any(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from service import bookings
 from service.domain.validation import RawDetails
-from service.seed import load_demo, seed_demo
+from service.seed import DATA_FILE, load_demo, seed_demo
+from tests.fixtures.app import prove_contacts
 
 COUNTED = ("offices", "services", "opening_hours", "closures", "slots", "bookings", "staff")
 
@@ -28,6 +31,7 @@ async def test_seeding_again_changes_nothing_and_keeps_bookings(
             "ORDER BY starts_at LIMIT 1",
             clock(),
         )
+    await prove_contacts(pool, "+212612345678", secret_key="k")
     booked = await bookings.book(
         pool,
         slot_id=slot_id,
@@ -62,3 +66,16 @@ def test_ramadan_hours_follow_the_day_seeded_for_not_the_real_one() -> None:
     [tiznit] = [d for d in load_demo(date(2040, 6, 1)) if d.office.id == "prefecture-tiznit"]
     years = {r.valid_from.year for r in tiznit.rules if r.valid_from is not None}
     assert 2040 in years and min(years) >= 2038 and max(years) <= 2043
+
+
+def test_the_office_file_sets_the_household_cap_and_the_sms_countries(tmp_path: Path) -> None:
+    data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    [brussels] = [o for o in data["offices"] if o.get("sms_countries") == ["NL", "LU"]]
+    brussels["household_cap"] = 2
+    path = tmp_path / "offices.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    offices = {d.office.id: d.office for d in load_demo(date(2027, 2, 1), path)}
+    assert offices[brussels["id"]].household_cap == 2
+    assert offices[brussels["id"]].sms_countries == ("NL", "LU")
+    # Offices that say nothing get the defaults.
+    assert {o.household_cap for i, o in offices.items() if i != brussels["id"]} == {4}

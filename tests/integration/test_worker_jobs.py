@@ -62,7 +62,9 @@ async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env
     starts = env.clock() + timedelta(days=9)
     slot = await env.add_slot(starts, capacity=70)
     for i in range(70):
-        await book(env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}")
+        await book(
+            env, starts_at=starts, slot_id=slot, phone=f"+3361234{i:04d}", email=f"a{i}@example.org"
+        )
     # 140 due confirmations (sms + email) at one SMS a second.
     settings = env.settings.with_(sms_per_second=1.0)
     horizon = jobs.SMS_HORIZON.total_seconds()

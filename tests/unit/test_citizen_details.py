@@ -36,10 +36,11 @@ LEGALIZATION = Service(
 VALID = {"name": "Amina", "email": "a@example.com", "document_number": "AB123456"}
 
 NAME_MISSING = "Enter your full name."
-NAME_TOO_LONG = "Enter a name of at most 200 characters."
+NAME_TOO_LONG = "Enter a name of at most 100 characters."
+NAME_LETTERS = "Enter your name in letters only: no digits, links or symbols."
 NO_COUNTRY = "Choose a country from the list."
 BAD_PHONE = "Enter a valid phone number, like 06 12 34 56 78."
-BAD_EMAIL = "Enter a valid email address, like name@example.com."
+BAD_EMAIL = "Enter one valid email address, like name@example.com."
 NO_CONTACT = "Give a phone number or an email address so that we can reach you."
 BAD_LANGUAGE = "Choose Arabic, French or English."
 BAD_DOCUMENT = "Enter the document number as printed: 4 to 30 letters and digits."
@@ -61,8 +62,8 @@ def accepted(service: Service = PASSPORT, **typed: object) -> CitizenDetails:
     [
         ({"name": " \t "}, {"name": NAME_MISSING}),
         ({"name": None}, {"name": NAME_MISSING}),
-        ({"name": "a" * 201}, {"name": NAME_TOO_LONG}),
-        ({"name": "Amina\x07"}, {"name": NAME_TOO_LONG}),
+        ({"name": "a" * 101}, {"name": NAME_TOO_LONG}),
+        ({"name": "Amina\x07"}, {"name": NAME_LETTERS}),
         ({"phone_country": "ZZ", "phone": "06 12 34 56 78"}, {"phone_country": NO_COUNTRY}),
         ({"phone": "12"}, {"phone": BAD_PHONE}),
         ({"email": "a@b"}, {"email": BAD_EMAIL}),
@@ -147,4 +148,4 @@ def test_what_is_accepted_is_normalised() -> None:
     # A phone alone, an e-mail alone.
     assert accepted(phone="", email="a@example.com").phone is None
     assert accepted(email="", phone="06 12 34 56 78").email is None
-    assert accepted(name="a" * 200).name == "a" * 200
+    assert accepted(name="a" * 100).name == "a" * 100

@@ -65,7 +65,8 @@ def worst_case(kind: str, lang: str, when: datetime) -> MessageData:
         reason=REASONS[lang],
         base_url=BASE_URL,
         sequence=1,
-        manage_token=new_manage_token(),
+        manage_token="" if kind == "code" else new_manage_token(),
+        code="048213" if kind == "code" else "",
     )
 
 
@@ -146,7 +147,7 @@ def test_short_reason_is_gsm_safe() -> None:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "code"])
 def test_every_email_renders_multipart_with_ics(renderer: Renderer, kind: str, lang: str) -> None:
     data = worst_case(kind, lang, WORST_DATES[0])
     rendered = renderer.email(
@@ -227,7 +228,8 @@ def test_a_consulate_sms_names_its_zone_as_the_pages_do(
 
 
 @pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("kind", SMS_KINDS)
+# The code message carries neither (test_the_code_message_carries_...).
+@pytest.mark.parametrize("kind", [k for k in SMS_KINDS if k != "code"])
 def test_sms_carry_address_and_reference_when_they_fit(
     renderer: Renderer, kind: str, lang: str
 ) -> None:
@@ -282,3 +284,51 @@ def test_arabic_email_uses_the_arabic_comma(renderer: Renderer) -> None:
     assert html is not None
     assert "<bdi>Amina El Idrissi</bdi>،" in html.get_content()
     assert '<bdi dir="ltr">MTL-7KQ9X3</bdi>' in html.get_content()
+# What the code message may carry: the office, the time and the code. The
+# name, the reference, the service, the link: none of it.
+TYPED = "Amina El Idrissi"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_code_message_carries_the_office_the_time_and_the_code_only(
+    renderer: Renderer, lang: str
+) -> None:
+    data = replace(worst_case("code", lang, WORST_DATES[0]), citizen_name=TYPED)
+    sms = renderer.sms(data).body
+    email = renderer.email(data, to="a@example.org", sender="x@example.org", reply_to=None)
+    text = email.message.get_body(("plain",))
+    html = email.message.get_body(("html",))
+    assert text is not None and html is not None
+    for body in (sms, str(email.message["Subject"]), text.get_content(), html.get_content()):
+        assert "048213" in body
+        assert TYPED not in body and "Amina" not in body
+        assert data.reference not in body and BASE_URL not in body
+        assert data.service_name not in body
+    assert data.office_name in sms and data.office_name in text.get_content()
+    assert format_when(data.starts_at, data.timezone, lang, sms=True) in sms
+    # No invitation: the booking is not made yet.
+    assert list(email.message.iter_attachments()) == []
+
+
+def test_an_email_goes_to_one_recipient_or_nowhere(renderer: Renderer) -> None:
+    data = worst_case("confirmation", "fr", WORST_DATES[0])
+    for to in ("postmaster,abuse,root@example.com", "a@example.org, b@example.org", "a\x07@x.org"):
+        with pytest.raises(ValueError, match="one e-mail address"):
+            renderer.email(data, to=to, sender="x@example.org", reply_to=None)
+
+
+def test_old_names_and_reasons_lose_their_bidi_tricks_in_messages(renderer: Renderer) -> None:
+    trick = "Amina\u202e\u200bmoc.liam"
+    data = replace(
+        worst_case("cancelled_by_office", "fr", WORST_DATES[0]),
+        citizen_name=trick,
+        reason="Travaux\u2066 urgents\u2069",
+    )
+    email = renderer.email(data, to="a@example.org", sender="x@example.org", reply_to=None)
+    text = email.message.get_body(("plain",))
+    assert text is not None
+    assert "Aminamoc.liam" in text.get_content()
+    assert "Travaux urgents" in text.get_content()
+    sms = renderer.sms(data).body
+    for body in (text.get_content(), sms):
+        assert not any(ch in body for ch in "\u202e\u200b\u2066\u2069")

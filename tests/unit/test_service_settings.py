@@ -18,6 +18,8 @@ FORM = {
     "latest_days": "60",
     "reschedule_cutoff_minutes": "120",
     "arrive_early_minutes": "10",
+    "hold_minutes": "10",
+    "verify_contact": "on",
     "bring_fr": "Passeport actuel  \r\nPhoto",
     "bring_ar": "",
     "bring_en": "Current passport",
@@ -44,6 +46,9 @@ def test_a_valid_form() -> None:
         ("latest_days", "0"),
         ("reschedule_cutoff_minutes", "99999999"),
         ("bring_fr", "x" * 1001),
+        ("hold_minutes", "0"),
+        ("hold_minutes", "61"),
+        ("hold_minutes", ""),
     ],
 )
 def test_each_bad_field_is_named(field: str, value: str) -> None:
@@ -61,6 +66,10 @@ def test_the_window_must_not_be_empty() -> None:
 def test_unticked_boxes_mean_off() -> None:
     form = {k: v for k, v in FORM.items() if k != "active"}
     assert not parse_service_form(form).active
+    assert parse_service_form(FORM).verify_contact
+    assert parse_service_form(FORM).hold_minutes == 10
+    unverified = {k: v for k, v in FORM.items() if k != "verify_contact"}
+    assert not parse_service_form(unverified).verify_contact
     assert parse_service_form({**FORM, "document_required": "on"}).document_required
 
 

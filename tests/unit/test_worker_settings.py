@@ -24,7 +24,13 @@ async def test_create_worker_runs_what_worker_settings_define() -> None:
     assert worker.on_startup is jobs.startup
     assert worker.on_shutdown is jobs.shutdown
     expected = {f.name for f in FUNCTIONS} | {c.name for c in WorkerSettings.cron_jobs or []}
-    assert expected == {"send_message", "sweep_outbox", "extend_slots", "purge_expired"}
+    assert expected == {
+        "send_message",
+        "sweep_outbox",
+        "expire_holds",
+        "extend_slots",
+        "purge_expired",
+    }
     assert set(worker.functions) == expected
     # What differs: the Redis of `settings`, no signal handlers, the context.
     assert worker.redis_settings == RedisSettings(host="127.0.0.1", port=6390, database=3)

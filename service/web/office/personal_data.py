@@ -13,7 +13,7 @@ from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.staff import Permission
 from service.store.audit import Actor
-from service.web.keys import POOL_KEY
+from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
 from service.web.sessions import authorise
 
@@ -62,7 +62,8 @@ async def erase(request: web.Request) -> web.Response:
         reference,
         Actor("staff", str(member.id)),
         pages.now(request),
-        pages.office_id(request),
+        secret_key=request.app[SETTINGS_KEY].secret_key,
+        office_id=pages.office_id(request),
     )
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(reference=reference, erased=True)

@@ -9,6 +9,7 @@ from datetime import date
 
 from aiohttp import web
 
+from service import bookings
 from service.domain import errors
 from service.domain.booking import Status, booking_window, normalise_reference
 from service.domain.calendar import local_date, local_day_bounds
@@ -23,7 +24,7 @@ from service.domain.staff import (
     office_actions,
     parse_office_action,
 )
-from service.domain.validation import RawDetails
+from service.domain.validation import RawDetails, strip_invisible
 from service.office.common import office_or_404
 from service.office.queue import call_next, waiting_room
 from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
@@ -187,6 +188,9 @@ async def csv_export(request: web.Request) -> web.Response:
 
 
 def _csv_cell(value: str) -> str:
+    # Rows from before the name rules may hold bidi controls or zero-width
+    # characters that reorder what a spreadsheet shows: never written out.
+    value = strip_invisible(value)
     # A name starting with = + - @ would run as a formula in a spreadsheet.
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
@@ -307,6 +311,10 @@ async def _book_form(
         )
         slots = []
         if service is not None:
+            # Seats held past their time go back before the clerk sees them.
+            await bookings.release_expired_holds(
+                conn, now, office_id=office.id, service_id=service.id
+            )
             start, end = local_day_bounds(day, office.zone)
             window = booking_window(now, service.earliest_hours, service.latest_days)
             slots = await slot_store.available(
