@@ -21,11 +21,13 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO
 
+from service.domain.fields import REQUEST_ID_MAX
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("mawid_request_id", default=None)
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 # What a caller's X-Request-Id may be: a proxy's id, never free text.
-_ACCEPTED = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+_ACCEPTED = re.compile(rf"[A-Za-z0-9._:-]{{8,{REQUEST_ID_MAX}}}")
 
 
 def new_request_id() -> str:
