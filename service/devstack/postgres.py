@@ -212,9 +212,14 @@ class RunningPostgres(ChildServer):
         """Create database `name` if missing; return its DSN."""
         if not name.replace("_", "").isalnum():
             raise ValueError(f"unsafe database name {name!r}")
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-        if exists != "1":
-            self.psql(f'CREATE DATABASE "{name}"')
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        if self.psql(exists) != "1":
+            try:
+                self.psql(f'CREATE DATABASE "{name}"')
+            except DevStackError:
+                # Another process created it between the look and the create.
+                if self.psql(exists) != "1":
+                    raise
         return self.dsn_for(name)
 
 
