@@ -21,6 +21,7 @@ from service.web import (
     observe,
     office,
     outage,
+    readcache,
     security,
     system,
     templating,
@@ -58,6 +59,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    readcache.install(app)
     app.add_routes(system.routes)
     app.add_routes(api.routes)
     app.add_routes(citizen.routes)

@@ -45,6 +45,11 @@ class Settings:
     # Days after an appointment before its booking's personal data is
     # anonymised (service.retention).
     retention_days: int = 90
+    # How long a web process may keep offices, services, closures and a day's
+    # slots (service.web.readcache); 0 keeps nothing.
+    read_cache_seconds: float = 1.0
+    # `mawid serve` processes sharing the port (SO_REUSEPORT).
+    web_processes: int = 1
     # Notifications (issue 3).
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -173,6 +178,8 @@ ENV_NAMES: dict[str, str] = {
     "db_pool_min": "DB_POOL_MIN",
     "db_pool_max": "DB_POOL_MAX",
     "retention_days": "RETENTION_DAYS",
+    "read_cache_seconds": "READ_CACHE_SECONDS",
+    "web_processes": "WEB_PROCESSES",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from": "TWILIO_FROM",

@@ -6,8 +6,14 @@ references and query strings; the route pattern says enough to operate.
 
 from __future__ import annotations
 
+import logging
+import queue
+from logging.handlers import QueueHandler, QueueListener
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+
+from service.logs import current_request_id
 
 
 def route_pattern(request: web.BaseRequest) -> str:
@@ -26,4 +32,19 @@ class SafeAccessLogger(AbstractAccessLogger):
             route_pattern(request),
             response.status,
             time * 1000,
+            # Taken here, in the request's context: the line is written by
+            # another thread (write_in_background).
+            extra={"request_id": current_request_id() or "-"},
         )
+
+
+def write_in_background(logger: logging.Logger) -> QueueListener:
+    """Hand `logger`'s records to a thread that writes them through the root
+    handlers: a request no longer waits for its access line's write to the
+    log (a system call per request under a rush). Stop the listener to flush."""
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, *logging.getLogger().handlers, respect_handler_level=True)
+    logger.addHandler(QueueHandler(lines))
+    logger.propagate = False
+    listener.start()
+    return listener
