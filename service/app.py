@@ -18,6 +18,7 @@ from service.web import (
     devmessages,
     errors,
     inputs,
+    observe,
     office,
     outage,
     readcache,
@@ -48,6 +49,7 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)
+    observe.install(app)
     security.install(app)
     templating.setup(app)
     outage.install(app)

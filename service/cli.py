@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from service import logs
 from service.config import ConfigError, Settings
 from service.db import MigrationChanged, create_pool, migrate
 from service.domain.errors import Refusal
@@ -199,6 +201,12 @@ def cmd_dev(settings: Settings) -> None:
         supervisor = Supervisor(servers, apps, say)
         supervisor.start_apps()
         print(f"  web and worker running: open {settings.base_url}/", flush=True)
+        if settings.metrics_port:
+            print(
+                f"  metrics: {settings.base_url}/metrics (web), "
+                f"http://{settings.metrics_host}:{settings.metrics_port}/metrics (worker)",
+                flush=True,
+            )
         supervisor.watch(lambda: stopping)
     finally:
         if supervisor is not None:
@@ -252,7 +260,41 @@ def cmd_staff_add(settings: Settings, email: str, role: str, offices: list[str])
     print(f"password (shown once): {created.password}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+async def _booking(settings: Settings, command: str, reference: str, by: str) -> str:
+    from service import personal_data
+    from service.clock import clock_for
+    from service.store.audit import Actor
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        actor = Actor("system", f"cli:{by}"[:100] if by else "cli")
+        if command == "export":
+            record = await personal_data.export(pool, reference, actor)
+            return json.dumps(record, indent=2, ensure_ascii=False, default=str)
+        await personal_data.erase(
+            pool, reference, actor, clock_for(settings)(), secret_key=settings.secret_key
+        )
+        return f"booking {reference.upper()} anonymised"
+    finally:
+        await pool.close()
+
+
+def cmd_booking(settings: Settings, command: str, reference: str, by: str) -> None:
+    """`mawid booking export|erase REFERENCE`: the right of access and the
+    right to erasure, for an operator answering a citizen's request."""
+    if not settings.database_url:
+        print("mawid: DATABASE_URL is not set", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        print(asyncio.run(_booking(settings, command, reference, by)))
+    except Refusal as refused:
+        print(f"mawid booking {command}: {refused}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The commands and their arguments (docker-compose.yml's are checked
+    against it)."""
     parser = argparse.ArgumentParser(prog="mawid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web server")
@@ -268,11 +310,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     staff_add.add_argument("email")
     staff_add.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
     staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
-    args = parser.parse_args(argv)
+    booking_cmd = sub.add_parser(
+        "booking", help="one booking's personal data"
+    ).add_subparsers(dest="booking_command", required=True)
+    export = booking_cmd.add_parser("export", help="print everything stored about it, as JSON")
+    erase = booking_cmd.add_parser("erase", help="anonymise it now (recorded in its audit log)")
+    for command in (export, erase):
+        command.add_argument("reference")
+        command.add_argument(
+            "--by", default="", help="who asked, as the audit log should name them (an id, no name)"
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         cmd_serve(settings)
     elif args.command == "worker":
@@ -285,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_dev(settings)
     elif args.command == "staff":
         cmd_staff_add(settings, args.email, args.role, args.office)
+    elif args.command == "booking":
+        cmd_booking(settings, args.booking_command, args.reference, args.by)
 
 
 if __name__ == "__main__":

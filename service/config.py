@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from service.domain.limits import Network, Rate, parse_networks, parse_rate
+from service.logs import FORMATS
 
 
 class ConfigError(Exception):
@@ -29,10 +30,21 @@ class Settings:
     base_url: str = "http://127.0.0.1:8080"
     dev_dir: Path = field(default_factory=lambda: Path(".devdata"))
     log_level: str = "INFO"
+    # "text" or "json"; from_env makes it "json" in production unless set.
+    log_format: str = "text"
+    # Metrics (service.metrics): the bearer token /metrics asks for; without
+    # one, the web's /metrics is open outside production only, and the
+    # worker's is protected by the address it listens on.
+    metrics_token: str = ""
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
     # How far ahead slots are materialised.
     slot_horizon_days: int = 84
     db_pool_min: int = 2
     db_pool_max: int = 20
+    # Days after an appointment before its booking's personal data is
+    # anonymised (service.retention).
+    retention_days: int = 90
     # How long a web process may keep offices, services, closures and a day's
     # slots (service.web.readcache); 0 keeps nothing.
     read_cache_seconds: float = 1.0
@@ -114,6 +126,11 @@ class Settings:
             if mode == "production":
                 raise ConfigError("MAWID_CLOCK_START is for tests; it cannot be set in production")
             parse_instant("MAWID_CLOCK_START", str(values["clock_start"]))
+        log_format = values.setdefault("log_format", "json" if mode == "production" else "text")
+        if log_format not in FORMATS:
+            raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
+        if int(values.get("retention_days", defaults.retention_days)) < 1:  # type: ignore[call-overload]
+            raise ConfigError("RETENTION_DAYS must be at least 1")
         for attribute in RATE_SETTINGS:
             if attribute in values:
                 try:
@@ -153,9 +170,14 @@ ENV_NAMES: dict[str, str] = {
     "base_url": "BASE_URL",
     "dev_dir": "MAWID_DEV_DIR",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+    "metrics_token": "METRICS_TOKEN",
+    "metrics_host": "METRICS_HOST",
+    "metrics_port": "METRICS_PORT",
     "slot_horizon_days": "SLOT_HORIZON_DAYS",
     "db_pool_min": "DB_POOL_MIN",
     "db_pool_max": "DB_POOL_MAX",
+    "retention_days": "RETENTION_DAYS",
     "read_cache_seconds": "READ_CACHE_SECONDS",
     "web_processes": "WEB_PROCESSES",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",

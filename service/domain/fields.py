@@ -42,6 +42,9 @@ TOKEN_LABEL_MAX = 100
 # An office's and a service's practical information, in each language (0020).
 PRACTICAL_TEXT_MAX = 1000
 DESCRIPTION_MAX = 200
+# A request id taken from a caller's X-Request-Id (service.logs), stored on
+# the outbox rows the request writes (0035).
+REQUEST_ID_MAX = 64
 _IN_EACH_LANGUAGE = ("ar", "en", "fr")
 
 MAX_LENGTHS: dict[tuple[str, str], int] = {
@@ -50,6 +53,7 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("staff", "email"): EMAIL_MAX,
     ("staff_api_tokens", "label"): TOKEN_LABEL_MAX,
     ("offices", "public_email"): EMAIL_MAX,
+    ("outbox", "request_id"): REQUEST_ID_MAX,
     **{
         (table, f"{column}_{language}"): longest
         for table, column, longest in (

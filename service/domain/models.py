@@ -97,6 +97,8 @@ class Booking:
     document_number: str | None
     created_at: datetime
     cancel_reason: str | None = None
+    # When its personal data was removed (service.domain.retention).
+    anonymised_at: datetime | None = None
     # Until when a held booking keeps its seat without its code.
     hold_expires_at: datetime | None = None
     # Whether messages may go to the phone / address (proved, or typed by staff).

@@ -45,6 +45,9 @@ class Permission(StrEnum):
     MANAGE_STAFF = "manage_staff"
     VIEW_STATS = "view_stats"
     MANAGE_FEED = "manage_feed"  # create / rotate the secret ICS feed
+    # Export or erase a booking's personal data (admins only: every role
+    # below sees bookings, none of them answers a citizen's legal request).
+    MANAGE_PERSONAL_DATA = "manage_personal_data"
 
 
 _AGENT = frozenset(

@@ -27,6 +27,7 @@ def _booking(r: asyncpg.Record) -> Booking:
         document_number=r["document_number"],
         created_at=r["created_at"],
         cancel_reason=r["cancel_reason"],
+        anonymised_at=r.get("anonymised_at"),
         hold_expires_at=r["hold_expires_at"],
         notify_phone=r["notify_phone"],
         notify_email=r["notify_email"],

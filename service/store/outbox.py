@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from service.domain.messages import PlannedMessage, QuietHours
+from service.logs import current_request_id
 from service.store.languages import by_language
 
 
@@ -81,8 +82,9 @@ async def add_planned(
     # One round trip for all rows: this runs inside the booking transaction.
     await conn.execute(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
-                               appointment_at, offset_minutes, reason, created_at, updated_at)
-           SELECT $1, k, c, r, $2, s, a, o, x, $3, $3
+                               appointment_at, offset_minutes, reason, created_at, updated_at,
+                               request_id)
+           SELECT $1, k, c, r, $2, s, a, o, x, $3, $3, $11
            FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],
                        $8::timestamptz[], $9::int[], $10::text[])
                 AS t(k, c, r, s, a, o, x)""",
@@ -96,6 +98,8 @@ async def add_planned(
         [m.appointment_at for m in planned],
         [m.offset_minutes for m in planned],
         [m.reason for m in planned],
+        # The request (or job) writing the rows: the worker logs under it.
+        current_request_id(),
     )
 
 
@@ -286,6 +290,7 @@ class Claimed:
     opted_out: bool
     # Whether the booking's messages also go to an e-mail address.
     has_email: bool
+    request_id: str | None = None
 
 
 async def claim(
@@ -300,7 +305,7 @@ async def claim(
                WHERE id = $1 AND status = 'pending' AND send_at <= $2
                RETURNING *)
            SELECT c.id, c.kind, c.channel, c.recipient, c.language, c.appointment_at,
-                  c.reason, c.attempts, c.rate_limit_waits,
+                  c.reason, c.attempts, c.rate_limit_waits, c.request_id,
                   b.id AS booking_id, b.reference, b.status AS booking_status,
                   b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
                   b.citizen_name,
@@ -354,6 +359,7 @@ async def claim(
         service_duration_minutes=r["duration_minutes"],
         bring=by_language(r, "bring"),
         opted_out=r["opted_out"],
+        request_id=r["request_id"],
         has_email=r["has_email"],
     )
 
@@ -493,9 +499,10 @@ async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetim
     harmless.  Returns the new id, or None when it exists already."""
     new_id: int | None = await conn.fetchval(
         """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
-                               appointment_at, fallback_of, created_at, updated_at)
+                               appointment_at, fallback_of, created_at, updated_at,
+                               request_id)
            SELECT s.booking_id, 'sms_fallback', 'email', b.email, s.language, $2,
-                  s.appointment_at, s.id, $2, $2
+                  s.appointment_at, s.id, $2, $2, s.request_id
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
            WHERE s.id = $1
            ON CONFLICT (fallback_of) WHERE fallback_of IS NOT NULL DO NOTHING
@@ -637,3 +644,30 @@ async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[di
 async def counts_by_status(conn: asyncpg.Connection) -> dict[str, int]:
     rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
     return {r["status"]: r["n"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Rows not finished yet, by (channel, status), and the age in seconds of
+    the oldest due pending row (0 when none is due)."""
+
+    rows: dict[tuple[str, str], int]
+    lag_seconds: float
+
+
+async def backlog(conn: asyncpg.Connection, now: datetime) -> Backlog:
+    """Read at each metrics scrape: only the pending and sending rows, which
+    the partial indexes outbox_due and outbox_leased hold, never the history."""
+    counts = await conn.fetch(
+        """SELECT channel, status, count(*) AS n FROM outbox
+           WHERE status IN ('pending', 'sending') GROUP BY channel, status"""
+    )
+    oldest: datetime | None = await conn.fetchval(
+        "SELECT min(send_at) FROM outbox WHERE status = 'pending' AND send_at <= $1", now
+    )
+    rows = {(r["channel"], r["status"]): int(r["n"]) for r in counts}
+    for channel in ("sms", "email"):
+        for status in ("pending", "sending"):
+            rows.setdefault((channel, status), 0)
+    lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return Backlog(rows=rows, lag_seconds=lag)

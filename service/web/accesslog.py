@@ -13,6 +13,8 @@ from logging.handlers import QueueHandler, QueueListener
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from service.logs import current_request_id
+
 
 def route_pattern(request: web.BaseRequest) -> str:
     if isinstance(request, web.Request):
@@ -30,6 +32,9 @@ class SafeAccessLogger(AbstractAccessLogger):
             route_pattern(request),
             response.status,
             time * 1000,
+            # Taken here, in the request's context: the line is written by
+            # another thread (write_in_background).
+            extra={"request_id": current_request_id() or "-"},
         )
 
 

@@ -17,7 +17,7 @@ from service.domain.models import LANGUAGES, Booking, Office, Service
 from service.domain.validation import RawDetails
 from service.web import limits
 from service.web.inputs import day_param, json_body
-from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.readcache import read_cache
 
 routes = web.RouteTableDef()
@@ -220,7 +220,7 @@ async def create_booking(request: web.Request) -> web.Response:
     if not isinstance(service_id, str) or not service_id:
         raise errors.ValidationFailed({"service": N_("Choose a service.")})
     settings = request.app[SETTINGS_KEY]
-    booked = await bookings.book(
+    attempt = bookings.book(
         request.app[POOL_KEY],
         slot_id=slot_id,
         service_id=service_id,
@@ -236,6 +236,7 @@ async def create_booking(request: web.Request) -> web.Response:
         now=request.app[CLOCK_KEY](),
         rules=bookings.Rules.of(settings),
     )
+    booked = await request.app[METRICS_KEY].count_booking(attempt)
     payload = booking_json(booked.booking, booked.office)
     payload["manage_token"] = booked.manage_token
     payload["manage_url"] = manage_url(

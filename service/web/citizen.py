@@ -49,7 +49,7 @@ from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n, limits
 from service.web.errors import refusal_text
-from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
 from service.web.readcache import ReadCache, read_cache
 from service.web.security import PRIVATE_HEADERS
@@ -448,7 +448,7 @@ async def book_submit(request: web.Request) -> web.Response:
         return render(request, "citizen/book.html", context, status=422, private=True)
     token = form_manage_token(form_key, settings.secret_key)
     try:
-        booked = await bookings.book(
+        attempt = bookings.book(
             pool,
             slot_id=slot.id,
             service_id=service.id,
@@ -466,6 +466,7 @@ async def book_submit(request: web.Request) -> web.Response:
             manage_token=token,
             rules=bookings.Rules.of(settings),
         )
+        booked = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as failed:
         context = _book_context(
             request, office, service, slot, values, form_key, field_errors=failed.fields

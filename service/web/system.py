@@ -23,20 +23,29 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=_OK, content_type="application/json")
 
 
-@routes.get("/readyz")
-async def readyz(request: web.Request) -> web.Response:
+async def failing(app: web.Application) -> list[str]:
+    """The parts this process needs that do not answer: postgres, redis (when
+    the process has a Redis client)."""
     failed: list[str] = []
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT):
-            async with request.app[POOL_KEY].acquire() as conn:
+            async with app[POOL_KEY].acquire() as conn:
                 await conn.fetchval("SELECT 1")
     except Exception:
         failed.append("postgres")
-    try:
-        async with asyncio.timeout(_PROBE_TIMEOUT):
-            await request.app[REDIS_KEY].ping()
-    except Exception:
-        failed.append("redis")
+    redis = app.get(REDIS_KEY)
+    if redis is not None:
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT):
+                await redis.ping()
+        except Exception:
+            failed.append("redis")
+    return failed
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    failed = await failing(request.app)
     if failed:
         return web.json_response({"status": "unavailable", "failed": failed}, status=503)
     return web.json_response({"status": "ok"})

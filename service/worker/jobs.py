@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from arq.connections import ArqRedis
 
-from service import bookings, verification
+from service import bookings, personal_data, verification
 from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool, unavailable
@@ -42,7 +42,9 @@ from service.domain.messages import (
     sms_cap_decision,
 )
 from service.domain.staff import THROTTLE_WINDOW
+from service.logs import REQUEST_ID
 from service.logsafe import exception_summary
+from service.metrics import Metrics
 from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
@@ -125,6 +127,7 @@ class WorkerState:
     senders: Senders
     clock: Callable[[], datetime]
     owns_pool: bool
+    metrics: Metrics = field(default_factory=Metrics)
     # The jobs of this process at the SMS gate take turns asking it, in the
     # order they came, rather than all polling Redis at once.
     sms_gate_line: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -400,6 +403,9 @@ async def send_message(
         claimed = await outbox.claim(conn, outbox_id, now, LEASE)
         if claimed is None:
             return "not_claimed"
+        # This job's lines carry the id of the request that wrote the row
+        # (arq runs each job in a task of its own, so it ends with the job).
+        REQUEST_ID.set(claimed.request_id)
         reason = skip_reason(
             claimed.kind,
             booking_status=claimed.booking_status,
@@ -412,6 +418,7 @@ async def send_message(
         if reason is not None:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
+            state.metrics.outbox_outcomes.labels(claimed.channel, "skipped").inc()
             return "skipped"
         held_back = await _per_number_cap(conn, claimed, settings, now)
         if held_back is not None:
@@ -479,6 +486,9 @@ async def send_message(
         ),
     )
     log.info("outbox %d %s/%s sent", outbox_id, claimed.kind, claimed.channel)
+    state.metrics.outbox_outcomes.labels(claimed.channel, "sent").inc()
+    if segments:
+        state.metrics.sms_segments.inc(segments)
     return "sent"
 
 
@@ -586,6 +596,7 @@ async def _give_up(
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
     now = state.clock()
+    state.metrics.provider_errors.labels(c.channel, exc.code).inc()
     quiet = quiet_applies(c.kind)
     at = next_attempt_at(
         now,
@@ -601,6 +612,7 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
     if at is None:
         await _give_up(state, c, exc.code, "retries_exhausted", now)
         log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
+        state.metrics.outbox_outcomes.labels(c.channel, "failed").inc()
         return "failed"
     await record(
         state,
@@ -616,12 +628,15 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
         ),
     )
     log.info("outbox %d %s/%s will retry: %s", c.id, c.kind, c.channel, exc.code)
+    state.metrics.outbox_outcomes.labels(c.channel, "retry").inc()
     return "retry"
 
 
 async def _permanent(
     state: WorkerState, c: Claimed, code: str, body: str, segments: int | None
 ) -> str:
+    state.metrics.provider_errors.labels(c.channel, code).inc()
+    state.metrics.outbox_outcomes.labels(c.channel, "failed").inc()
     await _give_up(state, c, code, "permanent_error", state.clock(), body, segments)
     log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
     return "failed"
@@ -659,6 +674,15 @@ async def purge_expired(ctx: dict[str, Any]) -> int:
     return sessions
 
 
+async def anonymise_expired(ctx: dict[str, Any]) -> int:
+    """Daily: remove the personal data of bookings whose appointment is more
+    than RETENTION_DAYS old (service.personal_data)."""
+    state: WorkerState = ctx[STATE]
+    done = await personal_data.anonymise_expired(
+        state.pool, state.clock(), state.settings.retention_days
+    )
+    log.info("bookings anonymised: %d", done)
+    return done
 async def expire_holds(ctx: dict[str, Any]) -> int:
     """Every few seconds: holds whose time is up give their seat back (the
     pages and the API also release them before reading seats)."""

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
+from aiohttp import web
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.cron import CronJob
@@ -18,6 +19,8 @@ from arq.worker import create_worker as arq_create_worker
 from redis.exceptions import RedisError
 
 from service.config import Settings
+from service.metrics import timed_job
+from service.web.observe import metrics_app
 from service.worker import jobs
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,13 @@ def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS_URL)
 
 
+def _timed(name: str, job: Any) -> Any:
+    return timed_job(name, job, lambda ctx: ctx[jobs.STATE].metrics)
+
+
 FUNCTIONS: list[Function] = [
     func(
-        jobs.send_message,
+        _timed("send_message", jobs.send_message),
         name="send_message",
         timeout=jobs.SEND_TIMEOUT,
         # Only a worker crash makes arq run a job again; the row's lease and
@@ -44,7 +51,7 @@ FUNCTIONS: list[Function] = [
 ]
 CRON_JOBS: list[CronJob] = [
     cron(
-        jobs.sweep_outbox,
+        _timed("sweep_outbox", jobs.sweep_outbox),
         name="sweep_outbox",
         second=set(range(60)),
         run_at_startup=True,
@@ -53,7 +60,7 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
-        jobs.expire_holds,
+        _timed("expire_holds", jobs.expire_holds),
         name="expire_holds",
         second=set(range(0, 60, 10)),
         run_at_startup=True,
@@ -62,7 +69,7 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
-        jobs.extend_slots,
+        _timed("extend_slots", jobs.extend_slots),
         name="extend_slots",
         hour={3},
         minute={17},
@@ -73,7 +80,18 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
-        jobs.purge_expired,
+        _timed("anonymise_expired", jobs.anonymise_expired),
+        name="anonymise_expired",
+        hour={4},
+        minute={7},
+        second={0},
+        run_at_startup=False,
+        timeout=1800,
+        max_tries=3,
+        keep_result=0,
+    ),
+    cron(
+        _timed("purge_expired", jobs.purge_expired),
         name="purge_expired",
         hour={3},
         minute={37},
@@ -126,10 +144,12 @@ async def serve(
     ctx: dict[str, Any] | None = None,
     *,
     stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
     **overrides: Any,
 ) -> None:
     """Run the worker until `stop` is set or the task is cancelled, riding
-    out Redis outages.
+    out Redis outages. With `metrics_port`, /metrics is served on
+    METRICS_HOST at that port.
 
     arq's worker stops at the first Redis error; the outbox in Postgres keeps
     everything that is due, so we start a fresh worker once Redis answers.
@@ -143,6 +163,19 @@ async def serve(
     state = shared.get(jobs.STATE) or await jobs.build_state(settings)
     shared[jobs.STATE] = state
     shared["keep_state"] = True
+    runner = None
+    if metrics_port is not None:
+        try:
+            runner = await _serve_metrics(settings, state, metrics_port)
+        except OSError as exc:
+            # Sending matters more than being watched: a port in use (a
+            # second worker on one machine) costs the metrics, not the worker.
+            log.warning(
+                "worker: metrics not served, %s:%d refused (%s)",
+                settings.metrics_host,
+                metrics_port,
+                type(exc).__name__,
+            )
     stop = stop or asyncio.Event()
     cancelled = False
     try:
@@ -165,10 +198,26 @@ async def serve(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), REDIS_RETRY_SECONDS)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         if not (ctx or {}).get(jobs.STATE):
             await jobs.close_state(state)
     if cancelled:
         raise asyncio.CancelledError
+
+
+async def _serve_metrics(settings: Settings, state: jobs.WorkerState, port: int) -> web.AppRunner:
+    runner = web.AppRunner(
+        metrics_app(settings, state.metrics, state.pool, state.clock), access_log=None
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.metrics_host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    log.info("worker: metrics on %s:%d", settings.metrics_host, port)
+    return runner
 
 
 async def _until(run: asyncio.Future[None], stop: asyncio.Event) -> None:
@@ -252,7 +301,7 @@ def run_worker(settings: Settings) -> None:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        await serve(settings, stop=stop)
+        await serve(settings, stop=stop, metrics_port=settings.metrics_port or None)
         # A signal still on its way (mawid dev's SIGTERM after the terminal's
         # SIGINT) must not kill the process on its way out with a signal's status.
         for sig in (signal.SIGINT, signal.SIGTERM):

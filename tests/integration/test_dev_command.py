@@ -25,11 +25,16 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _start(dev_dir: Path, port: int) -> subprocess.Popen[str]:
+def _start(dev_dir: Path, port: int, metrics_port: int = 0) -> subprocess.Popen[str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "MAWID_ENV")
     }
-    env.update(MAWID_DEV_DIR=str(dev_dir), PORT=str(port), LOG_LEVEL="WARNING")
+    env.update(
+        MAWID_DEV_DIR=str(dev_dir),
+        PORT=str(port),
+        LOG_LEVEL="WARNING",
+        METRICS_PORT=str(metrics_port),
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "dev"],
         env=env,
@@ -39,11 +44,11 @@ def _start(dev_dir: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[str], path: str = "/readyz") -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, "mawid dev exited early"
-        status, _ = _get(f"{base}/readyz")
+        status, _ = _get(f"{base}{path}")
         if status == 200:
             return
         time.sleep(0.3)
@@ -59,15 +64,19 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, set[int]]:
 
 @pytest.mark.timeout(300)
 def test_dev_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start(tmp_path / "dev", port)
+    proc = _start(tmp_path / "dev", port, metrics_port)
     try:
         first_line = proc.stdout.readline() if proc.stdout else ""
         assert f"{base}/" in first_line, "the first line says where the site is"
         _wait_ready(base, proc)
         status, body = _get(f"{base}/api/v1/offices")
         assert status == 200 and len(json.loads(body)) == 8
+        # Metrics are open in dev: the web's, and the worker's on its own port.
+        status, body = _get(f"{base}/metrics")
+        assert status == 200 and b"mawid_http_requests_total" in body
+        _wait_ready(f"http://127.0.0.1:{metrics_port}", proc, "/metrics")
     finally:
         out, children = _stop(proc)
     assert proc.returncode == 0, out

@@ -39,6 +39,10 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/office/{office}/day/{day}/export.csv", P.VIEW_SCHEDULE, None),
     ("POST", "/office/{office}/bookings/{reference}/status", P.CHANGE_STATUS, {"status": "x"}),
     ("GET", "/office/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
+    ("GET", "/office/{office}/bookings/{reference}/export.json", P.MANAGE_PERSONAL_DATA, None),
+    ("GET", "/office/{office}/bookings/{reference}/erase", P.MANAGE_PERSONAL_DATA, None),
+    # The booking is still to come: an admin's erasure is refused (409).
+    ("POST", "/office/{office}/bookings/{reference}/erase", P.MANAGE_PERSONAL_DATA, {}),
     ("GET", "/office/{office}/book", P.BOOK_FOR_CITIZEN, None),
     ("POST", "/office/{office}/book", P.BOOK_FOR_CITIZEN, {"slot_id": ""}),
     ("GET", "/office/{office}/hours", P.MANAGE_HOURS, None),

@@ -106,3 +106,11 @@ def test_clock_start_is_refused_in_production() -> None:
 def test_clock_start_needs_an_instant_with_its_offset(raw: str) -> None:
     with pytest.raises(ConfigError, match="MAWID_CLOCK_START"):
         Settings.from_env({"MAWID_CLOCK_START": raw})
+
+
+def test_logs_are_json_lines_in_production_and_text_elsewhere() -> None:
+    assert Settings.from_env(PRODUCTION).log_format == "json"
+    assert Settings.from_env({**PRODUCTION, "LOG_FORMAT": "text"}).log_format == "text"
+    assert Settings.from_env({}).log_format == "text"
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        Settings.from_env({"LOG_FORMAT": "xml"})

@@ -46,7 +46,8 @@ OFFICES = ("consulate-paris", "prefecture-tiznit", "consulate-milan")
 # deliberate change here too.
 EXPECTED = {
     Role.ADMIN: set(Permission),
-    Role.MANAGER: set(Permission),
+    # A citizen's export or erasure request is answered by an administrator.
+    Role.MANAGER: set(Permission) - {Permission.MANAGE_PERSONAL_DATA},
     Role.AGENT: {
         Permission.VIEW_SCHEDULE,
         Permission.CHANGE_STATUS,

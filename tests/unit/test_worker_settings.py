@@ -29,6 +29,7 @@ async def test_create_worker_runs_what_worker_settings_define() -> None:
         "sweep_outbox",
         "expire_holds",
         "extend_slots",
+        "anonymise_expired",
         "purge_expired",
     }
     assert set(worker.functions) == expected

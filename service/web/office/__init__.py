@@ -20,6 +20,7 @@ from service.web.office import (
     changes,
     display,
     feed,
+    personal_data,
     practical,
     schedule,
     stats,
@@ -35,4 +36,5 @@ routes: list[web.AbstractRouteDef] = [
     *stats.routes,
     *feed.routes,
     *display.routes,
+    *personal_data.routes,
 ]

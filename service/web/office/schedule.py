@@ -31,7 +31,7 @@ from service.office.schedule import book_for_citizen, booking_history, change_st
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web.i18n import gettext
-from service.web.keys import POOL_KEY, SETTINGS_KEY
+from service.web.keys import METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
 from service.web.office.callboard import CALL_BOARD_KEY
 from service.web.sessions import authorise, signed_in
@@ -340,7 +340,7 @@ async def book_submit(request: web.Request) -> web.Response:
     if slot_id is None:
         return await _book_form(request, member, form, {"slot_id": N_("Choose a time.")}, 422)
     try:
-        booking = await book_for_citizen(
+        attempt = book_for_citizen(
             request.app[POOL_KEY],
             pages.office_id(request),
             slot_id,
@@ -357,6 +357,7 @@ async def book_submit(request: web.Request) -> web.Response:
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=pages.now(request),
         )
+        booking = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as invalid:
         return await _book_form(request, member, form, invalid.fields, 422)
     except errors.Refusal as refused:

@@ -1,0 +1,100 @@
+"""Log lines: plain text in dev, JSON lines in production, each with a request id.
+
+The request id is set by the web process for each request (taken from an
+`X-Request-Id` header when it looks like one, else drawn), stored on the
+outbox rows the request writes, and set again by the worker's job that sends
+them, so one booking's story can be followed across processes. Lines carry
+ids, kinds, codes and route patterns only: personal data never reaches them
+(service.logsafe for exceptions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO
+
+from service.domain.fields import REQUEST_ID_MAX
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("mawid_request_id", default=None)
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# What a caller's X-Request-Id may be: a proxy's id, never free text.
+_ACCEPTED = re.compile(rf"[A-Za-z0-9._:-]{{8,{REQUEST_ID_MAX}}}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accepted_request_id(header: str | None) -> str:
+    """The caller's request id when it is a plain token, else a new one."""
+    if header and _ACCEPTED.fullmatch(header):
+        return header
+    return new_request_id()
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+@contextmanager
+def request_scope(request_id: str | None) -> Iterator[None]:
+    """Lines logged inside carry `request_id` (a worker job's, for instance)."""
+    token = REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives every record a `request_id` (unless the caller passed one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or "-",
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def handler(log_format: str, stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing to `stream` (stderr) in `log_format` (text or json),
+    with request ids."""
+    out = logging.StreamHandler(stream or sys.stderr)
+    out.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    out.addFilter(RequestIdFilter())
+    return out
+
+
+def configure(level: str, log_format: str) -> None:
+    """The process's logging, once, at start-up (`mawid` commands)."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler(log_format))
+    root.setLevel(level)
