@@ -13,6 +13,8 @@ the reader's language without any global state. Templates get:
     fmt_date(instant, timezone)   "lundi 15 février 2027" (ar_MA for Arabic)
     fmt_time(instant, timezone)   "09:00" in the office's zone
     fmt_day(date)                 a calendar date, long form
+    fmt_day_short(date)           "mar. 1 déc.": a day in a list of days
+    fmt_moment(instant, timezone) "mar. 1 déc. 09:15" in the office's zone
     fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
     wall|hm                       a wall-clock time, "09:00"
     sep                           ", " or the Arabic "، " between parts of a text
@@ -169,6 +171,16 @@ def _fmt_day(context: Context, day: date) -> str:
     return i18n.day_heading(day, _language(context))
 
 
+@jinja2.pass_context
+def _fmt_day_short(context: Context, day: date) -> str:
+    return i18n.day_short(day, _language(context))
+
+
+@jinja2.pass_context
+def _fmt_moment(context: Context, instant: datetime, timezone: str) -> str:
+    return i18n.moment_short(instant, timezone, _language(context))
+
+
 # A run that reads left to right inside Arabic text: digits and Latin letters
 # with the punctuation that joins them ("06 12 34 56 78", "2027-W05",
 # "name@example.com"), or such a run in its own brackets ("(.ics)"). Tags and
@@ -252,6 +264,8 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_date=_fmt_date,
         fmt_time=_fmt_time,
         fmt_day=_fmt_day,
+        fmt_day_short=_fmt_day_short,
+        fmt_moment=_fmt_moment,
         fmt_weekdays=_fmt_weekdays,
         sep=_sep,
     )
