@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -36,11 +36,13 @@ from service.domain.booking import (
     normalise_reference,
 )
 from service.domain.calendar import local_date
+from service.domain.choosing import PartOfDay, group_by_part, pick_day
 from service.domain.errors import N_
 from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.models import LANGUAGES, Office, Service, Slot
-from service.domain.phone import international_format, is_country, parse_phone
+from service.domain.masking import mask_email, mask_phone
+from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
+from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
 from service.office.queue import place_in_queue
@@ -63,6 +65,7 @@ ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
+_NO_LONGER_FREE = N_("This time is no longer available. Please choose another time.")
 _FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
 
 
@@ -236,6 +239,53 @@ async def load_week(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Chooser:
+    """A week page: its days, the one opened, that day's times by part of day,
+    and on the first page (no week or day asked for) the first free time."""
+
+    week: Week
+    day: Day | None
+    parts: list[PartOfDay[Slot]]
+    first: Slot | None
+    url: str
+
+
+def week_to_load(query: Mapping[str, str]) -> str | None:
+    """The `week` argument of load_week for a page asked with ?day= or ?week=."""
+    return query.get("day") or query.get("week")
+
+
+def shape_chooser(
+    week: Week,
+    office: Office,
+    query: Mapping[str, str],
+    url: str,
+    *,
+    exclude_slot: int | None = None,
+) -> Chooser:
+    """Open a day of `week` for the page at `url`. `exclude_slot` (the time a
+    rescheduled booking has now) is not offered."""
+    if exclude_slot is not None:
+        days = []
+        for d in week.days:
+            times = [t for t in d.times if t.id != exclude_slot]
+            state = "full" if d.state == "open" and not times else d.state
+            days.append(replace(d, times=times, state=state))
+        week = replace(week, days=days)
+    chosen = pick_day([(d.day, len(d.times)) for d in week.days], parse_day(query.get("day")))
+    day = next((d for d in week.days if d.day == chosen), None)
+    landing = not query.get("day") and not query.get("week")
+    first = next((t for d in week.days for t in d.times), None) if landing else None
+    return Chooser(
+        week=week,
+        day=day,
+        parts=group_by_part(day.times, office.timezone) if day else [],
+        first=first,
+        url=url,
+    )
+
+
 async def _read_office_service(request: web.Request) -> tuple[Office, Service]:
     """The office and service of a page that only reads (kept by the read cache)."""
     cache = read_cache(request)
@@ -327,15 +377,17 @@ async def slots_page(request: web.Request) -> web.Response:
     language = request_language(request)
     office, service = await _read_office_service(request)
     week = await load_week(
-        read_cache(request), office, service, _now(request), request.query.get("week"), language
+        read_cache(request), office, service, _now(request), week_to_load(request.query), language
     )
+    url = f"/offices/{office.id}/{service.id}"
     return render(
         request,
         "citizen/slots.html",
         {
             "office": office,
             "service": service,
-            "week": week,
+            "chooser": shape_chooser(week, office, request.query, url),
+            "time_url": f"{url}/book?slot=",
             "zone": i18n.zone_label(office.country, office.city[language], language),
         },
     )
@@ -410,7 +462,7 @@ async def book_form(request: web.Request) -> web.Response:
         problem = None
         alternatives: list[Slot] = []
         if slot.remaining <= 0 or not window.earliest <= slot.starts_at <= window.latest:
-            problem = N_("This time is no longer available. Please choose another time.")
+            problem = _NO_LONGER_FREE
             alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
     values = dict.fromkeys(_FIELDS, "") | {"language": language, "phone_country": office.country}
     context = _book_context(
@@ -571,7 +623,19 @@ async def confirmation(request: web.Request) -> web.Response:
         # Not booked until the code comes back: the code page says where it stands.
         see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}/code", private=True)
     context = _booking_page_context(request, ctx, language)
+    context["sent_to"] = _sent_to(ctx.booking)
     return render(request, "citizen/confirmation.html", context, language=language, private=True)
+
+
+def _sent_to(booking: Booking) -> dict[str, str]:
+    """Where the confirmation goes, half hidden: the channels its messages
+    are planned on (service.domain.messages.plan_event)."""
+    sent: dict[str, str] = {}
+    if booking.phone and booking.notify_phone and can_receive_sms(booking.phone):
+        sent["sms"] = mask_phone(booking.phone)
+    if booking.email and booking.notify_email:
+        sent["email"] = mask_email(booking.email)
+    return sent
 
 
 @routes.get("/b/{reference}/{token}")
@@ -658,15 +722,20 @@ async def _reschedule_page(
     ctx: bookings.BookingContext,
     language: str,
     *,
-    week_param: str | None,
+    query: Mapping[str, str],
     problem: str | None = None,
     status: int = 200,
 ) -> web.Response:
     week = await load_week(
-        read_cache(request), ctx.office, ctx.service, _now(request), week_param, language
+        read_cache(request), ctx.office, ctx.service, _now(request), week_to_load(query), language
     )
     context = _booking_page_context(request, ctx, language)
-    context.update(week=week, problem=problem)
+    url = f"{context['base']}/reschedule"
+    context.update(
+        chooser=shape_chooser(week, ctx.office, query, url, exclude_slot=ctx.booking.slot_id),
+        time_url=f"{url}/confirm?slot=",
+        problem=problem,
+    )
     return render(
         request, "citizen/reschedule.html", context, status=status, language=language,
         private=True,
@@ -676,7 +745,42 @@ async def _reschedule_page(
 @routes.get("/b/{reference}/{token}/reschedule")
 async def reschedule_form(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
-    return await _reschedule_page(request, ctx, language, week_param=request.query.get("week"))
+    return await _reschedule_page(request, ctx, language, query=request.query)
+
+
+@routes.get("/b/{reference}/{token}/reschedule/confirm")
+async def reschedule_confirm(request: web.Request) -> web.Response:
+    """The step between choosing a time and moving to it: from when, to when,
+    yes or keep. Nothing moves until its form is sent."""
+    ctx, language = await _managed(request)
+    context = _booking_page_context(request, ctx, language)
+    slot_id = parse_id(request.query.get("slot"))
+    if not context["can_reschedule"]:
+        return await _reschedule_page(request, ctx, language, query={})
+    now = _now(request)
+    async with request.app[POOL_KEY].acquire() as conn:
+        if slot_id is not None:
+            await bookings.release_expired_holds(conn, now, slot_id=slot_id)
+        slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
+    booking, service = ctx.booking, ctx.service
+    if slot is None or slot.office_id != ctx.office.id or slot.service_id != service.id:
+        return await _reschedule_page(
+            request, ctx, language, query={}, problem=N_("Choose a time slot."), status=422
+        )
+    day = {"day": local_date(slot.starts_at, ctx.office.zone).isoformat()}
+    window = booking_window(now, service.earliest_hours, service.latest_days)
+    if (
+        slot.id == booking.slot_id
+        or slot.remaining <= 0
+        or not window.earliest <= slot.starts_at <= window.latest
+    ):
+        return await _reschedule_page(
+            request, ctx, language, query=day, problem=_NO_LONGER_FREE, status=409
+        )
+    context.update(slot=slot, day=day["day"])
+    return render(
+        request, "citizen/reschedule_confirm.html", context, language=language, private=True
+    )
 
 
 @routes.post("/b/{reference}/{token}/reschedule")
@@ -685,10 +789,10 @@ async def reschedule_submit(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     form = await request.post()
     slot_id = parse_id(_form_text(form, "slot"))
-    week_param = _form_text(form, "week") or None
+    query = {name: _form_text(form, name) for name in ("day", "week") if _form_text(form, name)}
     if slot_id is None:
         return await _reschedule_page(
-            request, ctx, language, week_param=week_param,
+            request, ctx, language, query=query,
             problem=N_("Choose a time slot."), status=422,
         )  # fmt: skip
     try:
@@ -704,7 +808,7 @@ async def reschedule_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         problem = next(iter(refusal.fields.values()), refusal.message)
         return await _reschedule_page(
-            request, ctx, language, week_param=week_param, problem=problem, status=409
+            request, ctx, language, query=query, problem=problem, status=409
         )
     see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}?done=rescheduled",
               private=True)  # fmt: skip

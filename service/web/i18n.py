@@ -171,6 +171,17 @@ def day_heading(day: date, language: str) -> str:
     return format_date(day, "full", locale=babel_locale(language))
 
 
+def day_short(day: date, language: str) -> str:
+    """'Tue 1 Dec', 'mar. 1 déc.': a day in a list of days or a short sentence."""
+    return format_date(day, "EEE d MMM", locale=babel_locale(language))
+
+
+def moment_short(instant: datetime, timezone: str, language: str) -> str:
+    """'Tue 1 Dec 09:15' on the office's wall clock."""
+    local = local_datetime(instant, timezone)
+    return f"{day_short(local.date(), language)} {time_short(instant, timezone, language)}"
+
+
 def country_name(code: str, language: str) -> str:
     from babel import Locale
 

@@ -13,7 +13,9 @@ the reader's language without any global state. Templates get:
     fmt_date(instant, timezone)   "lundi 15 février 2027" (ar_MA for Arabic)
     fmt_time(instant, timezone)   "09:00" in the office's zone
     fmt_day(date)                 a calendar date, long form
-    time_links(slots, office, service, day_id)   a day's times as booking links
+    fmt_day_short(date)           "mar. 1 déc.": a day in a list of days
+    fmt_moment(instant, timezone) "mar. 1 déc. 09:15" in the office's zone
+    time_links(slots, office, url, day_id)   a day's times as links to url + slot id
     fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
     wall|hm                       a wall-clock time, "09:00"
     sep                           ", " or the Arabic "، " between parts of a text
@@ -41,7 +43,7 @@ from babel.dates import get_day_names
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-from service.domain.models import LANGUAGES, Office, Service, Slot
+from service.domain.models import LANGUAGES, Office, Slot
 from service.web import i18n
 from service.web.keys import SETTINGS_KEY
 from service.web.security import csrf_token, set_cookie
@@ -173,14 +175,15 @@ def _fmt_time(context: Context, instant: datetime, timezone: str) -> str:
 
 @jinja2.pass_context
 def _time_links(
-    context: Context, slots: Iterable[Slot], office: Office, service: Service, day_id: str
+    context: Context, slots: Iterable[Slot], office: Office, url: str, day_id: str
 ) -> Markup:
-    """A day's bookable times as links to the booking form, one <li> each.
+    """A day's bookable times as links to `url` followed by the slot's id
+    (the booking form, or a reschedule's confirmation), one <li> each.
 
     Made here rather than in a template loop: a week page shows a hundred
     times, and Jinja's per-item work was most of the page's cost."""
     language = _language(context)
-    book = escape(f"/offices/{office.id}/{service.id}/book?slot=")
+    book = escape(url)
     described = escape(day_id)
     # Plain f-strings over parts escaped once: Markup.format per item cost
     # as much as the template loop did.
@@ -196,6 +199,16 @@ def _time_links(
 @jinja2.pass_context
 def _fmt_day(context: Context, day: date) -> str:
     return i18n.day_heading(day, _language(context))
+
+
+@jinja2.pass_context
+def _fmt_day_short(context: Context, day: date) -> str:
+    return i18n.day_short(day, _language(context))
+
+
+@jinja2.pass_context
+def _fmt_moment(context: Context, instant: datetime, timezone: str) -> str:
+    return i18n.moment_short(instant, timezone, _language(context))
 
 
 # A run that reads left to right inside Arabic text: digits and Latin letters
@@ -280,6 +293,8 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_date=_fmt_date,
         fmt_time=_fmt_time,
         fmt_day=_fmt_day,
+        fmt_day_short=_fmt_day_short,
+        fmt_moment=_fmt_moment,
         time_links=_time_links,
         fmt_weekdays=_fmt_weekdays,
         sep=_sep,

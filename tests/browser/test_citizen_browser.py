@@ -110,7 +110,7 @@ async def test_book_reschedule_and_cancel_in_french(
     await expect(page.get_by_role("heading", level=1)).to_have_text("Votre rendez-vous est réservé")
     main = page.locator("main")
     await expect(main).to_contain_text(f"{chosen_time} (heure de Paris)")
-    await expect(main).to_contain_text("+33 6 12 34 56 78")
+    await expect(main).to_contain_text("+33 6 •• •• •• 78")
     reference = (await page.locator(".reference bdi").inner_text()).strip()
     row = await booking_row(live_server.pool, reference)
     assert i18n.time_short(row["starts_at"], "Europe/Paris", "fr") == chosen_time
@@ -120,9 +120,11 @@ async def test_book_reschedule_and_cancel_in_french(
     # Reschedule from the manage page.
     await page.get_by_role("link", name="Modifier ou annuler").click()
     await page.get_by_role("link", name="Choisir un autre horaire").click()
-    target = page.locator(".times button").nth(1)
+    target = page.locator(".times a").nth(1)
     new_time = (await target.inner_text()).strip()
     await target.click()
+    await expect(page.locator(".move")).to_contain_text(new_time)
+    await page.get_by_role("button", name="Oui, déplacer mon rendez-vous").click()
     await expect(page.get_by_role("status")).to_have_text("Votre rendez-vous a été déplacé.")
     moved = await booking_row(live_server.pool, reference)
     assert moved["slot_id"] != row["slot_id"] and moved["status"] == "confirmed"
@@ -168,13 +170,13 @@ async def test_book_in_arabic_with_moroccan_month_and_cancel_by_link(
     await expect(main).to_contain_text("غشت")
     await expect(main).not_to_contain_text("أغسطس")
     await expect(main).to_contain_text(f"{chosen_time} (توقيت المغرب)")
-    await expect(main).to_contain_text("+212 6 12")
+    await expect(main).to_contain_text("+212 6 •• •• •• 78")
     reference = (await page.locator(".reference bdi").inner_text()).strip()
     row = await booking_row(live_server.pool, reference)
     await expect(main).to_contain_text(i18n.date_long(row["starts_at"], "Africa/Casablanca", "ar"))
 
     # The manage link as a message would carry it, opened in a fresh browser.
-    link = (await page.locator(".manage-link bdi").inner_text()).strip()
+    link = await page.locator(".manage-link a").get_attribute("href") or ""
     assert link.startswith(live_server.url + f"/b/{reference}/")
     await context.close()
     context = await new_context(browser, javascript=False, viewport=NARROW, locale="fr-FR")
@@ -317,10 +319,17 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
         await page.locator("button[type=submit]").click()
         await page.wait_for_selector(".error-summary")
 
+    async def reschedule_confirm(page: Page) -> None:
+        await page.goto(f"{manage}/reschedule{q}")
+        await page.locator(".times a").first.click()
+        await page.wait_for_selector(".move")
+
     return [
         ("start", goto(f"{base}/{q}")),
         ("office", goto(f"{base}/offices/consulate-paris{q}")),
         ("slots", goto(f"{base}/offices/prefecture-tiznit/mre-desk{q}&week=2027-03-08")),
+        # The first page: the first free time, and its day opened.
+        ("slots-first", goto(f"{base}/offices/consulate-paris/passport{q}")),
         ("form", goto(f"{base}/offices/consulate-paris/passport/book{q}&slot={slots[2]['id']}")),
         ("form-errors", form_errors),
         (
@@ -331,6 +340,7 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
         ("manage", goto(f"{manage}{q}")),
         ("cancel", goto(f"{manage}/cancel{q}")),
         ("reschedule", goto(f"{manage}/reschedule{q}")),
+        ("reschedule-confirm", reschedule_confirm),
         ("code", goto(f"{base}/b/{held.booking.reference}/{held.manage_token}/code{q}")),
         ("code-expired", goto(f"{base}/b/{ended.booking.reference}/{ended.manage_token}/code{q}")),
         ("not-found", goto(f"{base}/b/PAR-ZZZZZZ/{'x' * 43}{q}")),

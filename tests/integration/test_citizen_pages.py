@@ -149,10 +149,13 @@ async def test_book_end_to_end(app_client: Client, pool: asyncpg.Pool) -> None:
     assert resp.headers["Cache-Control"] == "no-store"
     assert "Votre rendez-vous est réservé" in page
     assert '<svg role="img"' in page  # the QR code, inline
-    assert "+33 6 12 34 56 78" in page  # the phone shown back in international form
+    # Where the confirmation goes, half hidden: not the whole number.
+    assert "par SMS au <bdi dir=\"ltr\">+33 6 •• •• •• 78</bdi>" in page
+    assert "12 34 56" not in page
     assert "heure de Paris" in page
     reference = location.split("/")[2]
-    assert f"<bdi>{reference}</bdi>" in page
+    assert page.count(f"<bdi>{reference}</bdi>") == 1  # the reference once, in the panel
+    assert "(.ics)" not in page and "Ajouter à mon agenda" in page
     assert (await counts(pool))["bookings"] == 1
 
     ics = await app_client.get(location.rsplit("/", 1)[0] + "/calendar.ics")
@@ -289,28 +292,66 @@ async def test_manage_cancel_with_confirmation_step(app_client: Client, pool: as
     assert f'href="{manage}/cancel"' not in page
 
 
-async def test_manage_reschedule(app_client: Client, pool: asyncpg.Pool) -> None:
+def reschedule_links(page: str, manage: str) -> list[int]:
+    return [int(m) for m in re.findall(rf'href="{manage}/reschedule/confirm\?slot=(\d+)"', page)]
+
+
+async def test_manage_reschedule_asks_before_moving(app_client: Client, pool: asyncpg.Pool) -> None:
     manage = await book_via_form(app_client)
     page = await (await app_client.get(manage + "/reschedule?lang=fr")).text()
-    buttons = [int(v) for v in re.findall(r'name="slot" value="(\d+)"', page)]
-    assert buttons
+    links = reschedule_links(page, manage)
+    assert links
+    assert 'type="submit"' not in page  # choosing a time is a link: nothing moves yet
     async with pool.acquire() as conn:
         current = await conn.fetchval("SELECT slot_id FROM bookings")
-    assert current not in buttons
+    assert current not in links
+    # A tap on a time asks first: from when, to when.
+    resp = await app_client.get(f"{manage}/reschedule/confirm?slot={links[-1]}&lang=fr")
+    page = await resp.text()
+    assert resp.status == 200
+    assert re.search(r"Déplacer du <strong><time [^>]+>\w+\. \d+ \w+\.? \d\d:\d\d</time>", page)
+    assert "Oui, déplacer mon rendez-vous" in page
+    assert f'href="{manage}">Non, garder mon horaire actuel</a>' in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT slot_id FROM bookings") == current
+    assert hidden(page, "slot") == str(links[-1])
     resp = await app_client.post(
         manage + "/reschedule",
-        data={"_csrf": hidden(page, "_csrf"), "slot": str(buttons[-1])},
+        data={"_csrf": hidden(page, "_csrf"), "slot": hidden(page, "slot"),
+              "day": hidden(page, "day")},
         allow_redirects=False,
-    )
+    )  # fmt: skip
     assert resp.status == 303
     assert resp.headers["Location"] == manage + "?done=rescheduled"
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT slot_id, status FROM bookings")
         taken = await conn.fetch("SELECT id, taken FROM slots WHERE taken > 0")
-    assert row["slot_id"] == buttons[-1] and row["status"] == "confirmed"
-    assert [(r["id"], r["taken"]) for r in taken] == [(buttons[-1], 1)]
+    assert row["slot_id"] == links[-1] and row["status"] == "confirmed"
+    assert [(r["id"], r["taken"]) for r in taken] == [(links[-1], 1)]
     page = await (await app_client.get(resp.headers["Location"])).text()
     assert "Votre rendez-vous a été déplacé." in page
+
+
+async def test_reschedule_confirmation_refuses_times_it_cannot_move_to(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    manage = await book_via_form(app_client)
+    full = reschedule_links(await (await app_client.get(manage + "/reschedule")).text(), manage)[0]
+    async with pool.acquire() as conn:
+        current = await conn.fetchval("SELECT slot_id FROM bookings")
+        elsewhere = await conn.fetchval(
+            "SELECT id FROM slots WHERE office_id <> 'consulate-paris' LIMIT 1"
+        )
+        # Filled by others between the list and the tap.
+        await conn.execute("UPDATE slots SET taken = capacity WHERE id = $1", full)
+    for slot, status in ((current, 409), (full, 409), (elsewhere, 422), ("x", 422)):
+        resp = await app_client.get(f"{manage}/reschedule/confirm?slot={slot}&lang=en")
+        page = await resp.text()
+        assert resp.status == status, slot
+        assert 'role="alert"' in page and "Choose another time" in page
+        assert "Yes, move my appointment" not in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT slot_id FROM bookings") == current
 
 
 async def test_wrong_token_or_reference_is_the_same_404(app_client: Client) -> None:

@@ -335,6 +335,9 @@ async def test_reschedule_to_a_slot_written_superscript(
     assert r.status == 303
     manage = r.headers["Location"].removesuffix("/confirmation")
     page = await (await app_client.get(manage + "/reschedule?lang=ar")).text()
+    # The form that moves is on the confirmation step a chosen time opens.
+    ask = re.findall(r'href="([^"]+/reschedule/confirm\?slot=\d+)"', page)[0]
+    page = await (await app_client.get(ask + "&lang=ar")).text()
     before = await written(pool)
     for slot in ("\u00b2", "99999999999999999999", "-1"):
         r = await _post_form(

@@ -138,7 +138,7 @@ async def test_a_seat_shown_free_but_gone_gets_the_409_with_alternatives(
     slot = await free_slot(pool, OFFICE, SERVICE, clock() + timedelta(days=3))
     day = slot["starts_at"].astimezone(PARIS).date()
     week = await client.get(
-        f"/offices/{OFFICE}/{SERVICE}", params={"week": day.isoformat(), "lang": "fr"}
+        f"/offices/{OFFICE}/{SERVICE}", params={"day": day.isoformat(), "lang": "fr"}
     )
     assert f"book?slot={slot['id']}" in await week.text()
     form = await (
@@ -149,7 +149,7 @@ async def test_a_seat_shown_free_but_gone_gets_the_409_with_alternatives(
     await fill_silently(pool, slot["id"])
     # Still shown (within the bound) ...
     week = await client.get(
-        f"/offices/{OFFICE}/{SERVICE}", params={"week": day.isoformat(), "lang": "fr"}
+        f"/offices/{OFFICE}/{SERVICE}", params={"day": day.isoformat(), "lang": "fr"}
     )
     assert f"book?slot={slot['id']}" in await week.text()
     before = await snapshot(pool)
