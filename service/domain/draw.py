@@ -346,6 +346,12 @@ def offer_expires_at(now: datetime, hours: int, slot_starts_at: datetime) -> dat
     return min(now + timedelta(hours=hours), slot_starts_at)
 
 
+def offer_url(base_url: str, reference: str, token: str) -> str:
+    """The page where an offer is accepted or declined (the token is the
+    one its message carries, as for the manage page)."""
+    return f"{base_url}/d/{reference}/{token}"
+
+
 def offer_still_open(expires_at: datetime, now: datetime) -> bool:
     """An offer can be confirmed up to, not at, its expiry."""
     return now < expires_at

@@ -30,6 +30,7 @@ async def test_create_worker_runs_what_worker_settings_define() -> None:
         "expire_holds",
         "extend_slots",
         "purge_expired",
+        "draw_tick",
     }
     assert set(worker.functions) == expected
     # What differs: the Redis of `settings`, no signal handlers, the context.
