@@ -26,6 +26,7 @@ from service.domain.booking import Status, hash_token, new_manage_token, new_ref
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
 from service.domain.messages import DRAW_OFFER, PlannedMessage
+from service.domain.models import Office, Service
 from service.domain.validation import RawDetails, validate_details
 from service.domain.verification import code_channel, contact_hash, email_key
 from service.notify import events
@@ -409,9 +410,15 @@ class Offer:
     starts_at: datetime
     expires_at: datetime
     outcome: str
-    timezone: str
-    office_id: str
-    service_id: str
+    language: str
+    office: Office
+    service: Service
+
+
+async def is_offer(pool: asyncpg.Pool, booking_id: int) -> bool:
+    """Whether a booking is a draw's offer (its page is the offer's page)."""
+    async with pool.acquire() as conn:
+        return await store.entry_of_booking(conn, booking_id) is not None
 
 
 async def _offer_of(conn: asyncpg.Connection, reference: str) -> tuple[store.Entry, Offer]:
@@ -422,16 +429,17 @@ async def _offer_of(conn: asyncpg.Connection, reference: str) -> tuple[store.Ent
     if entry is None or entry.offer_expires_at is None:
         raise errors.booking_not_found()
     office = await office_store.get_office(conn, booking.office_id)
-    assert office is not None
+    service = await office_store.get_service(conn, booking.office_id, booking.service_id)
+    assert office is not None and service is not None
     return entry, Offer(
         entry.id,
         booking.reference,
         booking.starts_at,
         entry.offer_expires_at,
         entry.outcome,
-        office.timezone,
-        booking.office_id,
-        booking.service_id,
+        booking.language,
+        office,
+        service,
     )
 
 

@@ -228,4 +228,3 @@ def start_postgres(
     """
     server = RunningPostgres(Path(data_dir).resolve(), port or free_port(), durable)
     return server.start()
-

@@ -309,6 +309,11 @@ async def entry_for_booking(conn: asyncpg.Connection, booking_id: int) -> Entry 
     return _entry(row) if row else None
 
 
+async def entry_of_booking(conn: asyncpg.Connection, booking_id: int) -> str | None:
+    value = await conn.fetchval("SELECT id FROM draw_entries WHERE booking_id = $1", booking_id)
+    return str(value) if value is not None else None
+
+
 async def set_offer(
     conn: asyncpg.Connection, entry_id: str, booking_id: int, expires_at: datetime
 ) -> None:

@@ -24,7 +24,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from service import bookings
+from service import bookings, draw
 from service.domain import errors
 from service.domain.booking import (
     Status,
@@ -463,9 +463,7 @@ async def book_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "already_submitted":
             async with pool.acquire() as conn:
-                reference = await form_keys.booking_reference(
-                    conn, key_hash, now - FORM_KEY_REPLAY
-                )
+                reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
             if reference is None:
                 context = _book_context(
                     request, office, service, slot, values, secrets.token_urlsafe(32),
@@ -568,7 +566,12 @@ async def confirmation(request: web.Request) -> web.Response:
 async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     if Status(ctx.booking.status) is Status.HELD:
-        see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}/code", private=True)
+        # A draw's offer is a held booking too, answered on its own page.
+        page = "d" if await draw.is_offer(request.app[POOL_KEY], ctx.booking.id) else "b"
+        tail = "" if page == "d" else "/code"
+        see_other(
+            f"/{page}/{ctx.booking.reference}/{request.match_info['token']}{tail}", private=True
+        )
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
     # Checked in today: their place in the waiting room, or their call.
@@ -593,9 +596,7 @@ async def calendar_file(request: web.Request) -> web.Response:
     )
 
 
-def booking_ics(
-    ctx: bookings.BookingContext, language: str, now: datetime, base_url: str
-) -> bytes:
+def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime, base_url: str) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
     bring = service.bring.get(language, "")
@@ -786,9 +787,7 @@ async def code_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":
             # The field says it, and its hint how many tries are left.
-            return await _code_page(
-                request, ctx, language, field_errors=refusal.fields, status=422
-            )
+            return await _code_page(request, ctx, language, field_errors=refusal.fields, status=422)
         if refusal.code in ("hold_expired", "code_attempts_exhausted"):
             ended = await _booking(request)
             return _expired_page(

@@ -161,7 +161,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Appointments at Moroccan consulates and prefecture offices.",
         },
         "servers": [{"url": "/"}],
-        "paths": {**_citizen_paths(), **_office_paths()},
+        "paths": {**_citizen_paths(), **_draw_paths(), **_office_paths()},
         "components": {
             "securitySchemes": {
                 "manageToken": {"type": "http", "scheme": "bearer"},
@@ -173,6 +173,30 @@ def openapi_document() -> dict[str, Any]:
                 "staffSession": {"type": "apiKey", "in": "cookie", "name": "mawid_staff"},
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _draw_paths() -> dict[str, Any]:
+    """The public record of draws (issue 12): no personal data."""
+    return {
+        "/api/v1/draws/{id}": {
+            "get": _operation(
+                "A draw's public record: the seed's hash from the opening, the entry ids "
+                "at the close, the seed and the ranking after the draw",
+                {"200": _ok("The draw", _ref("Draw")), "404": _error("Unknown draw")},
+                parameters=[{"name": "id", "in": "path", "required": True, "schema": _ID}],
+            )
+        },
+        "/api/v1/offices/{office}/draws": {
+            "get": _operation(
+                "An office's draws",
+                {
+                    "200": _ok("Draws", {"type": "array", "items": _ref("DrawSummary")}),
+                    "404": _error("Unknown office"),
+                },
+                parameters=[_OFFICE_PARAM],
+            )
         },
     }
 
@@ -355,9 +379,7 @@ def _citizen_paths() -> dict[str, Any]:
     }
 
 
-def _managed(
-    summary: str, done: str, refusals: dict[str, Any], **more: Any
-) -> dict[str, Any]:
+def _managed(summary: str, done: str, refusals: dict[str, Any], **more: Any) -> dict[str, Any]:
     """An operation on a booking opened by its reference and manage token."""
     return _operation(
         summary,
@@ -552,6 +574,66 @@ def _schemas() -> dict[str, Any]:
                 "error": {"type": "string", "enum": _ERROR_CODES},
                 "message": _TEXT,
                 "fields": {"type": "object", "additionalProperties": _TEXT},
+            },
+        },
+        "DrawSummary": _record(
+            {
+                "id": _INT,
+                "service": _TEXT,
+                "opens_at": _TEXT,
+                "closes_at": _TEXT,
+                "first_day": _TEXT,
+                "last_day": _TEXT,
+                "state": {"type": "string", "enum": ["open", "closed", "drawn"]},
+            }
+        ),
+        "Draw": {
+            "type": "object",
+            "required": [
+                "id",
+                "office",
+                "service",
+                "state",
+                "opens_at",
+                "closes_at",
+                "first_day",
+                "last_day",
+                "seed_sha256",
+                "rule",
+            ],
+            "properties": {
+                "id": _INT,
+                "office": _TEXT,
+                "service": _TEXT,
+                "state": {"type": "string", "enum": ["open", "closed", "drawn"]},
+                "opens_at": _TEXT,
+                "closes_at": _TEXT,
+                "first_day": _TEXT,
+                "last_day": _TEXT,
+                "seed_sha256": _TEXT,
+                "rule": _TEXT,
+                "entries": {"type": "array", "items": _TEXT},
+                "entries_sha256": _TEXT,
+                "seed": _TEXT,
+                "ranking": {
+                    "type": "array",
+                    "items": _record(
+                        {
+                            "entry": _TEXT,
+                            "outcome": {
+                                "type": "string",
+                                "enum": [
+                                    "waiting",
+                                    "offered",
+                                    "confirmed",
+                                    "declined",
+                                    "expired",
+                                    "withdrawn",
+                                ],
+                            },
+                        }
+                    ),
+                },
             },
         },
         "Office": _record(

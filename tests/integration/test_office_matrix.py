@@ -72,6 +72,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
 PUBLIC = {
     "/api/v1/offices/{office}/services",
     "/api/v1/offices/{office}/availability",
+    # An office's draws: public, so that anyone can check them.
+    "/api/v1/offices/{office}/draws",
     # The waiting room's screen: references and counters, no personal data.
     "/office/{office}/display",
     "/office/{office}/display/events",
