@@ -50,6 +50,7 @@ _ERROR_CODES = [
     "resend_too_soon",
     "resend_limit",
     "reschedule_limit",
+    "draw_not_found",
 ]
 
 
