@@ -11,9 +11,11 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from service.cli import fetch_and_verify
 from service.config import Settings
 from service.domain import draw as rules
 from tests.clock import FakeClock
+from tests.fixtures.app import LiveServer
 from tests.integration.test_citizen_pages import hidden
 from tests.integration.test_draw_flow import ask, draw_service, offer_token, offers, tick
 
@@ -93,3 +95,27 @@ async def test_an_offer_is_accepted_in_arabic_and_declined_in_french_without_jav
     assert resp.status == 409
     assert len(await offers(pool, window_id)) == 1
     assert (await app_client.get(manage, allow_redirects=False)).status == 200
+
+
+async def test_mawid_draw_verify_replays_a_running_instance(
+    live_server: LiveServer, settings: Settings
+) -> None:
+    pool, clock = live_server.pool, live_server.clock
+    window_id = await draw_service(pool, clock, capacity=2)
+    for n in range(5):
+        await ask(pool, settings, clock, window_id, n)
+    _, problems = await fetch_and_verify(live_server.url, window_id)
+    assert problems == ["the draw has not been published yet"]
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    assert await fetch_and_verify(live_server.url, window_id) == (5, [])
+    # A record that was tampered with does not replay.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE draw_entries SET position = 4 - position WHERE window_id = $1", window_id
+        )
+    _, problems = await fetch_and_verify(live_server.url, window_id)
+    assert problems == ["the ranking is not the one the seed and the entries give"]
+    assert (await fetch_and_verify(live_server.url, 424242))[1] == [
+        f"GET {live_server.url}/api/v1/draws/424242 answered 404"
+    ]

@@ -113,9 +113,7 @@ async def test_role_office_route_matrix(
     # does it, the next ones find it already off).
     targets = {}
     for office in OFFICES:
-        target = await add_account(
-            pool, f"leaving@{office}.example.org", Role.AGENT, [office]
-        )
+        target = await add_account(pool, f"leaving@{office}.example.org", Role.AGENT, [office])
         async with pool.acquire() as conn:
             targets[office] = await conn.fetchval(
                 "SELECT id FROM staff WHERE email = $1", target.email
