@@ -81,11 +81,22 @@ def _document_hash(document: str, secret_key: str) -> bytes:
 # Modes and windows -------------------------------------------------------------------
 
 
-async def set_mode(pool: asyncpg.Pool, office_id: str, service_id: str, raw: object) -> rules.Mode:
+async def set_mode(
+    pool: asyncpg.Pool, office_id: str, service_id: str, raw: object, now: datetime
+) -> rules.Mode:
+    """Set a service's mode. Back to instant only once no window's period
+    is still ahead: its seats belong to the draw and its waiting list."""
     mode = rules.parse_mode(raw)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         if await store.mode_of(conn, office_id, service_id) is None:
             raise errors.service_not_found()
+        if mode is rules.Mode.INSTANT and await store.overlapping(
+            conn, office_id, service_id, now, datetime.max.replace(tzinfo=now.tzinfo)
+        ):
+            raise errors.Conflict(
+                "draw_ahead",
+                N_("A window of this service still has days ahead; its seats stay with the draw."),
+            )
         await store.set_mode(conn, office_id, service_id, mode)
     return mode
 

@@ -51,6 +51,9 @@ _ERROR_CODES = [
     "resend_limit",
     "reschedule_limit",
     "draw_not_found",
+    "not_draw_mode",
+    "window_overlaps",
+    "draw_ahead",
 ]
 
 
@@ -112,6 +115,14 @@ _OFFICE_PARAM = {
     "schema": _TEXT,
     "example": "consulate-paris",
 }
+_SERVICE_PARAM = {
+    "name": "service",
+    "in": "path",
+    "required": True,
+    "schema": _TEXT,
+    "example": "passport",
+}
+_MODE = {"type": "string", "enum": ["instant", "draw"]}
 _REFERENCE_PARAM = {
     "name": "reference",
     "in": "path",
@@ -495,6 +506,53 @@ def _office_paths() -> dict[str, Any]:
                                 "description": "The agent's counter, up to the office's "
                                 "number of counters",
                             }
+                        },
+                    }
+                ),
+            )
+        },
+        "/api/v1/offices/{office}/services/{service}/allocation": {
+            "post": _operation(
+                "Set how a service gives its seats: instant (first come) or draw",
+                {
+                    "200": _ok("The mode", _record({"service": _TEXT, "mode": _MODE})),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("A window still has days ahead (draw_ahead)"),
+                    "422": _error("Not instant or draw (validation)"),
+                },
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _SERVICE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {"type": "object", "required": ["mode"], "properties": {"mode": _MODE}}
+                ),
+            )
+        },
+        "/api/v1/offices/{office}/services/{service}/draws": {
+            "post": _operation(
+                "Open a request window for the slots of a period (a draw service)",
+                {
+                    "201": _ok("The draw's public record", _ref("Draw")),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("Not a draw service, or another window covers these days"),
+                    "422": _error("A window that is not sound (validation)"),
+                },
+                description=(
+                    "The seed is drawn now; only its SHA-256 is public until the close. "
+                    "The period must start after the window closes."
+                ),
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _SERVICE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["closes_at", "first_day", "last_day"],
+                        "properties": {
+                            "opens_at": {**_TEXT, "format": "date-time"},
+                            "closes_at": {**_TEXT, "format": "date-time"},
+                            "first_day": _DAY,
+                            "last_day": _DAY,
                         },
                     }
                 ),

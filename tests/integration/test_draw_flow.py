@@ -32,7 +32,7 @@ def plan(clock: FakeClock) -> rules.WindowPlan:
 
 
 async def draw_service(pool: asyncpg.Pool, clock: FakeClock, *, capacity: int | None = None) -> int:
-    await draw.set_mode(pool, OFFICE, SERVICE, "draw")
+    await draw.set_mode(pool, OFFICE, SERVICE, "draw", clock())
     if capacity is not None:
         # A scarce period: `capacity` seats in all, on its first morning slots.
         async with pool.acquire() as conn:
@@ -150,7 +150,7 @@ async def test_one_request_per_person_and_a_proved_contact_for_citizens(
 async def test_a_draw_service_is_not_bookable_directly(
     pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:
-    await draw.set_mode(pool, OFFICE, SERVICE, "draw")
+    await draw.set_mode(pool, OFFICE, SERVICE, "draw", clock())
     async with pool.acquire() as conn:
         slot_id = await conn.fetchval(
             """SELECT id FROM slots WHERE office_id = $1 AND service_id = $2

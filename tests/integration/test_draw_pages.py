@@ -16,6 +16,7 @@ from service.config import Settings
 from service.domain import draw as rules
 from tests.clock import FakeClock
 from tests.fixtures.app import LiveServer
+from tests.fixtures.office import MANAGER
 from tests.integration.test_citizen_pages import hidden
 from tests.integration.test_draw_flow import ask, draw_service, offer_token, offers, tick
 
@@ -119,3 +120,36 @@ async def test_mawid_draw_verify_replays_a_running_instance(
     assert (await fetch_and_verify(live_server.url, 424242))[1] == [
         f"GET {live_server.url}/api/v1/draws/424242 answered 404"
     ]
+
+
+async def test_a_manager_sets_the_mode_and_opens_a_window_through_the_api(
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Any
+) -> None:
+    manager = browsers()
+    assert (await manager.login(MANAGER)).status == 303
+    base = "/api/v1/offices/consulate-paris/services/legalization"
+    headers = {"X-CSRF-Token": manager.csrf}
+    window = {
+        "closes_at": "2027-02-08T18:00:00+01:00",
+        "first_day": "2027-02-15",
+        "last_day": "2027-02-19",
+    }
+    r = await manager.session.post(f"{base}/draws", json=window, headers=headers)
+    assert r.status == 409 and (await r.json())["error"] == "not_draw_mode"
+    r = await manager.session.post(f"{base}/allocation", json={"mode": "draw"}, headers=headers)
+    assert r.status == 200 and (await r.json())["mode"] == "draw"
+    r = await manager.session.post(
+        f"{base}/draws", json={**window, "closes_at": "2027-02-01T12:00:00+01:00"}, headers=headers
+    )
+    assert r.status == 422 and "closes_at" in (await r.json())["fields"]
+    r = await manager.session.post(f"{base}/draws", json=window, headers=headers)
+    assert r.status == 201
+    record = await r.json()
+    assert record["state"] == "open" and len(record["seed_sha256"]) == 64 and "seed" not in record
+    r = await manager.session.post(f"{base}/draws", json=window, headers=headers)
+    assert r.status == 409 and (await r.json())["error"] == "window_overlaps"
+    # Its seats stay with the draw while the window has days ahead.
+    r = await manager.session.post(f"{base}/allocation", json={"mode": "instant"}, headers=headers)
+    assert r.status == 409 and (await r.json())["error"] == "draw_ahead"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM draw_windows") == 1

@@ -67,6 +67,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/api/v1/offices/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
     ("GET", "/api/v1/offices/{office}/stats", P.VIEW_STATS, None),
     ("POST", "/api/v1/offices/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
+    ("POST", "/api/v1/offices/{office}/services/{service}/allocation", P.MANAGE_SERVICES, {}),
+    ("POST", "/api/v1/offices/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
 ]
 # Public routes with {office} in them (the citizen side): not staff routes.
 PUBLIC = {
