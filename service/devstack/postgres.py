@@ -228,3 +228,4 @@ def start_postgres(
     """
     server = RunningPostgres(Path(data_dir).resolve(), port or free_port(), durable)
     return server.start()
+

@@ -463,7 +463,9 @@ async def book_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "already_submitted":
             async with pool.acquire() as conn:
-                reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
+                reference = await form_keys.booking_reference(
+                    conn, key_hash, now - FORM_KEY_REPLAY
+                )
             if reference is None:
                 context = _book_context(
                     request, office, service, slot, values, secrets.token_urlsafe(32),
@@ -567,11 +569,10 @@ async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     if Status(ctx.booking.status) is Status.HELD:
         # A draw's offer is a held booking too, answered on its own page.
-        page = "d" if await draw.is_offer(request.app[POOL_KEY], ctx.booking.id) else "b"
-        tail = "" if page == "d" else "/code"
-        see_other(
-            f"/{page}/{ctx.booking.reference}/{request.match_info['token']}{tail}", private=True
-        )
+        token = request.match_info["token"]
+        if await draw.is_offer(request.app[POOL_KEY], ctx.booking.id):
+            see_other(f"/d/{ctx.booking.reference}/{token}", private=True)
+        see_other(f"/b/{ctx.booking.reference}/{token}/code", private=True)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
     # Checked in today: their place in the waiting room, or their call.
@@ -596,7 +597,9 @@ async def calendar_file(request: web.Request) -> web.Response:
     )
 
 
-def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime, base_url: str) -> bytes:
+def booking_ics(
+    ctx: bookings.BookingContext, language: str, now: datetime, base_url: str
+) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
     bring = service.bring.get(language, "")
@@ -787,7 +790,9 @@ async def code_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":
             # The field says it, and its hint how many tries are left.
-            return await _code_page(request, ctx, language, field_errors=refusal.fields, status=422)
+            return await _code_page(
+                request, ctx, language, field_errors=refusal.fields, status=422
+            )
         if refusal.code in ("hold_expired", "code_attempts_exhausted"):
             ended = await _booking(request)
             return _expired_page(

@@ -187,7 +187,9 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             rows = rows[: len(waits)]
             await outbox.mark_enqueued(conn, [r.id for r in rows], now)
             for row, wait in zip(rows, waits, strict=True):
-                queued += await _enqueue(redis, row, datetime.fromtimestamp(base + wait, UTC), now)
+                queued += await _enqueue(
+                    redis, row, datetime.fromtimestamp(base + wait, UTC), now
+                )
     return queued
 
 

@@ -284,8 +284,6 @@ def test_arabic_email_uses_the_arabic_comma(renderer: Renderer) -> None:
     assert html is not None
     assert "<bdi>Amina El Idrissi</bdi>،" in html.get_content()
     assert '<bdi dir="ltr">MTL-7KQ9X3</bdi>' in html.get_content()
-
-
 # What the code message may carry: the office, the time and the code. The
 # name, the reference, the service, the link: none of it.
 TYPED = "Amina El Idrissi"
