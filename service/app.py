@@ -20,6 +20,7 @@ from service.web import (
     inputs,
     office,
     outage,
+    readcache,
     security,
     system,
     templating,
@@ -57,6 +58,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    readcache.install(app)
     app.add_routes(system.routes)
     app.add_routes(api.routes)
     app.add_routes(citizen.routes)

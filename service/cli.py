@@ -7,9 +7,7 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -49,17 +47,52 @@ def _migrate(dsn: str) -> list[str]:
 
 
 def cmd_serve(settings: Settings) -> None:
-    from service.app import create_app
-    from service.web.accesslog import SafeAccessLogger
-
     _require_urls(settings)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_class=SafeAccessLogger,
-    )
+    if settings.web_processes <= 1:
+        _serve(settings, reuse_port=False)
+        return
+    # Several processes on one port (SO_REUSEPORT: the kernel spreads the
+    # connections), each with its own pool and read cache; this one only
+    # waits for them and passes a stop on.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_serve, args=(settings, True), daemon=False)
+        for _ in range(settings.web_processes)
+    ]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+
+
+def _serve(settings: Settings, reuse_port: bool) -> None:
+    from service.app import create_app
+    from service.web.accesslog import SafeAccessLogger, write_in_background
+
+    access_log = logging.getLogger("aiohttp.access")
+    listener = write_in_background(access_log)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=access_log,
+            access_log_class=SafeAccessLogger,
+            reuse_port=reuse_port,
+        )
+    finally:
+        listener.stop()
 
 
 def cmd_worker(settings: Settings) -> None:
@@ -77,7 +110,7 @@ def cmd_migrate(settings: Settings) -> None:
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
 
-async def _seed(settings: Settings, only_if_empty: bool) -> int | None:
+async def _seed(settings: Settings, only_if_empty: bool, now: datetime) -> int | None:
     from service.seed import seed_demo
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -85,7 +118,7 @@ async def _seed(settings: Settings, only_if_empty: bool) -> int | None:
         async with pool.acquire() as conn:
             if only_if_empty and await conn.fetchval("SELECT count(*) FROM offices"):
                 return None
-            return await seed_demo(conn, datetime.now(UTC), settings.slot_horizon_days)
+            return await seed_demo(conn, now, settings.slot_horizon_days)
     finally:
         await pool.close()
 
@@ -97,34 +130,43 @@ def cmd_seed(settings: Settings, demo: bool) -> None:
     if not settings.database_url:
         print("mawid: DATABASE_URL is not set", file=sys.stderr)
         raise SystemExit(2)
-    slots = asyncio.run(_seed(settings, only_if_empty=False))
+    slots = asyncio.run(_seed(settings, only_if_empty=False, now=datetime.now(UTC)))
     print(f"demo data loaded: {slots} upcoming slots")
 
 
 def cmd_dev(settings: Settings) -> None:
     """Everything for a laptop: embedded Postgres and Redis when no URL is set,
-    migrations, demo data once, then the web server and the worker as children.
+    migrations, demo data once, then the web server and the worker as children,
+    all supervised: whichever dies is started again (service.devstack.supervise).
     """
     try:
         from service import devstack
+        from service.devstack.supervise import AppUnit, ServerUnit, Supervisor
     except ModuleNotFoundError as missing:
         # The embedded servers come with the dev extra only (not in the
         # production image): one line saying so, no traceback.
         print(f"mawid dev: {missing}", file=sys.stderr)
         raise SystemExit(2) from None
+    from service.clock import clock_for
+    from service.worker.jobs import SEND_TIMEOUT
 
     print(f"Mawid (dev) will be at {settings.base_url}/  (Ctrl-C stops everything)", flush=True)
     if settings.is_dev:
         print("\n".join(demo_staff_lines(settings.base_url)), flush=True)
     env = dict(os.environ)
     env.setdefault("MAWID_ENV", "dev")
-    started: list[devstack.RunningPostgres | devstack.RunningRedis] = []
-    children: list[subprocess.Popen[bytes]] = []
+    servers: list[ServerUnit] = []
+    supervisor: Supervisor | None = None
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
+        if stopping:
+            print("  still stopping", flush=True)
         stopping = True
+
+    def say(line: str) -> None:
+        print(f"mawid dev: {line}", flush=True)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -134,37 +176,36 @@ def cmd_dev(settings: Settings) -> None:
         if not settings.database_url:
             # Fixed ports kept in the dev dir, so URLs stay the same across runs.
             postgres = devstack.start_dev_postgres(settings.dev_dir)
-            started.append(postgres)
+            servers.append(ServerUnit(postgres))
             env["DATABASE_URL"] = postgres.dev_dsn
         if not settings.redis_url:
             redis = devstack.start_dev_redis(settings.dev_dir)
-            started.append(redis)
+            servers.append(ServerUnit(redis))
             env["REDIS_URL"] = redis.url
         ready = settings.with_(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
         applied = _migrate(ready.database_url)
         if applied:
             print(f"  migrations applied: {', '.join(applied)}", flush=True)
-        seeded = asyncio.run(_seed(ready, only_if_empty=True))
+        seeded = asyncio.run(_seed(ready, only_if_empty=True, now=clock_for(ready)()))
         if seeded is not None:
             print(f"  demo data loaded ({seeded} upcoming slots)", flush=True)
-        for command in ("serve", "worker"):
-            children.append(
-                subprocess.Popen([sys.executable, "-m", "service.cli", command], env=env)  # noqa: S603
-            )
+        mawid = [sys.executable, "-m", "service.cli"]
+        apps = [
+            AppUnit("web server", [*mawid, "serve"], env),
+            # A worker asked to stop finishes its sends in flight first; each
+            # is bounded by the job timeout.
+            AppUnit("worker", [*mawid, "worker"], env, stop_timeout=SEND_TIMEOUT + 10),
+        ]
+        supervisor = Supervisor(servers, apps, say)
+        supervisor.start_apps()
         print(f"  web and worker running: open {settings.base_url}/", flush=True)
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
+        supervisor.watch(lambda: stopping)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        for service in reversed(started):
-            service.stop()
+        if supervisor is not None:
+            supervisor.stop()
+        else:
+            for server in reversed(servers):
+                server.wait_stopped()
         print("Mawid (dev) stopped.", flush=True)
 
 

@@ -33,6 +33,11 @@ class Settings:
     slot_horizon_days: int = 84
     db_pool_min: int = 2
     db_pool_max: int = 20
+    # How long a web process may keep offices, services, closures and a day's
+    # slots (service.web.readcache); 0 keeps nothing.
+    read_cache_seconds: float = 1.0
+    # `mawid serve` processes sharing the port (SO_REUSEPORT).
+    web_processes: int = 1
     # Notifications (issue 3).
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
@@ -154,6 +159,8 @@ ENV_NAMES: dict[str, str] = {
     "slot_horizon_days": "SLOT_HORIZON_DAYS",
     "db_pool_min": "DB_POOL_MIN",
     "db_pool_max": "DB_POOL_MAX",
+    "read_cache_seconds": "READ_CACHE_SECONDS",
+    "web_processes": "WEB_PROCESSES",
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from": "TWILIO_FROM",

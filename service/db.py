@@ -44,9 +44,23 @@ _OUTAGES = (
 )
 
 
-def unavailable(exc: BaseException) -> bool:
+def unavailable(exc: BaseException | None) -> bool:
     """Whether `exc` says Postgres does not answer, rather than that a query
-    or the code is wrong: the first passes with time, the second does not."""
+    or the code is wrong: the first passes with time, the second does not.
+
+    A connection lost between two statements of a transaction surfaces as
+    an InterfaceError: the next statement, or leaving the transaction, finds
+    it closed (and only the server going away closes a connection that the
+    pool handed out).  What such an error interrupted may say so too.  A
+    connection whose protocol broke when the server died mid-statement, and
+    that the pool handed out again before it noticed, refuses the next
+    statement with an InternalClientError (the protocol failed, or still
+    busy with what was cut): only a connection broken under asyncpg, never
+    a query, gives one, since each request holds its connection alone."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection is closed" in str(exc) or unavailable(exc.__cause__ or exc.__context__)
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
     return isinstance(exc, _OUTAGES)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -69,6 +70,7 @@ class Sent:
     body: str
     sender: str
     status_callback: str | None
+    # When its request arrived (the event loop's clock).
     at: float
 
     @property
@@ -136,9 +138,18 @@ class FakeTwilio:
     def duplicates(self) -> dict[int | None, int]:
         return {k: n for k, n in self.per_outbox_id().items() if n > 1}
 
+    def most_in_one_second(self) -> int:
+        """The most SMS received within any one second: a window from each
+        arrival, so that no choice of where seconds begin hides a burst."""
+        times = sorted(s.at for s in self.sent)
+        return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
     # The API ---------------------------------------------------------------------
 
     async def _create(self, request: web.Request) -> web.Response:
+        # When the request came, before its form is read and any scripted
+        # delay: the provider's rate is counted on arrivals.
+        arrived = asyncio.get_running_loop().time()
         if request.match_info["sid"] != self.account_sid or not self._authorised(request):
             return self._error(401, 20003, "Authenticate")
         form = await request.post()
@@ -155,7 +166,7 @@ class FakeTwilio:
             code = reply.code or reply.status
             return self._error(reply.status, code, _MESSAGES.get(code, "Error"))
         sid = f"SM{next(self._ids):032x}"
-        self.sent.append(Sent(sid, to, body, sender, callback, asyncio.get_running_loop().time()))
+        self.sent.append(Sent(sid, to, body, sender, callback, arrived))
         if callback and reply.callbacks:
             task = asyncio.create_task(
                 self._callbacks(callback, sid, to, reply.callbacks, reply.callback_error)

@@ -19,6 +19,8 @@ which then stops them in order (web and worker first, databases last).
                run_dev_services(dev_dir) -> (RunningPostgres, RunningRedis)
                dev_services(dev_dir): the same as a context manager
                dev_dir_from_env() -> Path
+    supervise  Supervisor: what `mawid dev` runs (servers, web, worker), each
+               started again when it dies, with a backoff and a line saying so
 
 RunningPostgres / RunningRedis have .dsn / .url, .port, .process, .stop(),
 .start() (again, same port and data), .restart(), .is_running(), and are

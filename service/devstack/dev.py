@@ -15,13 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from service.devstack.postgres import DEV_DATABASE, RunningPostgres
-from service.devstack.process import (
-    ChildServer,
-    free_port,
-    owner_record,
-    port_is_free,
-    reclaim,
-)
+from service.devstack.process import ChildServer, free_port, port_is_free
 from service.devstack.redis import RunningRedis
 
 # Fixed default ports for `make run`: unusual enough not to clash with a system
@@ -63,7 +57,7 @@ def _dev_port(dev_dir: Path, key: str, server: ChildServer, default: int) -> int
     run.  An orphan of a killed run still holding the port is stopped first
     (or we refuse, if its owner is alive), so the remembered port is free.
     """
-    reclaim(owner_record(server.data_dir), key, server.stop_signal)
+    server.reclaim()
     ports_file = dev_dir / "ports.json"
     ports = _load_ports(ports_file)
     port = _choose_port(ports.get(key), default)

@@ -9,23 +9,32 @@ order of shutdown and no handle on the process.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pwd
 import signal
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psutil
+
 from service.devstack.process import (
+    STOP_TIMEOUT,
     ChildServer,
     DevStackError,
     child_env,
     free_port,
     package_dir,
+    processes_in,
     user_kwargs,
 )
+
+log = logging.getLogger(__name__)
 
 # The database `mawid dev` creates and serves (see service.devstack.dev).
 DEV_DATABASE = "mawid"
@@ -37,6 +46,9 @@ PG_SYSTEM_USER = "embedded_postgres"
 # The 300-concurrent-bookings test opens one connection per in-flight request
 # in the worst case, plus pools of the app and worker; 100 is not enough.
 PG_MAX_CONNECTIONS = 400
+
+# How long the processes of a crashed postmaster get to leave by themselves.
+LEFTOVER_GRACE = 5.0
 
 # Unix socket paths are limited to 108 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH = 100
@@ -133,6 +145,7 @@ class RunningPostgres(ChildServer):
     name: ClassVar[str] = "Postgres"
     log_name: ClassVar[str] = "server.log"
     ready_means: ClassVar[str] = "accept connections"
+    program: ClassVar[str] = "postgres"
 
     durable: bool = True
     _user: pwd.struct_passwd | None = field(default=None, repr=False)
@@ -185,6 +198,30 @@ class RunningPostgres(ChildServer):
             _prepare_for_user(self.data_dir, self._user)
         return {"env": child_env(), **user_kwargs(self._user)}
 
+    def _pid_from_pid_file(self) -> int | None:
+        # postmaster.pid: the postmaster's pid on its first line.
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def _clear_leftovers(self) -> None:
+        # A postmaster killed outright (SIGKILL, OOM killer) leaves its
+        # backends and helpers behind for a moment; while they hold its shared
+        # memory a new postmaster refuses to start ("pre-existing shared memory
+        # block is still in use").  They leave by themselves once they notice;
+        # those that do not are killed (crash recovery replays the WAL anyway).
+        deadline = time.monotonic() + LEFTOVER_GRACE
+        while (leftovers := processes_in(self.data_dir, self.program)) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        for proc in leftovers:
+            log.warning("killing %s process %s left by a crashed server", self.name, proc.pid)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(leftovers, timeout=STOP_TIMEOUT)
+
     def _ready(self) -> bool:
         # pg_isready exits 0 only once the server accepts connections (not
         # while it is still starting up or recovering).
@@ -212,9 +249,14 @@ class RunningPostgres(ChildServer):
         """Create database `name` if missing; return its DSN."""
         if not name.replace("_", "").isalnum():
             raise ValueError(f"unsafe database name {name!r}")
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-        if exists != "1":
-            self.psql(f'CREATE DATABASE "{name}"')
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        if self.psql(exists) != "1":
+            try:
+                self.psql(f'CREATE DATABASE "{name}"')
+            except DevStackError:
+                # Another process created it between the look and the create.
+                if self.psql(exists) != "1":
+                    raise
         return self.dsn_for(name)
 
 
@@ -228,4 +270,3 @@ def start_postgres(
     """
     server = RunningPostgres(Path(data_dir).resolve(), port or free_port(), durable)
     return server.start()
-

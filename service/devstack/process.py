@@ -130,6 +130,9 @@ def tail(path: Path, lines: int = 30) -> str:
 # servers running.  Each server's record names the process that started it, so
 # the next start can tell an orphan (owner gone: stop it and carry on) from a
 # second `mawid dev` on the same data (owner alive: refuse, with a clear error).
+# The server's own pid file (Postgres' postmaster.pid, Redis' redis.pid) names
+# it too, so that a server whose record was lost, or that someone started by
+# hand on the same data, is found all the same and its port not lost.
 def _read_owner(path: Path) -> tuple[int, int] | None:
     try:
         data = json.loads(path.read_text())
@@ -142,24 +145,34 @@ def write_owner(path: Path, server_pid: int) -> None:
     path.write_text(json.dumps({"server": server_pid, "owner": os.getpid()}))
 
 
-def reclaim(record: Path, what: str, stop_signal: int) -> None:
-    owner = _read_owner(record)
-    if owner is None:
-        return
-    server_pid, owner_pid = owner
-    if not pid_alive(server_pid):
-        return
-    if owner_pid != os.getpid() and pid_alive(owner_pid):
-        raise DevStackError(
-            f"{what} in {record.parent} is already running (pid {server_pid}), "
-            f"started by process {owner_pid}; stop that one first"
-        )
-    log.warning("stopping orphaned %s (pid %s) left by process %s", what, server_pid, owner_pid)
-    _terminate_pid(server_pid, stop_signal, STOP_TIMEOUT)
-
-
 def owner_record(data_dir: Path) -> Path:
     return data_dir / "mawid-owner.json"
+
+
+def _is_program(pid: int, program: str) -> bool:
+    """Whether pid is a live process of `program` (a pid file may name a pid
+    the system has since given to something else)."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and program in proc.name()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def processes_in(directory: Path, program: str) -> list[psutil.Process]:
+    """Live processes of `program` working in `directory` (a Postgres server's
+    processes all run in its data dir)."""
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if program in (proc.info["name"] or "") and Path(proc.cwd()) == directory:
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 @dataclass
@@ -177,6 +190,8 @@ class ChildServer:
     log_name: ClassVar[str]
     # What the server does once it is up, for the error when it does not.
     ready_means: ClassVar[str]
+    # The executable's name, as the system lists its processes.
+    program: ClassVar[str]
 
     @property
     def host(self) -> str:
@@ -200,11 +215,52 @@ class ChildServer:
     def _ready(self) -> bool:
         raise NotImplementedError
 
+    def _pid_from_pid_file(self) -> int | None:
+        """The pid the server wrote into its data dir, if any."""
+        raise NotImplementedError
+
+    def running_pid(self) -> int | None:
+        """The server running on this data dir, whoever started it: from our
+        ownership record, else from the server's own pid file."""
+        owner = _read_owner(self._owner_record)
+        for pid in (owner[0] if owner else None, self._pid_from_pid_file()):
+            if pid is not None and _is_program(pid, self.program):
+                return pid
+        return None
+
+    def reclaim(self) -> None:
+        """Stop a server left running on this data dir by a process that is
+        gone (a `mawid dev` killed with SIGKILL, a server started by hand), so
+        that ours can start there, on the same port; refuse when a live
+        process owns it."""
+        pid = self.running_pid()
+        if pid is None or (self.process is not None and pid == self.process.pid):
+            return
+        owner = _read_owner(self._owner_record)
+        owner_pid = owner[1] if owner and owner[0] == pid else None
+        if owner_pid is not None and owner_pid != os.getpid() and pid_alive(owner_pid):
+            raise DevStackError(
+                f"{self.name} in {self.data_dir} is already running (pid {pid}), "
+                f"started by process {owner_pid}; stop that one first"
+            )
+        log.warning(
+            "stopping orphaned %s (pid %s) left by %s",
+            self.name,
+            pid,
+            f"process {owner_pid}" if owner_pid else "an unknown process",
+        )
+        _terminate_pid(pid, self.stop_signal, STOP_TIMEOUT)
+
+    def _clear_leftovers(self) -> None:
+        """Make the data dir ready after a crash of the server (nothing to do
+        unless the server leaves processes behind)."""
+
     def start(self) -> Self:
         if self.is_running():
             return self
         popen_args = self._prepare()
-        reclaim(self._owner_record, self.name, self.stop_signal)
+        self.reclaim()
+        self._clear_leftovers()
         if not port_is_free(self.port):
             raise DevStackError(
                 f"port {self.port} on {self.host} is in use; cannot start {self.name}"
@@ -243,6 +299,8 @@ class ChildServer:
             time.sleep(0.05)
 
     def is_running(self) -> bool:
+        # poll() also reaps a server that died: a zombie would keep its pid,
+        # and Postgres refuses to start while the pid in postmaster.pid lives.
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -250,8 +308,12 @@ class ChildServer:
             return
         _stop_child(self.process, self.stop_signal, timeout)
         self.process = None
-        with contextlib.suppress(OSError):
-            self._owner_record.unlink()
+        # The record goes only with the server: were one still running on this
+        # data dir (started by hand after a crash), the next start must find
+        # it, stop it and take its port, not start a second one elsewhere.
+        if self.running_pid() is None:
+            with contextlib.suppress(OSError):
+                self._owner_record.unlink()
 
     def restart(self) -> Self:
         self.stop()

@@ -33,6 +33,7 @@ class RunningRedis(ChildServer):
     name: ClassVar[str] = "Redis"
     log_name: ClassVar[str] = "redis.log"
     ready_means: ClassVar[str] = "answer PING"
+    program: ClassVar[str] = "redis-server"
 
     persistent: bool = True
 
@@ -49,6 +50,7 @@ class RunningRedis(ChildServer):
             "--daemonize", "no",
             "--unixsocket", "",
             "--protected-mode", "yes",
+            "--pidfile", str(self._pid_file),
         ]  # fmt: skip
         if self.persistent:
             # Dev: arq's queue survives a restart of `mawid dev`.  Postgres is
@@ -57,6 +59,16 @@ class RunningRedis(ChildServer):
         else:
             cmd += ["--appendonly", "no", "--save", ""]
         return cmd
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _pid_from_pid_file(self) -> int | None:
+        try:
+            return int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _prepare(self) -> dict[str, Any]:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -221,6 +221,30 @@ async def mark_enqueued(conn: asyncpg.Connection, ids: list[int], now: datetime)
     await conn.execute("UPDATE outbox SET enqueued_at = $2 WHERE id = ANY($1::bigint[])", ids, now)
 
 
+async def hand_back(conn: asyncpg.Connection, outbox_id: int, queued_at: datetime | None) -> None:
+    """Unqueue a pending row whose job did not send it, for the next sweep to
+    queue again; only if it is still that job's queueing (`queued_at`), so
+    that a row queued again meanwhile keeps its newer job."""
+    await conn.execute(
+        """UPDATE outbox SET enqueued_at = NULL
+           WHERE id = $1 AND status = 'pending' AND enqueued_at IS NOT DISTINCT FROM $2""",
+        outbox_id,
+        queued_at,
+    )
+
+
+async def release(conn: asyncpg.Connection, outbox_id: int, now: datetime) -> None:
+    """Give back a row claimed but not sent: pending, the attempt not counted,
+    and unqueued, for the next sweep to queue again."""
+    await conn.execute(
+        """UPDATE outbox SET status = 'pending', claimed_until = NULL, enqueued_at = NULL,
+                             attempts = attempts - 1, updated_at = $2
+           WHERE id = $1 AND status = 'sending'""",
+        outbox_id,
+        now,
+    )
+
+
 def _in_order(rows: list[asyncpg.Record]) -> list[Due]:
     rows = sorted(rows, key=lambda r: (r["send_at"], r["id"]))
     return [Due(r["id"], r["attempts"], r["rate_limit_waits"]) for r in rows]

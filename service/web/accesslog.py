@@ -6,6 +6,10 @@ references and query strings; the route pattern says enough to operate.
 
 from __future__ import annotations
 
+import logging
+import queue
+from logging.handlers import QueueHandler, QueueListener
+
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -27,3 +31,15 @@ class SafeAccessLogger(AbstractAccessLogger):
             response.status,
             time * 1000,
         )
+
+
+def write_in_background(logger: logging.Logger) -> QueueListener:
+    """Hand `logger`'s records to a thread that writes them through the root
+    handlers: a request no longer waits for its access line's write to the
+    log (a system call per request under a rush). Stop the listener to flush."""
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, *logging.getLogger().handlers, respect_handler_level=True)
+    logger.addHandler(QueueHandler(lines))
+    logger.propagate = False
+    listener.start()
+    return listener

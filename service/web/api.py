@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,15 +12,13 @@ from aiohttp import web
 from service import bookings
 from service.domain import errors, fields
 from service.domain.booking import booking_window, manage_url, normalise_reference
-from service.domain.calendar import local_day_bounds
 from service.domain.errors import N_
-from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
+from service.domain.models import LANGUAGES, Booking, Office, Service
 from service.domain.validation import RawDetails
-from service.store import offices as office_store
-from service.store import slots as slot_store
 from service.web import limits
 from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.readcache import read_cache
 
 routes = web.RouteTableDef()
 
@@ -58,15 +57,6 @@ def service_json(service: Service) -> dict[str, Any]:
         "name": service.name,
         "duration_minutes": service.duration_minutes,
         "document_required": service.document_required,
-    }
-
-
-def slot_json(slot: Slot, office: Office) -> dict[str, Any]:
-    return {
-        "id": slot.id,
-        "start": iso(slot.starts_at, office),
-        "end": iso(slot.ends_at, office),
-        "remaining": slot.remaining,
     }
 
 
@@ -162,8 +152,7 @@ def text_members(body: dict[str, Any], limits: dict[str, int | None]) -> None:
 
 
 async def load_office(request: web.Request) -> Office:
-    async with request.app[POOL_KEY].acquire() as conn:
-        office = await office_store.get_office(conn, request.match_info["office"])
+    office = await read_cache(request).office(request.match_info["office"])
     if office is None:
         raise errors.office_not_found()
     return office
@@ -171,16 +160,14 @@ async def load_office(request: web.Request) -> Office:
 
 @routes.get("/api/v1/offices")
 async def list_offices(request: web.Request) -> web.Response:
-    async with request.app[POOL_KEY].acquire() as conn:
-        offices = await office_store.list_offices(conn)
+    offices = await read_cache(request).offices()
     return web.json_response([office_json(o) for o in offices])
 
 
 @routes.get("/api/v1/offices/{office}/services")
 async def list_services(request: web.Request) -> web.Response:
     office = await load_office(request)
-    async with request.app[POOL_KEY].acquire() as conn:
-        services = await office_store.list_services(conn, office.id)
+    services = await read_cache(request).services(office.id)
     return web.json_response([service_json(s) for s in services])
 
 
@@ -205,25 +192,19 @@ async def availability(request: web.Request) -> web.Response:
         problems["service"] = N_("Choose a service.")
     if problems or first is None or last is None:
         raise errors.ValidationFailed(problems)
-    async with request.app[POOL_KEY].acquire() as conn:
-        service = await office_store.get_service(conn, office.id, query["service"])
-        if service is None:
-            raise errors.service_not_found()
-        now = request.app[CLOCK_KEY]()
-        await bookings.release_expired_holds(conn, now, office_id=office.id, service_id=service.id)
-        window = booking_window(now, service.earliest_hours, service.latest_days)
-        start = local_day_bounds(first, office.zone)[0]
-        end = local_day_bounds(last, office.zone)[1]
-        slots = await slot_store.available(
-            conn, office.id, service.id, start, end, window.earliest, window.latest
-        )
-    return web.json_response(
-        {
-            "office": office.id,
-            "service": service.id,
-            "timezone": office.timezone,
-            "slots": [slot_json(s, office) for s in slots],
-        }
+    cache = read_cache(request)
+    service = await cache.service(office.id, query["service"])
+    if service is None:
+        raise errors.service_not_found()
+    window = booking_window(request.app[CLOCK_KEY](), service.earliest_hours, service.latest_days)
+    days = await cache.days(office, service.id, first, last)
+    # The slots' JSON was made when their day was read: only joined here.
+    head = json.dumps({"office": office.id, "service": service.id, "timezone": office.timezone})
+    parts = (day.free_json(window.earliest, window.latest) for day in days)
+    slots = b", ".join(part for part in parts if part)
+    return web.Response(
+        body=b"".join((head[:-1].encode(), b', "slots": [', slots, b"]}")),
+        content_type="application/json",
     )
 
 

@@ -35,7 +35,7 @@ from service.domain.booking import (
     manage_url,
     normalise_reference,
 )
-from service.domain.calendar import local_date, local_day_bounds
+from service.domain.calendar import local_date
 from service.domain.errors import N_
 from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
@@ -51,6 +51,7 @@ from service.web import i18n, limits
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
+from service.web.readcache import ReadCache, read_cache
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import explicit_language, language_context, request_language
 
@@ -187,21 +188,27 @@ def build_week(
     return days
 
 
+# How far the first look for a free day goes: where the answer usually is.
+_FIRST_LOOK = timedelta(days=14)
+
+
 async def _first_free_day(
-    conn: asyncpg.Connection, office: Office, service: Service, earliest: datetime, latest: datetime
+    cache: ReadCache, office: Office, service: Service, earliest: datetime, latest: datetime
 ) -> date | None:
-    # Look at the next two weeks first: it is where the answer usually is.
-    for until in (min(earliest + timedelta(days=14), latest), latest):
-        found = await slot_store.available(
-            conn, office.id, service.id, earliest, until + timedelta(seconds=1), earliest, latest
-        )
-        if found:
-            return local_date(found[0].starts_at, office.zone)
+    first, last = local_date(earliest, office.zone), local_date(latest, office.zone)
+    near = min(local_date(earliest + _FIRST_LOOK, office.zone), last)
+    for begin, end in ((first, near), (near + timedelta(days=1), last)):
+        if begin > end:
+            continue
+        for day in await cache.days(office, service.id, begin, end):
+            free = day.free(earliest, latest)
+            if free:
+                return local_date(free[0].starts_at, office.zone)
     return None
 
 
 async def load_week(
-    conn: asyncpg.Connection,
+    cache: ReadCache,
     office: Office,
     service: Service,
     now: datetime,
@@ -214,15 +221,12 @@ async def load_week(
     requested_day = parse_day(requested)
     start = _monday(requested_day) if requested_day else None
     if start is None:
-        free_day = await _first_free_day(conn, office, service, window.earliest, window.latest)
+        free_day = await _first_free_day(cache, office, service, window.earliest, window.latest)
         start = _monday(free_day) if free_day else first_week
     start = min(max(start, first_week), last_week)
-    begin = local_day_bounds(start, office.zone)[0]
-    end = local_day_bounds(start + timedelta(days=6), office.zone)[1]
-    slots = await slot_store.slots_between(conn, office.id, service.id, begin, end)
-    closures = await office_store.closures_between(
-        conn, office.id, start, start + timedelta(days=6)
-    )
+    last = start + timedelta(days=6)
+    slots = [s for day in await cache.days(office, service.id, start, last) for s in day.slots]
+    closures = await cache.closures(office.id, start, last)
     days = build_week(start, slots, closures, office, window.earliest, window.latest, language)
     return Week(
         start=start,
@@ -230,6 +234,18 @@ async def load_week(
         previous=start - timedelta(days=7) if start > first_week else None,
         next=start + timedelta(days=7) if start < last_week else None,
     )
+
+
+async def _read_office_service(request: web.Request) -> tuple[Office, Service]:
+    """The office and service of a page that only reads (kept by the read cache)."""
+    cache = read_cache(request)
+    office = await cache.office(request.match_info["office"])
+    if office is None:
+        raise errors.office_not_found()
+    service = await cache.service(office.id, request.match_info["service"])
+    if service is None:
+        raise errors.service_not_found()
+    return office, service
 
 
 async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tuple[Office, Service]:
@@ -248,8 +264,7 @@ async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tup
 @routes.get("/", name="citizen_start")
 async def start(request: web.Request) -> web.Response:
     language = request_language(request)
-    async with request.app[POOL_KEY].acquire() as conn:
-        offices = await office_store.list_offices(conn)
+    offices = await read_cache(request).offices()
     by_country: dict[str, list[Office]] = {}
     prefectures: list[Office] = []
     for office in offices:
@@ -310,14 +325,10 @@ async def office_short_link(request: web.Request) -> web.Response:
 async def slots_page(request: web.Request) -> web.Response:
     await limits.check(request, "availability")
     language = request_language(request)
-    async with request.app[POOL_KEY].acquire() as conn:
-        office, service = await _office_service(request, conn)
-        await bookings.release_expired_holds(
-            conn, _now(request), office_id=office.id, service_id=service.id
-        )
-        week = await load_week(
-            conn, office, service, _now(request), request.query.get("week"), language
-        )
+    office, service = await _read_office_service(request)
+    week = await load_week(
+        read_cache(request), office, service, _now(request), request.query.get("week"), language
+    )
     return render(
         request,
         "citizen/slots.html",
@@ -463,9 +474,7 @@ async def book_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "already_submitted":
             async with pool.acquire() as conn:
-                reference = await form_keys.booking_reference(
-                    conn, key_hash, now - FORM_KEY_REPLAY
-                )
+                reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
             if reference is None:
                 context = _book_context(
                     request, office, service, slot, values, secrets.token_urlsafe(32),
@@ -597,9 +606,7 @@ async def calendar_file(request: web.Request) -> web.Response:
     )
 
 
-def booking_ics(
-    ctx: bookings.BookingContext, language: str, now: datetime, base_url: str
-) -> bytes:
+def booking_ics(ctx: bookings.BookingContext, language: str, now: datetime, base_url: str) -> bytes:
     """An invitation for the citizen's calendar; UTC instants, no personal data."""
     booking, office, service = ctx.booking, ctx.office, ctx.service
     bring = service.bring.get(language, "")
@@ -658,8 +665,9 @@ async def _reschedule_page(
     problem: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    async with request.app[POOL_KEY].acquire() as conn:
-        week = await load_week(conn, ctx.office, ctx.service, _now(request), week_param, language)
+    week = await load_week(
+        read_cache(request), ctx.office, ctx.service, _now(request), week_param, language
+    )
     context = _booking_page_context(request, ctx, language)
     context.update(week=week, problem=problem)
     return render(

@@ -94,6 +94,9 @@ def date_long(instant: datetime, timezone: str, language: str) -> str:
     return format_date(local_datetime(instant, timezone), "full", locale=babel_locale(language))
 
 
+# A week page shows ~100 times, the same for every reader of that week:
+# Babel's formatting is the costly part of the page, so each is made once.
+@lru_cache(maxsize=16384)
 def time_short(instant: datetime, timezone: str, language: str) -> str:
     return format_time(local_datetime(instant, timezone), "HH:mm", locale=babel_locale(language))
 
@@ -163,6 +166,7 @@ def zone_label(country: str, city: str, language: str) -> str:
     return gettext(language, N_("%(city)s time")) % {"city": city}
 
 
+@lru_cache(maxsize=4096)
 def day_heading(day: date, language: str) -> str:
     return format_date(day, "full", locale=babel_locale(language))
 

@@ -11,13 +11,14 @@ provider, and logs ids, kinds and codes, never recipients or bodies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -26,7 +27,7 @@ from arq.connections import ArqRedis
 from service import bookings, verification
 from service.clock import clock_for
 from service.config import Settings
-from service.db import create_pool
+from service.db import create_pool, unavailable
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
     CODE,
@@ -50,7 +51,7 @@ from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store import verification as verification_store
 from service.store.outbox import Claimed
-from service.worker.ratelimit import RateLimiter
+from service.worker.ratelimit import RATE_KEY, RateLimiter
 from service.worker.senders import Senders, make_senders
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,46 @@ SMS_HORIZON = timedelta(seconds=5)
 # Emails have no shared rate: the sweeper queues this many at most per sweep,
 # ahead of the SMS, so that an SMS backlog never holds them back.
 EMAIL_BATCH = 100
+# The SMS rate is kept at two points (service.worker.ratelimit): the sweeper
+# books turns, and each job passes a gate at its turn, which spaces the sends
+# themselves.  The gate runs this much below SMS_PER_SECOND: what stands
+# between it and the provider (the request itself) takes a little longer for
+# some SMS than for others, and 2 % of a second's sends absorbs 20 ms of that,
+# so no second at the provider holds one SMS more than the rate.
+SMS_GATE_HEADROOM = 0.02
+# Turns are booked a little further apart still, so that the gate seldom
+# holds a job back, and a lag behind the turns (a stalled worker) wears off.
+SMS_TURN_HEADROOM = 0.03
+SENT_KEY = RATE_KEY + ":sent"
+# An SMS job is queued to start this long before its turn: it claims and
+# renders, then waits for the turn, so that only the gate and the request
+# stand between the turn and the provider.  arq's polling
+# (WorkerSettings.poll_delay) may start a job up to 50 ms late.
+TURN_EARLY = 0.1
+# No turn is booked sooner than this, so that its job can start in time,
+# however long the sweep takes to queue its batch.
+TURN_LEAD = 1.0
+# A job that starts more than this after its turn sends nothing: the worker
+# was down meanwhile, and the jobs queued for all the turns that passed
+# start at once.  Its row goes back to the sweeper, which books it a new
+# turn (`turn_stale`).  A little lateness (a busy or stalled worker) is left
+# to the gate, which spaces such jobs out.
+TURN_STALE = 1.0
+# A job held back at the gate gives up this long after its turn and gives
+# its row back, well within the job timeout (SEND_TIMEOUT less the
+# provider's own timeout).
+GATE_PATIENCE = 10.0
+# Once the provider has answered, its answer must reach the row: lost, the
+# row stays `sending` until its lease runs out and the message goes again.
+# A Postgres that restarts meanwhile (the dev supervisor brings it back in a
+# few seconds) is waited for this long, which the job timeout leaves room
+# for after the wait for a turn (GATE_PATIENCE) and the provider's own
+# timeout (senders.HTTP_TIMEOUT, SMTP_TIMEOUT).
+RECORD_PATIENCE = 25.0
+# The first pause before asking Postgres again, doubling up to a second.
+RECORD_PAUSE = 0.1
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -84,6 +125,9 @@ class WorkerState:
     senders: Senders
     clock: Callable[[], datetime]
     owns_pool: bool
+    # The jobs of this process at the SMS gate take turns asking it, in the
+    # order they came, rather than all polling Redis at once.
+    sms_gate_line: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def build_state(
@@ -125,14 +169,17 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await close_state(state)
 
 
-def job_id(row: outbox.Due, queued_at: datetime) -> str:
+def job_id(row: outbox.Due, queued_at: datetime, turn: float | None = None) -> str:
     # A new id per try and per queueing: arq refuses a second job with the same
     # id while the first exists. A job whose worker was killed after arq marked
     # it in progress stays blocked for arq's in-progress timeout (longest job
     # timeout + 10 s, ten minutes here); the row is queued again under a new
     # id once REQUEUE_AFTER has passed, and the row's claim keeps the two jobs
-    # from both sending.
-    return f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}:{int(queued_at.timestamp())}"
+    # from both sending.  An SMS handed back for a new turn may be queued
+    # again within the same second, before arq has dropped its first job:
+    # its turn tells the two apart.
+    key = f"outbox:{row.id}:{row.attempts}:{row.rate_limit_waits}:{int(queued_at.timestamp())}"
+    return key if turn is None else f"{key}:{int(turn * 1000)}"
 
 
 def enqueue_target(settings: Settings) -> int:
@@ -143,6 +190,15 @@ def enqueue_target(settings: Settings) -> int:
     return max(100, min(MAX_ENQUEUE, sms + EMAIL_BATCH))
 
 
+# What asyncpg raises while Postgres is down or restarting.
+DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     """Take back expired leases and queue due rows; returns how many were queued.
 
@@ -151,10 +207,20 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     the same timeline, so together they never queue more SMS than the rate
     serves in that horizon.
     """
+    try:
+        return await _sweep(ctx)
+    except DATABASE_DOWN as exc:
+        # The next sweep, a second later, tries again: one line each, not a
+        # traceback, while Postgres restarts.
+        log.warning("outbox sweep: Postgres unavailable (%s)", type(exc).__name__)
+        return 0
+
+
+async def _sweep(ctx: dict[str, Any]) -> int:
     state: WorkerState = ctx[STATE]
     redis: ArqRedis = ctx["redis"]
     now = state.clock()
-    limiter = RateLimiter(redis, state.settings.sms_per_second)
+    limiter = sms_limiter(redis, state.settings)
     horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
         async with conn.transaction():
@@ -173,24 +239,33 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             for row in await outbox.due(
                 conn, now, min(room, EMAIL_BATCH), requeue_after, channel="email"
             ):
-                queued += await _enqueue(redis, row, None, now)
+                queued += await _enqueue(redis, row, now)
         room -= queued
-        free = await limiter.free_within(horizon, room)
+        free = await limiter.free_within(horizon, room, TURN_LEAD)
         if free <= 0:
             return queued
         async with conn.transaction():
             rows = await outbox.lock_due(conn, now, free, requeue_after, channel="sms")
-            waits = await limiter.reserve_within(len(rows), horizon)
+            waits = await limiter.reserve_within(len(rows), horizon, TURN_LEAD)
             # One reference instant for the whole batch: turns stay one
             # interval apart however long the enqueueing takes.
             base = time.time()
             rows = rows[: len(waits)]
             await outbox.mark_enqueued(conn, [r.id for r in rows], now)
             for row, wait in zip(rows, waits, strict=True):
-                queued += await _enqueue(
-                    redis, row, datetime.fromtimestamp(base + wait, UTC), now
-                )
+                queued += await _enqueue(redis, row, now, turn=base + wait)
     return queued
+
+
+def sms_limiter(redis: ArqRedis, settings: Settings) -> RateLimiter:
+    """The SMS turns shared by every worker, booked SMS_TURN_HEADROOM further
+    apart than SMS_PER_SECOND would have them."""
+    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_TURN_HEADROOM))
+
+
+def sms_gate(redis: ArqRedis, settings: Settings) -> RateLimiter:
+    """The gate every SMS passes at its turn, SMS_GATE_HEADROOM below the rate."""
+    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_GATE_HEADROOM), SENT_KEY)
 
 
 async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
@@ -218,16 +293,50 @@ async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int
 
 
 async def _enqueue(
-    redis: ArqRedis, row: outbox.Due, start: datetime | None, queued_at: datetime
+    redis: ArqRedis, row: outbox.Due, queued_at: datetime, turn: float | None = None
 ) -> int:
-    job = await redis.enqueue_job(
-        "send_message",
-        row.id,
-        _job_id=job_id(row, queued_at),
-        _queue_name=QUEUE_NAME,
-        _defer_until=start,
-    )
+    """Queue the send job of a row; an SMS with its turn (a Unix time), to
+    start TURN_EARLY before it."""
+    if turn is None:
+        job = await redis.enqueue_job(
+            "send_message", row.id, _job_id=job_id(row, queued_at), _queue_name=QUEUE_NAME
+        )
+    else:
+        job = await redis.enqueue_job(
+            "send_message",
+            row.id,
+            turn=turn,
+            queued_at=queued_at,
+            _job_id=job_id(row, queued_at, turn),
+            _queue_name=QUEUE_NAME,
+            _defer_until=datetime.fromtimestamp(turn - TURN_EARLY, UTC),
+        )
     return int(job is not None)
+
+
+def turn_stale(turn: float | None, after: float = TURN_STALE) -> bool:
+    """Whether an SMS's turn passed more than `after` seconds ago."""
+    return turn is not None and time.time() - turn > after
+
+
+async def wait_for_turn(state: WorkerState, redis: ArqRedis, turn: float) -> bool:
+    """Wait for an SMS's turn, then for the gate; False when the gate has
+    held it back for too long (GATE_PATIENCE)."""
+    early = turn - time.time()
+    if early > 0:
+        # Never longer than the sweeper books ahead, whatever the clocks say.
+        await asyncio.sleep(min(early, SMS_HORIZON.total_seconds()))
+    gate = sms_gate(redis, state.settings)
+    try:
+        async with asyncio.timeout(max(0.0, turn + GATE_PATIENCE - time.time())):
+            async with state.sms_gate_line:
+                # The gate lives in Redis, shared with other processes: no
+                # event to wait on, only the time it says is left.
+                while (left := await gate.pass_now()) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(left)
+    except TimeoutError:
+        return False
+    return True
 
 
 def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = "") -> MessageData:
@@ -262,16 +371,29 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
     )
 
 
-async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
+async def send_message(
+    ctx: dict[str, Any],
+    outbox_id: int,
+    turn: float | None = None,
+    queued_at: datetime | None = None,
+) -> str:
     """Claim, re-check, render, send, record.  Returns what happened.
 
-    An SMS job starts at its turn on the shared rate (the sweeper queued it
-    for then), so the re-check at the claim is the last word on the booking:
-    between it and the provider call there is only a token insert and the
-    rendering.  A change to the booking after that point cannot stop a
-    message already on its way.
+    An SMS job starts shortly before its turn on the shared rate (`turn`,
+    booked by the sweeper that queued it at `queued_at`), claims, re-checks
+    and renders, then sends at the turn, through the gate; one that starts
+    long after its turn, or that the gate holds back too long, sends nothing
+    and gives its row back for a new turn ("late").  The re-check at the
+    claim is the last word on the booking: between it and the provider call
+    there is only a token insert, the rendering and the wait for the turn.
+    A change to the booking after that point cannot stop a message already
+    on its way.
     """
     state: WorkerState = ctx[STATE]
+    if turn_stale(turn):
+        async with state.pool.acquire() as conn:
+            await outbox.hand_back(conn, outbox_id, queued_at)
+        return "late"
     settings = state.settings
     now = state.clock()
     async with state.pool.acquire() as conn:
@@ -319,6 +441,11 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
     body = (
         text if keep_code else redact(text, secret, "[code]" if claimed.kind == CODE else "[token]")
     )
+    # Claimed and rendered ahead of its turn (TURN_EARLY), an SMS leaves at it.
+    if turn is not None and not await wait_for_turn(state, ctx["redis"], turn):
+        async with state.pool.acquire() as conn:
+            await outbox.release(conn, outbox_id, state.clock())
+        return "late"
     # No connection is held from here until the provider has answered.
     try:
         if email is None:
@@ -337,16 +464,20 @@ async def send_message(ctx: dict[str, Any], outbox_id: int) -> str:
         # Unknown failure: treat as temporary, the deadline bounds the retries.
         log.error("outbox %d: unexpected send error: %s", outbox_id, exception_summary(exc))
         return await _temporary(state, claimed, TemporaryError(type(exc).__name__))
-    async with state.pool.acquire() as conn:
-        await outbox.mark_sent(
+    now = state.clock()
+    await record(
+        state,
+        outbox_id,
+        lambda conn: outbox.mark_sent(
             conn,
             outbox_id,
             provider_id=provider_id,
             body=body,
             segments=segments,
             encoding=encoding,
-            now=state.clock(),
-        )
+            now=now,
+        ),
+    )
     log.info("outbox %d %s/%s sent", outbox_id, claimed.kind, claimed.channel)
     return "sent"
 
@@ -396,6 +527,61 @@ async def _per_number_cap(
     await outbox.wait_until(conn, claimed.id, decision, SKIP_SMS_CAP, now)
     log.info("outbox %d %s: number over its daily SMS, waits", claimed.id, claimed.kind)
     return "held_back"
+async def record(
+    state: WorkerState,
+    outbox_id: int,
+    write: Callable[[asyncpg.Connection], Awaitable[T]],
+    patience: float = RECORD_PATIENCE,
+) -> T:
+    """Write what the provider answered, waiting out a Postgres that does not
+    answer for up to `patience` seconds.  Every such write is a no-op on a
+    row no longer `sending`, so one that committed just before its
+    connection died may be written again."""
+    give_up = time.monotonic() + patience
+    pause = RECORD_PAUSE
+    while True:
+        try:
+            async with state.pool.acquire() as conn:
+                return await write(conn)
+        except Exception as exc:
+            if not (isinstance(exc, DATABASE_DOWN) or unavailable(exc)):
+                raise
+            if time.monotonic() + pause > give_up:
+                raise
+            if pause == RECORD_PAUSE:
+                log.warning(
+                    "outbox %d: Postgres unavailable (%s) to record the provider's answer;"
+                    " waiting for it",
+                    outbox_id,
+                    type(exc).__name__,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+async def _give_up(
+    state: WorkerState,
+    c: Claimed,
+    code: str | None,
+    reason: str,
+    now: datetime,
+    body: str | None = None,
+    segments: int | None = None,
+) -> None:
+    async def write(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await delivery.give_up(
+                conn,
+                c.id,
+                channel=c.channel,
+                code=code,
+                reason=reason,
+                now=now,
+                body=body,
+                segments=segments,
+            )
+
+    await record(state, c.id, write)
 
 
 async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str:
@@ -412,20 +598,14 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
         quiet=c.quiet if quiet else None,
         zone=ZoneInfo(c.timezone) if quiet else None,
     )
-    async with state.pool.acquire() as conn:
-        if at is None:
-            async with conn.transaction():
-                await delivery.give_up(
-                    conn,
-                    c.id,
-                    channel=c.channel,
-                    code=exc.code,
-                    reason="retries_exhausted",
-                    now=now,
-                )
-            log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
-            return "failed"
-        await outbox.retry_later(
+    if at is None:
+        await _give_up(state, c, exc.code, "retries_exhausted", now)
+        log.warning("outbox %d %s/%s gave up: %s", c.id, c.kind, c.channel, exc.code)
+        return "failed"
+    await record(
+        state,
+        c.id,
+        lambda conn: outbox.retry_later(
             conn,
             c.id,
             send_at=at,
@@ -433,7 +613,8 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
             reason="rate_limited" if exc.rate_limited else "temporary_error",
             rate_limited=exc.rate_limited,
             now=now,
-        )
+        ),
+    )
     log.info("outbox %d %s/%s will retry: %s", c.id, c.kind, c.channel, exc.code)
     return "retry"
 
@@ -441,18 +622,7 @@ async def _temporary(state: WorkerState, c: Claimed, exc: TemporaryError) -> str
 async def _permanent(
     state: WorkerState, c: Claimed, code: str, body: str, segments: int | None
 ) -> str:
-    now = state.clock()
-    async with state.pool.acquire() as conn, conn.transaction():
-        await delivery.give_up(
-            conn,
-            c.id,
-            channel=c.channel,
-            code=code,
-            reason="permanent_error",
-            now=now,
-            body=body,
-            segments=segments,
-        )
+    await _give_up(state, c, code, "permanent_error", state.clock(), body, segments)
     log.warning("outbox %d %s/%s failed: %s", c.id, c.kind, c.channel, code)
     return "failed"
 

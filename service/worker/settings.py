@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -129,40 +130,95 @@ def create_worker(
     )
 
 
-async def serve(settings: Settings, ctx: dict[str, Any] | None = None, **overrides: Any) -> None:
-    """Run the worker until cancelled, riding out Redis outages.
+async def serve(
+    settings: Settings,
+    ctx: dict[str, Any] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    **overrides: Any,
+) -> None:
+    """Run the worker until `stop` is set or the task is cancelled, riding
+    out Redis outages.
 
     arq's worker stops at the first Redis error; the outbox in Postgres keeps
     everything that is due, so we start a fresh worker once Redis answers.
+
+    Every way out is a graceful stop: no new job is taken, and the jobs
+    already running are waited for, however often we are cancelled
+    meanwhile.  Cutting a send between the provider's answer and its record
+    would leave its row `sending` until the lease runs out, and send it again.
     """
     shared: dict[str, Any] = dict(ctx or {})
     state = shared.get(jobs.STATE) or await jobs.build_state(settings)
     shared[jobs.STATE] = state
     shared["keep_state"] = True
+    stop = stop or asyncio.Event()
+    cancelled = False
     try:
-        while True:
+        while not stop.is_set():
             worker = create_worker(settings, shared, **overrides)
+            run = asyncio.ensure_future(worker.async_run())
             try:
-                await worker.async_run()
-                return
+                await _until(run, stop)
             # Any Redis error: an outage surfaces as ConnectionError, TimeoutError
             # or, when it cuts a WATCH in arq's job pick-up, as WatchError.
             except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("worker: Redis unavailable (%s); retrying", type(exc).__name__)
+            except asyncio.CancelledError:
+                cancelled = True
+                stop.set()
             finally:
-                await _abandon(worker)
+                cancelled |= await _wind_down(worker, run)
                 shared[jobs.STATE] = state
-            await asyncio.sleep(REDIS_RETRY_SECONDS)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), REDIS_RETRY_SECONDS)
     finally:
         if not (ctx or {}).get(jobs.STATE):
             await jobs.close_state(state)
+    if cancelled:
+        raise asyncio.CancelledError
 
 
-async def _abandon(worker: Worker) -> None:
-    """Let running jobs finish, then drop the worker without touching Redis."""
-    tasks = list(worker.tasks.values())
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def _until(run: asyncio.Future[None], stop: asyncio.Event) -> None:
+    """Wait for the worker's run to end (its error is raised here) or `stop`."""
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([run, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if run.done():
+        run.result()
+        stop.set()  # it ended by itself (burst mode): nothing more to run
+
+
+async def _wait_through_cancel(tasks: Sequence[asyncio.Future[Any]]) -> bool:
+    """Wait until every task is done, even when cancelled meanwhile (asyncio.wait
+    never cancels what it waits for); returns whether we were cancelled."""
+    cancelled = False
+    while pending := [t for t in tasks if not t.done()]:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+            log.info("worker: stopping; waiting for %d jobs in flight", len(pending))
+    return cancelled
+
+
+async def _wind_down(worker: Worker, run: asyncio.Future[None]) -> bool:
+    """Take no new job, let the running ones finish, stop the worker's loop and
+    drop it without touching Redis.  Returns whether we were cancelled meanwhile."""
+    worker.allow_pick_jobs = False
+    cancelled = False
+    # A pick-up under way may still start a job while we wait: look again.
+    while jobs_running := list(worker.tasks.values()):
+        if all(t.done() for t in jobs_running):
+            break
+        cancelled |= await _wait_through_cancel(jobs_running)
+    run.cancel()
+    cancelled |= await _wait_through_cancel([run])
+    if not run.cancelled() and run.exception() is not None:
+        log.debug("worker: run ended with %r", run.exception())
     pool = worker._pool
     worker._pool = None
     if pool is not None:
@@ -170,6 +226,7 @@ async def _abandon(worker: Worker) -> None:
             await pool.aclose(close_connection_pool=True)
         except Exception:  # Redis is gone; there is nothing to release cleanly.
             log.debug("worker: Redis pool close failed", exc_info=True)
+    return cancelled
 
 
 class _QuietSweeps(logging.Filter):
@@ -181,18 +238,35 @@ class _QuietSweeps(logging.Filter):
 
 
 def run_worker(settings: Settings) -> None:
-    """Entry point of `mawid worker`: runs until SIGINT or SIGTERM."""
+    """Entry point of `mawid worker`: runs until SIGINT or SIGTERM.
+
+    The first signal stops it gracefully (see `serve`); later ones only say
+    that it is still stopping.  A Ctrl-C under `mawid dev` brings two (the
+    terminal's SIGINT, then `mawid dev`'s SIGTERM), and neither may cut a
+    send short.  Only SIGKILL does, within the documented bound of one
+    repeated message per job in flight.
+    """
     logging.getLogger("arq.worker").addFilter(_QuietSweeps())
 
     async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                log.info("worker: %s; still finishing the jobs in flight", sig.name)
+            else:
+                log.info("worker: %s; finishing the jobs in flight, taking no new ones", sig.name)
+                stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve(settings)
-        except asyncio.CancelledError:
-            log.info("worker: stopped")
+            loop.add_signal_handler(sig, on_signal, sig)
+        await serve(settings, stop=stop)
+        # A signal still on its way (mawid dev's SIGTERM after the terminal's
+        # SIGINT) must not kill the process on its way out with a signal's status.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
+        log.info("worker: stopped")
 
     asyncio.run(main())

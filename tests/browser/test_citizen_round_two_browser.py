@@ -18,7 +18,7 @@ from service.domain.validation import RawDetails
 from service.office.queue import call_next
 from service.store.audit import Actor
 from tests.browser.test_citizen_browser import NARROW, WIDE, new_context
-from tests.fixtures.app import LiveServer, any_document
+from tests.fixtures.app import LiveServer, any_document, prove_contacts
 from tests.fixtures.office import AGENT, START, free_slot, make_booking
 
 RED = "rgb(179, 38, 30)"
@@ -135,6 +135,7 @@ async def test_a_citizen_who_checked_in_sees_their_place_and_their_call(
     first = await make_booking(pool, "consulate-paris", "passport")
     slot = await free_slot(pool, "consulate-paris", "passport", first.starts_at, 1)
     token = secrets.token_urlsafe(32)
+    await prove_contacts(pool, "amina@example.org", secret_key=live_server.secret_key, at=START)
     booked = await bookings.book(
         pool, slot_id=slot["id"], service_id="passport",
         details=RawDetails(name="Amina El Idrissi", email="amina@example.org", language="ar",

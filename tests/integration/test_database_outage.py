@@ -16,7 +16,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -24,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
-from service.db import create_pool
+from service.db import create_pool, unavailable
 from service.domain.errors import DATABASE_RETRY_AFTER
 from service.web.i18n import gettext
 from tests.clock import FakeClock
@@ -36,13 +35,6 @@ Client = TestClient  # type: ignore[type-arg]
 UNAVAILABLE = (
     "The service is briefly unavailable and nothing was saved. Please try again shortly."
 )
-
-
-@pytest.fixture
-async def relay(db_dsn: str) -> AsyncIterator[Relay]:
-    target = urlsplit(db_dsn)
-    async with Relay(target.hostname or "127.0.0.1", target.port or 5432) as relay:
-        yield relay
 
 
 @pytest.fixture
@@ -151,3 +143,31 @@ async def test_postgres_gone_is_a_503_once_logged_then_bookings_resume(
     assert await _bookings(db_dsn) == before + 1
     levels = [rec.levelno for rec in caplog.records if rec.name.startswith("service.")]
     assert levels == [logging.WARNING, logging.INFO]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["lost-in-a-statement", "lost-between-statements", "query-wrong"],
+)
+async def test_a_connection_lost_inside_a_transaction_is_an_outage(
+    relay: Relay, db_dsn: str, how: str
+) -> None:
+    # A connection lost inside a transaction surfaces as the InterfaceError
+    # that the next statement, or leaving the transaction, raises on the dead
+    # connection, not as a lost connection: a booking cut that way must be a
+    # 503 like any other, while a wrong query inside a transaction stays a 500.
+    conn = await asyncpg.connect(relay.dsn_for(db_dsn))
+    try:
+        with pytest.raises(Exception) as raised:
+            async with conn.transaction():
+                await conn.execute("SELECT 1")
+                if how == "query-wrong":
+                    await conn.execute("SELECT * FROM no_such_table")
+                relay.cut()
+                if how == "lost-between-statements":
+                    while not conn.is_closed():  # noqa: ASYNC110 - asyncpg has no event for it
+                        await asyncio.sleep(0.01)
+                await conn.execute("SELECT 1")
+    finally:
+        conn.terminate()
+    assert unavailable(raised.value) is (how != "query-wrong"), repr(raised.value)

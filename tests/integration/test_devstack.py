@@ -166,3 +166,70 @@ def test_second_dev_process_on_the_same_data_is_refused(tmp_path: Path) -> None:
     finally:
         redis.stop()
         pg.stop()
+
+
+async def test_a_postgres_killed_outright_starts_again_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILL of the postmaster: reaped, its stray backend cleared, and
+    the server started again on its data and port."""
+    monkeypatch.setattr(devstack.postgres, "LEFTOVER_GRACE", 0.5)
+    pg = devstack.start_dev_postgres(tmp_path / "dev")
+    port, dsn = pg.port, pg.dev_dsn
+    pg.psql("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('kept')", "mawid")
+    conn = await asyncpg.connect(dsn)
+    backend = await conn.fetchval("SELECT pg_backend_pid()")
+    try:
+        # A backend that cannot notice its postmaster die keeps the shared
+        # memory: a new postmaster refuses to start while it lives.
+        os.kill(backend, signal.SIGSTOP)
+        assert pg.process is not None
+        os.kill(pg.process.pid, signal.SIGKILL)
+        pg.process.wait()
+        assert not pg.is_running()
+        pg.start()
+        assert pg.port == port and pg.is_running()
+        assert not pid_alive(backend)
+        assert pg.psql("SELECT note FROM kept", "mawid") == "kept"
+    finally:
+        conn.terminate()
+        pg.stop()
+
+
+def test_a_server_left_running_without_its_record_keeps_its_port(tmp_path: Path) -> None:
+    """After a crash someone starts Postgres by hand on the dev data, and the
+    ownership record is gone: the next `mawid dev` finds it by its own pid
+    file, stops it, and starts Postgres on the same port (same DSN)."""
+    dev_dir = tmp_path / "dev"
+    pg = devstack.start_dev_postgres(dev_dir)
+    port = pg.port
+    assert pg.process is not None
+    pg.process.send_signal(signal.SIGKILL)
+    pg.process.wait()
+    by_hand = subprocess.Popen(
+        pg._command(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        **pg._prepare(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pg._ready():
+            assert by_hand.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        # Stopping ours (already dead) leaves the record of a server still
+        # running on the data; even without it the next start finds the server.
+        pg.stop()
+        assert (dev_dir / "postgres" / "mawid-owner.json").exists()
+        (dev_dir / "postgres" / "mawid-owner.json").unlink()
+        again = devstack.start_dev_postgres(dev_dir)
+        try:
+            assert again.port == port
+            assert by_hand.wait(timeout=30) is not None
+        finally:
+            again.stop()
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+            by_hand.wait()

@@ -1,0 +1,394 @@
+"""What citizens read most, kept in the web process for a moment.
+
+When an office opens a month of slots, thousands of citizens reload the same
+week at once: each read would ask Postgres the same office, service,
+closures and slots. The web process keeps them instead, for at most
+READ_CACHE_SECONDS (product clock) each, and drops an entry as soon as
+Postgres says it changed: triggers (migration 0040) notify `mawid_slots` with
+the slot (or shared counter) a committed transaction changed, and
+`mawid_catalog` when offices, services or closures did. Each process listens
+on a connection of its own.
+
+The bound, stated in the README: a seat taken is still offered by a process
+until that process has read the commit's notification, and never longer than
+READ_CACHE_SECONDS after the read that filled the entry. While the listening
+connection is down nothing is kept (every read asks Postgres), and all is
+dropped when it is back. A booking never trusts this cache: the seat is taken
+by the guarded statement (service.store.slots.take_seat), so a seat shown
+free but gone is refused with its 409 and fresh alternatives.
+
+A read that raced a change cannot store what it read: each office has a
+version bumped by every notification for it, and a read stores its result
+only if the version it started with is still current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from service import bookings
+from service.domain.calendar import local_date, local_day_bounds
+from service.domain.models import Office, Service, Slot
+from service.store import offices as office_store
+from service.store import slots as slot_store
+from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+
+log = logging.getLogger(__name__)
+
+SLOTS_CHANNEL = "mawid_slots"
+CATALOG_CHANNEL = "mawid_catalog"
+# How often an idle listening connection is checked, and how soon a lost one
+# is tried again.
+PING_EVERY = 5.0
+RECONNECT_AFTER = 1.0
+
+
+def slot_json(slot: Slot, office: Office) -> bytes:
+    """A slot as the availability API gives it (service.web.api)."""
+    zone = office.zone
+    return json.dumps(
+        {
+            "id": slot.id,
+            "start": slot.starts_at.astimezone(zone).isoformat(),
+            "end": slot.ends_at.astimezone(zone).isoformat(),
+            "remaining": slot.remaining,
+        }
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class SlotDay:
+    """Every slot of a local day with seats planned (full ones too), and the
+    JSON of those with a seat left, made once for all the reads of the entry."""
+
+    slots: tuple[Slot, ...]
+    open: tuple[Slot, ...]  # with a seat left, in time order
+    json: tuple[bytes, ...]  # of each open slot
+    joined: bytes  # all of them, comma-separated
+
+    @classmethod
+    def of(cls, slots: list[Slot], office: Office) -> SlotDay:
+        open_ = tuple(s for s in slots if s.remaining > 0)
+        json_ = tuple(slot_json(s, office) for s in open_)
+        return cls(tuple(slots), open_, json_, b", ".join(json_))
+
+    def _whole(self, earliest: datetime, latest: datetime) -> bool:
+        return earliest <= self.open[0].starts_at and self.open[-1].starts_at <= latest
+
+    def free(self, earliest: datetime, latest: datetime) -> list[Slot]:
+        """The slots with a seat left inside [earliest, latest]."""
+        if not self.open or self._whole(earliest, latest):
+            return list(self.open)
+        return [s for s in self.open if earliest <= s.starts_at <= latest]
+
+    def free_json(self, earliest: datetime, latest: datetime) -> bytes:
+        """free() as comma-separated JSON: most days lie wholly inside the
+        booking window and answer with bytes made once."""
+        if not self.open or self._whole(earliest, latest):
+            return self.joined
+        return b", ".join(
+            j
+            for s, j in zip(self.open, self.json, strict=True)
+            if earliest <= s.starts_at <= latest
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept(Generic[T]):
+    at: datetime
+    value: T
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalog:
+    offices: tuple[Office, ...]
+    by_id: dict[str, Office]
+    services: dict[str, tuple[Service, ...]]  # office id -> active services
+
+
+class ReadCache:
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Callable[[], datetime], max_age_seconds: float
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._max_age = timedelta(seconds=max_age_seconds)
+        # Nothing is kept until a listener is up (start_listening).
+        self.listening = False
+        self.notifications = 0
+        self._catalog: _Kept[_Catalog] | None = None
+        self._closures: dict[tuple[str, date, date], _Kept[dict[date, dict[str, str]]]] = {}
+        # office id -> (service id, local day) -> slots of that day
+        self._days: dict[str, dict[tuple[str, date], _Kept[SlotDay]]] = {}
+        self._versions: dict[str, int] = {}
+        self._catalog_version = 0
+        self._task: asyncio.Task[None] | None = None
+        # Reads under way, by what they read: when an entry runs out under a
+        # rush, the readers that find it gone wait for one read instead of
+        # each asking Postgres. A notification lets the next reader start afresh.
+        self._reading: dict[tuple[object, ...], asyncio.Future[Any]] = {}
+        self._changed = asyncio.Event()
+        self._up = asyncio.Event()
+
+    # ------------------------------------------------------------ reading
+
+    def _fresh(self, at: datetime) -> bool:
+        # A clock set back counts as stale too.
+        return self.listening and timedelta(0) <= self._clock() - at <= self._max_age
+
+    async def _once(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
+        future = self._reading.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._reading[key] = future
+            future.add_done_callback(lambda done: self._done_reading(key, done))
+        result: T = await asyncio.shield(future)
+        return result
+
+    def _done_reading(self, key: tuple[object, ...], done: asyncio.Future[Any]) -> None:
+        if self._reading.get(key) is done:
+            del self._reading[key]
+
+    def _stop_sharing(self, kind: str, office_id: str | None = None) -> None:
+        for key in [
+            k for k in self._reading if k[0] == kind and (office_id is None or k[1] == office_id)
+        ]:
+            del self._reading[key]
+
+    async def _catalog_now(self) -> _Catalog:
+        kept = self._catalog
+        if kept is not None and self._fresh(kept.at):
+            return kept.value
+        return await self._once(("catalog",), self._read_catalog)
+
+    async def _read_catalog(self) -> _Catalog:
+        version = self._catalog_version
+        async with self._pool.acquire() as conn:
+            offices = await office_store.list_offices(conn)
+            services = await office_store.list_active_services(conn)
+        catalog = _Catalog(
+            offices=tuple(offices),
+            by_id={o.id: o for o in offices},
+            services={o.id: tuple(s for s in services if s.office_id == o.id) for o in offices},
+        )
+        if self.listening and version == self._catalog_version:
+            self._catalog = _Kept(self._clock(), catalog)
+        return catalog
+
+    async def offices(self) -> tuple[Office, ...]:
+        return (await self._catalog_now()).offices
+
+    async def office(self, office_id: str) -> Office | None:
+        return (await self._catalog_now()).by_id.get(office_id)
+
+    async def services(self, office_id: str) -> tuple[Service, ...]:
+        return (await self._catalog_now()).services.get(office_id, ())
+
+    async def service(self, office_id: str, service_id: str) -> Service | None:
+        for service in await self.services(office_id):
+            if service.id == service_id:
+                return service
+        return None
+
+    async def closures(self, office_id: str, first: date, last: date) -> dict[date, dict[str, str]]:
+        key = (office_id, first, last)
+        kept = self._closures.get(key)
+        if kept is not None and self._fresh(kept.at):
+            return kept.value
+        return await self._once(
+            ("closures", office_id, first, last),
+            lambda: self._read_closures(office_id, first, last),
+        )
+
+    async def _read_closures(
+        self, office_id: str, first: date, last: date
+    ) -> dict[date, dict[str, str]]:
+        key = (office_id, first, last)
+        version = self._catalog_version
+        async with self._pool.acquire() as conn:
+            found = await office_store.closures_between(conn, office_id, first, last)
+        if self.listening and version == self._catalog_version:
+            self._closures[key] = _Kept(self._clock(), found)
+        return found
+
+    async def days(self, office: Office, service_id: str, first: date, last: date) -> list[SlotDay]:
+        """Each local day of [first, last] with its slots; the days not kept
+        are read in one query."""
+        kept = self._days.get(office.id, {})
+        count = (last - first).days + 1
+        wanted = [first + timedelta(days=n) for n in range(count)]
+        found: dict[date, SlotDay] = {}
+        for day in wanted:
+            entry = kept.get((service_id, day))
+            if entry is not None and self._fresh(entry.at):
+                found[day] = entry.value
+        missing = [day for day in wanted if day not in found]
+        if missing:
+            begin, end = missing[0], missing[-1]
+            found.update(
+                await self._once(
+                    ("days", office.id, service_id, begin, end),
+                    lambda: self._read_days(office, service_id, begin, end),
+                )
+            )
+        return [found[day] for day in wanted]
+
+    async def _read_days(
+        self, office: Office, service_id: str, first: date, last: date
+    ) -> dict[date, SlotDay]:
+        version = self._versions.get(office.id, 0)
+        zone = office.zone
+        async with self._pool.acquire() as conn:
+            # Holds past their time give their seats back before seats are
+            # read, as on every read path; while an entry is kept, at most
+            # READ_CACHE_SECONDS later (the worker's cron releases them too).
+            await bookings.release_expired_holds(
+                conn, self._clock(), office_id=office.id, service_id=service_id
+            )
+            slots = await slot_store.slots_between(
+                conn,
+                office.id,
+                service_id,
+                local_day_bounds(first, zone)[0],
+                local_day_bounds(last, zone)[1],
+            )
+        per_day: dict[date, list[Slot]] = {}
+        for slot in slots:
+            per_day.setdefault(local_date(slot.starts_at, zone), []).append(slot)
+        read: dict[date, SlotDay] = {}
+        for n in range((last - first).days + 1):
+            day = first + timedelta(days=n)
+            read[day] = SlotDay.of(per_day.get(day, []), office)
+        if self.listening and version == self._versions.get(office.id, 0):
+            now = self._clock()
+            kept = self._days.setdefault(office.id, {})
+            for day, slot_day in read.items():
+                kept[(service_id, day)] = _Kept(now, slot_day)
+        return read
+
+    # ------------------------------------------------------------ forgetting
+
+    def forget_all(self) -> None:
+        self._reading.clear()
+        self._catalog = None
+        self._closures.clear()
+        self._days.clear()
+        self._catalog_version += 1
+        for office_id in self._versions:
+            self._versions[office_id] += 1
+
+    def _on_catalog(self, *_: object) -> None:
+        self.notifications += 1
+        self._stop_sharing("catalog")
+        self._stop_sharing("closures")
+        self._catalog = None
+        self._closures.clear()
+        self._catalog_version += 1
+        self._changed.set()
+
+    def _on_slots(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.notifications += 1
+        office_id, service_id, epoch = payload.split(" ")
+        self._versions[office_id] = self._versions.get(office_id, 0) + 1
+        self._stop_sharing("days", office_id)
+        self._changed.set()
+        kept = self._days.get(office_id)
+        if not kept:
+            return
+        office = self._catalog.value.by_id.get(office_id) if self._catalog else None
+        if epoch == "*" or office is None:
+            del self._days[office_id]
+            return
+        instant = datetime.fromtimestamp(int(epoch), UTC)
+        day = local_date(instant, office.zone)
+        services = {s for s, _ in kept} if service_id == "*" else {service_id}
+        # A shared counter cell just after midnight is also covered by a slot
+        # that started the evening before.
+        days = (day, day - timedelta(days=1)) if service_id == "*" else (day,)
+        for service in services:
+            for each in days:
+                kept.pop((service, each), None)
+
+    async def up(self) -> None:
+        """Wait until the listening connection is up (tests)."""
+        await self._up.wait()
+
+    async def heard_since(self, seen: int) -> None:
+        """Wait until a notification past the `seen`-th has been handled (tests)."""
+        while self.notifications <= seen:
+            self._changed.clear()
+            await self._changed.wait()
+
+    # ------------------------------------------------------------ listening
+
+    async def start_listening(self, dsn: str) -> None:
+        self._task = asyncio.create_task(self._listen(dsn))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self, dsn: str) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn)
+            except Exception:
+                await asyncio.sleep(RECONNECT_AFTER)
+                continue
+            try:
+                await conn.add_listener(SLOTS_CHANNEL, self._on_slots)
+                await conn.add_listener(CATALOG_CHANNEL, self._on_catalog)
+                self.forget_all()
+                self.listening = True
+                self._up.set()
+                while True:
+                    await asyncio.sleep(PING_EVERY)
+                    async with asyncio.timeout(PING_EVERY):
+                        await conn.fetchval("SELECT 1")
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("read cache: lost its listening connection; reading through")
+            finally:
+                self.listening = False
+                self._up.clear()
+                self.forget_all()
+                if not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(RECONNECT_AFTER)
+
+
+READ_CACHE_KEY = web.AppKey("read_cache", ReadCache)
+
+
+async def _read_cache(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    cache = ReadCache(app[POOL_KEY], app[CLOCK_KEY], settings.read_cache_seconds)
+    app[READ_CACHE_KEY] = cache
+    # Without a lifetime nothing is kept, and there is nothing to listen for.
+    if settings.read_cache_seconds > 0:
+        await cache.start_listening(settings.database_url)
+    yield
+    await cache.close()
+
+
+def install(app: web.Application) -> None:
+    """After the pool's cleanup context: the cache reads through the pool."""
+    app.cleanup_ctx.append(_read_cache)
+
+
+def read_cache(request: web.Request) -> ReadCache:
+    return request.app[READ_CACHE_KEY]
