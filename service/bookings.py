@@ -687,6 +687,14 @@ async def _change_status(
     return changed
 
 
+async def end_hold(
+    conn: asyncpg.Connection, booking: Booking, target: Status, actor: Actor, now: datetime
+) -> Booking:
+    """End a held booking (expired or cancelled) in the caller's transaction,
+    freeing its seat: for the draw's offers, which are held bookings."""
+    return await _change_status(conn, booking, target, actor, now)
+
+
 async def set_status_by_office(
     conn: asyncpg.Connection,
     reference: str,

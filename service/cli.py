@@ -1,4 +1,4 @@
-"""The `mawid` command: serve, worker, migrate, seed, dev, staff add."""
+"""The `mawid` command: serve, worker, migrate, seed, dev, staff add, draw verify."""
 
 from __future__ import annotations
 
@@ -292,6 +292,31 @@ def cmd_booking(settings: Settings, command: str, reference: str, by: str) -> No
         raise SystemExit(1) from None
 
 
+async def fetch_and_verify(base_url: str, draw_id: int) -> tuple[int, list[str]]:
+    """Read a draw's public record from a running instance and replay it:
+    (its number of entries, the problems found; none means it replays)."""
+    import aiohttp
+
+    from service.domain.draw import verify
+
+    url = f"{base_url.rstrip('/')}/api/v1/draws/{draw_id}"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        if resp.status != 200:
+            return 0, [f"GET {url} answered {resp.status}"]
+        record = await resp.json()
+    entries = record.get("entries")
+    return (len(entries) if isinstance(entries, list) else 0), verify(record)
+
+
+def cmd_draw_verify(settings: Settings, draw_id: int, url: str | None) -> None:
+    entries, problems = asyncio.run(fetch_and_verify(url or settings.base_url, draw_id))
+    for problem in problems:
+        print(f"mawid draw verify: {problem}", file=sys.stderr)
+    if problems:
+        raise SystemExit(1)
+    print(f"draw {draw_id} replays: {entries} entries, same seed hash, same ranking")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The commands and their arguments (docker-compose.yml's are checked
     against it)."""
@@ -320,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--by", default="", help="who asked, as the audit log should name them (an id, no name)"
         )
+    draw_cmd = sub.add_parser("draw", help="draws").add_subparsers(
+        dest="draw_command", required=True
+    )
+    draw_verify = draw_cmd.add_parser(
+        "verify", help="replay a published draw from a running instance's public record"
+    )
+    draw_verify.add_argument("id", type=int)
+    draw_verify.add_argument("--url", help="the instance's address (default: BASE_URL)")
     return parser
 
 
@@ -341,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cmd_staff_add(settings, args.email, args.role, args.office)
     elif args.command == "booking":
         cmd_booking(settings, args.booking_command, args.reference, args.by)
+    elif args.command == "draw":
+        cmd_draw_verify(settings, args.id, args.url)
 
 
 if __name__ == "__main__":

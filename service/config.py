@@ -86,6 +86,9 @@ class Settings:
     sms_per_number_per_day: int = 8
     # How long a contact proved by a code stays proved for later bookings.
     verified_contact_days: int = 90
+    # Hours a citizen has to confirm a seat offered by a draw or its waiting
+    # list before it passes to the next entry in drawn order.
+    draw_offer_hours: int = 48
 
     @property
     def is_dev(self) -> bool:
@@ -207,6 +210,7 @@ ENV_NAMES: dict[str, str] = {
     "reschedule_limit": "RESCHEDULE_LIMIT",
     "sms_per_number_per_day": "SMS_PER_NUMBER_PER_DAY",
     "verified_contact_days": "VERIFIED_CONTACT_DAYS",
+    "draw_offer_hours": "DRAW_OFFER_HOURS",
 }
 
 # The settings that are rates ("12/1h" or "off").

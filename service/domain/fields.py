@@ -50,6 +50,8 @@ _IN_EACH_LANGUAGE = ("ar", "en", "fr")
 MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("bookings", "citizen_name"): CITIZEN_NAME_MAX,
     ("bookings", "email"): EMAIL_MAX,
+    ("draw_entries", "citizen_name"): CITIZEN_NAME_MAX,
+    ("draw_entries", "email"): EMAIL_MAX,
     ("staff", "email"): EMAIL_MAX,
     ("staff_api_tokens", "label"): TOKEN_LABEL_MAX,
     ("offices", "public_email"): EMAIL_MAX,

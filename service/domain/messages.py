@@ -20,6 +20,7 @@ Kind = Literal[
     "reminder",
     "sms_fallback",
     "code",
+    "draw_offer",
 ]
 Channel = Literal["sms", "email"]
 
@@ -49,6 +50,9 @@ SMS_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k != "sms_fallback")
 # The verification code: it carries the office, the time and the code, and
 # nothing the citizen typed; it goes only while its booking is held.
 CODE: Kind = "code"
+# A seat offered by a draw or its waiting list: a held booking, like a code's,
+# so it too is worth sending only while the hold lasts.
+DRAW_OFFER: Kind = "draw_offer"
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -303,8 +307,8 @@ def skip_reason(
     """
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind == CODE:
-        # A code is worth sending only while its hold waits for it.
+    if kind in (CODE, DRAW_OFFER):
+        # A code or an offer is worth sending only while its hold waits.
         return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None

@@ -27,8 +27,9 @@ import jinja2
 from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
+from service.domain.draw import offer_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS, CODE, sms_names_zone
+from service.domain.messages import CANCELLATION_KINDS, CODE, DRAW_OFFER, sms_names_zone
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
 from service.web.i18n import zone_label
@@ -155,9 +156,17 @@ class Renderer:
             "reference": data.reference,
             "link": manage_url(data.base_url, data.reference, data.manage_token),
             "again": book_again_url(data.base_url, data.office_prefix),
-            "reason": short_reason(reason) if sms else reason,
+            "reason": "" if data.kind == DRAW_OFFER else (short_reason(reason) if sms else reason),
             "active": data.kind not in CANCELLATION_KINDS,
             "code": data.code,
+            # A draw's offer: its own page, and its expiry (carried in
+            # `reason`) in the office's zone.
+            "offer_link": offer_url(data.base_url, data.reference, data.manage_token),
+            "expires": format_when(
+                datetime.fromisoformat(data.reason), data.timezone, data.language, sms=sms
+            )
+            if data.kind == DRAW_OFFER and data.reason
+            else "",
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -185,7 +194,9 @@ class Renderer:
         ctx = self._context(data, sms=False)
         # The code message has a layout of its own: no greeting, no details
         # the citizen typed, no calendar invitation.
-        layout = "email/code_layout" if data.kind == CODE else "email/layout"
+        # An offer has one too: nothing is booked until it is accepted.
+        layouts: dict[str, str] = {CODE: "email/code_layout", DRAW_OFFER: "email/offer_layout"}
+        layout = layouts.get(data.kind, "email/layout")
         text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
         html = self._html.get_template(f"{layout}.html.j2").render(ctx)
         module = self._text.get_template(f"email/{data.kind}.{data.language}.j2").make_module(ctx)
@@ -202,7 +213,7 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
-        if data.kind == CODE:
+        if data.kind in (CODE, DRAW_OFFER):
             return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),

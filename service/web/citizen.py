@@ -24,7 +24,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from service import bookings
+from service import bookings, draw
 from service.domain import errors
 from service.domain.booking import (
     Status,
@@ -642,7 +642,11 @@ def _sent_to(booking: Booking) -> dict[str, str]:
 async def manage(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     if Status(ctx.booking.status) is Status.HELD:
-        see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}/code", private=True)
+        # A draw's offer is a held booking too, answered on its own page.
+        token = request.match_info["token"]
+        if await draw.is_offer(request.app[POOL_KEY], ctx.booking.id):
+            see_other(f"/d/{ctx.booking.reference}/{token}", private=True)
+        see_other(f"/b/{ctx.booking.reference}/{token}/code", private=True)
     context = _booking_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
     # Checked in today: their place in the waiting room, or their call.

@@ -50,6 +50,10 @@ _ERROR_CODES = [
     "resend_too_soon",
     "resend_limit",
     "reschedule_limit",
+    "draw_not_found",
+    "not_draw_mode",
+    "window_overlaps",
+    "draw_ahead",
 ]
 
 
@@ -111,6 +115,14 @@ _OFFICE_PARAM = {
     "schema": _TEXT,
     "example": "consulate-paris",
 }
+_SERVICE_PARAM = {
+    "name": "service",
+    "in": "path",
+    "required": True,
+    "schema": _TEXT,
+    "example": "passport",
+}
+_MODE = {"type": "string", "enum": ["instant", "draw"]}
 _REFERENCE_PARAM = {
     "name": "reference",
     "in": "path",
@@ -161,7 +173,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Appointments at Moroccan consulates and prefecture offices.",
         },
         "servers": [{"url": "/"}],
-        "paths": {**_citizen_paths(), **_office_paths()},
+        "paths": {**_citizen_paths(), **_draw_paths(), **_office_paths()},
         "components": {
             "securitySchemes": {
                 "manageToken": {"type": "http", "scheme": "bearer"},
@@ -173,6 +185,30 @@ def openapi_document() -> dict[str, Any]:
                 "staffSession": {"type": "apiKey", "in": "cookie", "name": "mawid_staff"},
             },
             "schemas": _schemas(),
+        },
+    }
+
+
+def _draw_paths() -> dict[str, Any]:
+    """The public record of draws (issue 12): no personal data."""
+    return {
+        "/api/v1/draws/{id}": {
+            "get": _operation(
+                "A draw's public record: the seed's hash from the opening, the entry ids "
+                "at the close, the seed and the ranking after the draw",
+                {"200": _ok("The draw", _ref("Draw")), "404": _error("Unknown draw")},
+                parameters=[{"name": "id", "in": "path", "required": True, "schema": _ID}],
+            )
+        },
+        "/api/v1/offices/{office}/draws": {
+            "get": _operation(
+                "An office's draws",
+                {
+                    "200": _ok("Draws", {"type": "array", "items": _ref("DrawSummary")}),
+                    "404": _error("Unknown office"),
+                },
+                parameters=[_OFFICE_PARAM],
+            )
         },
     }
 
@@ -477,6 +513,53 @@ def _office_paths() -> dict[str, Any]:
                 ),
             )
         },
+        "/api/v1/offices/{office}/services/{service}/allocation": {
+            "post": _operation(
+                "Set how a service gives its seats: instant (first come) or draw",
+                {
+                    "200": _ok("The mode", _record({"service": _TEXT, "mode": _MODE})),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("A window still has days ahead (draw_ahead)"),
+                    "422": _error("Not instant or draw (validation)"),
+                },
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _SERVICE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {"type": "object", "required": ["mode"], "properties": {"mode": _MODE}}
+                ),
+            )
+        },
+        "/api/v1/offices/{office}/services/{service}/draws": {
+            "post": _operation(
+                "Open a request window for the slots of a period (a draw service)",
+                {
+                    "201": _ok("The draw's public record", _ref("Draw")),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error("Not a draw service, or another window covers these days"),
+                    "422": _error("A window that is not sound (validation)"),
+                },
+                description=(
+                    "The seed is drawn now; only its SHA-256 is public until the close. "
+                    "The period must start after the window closes."
+                ),
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _SERVICE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["closes_at", "first_day", "last_day"],
+                        "properties": {
+                            "opens_at": {**_TEXT, "format": "date-time"},
+                            "closes_at": {**_TEXT, "format": "date-time"},
+                            "first_day": _DAY,
+                            "last_day": _DAY,
+                        },
+                    }
+                ),
+            )
+        },
         "/api/v1/offices/{office}/stats": {
             "get": _operation(
                 "Weekly statistics",
@@ -552,6 +635,66 @@ def _schemas() -> dict[str, Any]:
                 "error": {"type": "string", "enum": _ERROR_CODES},
                 "message": _TEXT,
                 "fields": {"type": "object", "additionalProperties": _TEXT},
+            },
+        },
+        "DrawSummary": _record(
+            {
+                "id": _INT,
+                "service": _TEXT,
+                "opens_at": _TEXT,
+                "closes_at": _TEXT,
+                "first_day": _TEXT,
+                "last_day": _TEXT,
+                "state": {"type": "string", "enum": ["open", "closed", "drawn"]},
+            }
+        ),
+        "Draw": {
+            "type": "object",
+            "required": [
+                "id",
+                "office",
+                "service",
+                "state",
+                "opens_at",
+                "closes_at",
+                "first_day",
+                "last_day",
+                "seed_sha256",
+                "rule",
+            ],
+            "properties": {
+                "id": _INT,
+                "office": _TEXT,
+                "service": _TEXT,
+                "state": {"type": "string", "enum": ["open", "closed", "drawn"]},
+                "opens_at": _TEXT,
+                "closes_at": _TEXT,
+                "first_day": _TEXT,
+                "last_day": _TEXT,
+                "seed_sha256": _TEXT,
+                "rule": _TEXT,
+                "entries": {"type": "array", "items": _TEXT},
+                "entries_sha256": _TEXT,
+                "seed": _TEXT,
+                "ranking": {
+                    "type": "array",
+                    "items": _record(
+                        {
+                            "entry": _TEXT,
+                            "outcome": {
+                                "type": "string",
+                                "enum": [
+                                    "waiting",
+                                    "offered",
+                                    "confirmed",
+                                    "declined",
+                                    "expired",
+                                    "withdrawn",
+                                ],
+                            },
+                        }
+                    ),
+                },
             },
         },
         "Office": _record(

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from service.config import Settings
 from service.metrics import timed_job
 from service.web.observe import metrics_app
-from service.worker import jobs
+from service.worker import draws, jobs
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ CRON_JOBS: list[CronJob] = [
         second=set(range(0, 60, 10)),
         run_at_startup=True,
         timeout=jobs.SWEEP_TIMEOUT,
+        max_tries=1,
+        keep_result=0,
+    ),
+    cron(
+        _timed("draw_tick", draws.draw_tick),
+        name="draw_tick",
+        second={5, 35},
+        run_at_startup=True,
+        timeout=600,
         max_tries=1,
         keep_result=0,
     ),

@@ -54,6 +54,10 @@ UNSTATED_RULES = {
     "GET /api/v1/offices/{office}/availability": ["2xx", 404, 422],
     "GET /api/v1/offices/{office}/stats": ["2xx", 401, 403, 404, 422],
     "POST /api/v1/offices/{office}/calls": ["2xx", 401, 403, 404, 409, 422],
+    # A window's own rules (a day or more, a period after the close, no
+    # overlap, a draw service) and a mode that no window still needs.
+    "POST /api/v1/offices/{office}/services/{service}/draws": ["2xx", 401, 403, 404, 409, 422],
+    "POST /api/v1/offices/{office}/services/{service}/allocation": ["2xx", 401, 403, 404, 409],
 }
 # Text is UTF-8 without NUL: any NUL or lone surrogate in a request is refused
 # (test_hostile_inputs holds the server to that), including in the members
@@ -118,8 +122,10 @@ async def test_the_api_keeps_its_documented_contract_anonymously(
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     report = await _schemathesis(live_server, config)
-    # 11 operations, the waiting room's call, and the code step's verify and resend.
-    assert "14 selected / 14 total" in report
+    # 11 operations, the waiting room's call, the code step's verify and
+    # resend, a draw's public record, an office's draws, a service's mode and
+    # opening a window.
+    assert "18 selected / 18 total" in report
 
 
 async def test_the_api_keeps_its_documented_contract_with_tokens(

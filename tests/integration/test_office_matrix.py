@@ -71,11 +71,15 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/api/v1/offices/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
     ("GET", "/api/v1/offices/{office}/stats", P.VIEW_STATS, None),
     ("POST", "/api/v1/offices/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
+    ("POST", "/api/v1/offices/{office}/services/{service}/allocation", P.MANAGE_SERVICES, {}),
+    ("POST", "/api/v1/offices/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
 ]
 # Public routes with {office} in them (the citizen side): not staff routes.
 PUBLIC = {
     "/api/v1/offices/{office}/services",
     "/api/v1/offices/{office}/availability",
+    # An office's draws: public, so that anyone can check them.
+    "/api/v1/offices/{office}/draws",
     # The waiting room's screen: references and counters, no personal data.
     "/office/{office}/display",
     "/office/{office}/display/events",
@@ -115,9 +119,7 @@ async def test_role_office_route_matrix(
     # does it, the next ones find it already off).
     targets = {}
     for office in OFFICES:
-        target = await add_account(
-            pool, f"leaving@{office}.example.org", Role.AGENT, [office]
-        )
+        target = await add_account(pool, f"leaving@{office}.example.org", Role.AGENT, [office])
         async with pool.acquire() as conn:
             targets[office] = await conn.fetchval(
                 "SELECT id FROM staff WHERE email = $1", target.email

@@ -31,6 +31,7 @@ async def test_create_worker_runs_what_worker_settings_define() -> None:
         "extend_slots",
         "anonymise_expired",
         "purge_expired",
+        "draw_tick",
     }
     assert set(worker.functions) == expected
     # What differs: the Redis of `settings`, no signal handlers, the context.

@@ -1,0 +1,554 @@
+"""Fair allocation, the use cases: a service's mode, request windows, a
+citizen's (or staff's) request, the draw at the close, offers and their
+confirmation, and the waiting list that takes every freed seat.
+
+An offer is a held booking (created_by 'draw') whose hold ends at the
+offer's expiry: it takes its seat through the same guarded statement as any
+booking, the worker's hold sweep frees it when it lapses, and its message is
+an outbox row like any other. The database refuses any other booking of a
+draw service (migration 0050), so a freed seat can only go to the list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from service import bookings, verification
+from service.domain import draw as rules
+from service.domain import errors
+from service.domain.booking import Status, hash_token, new_manage_token, new_reference
+from service.domain.calendar import local_date, local_day_bounds
+from service.domain.errors import N_
+from service.domain.messages import DRAW_OFFER, PlannedMessage
+from service.domain.models import Office, Service
+from service.domain.validation import RawDetails, validate_details
+from service.domain.verification import code_channel, contact_hash, email_key
+from service.notify import events
+from service.store import audit, outbox
+from service.store import bookings as booking_store
+from service.store import draws as store
+from service.store import offices as office_store
+from service.store import slots as slot_store
+from service.store.audit import Actor
+from service.store.draws import Window
+
+DRAW_CREATOR = "draw"
+RULE = "ranking = entry ids sorted by SHA-256(seed_bytes || entry_id_utf8) as hex, ascending"
+# An offer is not made for a slot starting sooner than this: the citizen
+# needs time to see the message and come.
+OFFER_LEAD = timedelta(hours=24)
+
+
+def window_closed() -> errors.Conflict:
+    return errors.Conflict("window_closed", N_("This request window is not open."))
+
+
+def already_requested() -> errors.Conflict:
+    return errors.Conflict(
+        "already_requested",
+        N_(
+            "There is already a request for this person, phone number or email address "
+            "in this window."
+        ),
+    )
+
+
+def contact_not_verified() -> errors.Conflict:
+    return errors.Conflict(
+        "contact_not_verified",
+        N_("Confirm your phone number or email address with a code before you send a request."),
+    )
+
+
+def window_not_found() -> errors.NotFound:
+    return errors.NotFound("draw_not_found", N_("This draw does not exist."))
+
+
+def offer_not_open() -> errors.Conflict:
+    return errors.Conflict("offer_not_open", N_("This offer is no longer open."))
+
+
+def _document_hash(document: str, secret_key: str) -> bytes:
+    return hmac.new(secret_key.encode(), f"document:{document}".encode(), hashlib.sha256).digest()
+
+
+# Modes and windows -------------------------------------------------------------------
+
+
+async def set_mode(
+    pool: asyncpg.Pool, office_id: str, service_id: str, raw: object, now: datetime
+) -> rules.Mode:
+    """Set a service's mode. Back to instant only once no window's period
+    is still ahead: its seats belong to the draw and its waiting list."""
+    mode = rules.parse_mode(raw)
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.mode_of(conn, office_id, service_id) is None:
+            raise errors.service_not_found()
+        if mode is rules.Mode.INSTANT and await store.overlapping(
+            conn, office_id, service_id, now, datetime.max.replace(tzinfo=now.tzinfo)
+        ):
+            raise errors.Conflict(
+                "draw_ahead",
+                N_("A window of this service still has days ahead; its seats stay with the draw."),
+            )
+        await store.set_mode(conn, office_id, service_id, mode)
+    return mode
+
+
+async def open_window(
+    pool: asyncpg.Pool,
+    office_id: str,
+    service_id: str,
+    plan: rules.WindowPlan,
+    *,
+    created_by: str,
+    now: datetime,
+) -> Window:
+    """Open a window (the service must be in draw mode); its seed is drawn
+    now and only the seed's hash is public until the draw."""
+    async with pool.acquire() as conn, conn.transaction():
+        office = await office_store.get_office(conn, office_id)
+        if office is None:
+            raise errors.office_not_found()
+        mode = await store.mode_of(conn, office_id, service_id)
+        if mode is None:
+            raise errors.service_not_found()
+        if mode is not rules.Mode.DRAW:
+            raise errors.Conflict(
+                "not_draw_mode", N_("Set this service to allocate by draw before opening a window.")
+            )
+        zone = ZoneInfo(office.timezone)
+        period_start, _ = local_day_bounds(plan.first_day, zone)
+        _, period_end = local_day_bounds(plan.last_day, zone)
+        rules.check_window(plan, now, period_start)
+        if await store.overlapping(conn, office_id, service_id, period_start, period_end):
+            raise errors.Conflict(
+                "window_overlaps", N_("Another window already covers some of these days.")
+            )
+        seed = rules.new_seed()
+        return await store.insert_window(
+            conn,
+            office_id=office_id,
+            service_id=service_id,
+            opens_at=max(plan.opens_at, now),
+            closes_at=plan.closes_at,
+            first_day=plan.first_day,
+            last_day=plan.last_day,
+            period_start=period_start,
+            period_end=period_end,
+            seed=seed,
+            seed_sha256=rules.seed_sha256(seed),
+            created_by=created_by,
+            now=now,
+        )
+
+
+# Requests ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    entry_id: str
+    window: Window
+
+
+async def request(
+    pool: asyncpg.Pool,
+    window_id: int,
+    details: RawDetails,
+    days: list[date],
+    parts: list[str],
+    *,
+    secret_key: str,
+    now: datetime,
+    actor: Actor = audit.CITIZEN,
+    verified_contact_days: int = 30,
+) -> Receipt:
+    """One request in an open window. A citizen's needs a contact proved by
+    a code; staff's (counter, phone) is typed for someone present. The time
+    of arrival is recorded for the trigger that refuses late entries, and
+    for nothing else."""
+    async with pool.acquire() as conn, conn.transaction():
+        window = await store.get_window(conn, window_id)
+        if window is None:
+            raise window_not_found()
+        office = await office_store.get_office(conn, window.office_id)
+        service = await office_store.get_service(conn, window.office_id, window.service_id)
+        assert office is not None and service is not None
+        citizen = validate_details(details, service, office.country, office.sms_countries)
+        wish = rules.check_wish(days, parts, window.first_day, window.last_day)
+        if actor.kind == "citizen":
+            phone_ok, email_ok = await verification.proved(
+                conn,
+                citizen.phone,
+                citizen.email,
+                secret_key=secret_key,
+                since=now - timedelta(days=verified_contact_days),
+            )
+            channel = code_channel(citizen.phone, citizen.email)
+            if not (phone_ok if channel == "sms" else email_ok):
+                raise contact_not_verified()
+        entry_id = rules.new_entry_id()
+        new = store.NewEntry(
+            id=entry_id,
+            window_id=window.id,
+            document_hash=_document_hash(citizen.document_number, secret_key)
+            if citizen.document_number
+            else None,
+            phone_hash=contact_hash("sms", citizen.phone, secret_key) if citizen.phone else None,
+            email_hash=contact_hash("email", citizen.email, secret_key) if citizen.email else None,
+            citizen_name=citizen.name,
+            phone=citizen.phone,
+            email=citizen.email,
+            language=citizen.language,
+            document_number=citizen.document_number,
+            days=sorted(wish.days),
+            parts=sorted(wish.parts),
+            created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
+        )
+        try:
+            async with conn.transaction():
+                await store.insert_entry(conn, new, now)
+        except asyncpg.UniqueViolationError as exc:
+            if store.constraint_of(exc) in store.ONE_PER_IDENTITY:
+                raise already_requested() from None
+            raise
+        except asyncpg.CheckViolationError as exc:
+            if store.constraint_of(exc) == store.WINDOW_CLOSED:
+                raise window_closed() from None
+            raise
+        return Receipt(entry_id, window)
+
+
+# The draw and the waiting list --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    drawn: int
+    offers: int
+    lapsed: int
+
+
+async def tick(pool: asyncpg.Pool, now: datetime, *, offer_hours: int, secret_key: str) -> Tick:
+    """The worker's cron: draw the windows that closed, end the offers that
+    lapsed, and offer every free seat of a drawn window to its waiting list
+    in drawn order. Idempotent: running it twice changes nothing more."""
+    drawn = offers = 0
+    async with pool.acquire() as conn:
+        for window_id in await store.due_windows(conn, now):
+            async with conn.transaction():
+                if await _draw(conn, window_id, now):
+                    drawn += 1
+        lapsed = await _end_lapsed_offers(conn, now)
+        for window_id in await store.drawn_windows(conn, now):
+            async with conn.transaction():
+                offers += await _offer_free_seats(conn, window_id, now, offer_hours, secret_key)
+    return Tick(drawn, offers, lapsed)
+
+
+async def _draw(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool:
+    window = await store.get_window(conn, window_id, lock=True)
+    if window is None or window.state == rules.WindowState.DRAWN or window.closes_at > now:
+        return False
+    ids = await store.entry_ids(conn, window.id)
+    if window.state == rules.WindowState.OPEN:
+        await store.close(conn, window.id, rules.entries_sha256(ids), now)
+    await store.set_positions(conn, window.id, rules.ranking(window.seed, ids), now)
+    return True
+
+
+async def _end_lapsed_offers(conn: asyncpg.Connection, now: datetime) -> int:
+    """Offers past their time: their held booking expires (its seat frees
+    for the next entry) and the entry's outcome says so; offers whose
+    booking was cancelled meanwhile count as declined."""
+    await bookings.release_expired_holds(conn, now)
+    ended = 0
+    for entry_id in await store.lapsed_offers(conn, now):
+        async with conn.transaction():
+            entry = await store.get_entry(conn, entry_id, lock=True)
+            if entry is None or entry.outcome != rules.Outcome.OFFERED or entry.booking_id is None:
+                continue
+            reference = await store.booking_reference(conn, entry.booking_id)
+            booking = await booking_store.by_reference(conn, reference) if reference else None
+            if booking is not None and booking.status == Status.HELD:
+                await bookings.end_hold(conn, booking, Status.EXPIRED, audit.SYSTEM, now)
+            outcome = rules.Outcome.EXPIRED
+            if booking is not None and booking.status == Status.CANCELLED:
+                outcome = rules.Outcome.DECLINED
+            elif booking is not None and booking.status == Status.CONFIRMED:
+                outcome = rules.Outcome.CONFIRMED
+            await store.set_outcome(conn, entry.id, rules.Outcome.OFFERED, outcome)
+            ended += 1
+    return ended
+
+
+async def _offer_free_seats(
+    conn: asyncpg.Connection, window_id: int, now: datetime, offer_hours: int, secret_key: str
+) -> int:
+    window = await store.get_window(conn, window_id, lock=True)
+    assert window is not None
+    office = await office_store.get_office(conn, window.office_id)
+    service = await office_store.get_service(conn, window.office_id, window.service_id)
+    assert office is not None and service is not None
+    zone = ZoneInfo(office.timezone)
+    seats = [
+        rules.Seat(
+            seat.slot_id,
+            seat.starts_at,
+            local_date(seat.starts_at, zone),
+            rules.part_of_day(seat.starts_at.astimezone(zone).time()),
+            seat.free,
+        )
+        for seat in await store.free_seats(conn, window, now + OFFER_LEAD)
+    ]
+    if not seats:
+        return 0
+    waiting = await store.waiting(conn, window.id)
+    if not waiting:
+        return 0
+    by_id = {entry.id: entry for entry in waiting}
+    allocation = rules.allocate(
+        [entry.id for entry in waiting], {e.id: e.wish for e in waiting}, seats
+    )
+    made = 0
+    for entry_id, slot_id in allocation.offers.items():
+        if await _offer(conn, window, by_id[entry_id], slot_id, now, offer_hours, secret_key):
+            made += 1
+    return made
+
+
+async def _offer(
+    conn: asyncpg.Connection,
+    window: Window,
+    entry: store.Entry,
+    slot_id: int,
+    now: datetime,
+    offer_hours: int,
+    secret_key: str,
+) -> bool:
+    """Hold a seat for `entry` and write its offer message. False (nothing
+    written) when the entry already holds an open offer elsewhere (one per
+    identity), has an active booking of the service, or the seat went."""
+    slot = await slot_store.get_slot(conn, slot_id)
+    assert slot is not None
+    expires_at = rules.offer_expires_at(now, offer_hours, slot.starts_at)
+    office = await office_store.get_office(conn, window.office_id)
+    assert office is not None
+    try:
+        async with conn.transaction():
+            taken = await slot_store.take_seat(
+                conn, slot_id, window.office_id, window.service_id, now, window.period_end
+            )
+            if taken is None:
+                return False
+            booking = await booking_store.insert(
+                conn,
+                booking_store.NewBooking(
+                    reference=new_reference(office.reference_prefix),
+                    office_id=window.office_id,
+                    service_id=window.service_id,
+                    slot_id=taken.id,
+                    starts_at=taken.starts_at,
+                    ends_at=taken.ends_at,
+                    status=Status.HELD,
+                    citizen_name=entry.citizen_name,
+                    phone=entry.phone,
+                    email=entry.email,
+                    language=entry.language,
+                    document_number=entry.document_number,
+                    # Never shown: the offer message carries a token of its own.
+                    manage_token_hash=hash_token(new_manage_token(), secret_key),
+                    created_by=DRAW_CREATOR,
+                    email_key=email_key(entry.email) if entry.email else None,
+                    hold_expires_at=expires_at,
+                ),
+                now,
+            )
+            if booking is None:
+                return False
+            await store.set_offer(conn, entry.id, booking.id, expires_at)
+            await audit.record(conn, booking.id, audit.SYSTEM, "offer", None, Status.HELD)
+            await outbox.add_planned(
+                conn,
+                booking.id,
+                language=entry.language,
+                planned=_offer_messages(entry, expires_at, taken.starts_at, now),
+                now=now,
+            )
+    except asyncpg.UniqueViolationError:
+        # An open offer for this identity elsewhere, or an active booking of
+        # this service for its document: the entry waits for a later seat.
+        return False
+    return True
+
+
+def _offer_messages(
+    entry: store.Entry, expires_at: datetime, starts_at: datetime, now: datetime
+) -> list[PlannedMessage]:
+    """The offer goes to every contact the entry gave (both were typed for
+    this request; a citizen's was proved). Its expiry rides in `reason`,
+    which the renderer shows in the office's zone."""
+    planned: list[PlannedMessage] = []
+    if entry.phone:
+        planned.append(
+            PlannedMessage(
+                DRAW_OFFER, "sms", entry.phone, now, starts_at, None, expires_at.isoformat()
+            )
+        )
+    if entry.email:
+        planned.append(
+            PlannedMessage(
+                DRAW_OFFER, "email", entry.email, now, starts_at, None, expires_at.isoformat()
+            )
+        )
+    return planned
+
+
+# Answering an offer -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    entry_id: str
+    reference: str
+    starts_at: datetime
+    expires_at: datetime
+    outcome: str
+    language: str
+    office: Office
+    service: Service
+
+
+async def is_offer(pool: asyncpg.Pool, booking_id: int) -> bool:
+    """Whether a booking is a draw's offer (its page is the offer's page)."""
+    async with pool.acquire() as conn:
+        return await store.entry_of_booking(conn, booking_id) is not None
+
+
+async def _offer_of(conn: asyncpg.Connection, reference: str) -> tuple[store.Entry, Offer]:
+    booking = await booking_store.by_reference(conn, reference)
+    if booking is None:
+        raise errors.booking_not_found()
+    entry = await store.entry_for_booking(conn, booking.id)
+    if entry is None or entry.offer_expires_at is None:
+        raise errors.booking_not_found()
+    office = await office_store.get_office(conn, booking.office_id)
+    service = await office_store.get_service(conn, booking.office_id, booking.service_id)
+    assert office is not None and service is not None
+    return entry, Offer(
+        entry.id,
+        booking.reference,
+        booking.starts_at,
+        entry.offer_expires_at,
+        entry.outcome,
+        booking.language,
+        office,
+        service,
+    )
+
+
+async def view_offer(
+    pool: asyncpg.Pool, reference: str, token: str | None, secret_key: str
+) -> Offer:
+    async with pool.acquire() as conn, conn.transaction():
+        await bookings.authorise(conn, reference, token, secret_key)
+        return (await _offer_of(conn, reference))[1]
+
+
+async def answer_offer(
+    pool: asyncpg.Pool,
+    reference: str,
+    token: str | None,
+    accept: bool,
+    *,
+    secret_key: str,
+    now: datetime,
+) -> Offer:
+    """Accept (the held booking is confirmed, with its confirmation
+    message) or decline (the seat frees for the next entry) an open offer."""
+    async with pool.acquire() as conn, conn.transaction():
+        await bookings.authorise(conn, reference, token, secret_key)
+        entry, offer = await _offer_of(conn, reference)
+        booking = await booking_store.by_reference(conn, reference)
+        assert booking is not None
+        if (
+            entry.outcome != rules.Outcome.OFFERED
+            or booking.status != Status.HELD
+            or not rules.offer_still_open(offer.expires_at, now)
+        ):
+            raise offer_not_open()
+        if accept:
+            await booking_store.confirm_hold(
+                conn, booking.id, "sms" if booking.phone else "email", now
+            )
+            await audit.record(
+                conn, booking.id, audit.CITIZEN, "accept_offer", Status.HELD, Status.CONFIRMED
+            )
+            await events.record_booking_event(conn, booking.id, "confirmed", now=now)
+            outcome = rules.Outcome.CONFIRMED
+        else:
+            await bookings.end_hold(conn, booking, Status.CANCELLED, audit.CITIZEN, now)
+            outcome = rules.Outcome.DECLINED
+        await store.set_outcome(conn, entry.id, rules.Outcome.OFFERED, outcome)
+        return (await _offer_of(conn, reference))[1]
+
+
+# The public record -----------------------------------------------------------------------
+
+
+async def published(pool: asyncpg.Pool, window_id: int) -> dict[str, object]:
+    """What anyone may read about a draw: no name, no contact, no document.
+    Entry ids appear at the close, the seed and the ranking after the draw."""
+    async with pool.acquire() as conn:
+        window = await store.get_window(conn, window_id)
+        if window is None:
+            raise window_not_found()
+        doc: dict[str, object] = {
+            "id": window.id,
+            "office": window.office_id,
+            "service": window.service_id,
+            "state": window.state,
+            "opens_at": window.opens_at.isoformat(),
+            "closes_at": window.closes_at.isoformat(),
+            "first_day": window.first_day.isoformat(),
+            "last_day": window.last_day.isoformat(),
+            "seed_sha256": window.seed_sha256,
+            "rule": RULE,
+        }
+        if window.state == rules.WindowState.OPEN:
+            return doc
+        entries = await store.entries(conn, window.id)
+        doc["entries"] = sorted(entry.id for entry in entries)
+        doc["entries_sha256"] = window.entries_sha256
+        if window.state == rules.WindowState.DRAWN:
+            doc["seed"] = window.seed.hex()
+            doc["ranking"] = [
+                {"entry": entry.id, "outcome": entry.outcome}
+                for entry in sorted(entries, key=lambda e: (e.position is None, e.position or 0))
+            ]
+        return doc
+
+
+async def office_draws(pool: asyncpg.Pool, office_id: str) -> list[dict[str, object]]:
+    async with pool.acquire() as conn:
+        if await office_store.get_office(conn, office_id) is None:
+            raise errors.office_not_found()
+        return [
+            {
+                "id": w.id,
+                "service": w.service_id,
+                "opens_at": w.opens_at.isoformat(),
+                "closes_at": w.closes_at.isoformat(),
+                "first_day": w.first_day.isoformat(),
+                "last_day": w.last_day.isoformat(),
+                "state": w.state,
+            }
+            for w in await store.windows_of(conn, office_id)
+        ]

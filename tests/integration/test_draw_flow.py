@@ -1,0 +1,255 @@
+"""Fair allocation on the real database: a window, requests, the draw at the
+close, offers as held bookings with their outbox rows, expiry passing the
+seat on, the waiting list taking freed seats, and the published record."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from service import bookings, draw, verification
+from service.config import Settings
+from service.domain import draw as rules
+from service.domain.booking import hash_token
+from service.domain.errors import Conflict, Refusal, ValidationFailed
+from service.domain.validation import RawDetails
+from service.store import bookings as booking_store
+from service.store.audit import Actor
+from tests.clock import FakeClock
+
+OFFICE, SERVICE = "consulate-paris", "legalization"
+# Demo slots exist for the next 60 days; the period is a week of them.
+FIRST, LAST = date(2027, 2, 15), date(2027, 2, 19)
+STAFF = Actor("staff", "manager")
+
+
+def plan(clock: FakeClock) -> rules.WindowPlan:
+    return rules.WindowPlan(clock(), clock() + timedelta(days=7), FIRST, LAST)
+
+
+async def draw_service(pool: asyncpg.Pool, clock: FakeClock, *, capacity: int | None = None) -> int:
+    await draw.set_mode(pool, OFFICE, SERVICE, "draw", clock())
+    if capacity is not None:
+        # A scarce period: `capacity` seats in all, on its first morning slots.
+        async with pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE slots SET capacity = 0
+                   WHERE office_id = $1 AND service_id = $2 AND starts_at >= $3""",
+                OFFICE, SERVICE, datetime(2027, 2, 14, tzinfo=clock().tzinfo),
+            )  # fmt: skip
+            await conn.execute(
+                """UPDATE slots SET capacity = 1 WHERE id IN (
+                       SELECT id FROM slots WHERE office_id = $1 AND service_id = $2
+                         AND starts_at >= $3 ORDER BY starts_at LIMIT $4)""",
+                OFFICE, SERVICE, datetime(2027, 2, 15, tzinfo=clock().tzinfo), capacity,
+            )  # fmt: skip
+    window = await draw.open_window(
+        pool, OFFICE, SERVICE, plan(clock), created_by="manager", now=clock()
+    )
+    return window.id
+
+
+def person(n: int, language: str = "fr") -> RawDetails:
+    # Names are letters only: "Citoyen Ba", "Citoyen Ca", ...
+    letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[n % 26] + "abcdefghij"[n // 26 % 10]
+    return RawDetails(name=f"Citoyen {letter}", email=f"person{n}@example.org", language=language)
+
+
+async def ask(pool: asyncpg.Pool, settings: Settings, clock: FakeClock, window_id: int, n: int,
+              actor: Actor = STAFF) -> str:  # fmt: skip
+    receipt = await draw.request(
+        pool, window_id, person(n), [FIRST, LAST], ["morning", "afternoon"],
+        secret_key=settings.secret_key, now=clock(), actor=actor,
+    )  # fmt: skip
+    return receipt.entry_id
+
+
+async def tick(pool: asyncpg.Pool, settings: Settings, clock: FakeClock) -> draw.Tick:
+    return await draw.tick(pool, clock(), offer_hours=48, secret_key=settings.secret_key)
+
+
+async def test_a_window_publishes_its_seed_hash_then_entries_then_seed_and_ranking(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock, capacity=3)
+    opened = await draw.published(pool, window_id)
+    assert opened["state"] == "open" and "entries" not in opened and "seed" not in opened
+    ids = [await ask(pool, settings, clock, window_id, n) for n in range(8)]
+    assert all(rules.is_entry_id(i) for i in ids)
+    assert (await tick(pool, settings, clock)).drawn == 0  # not closed yet
+    clock.advance(timedelta(days=7))
+    done = await tick(pool, settings, clock)
+    assert done.drawn == 1 and done.offers == 3
+    doc = await draw.published(pool, window_id)
+    seed = bytes.fromhex(str(doc["seed"]))
+    # The rule, recomputed here from what was published.
+    assert hashlib.sha256(seed).hexdigest() == opened["seed_sha256"] == doc["seed_sha256"]
+    assert doc["entries"] == sorted(ids)
+    assert doc["entries_sha256"] == hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    ranked = sorted(ids, key=lambda i: hashlib.sha256(seed + i.encode()).hexdigest())
+    ranking = doc["ranking"]
+    assert isinstance(ranking, list)
+    assert [r["entry"] for r in ranking] == ranked
+    assert [r["outcome"] for r in ranking] == ["offered"] * 3 + ["waiting"] * 5
+    assert rules.verify(doc) == []
+    # No personal data in the record.
+    assert "Citoyen" not in repr(doc) and "example.org" not in repr(doc)
+    # Entries cannot be added after the close, whoever asks.
+    with pytest.raises(Conflict) as refused:
+        await ask(pool, settings, clock, window_id, 99)
+    assert refused.value.code == "window_closed"
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                """INSERT INTO draw_entries (id, window_id, citizen_name, email, language, days,
+                                             parts, created_by, created_at)
+                   VALUES ($1, $2, 'X', 'x@example.org', 'fr', '{2027-02-15}', '{morning}',
+                           'citizen', $3)""",
+                rules.new_entry_id(), window_id, clock() - timedelta(days=1),
+            )  # fmt: skip
+    # Running the cron again changes nothing.
+    again = await tick(pool, settings, clock)
+    assert (again.drawn, again.offers) == (0, 0)
+    assert await draw.published(pool, window_id) == doc
+
+
+async def test_one_request_per_person_and_a_proved_contact_for_citizens(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock)
+    await ask(pool, settings, clock, window_id, 1)
+    with pytest.raises(Conflict) as refused:
+        await ask(pool, settings, clock, window_id, 1)
+    assert refused.value.code == "already_requested"
+    # The same address written otherwise is the same mailbox.
+    with pytest.raises(Conflict):
+        await draw.request(
+            pool, window_id, RawDetails(name="Autre", email="Person1+x@Example.org", language="fr"),
+            [FIRST], ["morning"], secret_key=settings.secret_key, now=clock(), actor=STAFF,
+        )  # fmt: skip
+    # A citizen's request needs a contact proved by a code.
+    with pytest.raises(Conflict) as refused:
+        await ask(pool, settings, clock, window_id, 2, actor=Actor("citizen"))
+    assert refused.value.code == "contact_not_verified"
+    async with pool.acquire() as conn:
+        await verification.remember(
+            conn, "email", "person2@example.org", settings.secret_key, clock()
+        )
+    assert rules.is_entry_id(await ask(pool, settings, clock, window_id, 2, actor=Actor("citizen")))
+    with pytest.raises(ValidationFailed):
+        await draw.request(
+            pool, window_id, person(3), [date(2027, 3, 1)], ["morning"],
+            secret_key=settings.secret_key, now=clock(), actor=STAFF,
+        )  # fmt: skip
+
+
+async def test_a_draw_service_is_not_bookable_directly(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    await draw.set_mode(pool, OFFICE, SERVICE, "draw", clock())
+    async with pool.acquire() as conn:
+        slot_id = await conn.fetchval(
+            """SELECT id FROM slots WHERE office_id = $1 AND service_id = $2
+               AND starts_at > $3::timestamptz + interval '1 day' AND taken < capacity
+               ORDER BY starts_at LIMIT 1""",
+            OFFICE, SERVICE, clock(),
+        )  # fmt: skip
+    with pytest.raises((asyncpg.CheckViolationError, Refusal)):
+        await bookings.book(
+            pool, slot_id=slot_id, service_id=SERVICE, details=person(5),
+            secret_key=settings.secret_key, now=clock(), actor=STAFF,
+        )  # fmt: skip
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", slot_id) == 0
+
+
+async def offer_token(pool: asyncpg.Pool, settings: Settings, reference: str) -> str:
+    """The token an offer message would carry (the worker issues one per message)."""
+    token = secrets.token_urlsafe(32)
+    async with pool.acquire() as conn:
+        booking_id, outbox_id = await conn.fetchrow(
+            """SELECT b.id, o.id FROM bookings b JOIN outbox o ON o.booking_id = b.id
+               WHERE b.reference = $1 AND o.kind = 'draw_offer' LIMIT 1""",
+            reference,
+        )
+        await booking_store.add_manage_token(
+            conn, booking_id, hash_token(token, settings.secret_key), outbox_id
+        )
+    return token
+
+
+async def offers(pool: asyncpg.Pool, window_id: int) -> dict[str, str]:
+    """Entry id -> booking reference of the open offers."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT e.id, b.reference FROM draw_entries e JOIN bookings b ON b.id = e.booking_id
+               WHERE e.window_id = $1 AND e.outcome = 'offered'""",
+            window_id,
+        )
+    return {r["id"]: r["reference"] for r in rows}
+
+
+async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock, capacity=2)
+    for n in range(6):
+        await ask(pool, settings, clock, window_id, n)
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    doc = await draw.published(pool, window_id)
+    order = [r["entry"] for r in doc["ranking"]]  # type: ignore[union-attr]
+    first = await offers(pool, window_id)
+    assert set(first) == set(order[:2])
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kind, channel, reason, language FROM outbox WHERE kind = 'draw_offer'"
+        )
+    assert len(rows) == 2 and {r["channel"] for r in rows} == {"email"}
+    assert {r["language"] for r in rows} == {"fr"}
+    # The first accepts; the second declines: the third in order is offered.
+    ref0, ref1 = first[order[0]], first[order[1]]
+    accepted = await draw.answer_offer(
+        pool, ref0, await offer_token(pool, settings, ref0), True,
+        secret_key=settings.secret_key, now=clock(),
+    )  # fmt: skip
+    assert accepted.outcome == "confirmed"
+    with pytest.raises(Conflict):
+        await draw.answer_offer(
+            pool, ref0, await offer_token(pool, settings, ref0), False,
+            secret_key=settings.secret_key, now=clock(),
+        )  # fmt: skip
+    await draw.answer_offer(
+        pool, ref1, await offer_token(pool, settings, ref1), False,
+        secret_key=settings.secret_key, now=clock(),
+    )  # fmt: skip
+    await tick(pool, settings, clock)
+    assert set(await offers(pool, window_id)) == {order[2]}
+    # Nobody answers within 48 hours: the offer passes on to the fourth.
+    clock.advance(timedelta(hours=48))
+    await tick(pool, settings, clock)
+    assert set(await offers(pool, window_id)) == {order[3]}
+    # The confirmed booking is cancelled: its seat goes to the fifth, not back on sale.
+    await bookings.cancel(
+        pool, ref0, await offer_token(pool, settings, ref0), settings.secret_key, clock()
+    )
+    await tick(pool, settings, clock)
+    assert set(await offers(pool, window_id)) == {order[3], order[4]}
+    doc = await draw.published(pool, window_id)
+    outcomes = {r["entry"]: r["outcome"] for r in doc["ranking"]}  # type: ignore[union-attr]
+    assert [outcomes[e] for e in order] == [
+        "confirmed",
+        "declined",
+        "expired",
+        "offered",
+        "offered",
+        "waiting",
+    ]
+    assert rules.verify(doc) == []
+    # A slot never holds more than its capacity.
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM slots WHERE taken > capacity") == 0

@@ -1,0 +1,68 @@
+"""The offer message of a draw: in each language, within the SMS budget,
+with its expiry in the office's zone and the link to the offer's page, and
+no calendar invitation (nothing is booked until the citizen accepts)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.domain.messages import DRAW_OFFER, skip_reason
+from service.domain.sms import is_gsm7
+from service.notify.render import Renderer
+from tests.unit.test_messages_render import BASE_URL, LANGS, SMS_BUDGET, WORST_DATES, worst_case
+
+# 2027-02-10 14:00 UTC is 09:00 in Montreal (America/Toronto, UTC-5).
+EXPIRES = datetime(2027, 2, 10, 14, 0, tzinfo=UTC)
+
+
+def offer(lang: str, when: datetime) -> object:
+    return replace(worst_case(DRAW_OFFER, lang, when), reason=EXPIRES.isoformat())
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_offer_sms_fits_its_budget_and_carries_link_and_expiry(
+    renderer: Renderer, lang: str
+) -> None:
+    for when in WORST_DATES:
+        data = offer(lang, when)
+        sms = renderer.sms(data)  # type: ignore[arg-type]
+        assert sms.count.segments <= SMS_BUDGET[lang], (lang, sms.count, sms.body)
+        assert f"{BASE_URL}/d/MTL-7KQ9X3/" in sms.body
+        # The expiry, in the office's zone: 09:00 in Montreal.
+        assert "09:00" in sms.body or "09h00" in sms.body or "9:00" in sms.body
+        if lang != "ar":
+            assert is_gsm7(sms.body)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_offer_email_links_to_the_offer_without_an_invitation(
+    renderer: Renderer, lang: str
+) -> None:
+    data = offer(lang, WORST_DATES[1])
+    email = renderer.email(
+        data,  # type: ignore[arg-type]
+        sender="consulat@example.org",
+        to="a@example.org",
+        reply_to=None,
+    )
+    assert f"{BASE_URL}/d/MTL-7KQ9X3/" in email.text
+    assert "/b/MTL-7KQ9X3/" not in email.text
+    assert not [p for p in email.message.iter_attachments()]
+    assert EXPIRES.isoformat() not in email.text
+
+
+def test_an_offer_goes_only_while_its_seat_is_held() -> None:
+    now = datetime(2027, 2, 1, 10, tzinfo=UTC)
+    start = now + timedelta(days=10)
+    args = {"booking_starts_at": start, "appointment_at": start, "now": now}
+    assert skip_reason(DRAW_OFFER, booking_status="held", **args) is None
+    assert skip_reason(DRAW_OFFER, booking_status="expired", **args) is not None
+    assert skip_reason(DRAW_OFFER, booking_status="confirmed", **args) is not None
