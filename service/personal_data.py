@@ -79,10 +79,12 @@ async def anonymise_expired(pool: asyncpg.Pool, now: datetime, retention_days: i
     """The daily run: anonymise every booking whose appointment is more than
     `retention_days` old, and forget contacts proved before then (whatever
     VERIFIED_CONTACT_DAYS says, nothing personal outlives the retention
-    period). Returns how many bookings were anonymised."""
+    period), and anonymise draw requests of periods as old. Returns how
+    many bookings were anonymised."""
     cutoff = retention_cutoff(now, retention_days)
     async with pool.acquire() as conn:
         await verification_store.forget_before(conn, cutoff)
+        await store.anonymise_draw_entries(conn, cutoff, now)
     done = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():

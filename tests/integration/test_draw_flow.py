@@ -11,11 +11,12 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import pytest
 
-from service import bookings, draw, verification
+from service import bookings, draw, personal_data, verification
 from service.config import Settings
 from service.domain import draw as rules
 from service.domain.booking import hash_token
 from service.domain.errors import Conflict, Refusal, ValidationFailed
+from service.domain.retention import ANONYMISED_NAME
 from service.domain.validation import RawDetails
 from service.store import bookings as booking_store
 from service.store.audit import Actor
@@ -253,3 +254,36 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
     # A slot never holds more than its capacity.
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM slots WHERE taken > capacity") == 0
+
+
+async def test_requests_are_anonymised_after_the_retention_period_and_the_record_still_replays(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock, capacity=2)
+    for n in range(5):
+        await ask(pool, settings, clock, window_id, n)
+    clock.advance(timedelta(days=7))
+    assert (await tick(pool, settings, clock)).offers == 2
+    doc = await draw.published(pool, window_id)
+    period_end = await pool.fetchval("SELECT period_end FROM draw_windows WHERE id = $1", window_id)
+
+    async def named(outcome: str) -> list[bool]:
+        """For each entry with this outcome: does it still hold personal data?"""
+        rows = await pool.fetch(
+            """SELECT citizen_name <> $3 OR email IS NOT NULL OR email_hash IS NOT NULL AS personal
+               FROM draw_entries WHERE window_id = $1 AND outcome = $2""",
+            window_id, outcome, ANONYMISED_NAME,
+        )  # fmt: skip
+        return [r["personal"] for r in rows]
+
+    clock.set(period_end + timedelta(days=90) - timedelta(hours=1))
+    await personal_data.anonymise_expired(pool, clock(), 90)
+    assert await named("waiting") == [True] * 3, "not yet"
+
+    clock.set(period_end + timedelta(days=90, hours=1))
+    await personal_data.anonymise_expired(pool, clock(), 90)
+    assert await named("waiting") == [False] * 3
+    # An open offer waits for its booking, anonymised with it.
+    assert await named("offered") == [True] * 2
+    assert await draw.published(pool, window_id) == doc
+    assert rules.verify(doc) == []
