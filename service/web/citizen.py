@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
@@ -314,22 +314,45 @@ async def _office_service(request: web.Request, conn: asyncpg.Connection) -> tup
 @routes.get("/", name="citizen_start")
 async def start(request: web.Request) -> web.Response:
     language = request_language(request)
-    offices = await read_cache(request).offices()
-    by_country: dict[str, list[Office]] = {}
-    prefectures: list[Office] = []
-    for office in offices:
-        if office.kind == "consulate":
-            by_country.setdefault(office.country, []).append(office)
-        else:
-            prefectures.append(office)
-    countries = sorted(
-        ((i18n.country_name(code, language), group) for code, group in by_country.items()),
-        key=lambda item: i18n.collation_key(item[0]),
-    )
-    prefectures.sort(key=lambda o: i18n.collation_key(o.name[language]))
-    return render(
-        request, "citizen/start.html", {"countries": countries, "prefectures": prefectures}
-    )
+
+    async def page() -> web.Response:
+        offices = await read_cache(request).offices()
+        by_country: dict[str, list[Office]] = {}
+        prefectures: list[Office] = []
+        for office in offices:
+            if office.kind == "consulate":
+                by_country.setdefault(office.country, []).append(office)
+            else:
+                prefectures.append(office)
+        countries = sorted(
+            ((i18n.country_name(code, language), group) for code, group in by_country.items()),
+            key=lambda item: i18n.collation_key(item[0]),
+        )
+        prefectures.sort(key=lambda o: i18n.collation_key(o.name[language]))
+        return render(
+            request, "citizen/start.html", {"countries": countries, "prefectures": prefectures}
+        )
+
+    return await kept_page(request, language, None, page)
+
+
+async def kept_page(
+    request: web.Request,
+    language: str,
+    office_id: str | None,
+    page: Callable[[], Awaitable[web.Response]],
+) -> web.Response:
+    """A public page, the same for every reader of its address in a language,
+    from the read cache's rendered pages (service.web.readcache)."""
+
+    async def rendered() -> bytes:
+        body = (await page()).body
+        assert isinstance(body, bytes)
+        return body
+
+    key = (request.path_qs, language)
+    body = await read_cache(request).page(key, office_id, rendered)
+    return web.Response(body=body, content_type="text/html", charset="utf-8")
 
 
 @routes.get("/offices/{office}")
@@ -375,22 +398,31 @@ async def office_short_link(request: web.Request) -> web.Response:
 async def slots_page(request: web.Request) -> web.Response:
     await limits.check(request, "availability")
     language = request_language(request)
-    office, service = await _read_office_service(request)
-    week = await load_week(
-        read_cache(request), office, service, _now(request), week_to_load(request.query), language
-    )
-    url = f"/offices/{office.id}/{service.id}"
-    return render(
-        request,
-        "citizen/slots.html",
-        {
-            "office": office,
-            "service": service,
-            "chooser": shape_chooser(week, office, request.query, url),
-            "time_url": f"{url}/book?slot=",
-            "zone": i18n.zone_label(office.country, office.city[language], language),
-        },
-    )
+
+    async def page() -> web.Response:
+        office, service = await _read_office_service(request)
+        week = await load_week(
+            read_cache(request),
+            office,
+            service,
+            _now(request),
+            week_to_load(request.query),
+            language,
+        )
+        url = f"/offices/{office.id}/{service.id}"
+        return render(
+            request,
+            "citizen/slots.html",
+            {
+                "office": office,
+                "service": service,
+                "chooser": shape_chooser(week, office, request.query, url),
+                "time_url": f"{url}/book?slot=",
+                "zone": i18n.zone_label(office.country, office.city[language], language),
+            },
+        )
+
+    return await kept_page(request, language, request.match_info["office"], page)
 
 
 # --------------------------------------------------------------------------- book
@@ -903,9 +935,7 @@ async def code_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":
             # The field says it, and its hint how many tries are left.
-            return await _code_page(
-                request, ctx, language, field_errors=refusal.fields, status=422
-            )
+            return await _code_page(request, ctx, language, field_errors=refusal.fields, status=422)
         if refusal.code in ("hold_expired", "code_attempts_exhausted"):
             ended = await _booking(request)
             return _expired_page(

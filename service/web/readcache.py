@@ -20,6 +20,11 @@ free but gone is refused with its 409 and fresh alternatives.
 A read that raced a change cannot store what it read: each office has a
 version bumped by every notification for it, and a read stores its result
 only if the version it started with is still current.
+
+The public pages built from these reads (the office list, a service's week)
+are kept as rendered bytes too, by address and language, under the same
+bound: a page is served again only while the versions it was rendered under
+are current, so a notification drops it with the entries it came from.
 """
 
 from __future__ import annotations
@@ -113,6 +118,18 @@ class _Kept(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class _Page:
+    at: datetime
+    versions: tuple[int, int]  # (catalog, office) when it was rendered
+    body: bytes
+
+
+# Pages kept per process, at most: their keys come from the address, which
+# anyone can vary; past this many, all are dropped at the next store.
+MAX_PAGES = 4096
+
+
+@dataclass(frozen=True, slots=True)
 class _Catalog:
     offices: tuple[Office, ...]
     by_id: dict[str, Office]
@@ -135,6 +152,7 @@ class ReadCache:
         self._days: dict[str, dict[tuple[str, date], _Kept[SlotDay]]] = {}
         self._versions: dict[str, int] = {}
         self._catalog_version = 0
+        self._pages: dict[tuple[str, ...], _Page] = {}
         self._task: asyncio.Task[None] | None = None
         # Reads under way, by what they read: when an entry runs out under a
         # rush, the readers that find it gone wait for one read instead of
@@ -279,6 +297,26 @@ class ReadCache:
                 kept[(service_id, day)] = _Kept(now, slot_day)
         return read
 
+    def _page_versions(self, office_id: str | None) -> tuple[int, int]:
+        return self._catalog_version, self._versions.get(office_id, 0) if office_id else 0
+
+    async def page(
+        self, key: tuple[str, ...], office_id: str | None, render: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """The page `key` (its address and language) rendered from reads of
+        the catalog and, with `office_id`, of that office's slots: the kept
+        bytes while fresh and no notification came since, else `render()`."""
+        versions = self._page_versions(office_id)
+        kept = self._pages.get(key)
+        if kept is not None and kept.versions == versions and self._fresh(kept.at):
+            return kept.body
+        body = await render()
+        if self.listening and versions == self._page_versions(office_id):
+            if len(self._pages) >= MAX_PAGES:
+                self._pages.clear()
+            self._pages[key] = _Page(self._clock(), versions, body)
+        return body
+
     # ------------------------------------------------------------ forgetting
 
     def forget_all(self) -> None:
@@ -286,6 +324,7 @@ class ReadCache:
         self._catalog = None
         self._closures.clear()
         self._days.clear()
+        self._pages.clear()
         self._catalog_version += 1
         for office_id in self._versions:
             self._versions[office_id] += 1

@@ -165,3 +165,53 @@ async def test_a_seat_shown_free_but_gone_gets_the_409_with_alternatives(
     assert alternatives
     assert slot["id"] not in alternatives
     assert await snapshot(pool) == before
+
+
+async def week_page(client: Client, day: str) -> str:
+    resp = await client.get(f"/offices/{OFFICE}/{SERVICE}", params={"day": day, "lang": "fr"})
+    assert resp.status == 200
+    return await resp.text()
+
+
+async def test_the_week_page_is_kept_rendered_within_the_bound_and_dropped_on_a_change(
+    cached: tuple[Client, ReadCache], pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    client, cache = cached
+    slot = await free_slot(pool, OFFICE, SERVICE, clock() + timedelta(days=3))
+    day = paris_day(slot)
+    other = await pool.fetchrow(
+        """SELECT id, starts_at FROM slots WHERE office_id = $1 AND service_id = $2 AND id <> $3
+             AND starts_at BETWEEN $4 AND $4 + interval '6 hours' AND taken < capacity
+           ORDER BY starts_at LIMIT 1""",
+        OFFICE, SERVICE, slot["id"], slot["starts_at"],
+    )  # fmt: skip
+    assert other is not None and paris_day(other) == day
+    first = await week_page(client, day)
+    assert f"book?slot={slot['id']}" in first
+    await fill_silently(pool, slot["id"])
+    # The same bytes while the clock stays within the bound and nothing is announced.
+    assert await week_page(client, day) == first
+    # A booking of another seat that day is announced: the page is rendered
+    # again from a fresh read, which no longer offers the silently filled slot.
+    seen = cache.notifications
+    status, body = await book(client, booking_body(other["id"]))
+    assert status == 201, body
+    await heard(cache, seen)
+    assert f"book?slot={slot['id']}" not in await week_page(client, day)
+
+
+async def test_a_kept_page_ages_out_after_the_bound(
+    cached: tuple[Client, ReadCache], pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    client, _ = cached
+    slot = await free_slot(pool, OFFICE, SERVICE, clock() + timedelta(days=3))
+    day = paris_day(slot)
+    assert f"book?slot={slot['id']}" in await week_page(client, day)
+    await fill_silently(pool, slot["id"])
+    clock.advance(MAX_AGE)
+    assert f"book?slot={slot['id']}" in await week_page(client, day)
+    clock.advance(timedelta(milliseconds=1))
+    assert f"book?slot={slot['id']}" not in await week_page(client, day)
+    # Each language has its own page.
+    resp = await client.get(f"/offices/{OFFICE}/{SERVICE}", params={"day": day, "lang": "ar"})
+    assert resp.headers["Content-Language"] == "ar" and 'lang="ar"' in await resp.text()
