@@ -4,6 +4,7 @@ with them when they do.  Pure: no I/O, every instant is an aware datetime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -128,28 +129,33 @@ class PlannedMessage:
     reason: str | None = None
 
 
-def _instant(day: date, wall: time, zone: ZoneInfo, *, later: bool) -> datetime:
+# min or max: which of a boundary's two candidate instants counts.
+Pick = Callable[[float, float], float]
+
+
+def _instant(day: date, wall: time, zone: ZoneInfo, *, pick: Pick) -> datetime:
     """The UTC instant of `wall` on `day` in `zone`, for a boundary of quiet hours.
 
     A wall time the clocks show twice (the hour repeated when they fall back)
     or never (the hour skipped when they spring forward) has two candidates;
-    `later` picks the later one (for an end: the last time the clocks show it,
-    or the instant after the gap), otherwise the earlier one (for a start).
-    Either way the night's window covers every instant whose wall time is
-    quiet, whichever pass of a repeated hour it is in.
+    `pick` is `max` for an end (the last time the clocks show it, or the
+    instant after the gap) and `min` for a start. Either way the night's
+    window covers every instant whose wall time is quiet, whichever pass of a
+    repeated hour it is in. Compared as timestamps: two datetimes of one zone
+    compare by wall time, whatever their fold.
     """
     naive = datetime.combine(day, wall)
-    a = naive.replace(tzinfo=zone).astimezone(UTC)
-    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    return max(a, b) if later else min(a, b)
+    first, second = (naive.replace(tzinfo=zone, fold=fold).timestamp() for fold in (0, 1))
+    return datetime.fromtimestamp(pick(first, second), UTC)
 
 
 def _night(day: date, quiet: QuietHours, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The window of quiet hours that starts on local `day`."""
-    end_day = day if quiet.start < quiet.end else day + timedelta(days=1)
+    """The window of quiet hours that starts on local `day` (start != end)."""
+    # `<` and `<=` agree here: quiet_window() never asks when start == end.
+    end_day = day if quiet.start < quiet.end else day + timedelta(days=1)  # pragma: no mutate
     return (
-        _instant(day, quiet.start, zone, later=False),
-        _instant(end_day, quiet.end, zone, later=True),
+        _instant(day, quiet.start, zone, pick=min),
+        _instant(end_day, quiet.end, zone, pick=max),
     )
 
 
@@ -172,11 +178,13 @@ def quiet_window(
             # When the clocks skip all of a day's waking hours (quiet 03:00 to
             # 02:00 on a spring-forward night), one window runs into the next.
             before = night - timedelta(days=1)
+            # Stepping two days would do too: no zone changes its clocks on
+            # two nights in a row, so the skipped night has no neighbour to join.
             while (earlier := _night(before, quiet, zone))[1] >= start:
-                start, before = earlier[0], before - timedelta(days=1)
+                start, before = earlier[0], before - timedelta(days=1)  # pragma: no mutate
             after = night + timedelta(days=1)
             while (following := _night(after, quiet, zone))[0] <= end:
-                end, after = following[1], after + timedelta(days=1)
+                end, after = following[1], after + timedelta(days=1)  # pragma: no mutate
             return start, end
     return None
 

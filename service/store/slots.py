@@ -61,7 +61,7 @@ def oversell_refused(exc: BaseException) -> bool:
     """Whether `exc` is the database refusing a seat past capacity."""
     return (
         isinstance(exc, asyncpg.CheckViolationError)
-        and getattr(exc, "constraint_name", None) == OVERSELL
+        and exc.constraint_name == OVERSELL
     )
 
 
