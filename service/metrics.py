@@ -29,6 +29,9 @@ from service.domain.errors import Refusal
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# A method outside these is counted as "other": the label comes from the
+# request line, which anyone can fill with any token.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0)
 
@@ -36,6 +39,7 @@ _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0)
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.http_requests = Counter(
             "mawid_http_requests",
             "HTTP requests answered, by route pattern and status.",
@@ -97,6 +101,22 @@ class Metrics:
             buckets=_JOB_BUCKETS,
             registry=r,
         )
+
+    def http_answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request. The labelled children are kept: looking
+        them up through labels() on every request costs more than counting."""
+        if method not in _METHODS:
+            method = "other"
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_seconds.labels(method, route),
+            )
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The text format of this process's metrics, or of every process's

@@ -47,10 +47,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         answered.headers[REQUEST_ID_HEADER] = request_id
         raise
     finally:
-        metrics = request.app[METRICS_KEY]
-        route = route_pattern(request)
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
+        request.app[METRICS_KEY].http_answered(
+            request.method, route_pattern(request), status, time.perf_counter() - started
+        )
 
 
 def install(app: web.Application, metrics: Metrics | None = None) -> None:

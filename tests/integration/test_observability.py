@@ -162,6 +162,9 @@ async def test_metrics_count_requests_bookings_and_the_outbox_lag(
     }
     assert (await app_client.post("/api/v1/bookings", json=details)).status == 201
     assert (await app_client.post("/api/v1/bookings", json=details)).status == 409
+    # Methods are anyone's to invent: they are not labels of their own.
+    for invented in ("PROPFIND", "MKCOL"):
+        assert (await app_client.request(invented, "/healthz")).status == 405
     clock.advance(timedelta(minutes=7))
     resp = await app_client.get("/metrics")
     assert resp.status == 200
@@ -182,6 +185,9 @@ async def test_metrics_count_requests_bookings_and_the_outbox_lag(
         sample(text, "mawid_http_request_duration_seconds_count", method="GET", route=availability)
         == 1
     )
+    # (a 405 matched no route: its pattern is "-")
+    assert sample(text, "mawid_http_requests_total", method="other", route="-", status="405") == 2
+    assert "PROPFIND" not in text and "MKCOL" not in text
     assert sample(text, "mawid_bookings_total", outcome="booked") == 1
     assert sample(text, "mawid_bookings_total", outcome="already_booked") == 1
     # The confirmations (SMS and e-mail) fell due 7 minutes ago; nothing sent them.
