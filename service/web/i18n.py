@@ -76,9 +76,15 @@ def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> s
             except ValueError:
                 quality = 0.0
         primary = tag.strip().lower().split("-")[0].split("_")[0]
+        primary = LANGUAGE_ALIASES.get(primary, primary)
         if primary in LANGUAGES and quality > 0:
             ranked.append((-quality, position, primary))
     return min(ranked)[2] if ranked else default
+
+
+# A browser set to Tachelhit, Central Atlas Tamazight, Tarifit or "Berber"
+# reads the standard Tamazight pages.
+LANGUAGE_ALIASES = {"shi": "zgh", "tzm": "zgh", "rif": "zgh", "ber": "zgh"}
 
 
 def babel_locale(language: str) -> str:
