@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LOCALE_DIR := service/locale
 POT := $(LOCALE_DIR)/messages.pot
 # Catalogs to maintain; English is the source language (the msgids).
-LANGUAGES := ar fr
+LANGUAGES := ar fr es zgh
 
 .PHONY: venv install run test browser-deps lint mutate bench i18n-extract i18n-update i18n-compile compile-translations clean
 

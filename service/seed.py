@@ -18,7 +18,7 @@ import phonenumbers
 
 from service.domain.calendar import HoursRule
 from service.domain.holidays import ramadan_periods
-from service.domain.models import LANGUAGES, Office, Service
+from service.domain.models import LANGUAGES, STORED_LANGUAGES, Office, Service, in_every_language
 from service.domain.practical import OfficeInfo
 from service.office.accounts import seed_demo_staff
 from service.store import offices as office_store
@@ -53,8 +53,8 @@ def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
         office = Office(
             id=raw["id"],
             kind=raw["kind"],
-            name=dict(raw["name"]),
-            city=dict(raw["city"]),
+            name=in_every_language(raw["name"]),
+            city=in_every_language(raw["city"]),
             country=raw["country"],
             timezone=raw["timezone"],
             address=raw["address"],
@@ -66,21 +66,22 @@ def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
             # with the mobile of the country they live in.
             sms_countries=tuple(raw.get("sms_countries", ())),
             household_cap=int(raw.get("household_cap", 4)),
+            languages=tuple(raw.get("languages", LANGUAGES)),
         )
         services = [
             Service(
                 office_id=office.id,
                 id=service_id,
-                name=dict(catalog[service_id]["name"]),
+                name=in_every_language(catalog[service_id]["name"]),
                 duration_minutes=int(catalog[service_id]["minutes"]),
                 document_required=bool(catalog[service_id]["document_required"]),
                 earliest_hours=2,
                 latest_days=60,
                 reschedule_cutoff_minutes=120,
-                bring=dict(about[service_id]["bring"]),
-                description=dict(about[service_id]["description"]),
-                fees=dict(about[service_id]["fees"]),
-                late=dict(about[service_id]["late"]),
+                bring=in_every_language(about[service_id]["bring"]),
+                description=in_every_language(about[service_id]["description"]),
+                fees=in_every_language(about[service_id]["fees"]),
+                late=in_every_language(about[service_id]["late"]),
                 info_demo=True,
             )
             for service_id in raw["services"]
@@ -106,7 +107,9 @@ def _office_info(office: Office, texts: dict[str, dict[str, str]]) -> OfficeInfo
     )
 
     def filled(kind: str) -> dict[str, str]:
-        return {lang: texts[kind][lang].format(city=office.city[lang]) for lang in LANGUAGES}
+        return in_every_language(
+            {lang: texts[kind][lang].format(city=office.city[lang]) for lang in STORED_LANGUAGES}
+        )
 
     return OfficeInfo(
         phone=phone,

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import holidays as holidays_lib
 from hijridate import Gregorian, Hijri
 
-from service.domain.models import LANGUAGES
+from service.domain.models import LANGUAGES, TEXT_FALLBACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,9 @@ def _names(region: str, years: list[int], language: str) -> dict[date, str]:
     country, _, subdiv = region.partition("-")
     cls = holidays_lib.country_holidays(country).__class__
     supported = getattr(cls, "supported_languages", ())
-    lang = language if language in supported else ("en_US" if "en_US" in supported else None)
+    # A Tamazight page shows the Arabic name when the package has no zgh one.
+    wanted = (language, TEXT_FALLBACK.get(language, language), "en_US")
+    lang = next((w for w in wanted if w in supported), None)
     table = holidays_lib.country_holidays(
         country, subdiv=subdiv or None, years=years, language=lang
     )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-LANGUAGES = ("ar", "fr", "en")
+LANGUAGES = ("ar", "fr", "en", "es", "zgh")
+# Texts an office writes (names, cities, practical information) are kept in
+# these three; a page or a message in another language shows the text of its
+# fallback: Spanish readers get the French text (the administration's second
+# language), Tamazight readers the Arabic one (Moroccan documents pair them).
+STORED_LANGUAGES = ("ar", "fr", "en")
+TEXT_FALLBACK = {"es": "fr", "zgh": "ar"}
+
+
+def in_every_language(texts: Mapping[str, str]) -> dict[str, str]:
+    """The stored texts, with es and zgh filled from their fallback when absent."""
+    filled = {language: texts.get(language, "") for language in STORED_LANGUAGES}
+    for language, fallback in TEXT_FALLBACK.items():
+        filled[language] = texts.get(language) or filled[fallback]
+    return filled
 
 
 def no_text() -> dict[str, str]:
@@ -29,6 +44,8 @@ class Office:
     household_cap: int = 4
     # Countries whose mobiles get SMS, besides its own and Morocco.
     sms_countries: tuple[str, ...] = ()
+    # The languages it offers, in the order its pages list them.
+    languages: tuple[str, ...] = LANGUAGES
 
     @property
     def zone(self) -> ZoneInfo:

@@ -15,7 +15,7 @@ from service.domain.calendar import HoursRule
 from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import DESCRIPTION_MAX, EMAIL_MAX, PRACTICAL_TEXT_MAX
 from service.domain.holidays import ramadan_periods
-from service.domain.models import no_text
+from service.domain.models import STORED_LANGUAGES, no_text
 from service.domain.phone import parse_phone
 from service.domain.validation import is_email
 
@@ -44,9 +44,10 @@ def clean_text(raw: str | None) -> str:
 def texts_by_language(
     form: Mapping[str, str], name: str, limit: int, problems: dict[str, str]
 ) -> dict[str, str]:
-    """`{name}_ar`, `{name}_fr`, `{name}_en` of a form, each checked against `limit`."""
-    texts = no_text()
-    for language in texts:
+    """`{name}_ar`, `{name}_fr`, `{name}_en` of a form, each checked against
+    `limit` (es and zgh readers see the French and the Arabic text)."""
+    texts = dict.fromkeys(STORED_LANGUAGES, "")
+    for language in STORED_LANGUAGES:
         text = clean_text(form.get(f"{name}_{language}"))
         if len(text) > limit:
             problems[f"{name}_{language}"] = (

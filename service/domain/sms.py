@@ -32,7 +32,7 @@ UCS2_PART = 67
 # What one message may cost, in segments, by language: Arabic is always UCS-2
 # (67 units a part), French and English stay GSM-7. The renderer leaves out
 # optional parts of an SMS (service.notify.render.SMS_OPTIONAL) to stay inside.
-SEGMENT_BUDGET: dict[str, int] = {"ar": 3, "fr": 2, "en": 2}
+SEGMENT_BUDGET: dict[str, int] = {"ar": 3, "fr": 2, "en": 2, "es": 2, "zgh": 3}
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,7 +182,7 @@ def validate_details(
 
     language = _text(raw.language) or "fr"
     if language not in LANGUAGES:
-        errors["language"] = N_("Choose Arabic, French or English.")
+        errors["language"] = N_("Choose one of the languages in the list.")
 
     document: str | None = None
     if _text(raw.document_number):

@@ -32,12 +32,10 @@ from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import CANCELLATION_KINDS, CODE, DRAW_OFFER, sms_names_zone
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
-from service.web.i18n import zone_label
+from service.web.i18n import babel_locale, zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
-# Babel locales: Moroccan Arabic month names (غشت, not أغسطس) come from ar_MA.
-LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
 # SMS dates avoid French month names: "août" has a û, which is not GSM-7 and
 # would switch the whole message to UCS-2 (70 characters a segment).
 # The Arabic SMS leaves out the weekday: with the longest office and service
@@ -46,11 +44,17 @@ SMS_DATE_PATTERNS = {
     "ar": "d MMMM y، HH:mm",
     "fr": "EEEE dd/MM/y 'à' HH:mm",
     "en": "EEE d MMM y, HH:mm",
+    # Like French: "miércoles"/"sábado" carry accents outside GSM-7.
+    "es": "dd/MM/y, HH:mm",
+    # Tifinagh is UCS-2 anyway; the weekday would cost a segment, like Arabic's.
+    "zgh": "d MMMM y, HH:mm",
 }
 EMAIL_DATE_PATTERNS = {
     "ar": "EEEE d MMMM y، HH:mm",
     "fr": "EEEE d MMMM y 'à' HH:mm",
     "en": "EEEE d MMMM y 'at' HH:mm",
+    "es": "EEEE d 'de' MMMM 'de' y, HH:mm",
+    "zgh": "EEEE d MMMM y, HH:mm",
 }
 # An office's reason can be long; the SMS keeps its start (the email has it all).
 SMS_REASON_CHARS = 40
@@ -110,7 +114,7 @@ def redact(text: str, secret: str, placeholder: str = "[token]") -> str:
 def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -> str:
     patterns = SMS_DATE_PATTERNS if sms else EMAIL_DATE_PATTERNS
     local = instant.astimezone(ZoneInfo(timezone))
-    return format_datetime(local, patterns[language], locale=LOCALES[language])
+    return format_datetime(local, patterns[language], locale=babel_locale(language))
 
 
 def short_reason(reason: str | None, limit: int = SMS_REASON_CHARS) -> str:

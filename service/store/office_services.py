@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.domain.models import LANGUAGES, Service
+from service.domain.models import STORED_LANGUAGES, Service
 from service.domain.service_settings import ServiceSettings
 from service.store.offices import _service
 
@@ -46,11 +46,11 @@ async def update(
         settings.earliest_hours,
         settings.latest_days,
         settings.reschedule_cutoff_minutes,
-        *(settings.bring[language] for language in LANGUAGES),
+        *(settings.bring[language] for language in STORED_LANGUAGES),
         settings.active,
-        *(settings.description[language] for language in LANGUAGES),
-        *(settings.fees[language] for language in LANGUAGES),
-        *(settings.late[language] for language in LANGUAGES),
+        *(settings.description[language] for language in STORED_LANGUAGES),
+        *(settings.fees[language] for language in STORED_LANGUAGES),
+        *(settings.late[language] for language in STORED_LANGUAGES),
         settings.arrive_early_minutes,
         settings.verify_contact,
         settings.hold_minutes,

@@ -28,6 +28,7 @@ def _office(r: asyncpg.Record) -> Office:
         reminder_offsets_minutes=tuple(r["reminder_offsets_minutes"]),
         household_cap=r["household_cap"],
         sms_countries=tuple(r["sms_countries"]),
+        languages=tuple(r["languages"]),
     )
 
 
@@ -94,9 +95,9 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
         """INSERT INTO offices (id, kind, name_ar, name_fr, name_en, city_ar, city_fr, city_en,
                                 country, timezone, address, reference_prefix,
                                 holiday_countries, reminder_offsets_minutes, email_from,
-                                household_cap, sms_countries)
+                                household_cap, sms_countries, languages)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULLIF($15, ''),
-                   $16, $17)
+                   $16, $17, $18)
            ON CONFLICT (id) DO UPDATE SET
                kind = EXCLUDED.kind, name_ar = EXCLUDED.name_ar, name_fr = EXCLUDED.name_fr,
                name_en = EXCLUDED.name_en, city_ar = EXCLUDED.city_ar,
@@ -104,7 +105,7 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
                country = EXCLUDED.country, timezone = EXCLUDED.timezone,
                address = EXCLUDED.address, reference_prefix = EXCLUDED.reference_prefix,
                holiday_countries = EXCLUDED.holiday_countries,
-               sms_countries = EXCLUDED.sms_countries""",
+               sms_countries = EXCLUDED.sms_countries, languages = EXCLUDED.languages""",
         office.id,
         office.kind,
         office.name["ar"],
@@ -122,6 +123,7 @@ async def upsert_office(conn: asyncpg.Connection, office: Office, email_from: st
         email_from,
         office.household_cap,
         list(office.sms_countries),
+        list(office.languages),
     )
 
 

@@ -214,7 +214,7 @@ async def create_booking(request: web.Request) -> web.Response:
     body = await json_body(request)
     text_members(body, BOOKING_TEXT)
     if body.get("language") not in (None, *LANGUAGES):
-        raise errors.ValidationFailed({"language": N_("Choose Arabic, French or English.")})
+        raise errors.ValidationFailed({"language": N_("Choose one of the languages in the list.")})
     slot_id = parse_slot_id(body.get("slot_id"))
     service_id = body.get("service")
     if not isinstance(service_id, str) or not service_id:

@@ -41,7 +41,7 @@ from service.domain.errors import N_
 from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.masking import mask_email, mask_phone
-from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
+from service.domain.models import Booking, Office, Service, Slot
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
@@ -55,7 +55,12 @@ from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS
 from service.web.readcache import ReadCache, read_cache
 from service.web.security import PRIVATE_HEADERS
-from service.web.templating import explicit_language, language_context, request_language
+from service.web.templating import (
+    explicit_language,
+    language_context,
+    languages_in_order,
+    request_language,
+)
 
 routes = web.RouteTableDef()
 
@@ -376,6 +381,8 @@ async def office_page(request: web.Request) -> web.Response:
             "phone_display": international_format(info.phone) if info.phone else None,
             "hours": opening_hours(rules, local_date(_now(request), office.zone)),
             "zone": i18n.zone_label(office.country, office.city[language], language),
+            "offered": [i18n.LANGUAGE_NAMES[code] for code in office.languages],
+            **language_context(request, language, office.languages),
         },
     )
 
@@ -419,6 +426,7 @@ async def slots_page(request: web.Request) -> web.Response:
                 "chooser": shape_chooser(week, office, request.query, url),
                 "time_url": f"{url}/book?slot=",
                 "zone": i18n.zone_label(office.country, office.city[language], language),
+                **language_context(request, language, office.languages),
             },
         )
 
@@ -471,8 +479,11 @@ def _book_context(
         "countries": i18n.phone_countries(language),
         "phone_country": phone_country,
         "phone_display": phone_display,
-        "languages": [(code, i18n.LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        "languages": [
+            (code, i18n.LANGUAGE_NAMES[code]) for code in languages_in_order(office.languages)
+        ],
         "zone": i18n.zone_label(office.country, office.city[language], language),
+        **language_context(request, language, office.languages),
         "field_order": _FIELDS,
     }
 

@@ -1,7 +1,8 @@
-"""Locale choice, gettext catalogs and Babel formatting for ar, fr and en.
+"""Locale choice, gettext catalogs and Babel formatting for ar, fr, en, es and zgh.
 
 Arabic dates use the ar_MA locale so that months carry their Moroccan names
-(August is غشت, not أغسطس).
+(August is غشت, not أغسطس). Tamazight uses Babel's zgh locale: Tifinagh month
+and day names (ⵖⵓⵛⵜ, ⴰⵙⵉⵏⴰⵙ) with Latin digits.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from service.domain.models import LANGUAGES
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DEFAULT_LANGUAGE = "fr"
 # Babel locale used for formatting each supported language.
-BABEL_LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB"}
+BABEL_LOCALES = {"ar": "ar_MA", "fr": "fr_FR", "en": "en_GB", "es": "es_ES", "zgh": "zgh"}
 
 
 @lru_cache(maxsize=len(LANGUAGES))
@@ -58,7 +59,7 @@ def gettext(language: str, message: str) -> str:
 
 
 def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> str:
-    """The best of ar/fr/en for an Accept-Language header, by its q values."""
+    """The best of our languages for an Accept-Language header, by its q values."""
     if not accept_language:
         return default
     ranked: list[tuple[float, int, str]] = []
@@ -75,9 +76,15 @@ def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> s
             except ValueError:
                 quality = 0.0
         primary = tag.strip().lower().split("-")[0].split("_")[0]
+        primary = LANGUAGE_ALIASES.get(primary, primary)
         if primary in LANGUAGES and quality > 0:
             ranked.append((-quality, position, primary))
     return min(ranked)[2] if ranked else default
+
+
+# A browser set to Tachelhit, Central Atlas Tamazight, Tarifit or "Berber"
+# reads the standard Tamazight pages.
+LANGUAGE_ALIASES = {"shi": "zgh", "tzm": "zgh", "rif": "zgh", "ber": "zgh"}
 
 
 def babel_locale(language: str) -> str:
@@ -133,7 +140,14 @@ def money(amount: float, currency: str, language: str) -> str:
 # The citizen's explicit choice, kept across pages (not personal data).
 LANG_COOKIE = "lang"
 LANG_QUERY = "lang"
-LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
+# Each language in its own name and script.
+LANGUAGE_NAMES = {
+    "ar": "العربية",
+    "fr": "Français",
+    "en": "English",
+    "es": "Español",
+    "zgh": "ⵜⴰⵎⴰⵣⵉⵖⵜ",
+}
 RTL_LANGUAGES = frozenset({"ar"})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.domain import fields
+from service.domain.models import LANGUAGES
 from service.domain.staff import MAX_REASON_LENGTH
 from service.web.api import BOOKING_TEXT
 
@@ -595,7 +596,7 @@ def _schemas() -> dict[str, Any]:
         "type": "string",
         "enum": ["held", "confirmed", "checked_in", "done", "no_show", "cancelled", "expired"],
     }
-    language = {"type": "string", "enum": ["ar", "fr", "en"]}
+    language = {"type": "string", "enum": list(LANGUAGES)}
     # What a booking has in the citizen's JSON and the office's alike.
     shared = {
         "reference": _TEXT,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,16 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
-def language_context(request: web.Request, language: str) -> dict[str, Any]:
-    """The template variables that depend on the page language."""
+def languages_in_order(offered: Sequence[str]) -> list[str]:
+    """Every language, those an office offers first and in its order."""
+    return [*offered, *(code for code in LANGUAGES if code not in offered)]
+
+
+def language_context(
+    request: web.Request, language: str, offered: Sequence[str] = LANGUAGES
+) -> dict[str, Any]:
+    """The template variables that depend on the page language; an office's
+    pages pass the languages it offers, to list them first (Tiznit: ar, zgh)."""
     links = [
         {
             "code": code,
@@ -125,7 +133,7 @@ def language_context(request: web.Request, language: str) -> dict[str, Any]:
             "url": str(request.rel_url.update_query({i18n.LANG_QUERY: code})),
             "current": code == language,
         }
-        for code in LANGUAGES
+        for code in languages_in_order(offered)
     ]
     return {
         "language": language,

@@ -379,7 +379,61 @@ async def page_weight(page: Page, sizes: dict[str, int]) -> int:
     return total
 
 
-@pytest.mark.parametrize("language", ["ar", "fr", "en"])
+async def tifinagh_fonts(page: Page) -> dict[str, int]:
+    """The fonts Chromium drew the page's Tifinagh text with: family -> glyphs.
+
+    Asks the browser (DevTools CSS.getPlatformFontsForNode) for the fonts of
+    the switch's Tamazight name and of the first element of the main content
+    whose own text is Tifinagh: a box (.notdef) would come from a font
+    without Tifinagh, which this names.
+    """
+    await page.evaluate(
+        """() => {
+            const tifinagh = /[\u2D30-\u2D7F]/;
+            const own = e => [...e.childNodes].some(
+                n => n.nodeType === 3 && tifinagh.test(n.textContent));
+            const first = [...document.querySelectorAll('main *')].find(own);
+            if (first) first.setAttribute('data-tifinagh-probe', '');
+            document.querySelector('nav.langs [lang=zgh]')
+                .setAttribute('data-tifinagh-probe', '');
+        }"""
+    )
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("DOM.enable")
+    await cdp.send("CSS.enable")
+    root = await cdp.send("DOM.getDocument", {"depth": -1})
+    found = await cdp.send(
+        "DOM.querySelectorAll",
+        {"nodeId": root["root"]["nodeId"], "selector": "[data-tifinagh-probe]"},
+    )
+    fonts: dict[str, int] = {}
+    for node_id in found["nodeIds"]:
+        used = await cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node_id})
+        for font in used["fonts"]:
+            fonts[font["familyName"]] = fonts.get(font["familyName"], 0) + font["glyphCount"]
+    await cdp.detach()
+    return fonts
+
+
+async def tofu_free(page: Page) -> bool:
+    """Each Tifinagh letter of the page is wider or narrower than the box a
+    font draws for a character it lacks (a private-use one), in the page's font."""
+    return bool(
+        await page.evaluate(
+            """() => {
+                const font = getComputedStyle(document.querySelector('nav.langs [lang=zgh]')).font;
+                const ctx = document.createElement('canvas').getContext('2d');
+                ctx.font = font;
+                const box = ctx.measureText('\uE000').width;
+                const letters = 'ⴰⴱⴳⴷⴹⴻⴼⴽⵀⵃⵄⵅⵇⵉⵊⵍⵎⵏⵓⵔⵕⵖⵙⵚⵛⵜⵟⵡⵢⵣⵥ';
+                const widths = [...letters].map(c => ctx.measureText(c).width);
+                return new Set(widths).size > 3 && widths.filter(w => w === box).length < 3;
+            }"""
+        )
+    )
+
+
+@pytest.mark.parametrize("language", ["ar", "fr", "en", "es", "zgh"])
 async def test_every_page_accessible_light_and_fit_for_320px(
     browser: Browser, live_server: LiveServer, axe_source: str, artifacts: Path, language: str
 ) -> None:
@@ -405,6 +459,13 @@ async def test_every_page_accessible_light_and_fit_for_320px(
         if overflow > 0:
             problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
         await page.screenshot(path=artifacts / f"{language}-{name}-320.png", full_page=True)
+        # Tifinagh drawn with a Tifinagh font (the system's Noto Sans
+        # Tifinagh; no web font), never as boxes: every page has the switch.
+        fonts = await tifinagh_fonts(page)
+        if not any("Tifinagh" in family and glyphs for family, glyphs in fonts.items()):
+            problems[f"{name}:tifinagh"] = fonts
+        if not await tofu_free(page):
+            problems[f"{name}:tofu"] = "Tifinagh letters drawn as boxes"
     (artifacts / f"weights-{language}.json").write_text(json.dumps(weights, indent=1))
     await context.close()
     assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)

@@ -1,8 +1,9 @@
-"""Issue 11 items 1, 2 and 7 in a real Chromium, in Arabic and French at
-320 px, with screenshots under tests/artifacts/: the week page opens a day
-(days with their free times or why none, times by morning and afternoon, the
-first free time at the top), a reschedule asks before it moves, and the
-confirmation page's panel, masked contacts and copy button."""
+"""Issue 11 items 1, 2 and 7 in a real Chromium, in Arabic, French, Spanish
+and Tamazight (issue 15) at 320 px, with screenshots under tests/artifacts/:
+the week page opens a day (days with their free times or why none, times by
+morning and afternoon, the first free time at the top), a reschedule asks
+before it moves, and the confirmation page's panel, masked contacts and copy
+button."""
 
 from __future__ import annotations
 
@@ -48,8 +49,36 @@ WORDS = {
         "again": "احجز موعدًا جديدًا",
         "calendar": "أضف إلى تقويمي",
     },
+    "es": {
+        "closed": "Cerrado",
+        "full": "Completo",
+        "morning": "Mañana",
+        "afternoon": "Tarde",
+        "choose": "Elegir esta hora",
+        "yes": "Sí, cambiar mi cita",
+        "keep": "No, mantener mi hora actual",
+        "moved": "Su cita ha cambiado de hora.",
+        "cancel": "Anular esta cita",
+        "confirm_cancel": "Sí, anular esta cita",
+        "again": "Reservar una cita nueva",
+        "calendar": "Añadir a mi calendario",
+    },
+    "zgh": {
+        "closed": "ⵉⵇⵇⵏ",
+        "full": "ⵉⵛⵛⵓⵔ",
+        "morning": "ⵜⵉⴼⴰⵡⵜ",
+        "afternoon": "ⵜⴰⴷⴳⴳⵯⴰⵜ",
+        "choose": "ⴼⵔⵏ ⵜⴰⵙⵔⴰⴳⵜ ⴰⴷ",
+        "yes": "ⵢⴰⵀ, ⵙⵎⵓⵜⵜⵉ ⴰⵎⵙⴰⴳⴰⵔ ⵉⵏⵓ",
+        "keep": "ⵓⵀⵓ, ⵃⴹⵓ ⵜⴰⵙⵔⴰⴳⵜ ⵉⵏⵓ",
+        "moved": "ⴰⵎⵙⴰⴳⴰⵔ ⵏⴽ ⵉⵜⵜⵓⵙⵎⵓⵜⵜⵉ.",
+        "cancel": "ⴽⴽⵙ ⴰⵎⵙⴰⴳⴰⵔ ⴰⴷ",
+        "confirm_cancel": "ⵢⴰⵀ, ⴽⴽⵙ ⴰⵎⵙⴰⴳⴰⵔ ⴰⴷ",
+        "again": "ⴰⵎⵥ ⴰⵎⵙⴰⴳⴰⵔ ⴰⵎⴰⵢⵏⵓ",
+        "calendar": "ⵔⵏⵓ ⵖ ⵓⵡⵉⵜⴰⵢ ⵉⵏⵓ",
+    },
 }
-LANGUAGES = ("ar", "fr")
+LANGUAGES = ("ar", "fr", "es", "zgh")
 
 
 async def book(server: LiveServer, language: str, slot_id: int) -> tuple[Booked, str]:

@@ -417,3 +417,37 @@ async def test_smtp_permanent_failure(notify_env: Env) -> None:
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="failure")
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert (row["status"], row["error_code"]) == ("failed", "smtp550")
+
+
+@pytest.mark.parametrize(
+    ("language", "lead", "sms_start", "encoding", "month"),
+    [
+        # Spanish: GSM-7, the date in digits; the office's French name.
+        ("es", "Su cita está confirmada.", "Cita confirmada: Consulat général", "gsm7", "agosto"),
+        # Tamazight: Tifinagh is UCS-2; the office's Arabic name; ⵖⵓⵛⵜ is August.
+        ("zgh", "ⴰⵎⵙⴰⴳⴰⵔ ⵏⴽ ⵉⵜⵜⵓⵙⵏⵜⵎ.", "ⴰⵎⵙⴰⴳⴰⵔ ⵉⵜⵜⵓⵙⵏⵜⵎ: القنصلية", "ucs2", "ⵖⵓⵛⵜ"),
+    ],
+)
+async def test_spanish_and_tamazight_confirmations_by_sms_and_email(
+    notify_env: Env, language: str, lead: str, sms_start: str, encoding: str, month: str
+) -> None:
+    env = notify_env
+    starts = paris(2027, 8, 10, 10, 0).astimezone(UTC)
+    now = starts - timedelta(days=20)
+    env.clock.set(now)
+    booked = await book(env, starts_at=starts, language=language, now=now)
+    await env.pool.execute(
+        "UPDATE outbox SET send_at = $1 WHERE kind = 'confirmation'", env.clock()
+    )
+    await env.start_worker()
+    await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="confirmation")
+    [sms] = env.twilio.bodies_to("+33612345678")
+    assert sms.startswith(sms_start), sms
+    assert booked.booking.reference in sms and "10:00" in sms
+    row = (await outbox_rows(env.pool, booked.booking.id))[0]
+    assert (row["language"], row["encoding"]) == (language, encoding)
+    assert row["segments"] <= {"gsm7": 2, "ucs2": 3}[encoding]
+    [mail] = env.smtp.to("amina@example.org")
+    text = mail.get_body(("plain",))
+    assert text is not None
+    assert lead in text.get_content() and month in text.get_content()

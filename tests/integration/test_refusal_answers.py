@@ -43,6 +43,25 @@ TEXTS = {
         "page_not_found": "Page introuvable",
         "form_expired": "Ce formulaire a expiré ou ne vient pas de ce site.",
     },
+    "es": {
+        "unauthorized": "Inicie sesión o envíe un token de API.",
+        "csrf": "Una llamada desde un navegador con sesión iniciada debe llevar la cabecera "
+        "X-CSRF-Token.",
+        "forbidden": "Su rol no permite hacer esto.",
+        "week": "Escriba una semana como AAAA-Wss, por ejemplo 2027-W05.",
+        "not_allowed": "No permitido",
+        "page_not_found": "Página no encontrada",
+        "form_expired": "Este formulario ha caducado o no procede de este sitio.",
+    },
+    "zgh": {
+        "unauthorized": "ⴽⵛⵎ ⵏⵉⵖ ⴰⵣⵏ ⴰⵜⵓⴽⵏ ⵏ API.",
+        "csrf": "ⵜⵉⵖⵔⵉ ⵣⵖ ⵓⵎⵙⴳⴷ ⵉⴽⵛⵎⵏ ⵉⵅⵚⵚ ⴰⴷ ⵜⴰⵡⵉ ⴰⵣⵡⵍ X-CSRF-Token.",
+        "forbidden": "ⵜⴰⵡⵓⵔⵉ ⵏⴽ ⵓⵔ ⴰⵙ ⵉⵜⵜⵓⵡⵊⵊⴰⴱ ⴰⵢⴰⴷ.",
+        "week": "ⴰⵔⵓ ⵉⵎⴰⵍⴰⵙ ⵣⵓⵏ ⴷ YYYY-Www, ⵣⵓⵏ ⴷ 2027-W05.",
+        "not_allowed": "ⵓⵔ ⵉⵜⵜⵓⵡⵊⵊⴰⴱ",
+        "page_not_found": "ⵓⵔ ⵜⵜⵡⴰⴼⴰ ⵜⴰⵙⵏⴰ",
+        "form_expired": "ⵜⴰⵍⵖⴰ ⴰⴷ ⵉⵣⵔⵉ ⵓⴽⵓⴷ ⵏⵏⵙ ⵏⵉⵖ ⵓⵔ ⴷ ⵜⵓⵙⵉ ⵣⵖ ⵓⵙⵎⵉⵍ ⴰⴷ.",
+    },
 }
 LANGUAGES = sorted(TEXTS)
 

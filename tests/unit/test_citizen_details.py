@@ -42,7 +42,7 @@ NO_COUNTRY = "Choose a country from the list."
 BAD_PHONE = "Enter a valid phone number, like 06 12 34 56 78."
 BAD_EMAIL = "Enter one valid email address, like name@example.com."
 NO_CONTACT = "Give a phone number or an email address so that we can reach you."
-BAD_LANGUAGE = "Choose Arabic, French or English."
+BAD_LANGUAGE = "Choose one of the languages in the list."
 BAD_DOCUMENT = "Enter the document number as printed: 4 to 30 letters and digits."
 NO_DOCUMENT = "Enter the number of your identity document."
 

@@ -40,6 +40,29 @@ def test_language_choice_url_then_cookie_then_header() -> None:
     assert i18n.choose_language(None, None, "en-GB;q=0.5, fr;q=0.9") == "fr"
 
 
+def test_spanish_and_tamazight_are_negotiated() -> None:
+    assert i18n.negotiate("es-ES,es;q=0.9,fr;q=0.5") == "es"
+    assert i18n.negotiate("zgh-Tfng-MA") == "zgh"
+    # Tachelhit (Souss: Tiznit, Agadir) and Central Atlas readers get zgh.
+    assert i18n.negotiate("shi-MA,ar;q=0.8") == "zgh"
+    assert i18n.negotiate("tzm;q=0.9,fr;q=0.8") == "zgh"
+    assert i18n.text_direction("zgh") == "ltr"
+
+
+def test_tamazight_dates_have_tifinagh_names_and_latin_digits() -> None:
+    assert i18n.day_heading(date(2027, 8, 3), "zgh") == "ⴰⵙⵉⵏⴰⵙ 3 ⵖⵓⵛⵜ 2027"
+    assert i18n.day_heading(date(2027, 8, 3), "es") == "martes, 3 de agosto de 2027"
+    assert i18n.day_short(date(2027, 2, 1), "zgh") == "ⴰⵢⵏ 1 ⴱⵕⴰ"
+
+
+def test_every_language_has_its_own_name_and_a_babel_locale() -> None:
+    from service.domain.models import LANGUAGES
+
+    assert set(i18n.LANGUAGE_NAMES) == set(LANGUAGES) == set(i18n.BABEL_LOCALES)
+    assert i18n.LANGUAGE_NAMES["zgh"] == "ⵜⴰⵎⴰⵣⵉⵖⵜ"
+    assert i18n.LANGUAGE_NAMES["es"] == "Español"
+
+
 def test_direction() -> None:
     assert i18n.text_direction("ar") == "rtl"
     assert i18n.text_direction("fr") == "ltr"

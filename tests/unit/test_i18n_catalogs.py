@@ -17,9 +17,12 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from service.domain.models import LANGUAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCALE_DIR = ROOT / "service" / "locale"
-CATALOG_LANGUAGES = ("ar", "fr")
+# English is the source text; every other language has a complete catalog.
+CATALOG_LANGUAGES = tuple(language for language in LANGUAGES if language != "en")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
@@ -96,3 +99,40 @@ def test_translations_keep_the_placeholders(language: str) -> None:
             if used - allowed or (not isinstance(message.id, tuple) and used != allowed):
                 problems.append(f"{ids[0]!r} -> {text!r}")
     assert not problems, f"{language}: {problems}"
+
+
+def test_every_catalog_language_is_updated_by_make() -> None:
+    # `make i18n-update` creates and refreshes the catalogs of LANGUAGES only.
+    line = next(
+        line
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.startswith("LANGUAGES :=")
+    )
+    assert sorted(line.split(":=")[1].split()) == sorted(CATALOG_LANGUAGES)
+
+
+def test_the_tamazight_catalog_asks_for_a_native_review_and_has_its_glossary() -> None:
+    catalog = load("zgh")
+    assert "NEEDS REVIEW BY A NATIVE READER" in catalog.header_comment
+    glossary = (LOCALE_DIR / "zgh" / "GLOSSARY.md").read_text(encoding="utf-8")
+    for term in ("office", "appointment", "passport", "reference", "cancel", "move", "counter"):
+        assert f"\n| {term} " in glossary, term
+
+
+@pytest.mark.parametrize("language", ["zgh"])
+def test_tifinagh_catalog_is_written_in_tifinagh(language: str) -> None:
+    # Latin letters only inside placeholders and names kept as they are (SMS, JSON...).
+    kept = re.compile(
+        r"%\(\w+\)[sd]|SMS|JSON|CSV|API|QR|CNIE|ISO|SHA-256|UTF-8|X-CSRF-Token|KiB|NUL"
+        r"|hash|hex|YYYY-MM-DD|YYYY-Www|\S+@\S+|mon-fri|sat|x3|\S*T\d\S*|W\d+|\bs\b|min"
+    )
+    latin = re.compile(r"[A-Za-z]")
+    problems = []
+    for message in load(language):
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            if latin.search(kept.sub("", text)):
+                problems.append(text)
+    assert not problems, problems

@@ -15,19 +15,23 @@ from icalendar import Calendar
 
 from service.domain.booking import new_manage_token
 from service.domain.messages import KINDS, SMS_KINDS
+from service.domain.models import in_every_language
 from service.domain.sms import is_gsm7
 from service.notify.render import MessageData, Renderer, format_when, short_reason
 
 DATA = Path(__file__).resolve().parents[2] / "service" / "data" / "offices.json"
-LANGS = ("ar", "fr", "en")
+LANGS = ("ar", "fr", "en", "es", "zgh")
 # The budget kept in the code: what a message may cost, in segments.
-SMS_BUDGET = {"ar": 3, "fr": 2, "en": 2}
+# Tifinagh is UCS-2 like Arabic; Spanish stays GSM-7 like French.
+SMS_BUDGET = {"ar": 3, "fr": 2, "en": 2, "es": 2, "zgh": 3}
 # A realistic production address: the link is part of every SMS.
 BASE_URL = "https://rdv.mawid.gov.ma"
 REASONS = {
     "ar": "إغلاق استثنائي للمكتب بسبب أشغال الصيانة والترميم",
     "fr": "Fermeture exceptionnelle du bureau pour travaux de rénovation",
     "en": "Exceptional closure of the office for renovation works",
+    "es": "Cierre excepcional de la oficina por obras de renovacion",
+    "zgh": "ⴰⵇⵇⵏ ⴰⵎⵥⵍⴰⵢ ⵏ ⵓⴱⵉⵔⵓ ⵙ ⵜⵡⵓⵔⵉⵡⵉⵏ ⵏ ⵓⵙⵏⴼⵍ ⴷ ⵓⵙⵎⴰⵢⵏⵓ",
 }
 
 
@@ -37,7 +41,8 @@ def demo() -> dict[str, object]:
 
 
 def longest(names: list[dict[str, str]], lang: str) -> str:
-    return max((n[lang] for n in names), key=len)
+    # es and zgh show the stored texts of their fallback (French, Arabic).
+    return max((in_every_language(n)[lang] for n in names), key=len)
 
 
 def worst_case(kind: str, lang: str, when: datetime) -> MessageData:
@@ -94,7 +99,7 @@ def test_sms_segment_budget(renderer: Renderer, kind: str, lang: str) -> None:
 
 
 @pytest.mark.parametrize("kind", SMS_KINDS)
-@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("lang", ["fr", "en", "es"])
 def test_latin_sms_stay_gsm7_every_month(renderer: Renderer, kind: str, lang: str) -> None:
     # "août" would switch French to UCS-2: the SMS date format avoids month names.
     for month in range(1, 13):
@@ -126,6 +131,27 @@ def test_arabic_dates_use_moroccan_month_names() -> None:
     assert "غشت" in text and "أغسطس" not in text
     assert text.startswith("10 غشت 2026")
     assert format_date(date(2026, 8, 10), "full", locale="ar_MA") == "الاثنين، 10 غشت 2026"
+
+
+def test_tifinagh_is_sent_as_tifinagh_with_tifinagh_months_and_latin_digits(
+    renderer: Renderer,
+) -> None:
+    sms = renderer.sms(worst_case("confirmation", "zgh", WORST_DATES[0]))
+    assert sms.count.encoding == "ucs2"
+    assert "ⴰⵎⵙⴰⴳⴰⵔ ⵉⵜⵜⵓⵙⵏⵜⵎ" in sms.body
+    when = datetime(2026, 8, 10, 9, 0, tzinfo=ZoneInfo("Africa/Casablanca"))
+    assert format_when(when, "Africa/Casablanca", "zgh", sms=True) == "10 ⵖⵓⵛⵜ 2026, 09:00"
+    email = format_when(when, "Africa/Casablanca", "zgh", sms=False)
+    assert email == "ⴰⵢⵏⴰⵙ 10 ⵖⵓⵛⵜ 2026, 09:00"
+
+
+def test_spanish_dates_in_sms_carry_no_accented_day_names() -> None:
+    # "miércoles" and "sábado" have letters outside GSM-7: the SMS gives digits.
+    when = datetime(2027, 9, 8, 13, 0, tzinfo=UTC)
+    assert format_when(when, "Europe/Madrid", "es", sms=True) == "08/09/2027, 15:00"
+    assert format_when(when, "Europe/Madrid", "es", sms=False) == (
+        "miércoles 8 de septiembre de 2027, 15:00"
+    )
 
 
 def test_times_are_shown_in_the_office_zone_across_ramadan() -> None:
@@ -197,8 +223,12 @@ def nearby(kind: str, lang: str) -> MessageData:
     """A short-named office in Morocco: room for every optional part."""
     return replace(
         worst_case(kind, lang, WORST_DATES[0]),
-        office_name={"ar": "عمالة إقليم تيزنيت", "fr": "Province de Tiznit", "en": "Tiznit"}[lang],
-        service_name={"ar": "شهادة إدارية", "fr": "Attestation", "en": "Certificate"}[lang],
+        office_name=in_every_language(
+            {"ar": "عمالة إقليم تيزنيت", "fr": "Province de Tiznit", "en": "Tiznit"}
+        )[lang],
+        service_name=in_every_language(
+            {"ar": "شهادة إدارية", "fr": "Attestation", "en": "Certificate"}
+        )[lang],
         office_address="1 av. Hassan II, Tiznit",
         office_kind="prefecture",
         office_country="MA",
@@ -284,6 +314,8 @@ def test_arabic_email_uses_the_arabic_comma(renderer: Renderer) -> None:
     assert html is not None
     assert "<bdi>Amina El Idrissi</bdi>،" in html.get_content()
     assert '<bdi dir="ltr">MTL-7KQ9X3</bdi>' in html.get_content()
+
+
 # What the code message may carry: the office, the time and the code. The
 # name, the reference, the service, the link: none of it.
 TYPED = "Amina El Idrissi"
