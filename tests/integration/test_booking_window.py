@@ -226,3 +226,25 @@ async def test_a_slot_of_another_service_of_the_office_is_not_found(
     status, body = await book(app_client, booking_body(other["id"]))
     assert (status, body["error"]) == (404, "slot_not_found"), body
     assert await snapshot(pool) == before
+
+
+async def test_moving_onto_a_slot_of_another_service_is_not_found(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """A move takes the new seat without reading the slot first: the guard's
+    refusal is read after the fact, and names a slot of another service (or
+    another office) as not found, not as full."""
+    slot_id, _ = await free_slot(pool, clock() + timedelta(days=3))
+    status, booked = await book(app_client, booking_body(slot_id))
+    assert status == 201, booked
+    for office, service in ((OFFICE, "passport"), ("consulate-montreal", SERVICE)):
+        other = await office_free_slot(pool, office, service, clock() + timedelta(days=3))
+        before = await snapshot(pool)
+        resp = await app_client.post(
+            f"/api/v1/bookings/{booked['reference']}/reschedule",
+            json={"slot_id": other["id"]},
+            headers={"Authorization": f"Bearer {booked['manage_token']}"},
+        )
+        body: dict[str, Any] = await resp.json()
+        assert (resp.status, body["error"]) == (404, "slot_not_found"), (office, service, body)
+        assert await snapshot(pool) == before
