@@ -693,8 +693,7 @@ async def channel_submit(request: web.Request) -> web.Response:
         )
     except errors.ValidationFailed as failed:
         context = _booking_page_context(request, ctx, language)
-        context["errors"] = failed.fields
-        context["place"] = None
+        context |= {"errors": failed.fields, "place": None, "notice": None}
         return render(
             request, "citizen/manage.html", context, status=422, language=language, private=True
         )

@@ -27,12 +27,12 @@ REGISTRY = {
 
 
 def wa_settings(env: Env, **changes: Any) -> Settings:
-    return env.settings.with_(
-        twilio_whatsapp_from=SENDER,
-        whatsapp_templates=json.dumps(REGISTRY),
-        whatsapp_per_second=100.0,
-        **changes,
-    )
+    defaults: dict[str, Any] = {
+        "twilio_whatsapp_from": SENDER,
+        "whatsapp_templates": json.dumps(REGISTRY),
+        "whatsapp_per_second": 100.0,
+    }
+    return env.settings.with_(**(defaults | changes))
 
 
 async def book(
@@ -270,3 +270,25 @@ async def test_changing_the_channel_moves_the_pending_messages(notify_env: Env) 
         {"from": "whatsapp", "to": "sms"},
         {"from": "sms", "to": "email"},
     ]
+
+
+async def test_each_channel_books_its_turns_on_its_own_rate(notify_env: Env) -> None:
+    env = notify_env
+    # WhatsApp at one message every 1000 s, its next turn taken by another
+    # sender: no WhatsApp turn within the sweeper's horizon.
+    settings = wa_settings(env, whatsapp_per_second=0.001)
+    await jobs.sms_limiter(env.redis, settings, "whatsapp").reserve()  # type: ignore[arg-type]
+    by_whatsapp = await book(env, 9, email=None)
+    by_sms = await book(env, 10, channel="sms", email=None)
+    wa_id = await first(env, by_whatsapp.booking.id, "whatsapp")
+    sms_id = await first(env, by_sms.booking.id, "sms")
+    await env.start_worker(await env.worker_state_for(settings))
+
+    async def sent() -> bool:
+        return (await row(env, sms_id))["status"] == "sent"
+
+    # The SMS has a rate of its own: it goes at once.
+    await wait_for(sent, what="the SMS confirmation")
+    waiting = await row(env, wa_id)
+    assert (waiting["status"], waiting["enqueued_at"]) == ("pending", None)
+    assert [s.to for s in env.twilio.sent] == [PHONE]
