@@ -12,10 +12,12 @@ import pytest
 
 from service import bookings
 from service.config import Settings
+from service.domain.validation import RawDetails
 from service.notify import whatsapp
 from service.worker import jobs
 from tests.faketwilio import WA_NOT_A_USER, WA_NOT_A_USER_24, WA_RATE, Reply
 from tests.fixtures import notify
+from tests.fixtures.app import any_document
 from tests.fixtures.notify import Env, in_days, outbox_rows, wait_for
 
 PHONE = "+33612345678"
@@ -292,3 +294,39 @@ async def test_each_channel_books_its_turns_on_its_own_rate(notify_env: Env) -> 
     waiting = await row(env, wa_id)
     assert (waiting["status"], waiting["enqueued_at"]) == ("pending", None)
     assert [s.to for s in env.twilio.sent] == [PHONE]
+
+
+async def test_the_code_of_a_held_booking_goes_by_whatsapp(notify_env: Env) -> None:
+    env = notify_env
+    settings = wa_settings(env)
+    # A number never proved: the booking waits for the code sent to it.
+    booked = await bookings.book(
+        env.pool,
+        slot_id=await env.add_slot(in_days(9)),
+        service_id=env.service_id,
+        details=RawDetails(
+            name="Amina El Idrissi",
+            phone=PHONE,
+            phone_country="FR",
+            language="ar",
+            document_number=any_document(),
+            channel="whatsapp",
+        ),
+        secret_key=env.settings.secret_key,
+        now=env.clock(),
+    )
+    assert booked.booking.status == "held"
+    code_id = await first(env, booked.booking.id, "whatsapp", kind="code")
+    assert await send(env, settings, code_id) == "sent"
+    [sent] = env.twilio.sent
+    assert sent.content_sid == REGISTRY["code"]["ar"]
+    assert sent.variables is not None
+    code = sent.variables["1"]
+    assert code.isdigit() and len(code) == 6
+    kept = await row(env, code_id)
+    assert code not in kept["body"] and "[code]" in kept["body"]
+    confirmed = await bookings.verify(
+        env.pool, booked.booking.reference, booked.manage_token, code, env.settings.secret_key,
+        env.clock(),
+    )  # fmt: skip
+    assert confirmed.booking.status == "confirmed"
