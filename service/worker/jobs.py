@@ -132,9 +132,12 @@ class WorkerState:
     clock: Callable[[], datetime]
     owns_pool: bool
     metrics: Metrics = field(default_factory=Metrics)
-    # The jobs of this process at the SMS gate take turns asking it, in the
-    # order they came, rather than all polling Redis at once.
-    sms_gate_line: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The jobs of this process at a channel's gate (SMS, WhatsApp) take turns
+    # asking it, in the order they came, rather than all polling Redis at
+    # once; one channel's line never holds up the other's.
+    gate_lines: dict[str, asyncio.Lock] = field(
+        default_factory=lambda: {channel: asyncio.Lock() for channel in TURN_CHANNELS}
+    )
 
 
 async def build_state(
@@ -359,7 +362,7 @@ async def wait_for_turn(
     gate = sms_gate(redis, state.settings, channel)
     try:
         async with asyncio.timeout(max(0.0, turn + GATE_PATIENCE - time.time())):
-            async with state.sms_gate_line:
+            async with state.gate_lines[channel]:
                 # The gate lives in Redis, shared with other processes: no
                 # event to wait on, only the time it says is left.
                 while (left := await gate.pass_now()) > 0:  # noqa: ASYNC110
