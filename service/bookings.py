@@ -40,7 +40,12 @@ from service.domain.booking import (
 from service.domain.errors import N_
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.staff import action_refusal
-from service.domain.validation import CitizenDetails, RawDetails, validate_details
+from service.domain.validation import (
+    CitizenDetails,
+    RawDetails,
+    message_channel,
+    validate_details,
+)
 from service.domain.verification import (
     Channel,
     attempts_left,
@@ -49,7 +54,7 @@ from service.domain.verification import (
     next_resend_at,
 )
 from service.notify import events
-from service.store import audit, form_keys
+from service.store import audit, form_keys, outbox
 from service.store import bookings as booking_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -246,7 +251,9 @@ async def _contact_plan(
     messages: all of them when staff typed them (the citizen is at the
     counter) or the service does not verify; otherwise only those proved by
     a code, now or within the last `verified_contact_days`."""
-    channel = code_channel(citizen.phone, citizen.email)
+    # E-mail only: the code too goes to the address.
+    phone = None if citizen.message_channel == "email" else citizen.phone
+    channel = code_channel(phone, citizen.email)
     if actor.kind != "citizen" or not service.verify_contact:
         return _ContactPlan(False, channel, True, True)
     phone_ok, email_ok = await verification.proved(
@@ -297,6 +304,7 @@ async def _insert(
                     else None,
                     notify_phone=plan.notify_phone,
                     notify_email=plan.notify_email,
+                    message_channel=citizen.message_channel,
                 ),
                 now,
             )
@@ -581,6 +589,41 @@ async def cancel(
             changed = await _change_status(
                 conn, booking, Status.CANCELLED, audit.CITIZEN, now, event="cancelled_by_citizen"
             )
+        return await _context(conn, changed)
+
+
+async def change_channel(
+    pool: asyncpg.Pool,
+    reference: str,
+    token: str | None,
+    secret_key: str,
+    channel: object,
+    now: datetime,
+) -> BookingContext:
+    """A citizen changes where their phone messages go (SMS, WhatsApp, or
+    e-mail only). The messages still waiting for the phone follow the
+    choice: they go by the new channel, or, for e-mail only, not at all."""
+    async with pool.acquire() as conn:
+        await authorise(conn, reference, token, secret_key)
+        async with conn.transaction():
+            booking = await booking_store.lock(conn, reference)
+            assert booking is not None
+            if Status(booking.status) not in (Status.HELD, Status.CONFIRMED):
+                raise errors.not_active()
+            problems: dict[str, str] = {}
+            chosen = message_channel(channel, booking.phone, booking.email, problems)
+            if problems:
+                # The booking's contacts are fixed here: the choice is at fault.
+                raise errors.ValidationFailed({"channel": next(iter(problems.values()))})
+            if chosen != booking.message_channel:
+                await booking_store.set_message_channel(conn, booking.id, chosen, now)
+                await outbox.follow_channel(conn, booking.id, chosen, now)
+                await audit.record(
+                    conn, booking.id, audit.CITIZEN, "channel", booking.status, booking.status,
+                    {"from": booking.message_channel, "to": chosen},
+                )  # fmt: skip
+            changed = await booking_store.by_reference(conn, reference)
+            assert changed is not None
         return await _context(conn, changed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,14 @@ class Settings:
     twilio_messaging_service_sid: str = ""
     twilio_base_url: str = ""
     sms_per_second: float = 1.0
+    # WhatsApp through the same Twilio account (issue 15): the sender number
+    # (E.164, without the "whatsapp:" prefix), its own rate and per-number
+    # cap, and the approved content templates by kind and language, as JSON:
+    # {"confirmation": {"ar": "HX...", "fr": "HX...", "en": "HX..."}, ...}.
+    twilio_whatsapp_from: str = ""
+    whatsapp_per_second: float = 1.0
+    whatsapp_per_number_per_day: int = 8
+    whatsapp_templates: str = ""
     sms_price_per_segment: float = 0.07
     # ISO 4217 code of that price, for the office statistics.
     sms_currency: str = "USD"
@@ -97,6 +106,17 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """Whether citizens are offered WhatsApp: a sender is configured, or
+        the dev sink stands in for Twilio (`make run`)."""
+        return bool(self.twilio_whatsapp_from) or (self.is_dev and not self.twilio_account_sid)
+
+    @property
+    def whatsapp_template_ids(self) -> dict[str, dict[str, str]]:
+        """WHATSAPP_TEMPLATES read: {kind: {language: content SID}}."""
+        return parse_templates(self.whatsapp_templates)
 
     def rate(self, action: str) -> Rate | None:
         """The limit per client address on `action` (service.domain.limits.ACTIONS)."""
@@ -140,6 +160,11 @@ class Settings:
                     parse_rate(str(values[attribute]))
                 except ValueError as exc:
                     raise ConfigError(f"{ENV_NAMES[attribute]}: {exc}") from None
+        if "whatsapp_templates" in values:
+            try:
+                parse_templates(str(values["whatsapp_templates"]))
+            except ValueError as exc:
+                raise ConfigError(f"WHATSAPP_TEMPLATES: {exc}") from None
         if "trusted_proxies" in values:
             try:
                 parse_networks(str(values["trusted_proxies"]))
@@ -209,6 +234,10 @@ ENV_NAMES: dict[str, str] = {
     "codes_per_contact_per_day": "CODES_PER_CONTACT_PER_DAY",
     "reschedule_limit": "RESCHEDULE_LIMIT",
     "sms_per_number_per_day": "SMS_PER_NUMBER_PER_DAY",
+    "twilio_whatsapp_from": "TWILIO_WHATSAPP_FROM",
+    "whatsapp_per_second": "WHATSAPP_PER_SECOND",
+    "whatsapp_per_number_per_day": "WHATSAPP_PER_NUMBER_PER_DAY",
+    "whatsapp_templates": "WHATSAPP_TEMPLATES",
     "verified_contact_days": "VERIFIED_CONTACT_DAYS",
     "draw_offer_hours": "DRAW_OFFER_HOURS",
 }
@@ -223,6 +252,27 @@ RATE_SETTINGS = (
     "limit_manage",
     "limit_availability",
 )
+
+
+def parse_templates(raw: str) -> dict[str, dict[str, str]]:
+    """A JSON object of objects of strings ({kind: {language: SID}}), or
+    ValueError saying what is wrong; empty text is an empty registry."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError("must be a JSON object of kinds")
+    out: dict[str, dict[str, str]] = {}
+    for kind, by_language in data.items():
+        if not isinstance(by_language, dict) or not all(
+            isinstance(v, str) and v for v in by_language.values()
+        ):
+            raise ValueError(f"{kind!r} must map each language to a template SID")
+        out[str(kind)] = {str(k): v for k, v in by_language.items()}
+    return out
 
 
 def parse_instant(name: str, raw: str) -> datetime:

@@ -3,7 +3,11 @@
 Speaks enough of the Messages API for the real `twilio` client: form-encoded
 POST /2010-04-01/Accounts/{sid}/Messages.json with Basic auth, JSON replies in
 Twilio's shapes (message resource on 201, {code, message, more_info, status}
-on errors).  Replies are scripted per destination number; status callbacks
+on errors).  WhatsApp goes through the same endpoint: "whatsapp:+E164" in
+both From and To, and a content template (ContentSid plus ContentVariables,
+a JSON object) instead of a Body; free text to WhatsApp is refused with 63016
+as a business-initiated message would be, and a From/To pair on different
+channels with 21910.  Replies are scripted per destination number; status callbacks
 are posted signed the way Twilio signs them (HMAC-SHA1 of the URL followed by
 the sorted form fields, base64), computed here independently of the library.
 """
@@ -16,6 +20,7 @@ import bisect
 import hashlib
 import hmac
 import itertools
+import json
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,12 +53,24 @@ SERVER_ERROR = Reply(500, None)
 INVALID_NUMBER = Reply(400, 21211)
 OPTED_OUT = Reply(400, 21610)
 NOT_MOBILE = Reply(400, 21614)
+# WhatsApp's refusals (DOMAIN.md): free text outside the 24-hour window, not
+# a WhatsApp user (two codes), the sender's rate.
+WA_OUTSIDE_WINDOW = Reply(400, 63016)
+WA_NOT_A_USER = Reply(400, 63003)
+WA_NOT_A_USER_24 = Reply(400, 63024)
+WA_RATE = Reply(400, 63018)
+WHATSAPP = "whatsapp:"
 
 _MESSAGES = {
     20429: "Too Many Requests",
     21211: "The 'To' number is not a valid phone number.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
+    21910: "Invalid 'From' and 'To' pair. From and To should be of the same channel",
+    63003: "Channel could not find To address",
+    63016: "Failed to send freeform message because you are outside the allowed window",
+    63018: "Rate limit exceeded for Channel",
+    63024: "Invalid message recipient",
 }
 
 
@@ -72,6 +89,13 @@ class Sent:
     status_callback: str | None
     # When its request arrived (the event loop's clock).
     at: float
+    # A WhatsApp template message: its template and its variables.
+    content_sid: str | None = None
+    variables: dict[str, str] | None = None
+
+    @property
+    def whatsapp(self) -> bool:
+        return self.to.startswith(WHATSAPP)
 
     @property
     def outbox_id(self) -> int | None:
@@ -157,6 +181,24 @@ class FakeTwilio:
         body = str(form.get("Body", ""))
         sender = str(form.get("From", "") or form.get("MessagingServiceSid", ""))
         callback = str(form.get("StatusCallback", "")) or None
+        content_sid = str(form.get("ContentSid", "")) or None
+        variables = None
+        if "ContentVariables" in form:
+            try:
+                parsed = json.loads(str(form["ContentVariables"]))
+            except json.JSONDecodeError:
+                parsed = None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                self.requests.append((to, 400))
+                return self._error(400, 21656, "The ContentVariables Parameter is invalid.")
+            variables = parsed
+        if to.startswith(WHATSAPP) != sender.startswith(WHATSAPP):
+            self.requests.append((to, 400))
+            return self._error(400, 21910, _MESSAGES[21910])
+        if to.startswith(WHATSAPP) and content_sid is None:
+            # A message the business starts must be an approved template.
+            self.requests.append((to, 400))
+            return self._error(400, 63016, _MESSAGES[63016])
         queue = self.scripts.get(to)
         reply = queue.popleft() if queue else self.default
         if reply.delay:
@@ -166,7 +208,7 @@ class FakeTwilio:
             code = reply.code or reply.status
             return self._error(reply.status, code, _MESSAGES.get(code, "Error"))
         sid = f"SM{next(self._ids):032x}"
-        self.sent.append(Sent(sid, to, body, sender, callback, arrived))
+        self.sent.append(Sent(sid, to, body, sender, callback, arrived, content_sid, variables))
         if callback and reply.callbacks:
             task = asyncio.create_task(
                 self._callbacks(callback, sid, to, reply.callbacks, reply.callback_error)
@@ -185,6 +227,7 @@ class FakeTwilio:
                 "direction": "outbound-api",
                 "error_code": None,
                 "error_message": None,
+                "content_sid": content_sid,
                 "from": form.get("From"),
                 "messaging_service_sid": form.get("MessagingServiceSid"),
                 "num_media": "0",
@@ -244,7 +287,7 @@ class FakeTwilio:
         params = {
             "AccountSid": self.account_sid,
             "ApiVersion": "2010-04-01",
-            "From": "+15005550006",
+            "From": WHATSAPP + "+15005550006" if to.startswith(WHATSAPP) else "+15005550006",
             "MessageSid": sid,
             "MessageStatus": status,
             "SmsSid": sid,

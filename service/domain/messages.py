@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from service.domain.phone import can_receive_sms
+from service.domain.phone import can_receive_sms, sms_refusal
 
 Event = Literal["confirmed", "rescheduled", "cancelled_by_citizen", "cancelled_by_office"]
 Kind = Literal[
@@ -23,7 +23,13 @@ Kind = Literal[
     "code",
     "draw_offer",
 ]
-Channel = Literal["sms", "email"]
+Channel = Literal["sms", "whatsapp", "email"]
+# Where a booking's phone messages go, as the citizen chose: by SMS, by
+# WhatsApp to the same number, or nowhere ("email": e-mail only).
+MessageChannel = Literal["sms", "whatsapp", "email"]
+MESSAGE_CHANNELS: tuple[MessageChannel, ...] = ("sms", "whatsapp", "email")
+# The channels that send to the booking's phone number (through Twilio).
+PHONE_CHANNELS: frozenset[str] = frozenset({"sms", "whatsapp"})
 
 EVENTS: tuple[Event, ...] = (
     "confirmed",
@@ -241,15 +247,18 @@ def plan_event(
     quiet: QuietHours = DEFAULT_QUIET,
     zone: ZoneInfo,
     reason: str | None = None,
+    phone_channel: MessageChannel = "sms",
 ) -> list[PlannedMessage]:
     """The outbox rows an event creates: the event's message now on every
     channel the booking has, plus reminders for a new or moved booking.
-    SMS only to numbers that can receive them: a landline fails at the
-    provider (30006) and would only cost a request.  An office's `reason`
-    for cancelling goes into its cancellation message."""
+    The phone's messages go by the channel the citizen chose (`phone_channel`:
+    SMS, WhatsApp, or none for "e-mail only"), and only to numbers that can
+    receive an SMS: a landline fails at the provider (30006) and would only
+    cost a request.  An office's `reason` for cancelling goes into its
+    cancellation message."""
     channels: list[tuple[Channel, str]] = []
-    if phone and can_receive_sms(phone):
-        channels.append(("sms", phone))
+    if phone and phone_channel in PHONE_CHANNELS and can_receive_sms(phone):
+        channels.append(("whatsapp" if phone_channel == "whatsapp" else "sms", phone))
     if email:
         channels.append(("email", email))
     kind = EVENT_KIND[event]
@@ -340,10 +349,11 @@ def wants_email_fallback(
     appointment_at: datetime,
     now: datetime,
 ) -> bool:
-    """Whether an SMS that could not be delivered is repeated by email: only a
-    confirmation, and only while it would still be sent itself."""
+    """Whether an SMS (or a WhatsApp message that could not go by SMS either)
+    that could not be delivered is repeated by email: only a confirmation,
+    and only while it would still be sent itself."""
     return (
-        channel == "sms"
+        channel in PHONE_CHANNELS
         and kind == "confirmation"
         and skip_reason(
             kind,
@@ -354,6 +364,39 @@ def wants_email_fallback(
         )
         is None
     )
+
+
+def whatsapp_fallback(
+    kind: str,
+    *,
+    phone: str,
+    served: frozenset[str],
+    message_channel: str,
+    booking_status: str,
+    booking_starts_at: datetime,
+    appointment_at: datetime,
+    now: datetime,
+) -> Literal["sms", "email"] | None:
+    """Where a WhatsApp message that will never arrive (not a WhatsApp user,
+    no template, ...) goes instead: the same message by SMS when the number
+    can take one from this office (`served` countries) and the booking has
+    not since asked for e-mail only; else what an undelivered SMS does
+    (`wants_email_fallback`: the confirmation by e-mail); None when the
+    message no longer needs to go at all."""
+    if (
+        skip_reason(
+            kind,
+            booking_status=booking_status,
+            booking_starts_at=booking_starts_at,
+            appointment_at=appointment_at,
+            now=now,
+        )
+        is not None
+    ):
+        return None
+    if message_channel != "email" and sms_refusal(phone, served) is None:
+        return "sms"
+    return "email"
 
 
 # Retries -------------------------------------------------------------------

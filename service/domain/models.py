@@ -122,3 +122,5 @@ class Booking:
     notify_phone: bool = True
     notify_email: bool = True
     citizen_reschedules: int = 0
+    # Where its phone messages go: sms | whatsapp | email (e-mail only).
+    message_channel: str = "sms"

@@ -19,6 +19,7 @@ import idna
 from service.domain.booking import normalise_document
 from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import EMAIL_MAX
+from service.domain.messages import MESSAGE_CHANNELS, PHONE_CHANNELS, MessageChannel
 from service.domain.models import LANGUAGES, Service
 from service.domain.phone import is_country, parse_phone, served_countries, sms_refusal
 
@@ -50,6 +51,8 @@ class CitizenDetails:
     email: str | None
     language: str
     document_number: str | None
+    # Where the phone's messages go (service.domain.messages.MESSAGE_CHANNELS).
+    message_channel: MessageChannel = "sms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class RawDetails:
     email: object = None
     language: object = None
     document_number: object = None
+    # sms | whatsapp | email; empty: SMS when there is a phone, else e-mail.
+    channel: object = None
 
 
 def strip_invisible(text: str) -> str:
@@ -179,6 +184,7 @@ def validate_details(
 
     if "phone" not in errors and "email" not in errors and phone is None and email is None:
         errors["phone"] = N_("Give a phone number or an email address so that we can reach you.")
+    channel = message_channel(raw.channel, phone, email, errors)
 
     language = _text(raw.language) or "fr"
     if language not in LANGUAGES:
@@ -196,4 +202,25 @@ def validate_details(
 
     if errors:
         raise ValidationFailed(errors)
-    return CitizenDetails(name, phone, email, language, document)
+    return CitizenDetails(name, phone, email, language, document, channel)
+
+
+def message_channel(
+    raw: object, phone: str | None, email: str | None, errors: dict[str, str]
+) -> MessageChannel:
+    """The channel chosen for the phone's messages, checked against the
+    contacts given (a refusal goes into `errors`, keyed by the field to fix)."""
+    text = _text(raw)
+    if not text and not (raw is not None and not isinstance(raw, str)):
+        return "sms" if phone else "email"
+    channel = next((c for c in MESSAGE_CHANNELS if c == text), None)
+    if channel is None:
+        errors["channel"] = N_("Choose SMS, WhatsApp or e-mail only.")
+        return "sms"
+    if channel in PHONE_CHANNELS and phone is None and not errors:
+        errors["phone"] = N_(
+            "Give a mobile number to get your messages by SMS or WhatsApp, or choose e-mail only."
+        )
+    if channel == "email" and email is None and not errors:
+        errors["email"] = N_("Give an email address to get your messages by e-mail only.")
+    return channel

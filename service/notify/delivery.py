@@ -9,16 +9,35 @@ opts the number out when the citizen replied STOP (21610), and a confirmation
 goes again by e-mail when the booking has an address and still stands: a
 landline (30006) fails its SMS at once, never retried, and the confirmation
 follows by e-mail.
+
+WhatsApp's codes are read the same way.  A permanent one (63016 no template
+for a message outside the 24-hour window, 63003/63024 not a WhatsApp user, or
+no approved template in the registry) sends the same message by SMS when the
+office may send one to the number, else does what an undelivered SMS does;
+the new row points at the WhatsApp one (`fallback_of`) and says why
+(`status_reason`).  A temporary one (63018 rate, 63049, 63038) is retried
+with the rules of any retry (backoff, deadline, quiet hours): in the answer
+to the send, the row itself goes back to pending; in a callback, after the
+row was sent, a new row takes its place so that the sent one still only
+moves forward.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.domain.messages import wants_email_fallback
+from service.domain.messages import (
+    next_attempt_at,
+    quiet_applies,
+    wants_email_fallback,
+    whatsapp_fallback,
+)
+from service.domain.phone import served_countries
 from service.store import outbox
 
 # Provider answers ------------------------------------------------------------------
@@ -30,6 +49,18 @@ TWILIO_OPTED_OUT = 21610
 # Codes no retry can fix (DOMAIN.md): invalid number, STOP, not a mobile,
 # landline or unreachable.  Any other 4xx is permanent too; 5xx is temporary.
 TWILIO_PERMANENT = frozenset({21211, TWILIO_OPTED_OUT, 21614, 30006})
+# WhatsApp: free text outside the 24-hour window (a template is needed), not
+# a WhatsApp user (two codes for it).
+WHATSAPP_PERMANENT = frozenset({63016, 63003, 63024})
+# WhatsApp's rate for the sender; Meta's per-user limits and the account's
+# daily limit: all pass with time.
+WHATSAPP_RATE_LIMITED = 63018
+WHATSAPP_TEMPORARY = frozenset({WHATSAPP_RATE_LIMITED, 63049, 63038})
+# No approved template for a kind and language in WHATSAPP_TEMPLATES (or no
+# WhatsApp sender at all): nothing to send by WhatsApp.
+NO_TEMPLATE = "no_template"
+# The status_reason of a row standing in for a failed WhatsApp message.
+WHATSAPP_FALLBACK = "whatsapp_fallback"
 
 
 class TemporaryError(Exception):
@@ -58,9 +89,9 @@ class PermanentError(Exception):
 
 def classify_twilio(status: int, code: int | None) -> TemporaryError | PermanentError:
     """What a refused Twilio request means, from its HTTP status and error code."""
-    if status == 429 or code == TWILIO_RATE_LIMITED:
+    if status == 429 or code in (TWILIO_RATE_LIMITED, WHATSAPP_RATE_LIMITED):
         return TemporaryError(str(code or status), rate_limited=True)
-    if status >= 500:
+    if status >= 500 or code in WHATSAPP_TEMPORARY:
         return TemporaryError(str(code or status))
     if code in TWILIO_PERMANENT:
         return PermanentError(str(code))
@@ -88,11 +119,20 @@ STATUS_PATH = "/webhooks/twilio/status"
 CALLBACK_STATUS = {
     "sent": "sent",
     "delivered": "delivered",
-    "read": "delivered",
+    "read": "read",
     "undelivered": "undelivered",
     "failed": "failed",
 }
-_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
+# `read` (WhatsApp) comes after `delivered`; a message read was delivered.
+_RANK = {
+    "pending": 0,
+    "sending": 0,
+    "sent": 1,
+    "delivered": 2,
+    "undelivered": 2,
+    "failed": 2,
+    "read": 3,
+}
 # Statuses that say the SMS will not arrive.
 UNDELIVERED = frozenset({"undelivered", "failed"})
 
@@ -106,8 +146,11 @@ def status_callback_url(base_url: str, outbox_id: int) -> str:
 
 def moves_forward(current: str, target: str) -> bool:
     """Whether a receipt saying `target` advances a row now at `current`
-    (a skipped, cancelled or unknown status is never moved)."""
-    return _RANK.get(current, 3) < _RANK[target]
+    (a skipped, cancelled or unknown status is never moved, nor one that
+    said the message will not arrive: its fallback is on its way)."""
+    if current in UNDELIVERED:
+        return False
+    return _RANK.get(current, 4) < _RANK[target]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +181,17 @@ async def record_receipt(
     row = await outbox.lock_for_receipt(conn, provider_id=provider_id, outbox_id=outbox_id)
     if row is None:
         return None
-    row_id, current = row
+    row_id, current, channel = row
     if not moves_forward(current, target):
         return Receipt(row_id, current, False)
     await outbox.set_delivery_status(
         conn, row_id, target, provider_id=provider_id, error_code=error_code, now=now
     )
-    await _sms_not_arriving(conn, row_id, error_code, now, undelivered=target in UNDELIVERED)
+    if channel == "whatsapp":
+        if target in UNDELIVERED:
+            await _whatsapp_not_arriving(conn, row_id, error_code, now)
+    else:
+        await _sms_not_arriving(conn, row_id, error_code, now, undelivered=target in UNDELIVERED)
     return Receipt(row_id, target, True)
 
 
@@ -167,6 +214,64 @@ async def give_up(
     )
     if channel == "sms":
         await _sms_not_arriving(conn, outbox_id, code, now, undelivered=True)
+    elif channel == "whatsapp":
+        await whatsapp_instead(conn, outbox_id, now)
+
+
+async def _whatsapp_not_arriving(
+    conn: asyncpg.Connection, row_id: int, code: str | None, now: datetime
+) -> None:
+    """A WhatsApp message sent but reported failed: a temporary code is
+    retried by a new row (the sent one only moves forward), unless no retry
+    time is left; anything else goes down the fallback chain."""
+    if code is not None and code.isdigit() and int(code) in WHATSAPP_TEMPORARY:
+        rate_limited = int(code) == WHATSAPP_RATE_LIMITED
+        row = await outbox.retry_facts(conn, row_id)
+        quiet = quiet_applies(row.kind)
+        at = next_attempt_at(
+            now,
+            attempts=row.attempts,
+            rate_limited=rate_limited,
+            rate_limit_waits=row.rate_limit_waits,
+            retry_after=None,
+            deadline=row.appointment_at,
+            jitter=random.random(),
+            quiet=row.quiet if quiet else None,
+            zone=ZoneInfo(row.timezone) if quiet else None,
+        )
+        if at is not None:
+            reason = "rate_limited" if rate_limited else "temporary_error"
+            await outbox.add_retry(
+                conn, row_id, send_at=at, code=code, reason=reason,
+                rate_limited=rate_limited, now=now,
+            )  # fmt: skip
+            return
+    await whatsapp_instead(conn, row_id, now)
+
+
+async def whatsapp_instead(conn: asyncpg.Connection, whatsapp_id: int, now: datetime) -> int | None:
+    """What stands in for a WhatsApp message that will never arrive
+    (`whatsapp_fallback`): the same message by SMS, or, when no SMS may go to
+    the number, what an undelivered SMS gets (the confirmation by e-mail).
+    At most once per message.  Returns the new row's id."""
+    m = await outbox.message_booking(conn, whatsapp_id)
+    if m is None:
+        return None
+    step = whatsapp_fallback(
+        m.kind,
+        phone=m.recipient,
+        served=served_countries(m.office_country, m.sms_countries),
+        message_channel=m.message_channel,
+        booking_status=m.booking_status,
+        booking_starts_at=m.booking_starts_at,
+        appointment_at=m.appointment_at,
+        now=now,
+    )
+    if step == "sms":
+        return await outbox.add_sms_fallback(conn, whatsapp_id, now, WHATSAPP_FALLBACK)
+    if step == "email":
+        return await email_instead(conn, whatsapp_id, now)
+    return None
 
 
 async def _sms_not_arriving(

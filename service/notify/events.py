@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.domain.messages import EVENTS, Channel, plan_code, plan_event, voided_reminders
+from service.domain.messages import (
+    EVENTS,
+    Channel,
+    MessageChannel,
+    plan_code,
+    plan_event,
+    voided_reminders,
+)
 from service.store import outbox
 
 
@@ -52,8 +59,13 @@ async def record_booking_event(
         quiet=booking.quiet,
         zone=ZoneInfo(booking.timezone),
         reason=reason,
+        phone_channel=_message_channel(booking.message_channel),
     )
     await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)
+
+
+def _message_channel(text: str) -> MessageChannel:
+    return "whatsapp" if text == "whatsapp" else "email" if text == "email" else "sms"
 
 
 async def record_code(
@@ -67,6 +79,11 @@ async def record_code(
     now: datetime,
 ) -> None:
     """Write the code message of a held booking inside the caller's
-    transaction. The code itself is drawn by the worker when it sends."""
+    transaction. The code itself is drawn by the worker when it sends.  A
+    code for the phone goes by WhatsApp when the booking chose it."""
+    if channel == "sms":
+        booking = await outbox.booking_contacts(conn, booking_id)
+        if booking is not None and booking.message_channel == "whatsapp":
+            channel = "whatsapp"
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
     await outbox.add_planned(conn, booking_id, language=language, planned=[planned], now=now)

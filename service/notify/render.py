@@ -32,6 +32,7 @@ from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import CANCELLATION_KINDS, CODE, DRAW_OFFER, sms_names_zone
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
+from service.notify import whatsapp
 from service.web.i18n import babel_locale, zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -101,6 +102,14 @@ class RenderedSms:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderedWhatsApp:
+    """A WhatsApp template message: its variables, and its text as shown."""
+
+    variables: dict[str, str]
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedEmail:
     message: EmailMessage
     text: str
@@ -129,6 +138,7 @@ class Renderer:
     """Jinja environments for message bodies; one per worker, no globals."""
 
     def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
+        self._templates_dir = templates_dir
         loader = jinja2.FileSystemLoader(str(templates_dir / "messages"))
         common: dict[str, object] = {
             "loader": loader,
@@ -187,6 +197,16 @@ class Renderer:
                 break
         assert rendered is not None
         return rendered
+
+    def whatsapp(self, data: MessageData) -> RenderedWhatsApp:
+        """The values of the approved template of the message's kind, in
+        e-mail detail (no segment budget), the zone after the time."""
+        ctx = self._context(data, sms=False)
+        when = f"{ctx['when']} ({ctx['zone']})" if ctx["zone"] else str(ctx["when"])
+        values = {name: str(value) for name, value in ctx.items()} | {"when": when}
+        filled = whatsapp.variables(data.kind, values)
+        text = whatsapp.template_text(self._templates_dir, data.kind, data.language)
+        return RenderedWhatsApp(filled, whatsapp.fill(text, filled))
 
     def email(
         self, data: MessageData, *, to: str, sender: str, reply_to: str | None

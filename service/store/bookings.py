@@ -32,6 +32,7 @@ def _booking(r: asyncpg.Record) -> Booking:
         notify_phone=r["notify_phone"],
         notify_email=r["notify_email"],
         citizen_reschedules=r["citizen_reschedules"],
+        message_channel=r["message_channel"],
     )
 
 
@@ -55,6 +56,7 @@ class NewBooking:
     hold_expires_at: datetime | None = None
     notify_phone: bool = True
     notify_email: bool = True
+    message_channel: str = "sms"
 
 
 # The household cap trigger (0010) raises under these constraint names.
@@ -81,9 +83,10 @@ async def insert(conn: asyncpg.Connection, new: NewBooking, now: datetime) -> Bo
         """INSERT INTO bookings (reference, office_id, service_id, slot_id, starts_at, ends_at,
                                  status, citizen_name, phone, email, language, document_number,
                                  manage_token_hash, created_by, created_at, updated_at,
-                                 email_key, hold_expires_at, notify_phone, notify_email)
+                                 email_key, hold_expires_at, notify_phone, notify_email,
+                                 message_channel)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15,
-                   $16, $17, $18, $19)
+                   $16, $17, $18, $19, $20)
            ON CONFLICT (reference) DO NOTHING
            RETURNING *""",
         new.reference,
@@ -105,6 +108,7 @@ async def insert(conn: asyncpg.Connection, new: NewBooking, now: datetime) -> Bo
         new.hold_expires_at,
         new.notify_phone,
         new.notify_email,
+        new.message_channel,
     )
     return _booking(row) if row else None
 
@@ -160,6 +164,23 @@ async def set_status(
         now,
         reason,
     )
+
+
+async def set_message_channel(
+    conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime
+) -> str | None:
+    """Change where a booking's phone messages go; returns the previous
+    channel, or None when the booking is not found."""
+    previous: str | None = await conn.fetchval(
+        """UPDATE bookings b SET message_channel = $2, updated_at = $3
+           FROM (SELECT id, message_channel FROM bookings WHERE id = $1 FOR UPDATE) old
+           WHERE b.id = old.id
+           RETURNING old.message_channel""",
+        booking_id,
+        channel,
+        now,
+    )
+    return previous
 
 
 async def confirm_hold(

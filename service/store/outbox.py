@@ -29,6 +29,8 @@ class BookingContacts:
     timezone: str
     reminder_offsets_minutes: list[int]
     quiet: QuietHours
+    # Where the phone's messages go (bookings.message_channel).
+    message_channel: str = "sms"
 
 
 async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> BookingContacts | None:
@@ -37,7 +39,7 @@ async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> Booking
     row = await conn.fetchrow(
         """SELECT CASE WHEN b.notify_phone THEN b.phone END AS phone,
                   CASE WHEN b.notify_email THEN b.email END AS email,
-                  b.language, b.starts_at, o.timezone,
+                  b.language, b.starts_at, o.timezone, b.message_channel,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
            FROM bookings b JOIN offices o ON o.id = b.office_id
            WHERE b.id = $1""",
@@ -53,6 +55,32 @@ async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> Booking
         timezone=row["timezone"],
         reminder_offsets_minutes=list(row["reminder_offsets_minutes"]),
         quiet=QuietHours(row["quiet_hours_start"], row["quiet_hours_end"]),
+        message_channel=row["message_channel"],
+    )
+
+
+async def follow_channel(
+    conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime
+) -> None:
+    """A booking's phone channel changed: its phone messages still pending
+    go by `channel`, or are skipped when it is "email" (e-mail only)."""
+    if channel == "email":
+        await conn.execute(
+            """UPDATE outbox SET status = 'skipped', status_reason = 'channel_changed',
+                                 updated_at = $2
+               WHERE booking_id = $1 AND status = 'pending'
+                 AND channel IN ('sms', 'whatsapp')""",
+            booking_id,
+            now,
+        )
+        return
+    await conn.execute(
+        """UPDATE outbox SET channel = $2, enqueued_at = NULL, updated_at = $3
+           WHERE booking_id = $1 AND status = 'pending'
+             AND channel IN ('sms', 'whatsapp') AND channel <> $2""",
+        booking_id,
+        channel,
+        now,
     )
 
 
@@ -467,6 +495,12 @@ class MessageBooking:
     booking_status: str
     booking_starts_at: datetime
     email: str | None
+    # The row's recipient, and what decides whether an SMS may go to it: the
+    # booking's choice of channel and the countries its office serves.
+    recipient: str = ""
+    message_channel: str = "sms"
+    office_country: str = ""
+    sms_countries: tuple[str, ...] = ()
 
 
 async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBooking | None:
@@ -475,8 +509,10 @@ async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBo
     transaction."""
     r = await conn.fetchrow(
         """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at,
-                  CASE WHEN b.notify_email THEN b.email END AS email
+                  CASE WHEN b.notify_email THEN b.email END AS email,
+                  s.recipient, b.message_channel, o.country, o.sms_countries
            FROM outbox s JOIN bookings b ON b.id = s.booking_id
+           JOIN offices o ON o.id = b.office_id
            WHERE s.id = $1
            FOR SHARE OF b""",
         outbox_id,
@@ -490,7 +526,118 @@ async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBo
         booking_status=r["status"],
         booking_starts_at=r["starts_at"],
         email=r["email"],
+        recipient=r["recipient"],
+        message_channel=r["message_channel"],
+        office_country=r["country"],
+        sms_countries=tuple(r["sms_countries"]),
     )
+
+
+async def add_sms_fallback(
+    conn: asyncpg.Connection, whatsapp_id: int, now: datetime, reason: str
+) -> int | None:
+    """Queue the SMS that stands in for WhatsApp message `whatsapp_id`: the
+    same kind to the same number, due now, saying why (`reason`); at most
+    once (unique index).  Returns the new id, or None when it exists already."""
+    return await _follow_up(
+        conn, whatsapp_id, channel="sms", send_at=now, code=None, reason=reason,
+        carry_tries=False, rate_limited=False, now=now,
+    )  # fmt: skip
+
+
+async def _follow_up(
+    conn: asyncpg.Connection,
+    source_id: int,
+    *,
+    channel: str | None,
+    send_at: datetime,
+    code: str | None,
+    reason: str,
+    carry_tries: bool,
+    rate_limited: bool,
+    now: datetime,
+) -> int | None:
+    """A new pending row with the content of `source_id` (on `channel`, or
+    its own), pointing at it (`fallback_of`: at most one per row); with
+    `carry_tries` it keeps the tries used so far, a rate-limit report
+    counting as a wait rather than a try (as in `retry_later`)."""
+    new_id: int | None = await conn.fetchval(
+        """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
+                               appointment_at, offset_minutes, reason, fallback_of,
+                               attempts, rate_limit_waits, error_code, status_reason,
+                               created_at, updated_at, request_id)
+           SELECT o.booking_id, o.kind, COALESCE($7, o.channel), o.recipient, o.language, $2,
+                  o.appointment_at, o.offset_minutes, o.reason, o.id,
+                  CASE WHEN $8 THEN o.attempts - CASE WHEN $5 THEN 1 ELSE 0 END ELSE 0 END,
+                  CASE WHEN $8 THEN o.rate_limit_waits + CASE WHEN $5 THEN 1 ELSE 0 END
+                       ELSE 0 END,
+                  $3, $4, $6, $6, o.request_id
+           FROM outbox o
+           WHERE o.id = $1
+           ON CONFLICT (fallback_of) WHERE fallback_of IS NOT NULL DO NOTHING
+           RETURNING id""",
+        source_id,
+        send_at,
+        code,
+        reason,
+        rate_limited,
+        now,
+        channel,
+        carry_tries,
+    )
+    return new_id
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFacts:
+    """What deciding when a sent message that failed goes again takes."""
+
+    kind: str
+    attempts: int
+    rate_limit_waits: int
+    appointment_at: datetime
+    timezone: str
+    quiet: QuietHours
+
+
+async def retry_facts(conn: asyncpg.Connection, outbox_id: int) -> RetryFacts:
+    r = await conn.fetchrow(
+        """SELECT o.kind, o.attempts, o.rate_limit_waits, o.appointment_at, f.timezone,
+                  f.quiet_hours_start, f.quiet_hours_end
+           FROM outbox o
+           JOIN bookings b ON b.id = o.booking_id
+           JOIN offices f ON f.id = b.office_id
+           WHERE o.id = $1""",
+        outbox_id,
+    )
+    assert r is not None
+    return RetryFacts(
+        kind=r["kind"],
+        attempts=r["attempts"],
+        rate_limit_waits=r["rate_limit_waits"],
+        appointment_at=r["appointment_at"],
+        timezone=r["timezone"],
+        quiet=QuietHours(r["quiet_hours_start"], r["quiet_hours_end"]),
+    )
+
+
+async def add_retry(
+    conn: asyncpg.Connection,
+    outbox_id: int,
+    *,
+    send_at: datetime,
+    code: str,
+    reason: str,
+    rate_limited: bool,
+    now: datetime,
+) -> int | None:
+    """Another try of a message that was sent and then reported failed for a
+    reason that passes: a new row (the sent one only moves forward) with the
+    same content, carrying the tries used so far; at most once per row."""
+    return await _follow_up(
+        conn, outbox_id, channel=None, send_at=send_at, code=code, reason=reason,
+        carry_tries=True, rate_limited=rate_limited, now=now,
+    )  # fmt: skip
 
 
 async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetime) -> int | None:
@@ -515,16 +662,17 @@ async def add_email_fallback(conn: asyncpg.Connection, sms_id: int, now: datetim
 
 async def lock_for_receipt(
     conn: asyncpg.Connection, *, provider_id: str, outbox_id: int | None
-) -> tuple[int, str] | None:
-    """The SMS row a status callback speaks of, locked, as (id, status).
+) -> tuple[int, str, str] | None:
+    """The SMS or WhatsApp row a status callback speaks of, locked, as
+    (id, status, channel).
 
     Found by provider id, or, when the worker has not written the provider id
     yet (it died or is slow right after Twilio answered), by the outbox id
     carried in the callback URL.
     """
     r = await conn.fetchrow(
-        """SELECT id, status FROM outbox
-           WHERE channel = 'sms'
+        """SELECT id, status, channel FROM outbox
+           WHERE channel IN ('sms', 'whatsapp')
              AND (provider_id = $1 OR (provider_id IS NULL AND id = $2))
            ORDER BY provider_id IS NULL
            LIMIT 1
@@ -532,7 +680,7 @@ async def lock_for_receipt(
         provider_id,
         outbox_id,
     )
-    return None if r is None else (r["id"], r["status"])
+    return None if r is None else (r["id"], r["status"], r["channel"])
 
 
 async def set_delivery_status(
@@ -549,7 +697,10 @@ async def set_delivery_status(
                              error_code = COALESCE($4, error_code), claimed_until = NULL,
                              sent_at = COALESCE(sent_at, $5),
                              delivered_at = CASE WHEN $2 = 'delivered' THEN $5
+                                                 WHEN $2 = 'read'
+                                                 THEN COALESCE(delivered_at, $5)
                                                  ELSE delivered_at END,
+                             read_at = CASE WHEN $2 = 'read' THEN $5 ELSE read_at END,
                              updated_at = $5
            WHERE id = $1""",
         outbox_id,
@@ -588,21 +739,26 @@ async def codes_to(
     return row["n"], row["oldest"]
 
 
-async def sms_sent_to(
-    conn: asyncpg.Connection, recipient: str, since: datetime, exclude: int
-) -> tuple[int, datetime | None]:
-    """SMS other than codes sent to `recipient` after `since`, or being sent
-    now (so that two workers sending at once each count the other), and the
-    oldest send's time."""
-    row = await conn.fetchrow(
-        """SELECT count(*) AS n, min(sent_at) AS oldest FROM outbox
-           WHERE channel = 'sms' AND recipient = $1 AND kind <> 'code' AND id <> $3
+# One statement per channel, the channel written out, so that each uses its
+# own partial index (outbox_sms_recipient, outbox_whatsapp_recipient).
+_SENT_TO = {
+    channel: f"""SELECT count(*) AS n, min(sent_at) AS oldest FROM outbox
+           WHERE channel = '{channel}' AND recipient = $1 AND kind <> 'code' AND id <> $3
              AND (status = 'sending'
-                  OR (status IN ('sent', 'delivered', 'undelivered') AND sent_at > $2))""",
-        recipient,
-        since,
-        exclude,
-    )
+                  OR (status IN ('sent', 'delivered', 'read', 'undelivered')
+                      AND sent_at > $2))"""
+    for channel in ("sms", "whatsapp")
+}
+
+
+async def sent_to(
+    conn: asyncpg.Connection, channel: str, recipient: str, since: datetime, exclude: int
+) -> tuple[int, datetime | None]:
+    """Messages on `channel` (SMS or WhatsApp: each has its own cap) other
+    than codes sent to `recipient` after `since`, or being sent now (so that
+    two workers sending at once each count the other), and the oldest
+    send's time."""
+    row = await conn.fetchrow(_SENT_TO[channel], recipient, since, exclude)
     assert row is not None
     return row["n"], row["oldest"]
 
@@ -666,7 +822,7 @@ async def backlog(conn: asyncpg.Connection, now: datetime) -> Backlog:
         "SELECT min(send_at) FROM outbox WHERE status = 'pending' AND send_at <= $1", now
     )
     rows = {(r["channel"], r["status"]): int(r["n"]) for r in counts}
-    for channel in ("sms", "email"):
+    for channel in ("sms", "whatsapp", "email"):
         for status in ("pending", "sending"):
             rows.setdefault((channel, status), 0)
     lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0

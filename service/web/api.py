@@ -32,6 +32,7 @@ BOOKING_TEXT: dict[str, int | None] = {
     "email": fields.EMAIL_MAX,
     "language": None,
     "document_number": None,
+    "channel": None,
 }
 
 
@@ -84,6 +85,7 @@ def booking_json(booking: Booking, office: Office) -> dict[str, Any]:
         **booking_fields(booking, office),
         "language": booking.language,
         "document_number": booking.document_number,
+        "channel": booking.message_channel,
         "hold_expires_at": iso(booking.hold_expires_at, office)
         if booking.hold_expires_at is not None and booking.status == "held"
         else None,
@@ -231,6 +233,7 @@ async def create_booking(request: web.Request) -> web.Response:
             email=body.get("email"),
             language=body.get("language"),
             document_number=body.get("document_number"),
+            channel=body.get("channel"),
         ),
         secret_key=settings.secret_key,
         now=request.app[CLOCK_KEY](),

@@ -71,7 +71,7 @@ _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _NO_LONGER_FREE = N_("This time is no longer available. Please choose another time.")
-_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
+_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language", "channel")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -485,7 +485,16 @@ def _book_context(
         "zone": i18n.zone_label(office.country, office.city[language], language),
         **language_context(request, language, office.languages),
         "field_order": _FIELDS,
+        "channels": channel_options(request, phone=True, email=True),
     }
+
+
+def channel_options(request: web.Request, *, phone: bool, email: bool) -> list[str]:
+    """The channels a citizen may choose for their messages: WhatsApp only
+    when it is configured (service.config.Settings.whatsapp_enabled)."""
+    whatsapp = request.app[SETTINGS_KEY].whatsapp_enabled
+    options = ["sms", "whatsapp"] if phone and whatsapp else ["sms"] if phone else []
+    return [*options, "email"] if email else options
 
 
 @routes.get("/offices/{office}/{service}/book")
@@ -554,6 +563,7 @@ async def book_submit(request: web.Request) -> web.Response:
                 email=values["email"],
                 language=values["language"],
                 document_number=values["document_number"],
+                channel=values["channel"],
             ),
             secret_key=settings.secret_key,
             now=now,
@@ -650,12 +660,17 @@ def _booking_page_context(
         and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes)
         and booking.citizen_reschedules < request.app[SETTINGS_KEY].reschedule_limit,
         "status_label": CITIZEN_STATUS.get(booking.status, booking.status),
+        "channels": channel_options(
+            request, phone=booking.phone is not None, email=booking.email is not None
+        ),
+        "errors": {},
     }
 
 
 _DONE_NOTICES = {
     "cancelled": N_("Your appointment is cancelled."),
     "rescheduled": N_("Your appointment has been moved."),
+    "channel": N_("Your choice is saved: your next messages go that way."),
 }
 
 
@@ -674,8 +689,14 @@ def _sent_to(booking: Booking) -> dict[str, str]:
     """Where the confirmation goes, half hidden: the channels its messages
     are planned on (service.domain.messages.plan_event)."""
     sent: dict[str, str] = {}
-    if booking.phone and booking.notify_phone and can_receive_sms(booking.phone):
-        sent["sms"] = mask_phone(booking.phone)
+    phone_channel = booking.message_channel
+    if (
+        booking.phone
+        and booking.notify_phone
+        and phone_channel != "email"
+        and can_receive_sms(booking.phone)
+    ):
+        sent[phone_channel] = mask_phone(booking.phone)
     if booking.email and booking.notify_email:
         sent["email"] = mask_email(booking.email)
     return sent
@@ -697,6 +718,29 @@ async def manage(request: web.Request) -> web.Response:
         request.app[POOL_KEY], ctx.booking, ctx.office, _now(request)
     )
     return render(request, "citizen/manage.html", context, language=language, private=True)
+
+
+@routes.post("/b/{reference}/{token}/channel")
+async def channel_submit(request: web.Request) -> web.Response:
+    ctx, language = await _managed(request)
+    form = await request.post()
+    token = request.match_info["token"]
+    try:
+        await bookings.change_channel(
+            request.app[POOL_KEY],
+            ctx.booking.reference,
+            token,
+            request.app[SETTINGS_KEY].secret_key,
+            _form_text(form, "channel"),
+            _now(request),
+        )
+    except errors.ValidationFailed as failed:
+        context = _booking_page_context(request, ctx, language)
+        context |= {"errors": failed.fields, "place": None, "notice": None}
+        return render(
+            request, "citizen/manage.html", context, status=422, language=language, private=True
+        )
+    see_other(f"/b/{ctx.booking.reference}/{token}?done=channel", private=True)
 
 
 @routes.get("/b/{reference}/{token}/calendar.ics")

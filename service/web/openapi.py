@@ -12,6 +12,7 @@ from typing import Any
 
 from service.domain import fields
 from service.domain.models import LANGUAGES
+from service.domain.messages import MESSAGE_CHANNELS
 from service.domain.staff import MAX_REASON_LENGTH
 from service.web.api import BOOKING_TEXT
 
@@ -611,6 +612,13 @@ def _schemas() -> dict[str, Any]:
         "email": _NULLABLE_TEXT,
     }
     required = list(shared)
+    channel_choice = {
+        "type": "string",
+        "enum": list(MESSAGE_CHANNELS),
+        "nullable": True,
+        "description": "Where the phone's messages go: sms, whatsapp (same number) or "
+        "email (e-mail only); when not given, sms with a phone, else email",
+    }
     hold_expires_at = {
         **instant,
         "nullable": True,
@@ -754,15 +762,17 @@ def _schemas() -> dict[str, Any]:
                     "description": "Exactly one address; IDN domains kept as punycode",
                 },
                 "language": {**language, "nullable": True, "description": "fr when not given"},
+                "channel": channel_choice,
             },
         },
         "Booking": {
             "type": "object",
-            "required": [*required, "language", "document_number"],
+            "required": [*required, "language", "document_number", "channel"],
             "properties": {
                 **shared,
                 "language": language,
                 "document_number": _NULLABLE_TEXT,
+                "channel": {**channel_choice, "nullable": False},
                 "hold_expires_at": hold_expires_at,
             },
         },

@@ -88,6 +88,10 @@ SMS_GATE_HEADROOM = 0.02
 # holds a job back, and a lag behind the turns (a stalled worker) wears off.
 SMS_TURN_HEADROOM = 0.03
 SENT_KEY = RATE_KEY + ":sent"
+# WhatsApp's own rate (WHATSAPP_PER_SECOND), kept like the SMS one.
+WHATSAPP_RATE_KEY = "mawid:ratelimit:whatsapp"
+# The channels sent at booked turns on a shared provider rate.
+TURN_CHANNELS = ("sms", "whatsapp")
 # An SMS job is queued to start this long before its turn: it claims and
 # renders, then waits for the turn, so that only the gate and the request
 # stand between the turn and the provider.  arq's polling
@@ -128,9 +132,12 @@ class WorkerState:
     clock: Callable[[], datetime]
     owns_pool: bool
     metrics: Metrics = field(default_factory=Metrics)
-    # The jobs of this process at the SMS gate take turns asking it, in the
-    # order they came, rather than all polling Redis at once.
-    sms_gate_line: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The jobs of this process at a channel's gate (SMS, WhatsApp) take turns
+    # asking it, in the order they came, rather than all polling Redis at
+    # once; one channel's line never holds up the other's.
+    gate_lines: dict[str, asyncio.Lock] = field(
+        default_factory=lambda: {channel: asyncio.Lock() for channel in TURN_CHANNELS}
+    )
 
 
 async def build_state(
@@ -186,11 +193,14 @@ def job_id(row: outbox.Due, queued_at: datetime, turn: float | None = None) -> s
 
 
 def enqueue_target(settings: Settings) -> int:
-    """How many send jobs to keep queued: the SMS the rate serves within the
-    horizon plus a batch of emails, so that long backlogs stay in Postgres
-    rather than in Redis."""
-    sms = int(settings.sms_per_second * SMS_HORIZON.total_seconds()) + 1
-    return max(100, min(MAX_ENQUEUE, sms + EMAIL_BATCH))
+    """How many send jobs to keep queued: the SMS and WhatsApp messages their
+    rates serve within the horizon plus a batch of emails, so that long
+    backlogs stay in Postgres rather than in Redis."""
+    turns = sum(
+        int(channel_rate(settings, channel) * SMS_HORIZON.total_seconds()) + 1
+        for channel in TURN_CHANNELS
+    )
+    return max(100, min(MAX_ENQUEUE, turns + EMAIL_BATCH))
 
 
 # What asyncpg raises while Postgres is down or restarting.
@@ -223,7 +233,6 @@ async def _sweep(ctx: dict[str, Any]) -> int:
     state: WorkerState = ctx[STATE]
     redis: ArqRedis = ctx["redis"]
     now = state.clock()
-    limiter = sms_limiter(redis, state.settings)
     horizon = SMS_HORIZON.total_seconds()
     async with state.pool.acquire() as conn:
         async with conn.transaction():
@@ -243,32 +252,51 @@ async def _sweep(ctx: dict[str, Any]) -> int:
                 conn, now, min(room, EMAIL_BATCH), requeue_after, channel="email"
             ):
                 queued += await _enqueue(redis, row, now)
-        room -= queued
-        free = await limiter.free_within(horizon, room, TURN_LEAD)
-        if free <= 0:
-            return queued
-        async with conn.transaction():
-            rows = await outbox.lock_due(conn, now, free, requeue_after, channel="sms")
-            waits = await limiter.reserve_within(len(rows), horizon, TURN_LEAD)
-            # One reference instant for the whole batch: turns stay one
-            # interval apart however long the enqueueing takes.
-            base = time.time()
-            rows = rows[: len(waits)]
-            await outbox.mark_enqueued(conn, [r.id for r in rows], now)
-            for row, wait in zip(rows, waits, strict=True):
-                queued += await _enqueue(redis, row, now, turn=base + wait)
+        # Each provider channel has its own rate and its own turns.
+        for channel in TURN_CHANNELS:
+            limiter = sms_limiter(redis, state.settings, channel)
+            free = await limiter.free_within(horizon, room - queued, TURN_LEAD)
+            if free <= 0:
+                continue
+            async with conn.transaction():
+                rows = await outbox.lock_due(conn, now, free, requeue_after, channel=channel)
+                waits = await limiter.reserve_within(len(rows), horizon, TURN_LEAD)
+                # One reference instant for the whole batch: turns stay one
+                # interval apart however long the enqueueing takes.
+                base = time.time()
+                rows = rows[: len(waits)]
+                await outbox.mark_enqueued(conn, [r.id for r in rows], now)
+                for row, wait in zip(rows, waits, strict=True):
+                    queued += await _enqueue(redis, row, now, turn=base + wait)
     return queued
 
 
-def sms_limiter(redis: ArqRedis, settings: Settings) -> RateLimiter:
-    """The SMS turns shared by every worker, booked SMS_TURN_HEADROOM further
-    apart than SMS_PER_SECOND would have them."""
-    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_TURN_HEADROOM))
+def channel_rate(settings: Settings, channel: str) -> float:
+    """The provider's rate for a channel: SMS_PER_SECOND, WHATSAPP_PER_SECOND."""
+    return settings.whatsapp_per_second if channel == "whatsapp" else settings.sms_per_second
 
 
-def sms_gate(redis: ArqRedis, settings: Settings) -> RateLimiter:
-    """The gate every SMS passes at its turn, SMS_GATE_HEADROOM below the rate."""
-    return RateLimiter(redis, settings.sms_per_second / (1 + SMS_GATE_HEADROOM), SENT_KEY)
+def _rate_key(channel: str) -> str:
+    return WHATSAPP_RATE_KEY if channel == "whatsapp" else RATE_KEY
+
+
+def sms_limiter(redis: ArqRedis, settings: Settings, channel: str = "sms") -> RateLimiter:
+    """The turns of a provider channel (SMS or WhatsApp) shared by every
+    worker, booked SMS_TURN_HEADROOM further apart than its rate would have
+    them."""
+    return RateLimiter(
+        redis, channel_rate(settings, channel) / (1 + SMS_TURN_HEADROOM), _rate_key(channel)
+    )
+
+
+def sms_gate(redis: ArqRedis, settings: Settings, channel: str = "sms") -> RateLimiter:
+    """The gate every message of a provider channel passes at its turn,
+    SMS_GATE_HEADROOM below the channel's rate."""
+    return RateLimiter(
+        redis,
+        channel_rate(settings, channel) / (1 + SMS_GATE_HEADROOM),
+        _rate_key(channel) + ":sent",
+    )
 
 
 async def recover_expired_leases(conn: asyncpg.Connection, now: datetime) -> int:
@@ -322,17 +350,19 @@ def turn_stale(turn: float | None, after: float = TURN_STALE) -> bool:
     return turn is not None and time.time() - turn > after
 
 
-async def wait_for_turn(state: WorkerState, redis: ArqRedis, turn: float) -> bool:
+async def wait_for_turn(
+    state: WorkerState, redis: ArqRedis, turn: float, channel: str = "sms"
+) -> bool:
     """Wait for an SMS's turn, then for the gate; False when the gate has
     held it back for too long (GATE_PATIENCE)."""
     early = turn - time.time()
     if early > 0:
         # Never longer than the sweeper books ahead, whatever the clocks say.
         await asyncio.sleep(min(early, SMS_HORIZON.total_seconds()))
-    gate = sms_gate(redis, state.settings)
+    gate = sms_gate(redis, state.settings, channel)
     try:
         async with asyncio.timeout(max(0.0, turn + GATE_PATIENCE - time.time())):
-            async with state.sms_gate_line:
+            async with state.gate_lines[channel]:
                 # The gate lives in Redis, shared with other processes: no
                 # event to wait on, only the time it says is left.
                 while (left := await gate.pass_now()) > 0:  # noqa: ASYNC110
@@ -424,11 +454,16 @@ async def send_message(
         if held_back is not None:
             return held_back
         secret, data = await _secret_for(conn, claimed, settings)
+        variables: dict[str, str] = {}
         try:
             if claimed.channel == "sms":
                 sms = state.renderer.sms(data)
                 text, segments, encoding = sms.body, sms.count.segments, sms.count.encoding
                 email = None
+            elif claimed.channel == "whatsapp":
+                wa = state.renderer.whatsapp(data)
+                text, segments, encoding, email = wa.body, None, None, None
+                variables = wa.variables
             else:
                 rendered = state.renderer.email(
                     data,
@@ -449,13 +484,21 @@ async def send_message(
         text if keep_code else redact(text, secret, "[code]" if claimed.kind == CODE else "[token]")
     )
     # Claimed and rendered ahead of its turn (TURN_EARLY), an SMS leaves at it.
-    if turn is not None and not await wait_for_turn(state, ctx["redis"], turn):
+    if turn is not None and not await wait_for_turn(state, ctx["redis"], turn, claimed.channel):
         async with state.pool.acquire() as conn:
             await outbox.release(conn, outbox_id, state.clock())
         return "late"
     # No connection is held from here until the provider has answered.
     try:
-        if email is None:
+        if claimed.channel == "whatsapp":
+            provider_id = await state.senders.whatsapp.send_whatsapp(
+                claimed.recipient,
+                claimed.kind,
+                claimed.language,
+                variables,
+                status_callback=delivery.status_callback_url(settings.base_url, outbox_id),
+            )
+        elif email is None:
             provider_id = await state.senders.sms.send_sms(
                 claimed.recipient,
                 text,
@@ -517,17 +560,21 @@ async def _per_number_cap(
     conn: asyncpg.Connection, claimed: Claimed, settings: Settings, now: datetime
 ) -> str | None:
     """At most SMS_PER_NUMBER_PER_DAY SMS (codes aside: their own limits
-    bound them) to one number in 24 hours, across bookings. Past it the SMS
-    gives way to the e-mail the booking gets anyway, or waits for the
-    window to move. None when the SMS may go."""
-    if claimed.channel != "sms" or claimed.kind == CODE:
+    bound them) to one number in 24 hours, across bookings, and as many as
+    WHATSAPP_PER_NUMBER_PER_DAY WhatsApp messages besides (each channel
+    counts its own). Past it the message gives way to the e-mail the booking
+    gets anyway, or waits for the window to move. None when it may go."""
+    if claimed.channel not in TURN_CHANNELS or claimed.kind == CODE:
         return None
-    sent, oldest = await outbox.sms_sent_to(
-        conn, claimed.recipient, now - SMS_CAP_WINDOW, claimed.id
+    sent, oldest = await outbox.sent_to(
+        conn, claimed.channel, claimed.recipient, now - SMS_CAP_WINDOW, claimed.id
     )
-    decision = sms_cap_decision(
-        sent, oldest, settings.sms_per_number_per_day, has_email=claimed.has_email, now=now
+    cap = (
+        settings.whatsapp_per_number_per_day
+        if claimed.channel == "whatsapp"
+        else settings.sms_per_number_per_day
     )
+    decision = sms_cap_decision(sent, oldest, cap, has_email=claimed.has_email, now=now)
     if decision is None:
         return None
     if decision == "email":
@@ -537,6 +584,8 @@ async def _per_number_cap(
     await outbox.wait_until(conn, claimed.id, decision, SKIP_SMS_CAP, now)
     log.info("outbox %d %s: number over its daily SMS, waits", claimed.id, claimed.kind)
     return "held_back"
+
+
 async def record(
     state: WorkerState,
     outbox_id: int,
@@ -683,6 +732,8 @@ async def anonymise_expired(ctx: dict[str, Any]) -> int:
     )
     log.info("bookings anonymised: %d", done)
     return done
+
+
 async def expire_holds(ctx: dict[str, Any]) -> int:
     """Every few seconds: holds whose time is up give their seat back (the
     pages and the API also release them before reading seats)."""

@@ -10,9 +10,10 @@ send the SMS twice, and the outbox already retries with a deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -24,11 +25,19 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from service.config import Settings
-from service.notify.delivery import TemporaryError, classify_smtp, classify_twilio
+from service.notify import whatsapp
+from service.notify.delivery import (
+    NO_TEMPLATE,
+    PermanentError,
+    TemporaryError,
+    classify_smtp,
+    classify_twilio,
+)
 
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
+WHATSAPP_PREFIX = "whatsapp:"
 HTTP_TIMEOUT = 15.0
 SMTP_TIMEOUT = 30.0
 
@@ -36,6 +45,22 @@ SMTP_TIMEOUT = 30.0
 class SmsSender(Protocol):
     async def send_sms(self, to: str, body: str, *, status_callback: str | None) -> str:
         """Hand the SMS to the provider; returns the provider's message id."""
+
+    async def close(self) -> None: ...
+
+
+class WhatsAppSender(Protocol):
+    async def send_whatsapp(
+        self,
+        to: str,
+        kind: str,
+        language: str,
+        variables: dict[str, str],
+        *,
+        status_callback: str | None,
+    ) -> str:
+        """Hand the approved template of `kind` in `language`, with its
+        variables, to the provider; returns the provider's message id."""
 
     async def close(self) -> None: ...
 
@@ -97,21 +122,17 @@ class TwilioHttpClient(AsyncHttpClient):  # type: ignore[misc]
             self._session = None
 
 
-class TwilioSms:
+class _Twilio:
+    """One Twilio Messages client: SMS and WhatsApp are the same request
+    with other parameters, refused with codes read in one place."""
+
     def __init__(self, settings: Settings) -> None:
         self._http = TwilioHttpClient(settings.twilio_base_url)
         self._client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http
         )
-        self._from = settings.twilio_from
-        self._service = settings.twilio_messaging_service_sid
 
-    async def send_sms(self, to: str, body: str, *, status_callback: str | None) -> str:
-        kwargs: dict[str, str] = {"to": to, "body": body}
-        if self._service:
-            kwargs["messaging_service_sid"] = self._service
-        else:
-            kwargs["from_"] = self._from
+    async def _create(self, kwargs: dict[str, str], status_callback: str | None) -> str:
         if status_callback:
             kwargs["status_callback"] = status_callback
         try:
@@ -125,6 +146,53 @@ class TwilioSms:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+class TwilioSms(_Twilio):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._from = settings.twilio_from
+        self._service = settings.twilio_messaging_service_sid
+
+    async def send_sms(self, to: str, body: str, *, status_callback: str | None) -> str:
+        kwargs: dict[str, str] = {"to": to, "body": body}
+        if self._service:
+            kwargs["messaging_service_sid"] = self._service
+        else:
+            kwargs["from_"] = self._from
+        return await self._create(kwargs, status_callback)
+
+
+class TwilioWhatsApp(_Twilio):
+    """WhatsApp through the same Messages API: "whatsapp:+E164" on both
+    ends, and an approved content template (ContentSid, ContentVariables)
+    in place of a body."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._from = WHATSAPP_PREFIX + settings.twilio_whatsapp_from
+        self._templates = settings.whatsapp_template_ids
+
+    async def send_whatsapp(
+        self,
+        to: str,
+        kind: str,
+        language: str,
+        variables: dict[str, str],
+        *,
+        status_callback: str | None,
+    ) -> str:
+        sid = whatsapp.content_sid(self._templates, kind, language)
+        if sid is None:
+            # No approved template: WhatsApp would refuse free text (63016).
+            raise PermanentError(NO_TEMPLATE)
+        kwargs = {
+            "to": WHATSAPP_PREFIX + to,
+            "from_": self._from,
+            "content_sid": sid,
+            "content_variables": json.dumps(variables, ensure_ascii=False),
+        }
+        return await self._create(kwargs, status_callback)
 
 
 # SMTP -----------------------------------------------------------------------------
@@ -176,6 +244,18 @@ class DevSink:
         await asyncio.sleep(0)
         return f"dev-{uuid.uuid4().hex}"
 
+    async def send_whatsapp(
+        self,
+        to: str,
+        kind: str,
+        language: str,
+        variables: dict[str, str],
+        *,
+        status_callback: str | None,
+    ) -> str:
+        await asyncio.sleep(0)
+        return f"dev-{uuid.uuid4().hex}"
+
     async def send_email(self, message: EmailMessage) -> str:
         await asyncio.sleep(0)
         return f"dev-{uuid.uuid4().hex}"
@@ -188,10 +268,12 @@ class DevSink:
 class Senders:
     sms: SmsSender
     email: EmailSender
+    whatsapp: WhatsAppSender = field(default_factory=lambda: DevSink())
 
     async def close(self) -> None:
         await self.sms.close()
         await self.email.close()
+        await self.whatsapp.close()
 
 
 def make_senders(settings: Settings) -> Senders:
@@ -212,4 +294,32 @@ def make_senders(settings: Settings) -> Senders:
         raise RuntimeError("SMTP_HOST is required in production")
     else:
         email = DevSink()
-    return Senders(sms, email)
+    whatsapp: WhatsAppSender
+    if settings.twilio_account_sid and settings.twilio_whatsapp_from:
+        whatsapp = TwilioWhatsApp(settings)
+    elif settings.twilio_account_sid or settings.is_production:
+        # Twilio without a WhatsApp sender: every WhatsApp message falls
+        # back to SMS (service.notify.delivery), none is lost.
+        whatsapp = Unconfigured()
+    else:
+        whatsapp = DevSink()
+    return Senders(sms, email, whatsapp)
+
+
+class Unconfigured:
+    """WhatsApp with no TWILIO_WHATSAPP_FROM: refused, so each message
+    falls back to SMS."""
+
+    async def send_whatsapp(
+        self,
+        to: str,
+        kind: str,
+        language: str,
+        variables: dict[str, str],
+        *,
+        status_callback: str | None,
+    ) -> str:
+        raise PermanentError(NO_TEMPLATE)
+
+    async def close(self) -> None:
+        return None

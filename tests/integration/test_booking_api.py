@@ -637,3 +637,21 @@ async def test_no_show_only_after_the_start_and_undo_never_oversells(
             )
         assert full.value.code == "slot_full"
         assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot["id"]) == 0
+
+
+async def test_the_booking_body_chooses_the_channel(app_client: Client, pool: asyncpg.Pool) -> None:
+    slots = await first_slots(app_client, "consulate-paris", "legalization", "2027-02-03")
+    status, booked = await book(app_client, booking_body(slots[0]["id"], channel="whatsapp"))
+    assert status == 201, booked
+    assert booked["channel"] == "whatsapp"
+    channels = await pool.fetch("SELECT DISTINCT channel FROM outbox")
+    assert [r["channel"] for r in channels] == ["whatsapp"]
+    # Without a choice: SMS, the booking having a phone.
+    status, other = await book(app_client, booking_body(slots[1]["id"], phone="06 12 34 56 79"))
+    assert status == 201 and other["channel"] == "sms"
+    before = await snapshot(pool)
+    for wrong, field in (("fax", "channel"), (["sms"], "channel"), ("email", "email")):
+        status, refused = await book(app_client, booking_body(slots[2]["id"], channel=wrong))
+        assert status == 422, refused
+        assert list(refused["fields"]) == [field]
+    assert await snapshot(pool) == before

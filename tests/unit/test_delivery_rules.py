@@ -61,12 +61,16 @@ def test_a_receipt_only_moves_a_row_forward(message_status: str) -> None:
     assert moves_forward("pending", target)
     assert moves_forward("sending", target)
     assert moves_forward("sent", target) == (target != "sent")
-    for final in ("delivered", "undelivered", "failed", "skipped", "cancelled"):
+    # A WhatsApp message read was delivered first: `read` is the one step
+    # past `delivered`.
+    assert moves_forward("delivered", target) == (target == "read")
+    for final in ("read", "undelivered", "failed", "skipped", "cancelled"):
         assert not moves_forward(final, target)
 
 
-def test_read_counts_as_delivered() -> None:
-    assert CALLBACK_STATUS["read"] == "delivered"
+def test_read_comes_after_delivered() -> None:
+    assert CALLBACK_STATUS["read"] == "read"
+    assert CALLBACK_STATUS["delivered"] == "delivered"
     assert "queued" not in CALLBACK_STATUS
 
 
