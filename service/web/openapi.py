@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from service.domain import fields
-from service.domain.models import LANGUAGES
 from service.domain.messages import MESSAGE_CHANNELS
+from service.domain.models import LANGUAGES
 from service.domain.staff import MAX_REASON_LENGTH
 from service.web.api import BOOKING_TEXT
 
