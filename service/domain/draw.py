@@ -89,16 +89,18 @@ class Outcome(StrEnum):
     DECLINED = "declined"  # the citizen said no
     EXPIRED = "expired"  # the offer was not confirmed in time
     WITHDRAWN = "withdrawn"  # the citizen left the list
+    LAPSED = "lapsed"  # its contact was not proved in time: never in the draw
 
 
 # The moves an entry can make; everything else is refused.
 _OUTCOME_MOVES: Mapping[Outcome, frozenset[Outcome]] = {
-    Outcome.WAITING: frozenset({Outcome.OFFERED, Outcome.WITHDRAWN}),
+    Outcome.WAITING: frozenset({Outcome.OFFERED, Outcome.WITHDRAWN, Outcome.LAPSED}),
     Outcome.OFFERED: frozenset({Outcome.CONFIRMED, Outcome.DECLINED, Outcome.EXPIRED}),
     Outcome.CONFIRMED: frozenset(),
     Outcome.DECLINED: frozenset(),
     Outcome.EXPIRED: frozenset(),
     Outcome.WITHDRAWN: frozenset(),
+    Outcome.LAPSED: frozenset(),
 }
 
 

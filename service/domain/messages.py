@@ -21,6 +21,7 @@ Kind = Literal[
     "sms_fallback",
     "code",
     "draw_offer",
+    "draw_not_served",
 ]
 Channel = Literal["sms", "email"]
 
@@ -53,6 +54,9 @@ CODE: Kind = "code"
 # A seat offered by a draw or its waiting list: a held booking, like a code's,
 # so it too is worth sending only while the hold lasts.
 DRAW_OFFER: Kind = "draw_offer"
+# A draw request the draw gave no seat: it stays on the waiting list. Sent
+# while the request waits there (its "held" state, see service.store.outbox).
+DRAW_NOT_SERVED: Kind = "draw_not_served"
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -307,8 +311,9 @@ def skip_reason(
     """
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind in (CODE, DRAW_OFFER):
-        # A code or an offer is worth sending only while its hold waits.
+    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+        # A code or an offer is worth sending only while its hold waits;
+        # "not served" only while the request is still on the list.
         return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None

@@ -58,7 +58,7 @@ async def record_booking_event(
 
 async def record_code(
     conn: asyncpg.Connection,
-    booking_id: int,
+    subject: int | str,
     channel: Channel,
     recipient: str,
     *,
@@ -66,7 +66,8 @@ async def record_code(
     appointment_at: datetime,
     now: datetime,
 ) -> None:
-    """Write the code message of a held booking inside the caller's
-    transaction. The code itself is drawn by the worker when it sends."""
+    """Write the code message of a held booking (its id) or a draw request
+    (its entry id) inside the caller's transaction. The code itself is
+    drawn by the worker when it sends."""
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
-    await outbox.add_planned(conn, booking_id, language=language, planned=[planned], now=now)
+    await outbox.add_planned(conn, subject, language=language, planned=[planned], now=now)

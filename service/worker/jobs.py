@@ -371,6 +371,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         sequence=c.id,
         manage_token=manage_token,
         code=code,
+        draw_request=c.draw_entry_id is not None,
     )
 
 
@@ -500,8 +501,13 @@ async def _secret_for(
     its own (only hashes are stored, so the worker cannot re-create the one
     shown at booking)."""
     if claimed.kind == CODE:
-        code = await verification.issue_code(conn, claimed.booking_id, settings.secret_key)
+        owner = claimed.booking_id if claimed.booking_id is not None else claimed.draw_entry_id
+        assert owner is not None
+        code = await verification.issue_code(conn, owner, settings.secret_key)
         return code, message_data(claimed, settings.base_url, "", code=code)
+    if claimed.booking_id is None:
+        # A draw request's message carries no secret: nothing of it is managed by link.
+        return "", message_data(claimed, settings.base_url, "")
     token = new_manage_token()
     await booking_store.add_manage_token(
         conn, claimed.booking_id, hash_token(token, settings.secret_key), claimed.id

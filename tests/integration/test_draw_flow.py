@@ -18,8 +18,10 @@ from service.domain.booking import hash_token
 from service.domain.errors import Conflict, Refusal, ValidationFailed
 from service.domain.validation import RawDetails
 from service.store import bookings as booking_store
+from service.store import draws as store
 from service.store.audit import Actor
 from tests.clock import FakeClock
+from tests.codesink import code_for, send_codes
 
 OFFICE, SERVICE = "consulate-paris", "legalization"
 # Demo slots exist for the next 60 days; the period is a week of them.
@@ -131,10 +133,7 @@ async def test_one_request_per_person_and_a_proved_contact_for_citizens(
             pool, window_id, RawDetails(name="Autre", email="Person1+x@Example.org", language="fr"),
             [FIRST], ["morning"], secret_key=settings.secret_key, now=clock(), actor=STAFF,
         )  # fmt: skip
-    # A citizen's request needs a contact proved by a code.
-    with pytest.raises(Conflict) as refused:
-        await ask(pool, settings, clock, window_id, 2, actor=Actor("citizen"))
-    assert refused.value.code == "contact_not_verified"
+    # A citizen whose contact was proved lately needs no new code.
     async with pool.acquire() as conn:
         await verification.remember(
             conn, "email", "person2@example.org", settings.secret_key, clock()
@@ -211,6 +210,20 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
         )
     assert len(rows) == 2 and {r["channel"] for r in rows} == {"email"}
     assert {r["language"] for r in rows} == {"fr"}
+    # The four not served hear it once, each with their place on the list.
+    await tick(pool, settings, clock)
+    async with pool.acquire() as conn:
+        told = await conn.fetch(
+            """SELECT draw_entry_id, reason, channel FROM outbox
+               WHERE kind = 'draw_not_served' ORDER BY reason"""
+        )
+    assert [(r["draw_entry_id"], r["reason"]) for r in told] == [
+        (order[n], str(n + 1)) for n in range(2, 6)
+    ]
+    kept = await send_codes(pool, settings, clock, "draw_not_served")
+    assert len(kept.emails) == 4
+    assert all("liste d’attente" in str(m["Subject"]) for m in kept.emails)
+    assert not [m for m in kept.emails if list(m.iter_attachments())]
     # The first accepts; the second declines: the third in order is offered.
     ref0, ref1 = first[order[0]], first[order[1]]
     accepted = await draw.answer_offer(
@@ -253,3 +266,86 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
     # A slot never holds more than its capacity.
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM slots WHERE taken > capacity") == 0
+
+
+async def counted(pool: asyncpg.Pool, window_id: int) -> set[str]:
+    async with pool.acquire() as conn:
+        return set(await store.entry_ids(conn, window_id))
+
+
+async def test_a_citizens_request_counts_once_its_code_comes_back_and_can_be_withdrawn(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock)
+    citizen = Actor("citizen")
+    receipt = await draw.request(
+        pool, window_id, person(1), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert receipt.pending and receipt.token
+    assert await counted(pool, window_id) == set()
+    seen = await draw.view_request(pool, receipt.entry_id, receipt.token, settings.secret_key,
+                                   clock())  # fmt: skip
+    assert seen.code is not None and seen.code.channel == "email"
+    assert seen.code.destination == "person1@example.org"
+    # The code travels through the worker's own send path, in the entry's language.
+    code = await code_for(pool, settings, clock, "person1@example.org")
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT booking_id, draw_entry_id, body, status FROM outbox WHERE kind = 'code'"
+        )
+    assert stored["booking_id"] is None and stored["draw_entry_id"] == receipt.entry_id
+    assert stored["status"] == "sent" and code not in stored["body"]
+    assert "tirage au sort" in stored["body"]
+    # Another person's link, or a wrong token, opens nothing.
+    with pytest.raises(Refusal) as refused:
+        await draw.view_request(pool, receipt.entry_id, "x" * 22, settings.secret_key, clock())
+    assert refused.value.status == 401
+    with pytest.raises(ValidationFailed):
+        await draw.verify_request(
+            pool, receipt.entry_id, receipt.token, "000000" if code != "000000" else "111111",
+            settings.secret_key, clock(),
+        )  # fmt: skip
+    proved = await draw.verify_request(
+        pool, receipt.entry_id, receipt.token, code, settings.secret_key, clock()
+    )
+    assert proved.code is None and proved.entry.verified_at == clock()
+    assert await counted(pool, window_id) == {receipt.entry_id}
+    # The proved address is remembered: a later request needs no code.
+    # One whose code never comes back lapses and frees its identity.
+    other = await draw.request(
+        pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert other.pending
+    with pytest.raises(Conflict):
+        await draw.request(
+            pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+            now=clock(), actor=citizen,
+        )  # fmt: skip
+    clock.advance(timedelta(minutes=11))
+    with pytest.raises(Conflict) as refused:
+        await draw.verify_request(
+            pool, other.entry_id, other.token, "123456", settings.secret_key, clock()
+        )
+    assert refused.value.code == "request_lapsed"
+    again = await draw.request(
+        pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert again.pending and again.entry_id != other.entry_id
+    # Withdrawn before the close: not in the draw.
+    left = await draw.withdraw(pool, receipt.entry_id, receipt.token, settings.secret_key)
+    assert left.entry.outcome == "withdrawn"
+    assert await counted(pool, window_id) == set()
+    # A request still waiting for its code at the close stays out of the draw.
+    staff_entry = await ask(pool, settings, clock, window_id, 5)
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    doc = await draw.published(pool, window_id)
+    assert doc["entries"] == [staff_entry]
+    assert rules.verify(doc) == []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT outcome FROM draw_entries WHERE id = $1", again.entry_id
+        ) == "lapsed"
