@@ -299,6 +299,30 @@ async def request_form(
         return RequestForm(office, service, windows, drawn[:3])
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceDraws:
+    """A service's mode and its windows, each with its counted entries."""
+
+    office: Office
+    service: Service
+    mode: rules.Mode
+    windows: list[tuple[Window, int]]
+
+
+async def service_draws(pool: asyncpg.Pool, office_id: str, service_id: str) -> ServiceDraws:
+    async with pool.acquire() as conn:
+        office = await office_store.get_office(conn, office_id)
+        if office is None:
+            raise errors.office_not_found()
+        service = await office_store.get_service(conn, office_id, service_id)
+        mode = await store.mode_of(conn, office_id, service_id)
+        if service is None or mode is None:
+            raise errors.service_not_found()
+        windows = [w for w in await store.windows_of(conn, office_id) if w.service_id == service_id]
+        counts = await store.count_entries(conn, [w.id for w in windows])
+        return ServiceDraws(office, service, mode, [(w, counts.get(w.id, 0)) for w in windows])
+
+
 # A request's own page: the receipt, its code step, withdrawing -----------------------
 
 
