@@ -457,3 +457,20 @@ async def waiting(conn: asyncpg.Connection, window_id: int) -> list[Entry]:
 async def booking_reference(conn: asyncpg.Connection, booking_id: int) -> str | None:
     value = await conn.fetchval("SELECT reference FROM bookings WHERE id = $1", booking_id)
     return str(value) if value is not None else None
+
+
+async def skip_pending_messages(
+    conn: asyncpg.Connection, window_id: int, reason: str, now: datetime
+) -> int:
+    """Skip, with `reason`, the pending messages of a window's entries and
+    of their offers (the demo's: its people do not exist)."""
+    done = await conn.execute(
+        """UPDATE outbox o SET status = 'skipped', status_reason = $2, updated_at = $3
+           FROM draw_entries e
+           WHERE e.window_id = $1 AND o.status = 'pending'
+             AND (o.draw_entry_id = e.id OR o.booking_id = e.booking_id)""",
+        window_id,
+        reason,
+        now,
+    )
+    return int(done.split()[-1])

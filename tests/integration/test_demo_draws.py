@@ -38,7 +38,13 @@ async def test_the_demo_shows_a_drawn_window_and_an_open_one(
         entries = await conn.fetchval(
             "SELECT count(*) FROM draw_entries WHERE window_id = $1", opened["id"]
         )
+        pending = await conn.fetchval(
+            """SELECT count(*) FROM outbox
+               WHERE kind IN ('draw_offer', 'draw_not_served') AND status = 'pending'"""
+        )
     assert told == DRAWN_ENTRIES - offered and entries == OPEN_ENTRIES
+    # The demo's people do not exist: nothing of theirs waits to be sent.
+    assert pending == 0
     # The service's page leads to its request form, which shows the open window.
     resp = await app_client.get(f"/offices/{OFFICE}/{SERVICE}?lang=fr")
     page = await resp.text()
