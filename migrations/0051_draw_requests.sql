@@ -13,6 +13,12 @@ UPDATE draw_entries SET verified_at = created_at;
 ALTER TABLE draw_entries ADD CONSTRAINT draw_entries_proved_or_pending
     CHECK (verified_at IS NOT NULL OR pending_until IS NOT NULL);
 
+-- The languages of the reach issue too (Spanish, Tamazight), as its
+-- migration allows them for bookings and messages.
+ALTER TABLE draw_entries DROP CONSTRAINT draw_entries_language_check;
+ALTER TABLE draw_entries ADD CONSTRAINT draw_entries_language_check
+    CHECK (language IN ('ar', 'fr', 'en', 'es', 'zgh'));
+
 -- 'lapsed': a request whose code never came back; it holds no identity.
 ALTER TABLE draw_entries DROP CONSTRAINT draw_entries_outcome_check;
 ALTER TABLE draw_entries ADD CONSTRAINT draw_entries_outcome_check CHECK (outcome IN
