@@ -36,6 +36,16 @@ CREATE UNIQUE INDEX draw_entries_one_per_phone ON draw_entries (window_id, phone
 CREATE UNIQUE INDEX draw_entries_one_per_email ON draw_entries (window_id, email_hash)
     WHERE email_hash IS NOT NULL AND outcome <> 'lapsed';
 
+-- The receipt's link carried by a request's messages ("not served"): one
+-- token per message, like a booking's manage links; keyed hashes only.
+CREATE TABLE draw_entry_tokens (
+    token_hash bytea PRIMARY KEY,
+    entry_id   text NOT NULL REFERENCES draw_entries (id) ON DELETE CASCADE,
+    outbox_id  bigint,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX draw_entry_tokens_entry ON draw_entry_tokens (entry_id);
+
 -- A contact check belongs to a held booking or to a pending entry.
 ALTER TABLE contact_checks ADD COLUMN draw_entry_id text UNIQUE
     REFERENCES draw_entries (id) ON DELETE CASCADE;

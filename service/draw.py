@@ -175,8 +175,7 @@ class Receipt:
     pending: bool = False
 
 
-def receipt_url(entry_id: str, token: str) -> str:
-    return f"/r/{entry_id}/{token}"
+receipt_url = rules.receipt_url
 
 
 async def request(
@@ -344,12 +343,11 @@ async def _authorised_entry(
     entry = None
     if rules.is_entry_id(entry_id):
         entry = await store.get_entry(conn, entry_id, lock=True)
-    if (
-        entry is None
-        or not token
-        or entry.token_hash is None
-        or not token_matches(token, entry.token_hash, secret_key)
-    ):
+    if entry is None or not token:
+        raise errors.manage_link_refused()
+    # The receipt's own token, or one a message of the request carried.
+    shown = entry.token_hash is not None and token_matches(token, entry.token_hash, secret_key)
+    if not shown and not await store.token_opens(conn, entry.id, hash_token(token, secret_key)):
         raise errors.manage_link_refused()
     return entry
 

@@ -348,6 +348,12 @@ def offer_expires_at(now: datetime, hours: int, slot_starts_at: datetime) -> dat
     return min(now + timedelta(hours=hours), slot_starts_at)
 
 
+def receipt_url(entry_id: str, token: str) -> str:
+    """A request's receipt (see it, withdraw it); the token is the one shown
+    at the request or carried by one of its messages."""
+    return f"/r/{entry_id}/{token}"
+
+
 def offer_url(base_url: str, reference: str, token: str) -> str:
     """The page where an offer is accepted or declined (the token is the
     one its message carries, as for the manage page)."""

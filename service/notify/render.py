@@ -27,7 +27,7 @@ import jinja2
 from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
-from service.domain.draw import offer_url
+from service.domain.draw import offer_url, receipt_url
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import (
     CANCELLATION_KINDS,
@@ -176,6 +176,10 @@ class Renderer:
             # A draw's offer: its own page, and its expiry (carried in
             # `reason`) in the office's zone.
             "offer_link": offer_url(data.base_url, data.reference, data.manage_token),
+            # A draw request's receipt (see it, withdraw it).
+            "receipt_link": data.base_url + receipt_url(data.reference, data.manage_token)
+            if data.draw_request
+            else "",
             "expires": format_when(
                 datetime.fromisoformat(data.reason), data.timezone, data.language, sms=sms
             )

@@ -308,6 +308,30 @@ async def lapse_pending(
     return int(done.split()[-1])
 
 
+async def add_token(
+    conn: asyncpg.Connection, entry_id: str, token_hash: bytes, outbox_id: int, now: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO draw_entry_tokens (token_hash, entry_id, outbox_id, created_at)
+           VALUES ($1, $2, $3, $4)""",
+        token_hash,
+        entry_id,
+        outbox_id,
+        now,
+    )
+
+
+async def token_opens(conn: asyncpg.Connection, entry_id: str, token_hash: bytes) -> bool:
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM draw_entry_tokens
+                              WHERE token_hash = $1 AND entry_id = $2)""",
+            token_hash,
+            entry_id,
+        )
+    )
+
+
 async def mark_told(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool:
     """Record that a drawn window's unserved entries were told; False when
     they already were."""

@@ -49,6 +49,7 @@ from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
+from service.store import draws as draw_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store import verification as verification_store
@@ -424,7 +425,7 @@ async def send_message(
         held_back = await _per_number_cap(conn, claimed, settings, now)
         if held_back is not None:
             return held_back
-        secret, data = await _secret_for(conn, claimed, settings)
+        secret, data = await _secret_for(conn, claimed, settings, now)
         try:
             if claimed.channel == "sms":
                 sms = state.renderer.sms(data)
@@ -494,7 +495,7 @@ async def send_message(
 
 
 async def _secret_for(
-    conn: asyncpg.Connection, claimed: Claimed, settings: Settings
+    conn: asyncpg.Connection, claimed: Claimed, settings: Settings, now: datetime
 ) -> tuple[str, MessageData]:
     """The one secret a message carries, drawn now and recorded (as a hash)
     before it can leave: a code for a code message, else a manage token of
@@ -505,10 +506,14 @@ async def _secret_for(
         assert owner is not None
         code = await verification.issue_code(conn, owner, settings.secret_key)
         return code, message_data(claimed, settings.base_url, "", code=code)
-    if claimed.booking_id is None:
-        # A draw request's message carries no secret: nothing of it is managed by link.
-        return "", message_data(claimed, settings.base_url, "")
     token = new_manage_token()
+    if claimed.booking_id is None:
+        # A draw request's message: its receipt's link, with a token of its own.
+        assert claimed.draw_entry_id is not None
+        await draw_store.add_token(
+            conn, claimed.draw_entry_id, hash_token(token, settings.secret_key), claimed.id, now
+        )
+        return token, message_data(claimed, settings.base_url, token)
     await booking_store.add_manage_token(
         conn, claimed.booking_id, hash_token(token, settings.secret_key), claimed.id
     )

@@ -5,6 +5,7 @@ seat on, the waiting list taking freed seats, and the published record."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import date, datetime, timedelta
 
@@ -224,6 +225,21 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
     assert len(kept.emails) == 4
     assert all("liste d’attente" in str(m["Subject"]) for m in kept.emails)
     assert not [m for m in kept.emails if list(m.iter_attachments())]
+    # Each carries its receipt's link, with a token of its own that opens it
+    # (and only its own request); the stored body keeps no token.
+    for message in kept.emails:
+        body = message.get_body(("plain",))
+        assert body is not None
+        link = re.search(r"/r/([0-9a-f]{32})/([\w-]+)", body.get_content())
+        assert link
+        seen = await draw.view_request(pool, link[1], link[2], settings.secret_key, clock())
+        assert seen.entry.id == link[1]
+        other = next(e for e in order[2:] if e != link[1])
+        with pytest.raises(Refusal):
+            await draw.view_request(pool, other, link[2], settings.secret_key, clock())
+    async with pool.acquire() as conn:
+        bodies = await conn.fetch("SELECT body FROM outbox WHERE kind = 'draw_not_served'")
+    assert all("[token]" in r["body"] for r in bodies)
     # The first accepts; the second declines: the third in order is offered.
     ref0, ref1 = first[order[0]], first[order[1]]
     accepted = await draw.answer_offer(

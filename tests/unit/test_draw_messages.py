@@ -73,7 +73,7 @@ def not_served(lang: str, when: datetime) -> object:
         worst_case(DRAW_NOT_SERVED, lang, when),
         reason="1234",
         reference="0f" * 16,
-        manage_token="",
+        manage_token="Tk" * 11,
         draw_request=True,
     )
 
@@ -86,6 +86,7 @@ def test_not_served_says_the_place_on_the_list_within_the_budget(
         sms = renderer.sms(not_served(lang, when))  # type: ignore[arg-type]
         assert sms.count.segments <= SMS_BUDGET[lang], (lang, sms.count, sms.body)
         assert "1234" in sms.body and "/b/" not in sms.body
+        assert f"{BASE_URL}/r/{'0f' * 16}/" in sms.body
         if lang != "ar":
             assert is_gsm7(sms.body)
     email = renderer.email(
@@ -94,7 +95,7 @@ def test_not_served_says_the_place_on_the_list_within_the_budget(
         to="a@example.org",
         reply_to=None,
     )
-    assert "1234" in email.text and "0f" * 16 in email.text
+    assert "1234" in email.text and f"{BASE_URL}/r/{'0f' * 16}/" in email.text
     assert not list(email.message.iter_attachments())
 
 
