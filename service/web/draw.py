@@ -235,6 +235,9 @@ def _blank_values(request: web.Request, country: str) -> dict[str, str]:
 async def request_form(request: web.Request) -> web.Response:
     office_id, service_id = request.match_info["office"], request.match_info["service"]
     context = await request_form_context(request, office_id, service_id, {})
+    if context["service"].allocation_mode != "draw":
+        # First come, first served: its times are on sale on its own page.
+        see_other(f"/offices/{office_id}/{service_id}")
     context["values"] = _blank_values(request, context["office"].country)
     return render(request, "citizen/draw_request.html", context, private=True)
 

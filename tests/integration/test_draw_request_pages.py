@@ -52,6 +52,9 @@ def form_body(data: dict[str, Any]) -> list[tuple[str, str]]:
 async def test_a_request_through_the_code_step_to_the_receipt_then_withdrawn(
     lang: str, app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:
+    # An instant service has no request form: its times are on sale.
+    resp = await app_client.get(FORM, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/offices/{OFFICE}/{SERVICE}"
     window_id = await draw_service(pool, clock)
     seed_hash = (await (await app_client.get(f"/api/v1/draws/{window_id}")).json())["seed_sha256"]
     # The service's times page leads to its request form: no seat is on sale.
