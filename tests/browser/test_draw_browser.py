@@ -13,10 +13,19 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from service import draw
-from tests.browser.test_citizen_browser import NARROW, new_context, watch_csp
+from tests.browser.test_citizen_browser import NARROW, new_context, run_axe, watch_csp
 from tests.codesink import code_for
 from tests.fixtures.app import LiveServer
-from tests.integration.test_draw_flow import OFFICE, SERVICE, draw_service, offer_token, offers
+from tests.integration.test_draw_flow import (
+    FIRST,
+    OFFICE,
+    SERVICE,
+    STAFF,
+    draw_service,
+    offer_token,
+    offers,
+    person,
+)
 
 FLOWS = {
     "fr": {
@@ -107,3 +116,29 @@ async def test_a_request_its_receipt_and_the_offer_without_javascript(
     await page.screenshot(path=artifacts / f"{shot}-5-confirmed.png", full_page=True)
     assert blocked == []
     await context.close()
+
+
+@pytest.mark.parametrize("language", ["ar", "fr"])
+async def test_the_request_form_and_receipt_pass_axe(
+    browser: Browser, live_server: LiveServer, axe_source: str, language: str
+) -> None:
+    server = live_server
+    window_id = await draw_service(server.pool, server.clock)
+    receipt = await draw.request(
+        server.pool, window_id, person(7, language), [FIRST], ["morning"],
+        secret_key=server.secret_key, now=server.clock(), actor=STAFF,
+    )  # fmt: skip
+    # axe runs as a script: this context has JavaScript.
+    context = await new_context(browser, javascript=True, viewport=NARROW)
+    page = await context.new_page()
+    problems: dict[str, object] = {}
+    for name, path in (
+        ("form", f"/offices/{OFFICE}/{SERVICE}/draw?lang={language}"),
+        ("receipt", f"{draw.receipt_url(receipt.entry_id, receipt.token)}?lang={language}"),
+    ):
+        await page.goto(server.url + path)
+        violations = await run_axe(page, axe_source)
+        if violations:
+            problems[name] = violations
+    await context.close()
+    assert not problems, problems
