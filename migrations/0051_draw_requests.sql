@@ -12,6 +12,12 @@ ALTER TABLE draw_entries ADD COLUMN token_hash bytea;
 UPDATE draw_entries SET verified_at = created_at;
 ALTER TABLE draw_entries ADD CONSTRAINT draw_entries_proved_or_pending
     CHECK (verified_at IS NOT NULL OR pending_until IS NOT NULL);
+-- The retention job anonymises requests as it does bookings: the id, the
+-- wishes, the place and the outcome stay (the public record needs them).
+ALTER TABLE draw_entries ADD COLUMN anonymised_at timestamptz;
+ALTER TABLE draw_entries DROP CONSTRAINT draw_entries_check;
+ALTER TABLE draw_entries ADD CONSTRAINT draw_entries_contact
+    CHECK (anonymised_at IS NOT NULL OR phone IS NOT NULL OR email IS NOT NULL);
 
 -- The languages of the reach issue too (Spanish, Tamazight), as its
 -- migration allows them for bookings and messages.

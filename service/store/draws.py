@@ -332,6 +332,47 @@ async def token_opens(conn: asyncpg.Connection, entry_id: str, token_hash: bytes
     )
 
 
+async def anonymise_ended(
+    conn: asyncpg.Connection, cutoff: datetime, name: str, now: datetime
+) -> int:
+    """Remove the personal data of the requests of windows whose period
+    ended before `cutoff`, and of their messages; ids, wishes, places and
+    outcomes stay for the public record."""
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            """SELECT e.id FROM draw_entries e JOIN draw_windows w ON w.id = e.window_id
+               WHERE w.period_end < $1 AND e.anonymised_at IS NULL
+               FOR UPDATE OF e SKIP LOCKED""",
+            cutoff,
+        )
+    ]
+    if not ids:
+        return 0
+    await conn.execute(
+        """UPDATE draw_entries SET citizen_name = $2, phone = NULL, email = NULL,
+                                   document_number = NULL, document_hash = NULL,
+                                   phone_hash = NULL, email_hash = NULL, token_hash = NULL,
+                                   anonymised_at = $3
+           WHERE id = ANY($1::text[])""",
+        ids,
+        name,
+        now,
+    )
+    await conn.execute(
+        """UPDATE outbox SET
+               status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+               status_reason = CASE WHEN status = 'pending' THEN 'erased' ELSE status_reason END,
+               recipient = '', body = NULL, updated_at = $2
+           WHERE draw_entry_id = ANY($1::text[])""",
+        ids,
+        now,
+    )
+    await conn.execute("DELETE FROM draw_entry_tokens WHERE entry_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM contact_checks WHERE draw_entry_id = ANY($1::text[])", ids)
+    return len(ids)
+
+
 async def mark_told(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool:
     """Record that a drawn window's unserved entries were told; False when
     they already were."""

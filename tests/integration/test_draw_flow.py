@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import pytest
 
-from service import bookings, draw, verification
+from service import bookings, draw, personal_data, verification
 from service.config import Settings
 from service.domain import draw as rules
 from service.domain.booking import hash_token
@@ -365,3 +365,36 @@ async def test_a_citizens_request_counts_once_its_code_comes_back_and_can_be_wit
         assert await conn.fetchval(
             "SELECT outcome FROM draw_entries WHERE id = $1", again.entry_id
         ) == "lapsed"
+
+
+async def test_retention_anonymises_requests_but_keeps_the_public_record(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock, capacity=1)
+    ids = [await ask(pool, settings, clock, window_id, n) for n in range(3)]
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    before = await draw.published(pool, window_id)
+    # Not yet: the period ended less than the retention ago.
+    await personal_data.anonymise_expired(pool, clock(), 30)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM draw_entries WHERE anonymised_at IS NULL"
+        ) == 3
+    clock.advance(timedelta(days=60))
+    await personal_data.anonymise_expired(pool, clock(), 30)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT citizen_name, phone, email, document_number, email_hash, anonymised_at
+               FROM draw_entries"""
+        )
+        kept = await conn.fetch(
+            "SELECT recipient, body FROM outbox WHERE draw_entry_id IS NOT NULL"
+        )
+    assert all(r["anonymised_at"] is not None for r in rows)
+    personal = ("email", "phone", "document_number", "email_hash")
+    assert not any(r[field] for r in rows for field in personal)
+    assert "Citoyen" not in repr(rows) and all(r["recipient"] == "" for r in kept)
+    # The public record is the same: ids, ranking, outcomes.
+    assert await draw.published(pool, window_id) == before
+    assert sorted(ids) == before["entries"]
