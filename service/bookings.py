@@ -59,6 +59,7 @@ from service.store import bookings as booking_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
+from service.store.verification import Check
 
 _REFERENCE_TRIES = 8
 
@@ -494,21 +495,25 @@ class CodeState:
     timezone: str
 
 
+def code_state_of(check: Check, destination: str, until: datetime, timezone: str) -> CodeState:
+    """The code step's state, for a held booking or a pending draw request."""
+    return CodeState(
+        channel=_channel(check.channel),
+        destination=destination,
+        hold_expires_at=until,
+        attempts_left=attempts_left(check.attempts),
+        next_resend_at=next_resend_at(check.last_send_at, check.sends),
+        timezone=timezone,
+    )
+
+
 async def code_state(conn: asyncpg.Connection, booking: Booking) -> CodeState:
     office = await office_store.get_office(conn, booking.office_id)
     assert office is not None
     check = await verification.check_of(conn, booking.id)
-    channel = _channel(check.channel)
-    destination = booking.phone if channel == "sms" else booking.email
+    destination = booking.phone if check.channel == "sms" else booking.email
     assert destination is not None and booking.hold_expires_at is not None
-    return CodeState(
-        channel=channel,
-        destination=destination,
-        hold_expires_at=booking.hold_expires_at,
-        attempts_left=attempts_left(check.attempts),
-        next_resend_at=next_resend_at(check.last_send_at, check.sends),
-        timezone=office.timezone,
-    )
+    return code_state_of(check, destination, booking.hold_expires_at, office.timezone)
 
 
 async def resend(
@@ -526,19 +531,35 @@ async def resend(
         async with conn.transaction():
             booking = await _held(conn, reference, now)
             if booking is not None:
-                check = await verification.ask_again(conn, booking.id, now)
-                channel = _channel(check.channel)
-                recipient = booking.phone if channel == "sms" else booking.email
-                assert recipient is not None
-                await verification.within_code_budget(
-                    conn, recipient, now, rules.codes_per_contact_per_day
-                )
-                await events.record_code(
-                    conn, booking.id, channel, recipient, language=booking.language,
-                    appointment_at=booking.starts_at, now=now,
+                await code_again(
+                    conn, booking.id, booking.phone, booking.email, language=booking.language,
+                    appointment_at=booking.starts_at, now=now, rules=rules,
                 )  # fmt: skip
                 return await code_state(conn, booking)
         raise hold_expired()
+
+
+async def code_again(
+    conn: asyncpg.Connection,
+    owner: int | str,
+    phone: str | None,
+    email: str | None,
+    *,
+    language: str,
+    appointment_at: datetime,
+    now: datetime,
+    rules: Rules,
+) -> None:
+    """Count a resend for the check of `owner` (a held booking or a pending
+    draw request) and queue its code message, within the contact's budget."""
+    check = await verification.ask_again(conn, owner, now)
+    channel = _channel(check.channel)
+    recipient = phone if channel == "sms" else email
+    assert recipient is not None
+    await verification.within_code_budget(conn, recipient, now, rules.codes_per_contact_per_day)
+    await events.record_code(
+        conn, owner, channel, recipient, language=language, appointment_at=appointment_at, now=now
+    )
 
 
 async def authorise(

@@ -113,6 +113,7 @@ def cmd_migrate(settings: Settings) -> None:
 
 
 async def _seed(settings: Settings, only_if_empty: bool, now: datetime) -> int | None:
+    from service.demo_draws import seed_demo_draws
     from service.seed import seed_demo
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -120,7 +121,11 @@ async def _seed(settings: Settings, only_if_empty: bool, now: datetime) -> int |
         async with pool.acquire() as conn:
             if only_if_empty and await conn.fetchval("SELECT count(*) FROM offices"):
                 return None
-            return await seed_demo(conn, now, settings.slot_horizon_days)
+            slots = await seed_demo(conn, now, settings.slot_horizon_days)
+        await seed_demo_draws(
+            pool, now, secret_key=settings.secret_key, offer_hours=settings.draw_offer_hours
+        )
+        return slots
     finally:
         await pool.close()
 

@@ -22,13 +22,19 @@ import asyncpg
 from service import bookings, verification
 from service.domain import draw as rules
 from service.domain import errors
-from service.domain.booking import Status, hash_token, new_manage_token, new_reference
+from service.domain.booking import (
+    Status,
+    hash_token,
+    new_manage_token,
+    new_reference,
+    token_matches,
+)
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
-from service.domain.messages import DRAW_OFFER, PlannedMessage
+from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, PlannedMessage
 from service.domain.models import Office, Service
 from service.domain.validation import RawDetails, validate_details
-from service.domain.verification import code_channel, contact_hash, email_key
+from service.domain.verification import Channel, code_channel, contact_hash, email_key
 from service.notify import events
 from service.store import audit, outbox
 from service.store import bookings as booking_store
@@ -59,10 +65,17 @@ def already_requested() -> errors.Conflict:
     )
 
 
-def contact_not_verified() -> errors.Conflict:
+def request_lapsed() -> errors.Conflict:
     return errors.Conflict(
-        "contact_not_verified",
-        N_("Confirm your phone number or email address with a code before you send a request."),
+        "request_lapsed",
+        N_("This request was not confirmed in time and is not in the draw. Please ask again."),
+    )
+
+
+def not_withdrawable() -> errors.Conflict:
+    return errors.Conflict(
+        "not_withdrawable",
+        N_("This request can no longer be withdrawn: answer the offer instead."),
     )
 
 
@@ -156,6 +169,13 @@ async def open_window(
 class Receipt:
     entry_id: str
     window: Window
+    # The receipt's link (/r/{entry}/{token}); shown once, stored hashed.
+    token: str = ""
+    # The request waits for the code sent to its contact.
+    pending: bool = False
+
+
+receipt_url = rules.receipt_url
 
 
 async def request(
@@ -168,33 +188,44 @@ async def request(
     secret_key: str,
     now: datetime,
     actor: Actor = audit.CITIZEN,
-    verified_contact_days: int = 30,
+    rules_: bookings.Rules = bookings.DEFAULT_RULES,
+    office_id: str | None = None,
+    service_id: str | None = None,
 ) -> Receipt:
-    """One request in an open window. A citizen's needs a contact proved by
-    a code; staff's (counter, phone) is typed for someone present. The time
-    of arrival is recorded for the trigger that refuses late entries, and
-    for nothing else."""
+    """One request in an open window. A citizen's counts once its contact is
+    proved by a code, as a held booking's is (now, or within the last
+    `verified_contact_days`): until then it waits, and lapses with its code's
+    time. Staff's (counter, phone) is typed for someone present. The time of
+    arrival is recorded for the trigger that refuses late entries, and for
+    nothing else."""
     async with pool.acquire() as conn, conn.transaction():
         window = await store.get_window(conn, window_id)
-        if window is None:
+        if window is None or (office_id, service_id) not in (
+            (None, None),
+            (window.office_id, window.service_id),
+        ):
             raise window_not_found()
         office = await office_store.get_office(conn, window.office_id)
         service = await office_store.get_service(conn, window.office_id, window.service_id)
         assert office is not None and service is not None
         citizen = validate_details(details, service, office.country, office.sms_countries)
         wish = rules.check_wish(days, parts, window.first_day, window.last_day)
+        channel = code_channel(citizen.phone, citizen.email)
+        pending_until = None
         if actor.kind == "citizen":
             phone_ok, email_ok = await verification.proved(
                 conn,
                 citizen.phone,
                 citizen.email,
                 secret_key=secret_key,
-                since=now - timedelta(days=verified_contact_days),
+                since=now - timedelta(days=rules_.verified_contact_days),
             )
-            channel = code_channel(citizen.phone, citizen.email)
             if not (phone_ok if channel == "sms" else email_ok):
-                raise contact_not_verified()
+                pending_until = min(now + timedelta(minutes=service.hold_minutes), window.closes_at)
+        # Requests whose code did not come back free their identity first.
+        await store.lapse_pending(conn, window.id, now)
         entry_id = rules.new_entry_id()
+        token = new_manage_token()
         new = store.NewEntry(
             id=entry_id,
             window_id=window.id,
@@ -211,10 +242,23 @@ async def request(
             days=sorted(wish.days),
             parts=sorted(wish.parts),
             created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
+            pending_until=pending_until,
+            token_hash=hash_token(token, secret_key),
         )
         try:
             async with conn.transaction():
                 await store.insert_entry(conn, new, now)
+                if pending_until is not None:
+                    recipient = citizen.phone if channel == "sms" else citizen.email
+                    assert recipient is not None
+                    await verification.within_code_budget(
+                        conn, recipient, now, rules_.codes_per_contact_per_day
+                    )
+                    await verification.open_check(conn, entry_id, channel, now)
+                    await events.record_code(
+                        conn, entry_id, channel, recipient, language=citizen.language,
+                        appointment_at=window.closes_at, now=now,
+                    )  # fmt: skip
         except asyncpg.UniqueViolationError as exc:
             if store.constraint_of(exc) in store.ONE_PER_IDENTITY:
                 raise already_requested() from None
@@ -223,7 +267,204 @@ async def request(
             if store.constraint_of(exc) == store.WINDOW_CLOSED:
                 raise window_closed() from None
             raise
-        return Receipt(entry_id, window)
+        return Receipt(entry_id, window, token, pending_until is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestForm:
+    office: Office
+    service: Service
+    # Windows taking requests now, and the drawn ones whose record is public.
+    windows: list[Window]
+    drawn: list[Window]
+
+
+async def request_form(
+    pool: asyncpg.Pool, office_id: str, service_id: str, now: datetime
+) -> RequestForm:
+    async with pool.acquire() as conn:
+        office = await office_store.get_office(conn, office_id)
+        if office is None:
+            raise errors.office_not_found()
+        service = await office_store.get_service(conn, office_id, service_id)
+        if service is None:
+            raise errors.service_not_found()
+        windows = await store.open_windows(conn, office_id, service_id, now)
+        drawn = [
+            w
+            for w in await store.windows_of(conn, office_id)
+            if w.service_id == service_id and w.state == rules.WindowState.DRAWN
+        ]
+        return RequestForm(office, service, windows, drawn[:3])
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDraws:
+    """A service's mode and its windows, each with its counted entries."""
+
+    office: Office
+    service: Service
+    mode: rules.Mode
+    windows: list[tuple[Window, int]]
+
+
+async def service_draws(pool: asyncpg.Pool, office_id: str, service_id: str) -> ServiceDraws:
+    async with pool.acquire() as conn:
+        office = await office_store.get_office(conn, office_id)
+        if office is None:
+            raise errors.office_not_found()
+        service = await office_store.get_service(conn, office_id, service_id)
+        mode = await store.mode_of(conn, office_id, service_id)
+        if service is None or mode is None:
+            raise errors.service_not_found()
+        windows = [w for w in await store.windows_of(conn, office_id) if w.service_id == service_id]
+        counts = await store.count_entries(conn, [w.id for w in windows])
+        return ServiceDraws(office, service, mode, [(w, counts.get(w.id, 0)) for w in windows])
+
+
+# A request's own page: the receipt, its code step, withdrawing -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    entry: store.Entry
+    window: Window
+    office: Office
+    service: Service
+    # While its contact is unproved: where the code went and what is left.
+    code: bookings.CodeState | None
+
+
+async def _authorised_entry(
+    conn: asyncpg.Connection, entry_id: str, token: str | None, secret_key: str
+) -> store.Entry:
+    """The entry, locked, if the token opens it; the same refusal for an
+    unknown id and a wrong token."""
+    entry = None
+    if rules.is_entry_id(entry_id):
+        entry = await store.get_entry(conn, entry_id, lock=True)
+    if entry is None or not token:
+        raise errors.manage_link_refused()
+    # The receipt's own token, or one a message of the request carried.
+    shown = entry.token_hash is not None and token_matches(token, entry.token_hash, secret_key)
+    if not shown and not await store.token_opens(conn, entry.id, hash_token(token, secret_key)):
+        raise errors.manage_link_refused()
+    return entry
+
+
+async def _request_of(conn: asyncpg.Connection, entry: store.Entry) -> Request:
+    window = await store.get_window(conn, entry.window_id)
+    assert window is not None
+    office = await office_store.get_office(conn, window.office_id)
+    service = await office_store.get_service(conn, window.office_id, window.service_id)
+    assert office is not None and service is not None
+    code = None
+    if entry.verified_at is None and entry.outcome == rules.Outcome.WAITING:
+        assert entry.pending_until is not None
+        check = await verification.check_of(conn, entry.id)
+        destination = entry.phone if check.channel == "sms" else entry.email
+        assert destination is not None
+        code = bookings.code_state_of(check, destination, entry.pending_until, office.timezone)
+    return Request(entry, window, office, service, code)
+
+
+async def view_request(
+    pool: asyncpg.Pool, entry_id: str, token: str | None, secret_key: str, now: datetime
+) -> Request:
+    async with pool.acquire() as conn, conn.transaction():
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        if await store.lapse_pending(conn, entry.window_id, now):
+            entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        return await _request_of(conn, entry)
+
+
+async def verify_request(
+    pool: asyncpg.Pool,
+    entry_id: str,
+    token: str | None,
+    code: object,
+    secret_key: str,
+    now: datetime,
+) -> Request:
+    """Prove a request's contact with its code, as a held booking's: each
+    wrong code uses an attempt (committed, then refused); the last wrong one,
+    or the code's time running out, lapses the request. The proved contact
+    is remembered for later requests and bookings."""
+    async with pool.acquire() as conn:
+        refusal: errors.Refusal | None = None
+        async with conn.transaction():
+            entry = await _authorised_entry(conn, entry_id, token, secret_key)
+            # Shared with the draw's lock: no entry is proved while it closes.
+            window = await store.get_window(conn, entry.window_id, share=True)
+            assert window is not None and entry.pending_until is not None
+            if entry.verified_at is not None:
+                return await _request_of(conn, entry)
+            if entry.outcome != rules.Outcome.WAITING:
+                raise request_lapsed()
+            if window.state != rules.WindowState.OPEN or window.closes_at <= now:
+                raise window_closed()
+            if entry.pending_until <= now:
+                await store.lapse_pending(conn, window.id, now)
+                refusal = request_lapsed()
+            else:
+                check = await verification.check_of(conn, entry.id)
+                attempt = await verification.try_code(conn, entry.id, code, secret_key, now)
+                if attempt.outcome is verification.Outcome.VERIFIED:
+                    await store.mark_verified(conn, entry.id, now)
+                    contact = entry.phone if check.channel == "sms" else entry.email
+                    assert contact is not None
+                    channel: Channel = "sms" if check.channel == "sms" else "email"
+                    await verification.remember(conn, channel, contact, secret_key, now)
+                elif attempt.outcome is verification.Outcome.WRONG:
+                    refusal = bookings.wrong_code(attempt.attempts_left)
+                else:
+                    await store.set_outcome(
+                        conn, entry.id, rules.Outcome.WAITING, rules.Outcome.LAPSED
+                    )
+                    refusal = request_lapsed()
+        if refusal is not None:
+            raise refusal
+        async with conn.transaction():
+            entry = await _authorised_entry(conn, entry_id, token, secret_key)
+            return await _request_of(conn, entry)
+
+
+async def resend_request_code(
+    pool: asyncpg.Pool,
+    entry_id: str,
+    token: str | None,
+    secret_key: str,
+    now: datetime,
+    rules_: bookings.Rules = bookings.DEFAULT_RULES,
+) -> None:
+    """Another code for a pending request, under the held booking's limits."""
+    async with pool.acquire() as conn, conn.transaction():
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        window = await store.get_window(conn, entry.window_id)
+        assert window is not None and entry.pending_until is not None
+        if entry.verified_at is not None or entry.outcome != rules.Outcome.WAITING:
+            raise bookings.not_held()
+        if entry.pending_until <= now or window.closes_at <= now:
+            raise request_lapsed()
+        await bookings.code_again(
+            conn, entry.id, entry.phone, entry.email, language=entry.language,
+            appointment_at=window.closes_at, now=now, rules=rules_,
+        )  # fmt: skip
+
+
+async def withdraw(
+    pool: asyncpg.Pool, entry_id: str, token: str | None, secret_key: str
+) -> Request:
+    """Leave the draw, or after it the waiting list. An open offer is
+    answered on its own page (declining passes the seat on)."""
+    async with pool.acquire() as conn, conn.transaction():
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        if entry.outcome != rules.Outcome.WITHDRAWN:
+            if entry.outcome != rules.Outcome.WAITING:
+                raise not_withdrawable()
+            await store.set_outcome(conn, entry.id, rules.Outcome.WAITING, rules.Outcome.WITHDRAWN)
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        return await _request_of(conn, entry)
 
 
 # The draw and the waiting list --------------------------------------------------------
@@ -250,13 +491,35 @@ async def tick(pool: asyncpg.Pool, now: datetime, *, offer_hours: int, secret_ke
         for window_id in await store.drawn_windows(conn, now):
             async with conn.transaction():
                 offers += await _offer_free_seats(conn, window_id, now, offer_hours, secret_key)
+                await _tell_not_served(conn, window_id, now)
     return Tick(drawn, offers, lapsed)
+
+
+async def _tell_not_served(conn: asyncpg.Connection, window_id: int, now: datetime) -> None:
+    """Once per window, after its first offers: each entry the draw did not
+    serve hears that it stays on the waiting list, and at which place."""
+    window = await store.get_window(conn, window_id, lock=True)
+    assert window is not None
+    if not await store.mark_told(conn, window.id, now):
+        return
+    for entry in await store.waiting(conn, window.id):
+        assert entry.position is not None
+        place = str(entry.position + 1)
+        contacts: list[tuple[Channel, str | None]] = [("sms", entry.phone), ("email", entry.email)]
+        planned = [
+            PlannedMessage(DRAW_NOT_SERVED, channel, to, now, window.period_end, None, place)
+            for channel, to in contacts
+            if to
+        ]
+        await outbox.add_planned(conn, entry.id, language=entry.language, planned=planned, now=now)
 
 
 async def _draw(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool:
     window = await store.get_window(conn, window_id, lock=True)
     if window is None or window.state == rules.WindowState.DRAWN or window.closes_at > now:
         return False
+    # Requests still waiting for their code at the close stay out of it.
+    await store.lapse_pending(conn, window.id)
     ids = await store.entry_ids(conn, window.id)
     if window.state == rules.WindowState.OPEN:
         await store.close(conn, window.id, rules.entries_sha256(ids), now)

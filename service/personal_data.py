@@ -11,9 +11,10 @@ import asyncpg
 
 from service.domain import errors
 from service.domain.booking import normalise_reference
-from service.domain.retention import may_erase, retention_cutoff
+from service.domain.retention import ANONYMISED_NAME, may_erase, retention_cutoff
 from service.domain.verification import contact_hash
 from service.store import audit
+from service.store import draws as draw_store
 from service.store import personal_data as store
 from service.store import verification as verification_store
 from service.store.audit import Actor
@@ -84,7 +85,9 @@ async def anonymise_expired(pool: asyncpg.Pool, now: datetime, retention_days: i
     cutoff = retention_cutoff(now, retention_days)
     async with pool.acquire() as conn:
         await verification_store.forget_before(conn, cutoff)
-        await store.anonymise_draw_entries(conn, cutoff, now)
+    async with pool.acquire() as conn, conn.transaction():
+        # Draw requests too, once their window's period is that old.
+        await draw_store.anonymise_ended(conn, cutoff, ANONYMISED_NAME, now)
     done = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():

@@ -1,9 +1,9 @@
 """Verified contact, the steps shared by whatever waits for a code (a held
-booking today): open a check, issue a code when its message leaves, try a
+booking, a draw request): open a check, issue a code when its message leaves, try a
 code, ask for another, remember a proved contact.
 
 Each function runs inside its caller's transaction, on a connection where
-the caller has locked what the check belongs to (the booking row), so two
+the caller has locked what the check belongs to (the booking or entry row), so two
 requests about one check never interleave. The rules themselves are pure
 (service.domain.verification); the SQL is service.store.verification.
 """
@@ -31,7 +31,7 @@ from service.domain.verification import (
 )
 from service.store import outbox
 from service.store import verification as store
-from service.store.verification import Check
+from service.store.verification import Check, Owner
 
 # The window of the per-contact budget of codes.
 CODE_BUDGET_WINDOW = timedelta(hours=24)
@@ -93,34 +93,34 @@ async def within_code_budget(
 
 
 async def open_check(
-    conn: asyncpg.Connection, booking_id: int, channel: Channel, now: datetime
+    conn: asyncpg.Connection, owner: Owner, channel: Channel, now: datetime
 ) -> int:
-    return await store.open_check(conn, booking_id, channel, now)
+    return await store.open_check(conn, owner, channel, now)
 
 
-async def check_of(conn: asyncpg.Connection, booking_id: int) -> Check:
-    check = await store.for_booking(conn, booking_id)
+async def check_of(conn: asyncpg.Connection, owner: Owner) -> Check:
+    check = await store.for_owner(conn, owner)
     if check is None:
-        raise LookupError(f"booking {booking_id} has no contact check")
+        raise LookupError(f"{owner!r} has no contact check")
     return check
 
 
-async def issue_code(conn: asyncpg.Connection, booking_id: int, secret_key: str) -> str:
-    """A fresh code for the check of `booking_id`, its hash recorded: called
+async def issue_code(conn: asyncpg.Connection, owner: Owner, secret_key: str) -> str:
+    """A fresh code for the check of `owner`, its hash recorded: called
     by the worker just before the code message leaves, so the code exists in
     clear only in that message."""
-    check = await check_of(conn, booking_id)
+    check = await check_of(conn, owner)
     code = new_code()
     await store.add_code_hash(conn, check.id, hash_code(code, check.id, secret_key))
     return code
 
 
 async def try_code(
-    conn: asyncpg.Connection, booking_id: int, raw: object, secret_key: str, now: datetime
+    conn: asyncpg.Connection, owner: Owner, raw: object, secret_key: str, now: datetime
 ) -> Attempt:
     """Try what the citizen typed. A wrong or unreadable code uses one of
     MAX_ATTEMPTS; the caller commits that even when it refuses the request."""
-    check = await check_of(conn, booking_id)
+    check = await check_of(conn, owner)
     if check.attempts >= MAX_ATTEMPTS:
         return Attempt(Outcome.EXHAUSTED, 0)
     code = normalise_code(raw)
@@ -132,10 +132,10 @@ async def try_code(
     return Attempt(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, max(left, 0))
 
 
-async def ask_again(conn: asyncpg.Connection, booking_id: int, now: datetime) -> Check:
+async def ask_again(conn: asyncpg.Connection, owner: Owner, now: datetime) -> Check:
     """Count a resend, or refuse it: too soon (429, with the wait) or none
     left (409). The caller queues the code message."""
-    check = await check_of(conn, booking_id)
+    check = await check_of(conn, owner)
     at = next_resend_at(check.last_send_at, check.sends)
     if at is None:
         raise errors.Conflict(
@@ -149,4 +149,4 @@ async def ask_again(conn: asyncpg.Connection, booking_id: int, now: datetime) ->
             retry_after=max(1, math.ceil((at - now).total_seconds())),
         )
     await store.count_send(conn, check.id, now)
-    return await check_of(conn, booking_id)
+    return await check_of(conn, owner)

@@ -58,15 +58,18 @@ class Kept:
         return found
 
 
-async def send_codes(pool: asyncpg.Pool, settings: Settings, clock: FakeClock) -> Kept:
-    """Send every due code message now, as the worker would."""
+async def send_codes(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock, kind: str = "code"
+) -> Kept:
+    """Send every due code message (or message of `kind`) now, as the worker would."""
     kept = Kept()
     state = await jobs.build_state(settings, pool=pool, senders=Senders(kept, kept), clock=clock)
     try:
         rows = await pool.fetch(
-            """SELECT id FROM outbox WHERE kind = 'code' AND status = 'pending'
+            """SELECT id FROM outbox WHERE kind = $2 AND status = 'pending'
                  AND send_at <= $1 ORDER BY id""",
             clock(),
+            kind,
         )
         for row in rows:
             await jobs.send_message({jobs.STATE: state}, row["id"])

@@ -89,16 +89,18 @@ class Outcome(StrEnum):
     DECLINED = "declined"  # the citizen said no
     EXPIRED = "expired"  # the offer was not confirmed in time
     WITHDRAWN = "withdrawn"  # the citizen left the list
+    LAPSED = "lapsed"  # its contact was not proved in time: never in the draw
 
 
 # The moves an entry can make; everything else is refused.
 _OUTCOME_MOVES: Mapping[Outcome, frozenset[Outcome]] = {
-    Outcome.WAITING: frozenset({Outcome.OFFERED, Outcome.WITHDRAWN}),
+    Outcome.WAITING: frozenset({Outcome.OFFERED, Outcome.WITHDRAWN, Outcome.LAPSED}),
     Outcome.OFFERED: frozenset({Outcome.CONFIRMED, Outcome.DECLINED, Outcome.EXPIRED}),
     Outcome.CONFIRMED: frozenset(),
     Outcome.DECLINED: frozenset(),
     Outcome.EXPIRED: frozenset(),
     Outcome.WITHDRAWN: frozenset(),
+    Outcome.LAPSED: frozenset(),
 }
 
 
@@ -344,6 +346,12 @@ DEFAULT_OFFER_HOURS = 48
 def offer_expires_at(now: datetime, hours: int, slot_starts_at: datetime) -> datetime:
     """T hours from now, but never after the appointment itself starts."""
     return min(now + timedelta(hours=hours), slot_starts_at)
+
+
+def receipt_url(entry_id: str, token: str) -> str:
+    """A request's receipt (see it, withdraw it); the token is the one shown
+    at the request or carried by one of its messages."""
+    return f"/r/{entry_id}/{token}"
 
 
 def offer_url(base_url: str, reference: str, token: str) -> str:

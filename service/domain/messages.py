@@ -22,6 +22,7 @@ Kind = Literal[
     "sms_fallback",
     "code",
     "draw_offer",
+    "draw_not_served",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -60,6 +61,9 @@ CODE: Kind = "code"
 # A seat offered by a draw or its waiting list: a held booking, like a code's,
 # so it too is worth sending only while the hold lasts.
 DRAW_OFFER: Kind = "draw_offer"
+# A draw request the draw gave no seat: it stays on the waiting list. Sent
+# while the request waits there (its "held" state, see service.store.outbox).
+DRAW_NOT_SERVED: Kind = "draw_not_served"
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -324,8 +328,9 @@ def skip_reason(
     """
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind in (CODE, DRAW_OFFER):
-        # A code or an offer is worth sending only while its hold waits.
+    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+        # A code or an offer is worth sending only while its hold waits;
+        # "not served" only while the request is still on the list.
         return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None

@@ -75,6 +75,8 @@ class Service:
     # holding its seat for hold_minutes.
     verify_contact: bool = True
     hold_minutes: int = 10
+    # instant (first come, first served) or draw (service.domain.draw.Mode).
+    allocation_mode: str = "instant"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def _message_channel(text: str) -> MessageChannel:
 
 async def record_code(
     conn: asyncpg.Connection,
-    booking_id: int,
+    subject: int | str,
     channel: Channel,
     recipient: str,
     *,
@@ -78,12 +78,13 @@ async def record_code(
     appointment_at: datetime,
     now: datetime,
 ) -> None:
-    """Write the code message of a held booking inside the caller's
-    transaction. The code itself is drawn by the worker when it sends.  A
-    code for the phone goes by WhatsApp when the booking chose it."""
-    if channel == "sms":
-        booking = await outbox.booking_contacts(conn, booking_id)
+    """Write the code message of a held booking (its id) or a draw request
+    (its entry id) inside the caller's transaction. The code itself is
+    drawn by the worker when it sends. A booking's code for the phone goes
+    by WhatsApp when the booking chose it."""
+    if channel == "sms" and isinstance(subject, int):
+        booking = await outbox.booking_contacts(conn, subject)
         if booking is not None and booking.message_channel == "whatsapp":
             channel = "whatsapp"
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
-    await outbox.add_planned(conn, booking_id, language=language, planned=[planned], now=now)
+    await outbox.add_planned(conn, subject, language=language, planned=[planned], now=now)

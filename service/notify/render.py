@@ -27,9 +27,15 @@ import jinja2
 from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
-from service.domain.draw import offer_url
+from service.domain.draw import offer_url, receipt_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS, CODE, DRAW_OFFER, sms_names_zone
+from service.domain.messages import (
+    CANCELLATION_KINDS,
+    CODE,
+    DRAW_NOT_SERVED,
+    DRAW_OFFER,
+    sms_names_zone,
+)
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
 from service.notify import whatsapp
@@ -93,6 +99,9 @@ class MessageData:
     manage_token: str
     # The verification code a code message carries (drawn by the worker).
     code: str = ""
+    # A draw request's message (its code, "not served"): `reference` is the
+    # entry id and `starts_at` the close of its window or end of its period.
+    draw_request: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +179,21 @@ class Renderer:
             "reference": data.reference,
             "link": manage_url(data.base_url, data.reference, data.manage_token),
             "again": book_again_url(data.base_url, data.office_prefix),
-            "reason": "" if data.kind == DRAW_OFFER else (short_reason(reason) if sms else reason),
+            "reason": ""
+            if data.kind in (DRAW_OFFER, DRAW_NOT_SERVED)
+            else (short_reason(reason) if sms else reason),
+            # "Not served": the request's place on the waiting list (in `reason`).
+            "place": reason if data.kind == DRAW_NOT_SERVED else "",
             "active": data.kind not in CANCELLATION_KINDS,
             "code": data.code,
+            "draw_request": data.draw_request,
             # A draw's offer: its own page, and its expiry (carried in
             # `reason`) in the office's zone.
             "offer_link": offer_url(data.base_url, data.reference, data.manage_token),
+            # A draw request's receipt (see it, withdraw it).
+            "receipt_link": data.base_url + receipt_url(data.reference, data.manage_token)
+            if data.draw_request
+            else "",
             "expires": format_when(
                 datetime.fromisoformat(data.reason), data.timezone, data.language, sms=sms
             )
@@ -219,7 +237,11 @@ class Renderer:
         # The code message has a layout of its own: no greeting, no details
         # the citizen typed, no calendar invitation.
         # An offer has one too: nothing is booked until it is accepted.
-        layouts: dict[str, str] = {CODE: "email/code_layout", DRAW_OFFER: "email/offer_layout"}
+        layouts: dict[str, str] = {
+            CODE: "email/code_layout",
+            DRAW_OFFER: "email/offer_layout",
+            DRAW_NOT_SERVED: "email/notice_layout",
+        }
         layout = layouts.get(data.kind, "email/layout")
         text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
         html = self._html.get_template(f"{layout}.html.j2").render(ctx)
@@ -237,7 +259,7 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
-        if data.kind in (CODE, DRAW_OFFER):
+        if data.kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
             return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),

@@ -64,6 +64,10 @@ class NewEntry:
     days: list[date]
     parts: list[str]
     created_by: str
+    # A citizen's request whose contact is not proved yet waits for its
+    # code until then; None: proved (or typed by staff), counted at once.
+    pending_until: datetime | None = None
+    token_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ class Entry:
     outcome: str
     booking_id: int | None
     offer_expires_at: datetime | None
+    verified_at: datetime | None = None
+    pending_until: datetime | None = None
+    token_hash: bytes | None = None
+    created_at: datetime | None = None
 
 
 def _entry(r: asyncpg.Record) -> Entry:
@@ -97,6 +105,10 @@ def _entry(r: asyncpg.Record) -> Entry:
         outcome=r["outcome"],
         booking_id=r["booking_id"],
         offer_expires_at=r["offer_expires_at"],
+        verified_at=r["verified_at"],
+        pending_until=r["pending_until"],
+        token_hash=bytes(r["token_hash"]) if r["token_hash"] is not None else None,
+        created_at=r["created_at"],
     )
 
 
@@ -186,11 +198,10 @@ async def overlapping(
 
 
 async def get_window(
-    conn: asyncpg.Connection, window_id: int, *, lock: bool = False
+    conn: asyncpg.Connection, window_id: int, *, lock: bool = False, share: bool = False
 ) -> Window | None:
-    row = await conn.fetchrow(
-        "SELECT * FROM draw_windows WHERE id = $1" + (" FOR UPDATE" if lock else ""), window_id
-    )
+    suffix = " FOR UPDATE" if lock else " FOR SHARE" if share else ""
+    row = await conn.fetchrow("SELECT * FROM draw_windows WHERE id = $1" + suffix, window_id)
     return _window(row) if row else None
 
 
@@ -237,8 +248,10 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
     await conn.execute(
         """INSERT INTO draw_entries (id, window_id, document_hash, phone_hash, email_hash,
                                      citizen_name, phone, email, language, document_number,
-                                     days, parts, created_by, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+                                     days, parts, created_by, created_at, verified_at,
+                                     pending_until, token_hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   CASE WHEN $15::timestamptz IS NULL THEN $14::timestamptz END, $15, $16)""",
         new.id,
         new.window_id,
         new.document_hash,
@@ -253,12 +266,132 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
         new.parts,
         new.created_by,
         now,
+        new.pending_until,
+        new.token_hash,
     )
 
 
+# The entries a draw counts: proved, still asking (not withdrawn nor lapsed).
+_COUNTED = "verified_at IS NOT NULL AND outcome = 'waiting'"
+
+
 async def entry_ids(conn: asyncpg.Connection, window_id: int) -> list[str]:
-    rows = await conn.fetch("SELECT id FROM draw_entries WHERE window_id = $1", window_id)
+    rows = await conn.fetch(
+        f"SELECT id FROM draw_entries WHERE window_id = $1 AND {_COUNTED}", window_id
+    )
     return [r["id"] for r in rows]
+
+
+async def count_entries(conn: asyncpg.Connection, window_ids: list[int]) -> dict[int, int]:
+    """Counted entries of each window (drawn ones: those the draw ranked)."""
+    rows = await conn.fetch(
+        f"""SELECT window_id, count(*) AS n FROM draw_entries
+            WHERE window_id = ANY($1::bigint[]) AND (position IS NOT NULL OR {_COUNTED})
+            GROUP BY window_id""",
+        window_ids,
+    )
+    return {r["window_id"]: r["n"] for r in rows}
+
+
+async def lapse_pending(
+    conn: asyncpg.Connection, window_id: int, now: datetime | None = None
+) -> int:
+    """Requests whose code did not come back in time (all of them when `now`
+    is None: the window closes) lapse; their identity may ask again."""
+    done = await conn.execute(
+        """UPDATE draw_entries SET outcome = 'lapsed'
+           WHERE window_id = $1 AND verified_at IS NULL AND outcome = 'waiting'
+             AND ($2::timestamptz IS NULL OR pending_until <= $2)""",
+        window_id,
+        now,
+    )
+    return int(done.split()[-1])
+
+
+async def add_token(
+    conn: asyncpg.Connection, entry_id: str, token_hash: bytes, outbox_id: int, now: datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO draw_entry_tokens (token_hash, entry_id, outbox_id, created_at)
+           VALUES ($1, $2, $3, $4)""",
+        token_hash,
+        entry_id,
+        outbox_id,
+        now,
+    )
+
+
+async def token_opens(conn: asyncpg.Connection, entry_id: str, token_hash: bytes) -> bool:
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM draw_entry_tokens
+                              WHERE token_hash = $1 AND entry_id = $2)""",
+            token_hash,
+            entry_id,
+        )
+    )
+
+
+async def anonymise_ended(
+    conn: asyncpg.Connection, cutoff: datetime, name: str, now: datetime
+) -> int:
+    """Remove the personal data of the requests of windows whose period
+    ended before `cutoff`, and of their messages; ids, wishes, places and
+    outcomes stay for the public record."""
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            """SELECT e.id FROM draw_entries e JOIN draw_windows w ON w.id = e.window_id
+               WHERE w.period_end < $1 AND e.anonymised_at IS NULL
+               FOR UPDATE OF e SKIP LOCKED""",
+            cutoff,
+        )
+    ]
+    if not ids:
+        return 0
+    await conn.execute(
+        """UPDATE draw_entries SET citizen_name = $2, phone = NULL, email = NULL,
+                                   document_number = NULL, document_hash = NULL,
+                                   phone_hash = NULL, email_hash = NULL, token_hash = NULL,
+                                   anonymised_at = $3
+           WHERE id = ANY($1::text[])""",
+        ids,
+        name,
+        now,
+    )
+    await conn.execute(
+        """UPDATE outbox SET
+               status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+               status_reason = CASE WHEN status = 'pending' THEN 'erased' ELSE status_reason END,
+               recipient = '', body = NULL, updated_at = $2
+           WHERE draw_entry_id = ANY($1::text[])""",
+        ids,
+        now,
+    )
+    await conn.execute("DELETE FROM draw_entry_tokens WHERE entry_id = ANY($1::text[])", ids)
+    await conn.execute("DELETE FROM contact_checks WHERE draw_entry_id = ANY($1::text[])", ids)
+    return len(ids)
+
+
+async def mark_told(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool:
+    """Record that a drawn window's unserved entries were told; False when
+    they already were."""
+    done = await conn.fetchval(
+        """UPDATE draw_windows SET waiting_told_at = $2
+           WHERE id = $1 AND state = 'drawn' AND waiting_told_at IS NULL RETURNING true""",
+        window_id,
+        now,
+    )
+    return bool(done)
+
+
+async def mark_verified(conn: asyncpg.Connection, entry_id: str, now: datetime) -> None:
+    await conn.execute(
+        """UPDATE draw_entries SET verified_at = $2
+           WHERE id = $1 AND verified_at IS NULL AND outcome = 'waiting'""",
+        entry_id,
+        now,
+    )
 
 
 async def close(
@@ -289,8 +422,13 @@ async def set_positions(
 
 
 async def entries(conn: asyncpg.Connection, window_id: int) -> list[Entry]:
+    """The published entries: those the draw ranked, or before it those it
+    will count."""
     rows = await conn.fetch(
-        "SELECT * FROM draw_entries WHERE window_id = $1 ORDER BY position, id", window_id
+        f"""SELECT * FROM draw_entries
+            WHERE window_id = $1 AND (position IS NOT NULL OR {_COUNTED})
+            ORDER BY position, id""",
+        window_id,
     )
     return [_entry(r) for r in rows]
 
@@ -384,3 +522,20 @@ async def waiting(conn: asyncpg.Connection, window_id: int) -> list[Entry]:
 async def booking_reference(conn: asyncpg.Connection, booking_id: int) -> str | None:
     value = await conn.fetchval("SELECT reference FROM bookings WHERE id = $1", booking_id)
     return str(value) if value is not None else None
+
+
+async def skip_pending_messages(
+    conn: asyncpg.Connection, window_id: int, reason: str, now: datetime
+) -> int:
+    """Skip, with `reason`, the pending messages of a window's entries and
+    of their offers (the demo's: its people do not exist)."""
+    done = await conn.execute(
+        """UPDATE outbox o SET status = 'skipped', status_reason = $2, updated_at = $3
+           FROM draw_entries e
+           WHERE e.window_id = $1 AND o.status = 'pending'
+             AND (o.draw_entry_id = e.id OR o.booking_id = e.booking_id)""",
+        window_id,
+        reason,
+        now,
+    )
+    return int(done.split()[-1])

@@ -50,6 +50,7 @@ def _service(r: asyncpg.Record) -> Service:
         info_demo=r["info_demo"],
         verify_contact=r["verify_contact"],
         hold_minutes=r["hold_minutes"],
+        allocation_mode=r["allocation_mode"],
     )
 
 

@@ -98,25 +98,27 @@ async def skip_pending_reminders(
 
 async def add_planned(
     conn: asyncpg.Connection,
-    booking_id: int,
+    subject: int | str,
     *,
     language: str,
     planned: Sequence[PlannedMessage],
     now: datetime,
 ) -> None:
-    """Insert a booking's planned messages as pending rows."""
+    """Insert the planned messages of a booking (its id) or of a draw
+    request (its entry id) as pending rows."""
     if not planned:
         return
+    column = "booking_id" if isinstance(subject, int) else "draw_entry_id"
     # One round trip for all rows: this runs inside the booking transaction.
     await conn.execute(
-        """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
+        f"""INSERT INTO outbox ({column}, kind, channel, recipient, language, send_at,
                                appointment_at, offset_minutes, reason, created_at, updated_at,
                                request_id)
            SELECT $1, k, c, r, $2, s, a, o, x, $3, $3, $11
            FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],
                        $8::timestamptz[], $9::int[], $10::text[])
                 AS t(k, c, r, s, a, o, x)""",
-        booking_id,
+        subject,
         language,
         now,
         [m.kind for m in planned],
@@ -160,8 +162,10 @@ async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[E
         """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
                   f.timezone
            FROM outbox o
-           JOIN bookings b ON b.id = o.booking_id
-           JOIN offices f ON f.id = b.office_id
+           LEFT JOIN bookings b ON b.id = o.booking_id
+           LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
+           LEFT JOIN draw_windows w ON w.id = e.window_id
+           JOIN offices f ON f.id = COALESCE(b.office_id, w.office_id)
            WHERE o.status = 'sending' AND o.claimed_until < $1
            FOR UPDATE OF o SKIP LOCKED""",
         now,
@@ -295,7 +299,9 @@ class Claimed:
     reason: str | None
     attempts: int
     rate_limit_waits: int
-    booking_id: int
+    # A booking's message, or a draw request's (its code, "not served").
+    booking_id: int | None
+    draw_entry_id: str | None
     reference: str
     booking_status: str
     booking_starts_at: datetime
@@ -334,9 +340,17 @@ async def claim(
                RETURNING *)
            SELECT c.id, c.kind, c.channel, c.recipient, c.language, c.appointment_at,
                   c.reason, c.attempts, c.rate_limit_waits, c.request_id,
-                  b.id AS booking_id, b.reference, b.status AS booking_status,
-                  b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
-                  b.citizen_name,
+                  b.id AS booking_id, c.draw_entry_id,
+                  COALESCE(b.reference, e.id) AS reference,
+                  -- A draw request's messages go while it waits on the list
+                  -- (its code: while its contact is unproved), as a held
+                  -- booking's code does.
+                  COALESCE(b.status, CASE WHEN e.outcome = 'waiting'
+                      AND (c.kind <> 'code' OR e.verified_at IS NULL)
+                      THEN 'held' ELSE 'cancelled' END) AS booking_status,
+                  COALESCE(b.starts_at, c.appointment_at) AS booking_starts_at,
+                  COALESCE(b.ends_at, c.appointment_at) AS booking_ends_at,
+                  COALESCE(b.citizen_name, e.citizen_name) AS citizen_name,
                   o.id AS office_id, o.kind AS office_kind, o.country, o.reference_prefix,
                   o.name_ar, o.name_fr, o.name_en,
                   o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
@@ -345,11 +359,14 @@ async def claim(
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
                   (c.channel = 'sms' AND EXISTS (
                       SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
-                  (b.email IS NOT NULL AND b.notify_email) AS has_email
+                  COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL)
+                      AS has_email
            FROM c
-           JOIN bookings b ON b.id = c.booking_id
-           JOIN offices o ON o.id = b.office_id
-           JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id""",
+           LEFT JOIN bookings b ON b.id = c.booking_id
+           LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
+           LEFT JOIN draw_windows w ON w.id = e.window_id
+           JOIN offices o ON o.id = COALESCE(b.office_id, w.office_id)
+           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, w.service_id)""",
         outbox_id,
         now,
         lease,
@@ -367,6 +384,7 @@ async def claim(
         attempts=r["attempts"],
         rate_limit_waits=r["rate_limit_waits"],
         booking_id=r["booking_id"],
+        draw_entry_id=r["draw_entry_id"],
         reference=r["reference"],
         booking_status=r["booking_status"],
         booking_starts_at=r["booking_starts_at"],
@@ -786,9 +804,10 @@ async def wait_until(
 async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[dict[str, Any]]:
     """Messages that went through the sender, newest first (dev mode page)."""
     rows = await conn.fetch(
-        """SELECT o.id, o.channel, o.recipient, o.kind, b.reference, o.body, o.segments,
+        """SELECT o.id, o.channel, o.recipient, o.kind,
+                  COALESCE(b.reference, o.draw_entry_id) AS reference, o.body, o.segments,
                   o.status, o.created_at, o.sent_at, o.status_reason, o.error_code
-           FROM outbox o JOIN bookings b ON b.id = o.booking_id
+           FROM outbox o LEFT JOIN bookings b ON b.id = o.booking_id
            WHERE o.status NOT IN ('pending')
            ORDER BY o.id DESC
            LIMIT $1""",

@@ -10,7 +10,8 @@ reason), `contact_checks` (the booking's verification codes, hashed) and
 to a booking), and, through the booking, `manage_tokens` and `form_keys`
 (hashes that open it).
 `draw_entries` (a draw request's name, contacts, document number and
-their keyed hashes) are anonymised once the period they asked for is as old.
+their keyed hashes) are anonymised once the period they asked for is as old
+(service.store.draws.anonymise_ended).
 `sms_opt_outs` keeps a number that replied STOP: honouring the refusal
 outlives any one booking.
 """
@@ -153,19 +154,3 @@ async def due_for_anonymising(
     )
     return [(r["id"], r["status"]) for r in rows]
 
-
-async def anonymise_draw_entries(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
-    """Anonymise the draw entries of windows whose period ended before
-    `cutoff`; an open offer waits for its booking (anonymised with it later)."""
-    status = await conn.execute(
-        """UPDATE draw_entries e
-           SET citizen_name = $2, phone = NULL, email = NULL, document_number = NULL,
-               phone_hash = NULL, email_hash = NULL, document_hash = NULL, anonymised_at = $3
-           FROM draw_windows w
-           WHERE w.id = e.window_id AND w.period_end < $1
-             AND e.anonymised_at IS NULL AND e.outcome <> 'offered'""",
-        cutoff,
-        ANONYMISED_NAME,
-        now,
-    )
-    return int(status.split()[-1])

@@ -11,6 +11,14 @@ from datetime import datetime
 
 import asyncpg
 
+# What a check belongs to: a held booking (its id) or a draw request
+# waiting for its code (the entry's id).
+Owner = int | str
+
+
+def _owner_column(owner: Owner) -> str:
+    return "booking_id" if isinstance(owner, int) else "draw_entry_id"
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -37,19 +45,21 @@ def _check(r: asyncpg.Record) -> Check:
     )
 
 
-async def open_check(conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime) -> int:
+async def open_check(conn: asyncpg.Connection, owner: Owner, channel: str, now: datetime) -> int:
     check_id: int = await conn.fetchval(
-        """INSERT INTO contact_checks (booking_id, channel, last_send_at, created_at)
-           VALUES ($1, $2, $3, $3) RETURNING id""",
-        booking_id,
+        f"""INSERT INTO contact_checks ({_owner_column(owner)}, channel, last_send_at, created_at)
+            VALUES ($1, $2, $3, $3) RETURNING id""",
+        owner,
         channel,
         now,
     )
     return check_id
 
 
-async def for_booking(conn: asyncpg.Connection, booking_id: int) -> Check | None:
-    row = await conn.fetchrow("SELECT * FROM contact_checks WHERE booking_id = $1", booking_id)
+async def for_owner(conn: asyncpg.Connection, owner: Owner) -> Check | None:
+    row = await conn.fetchrow(
+        f"SELECT * FROM contact_checks WHERE {_owner_column(owner)} = $1", owner
+    )
     return _check(row) if row else None
 
 

@@ -71,7 +71,9 @@ _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
 _SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
 _NO_LONGER_FREE = N_("This time is no longer available. Please choose another time.")
-_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language", "channel")
+DETAIL_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
+# The booking form asks where its messages go as well (a draw request does not).
+BOOK_FIELDS = (*DETAIL_FIELDS, "channel")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -105,9 +107,23 @@ def see_other(location: str, *, private: bool = False) -> NoReturn:
     raise web.HTTPSeeOther(location, headers=PRIVATE_HEADERS if private else None)
 
 
-def _form_text(form: Mapping[str, Any], name: str) -> str:
+def form_text(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def raw_details(values: Mapping[str, str]) -> RawDetails:
+    """The details typed in a form of DETAIL_FIELDS."""
+    return RawDetails(
+        name=values["name"],
+        phone=values["phone"],
+        phone_country=values["phone_country"],
+        email=values["email"],
+        language=values["language"],
+        document_number=values["document_number"],
+        # Only the booking form asks it (BOOK_FIELDS).
+        channel=values.get("channel"),
+    )
 
 
 def _monday(day: date) -> date:
@@ -408,6 +424,9 @@ async def slots_page(request: web.Request) -> web.Response:
 
     async def page() -> web.Response:
         office, service = await _read_office_service(request)
+        if service.allocation_mode == "draw":
+            # Its seats are never on sale: one asks for a seat in its draw.
+            see_other(f"/offices/{office.id}/{service.id}/draw")
         week = await load_week(
             read_cache(request),
             office,
@@ -449,7 +468,7 @@ async def _alternatives(
     return found[:ALTERNATIVES]
 
 
-def _book_context(
+def book_context(
     request: web.Request,
     office: Office,
     service: Service,
@@ -484,7 +503,7 @@ def _book_context(
         ],
         "zone": i18n.zone_label(office.country, office.city[language], language),
         **language_context(request, language, office.languages),
-        "field_order": _FIELDS,
+        "field_order": BOOK_FIELDS,
         "channels": channel_options(request, phone=True, email=True),
     }
 
@@ -516,8 +535,9 @@ async def book_form(request: web.Request) -> web.Response:
         if slot.remaining <= 0 or not window.earliest <= slot.starts_at <= window.latest:
             problem = _NO_LONGER_FREE
             alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
-    values = dict.fromkeys(_FIELDS, "") | {"language": language, "phone_country": office.country}
-    context = _book_context(
+    values = dict.fromkeys(BOOK_FIELDS, "")
+    values |= {"language": language, "phone_country": office.country}
+    context = book_context(
         request, office, service, slot, values, secrets.token_urlsafe(32),
         problem=problem, alternatives=alternatives,
     )  # fmt: skip
@@ -528,8 +548,8 @@ async def book_form(request: web.Request) -> web.Response:
 async def book_submit(request: web.Request) -> web.Response:
     await limits.check(request, "book")
     form = await request.post()
-    values = {name: _form_text(form, name) for name in _FIELDS}
-    form_key = _form_text(form, "form_key")
+    values = {name: form_text(form, name) for name in BOOK_FIELDS}
+    form_key = form_text(form, "form_key")
     if not _FORM_KEY_RE.match(form_key):
         # A form from before this field existed, or a tampered one: it still
         # books, just without protection against a second click.
@@ -538,14 +558,14 @@ async def book_submit(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     now = _now(request)
     pool = request.app[POOL_KEY]
-    slot_id = parse_id(_form_text(form, "slot"))
+    slot_id = parse_id(form_text(form, "slot"))
     async with pool.acquire() as conn:
         office, service = await _office_service(request, conn)
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
     if slot is None or slot.office_id != office.id or slot.service_id != service.id:
         async with pool.acquire() as conn:
             alternatives = await _alternatives(conn, office, service, now, now)
-        context = _book_context(
+        context = book_context(
             request, office, service, None, values, form_key,
             problem=N_("Choose a time slot."), alternatives=alternatives,
         )  # fmt: skip
@@ -556,15 +576,7 @@ async def book_submit(request: web.Request) -> web.Response:
             pool,
             slot_id=slot.id,
             service_id=service.id,
-            details=RawDetails(
-                name=values["name"],
-                phone=values["phone"],
-                phone_country=values["phone_country"],
-                email=values["email"],
-                language=values["language"],
-                document_number=values["document_number"],
-                channel=values["channel"],
-            ),
+            details=raw_details(values),
             secret_key=settings.secret_key,
             now=now,
             form_key_hash=key_hash,
@@ -573,7 +585,7 @@ async def book_submit(request: web.Request) -> web.Response:
         )
         booked = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as failed:
-        context = _book_context(
+        context = book_context(
             request, office, service, slot, values, form_key, field_errors=failed.fields
         )
         return render(request, "citizen/book.html", context, status=422, private=True)
@@ -582,14 +594,14 @@ async def book_submit(request: web.Request) -> web.Response:
             async with pool.acquire() as conn:
                 reference = await form_keys.booking_reference(conn, key_hash, now - FORM_KEY_REPLAY)
             if reference is None:
-                context = _book_context(
+                context = book_context(
                     request, office, service, slot, values, secrets.token_urlsafe(32),
                     problem=refusal.message,
                 )  # fmt: skip
                 return render(request, "citizen/book.html", context, status=409, private=True)
             see_other(f"/b/{reference}/{token}/confirmation", private=True)
         if refusal.code in ("already_booked", "household_cap"):
-            context = _book_context(
+            context = book_context(
                 request, office, service, slot, values, form_key,
                 field_errors=refusal.fields or {"document_number": refusal.message},
             )  # fmt: skip
@@ -598,7 +610,7 @@ async def book_submit(request: web.Request) -> web.Response:
             raise
         async with pool.acquire() as conn:
             alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
-        context = _book_context(
+        context = book_context(
             request, office, service, slot, values, form_key,
             problem=refusal.message, alternatives=alternatives,
         )  # fmt: skip
@@ -731,7 +743,7 @@ async def channel_submit(request: web.Request) -> web.Response:
             ctx.booking.reference,
             token,
             request.app[SETTINGS_KEY].secret_key,
-            _form_text(form, "channel"),
+            form_text(form, "channel"),
             _now(request),
         )
     except errors.ValidationFailed as failed:
@@ -879,8 +891,8 @@ async def reschedule_submit(request: web.Request) -> web.Response:
     await limits.check(request, "reschedule")
     ctx, language = await _managed(request)
     form = await request.post()
-    slot_id = parse_id(_form_text(form, "slot"))
-    query = {name: _form_text(form, name) for name in ("day", "week") if _form_text(form, name)}
+    slot_id = parse_id(form_text(form, "slot"))
+    query = {name: form_text(form, name) for name in ("day", "week") if form_text(form, name)}
     if slot_id is None:
         return await _reschedule_page(
             request, ctx, language, query=query,
@@ -933,22 +945,33 @@ async def _code_page(
             see_other(f"{base}/confirmation", private=True)
         state = await bookings.code_state(conn, booking)
     context = _booking_page_context(request, ctx, language)
-    context.update(
-        state=state,
-        destination=(
-            international_format(state.destination) if state.channel == "sms" else state.destination
-        ),
-        can_resend=state.next_resend_at is not None,
-        errors=dict(field_errors or {}),
-        problem=problem,
-        sent=request.query.get("sent") == "1",
-    )
+    context.update(code_step_context(request, state, field_errors, problem), entry=None)
     response = render(
         request, "citizen/code.html", context, status=status, language=language, private=True
     )
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def code_step_context(
+    request: web.Request,
+    state: bookings.CodeState,
+    field_errors: Mapping[str, str] | None,
+    problem: str | None,
+) -> dict[str, Any]:
+    """What citizen/code.html shows of the code step, for a held booking or
+    a draw request waiting for its code."""
+    return {
+        "state": state,
+        "destination": (
+            international_format(state.destination) if state.channel == "sms" else state.destination
+        ),
+        "can_resend": state.next_resend_at is not None,
+        "errors": dict(field_errors or {}),
+        "problem": problem,
+        "sent": request.query.get("sent") == "1",
+    }
 
 
 def _expired_page(
@@ -983,7 +1006,7 @@ async def code_submit(request: web.Request) -> web.Response:
             request.app[POOL_KEY],
             ctx.booking.reference,
             request.match_info["token"],
-            _form_text(form, "code"),
+            form_text(form, "code"),
             request.app[SETTINGS_KEY].secret_key,
             _now(request),
         )

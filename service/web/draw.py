@@ -1,5 +1,6 @@
 """Draws on the web: the public record of a draw (JSON and a page anyone can
-read and replay), an office's list of draws, and the page where a citizen
+read and replay), an office's list of draws, a citizen's request (its form,
+its code step, its receipt, withdrawing), and the page where a citizen
 accepts or declines an offer (linked from the offer message)."""
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from typing import Any
 
 from aiohttp import web
 
-from service import draw
+from service import bookings, draw
 from service.domain import errors, fields
 from service.domain.draw import REPLAY_SCRIPT, WindowPlan, offer_still_open
 from service.domain.errors import N_
+from service.domain.fields import parse_day
 from service.domain.staff import Permission
-from service.web import limits
+from service.store.audit import CITIZEN, Actor
+from service.web import citizen, limits
 from service.web.api import text_members
 from service.web.citizen import render, see_other
+from service.web.errors import refusal_text
 from service.web.i18n import zone_label
 from service.web.inputs import json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
@@ -181,3 +185,224 @@ async def open_window(request: web.Request) -> web.Response:
     )
     record = await draw.published(request.app[POOL_KEY], window.id)
     return web.json_response(record, status=201)
+
+
+# A citizen's request ---------------------------------------------------------------
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
+
+
+async def request_form_context(
+    request: web.Request,
+    office_id: str,
+    service_id: str,
+    values: dict[str, str],
+    *,
+    days: list[str] | None = None,
+    parts: list[str] | None = None,
+    field_errors: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> dict[str, Any]:
+    """The request form: the open window (if any) with its days and seed
+    hash, and the details fields of the booking form."""
+    now = request.app[CLOCK_KEY]()
+    view = await draw.request_form(request.app[POOL_KEY], office_id, service_id, now)
+    context = citizen.book_context(
+        request, view.office, view.service, None, values, "",
+        field_errors=field_errors, problem=problem,
+    )  # fmt: skip
+    window = view.windows[0] if view.windows else None
+    context.update(
+        window=window,
+        drawn=view.drawn,
+        days=_days(window.first_day, window.last_day) if window else [],
+        chosen_days=set(days or []),
+        chosen_parts=set(parts or ["morning", "afternoon"]),
+    )
+    return context
+
+
+def _blank_values(request: web.Request, country: str) -> dict[str, str]:
+    return dict.fromkeys(citizen.DETAIL_FIELDS, "") | {
+        "language": request_language(request),
+        "phone_country": country,
+    }
+
+
+@routes.get("/offices/{office}/{service}/draw")
+async def request_form(request: web.Request) -> web.Response:
+    office_id, service_id = request.match_info["office"], request.match_info["service"]
+    context = await request_form_context(request, office_id, service_id, {})
+    if context["service"].allocation_mode != "draw":
+        # First come, first served: its times are on sale on its own page.
+        see_other(f"/offices/{office_id}/{service_id}")
+    context["values"] = _blank_values(request, context["office"].country)
+    return render(request, "citizen/draw_request.html", context, private=True)
+
+
+async def _submit_request(request: web.Request, actor: Actor) -> tuple[draw.Receipt | None, Any]:
+    """Parse and send a request form (citizen or staff); the receipt, or the
+    form again with what went wrong (status and context)."""
+    form = await request.post()
+    values = {name: citizen.form_text(form, name) for name in citizen.DETAIL_FIELDS}
+    days = [d for d in form.getall("days", []) if isinstance(d, str)][:62]
+    parts = [p for p in form.getall("parts", []) if isinstance(p, str)][:2]
+    office_id, service_id = request.match_info["office"], request.match_info["service"]
+    settings = request.app[SETTINGS_KEY]
+    window_id = fields.parse_id(citizen.form_text(form, "window"))
+    parsed = [parse_day(d) for d in days]
+    try:
+        if window_id is None:
+            raise draw.window_closed()
+        if any(day is None for day in parsed):
+            raise errors.ValidationFailed(
+                {"days": N_("Choose days inside the period of this window.")}
+            )
+        receipt = await draw.request(
+            request.app[POOL_KEY],
+            window_id,
+            citizen.raw_details(values),
+            [day for day in parsed if day is not None],
+            parts,
+            secret_key=settings.secret_key,
+            now=request.app[CLOCK_KEY](),
+            actor=actor,
+            office_id=office_id,
+            service_id=service_id,
+            rules_=bookings.Rules.of(settings),
+        )
+    except errors.ValidationFailed as failed:
+        context = await request_form_context(
+            request, office_id, service_id, values, days=days, parts=parts,
+            field_errors=dict(failed.fields),
+        )  # fmt: skip
+        return None, (422, context)
+    except (errors.Conflict, errors.TooManyRequests) as refusal:
+        language = request_language(request)
+        context = await request_form_context(
+            request, office_id, service_id, values, days=days, parts=parts,
+            problem=refusal_text(language, refusal),
+        )  # fmt: skip
+        return None, (409 if isinstance(refusal, errors.Conflict) else 429, context)
+    return receipt, None
+
+
+@routes.post("/offices/{office}/{service}/draw")
+async def request_submit(request: web.Request) -> web.Response:
+    await limits.check(request, "book")
+    receipt, failed = await _submit_request(request, CITIZEN)
+    if receipt is None:
+        status, context = failed
+        return render(request, "citizen/draw_request.html", context, status=status, private=True)
+    see_other(draw.receipt_url(receipt.entry_id, receipt.token), private=True)
+
+
+async def _request(request: web.Request) -> draw.Request:
+    await limits.check(request, "manage")
+    return await draw.view_request(
+        request.app[POOL_KEY],
+        request.match_info["entry"],
+        request.match_info["token"],
+        request.app[SETTINGS_KEY].secret_key,
+        request.app[CLOCK_KEY](),
+    )
+
+
+def _request_language(request: web.Request, req: draw.Request) -> str:
+    return request_language(request) if explicit_language(request) else req.entry.language
+
+
+def _receipt_page(
+    request: web.Request,
+    req: draw.Request,
+    *,
+    field_errors: dict[str, str] | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> web.Response:
+    """The receipt, or while the contact is unproved the code step."""
+    language = _request_language(request, req)
+    context: dict[str, Any] = {
+        "req": req,
+        "entry": req.entry,
+        "office": req.office,
+        "service": req.service,
+        "base": draw.receipt_url(req.entry.id, request.match_info["token"]),
+        "zone": zone_label(req.office.country, req.office.city[language], language),
+        "problem": problem,
+    }
+    template = "citizen/draw_receipt.html"
+    if req.code is not None:
+        context.update(citizen.code_step_context(request, req.code, field_errors, problem))
+        template = "citizen/code.html"
+    return render(request, template, context, status=status, language=language, private=True)
+
+
+@routes.get("/r/{entry}/{token}")
+async def receipt(request: web.Request) -> web.Response:
+    return _receipt_page(request, await _request(request))
+
+
+@routes.post("/r/{entry}/{token}/code")
+async def request_code(request: web.Request) -> web.Response:
+    await limits.check(request, "verify")
+    req = await _request(request)
+    form = await request.post()
+    settings = request.app[SETTINGS_KEY]
+    try:
+        await draw.verify_request(
+            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
+            citizen.form_text(form, "code"), settings.secret_key, request.app[CLOCK_KEY](),
+        )  # fmt: skip
+    except errors.ValidationFailed as failed:
+        return _receipt_page(request, req, field_errors=dict(failed.fields), status=422)
+    except errors.Conflict as refusal:
+        language = _request_language(request, req)
+        return _receipt_page(
+            request, await _request(request), problem=refusal_text(language, refusal), status=409
+        )
+    see_other(draw.receipt_url(req.entry.id, request.match_info["token"]), private=True)
+
+
+@routes.post("/r/{entry}/{token}/code/resend")
+async def request_code_resend(request: web.Request) -> web.Response:
+    await limits.check(request, "resend")
+    req = await _request(request)
+    settings = request.app[SETTINGS_KEY]
+    base = draw.receipt_url(req.entry.id, request.match_info["token"])
+    try:
+        await draw.resend_request_code(
+            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
+            settings.secret_key, request.app[CLOCK_KEY](), bookings.Rules.of(settings),
+        )  # fmt: skip
+    except errors.TooManyRequests as refusal:
+        response = _receipt_page(
+            request, req, problem=refusal_text(_request_language(request, req), refusal),
+            status=429,
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
+    except errors.Conflict as refusal:
+        return _receipt_page(
+            request, await _request(request),
+            problem=refusal_text(_request_language(request, req), refusal), status=409,
+        )  # fmt: skip
+    see_other(f"{base}?sent=1", private=True)
+
+
+@routes.post("/r/{entry}/{token}/withdraw")
+async def request_withdraw(request: web.Request) -> web.Response:
+    req = await _request(request)
+    try:
+        await draw.withdraw(
+            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
+            request.app[SETTINGS_KEY].secret_key,
+        )  # fmt: skip
+    except errors.Conflict as refusal:
+        return _receipt_page(
+            request, req, problem=refusal_text(_request_language(request, req), refusal),
+            status=409,
+        )  # fmt: skip
+    see_other(draw.receipt_url(req.entry.id, request.match_info["token"]), private=True)

@@ -49,6 +49,7 @@ from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
+from service.store import draws as draw_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store import verification as verification_store
@@ -401,6 +402,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         sequence=c.id,
         manage_token=manage_token,
         code=code,
+        draw_request=c.draw_entry_id is not None,
     )
 
 
@@ -453,7 +455,7 @@ async def send_message(
         held_back = await _per_number_cap(conn, claimed, settings, now)
         if held_back is not None:
             return held_back
-        secret, data = await _secret_for(conn, claimed, settings)
+        secret, data = await _secret_for(conn, claimed, settings, now)
         variables: dict[str, str] = {}
         try:
             if claimed.channel == "sms":
@@ -536,16 +538,25 @@ async def send_message(
 
 
 async def _secret_for(
-    conn: asyncpg.Connection, claimed: Claimed, settings: Settings
+    conn: asyncpg.Connection, claimed: Claimed, settings: Settings, now: datetime
 ) -> tuple[str, MessageData]:
     """The one secret a message carries, drawn now and recorded (as a hash)
     before it can leave: a code for a code message, else a manage token of
     its own (only hashes are stored, so the worker cannot re-create the one
     shown at booking)."""
     if claimed.kind == CODE:
-        code = await verification.issue_code(conn, claimed.booking_id, settings.secret_key)
+        owner = claimed.booking_id if claimed.booking_id is not None else claimed.draw_entry_id
+        assert owner is not None
+        code = await verification.issue_code(conn, owner, settings.secret_key)
         return code, message_data(claimed, settings.base_url, "", code=code)
     token = new_manage_token()
+    if claimed.booking_id is None:
+        # A draw request's message: its receipt's link, with a token of its own.
+        assert claimed.draw_entry_id is not None
+        await draw_store.add_token(
+            conn, claimed.draw_entry_id, hash_token(token, settings.secret_key), claimed.id, now
+        )
+        return token, message_data(claimed, settings.base_url, token)
     await booking_store.add_manage_token(
         conn, claimed.booking_id, hash_token(token, settings.secret_key), claimed.id
     )

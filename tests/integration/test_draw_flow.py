@@ -5,6 +5,7 @@ seat on, the waiting list taking freed seats, and the published record."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import date, datetime, timedelta
 
@@ -19,8 +20,10 @@ from service.domain.errors import Conflict, Refusal, ValidationFailed
 from service.domain.retention import ANONYMISED_NAME
 from service.domain.validation import RawDetails
 from service.store import bookings as booking_store
+from service.store import draws as store
 from service.store.audit import Actor
 from tests.clock import FakeClock
+from tests.codesink import code_for, send_codes
 
 OFFICE, SERVICE = "consulate-paris", "legalization"
 # Demo slots exist for the next 60 days; the period is a week of them.
@@ -132,10 +135,7 @@ async def test_one_request_per_person_and_a_proved_contact_for_citizens(
             pool, window_id, RawDetails(name="Autre", email="Person1+x@Example.org", language="fr"),
             [FIRST], ["morning"], secret_key=settings.secret_key, now=clock(), actor=STAFF,
         )  # fmt: skip
-    # A citizen's request needs a contact proved by a code.
-    with pytest.raises(Conflict) as refused:
-        await ask(pool, settings, clock, window_id, 2, actor=Actor("citizen"))
-    assert refused.value.code == "contact_not_verified"
+    # A citizen whose contact was proved lately needs no new code.
     async with pool.acquire() as conn:
         await verification.remember(
             conn, "email", "person2@example.org", settings.secret_key, clock()
@@ -212,6 +212,35 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
         )
     assert len(rows) == 2 and {r["channel"] for r in rows} == {"email"}
     assert {r["language"] for r in rows} == {"fr"}
+    # The four not served hear it once, each with their place on the list.
+    await tick(pool, settings, clock)
+    async with pool.acquire() as conn:
+        told = await conn.fetch(
+            """SELECT draw_entry_id, reason, channel FROM outbox
+               WHERE kind = 'draw_not_served' ORDER BY reason"""
+        )
+    assert [(r["draw_entry_id"], r["reason"]) for r in told] == [
+        (order[n], str(n + 1)) for n in range(2, 6)
+    ]
+    kept = await send_codes(pool, settings, clock, "draw_not_served")
+    assert len(kept.emails) == 4
+    assert all("liste d’attente" in str(m["Subject"]) for m in kept.emails)
+    assert not [m for m in kept.emails if list(m.iter_attachments())]
+    # Each carries its receipt's link, with a token of its own that opens it
+    # (and only its own request); the stored body keeps no token.
+    for message in kept.emails:
+        body = message.get_body(("plain",))
+        assert body is not None
+        link = re.search(r"/r/([0-9a-f]{32})/([\w-]+)", body.get_content())
+        assert link
+        seen = await draw.view_request(pool, link[1], link[2], settings.secret_key, clock())
+        assert seen.entry.id == link[1]
+        other = next(e for e in order[2:] if e != link[1])
+        with pytest.raises(Refusal):
+            await draw.view_request(pool, other, link[2], settings.secret_key, clock())
+    async with pool.acquire() as conn:
+        bodies = await conn.fetch("SELECT body FROM outbox WHERE kind = 'draw_not_served'")
+    assert all("[token]" in r["body"] for r in bodies)
     # The first accepts; the second declines: the third in order is offered.
     ref0, ref1 = first[order[0]], first[order[1]]
     accepted = await draw.answer_offer(
@@ -256,34 +285,117 @@ async def test_offers_pass_on_in_drawn_order_and_freed_seats_go_to_the_list(
         assert await conn.fetchval("SELECT count(*) FROM slots WHERE taken > capacity") == 0
 
 
-async def test_requests_are_anonymised_after_the_retention_period_and_the_record_still_replays(
+async def counted(pool: asyncpg.Pool, window_id: int) -> set[str]:
+    async with pool.acquire() as conn:
+        return set(await store.entry_ids(conn, window_id))
+
+
+async def test_a_citizens_request_counts_once_its_code_comes_back_and_can_be_withdrawn(
     pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:
-    window_id = await draw_service(pool, clock, capacity=2)
-    for n in range(5):
-        await ask(pool, settings, clock, window_id, n)
-    clock.advance(timedelta(days=7))
-    assert (await tick(pool, settings, clock)).offers == 2
-    doc = await draw.published(pool, window_id)
-    period_end = await pool.fetchval("SELECT period_end FROM draw_windows WHERE id = $1", window_id)
-
-    async def named(outcome: str) -> list[bool]:
-        """For each entry with this outcome: does it still hold personal data?"""
-        rows = await pool.fetch(
-            """SELECT citizen_name <> $3 OR email IS NOT NULL OR email_hash IS NOT NULL AS personal
-               FROM draw_entries WHERE window_id = $1 AND outcome = $2""",
-            window_id, outcome, ANONYMISED_NAME,
+    window_id = await draw_service(pool, clock)
+    citizen = Actor("citizen")
+    receipt = await draw.request(
+        pool, window_id, person(1), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert receipt.pending and receipt.token
+    assert await counted(pool, window_id) == set()
+    seen = await draw.view_request(pool, receipt.entry_id, receipt.token, settings.secret_key,
+                                   clock())  # fmt: skip
+    assert seen.code is not None and seen.code.channel == "email"
+    assert seen.code.destination == "person1@example.org"
+    # The code travels through the worker's own send path, in the entry's language.
+    code = await code_for(pool, settings, clock, "person1@example.org")
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT booking_id, draw_entry_id, body, status FROM outbox WHERE kind = 'code'"
+        )
+    assert stored["booking_id"] is None and stored["draw_entry_id"] == receipt.entry_id
+    assert stored["status"] == "sent" and code not in stored["body"]
+    assert "tirage au sort" in stored["body"]
+    # Another person's link, or a wrong token, opens nothing.
+    with pytest.raises(Refusal) as refused:
+        await draw.view_request(pool, receipt.entry_id, "x" * 22, settings.secret_key, clock())
+    assert refused.value.status == 401
+    with pytest.raises(ValidationFailed):
+        await draw.verify_request(
+            pool, receipt.entry_id, receipt.token, "000000" if code != "000000" else "111111",
+            settings.secret_key, clock(),
         )  # fmt: skip
-        return [r["personal"] for r in rows]
-
-    clock.set(period_end + timedelta(days=90) - timedelta(hours=1))
-    await personal_data.anonymise_expired(pool, clock(), 90)
-    assert await named("waiting") == [True] * 3, "not yet"
-
-    clock.set(period_end + timedelta(days=90, hours=1))
-    await personal_data.anonymise_expired(pool, clock(), 90)
-    assert await named("waiting") == [False] * 3
-    # An open offer waits for its booking, anonymised with it.
-    assert await named("offered") == [True] * 2
-    assert await draw.published(pool, window_id) == doc
+    proved = await draw.verify_request(
+        pool, receipt.entry_id, receipt.token, code, settings.secret_key, clock()
+    )
+    assert proved.code is None and proved.entry.verified_at == clock()
+    assert await counted(pool, window_id) == {receipt.entry_id}
+    # The proved address is remembered: a later request needs no code.
+    # One whose code never comes back lapses and frees its identity.
+    other = await draw.request(
+        pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert other.pending
+    with pytest.raises(Conflict):
+        await draw.request(
+            pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+            now=clock(), actor=citizen,
+        )  # fmt: skip
+    clock.advance(timedelta(minutes=11))
+    with pytest.raises(Conflict) as refused:
+        await draw.verify_request(
+            pool, other.entry_id, other.token, "123456", settings.secret_key, clock()
+        )
+    assert refused.value.code == "request_lapsed"
+    again = await draw.request(
+        pool, window_id, person(2), [FIRST], ["morning"], secret_key=settings.secret_key,
+        now=clock(), actor=citizen,
+    )  # fmt: skip
+    assert again.pending and again.entry_id != other.entry_id
+    # Withdrawn before the close: not in the draw.
+    left = await draw.withdraw(pool, receipt.entry_id, receipt.token, settings.secret_key)
+    assert left.entry.outcome == "withdrawn"
+    assert await counted(pool, window_id) == set()
+    # A request still waiting for its code at the close stays out of the draw.
+    staff_entry = await ask(pool, settings, clock, window_id, 5)
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    doc = await draw.published(pool, window_id)
+    assert doc["entries"] == [staff_entry]
     assert rules.verify(doc) == []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT outcome FROM draw_entries WHERE id = $1", again.entry_id
+        ) == "lapsed"
+
+
+async def test_retention_anonymises_requests_but_keeps_the_public_record(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock, capacity=1)
+    ids = [await ask(pool, settings, clock, window_id, n) for n in range(3)]
+    clock.advance(timedelta(days=7))
+    await tick(pool, settings, clock)
+    before = await draw.published(pool, window_id)
+    # Not yet: the period ended less than the retention ago.
+    await personal_data.anonymise_expired(pool, clock(), 30)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM draw_entries WHERE anonymised_at IS NULL"
+        ) == 3
+    clock.advance(timedelta(days=60))
+    await personal_data.anonymise_expired(pool, clock(), 30)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT citizen_name, phone, email, document_number, email_hash, anonymised_at
+               FROM draw_entries"""
+        )
+        kept = await conn.fetch(
+            "SELECT recipient, body FROM outbox WHERE draw_entry_id IS NOT NULL"
+        )
+    assert all(r["anonymised_at"] is not None for r in rows)
+    personal = ("email", "phone", "document_number", "email_hash")
+    assert not any(r[field] for r in rows for field in personal)
+    assert "Citoyen" not in repr(rows) and all(r["recipient"] == "" for r in kept)
+    # The public record is the same: ids, ranking, outcomes.
+    assert await draw.published(pool, window_id) == before
+    assert sorted(ids) == before["entries"]

@@ -73,6 +73,11 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/api/v1/offices/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
     ("POST", "/api/v1/offices/{office}/services/{service}/allocation", P.MANAGE_SERVICES, {}),
     ("POST", "/api/v1/offices/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
+    ("GET", "/office/{office}/services/{service}/draws", P.MANAGE_SERVICES, None),
+    ("POST", "/office/{office}/services/{service}/draws/mode", P.MANAGE_SERVICES, {}),
+    ("POST", "/office/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
+    ("GET", "/office/{office}/services/{service}/draws/request", P.BOOK_FOR_CITIZEN, None),
+    ("POST", "/office/{office}/services/{service}/draws/request", P.BOOK_FOR_CITIZEN, {}),
 ]
 # Public routes with {office} in them (the citizen side): not staff routes.
 PUBLIC = {

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.domain.messages import DRAW_OFFER, skip_reason
+from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, skip_reason
 from service.domain.sms import is_gsm7
 from service.notify.render import Renderer
 from tests.unit.test_messages_render import BASE_URL, LANGS, SMS_BUDGET, WORST_DATES, worst_case
@@ -66,3 +66,56 @@ def test_an_offer_goes_only_while_its_seat_is_held() -> None:
     assert skip_reason(DRAW_OFFER, booking_status="held", **args) is None
     assert skip_reason(DRAW_OFFER, booking_status="expired", **args) is not None
     assert skip_reason(DRAW_OFFER, booking_status="confirmed", **args) is not None
+
+
+def not_served(lang: str, when: datetime) -> object:
+    return replace(
+        worst_case(DRAW_NOT_SERVED, lang, when),
+        reason="1234",
+        reference="0f" * 16,
+        manage_token="Tk" * 11,
+        draw_request=True,
+    )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_not_served_says_the_place_on_the_list_within_the_budget(
+    renderer: Renderer, lang: str
+) -> None:
+    for when in WORST_DATES:
+        sms = renderer.sms(not_served(lang, when))  # type: ignore[arg-type]
+        assert sms.count.segments <= SMS_BUDGET[lang], (lang, sms.count, sms.body)
+        assert "1234" in sms.body and "/b/" not in sms.body
+        assert f"{BASE_URL}/r/{'0f' * 16}/" in sms.body
+        if lang != "ar":
+            assert is_gsm7(sms.body)
+    email = renderer.email(
+        not_served(lang, WORST_DATES[0]),  # type: ignore[arg-type]
+        sender="consulat@example.org",
+        to="a@example.org",
+        reply_to=None,
+    )
+    assert "1234" in email.text and f"{BASE_URL}/r/{'0f' * 16}/" in email.text
+    assert not list(email.message.iter_attachments())
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_draw_requests_code_speaks_of_the_request_not_an_appointment(
+    renderer: Renderer, lang: str
+) -> None:
+    data = replace(worst_case("code", lang, WORST_DATES[0]), code="042917", draw_request=True)
+    sms = renderer.sms(data)
+    assert "042917" in sms.body and sms.count.segments <= SMS_BUDGET[lang]
+    assert {"en": "request in the draw", "fr": "tirage au sort", "ar": "القرعة"}[lang] in sms.body
+    email = renderer.email(data, sender="c@example.org", to="a@example.org", reply_to=None)
+    assert {"en": "request in the draw", "fr": "tirage au sort", "ar": "القرعة"}[lang] in email.text
+
+
+def test_not_served_goes_only_while_the_request_waits_on_the_list() -> None:
+    args = {
+        "booking_starts_at": EXPIRES,
+        "appointment_at": EXPIRES,
+        "now": EXPIRES - timedelta(days=1),
+    }
+    assert skip_reason(DRAW_NOT_SERVED, booking_status="held", **args) is None
+    assert skip_reason(DRAW_NOT_SERVED, booking_status="cancelled", **args) is not None

@@ -131,7 +131,10 @@ def test_the_first_and_the_last_second_are_selected_alike() -> None:
     ids = sorted(arrivals, key=arrivals.__getitem__)
     seats = [seat(n, 1 + n % 28, 9 + n % 8, free=5) for n in range(500)]  # 2,500 seats
     wishes = dict.fromkeys(ids, any_time())
-    served = allocate(ranking(draw.new_seed(), ids), wishes, seats).offers
+    # A fixed seed: with a random one the test would fail one run in twenty
+    # by design (p > 0.05), not because the draw favours anyone.
+    seed = hashlib.sha256(b"mawid: first and last second").digest()
+    served = allocate(ranking(seed, ids), wishes, seats).offers
     first = [i for i in ids if arrivals[i] < 1]
     last = [i for i in ids if arrivals[i] > window - 1]
     first_hits = sum(i in served for i in first)

@@ -18,6 +18,7 @@ from service.domain.errors import N_, NotFound, Refusal
 from service.domain.fields import parse_day, parse_id
 from service.domain.models import LANGUAGES
 from service.domain.staff import Permission, Role, StaffMember
+from service.domain.validation import RawDetails
 from service.office.common import office_or_404
 from service.web import errors
 from service.web.i18n import LANG_QUERY, LANGUAGE_NAMES, gettext, zone_label
@@ -135,3 +136,15 @@ def path_id(request: web.Request, name: str) -> int:
 async def form(request: web.Request) -> dict[str, str]:
     fields = await request.post()
     return {k: v for k, v in fields.items() if isinstance(v, str)}
+
+
+def staff_details(form: dict[str, str]) -> RawDetails:
+    """A citizen's details as staff type them (templates/office/_details.html)."""
+    return RawDetails(
+        name=form.get("name"),
+        phone=form.get("phone"),
+        phone_country=form.get("phone_country") or None,
+        email=form.get("email"),
+        language=form.get("language"),
+        document_number=form.get("document_number"),
+    )

@@ -24,7 +24,7 @@ from service.domain.staff import (
     office_actions,
     parse_office_action,
 )
-from service.domain.validation import RawDetails, strip_invisible
+from service.domain.validation import strip_invisible
 from service.office.common import office_or_404
 from service.office.queue import call_next, waiting_room
 from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
@@ -345,14 +345,7 @@ async def book_submit(request: web.Request) -> web.Response:
             pages.office_id(request),
             slot_id,
             form.get("service", ""),
-            RawDetails(
-                name=form.get("name"),
-                phone=form.get("phone"),
-                phone_country=form.get("phone_country") or None,
-                email=form.get("email"),
-                language=form.get("language"),
-                document_number=form.get("document_number"),
-            ),
+            pages.staff_details(form),
             member,
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=pages.now(request),
