@@ -17,7 +17,6 @@ from service.config import Settings
 from service.domain import draw as rules
 from service.domain.booking import hash_token
 from service.domain.errors import Conflict, Refusal, ValidationFailed
-from service.domain.retention import ANONYMISED_NAME
 from service.domain.validation import RawDetails
 from service.store import bookings as booking_store
 from service.store import draws as store
