@@ -18,6 +18,15 @@ from tests.unit.test_messages_render import BASE_URL, LANGS, SMS_BUDGET, WORST_D
 EXPIRES = datetime(2027, 2, 10, 14, 0, tzinfo=UTC)
 
 
+DRAW_WORD = {
+    "en": "request in the draw",
+    "fr": "tirage au sort",
+    "ar": "القرعة",
+    "es": "sorteo",
+    "zgh": "ⵜⵇⵔⵄⴰ",
+}
+
+
 def offer(lang: str, when: datetime) -> object:
     return replace(worst_case(DRAW_OFFER, lang, when), reason=EXPIRES.isoformat())
 
@@ -106,9 +115,9 @@ def test_a_draw_requests_code_speaks_of_the_request_not_an_appointment(
     data = replace(worst_case("code", lang, WORST_DATES[0]), code="042917", draw_request=True)
     sms = renderer.sms(data)
     assert "042917" in sms.body and sms.count.segments <= SMS_BUDGET[lang]
-    assert {"en": "request in the draw", "fr": "tirage au sort", "ar": "القرعة", "es": "sorteo", "zgh": "ⵜⵇⵔⵄⴰ"}[lang] in sms.body
+    assert DRAW_WORD[lang] in sms.body
     email = renderer.email(data, sender="c@example.org", to="a@example.org", reply_to=None)
-    assert {"en": "request in the draw", "fr": "tirage au sort", "ar": "القرعة", "es": "sorteo", "zgh": "ⵜⵇⵔⵄⴰ"}[lang] in email.text
+    assert DRAW_WORD[lang] in email.text
 
 
 def test_not_served_goes_only_while_the_request_waits_on_the_list() -> None:
