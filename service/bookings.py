@@ -601,16 +601,23 @@ async def cancel(
     async with pool.acquire() as conn:
         await authorise(conn, reference, token, secret_key)
         async with conn.transaction():
-            booking = await booking_store.lock(conn, reference)
-            assert booking is not None
-            if Status(booking.status) not in (Status.HELD, Status.CONFIRMED):
-                raise errors.not_active()
+            booking = await _lock_active(conn, reference)
             if not can_cancel(now, booking.starts_at):
                 raise errors.too_late()
             changed = await _change_status(
                 conn, booking, Status.CANCELLED, audit.CITIZEN, now, event="cancelled_by_citizen"
             )
         return await _context(conn, changed)
+
+
+async def _lock_active(conn: asyncpg.Connection, reference: str) -> Booking:
+    """The booking a citizen's authorised request names, locked, while it is
+    still held or confirmed."""
+    booking = await booking_store.lock(conn, reference)
+    assert booking is not None  # authorise() found it
+    if Status(booking.status) not in (Status.HELD, Status.CONFIRMED):
+        raise errors.not_active()
+    return booking
 
 
 async def change_channel(
@@ -627,10 +634,7 @@ async def change_channel(
     async with pool.acquire() as conn:
         await authorise(conn, reference, token, secret_key)
         async with conn.transaction():
-            booking = await booking_store.lock(conn, reference)
-            assert booking is not None
-            if Status(booking.status) not in (Status.HELD, Status.CONFIRMED):
-                raise errors.not_active()
+            booking = await _lock_active(conn, reference)
             problems: dict[str, str] = {}
             chosen = message_channel(channel, booking.phone, booking.email, problems)
             if problems:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from service import bookings, draw
 from service.domain import errors, fields
@@ -242,29 +243,42 @@ async def request_form(request: web.Request) -> web.Response:
     return render(request, "citizen/draw_request.html", context, private=True)
 
 
+def posted_wish(form: MultiDictProxy[Any]) -> tuple[list[str], list[str]]:
+    """The days and parts of day a request form ticked, as typed (bounded:
+    a window spans at most 62 days, a day two parts)."""
+    days = [d for d in form.getall("days", []) if isinstance(d, str)][:62]
+    parts = [p for p in form.getall("parts", []) if isinstance(p, str)][:2]
+    return days, parts
+
+
+def read_wish(form: MultiDictProxy[Any], days: list[str]) -> tuple[int, list[date]]:
+    """The window a request form names and its days, or the refusal: the
+    citizen's form and the counter's read them alike."""
+    window_id = fields.parse_id(citizen.form_text(form, "window"))
+    if window_id is None:
+        raise draw.window_closed()
+    parsed = [parse_day(d) for d in days]
+    wanted = [day for day in parsed if day is not None]
+    if len(wanted) != len(parsed):
+        raise errors.ValidationFailed({"days": N_("Choose days inside the period of this window.")})
+    return window_id, wanted
+
+
 async def _submit_request(request: web.Request, actor: Actor) -> tuple[draw.Receipt | None, Any]:
     """Parse and send a request form (citizen or staff); the receipt, or the
     form again with what went wrong (status and context)."""
     form = await request.post()
     values = {name: citizen.form_text(form, name) for name in citizen.DETAIL_FIELDS}
-    days = [d for d in form.getall("days", []) if isinstance(d, str)][:62]
-    parts = [p for p in form.getall("parts", []) if isinstance(p, str)][:2]
+    days, parts = posted_wish(form)
     office_id, service_id = request.match_info["office"], request.match_info["service"]
     settings = request.app[SETTINGS_KEY]
-    window_id = fields.parse_id(citizen.form_text(form, "window"))
-    parsed = [parse_day(d) for d in days]
     try:
-        if window_id is None:
-            raise draw.window_closed()
-        if any(day is None for day in parsed):
-            raise errors.ValidationFailed(
-                {"days": N_("Choose days inside the period of this window.")}
-            )
+        window_id, wanted = read_wish(form, days)
         receipt = await draw.request(
             request.app[POOL_KEY],
             window_id,
             citizen.raw_details(values),
-            [day for day in parsed if day is not None],
+            wanted,
             parts,
             secret_key=settings.secret_key,
             now=request.app[CLOCK_KEY](),

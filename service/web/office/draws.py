@@ -16,9 +16,10 @@ from service.domain import errors
 from service.domain.calendar import local_instant
 from service.domain.draw import WindowPlan
 from service.domain.errors import N_
-from service.domain.fields import parse_day, parse_id
+from service.domain.fields import parse_day
 from service.domain.staff import Permission, StaffMember
 from service.office.common import actor_of
+from service.web.draw import posted_wish, read_wish
 from service.web.i18n import gettext
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
@@ -179,22 +180,14 @@ async def request_submit(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
-    days = [d for d in posted.getall("days", []) if isinstance(d, str)][:62]
-    parts = [p for p in posted.getall("parts", []) if isinstance(p, str)][:2]
-    window_id = parse_id(form.get("window"))
-    parsed = [parse_day(d) for d in days]
+    days, parts = posted_wish(posted)
     try:
-        if window_id is None:
-            raise draw.window_closed()
-        if any(day is None for day in parsed):
-            raise errors.ValidationFailed(
-                {"days": N_("Choose days inside the period of this window.")}
-            )
+        window_id, wanted = read_wish(posted, days)
         receipt = await draw.request(
             request.app[POOL_KEY],
             window_id,
             pages.staff_details(form),
-            [day for day in parsed if day is not None],
+            wanted,
             parts,
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=pages.now(request),
