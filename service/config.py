@@ -89,6 +89,8 @@ class Settings:
     # Hours a citizen has to confirm a seat offered by a draw or its waiting
     # list before it passes to the next entry in drawn order.
     draw_offer_hours: int = 48
+    # Days a document waits for pickup before its one reminder.
+    document_reminder_days: int = 14
 
     @property
     def is_dev(self) -> bool:
@@ -211,6 +213,7 @@ ENV_NAMES: dict[str, str] = {
     "sms_per_number_per_day": "SMS_PER_NUMBER_PER_DAY",
     "verified_contact_days": "VERIFIED_CONTACT_DAYS",
     "draw_offer_hours": "DRAW_OFFER_HOURS",
+    "document_reminder_days": "DOCUMENT_REMINDER_DAYS",
 }
 
 # The settings that are rates ("12/1h" or "off").

@@ -21,6 +21,8 @@ Kind = Literal[
     "sms_fallback",
     "code",
     "draw_offer",
+    "document_ready",
+    "document_uncollected",
 ]
 Channel = Literal["sms", "email"]
 
@@ -44,6 +46,8 @@ KINDS: tuple[Kind, ...] = (
     "reminder",
     "sms_fallback",
     "code",
+    "document_ready",
+    "document_uncollected",
 )
 # Kinds that go by SMS (an sms_fallback is the e-mail standing in for one).
 SMS_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k != "sms_fallback")
@@ -53,6 +57,14 @@ CODE: Kind = "code"
 # A seat offered by a draw or its waiting list: a held booking, like a code's,
 # so it too is worth sending only while the hold lasts.
 DRAW_OFFER: Kind = "draw_offer"
+# After the visit: the citizen's document is ready for pickup, and the one
+# reminder when it is not collected (service.domain.documents).  Such a row's
+# `appointment_at` is not an appointment but the instant past which it no
+# longer goes (its retry deadline); the appointment itself is behind.
+DOCUMENT_READY: Kind = "document_ready"
+DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
+AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
+DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -72,6 +84,10 @@ SKIP_OPTED_OUT = "opted_out"
 # Taken back from a dead worker with no time left outside quiet hours before
 # the appointment.
 SKIP_QUIET = "quiet_hours"
+# A message after the visit whose subject is gone (the document was collected
+# or refused meanwhile), or whose time has passed.
+SKIP_DOCUMENT_MOVED = "document_moved"
+SKIP_LAPSED = "lapsed"
 
 # Past this many SMS (codes aside) in 24 hours, a number gets no more: the
 # message goes by e-mail when the booking has an address, or waits.
@@ -222,6 +238,18 @@ def reminder_times(
     return sorted(((offset, at) for at, offset in out.items()), key=lambda p: p[1])
 
 
+def contact_channels(phone: str | None, email: str | None) -> list[tuple[Channel, str]]:
+    """The channels a booking's messages go on: SMS only to a number that can
+    receive them (a landline fails at the provider, 30006, and would only
+    cost a request), and the e-mail address."""
+    channels: list[tuple[Channel, str]] = []
+    if phone and can_receive_sms(phone):
+        channels.append(("sms", phone))
+    if email:
+        channels.append(("email", email))
+    return channels
+
+
 def plan_event(
     event: Event,
     *,
@@ -239,11 +267,7 @@ def plan_event(
     SMS only to numbers that can receive them: a landline fails at the
     provider (30006) and would only cost a request.  An office's `reason`
     for cancelling goes into its cancellation message."""
-    channels: list[tuple[Channel, str]] = []
-    if phone and can_receive_sms(phone):
-        channels.append(("sms", phone))
-    if email:
-        channels.append(("email", email))
+    channels = contact_channels(phone, email)
     kind = EVENT_KIND[event]
     told = reason if event == "cancelled_by_office" else None
     planned = [
@@ -297,14 +321,25 @@ def skip_reason(
     booking_starts_at: datetime,
     appointment_at: datetime,
     now: datetime,
+    file_state: str | None = None,
 ) -> str | None:
     """Why a due message must not go out any more, or None to send it.
+
+    A message after the visit goes until its deadline (`appointment_at`) and
+    while its subject holds: a document message while the document waits
+    for pickup (`file_state` ready).
 
     Only a cancellation still speaks truly of a cancelled booking; every other
     message (confirmation, reminder, "rescheduled", the email standing in for
     an SMS) tells the citizen to come at `appointment_at`, so it goes only
     while the booking is active and still starts then.
     """
+    if kind in AFTER_VISIT_KINDS:
+        if now >= appointment_at:
+            return SKIP_LAPSED
+        if kind in DOCUMENT_KINDS and file_state != "ready":
+            return SKIP_DOCUMENT_MOVED
+        return None
     if now >= appointment_at:
         return SKIP_STARTED
     if kind in (CODE, DRAW_OFFER):
@@ -383,10 +418,10 @@ def outside_quiet_hours(
 
 
 def quiet_applies(kind: str) -> bool:
-    """Quiet hours hold back reminders only: the other messages answer
-    something the citizen or the office has just done, and go at once even
-    at night (plan_event does not move them either)."""
-    return kind == "reminder"
+    """Quiet hours hold back reminders and the messages after a visit: the
+    other messages answer something the citizen or the office has just done,
+    and go at once even at night (plan_event does not move them either)."""
+    return kind == "reminder" or kind in AFTER_VISIT_KINDS
 
 
 def resend_at(

@@ -29,7 +29,13 @@ from babel.dates import format_datetime
 from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.draw import offer_url
 from service.domain.ics import CalendarEvent, write_calendar
-from service.domain.messages import CANCELLATION_KINDS, CODE, DRAW_OFFER, sms_names_zone
+from service.domain.messages import (
+    AFTER_VISIT_KINDS,
+    CANCELLATION_KINDS,
+    CODE,
+    DRAW_OFFER,
+    sms_names_zone,
+)
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
 from service.web.i18n import zone_label
@@ -88,6 +94,11 @@ class MessageData:
     manage_token: str
     # The verification code a code message carries (drawn by the worker).
     code: str = ""
+    # A document message: the office's pickup hours (HH:MM, its zone) and
+    # whether pickup takes an appointment.
+    pickup_from: str = "14:00"
+    pickup_until: str = "16:00"
+    pickup_by_appointment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +178,9 @@ class Renderer:
             )
             if data.kind == DRAW_OFFER and data.reason
             else "",
+            "pickup_from": data.pickup_from,
+            "pickup_until": data.pickup_until,
+            "pickup_by_appointment": data.pickup_by_appointment,
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -195,7 +209,10 @@ class Renderer:
         # The code message has a layout of its own: no greeting, no details
         # the citizen typed, no calendar invitation.
         # An offer has one too: nothing is booked until it is accepted.
+        # A message after the visit has one without the appointment's time:
+        # it speaks of what happens next.
         layouts: dict[str, str] = {CODE: "email/code_layout", DRAW_OFFER: "email/offer_layout"}
+        layouts.update(dict.fromkeys(AFTER_VISIT_KINDS, "email/after_layout"))
         layout = layouts.get(data.kind, "email/layout")
         text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
         html = self._html.get_template(f"{layout}.html.j2").render(ctx)
@@ -213,7 +230,7 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
-        if data.kind in (CODE, DRAW_OFFER):
+        if data.kind in (CODE, DRAW_OFFER) or data.kind in AFTER_VISIT_KINDS:
             return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),

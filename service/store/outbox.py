@@ -291,6 +291,11 @@ class Claimed:
     # Whether the booking's messages also go to an e-mail address.
     has_email: bool
     request_id: str | None = None
+    # The booking's document file, for the messages about it.
+    file_state: str | None = None
+    pickup_from: str = ""
+    pickup_until: str = ""
+    pickup_by_appointment: bool = False
 
 
 async def claim(
@@ -317,7 +322,9 @@ async def claim(
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
                   (c.channel = 'sms' AND EXISTS (
                       SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
-                  (b.email IS NOT NULL AND b.notify_email) AS has_email
+                  (b.email IS NOT NULL AND b.notify_email) AS has_email,
+                  (SELECT f.state FROM document_files f WHERE f.booking_id = b.id) AS file_state,
+                  o.pickup_from, o.pickup_until, s.pickup_by_appointment
            FROM c
            JOIN bookings b ON b.id = c.booking_id
            JOIN offices o ON o.id = b.office_id
@@ -361,6 +368,10 @@ async def claim(
         opted_out=r["opted_out"],
         request_id=r["request_id"],
         has_email=r["has_email"],
+        file_state=r["file_state"],
+        pickup_from=r["pickup_from"].strftime("%H:%M"),
+        pickup_until=r["pickup_until"].strftime("%H:%M"),
+        pickup_by_appointment=r["pickup_by_appointment"],
     )
 
 

@@ -45,6 +45,7 @@ from service.domain.models import LANGUAGES, Booking, Office, Service, Slot
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
+from service.office import documents
 from service.office.queue import place_in_queue
 from service.store import form_keys
 from service.store import offices as office_store
@@ -52,7 +53,7 @@ from service.store import slots as slot_store
 from service.web import i18n, limits
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
-from service.web.labels import CITIZEN_STATUS
+from service.web.labels import CITIZEN_STATUS, LABELS
 from service.web.readcache import ReadCache, read_cache
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import explicit_language, language_context, request_language
@@ -653,6 +654,9 @@ async def manage(request: web.Request) -> web.Response:
     context["place"] = await place_in_queue(
         request.app[POOL_KEY], ctx.booking, ctx.office, _now(request)
     )
+    context["file"] = await documents.citizen_file(request.app[POOL_KEY], ctx.booking.id)
+    context["file_labels"] = LABELS["file"]
+    context["again"] = f"/o/{ctx.office.reference_prefix}"
     return render(request, "citizen/manage.html", context, language=language, private=True)
 
 
@@ -903,9 +907,7 @@ async def code_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":
             # The field says it, and its hint how many tries are left.
-            return await _code_page(
-                request, ctx, language, field_errors=refusal.fields, status=422
-            )
+            return await _code_page(request, ctx, language, field_errors=refusal.fields, status=422)
         if refusal.code in ("hold_expired", "code_attempts_exhausted"):
             ended = await _booking(request)
             return _expired_page(

@@ -30,6 +30,7 @@ from service.config import Settings
 from service.db import create_pool, unavailable
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
+    AFTER_VISIT_KINDS,
     CODE,
     SKIP_OPTED_OUT,
     SKIP_QUIET,
@@ -48,6 +49,7 @@ from service.metrics import Metrics
 from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
+from service.office import documents
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
@@ -344,11 +346,14 @@ async def wait_for_turn(state: WorkerState, redis: ArqRedis, turn: float) -> boo
 
 def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = "") -> MessageData:
     lang = c.language
-    same_start = c.booking_starts_at == c.appointment_at
+    # A message after the visit speaks of the visit itself: its row's
+    # appointment_at is only its deadline.
+    after_visit = c.kind in AFTER_VISIT_KINDS
+    starts = c.booking_starts_at if after_visit else c.appointment_at
     ends = (
         c.booking_ends_at
-        if same_start
-        else c.appointment_at + timedelta(minutes=c.service_duration_minutes)
+        if c.booking_starts_at == starts
+        else starts + timedelta(minutes=c.service_duration_minutes)
     )
     return MessageData(
         kind=c.kind,
@@ -364,13 +369,16 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         timezone=c.timezone,
         service_name=c.service_name[lang],
         bring=c.bring[lang],
-        starts_at=c.appointment_at,
+        starts_at=starts,
         ends_at=ends,
         reason=c.reason,
         base_url=base_url,
         sequence=c.id,
         manage_token=manage_token,
         code=code,
+        pickup_from=c.pickup_from,
+        pickup_until=c.pickup_until,
+        pickup_by_appointment=c.pickup_by_appointment,
     )
 
 
@@ -412,6 +420,7 @@ async def send_message(
             booking_starts_at=claimed.booking_starts_at,
             appointment_at=claimed.appointment_at,
             now=now,
+            file_state=claimed.file_state,
         )
         if reason is None and claimed.opted_out:
             reason = SKIP_OPTED_OUT
@@ -537,6 +546,8 @@ async def _per_number_cap(
     await outbox.wait_until(conn, claimed.id, decision, SKIP_SMS_CAP, now)
     log.info("outbox %d %s: number over its daily SMS, waits", claimed.id, claimed.kind)
     return "held_back"
+
+
 async def record(
     state: WorkerState,
     outbox_id: int,
@@ -683,6 +694,20 @@ async def anonymise_expired(ctx: dict[str, Any]) -> int:
     )
     log.info("bookings anonymised: %d", done)
     return done
+
+
+async def remind_uncollected(ctx: dict[str, Any]) -> int:
+    """Hourly: the one reminder of each document ready for
+    DOCUMENT_REMINDER_DAYS and not collected (service.office.documents)."""
+    state: WorkerState = ctx[STATE]
+    written = await documents.remind_uncollected(
+        state.pool, state.clock(), state.settings.document_reminder_days
+    )
+    if written:
+        log.info("uncollected document reminders: %d", written)
+    return written
+
+
 async def expire_holds(ctx: dict[str, Any]) -> int:
     """Every few seconds: holds whose time is up give their seat back (the
     pages and the API also release them before reading seats)."""

@@ -14,7 +14,7 @@ from babel.dates import format_date
 from icalendar import Calendar
 
 from service.domain.booking import new_manage_token
-from service.domain.messages import KINDS, SMS_KINDS
+from service.domain.messages import AFTER_VISIT_KINDS, KINDS, SMS_KINDS
 from service.domain.sms import is_gsm7
 from service.notify.render import MessageData, Renderer, format_when, short_reason
 
@@ -147,7 +147,8 @@ def test_short_reason_is_gsm_safe() -> None:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "code"])
+# A message after the visit has no appointment to add to a calendar.
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "code" and k not in AFTER_VISIT_KINDS])
 def test_every_email_renders_multipart_with_ics(renderer: Renderer, kind: str, lang: str) -> None:
     data = worst_case(kind, lang, WORST_DATES[0])
     rendered = renderer.email(
@@ -284,6 +285,8 @@ def test_arabic_email_uses_the_arabic_comma(renderer: Renderer) -> None:
     assert html is not None
     assert "<bdi>Amina El Idrissi</bdi>،" in html.get_content()
     assert '<bdi dir="ltr">MTL-7KQ9X3</bdi>' in html.get_content()
+
+
 # What the code message may carry: the office, the time and the code. The
 # name, the reference, the service, the link: none of it.
 TYPED = "Amina El Idrissi"

@@ -19,6 +19,7 @@ from service.web.office import (
     api,
     changes,
     display,
+    documents,
     feed,
     personal_data,
     practical,
@@ -37,4 +38,5 @@ routes: list[web.AbstractRouteDef] = [
     *feed.routes,
     *display.routes,
     *personal_data.routes,
+    *documents.routes,
 ]

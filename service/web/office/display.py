@@ -146,5 +146,3 @@ async def call_api(request: web.Request) -> web.Response:
         },
         status=201,
     )
-
-
