@@ -23,6 +23,7 @@ Kind = Literal[
     "draw_offer",
     "document_ready",
     "document_uncollected",
+    "feedback",
 ]
 Channel = Literal["sms", "email"]
 
@@ -48,6 +49,7 @@ KINDS: tuple[Kind, ...] = (
     "code",
     "document_ready",
     "document_uncollected",
+    "feedback",
 )
 # Kinds that go by SMS (an sms_fallback is the e-mail standing in for one).
 SMS_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k != "sms_fallback")
@@ -63,7 +65,9 @@ DRAW_OFFER: Kind = "draw_offer"
 # longer goes (its retry deadline); the appointment itself is behind.
 DOCUMENT_READY: Kind = "document_ready"
 DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
-AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
+# A few hours after a visit: a link to the feedback form (service.domain.feedback).
+FEEDBACK: Kind = "feedback"
+AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED, FEEDBACK})
 DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
@@ -327,7 +331,8 @@ def skip_reason(
 
     A message after the visit goes until its deadline (`appointment_at`) and
     while its subject holds: a document message while the document waits
-    for pickup (`file_state` ready).
+    for pickup (`file_state` ready), a feedback message while the booking
+    is done.
 
     Only a cancellation still speaks truly of a cancelled booking; every other
     message (confirmation, reminder, "rescheduled", the email standing in for
@@ -339,6 +344,8 @@ def skip_reason(
             return SKIP_LAPSED
         if kind in DOCUMENT_KINDS and file_state != "ready":
             return SKIP_DOCUMENT_MOVED
+        if kind == FEEDBACK and booking_status != "done":
+            return SKIP_INACTIVE
         return None
     if now >= appointment_at:
         return SKIP_STARTED

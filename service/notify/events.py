@@ -11,11 +11,12 @@ are written by `service.store.outbox`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from service.domain.feedback import DEFAULT_DELAY, plan_feedback
 from service.domain.messages import EVENTS, Channel, plan_code, plan_event, voided_reminders
 from service.store import outbox
 
@@ -70,3 +71,27 @@ async def record_code(
     transaction. The code itself is drawn by the worker when it sends."""
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
     await outbox.add_planned(conn, booking_id, language=language, planned=[planned], now=now)
+
+
+async def record_feedback_request(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    *,
+    now: datetime,
+    delay: timedelta = DEFAULT_DELAY,
+) -> None:
+    """Write the feedback message of a booking just marked done, inside the
+    caller's transaction: one row, due `delay` later outside quiet hours
+    (a unique index keeps it to one per booking)."""
+    booking = await outbox.booking_contacts(conn, booking_id)
+    if booking is None:
+        raise LookupError(f"booking {booking_id} not found")
+    planned = plan_feedback(
+        phone=booking.phone,
+        email=booking.email,
+        done_at=now,
+        delay=delay,
+        quiet=booking.quiet,
+        zone=ZoneInfo(booking.timezone),
+    )
+    await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)

@@ -28,11 +28,14 @@ from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.draw import offer_url
+from service.domain.feedback import feedback_url
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import (
     AFTER_VISIT_KINDS,
     CANCELLATION_KINDS,
     CODE,
+    DOCUMENT_READY,
+    DOCUMENT_UNCOLLECTED,
     DRAW_OFFER,
     sms_names_zone,
 )
@@ -181,6 +184,8 @@ class Renderer:
             "pickup_from": data.pickup_from,
             "pickup_until": data.pickup_until,
             "pickup_by_appointment": data.pickup_by_appointment,
+            "feedback_link": feedback_url(data.base_url, data.reference, data.manage_token),
+            "documents": data.kind in (DOCUMENT_READY, DOCUMENT_UNCOLLECTED),
         }
 
     def sms(self, data: MessageData) -> RenderedSms:

@@ -941,6 +941,34 @@ def _schemas() -> dict[str, Any]:
                 "median_lead_time_hours": {"type": "number", "nullable": True},
                 "sms_segments": _INT,
                 "sms_estimated_cost": {"type": "number"},
+                "satisfaction": _ref("Satisfaction"),
+                "satisfaction_by_service": {
+                    "type": "object",
+                    "additionalProperties": _ref("Satisfaction"),
+                    "description": "By service id",
+                },
+                "comments": {
+                    "type": "array",
+                    "items": _TEXT,
+                    "description": "The week's comments, without names, contacts or numbers",
+                },
             },
         },
+        "Satisfaction": _record(
+            {
+                "responses": {"type": "integer", "minimum": 0},
+                "average_rating": {
+                    "type": "number",
+                    "minimum": 1,
+                    "maximum": 5,
+                    "nullable": True,
+                },
+                "came_back_share": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "nullable": True,
+                },
+            }
+        ),
     }

@@ -32,6 +32,7 @@ from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
     AFTER_VISIT_KINDS,
     CODE,
+    FEEDBACK,
     SKIP_OPTED_OUT,
     SKIP_QUIET,
     SKIP_SMS_CAP,
@@ -43,6 +44,7 @@ from service.domain.messages import (
     sms_cap_decision,
 )
 from service.domain.staff import THROTTLE_WINDOW
+from service.domain.verification import contact_hash
 from service.logs import REQUEST_ID
 from service.logsafe import exception_summary
 from service.metrics import Metrics
@@ -51,6 +53,7 @@ from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
 from service.office import documents
 from service.store import bookings as booking_store
+from service.store import feedback as feedback_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store import verification as verification_store
@@ -424,6 +427,12 @@ async def send_message(
         )
         if reason is None and claimed.opted_out:
             reason = SKIP_OPTED_OUT
+        if reason is None and claimed.kind == FEEDBACK:
+            # Turned off from an earlier feedback form: a keyed hash of the
+            # contact, never the contact itself, is what was kept.
+            key = contact_hash(claimed.channel, claimed.recipient, settings.secret_key)  # type: ignore[arg-type]
+            if await feedback_store.opted_out(conn, key):
+                reason = SKIP_OPTED_OUT
         if reason is not None:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)

@@ -38,6 +38,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/office/{office}/day/{day}/print", P.VIEW_SCHEDULE, None),
     ("GET", "/office/{office}/day/{day}/export.csv", P.VIEW_SCHEDULE, None),
     ("POST", "/office/{office}/bookings/{reference}/status", P.CHANGE_STATUS, {"status": "x"}),
+    ("POST", "/office/{office}/bookings/{reference}/document", P.CHANGE_STATUS, {"state": "x"}),
+    ("GET", "/office/{office}/documents", P.VIEW_SCHEDULE, None),
     ("GET", "/office/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
     ("GET", "/office/{office}/bookings/{reference}/export.json", P.MANAGE_PERSONAL_DATA, None),
     ("GET", "/office/{office}/bookings/{reference}/erase", P.MANAGE_PERSONAL_DATA, None),
@@ -71,6 +73,13 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/api/v1/offices/{office}/bookings/{reference}", P.VIEW_BOOKING, None),
     ("GET", "/api/v1/offices/{office}/stats", P.VIEW_STATS, None),
     ("POST", "/api/v1/offices/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
+    (
+        "POST",
+        "/api/v1/offices/{office}/bookings/{reference}/document",
+        P.CHANGE_STATUS,
+        {"state": "x"},
+    ),
+    ("GET", "/api/v1/offices/{office}/documents/uncollected", P.VIEW_SCHEDULE, None),
     ("POST", "/api/v1/offices/{office}/services/{service}/allocation", P.MANAGE_SERVICES, {}),
     ("POST", "/api/v1/offices/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
 ]

@@ -256,7 +256,7 @@ async def status_submit(request: web.Request) -> web.Response:
         target, reason = parse_office_action(action.form.get("status"), action.form.get("reason"))
         booking = await change_status(
             request.app[POOL_KEY], office_id, reference, target, reason, action.member,
-            pages.now(request),
+            pages.now(request), feedback_delay=request.app[SETTINGS_KEY].feedback_delay,
         )  # fmt: skip
     except errors.Refusal as refused:
         if isinstance(refused, errors.ValidationFailed) and pages.is_iso_date(back):
