@@ -189,3 +189,35 @@ async def citizen_file(pool: asyncpg.Pool, booking_id: int) -> document_store.Ci
     """The file of the citizen's booking, for their manage page."""
     async with pool.acquire() as conn:
         return await document_store.citizen_file(conn, booking_id)
+
+
+async def document_settings(
+    pool: asyncpg.Pool, office_id: str, service_id: str
+) -> document_store.DocumentService:
+    async with pool.acquire() as conn:
+        found = await document_store.service_settings(conn, office_id, service_id)
+    if found is None:
+        raise errors.service_not_found()
+    return found
+
+
+async def set_document_settings(
+    pool: asyncpg.Pool,
+    office_id: str,
+    service_id: str,
+    *,
+    produces_document: bool,
+    pickup_by_appointment: bool,
+) -> None:
+    """A manager's choice for one service: whether its bookings have a
+    document file to follow, and whether collecting it takes an appointment."""
+    async with pool.acquire() as conn:
+        office = await office_or_404(conn, office_id)
+        if not await document_store.set_service_settings(
+            conn,
+            office.id,
+            service_id,
+            produces_document=produces_document,
+            pickup_by_appointment=pickup_by_appointment,
+        ):
+            raise errors.service_not_found()

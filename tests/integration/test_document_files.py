@@ -23,7 +23,7 @@ from service.worker import jobs
 from tests.clock import FakeClock
 from tests.fixtures.app import TEST_SECRET
 from tests.fixtures.notify import Env, book, in_days, outbox_rows
-from tests.fixtures.office import AGENT, Browser, make_booking
+from tests.fixtures.office import AGENT, MANAGER, Browser, make_booking
 
 API = "/api/v1/offices/consulate-paris/bookings/{}/document"
 
@@ -277,3 +277,34 @@ async def test_the_manage_page_and_the_office_list_show_the_file(
         (ref, 2),
     ]
     assert body["documents"][0]["service"] == "cnie"
+
+
+async def test_a_manager_chooses_which_services_produce_a_document(
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    booking = await make_booking(pool, "consulate-paris", "legalization")
+    await came(pool, clock, booking.reference, booking.starts_at)
+    manager = browsers()
+    await manager.login(MANAGER)
+    page = await (await manager.get("/office/consulate-paris/services/legalization")).text()
+    assert 'name="produces_document">' in page  # unticked
+    path = "/office/consulate-paris/services/legalization/documents"
+    r = await manager.post_form(path, {"produces_document": "on", "pickup_by_appointment": "on"})
+    assert r.status == 303 and r.headers["Location"].endswith("?notice=documents_saved")
+    page = await (await manager.get(r.headers["Location"])).text()
+    assert "Saved: how this service" in page
+    assert 'name="produces_document" checked' in page
+    assert 'name="pickup_by_appointment" checked' in page
+    status, body = await move(manager, booking.reference, "received")
+    assert (status, body["state"]) == (200, "received")
+    # An agent may not change it.
+    agent_browser = browsers()
+    await agent_browser.login(AGENT)
+    assert (await agent_browser.post_form(path, {})).status == 403
+    assert (await manager.post_form(path, {})).status == 303
+    async with pool.acquire() as conn:
+        flags = await conn.fetchrow(
+            """SELECT produces_document, pickup_by_appointment FROM services
+               WHERE office_id = 'consulate-paris' AND id = 'legalization'"""
+        )
+    assert tuple(flags) == (False, False)

@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("GET", "/office/{office}/services", P.MANAGE_SERVICES, None),
     ("GET", "/office/{office}/services/{service}", P.MANAGE_SERVICES, None),
     ("POST", "/office/{office}/services/{service}", P.MANAGE_SERVICES, {"duration_minutes": ""}),
+    ("POST", "/office/{office}/services/{service}/documents", P.MANAGE_SERVICES, {}),
     ("GET", "/office/{office}/info", P.MANAGE_SERVICES, None),
     ("POST", "/office/{office}/calls", P.CHANGE_STATUS, {"counter": "0"}),
     ("POST", "/office/{office}/info", P.MANAGE_SERVICES, {"phone": "1"}),

@@ -13,7 +13,7 @@ from service.domain.documents import MAX_REFUSAL_REASON, age_in_days, parse_file
 from service.domain.models import Office
 from service.domain.staff import Permission
 from service.office.common import office_or_404
-from service.office.documents import move_file, uncollected
+from service.office.documents import move_file, set_document_settings, uncollected
 from service.store.documents import DocumentFile
 from service.web.api import iso, parse_reference, text_members
 from service.web.inputs import json_body
@@ -45,6 +45,22 @@ async def file_submit(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(
         f"/office/{action.office_id}/day/{action.back}?notice=file_moved#b-{moved.reference}"
     )
+
+
+@routes.post("/office/{office}/services/{service}/documents")
+async def document_settings_submit(request: web.Request) -> web.Response:
+    """The manager's per-service choice (checkboxes: present means on)."""
+    await authorise(request, Permission.MANAGE_SERVICES)
+    form = await pages.form(request)
+    office_id, service_id = pages.office_id(request), request.match_info["service"]
+    await set_document_settings(
+        request.app[POOL_KEY],
+        office_id,
+        service_id,
+        produces_document="produces_document" in form,
+        pickup_by_appointment="pickup_by_appointment" in form,
+    )
+    raise web.HTTPSeeOther(f"/office/{office_id}/services/{service_id}?notice=documents_saved")
 
 
 @routes.get("/office/{office}/documents")
