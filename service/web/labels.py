@@ -34,6 +34,7 @@ LABELS: dict[str, dict[str, str]] = {
         "code": N_("Confirmation code"),
         "document_ready": N_("Document ready"),
         "document_uncollected": N_("Document not collected"),
+        "feedback": N_("Feedback request"),
     },
     "file": {
         "received": N_("File received"),
