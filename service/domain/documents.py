@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from service.domain import errors
 from service.domain.errors import N_
+from service.domain.fields import DOCUMENT_REASON_MAX
 from service.domain.messages import (
     DEFAULT_QUIET,
     DOCUMENT_READY,
@@ -48,7 +49,7 @@ TRANSITIONS: dict[FileState | None, frozenset[FileState]] = {
 }
 # The booking statuses in which the citizen has handed in their file.
 OPENS_FILE = frozenset({"checked_in", "done"})
-MAX_REFUSAL_REASON = 300
+MAX_REFUSAL_REASON = DOCUMENT_REASON_MAX
 # A "ready" message (or its reminder) that could not leave within this long
 # after it was due says nothing useful any more: the office's list shows the
 # document, and the manage page its state.

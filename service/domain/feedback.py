@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from service.domain import errors
 from service.domain.errors import N_
+from service.domain.fields import FEEDBACK_COMMENT_MAX
 from service.domain.messages import (
     DEFAULT_QUIET,
     FEEDBACK,
@@ -30,7 +31,7 @@ from service.domain.validation import strip_invisible
 DEFAULT_DELAY = timedelta(hours=3)
 # Past this after it was due, the visit is too far back to ask about.
 MESSAGE_LIFETIME = timedelta(days=3)
-MAX_COMMENT = 1000
+MAX_COMMENT = FEEDBACK_COMMENT_MAX
 # What stands in for personal data taken out of a comment.
 REDACTED = "[…]"
 

@@ -10,20 +10,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 from arq.connections import RedisSettings, create_pool
 
 from service import bookings
+from service.domain.documents import FileState
 from service.domain.staff import StaffMember
-from service.office.documents import remind_uncollected
+from service.domain.validation import RawDetails
+from service.office.common import actor_of
+from service.office.documents import move_file, remind_uncollected
 from service.store import staff as staff_store
 from service.worker import jobs
 from tests.clock import FakeClock
-from tests.fixtures.app import TEST_SECRET
+from tests.fixtures.app import TEST_SECRET, any_document, prove_contacts
 from tests.fixtures.notify import Env, book, in_days, outbox_rows
-from tests.fixtures.office import AGENT, MANAGER, Browser, make_booking
+from tests.fixtures.office import AGENT, MANAGER, Browser, free_slot, make_booking
 
 API = "/api/v1/offices/consulate-paris/bookings/{}/document"
 
@@ -36,7 +40,7 @@ async def came(pool: asyncpg.Pool, clock: FakeClock, reference: str, starts_at: 
         for status in ("checked_in", "done"):
             await bookings.set_status_by_office(
                 conn, reference, "consulate-paris", bookings.Status(status),
-                staff_actor(member), clock(),
+                actor_of(member), clock(),
             )  # fmt: skip
 
 
@@ -44,12 +48,6 @@ async def agent(conn: asyncpg.Connection) -> StaffMember:
     found = await staff_store.credentials(conn, AGENT.email)
     assert found is not None
     return found.member
-
-
-def staff_actor(member: StaffMember) -> Any:
-    from service.office.common import actor_of
-
-    return actor_of(member)
 
 
 async def move(browser: Browser, reference: str, state: str, reason: str | None = None) -> Any:
@@ -136,7 +134,7 @@ async def test_the_day_view_moves_a_file_and_says_a_refusal(
 ) -> None:
     booking = await make_booking(pool, "consulate-paris", "passport")
     await came(pool, clock, booking.reference, booking.starts_at)
-    day = booking.starts_at.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris")).date()
+    day = booking.starts_at.astimezone(ZoneInfo("Europe/Paris")).date()
     browser = browsers()
     await browser.login(AGENT)
     page = await (await browser.get(f"/office/consulate-paris/day/{day}")).text()
@@ -164,8 +162,6 @@ async def test_ready_message_goes_in_the_citizens_language_and_the_reminder_once
     await came(env.pool, env.clock, ref, booked.booking.starts_at)
     async with env.pool.acquire() as conn:
         member = await agent(conn)
-    from service.domain.documents import FileState
-    from service.office.documents import move_file
 
     for state in (FileState.RECEIVED, FileState.IN_PRODUCTION):
         await move_file(env.pool, "consulate-paris", ref, state, None, member, env.clock())
@@ -223,10 +219,6 @@ async def test_ready_message_goes_in_the_citizens_language_and_the_reminder_once
 async def test_the_manage_page_and_the_office_list_show_the_file(
     pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser], app_client: Any
 ) -> None:
-    from service.domain.documents import FileState
-    from service.domain.validation import RawDetails
-    from tests.fixtures.app import any_document, prove_contacts
-    from tests.fixtures.office import free_slot
 
     await prove_contacts(pool, "+33612345678", at=clock())
     slot = await free_slot(pool, "consulate-paris", "passport", clock() + timedelta(hours=3))
@@ -246,7 +238,6 @@ async def test_the_manage_page_and_the_office_list_show_the_file(
     assert 'id="document"' not in page
     await came(pool, clock, older.reference, older.starts_at)
     await came(pool, clock, ref, booked.booking.starts_at)
-    from service.office.documents import move_file
 
     async with pool.acquire() as conn:
         member = await agent(conn)
