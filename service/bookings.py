@@ -192,7 +192,9 @@ async def book(
         await release_expired_holds(conn, now, slot_id=slot.id)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
-            if form_key_hash is not None and not await form_keys.claim(conn, form_key_hash, now):
+            if form_key_hash is not None and not await form_keys.claim(
+                conn, form_key_hash, now
+            ):
                 raise errors.already_submitted()
             taken = await _take_seat(conn, slot.id, service, now)
             booking = await _insert(conn, office, service, taken, citizen, plan, token, secret_key,

@@ -335,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_add.add_argument("email")
     staff_add.add_argument("--role", required=True, choices=["admin", "manager", "agent"])
     staff_add.add_argument("--office", action="append", default=[], help="repeat for several")
-    booking_cmd = sub.add_parser("booking", help="one booking's personal data").add_subparsers(
-        dest="booking_command", required=True
-    )
+    booking_cmd = sub.add_parser(
+        "booking", help="one booking's personal data"
+    ).add_subparsers(dest="booking_command", required=True)
     export = booking_cmd.add_parser("export", help="print everything stored about it, as JSON")
     erase = booking_cmd.add_parser("erase", help="anonymise it now (recorded in its audit log)")
     for command in (export, erase):

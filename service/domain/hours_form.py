@@ -66,7 +66,9 @@ def sets_of(rules: Iterable[HoursRule], today: date) -> list[HoursSet]:
     """The form's sets for `rules`: the usual week first (even when empty),
     then dated sets by date, each service's after. Sets over before `today`
     or starting more than FORM_AHEAD after it are not shown (kept_rules)."""
-    groups: dict[tuple[date | None, date | None, str], list[HoursRule]] = {(None, None, ""): []}
+    groups: dict[tuple[date | None, date | None, str], list[HoursRule]] = {
+        (None, None, ""): []
+    }
     for rule in rules:
         if _out_of_form(rule, today):
             continue

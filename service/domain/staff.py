@@ -151,7 +151,9 @@ def check_deactivation(actor: StaffMember, target: StaffMember) -> None:
     if target.role is Role.ADMIN:
         raise Forbidden("forbidden", N_("Only an administrator may deactivate an administrator."))
     if not all(actor.sees_office(o) for o in target.offices):
-        raise Forbidden("forbidden", N_("This account also works for offices you do not manage."))
+        raise Forbidden(
+            "forbidden", N_("This account also works for offices you do not manage.")
+        )
 
 
 def new_password() -> str:
@@ -302,7 +304,9 @@ def action_refusal(
     have no seat to return to.
     """
     if not can_transition(current, target):
-        return Conflict("bad_transition", N_("This change is not possible for this appointment."))
+        return Conflict(
+            "bad_transition", N_("This change is not possible for this appointment.")
+        )
     if target is Status.CHECKED_IN and local_date(now, zone) != local_date(starts_at, zone):
         return Conflict(
             "not_today",

@@ -175,7 +175,9 @@ async def seed_demo_staff(conn: asyncpg.Connection, now: datetime) -> None:
 def _wrong_credentials() -> errors.Unauthorized:
     # One answer for an unknown address, a wrong password, a deactivated
     # account and a demo account outside dev: nothing to learn from it.
-    return errors.Unauthorized("login_refused", N_("The e-mail address or the password is wrong."))
+    return errors.Unauthorized(
+        "login_refused", N_("The e-mail address or the password is wrong.")
+    )
 
 
 def _throttled(wait: timedelta) -> errors.TooManyRequests:
@@ -260,7 +262,9 @@ async def login(
             await staff_store.clear_failures(conn, pair)
             await staff_store.forget_attempt(conn, account, now)
             await staff_store.forget_attempt(conn, address, now)
-            await staff_store.remember_place(conn, place, account, now, now - KNOWN_PLACE_FOR)
+            await staff_store.remember_place(
+                conn, place, account, now, now - KNOWN_PLACE_FOR
+            )
             await staff_store.mark_login(conn, found.member.id, now)
             await staff_store.create_session(
                 conn,

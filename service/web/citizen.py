@@ -907,7 +907,9 @@ async def code_submit(request: web.Request) -> web.Response:
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":
             # The field says it, and its hint how many tries are left.
-            return await _code_page(request, ctx, language, field_errors=refusal.fields, status=422)
+            return await _code_page(
+                request, ctx, language, field_errors=refusal.fields, status=422
+            )
         if refusal.code in ("hold_expired", "code_attempts_exhausted"):
             ended = await _booking(request)
             return _expired_page(

@@ -65,13 +65,13 @@ async def messages_html(request: web.Request) -> web.Response:
         )
         tds = "".join(f"<td>{escape(c)}</td>" for c in cells)
         body = escape(m["body"] or m["status_reason"] or "")
-        rows.append(f'<tr>{tds}<td><pre dir="auto">{body}</pre></td></tr>')
+        rows.append(f"<tr>{tds}<td><pre dir=\"auto\">{body}</pre></td></tr>")
     html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<title>Dev messages</title><meta http-equiv="refresh" content="5"></head><body>'
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>Dev messages</title><meta http-equiv=\"refresh\" content=\"5\"></head><body>"
         "<h1>Messages recorded by the dev sink</h1>"
-        '<p>Nothing here left the machine. JSON: <a href="/dev/messages.json">'
-        '/dev/messages.json</a></p><table border="1" cellpadding="4"><tr><th>created</th>'
+        "<p>Nothing here left the machine. JSON: <a href=\"/dev/messages.json\">"
+        "/dev/messages.json</a></p><table border=\"1\" cellpadding=\"4\"><tr><th>created</th>"
         "<th>channel</th><th>kind</th><th>status</th><th>reference</th><th>to</th>"
         "<th>segments</th><th>body</th></tr>" + "".join(rows) + "</table></body></html>"
     )

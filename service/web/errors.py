@@ -115,7 +115,9 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
         "home_url": "/office/" if office else "/",
         "home_label": N_("Offices") if office else N_("Book an appointment"),
     }
-    response = aiohttp_jinja2.render_template("error.html", request, context, status=refusal.status)
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, context, status=refusal.status
+    )
     # The URL refused may carry a secret (a manage link, a feed address).
     response.headers.update(PRIVATE_HEADERS)
     response.headers.update(_retry_after(refusal))
@@ -148,7 +150,9 @@ async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse
             return refusal_json(request, outage) if api else refusal_page(request, outage)
         _log_unexpected(request, exc)
         if api:
-            return error_response(request, 500, "internal", N_("Something went wrong on our side."))
+            return error_response(
+                request, 500, "internal", N_("Something went wrong on our side.")
+            )
         raise web.HTTPInternalServerError() from None
 
 

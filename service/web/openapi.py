@@ -395,7 +395,9 @@ def _citizen_paths() -> dict[str, Any]:
     }
 
 
-def _managed(summary: str, done: str, refusals: dict[str, Any], **more: Any) -> dict[str, Any]:
+def _managed(
+    summary: str, done: str, refusals: dict[str, Any], **more: Any
+) -> dict[str, Any]:
     """An operation on a booking opened by its reference and manage token."""
     return _operation(
         summary,

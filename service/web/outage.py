@@ -60,7 +60,9 @@ class DatabaseOutage:
             except Exception:  # noqa: S112 - every failure means "not yet"
                 continue
             since, self._since = self._since, None
-            log.info("postgres answers again after %.0f s", time.monotonic() - (since or 0.0))
+            log.info(
+                "postgres answers again after %.0f s", time.monotonic() - (since or 0.0)
+            )
             return
 
     async def close(self) -> None:

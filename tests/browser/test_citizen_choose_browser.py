@@ -111,7 +111,9 @@ async def test_the_week_page_opens_one_day_by_morning_and_afternoon(
         # Another day, by a plain link: its mornings and afternoons.
         await days.nth(1).locator("a").click()
         await expect(page).to_have_url(re.compile(r"\?day=2027-02-02#times$"))
-        await expect(page.locator("#times h4")).to_have_text([words["morning"], words["afternoon"]])
+        await expect(page.locator("#times h4")).to_have_text(
+            [words["morning"], words["afternoon"]]
+        )
         height = await page.evaluate("document.documentElement.scrollHeight")
         assert height < 2200, height  # a day's times, not a week's (4,030 px before)
         await page.screenshot(path=artifacts / f"{language}-slots-day-320.png", full_page=True)
@@ -205,7 +207,9 @@ async def test_the_confirmation_page_panel_masks_contacts_and_copies_the_link(
     # With JavaScript: the copy button puts the manage link on the clipboard.
     booked, manage = await book(live_server, "fr", slots[len(LANGUAGES)])
     context = await new_context(browser, javascript=True, viewport=NARROW)
-    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    await context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=live_server.url
+    )
     page = await context.new_page()
     await page.goto(f"{manage}/confirmation?lang=fr")
     copy = page.get_by_role("button", name="Copier le lien")

@@ -150,7 +150,7 @@ async def test_book_end_to_end(app_client: Client, pool: asyncpg.Pool) -> None:
     assert "Votre rendez-vous est réservé" in page
     assert '<svg role="img"' in page  # the QR code, inline
     # Where the confirmation goes, half hidden: not the whole number.
-    assert 'par SMS au <bdi dir="ltr">+33 6 •• •• •• 78</bdi>' in page
+    assert "par SMS au <bdi dir=\"ltr\">+33 6 •• •• •• 78</bdi>" in page
     assert "12 34 56" not in page
     assert "heure de Paris" in page
     reference = location.split("/")[2]

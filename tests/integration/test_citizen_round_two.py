@@ -114,7 +114,7 @@ async def test_the_office_page_shows_hours_contact_and_each_service_with_its_dur
     assert "Certificat de résidence, de vie ou autre attestation administrative." in page
     assert "<dt>Arriver</dt><dd>10 minutes à l'avance.</dd>" in page
     # Opening hours, then Ramadan hours (2027-02-08 on): the fixed clock is a week before.
-    assert '<th scope="row">lundi – vendredi</th><td><bdi dir="ltr">08:30–12:30</bdi>, ' in page
+    assert "<th scope=\"row\">lundi – vendredi</th><td><bdi dir=\"ltr\">08:30–12:30</bdi>, " in page
     assert "samedi – dimanche</th><td>Fermé</td>" in page
     assert "Horaires du ramadan, du lundi 8 février 2027 au" in page
     assert '<bdi dir="ltr">09:00–15:00</bdi>' in page
@@ -123,7 +123,7 @@ async def test_the_office_page_shows_hours_contact_and_each_service_with_its_dur
     assert "Données de démonstration" in page
     arabic = await (await app_client.get("/offices/prefecture-tiznit?lang=ar")).text()
     assert "الاثنين – الجمعة" in arabic and "أوقات العمل في رمضان" in arabic
-    assert '<bdi dir="ltr">08:30–12:30</bdi>، <bdi dir="ltr">13:30–16:30</bdi>' in arabic
+    assert "<bdi dir=\"ltr\">08:30–12:30</bdi>، <bdi dir=\"ltr\">13:30–16:30</bdi>" in arabic
 
 
 async def test_a_manager_writes_the_practical_information_in_three_languages(

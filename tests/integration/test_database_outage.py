@@ -32,7 +32,9 @@ from tests.tcpproxy import Relay
 
 Client = TestClient  # type: ignore[type-arg]
 
-UNAVAILABLE = "The service is briefly unavailable and nothing was saved. Please try again shortly."
+UNAVAILABLE = (
+    "The service is briefly unavailable and nothing was saved. Please try again shortly."
+)
 
 
 @pytest.fixture
@@ -122,7 +124,9 @@ async def test_postgres_gone_is_a_503_once_logged_then_bookings_resume(
     assert r.status == 503 and (await r.json())["failed"] == ["postgres"]
 
     outage = [rec for rec in caplog.records if rec.name.startswith("service.")]
-    assert [(rec.levelno, rec.name) for rec in outage] == [(logging.WARNING, "service.web.outage")]
+    assert [(rec.levelno, rec.name) for rec in outage] == [
+        (logging.WARNING, "service.web.outage")
+    ]
     assert re.fullmatch(
         r"postgres does not answer \(\w+\): answering 503 until it does", outage[0].getMessage()
     )

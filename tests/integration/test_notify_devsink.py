@@ -32,10 +32,11 @@ def test_dev_mode_without_providers_uses_the_sink() -> None:
 async def test_dev_messages_lists_what_the_sink_recorded(notify_env: Env) -> None:
     env = notify_env
     dev = env.settings.with_(env="dev")
-    state = await env.worker_state_for(
-        dev, senders=make_senders(dev.with_(twilio_account_sid="", smtp_host=""))
-    )
+    state = await env.worker_state_for(dev, senders=make_senders(
+        dev.with_(twilio_account_sid="", smtp_host="")
+    ))
     env.settings = dev
+
 
     await env.start_worker(state)
     starts = env.clock() + timedelta(days=9)
@@ -56,14 +57,7 @@ async def test_dev_messages_lists_what_the_sink_recorded(notify_env: Env) -> Non
         assert {i["channel"] for i in items} == {"sms", "email"}
         sms = next(i for i in items if i["channel"] == "sms")
         assert set(sms) >= {
-            "channel",
-            "to",
-            "kind",
-            "reference",
-            "body",
-            "segments",
-            "status",
-            "created_at",
+            "channel", "to", "kind", "reference", "body", "segments", "status", "created_at"
         }
         assert sms["reference"] == booked.booking.reference
         assert sms["kind"] == "confirmation" and sms["status"] == "sent"

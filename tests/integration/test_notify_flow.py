@@ -402,7 +402,9 @@ async def test_smtp_temporary_then_accepted(notify_env: Env) -> None:
     await wait_for(backed_off, what="smtp backoff")
     row = (await outbox_rows(env.pool, booked.booking.id))[0]
     assert row["error_code"] == "smtp451"
-    await env.pool.execute("UPDATE outbox SET send_at = $2 WHERE id = $1", row["id"], env.clock())
+    await env.pool.execute(
+        "UPDATE outbox SET send_at = $2 WHERE id = $1", row["id"], env.clock()
+    )
     await wait_for(lambda: settled(env, booked.booking.id, {"confirmation"}), what="send")
     assert len(env.smtp.to("amina@example.org")) == 1
 

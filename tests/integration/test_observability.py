@@ -294,5 +294,6 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     assert sample(last, "mawid_bookings_total", outcome="booked") == 2
     assert sample(last, "mawid_bookings_total", outcome="slot_full") == 1
     assert (
-        sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200") == 3
+        sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200")
+        == 3
     )

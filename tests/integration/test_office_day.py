@@ -405,10 +405,9 @@ async def test_managers_create_accounts_for_their_office_only(
                     conn, "tiznit.agent@example.org", Role.MANAGER, offices, START, creator=manager
                 )
         assert refused.value.message == "You may only create accounts for your own offices."
-    assert (
-        await pool.fetchval("SELECT count(*) FROM staff WHERE email = 'tiznit.agent@example.org'")
-        == 0
-    )
+    assert await pool.fetchval(
+        "SELECT count(*) FROM staff WHERE email = 'tiznit.agent@example.org'"
+    ) == 0
 
 
 async def _password_hash(dsn: str, email: str) -> str:

@@ -87,15 +87,14 @@ async def test_retention_removes_personal_data_days_after_the_appointment(
     held = await book(pool, 2, document="RETAIN1122", phone="+212698760000", proved=False)
     assert held.booking.status == "held"
     assert await pool.fetchval("SELECT count(*) FROM verified_contacts") == 2
-    assert (
-        await pool.fetchval(
-            "SELECT count(*) FROM contact_checks WHERE booking_id = $1", held.booking.id
-        )
-        == 1
-    )
+    assert await pool.fetchval(
+        "SELECT count(*) FROM contact_checks WHERE booking_id = $1", held.booking.id
+    ) == 1
     # Cancelled on the day it was made, some 50 days before its date.
     later = await book(pool, 50, document="RETAIN7788")
-    await bookings.cancel(pool, later.booking.reference, later.manage_token, TEST_SECRET, FIXED_NOW)
+    await bookings.cancel(
+        pool, later.booking.reference, later.manage_token, TEST_SECRET, FIXED_NOW
+    )
     # A message that went out, with its body kept, and an office's reason.
     await pool.execute(
         """UPDATE outbox SET status = 'sent', body = $2, sent_at = $3
@@ -111,7 +110,9 @@ async def test_retention_removes_personal_data_days_after_the_appointment(
         json.dumps({"reason": f"appelé {PHONE}"}),
     )
     assert holds_personal_data(await stored_text(pool, soon.booking.id))
-    state = await jobs.build_state(settings.with_(retention_days=90), pool=pool, clock=clock)
+    state = await jobs.build_state(
+        settings.with_(retention_days=90), pool=pool, clock=clock
+    )
     ctx: dict[str, Any] = {jobs.STATE: state}
 
     clock.set(soon.booking.starts_at + timedelta(days=90) - timedelta(hours=1))
@@ -136,9 +137,7 @@ async def test_retention_removes_personal_data_days_after_the_appointment(
     assert row["anonymised_at"] == clock()
     # What statistics read stays.
     assert (row["office_id"], row["service_id"], row["status"]) == (
-        "consulate-paris",
-        "passport",
-        "confirmed",
+        "consulate-paris", "passport", "confirmed"
     )
     assert row["starts_at"] == soon.booking.starts_at
     messages = await pool.fetch("SELECT * FROM outbox WHERE booking_id = $1", soon.booking.id)

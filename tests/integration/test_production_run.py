@@ -36,23 +36,8 @@ PHONE = "+33612345678"
 EMAIL = "amina.production@example.org"
 METRICS_TOKEN = "metrics-token-for-the-production-run"
 # Variables of the developer's shell that would change what is tried here.
-_OURS = (
-    "MAWID_",
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "LOG_",
-    "METRICS_",
-    "TWILIO_",
-    "SMTP_",
-    "HOST",
-    "PORT",
-    "BASE_URL",
-    "EMAIL_FROM",
-    "SMS_",
-    "DB_POOL",
-    "PROMETHEUS_",
-)
+_OURS = ("MAWID_", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "LOG_", "METRICS_", "TWILIO_",
+         "SMTP_", "HOST", "PORT", "BASE_URL", "EMAIL_FROM", "SMS_", "DB_POOL", "PROMETHEUS_")
 
 
 def mawid() -> list[str]:
@@ -117,7 +102,9 @@ def stack(
         "METRICS_TOKEN": METRICS_TOKEN,
         "METRICS_PORT": str(metrics_port),
     }
-    return Stack(env, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", production_db)
+    return Stack(
+        env, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", production_db
+    )
 
 
 def run_once(stack: Stack, *args: str) -> str:
@@ -147,10 +134,9 @@ async def test_migrate_serve_and_work_as_separate_production_processes(
             async def ready() -> bool:
                 assert all(child.poll() is None for child in children), "a process stopped"
                 try:
-                    async with (
-                        http.get(f"{stack.web_url}/readyz") as web_ready,
-                        http.get(f"{stack.worker_metrics_url}/healthz") as worker_alive,
-                    ):
+                    async with http.get(f"{stack.web_url}/readyz") as web_ready, http.get(
+                        f"{stack.worker_metrics_url}/healthz"
+                    ) as worker_alive:
                         return web_ready.status == 200 and worker_alive.status == 200
                 except aiohttp.ClientConnectionError:
                     return False
@@ -171,7 +157,6 @@ async def test_migrate_serve_and_work_as_separate_production_processes(
                 )
             finally:
                 await conn.close()
-
             async def book_and_verify(contact: dict[str, str], document: str) -> tuple[str, str]:
                 """Book through the API; the hold's code arrives by SMS or
                 e-mail and goes back through the API. (reference, request id)"""

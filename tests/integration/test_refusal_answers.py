@@ -48,12 +48,7 @@ LANGUAGES = sorted(TEXTS)
 
 
 async def _get_as(
-    client: Client,
-    pool: asyncpg.Pool,
-    settings: Settings,
-    now: datetime,
-    email: str,
-    path: str,
+    client: Client, pool: asyncpg.Pool, settings: Settings, now: datetime, email: str, path: str,
     language: str,
 ) -> ClientResponse:
     """GET `path` with an API token of `email`, read in `language`."""

@@ -51,7 +51,9 @@ def test_groups_keep_order_and_leave_out_empty_parts() -> None:
     ),
     st.sampled_from(ZONES),
 )
-def test_every_time_lands_in_exactly_one_part_in_order(instants: list[datetime], zone: str) -> None:
+def test_every_time_lands_in_exactly_one_part_in_order(
+    instants: list[datetime], zone: str
+) -> None:
     times = [Time(i) for i in instants]
     groups = group_by_part(times, zone)
     flat = [t for g in groups for t in g.times]
@@ -81,7 +83,9 @@ def test_the_day_asked_for_opens_even_when_full() -> None:
 
 
 @given(st.lists(st.integers(min_value=0, max_value=50), min_size=7, max_size=7), st.integers(0, 9))
-def test_the_opened_day_is_on_the_page_and_free_unless_asked(free: list[int], asked: int) -> None:
+def test_the_opened_day_is_on_the_page_and_free_unless_asked(
+    free: list[int], asked: int
+) -> None:
     counts = list(zip(WEEK, free, strict=True))
     requested = WEEK[0] + timedelta(days=asked)
     chosen = pick_day(counts, requested)

@@ -80,10 +80,8 @@ def real_clock_reads(source: str) -> list[tuple[int, str]]:
         if isinstance(func, ast.Attribute):
             owner = func.value
             owner_name = (
-                owner.id
-                if isinstance(owner, ast.Name)
-                else owner.attr
-                if isinstance(owner, ast.Attribute)
+                owner.id if isinstance(owner, ast.Name)
+                else owner.attr if isinstance(owner, ast.Attribute)
                 else ""
             )
             kind = names.get(owner_name, owner_name)

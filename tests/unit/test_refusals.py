@@ -25,7 +25,9 @@ from service.web.errors import refusal_json, refusal_text
         (errors.TooManyRequests("login_throttled", "x", retry_after=900), 429, "login_throttled"),
     ],
 )
-def test_each_kind_answers_with_its_status(refusal: errors.Refusal, status: int, code: str) -> None:
+def test_each_kind_answers_with_its_status(
+    refusal: errors.Refusal, status: int, code: str
+) -> None:
     assert isinstance(refusal, errors.Refusal)
     assert (refusal.status, refusal.code) == (status, code)
 

@@ -64,7 +64,8 @@ def compose(alert: LoginAlert, settings: Settings) -> EmailMessage:
     message["Content-Language"] = ", ".join(LANGUAGES)
     message.set_content(
         "\n\n-----\n\n".join(
-            "\n\n".join(gettext(language, text) % params for text in BODY) for language in LANGUAGES
+            "\n\n".join(gettext(language, text) % params for text in BODY)
+            for language in LANGUAGES
         )
         + "\n"
     )

@@ -146,3 +146,5 @@ async def call_api(request: web.Request) -> web.Response:
         },
         status=201,
     )
+
+
