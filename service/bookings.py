@@ -24,7 +24,7 @@ import asyncpg
 
 from service import verification
 from service.config import Settings
-from service.domain import errors
+from service.domain import errors, feedback
 from service.domain.booking import (
     Status,
     booking_window,
@@ -464,7 +464,7 @@ async def verify(
             raise refusal
         confirmed = await booking_store.by_reference(conn, reference)
         assert confirmed is not None
-        return await _context(conn, confirmed)
+        return await booking_context(conn, confirmed)
 
 
 async def _confirm(
@@ -575,7 +575,7 @@ async def authorise(
         raise errors.manage_link_refused()
 
 
-async def _context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
+async def booking_context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
     office, service = await _office_and_service(conn, booking.office_id, booking.service_id)
     return BookingContext(booking, office, service)
 
@@ -587,7 +587,7 @@ async def view(
         await authorise(conn, reference, token, secret_key)
         booking = await booking_store.by_reference(conn, reference)
         assert booking is not None
-        return await _context(conn, booking)
+        return await booking_context(conn, booking)
 
 
 async def cancel(
@@ -607,7 +607,7 @@ async def cancel(
             changed = await _change_status(
                 conn, booking, Status.CANCELLED, audit.CITIZEN, now, event="cancelled_by_citizen"
             )
-        return await _context(conn, changed)
+        return await booking_context(conn, changed)
 
 
 async def _lock_active(conn: asyncpg.Connection, reference: str) -> Booking:
@@ -649,7 +649,7 @@ async def change_channel(
                 )  # fmt: skip
             changed = await booking_store.by_reference(conn, reference)
             assert changed is not None
-        return await _context(conn, changed)
+        return await booking_context(conn, changed)
 
 
 async def reschedule(
@@ -771,9 +771,11 @@ async def set_status_by_office(
     actor: Actor,
     now: datetime,
     reason: str | None = None,
+    feedback_delay: timedelta = feedback.DEFAULT_DELAY,
 ) -> Booking:
     """Check-in, done, no-show or cancellation by staff; caller owns no transaction.
-    Refused with the reason when staff may not do it now (action_refusal)."""
+    Refused with the reason when staff may not do it now (action_refusal).
+    Done asks the citizen for their feedback `feedback_delay` later."""
     async with conn.transaction():
         booking = await booking_store.lock(conn, reference)
         office = await office_store.get_office(conn, office_id)
@@ -784,4 +786,9 @@ async def set_status_by_office(
         if refused is not None:
             raise refused
         event = "cancelled_by_office" if target is Status.CANCELLED else None
-        return await _change_status(conn, booking, target, actor, now, event=event, reason=reason)
+        changed = await _change_status(
+            conn, booking, target, actor, now, event=event, reason=reason
+        )
+        if target is Status.DONE:
+            await events.record_feedback_request(conn, booking.id, now=now, delay=feedback_delay)
+        return changed

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from service.domain.limits import Network, Rate, parse_networks, parse_rate
@@ -98,6 +98,14 @@ class Settings:
     # Hours a citizen has to confirm a seat offered by a draw or its waiting
     # list before it passes to the next entry in drawn order.
     draw_offer_hours: int = 48
+    # Days a document waits for pickup before its one reminder.
+    document_reminder_days: int = 14
+    # Hours after an appointment is marked done before its feedback message.
+    feedback_delay_hours: int = 3
+
+    @property
+    def feedback_delay(self) -> timedelta:
+        return timedelta(hours=self.feedback_delay_hours)
 
     @property
     def is_dev(self) -> bool:
@@ -240,6 +248,8 @@ ENV_NAMES: dict[str, str] = {
     "whatsapp_templates": "WHATSAPP_TEMPLATES",
     "verified_contact_days": "VERIFIED_CONTACT_DAYS",
     "draw_offer_hours": "DRAW_OFFER_HOURS",
+    "document_reminder_days": "DOCUMENT_REMINDER_DAYS",
+    "feedback_delay_hours": "FEEDBACK_DELAY_HOURS",
 }
 
 # The settings that are rates ("12/1h" or "off").

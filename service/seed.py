@@ -21,6 +21,7 @@ from service.domain.holidays import ramadan_periods
 from service.domain.models import LANGUAGES, STORED_LANGUAGES, Office, Service, in_every_language
 from service.domain.practical import OfficeInfo
 from service.office.accounts import seed_demo_staff
+from service.store import documents as document_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 
@@ -152,11 +153,20 @@ def _weekday_range(spec: str) -> list[int]:
 async def seed_demo(conn: asyncpg.Connection, now: datetime, horizon_days: int) -> int:
     """Load the demo offices and materialise their slots; returns slots planned."""
     total = 0
+    catalog: dict[str, Any] = json.loads(DATA_FILE.read_text(encoding="utf-8"))["services"]
     for demo in load_demo(now.date()):
         async with conn.transaction():
             await office_store.upsert_office(conn, demo.office)
             for service in demo.services:
                 await office_store.upsert_service(conn, service)
+                about = catalog[service.id]
+                await document_store.set_service_settings(
+                    conn,
+                    service.office_id,
+                    service.id,
+                    produces_document=bool(about.get("produces_document", False)),
+                    pickup_by_appointment=bool(about.get("pickup_by_appointment", False)),
+                )
             await office_store.replace_hours(conn, demo.office.id, demo.rules)
             await office_store.set_office_info(conn, demo.office.id, demo.info)
             total += await slot_store.regenerate_office(conn, demo.office, now, horizon_days)

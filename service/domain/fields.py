@@ -45,6 +45,9 @@ DESCRIPTION_MAX = 200
 # A request id taken from a caller's X-Request-Id (service.logs), stored on
 # the outbox rows the request writes (0035).
 REQUEST_ID_MAX = 64
+# A refused document file's reason, and a feedback comment (0085, 0086).
+DOCUMENT_REASON_MAX = 300
+FEEDBACK_COMMENT_MAX = 1000
 _IN_EACH_LANGUAGE = ("ar", "en", "fr")
 
 MAX_LENGTHS: dict[tuple[str, str], int] = {
@@ -56,6 +59,8 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("staff_api_tokens", "label"): TOKEN_LABEL_MAX,
     ("offices", "public_email"): EMAIL_MAX,
     ("outbox", "request_id"): REQUEST_ID_MAX,
+    ("document_files", "refusal_reason"): DOCUMENT_REASON_MAX,
+    ("feedback", "comment"): FEEDBACK_COMMENT_MAX,
     **{
         (table, f"{column}_{language}"): longest
         for table, column, longest in (

@@ -23,6 +23,9 @@ Kind = Literal[
     "code",
     "draw_offer",
     "draw_not_served",
+    "document_ready",
+    "document_uncollected",
+    "feedback",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -52,6 +55,9 @@ KINDS: tuple[Kind, ...] = (
     "reminder",
     "sms_fallback",
     "code",
+    "document_ready",
+    "document_uncollected",
+    "feedback",
 )
 # Kinds that go by SMS (an sms_fallback is the e-mail standing in for one).
 SMS_KINDS: tuple[Kind, ...] = tuple(k for k in KINDS if k != "sms_fallback")
@@ -64,6 +70,16 @@ DRAW_OFFER: Kind = "draw_offer"
 # A draw request the draw gave no seat: it stays on the waiting list. Sent
 # while the request waits there (its "held" state, see service.store.outbox).
 DRAW_NOT_SERVED: Kind = "draw_not_served"
+# After the visit: the citizen's document is ready for pickup, and the one
+# reminder when it is not collected (service.domain.documents).  Such a row's
+# `appointment_at` is not an appointment but the instant past which it no
+# longer goes (its retry deadline); the appointment itself is behind.
+DOCUMENT_READY: Kind = "document_ready"
+DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
+# A few hours after a visit: a link to the feedback form (service.domain.feedback).
+FEEDBACK: Kind = "feedback"
+AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED, FEEDBACK})
+DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -83,6 +99,10 @@ SKIP_OPTED_OUT = "opted_out"
 # Taken back from a dead worker with no time left outside quiet hours before
 # the appointment.
 SKIP_QUIET = "quiet_hours"
+# A message after the visit whose subject is gone (the document was collected
+# or refused meanwhile), or whose time has passed.
+SKIP_DOCUMENT_MOVED = "document_moved"
+SKIP_LAPSED = "lapsed"
 
 # Past this many SMS (codes aside) in 24 hours, a number gets no more: the
 # message goes by e-mail when the booking has an address, or waits.
@@ -240,6 +260,22 @@ def reminder_times(
     return sorted(((offset, at) for at, offset in out.items()), key=lambda p: p[1])
 
 
+def contact_channels(
+    phone: str | None, email: str | None, phone_channel: str = "sms"
+) -> list[tuple[Channel, str]]:
+    """The channels a booking's messages go on: the phone by the channel the
+    citizen chose (`phone_channel`: SMS, WhatsApp, or none for "e-mail
+    only"), and only a number that can receive an SMS (a landline fails at
+    the provider, 30006, and would only cost a request); and the e-mail
+    address."""
+    channels: list[tuple[Channel, str]] = []
+    if phone and phone_channel in PHONE_CHANNELS and can_receive_sms(phone):
+        channels.append(("whatsapp" if phone_channel == "whatsapp" else "sms", phone))
+    if email:
+        channels.append(("email", email))
+    return channels
+
+
 def plan_event(
     event: Event,
     *,
@@ -255,16 +291,9 @@ def plan_event(
 ) -> list[PlannedMessage]:
     """The outbox rows an event creates: the event's message now on every
     channel the booking has, plus reminders for a new or moved booking.
-    The phone's messages go by the channel the citizen chose (`phone_channel`:
-    SMS, WhatsApp, or none for "e-mail only"), and only to numbers that can
-    receive an SMS: a landline fails at the provider (30006) and would only
-    cost a request.  An office's `reason` for cancelling goes into its
-    cancellation message."""
-    channels: list[tuple[Channel, str]] = []
-    if phone and phone_channel in PHONE_CHANNELS and can_receive_sms(phone):
-        channels.append(("whatsapp" if phone_channel == "whatsapp" else "sms", phone))
-    if email:
-        channels.append(("email", email))
+    The phone's messages go by the citizen's channel (`contact_channels`).
+    An office's `reason` for cancelling goes into its cancellation message."""
+    channels = contact_channels(phone, email, phone_channel)
     kind = EVENT_KIND[event]
     told = reason if event == "cancelled_by_office" else None
     planned = [
@@ -318,14 +347,28 @@ def skip_reason(
     booking_starts_at: datetime,
     appointment_at: datetime,
     now: datetime,
+    file_state: str | None = None,
 ) -> str | None:
     """Why a due message must not go out any more, or None to send it.
+
+    A message after the visit goes until its deadline (`appointment_at`) and
+    while its subject holds: a document message while the document waits
+    for pickup (`file_state` ready), a feedback message while the booking
+    is done.
 
     Only a cancellation still speaks truly of a cancelled booking; every other
     message (confirmation, reminder, "rescheduled", the email standing in for
     an SMS) tells the citizen to come at `appointment_at`, so it goes only
     while the booking is active and still starts then.
     """
+    if kind in AFTER_VISIT_KINDS:
+        if now >= appointment_at:
+            return SKIP_LAPSED
+        if kind in DOCUMENT_KINDS and file_state != "ready":
+            return SKIP_DOCUMENT_MOVED
+        if kind == FEEDBACK and booking_status != "done":
+            return SKIP_INACTIVE
+        return None
     if now >= appointment_at:
         return SKIP_STARTED
     if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
@@ -439,10 +482,10 @@ def outside_quiet_hours(
 
 
 def quiet_applies(kind: str) -> bool:
-    """Quiet hours hold back reminders only: the other messages answer
-    something the citizen or the office has just done, and go at once even
-    at night (plan_event does not move them either)."""
-    return kind == "reminder"
+    """Quiet hours hold back reminders and the messages after a visit: the
+    other messages answer something the citizen or the office has just done,
+    and go at once even at night (plan_event does not move them either)."""
+    return kind == "reminder" or kind in AFTER_VISIT_KINDS
 
 
 def resend_at(

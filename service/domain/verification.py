@@ -107,10 +107,16 @@ def email_key(email: str) -> str:
     return f"{local}@{_DOMAIN_ALIASES.get(domain, domain)}"
 
 
-def contact_hash(channel: Channel, contact: str, secret_key: str) -> bytes:
+def contact_hash(
+    channel: Literal["sms", "whatsapp", "email"], contact: str, secret_key: str
+) -> bytes:
     """The key a verified contact is remembered under: a keyed hash of the
-    E.164 number or of the address's key, never the contact itself."""
-    value = email_key(contact) if channel == "email" else contact
+    E.164 number or of the address's key, never the contact itself.  A
+    number is one contact whether its messages go by SMS or by WhatsApp."""
+    if channel == "email":
+        kind, value = "email", email_key(contact)
+    else:
+        kind, value = "sms", contact
     return hmac.new(
-        secret_key.encode(), f"contact:{channel}:{value}".encode(), hashlib.sha256
+        secret_key.encode(), f"contact:{kind}:{value}".encode(), hashlib.sha256
     ).digest()

@@ -11,11 +11,12 @@ are written by `service.store.outbox`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from service.domain.feedback import DEFAULT_DELAY, plan_feedback
 from service.domain.messages import (
     EVENTS,
     Channel,
@@ -88,3 +89,28 @@ async def record_code(
             channel = "whatsapp"
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
     await outbox.add_planned(conn, subject, language=language, planned=[planned], now=now)
+
+
+async def record_feedback_request(
+    conn: asyncpg.Connection,
+    booking_id: int,
+    *,
+    now: datetime,
+    delay: timedelta = DEFAULT_DELAY,
+) -> None:
+    """Write the feedback message of a booking just marked done, inside the
+    caller's transaction: one row, due `delay` later outside quiet hours
+    (a unique index keeps it to one per booking)."""
+    booking = await outbox.booking_contacts(conn, booking_id)
+    if booking is None:
+        raise LookupError(f"booking {booking_id} not found")
+    planned = plan_feedback(
+        phone=booking.phone,
+        email=booking.email,
+        done_at=now,
+        delay=delay,
+        quiet=booking.quiet,
+        zone=ZoneInfo(booking.timezone),
+        phone_channel=booking.message_channel,
+    )
+    await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)

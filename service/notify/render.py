@@ -28,10 +28,14 @@ from babel.dates import format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.draw import offer_url, receipt_url
+from service.domain.feedback import feedback_url
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.messages import (
+    AFTER_VISIT_KINDS,
     CANCELLATION_KINDS,
     CODE,
+    DOCUMENT_READY,
+    DOCUMENT_UNCOLLECTED,
     DRAW_NOT_SERVED,
     DRAW_OFFER,
     sms_names_zone,
@@ -102,6 +106,11 @@ class MessageData:
     # A draw request's message (its code, "not served"): `reference` is the
     # entry id and `starts_at` the close of its window or end of its period.
     draw_request: bool = False
+    # A document message: the office's pickup hours (HH:MM, its zone) and
+    # whether pickup takes an appointment.
+    pickup_from: str = "14:00"
+    pickup_until: str = "16:00"
+    pickup_by_appointment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,11 @@ class Renderer:
             )
             if data.kind == DRAW_OFFER and data.reason
             else "",
+            "pickup_from": data.pickup_from,
+            "pickup_until": data.pickup_until,
+            "pickup_by_appointment": data.pickup_by_appointment,
+            "feedback_link": feedback_url(data.base_url, data.reference, data.manage_token),
+            "documents": data.kind in (DOCUMENT_READY, DOCUMENT_UNCOLLECTED),
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -242,6 +256,9 @@ class Renderer:
             DRAW_OFFER: "email/offer_layout",
             DRAW_NOT_SERVED: "email/notice_layout",
         }
+        # A message after the visit has one without the appointment's time:
+        # it speaks of what happens next.
+        layouts.update(dict.fromkeys(AFTER_VISIT_KINDS, "email/after_layout"))
         layout = layouts.get(data.kind, "email/layout")
         text = self._text.get_template(f"{layout}.txt.j2").render(ctx).strip() + "\n"
         html = self._html.get_template(f"{layout}.html.j2").render(ctx)
@@ -259,7 +276,7 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
-        if data.kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+        if data.kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED) or data.kind in AFTER_VISIT_KINDS:
             return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),

@@ -27,6 +27,28 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "cancelled_by_office": ("office", "service", "when", "reference", "again", "reason"),
     "code": ("code", "office", "when"),
     "draw_offer": ("office", "service", "when", "expires", "offer_link"),
+    # After the visit: a document's pickup hours in the office's zone, and
+    # its file's page (which offers a pickup time when the office asks for
+    # one: a fixed template cannot switch links); the feedback form.
+    "document_ready": (
+        "office",
+        "address",
+        "pickup_from",
+        "pickup_until",
+        "zone",
+        "reference",
+        "link",
+    ),
+    "document_uncollected": (
+        "office",
+        "address",
+        "pickup_from",
+        "pickup_until",
+        "zone",
+        "reference",
+        "link",
+    ),
+    "feedback": ("office", "when", "reference", "feedback_link"),
 }
 KINDS = tuple(VARIABLES)
 # WhatsApp refuses an empty variable: an optional value that is empty (an

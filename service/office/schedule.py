@@ -8,7 +8,7 @@ the only booking path, so staff obey the same rules as the public form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import asyncpg
 
@@ -16,6 +16,7 @@ from service import bookings
 from service.domain import errors
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
+from service.domain.feedback import DEFAULT_DELAY
 from service.domain.models import Booking, Office, Service
 from service.domain.office_day import Load, load_per_time
 from service.domain.staff import StaffMember
@@ -54,11 +55,13 @@ async def change_status(
     reason: str | None,
     member: StaffMember,
     now: datetime,
+    feedback_delay: timedelta = DEFAULT_DELAY,
 ) -> Booking:
     async with pool.acquire() as conn:
         return await bookings.set_status_by_office(
-            conn, reference, office_id, target, actor_of(member), now, reason
-        )
+            conn, reference, office_id, target, actor_of(member), now, reason,
+            feedback_delay=feedback_delay,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

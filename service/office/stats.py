@@ -1,4 +1,6 @@
-"""Weekly statistics of an office: appointments, no-shows, lead time, SMS cost."""
+"""Weekly statistics of an office: appointments, no-shows, lead time, SMS
+cost, and the citizens' satisfaction (per service, the share who had to come
+back, their comments without personal data)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from datetime import date, timedelta
 import asyncpg
 
 from service.domain.calendar import local_day_bounds
+from service.domain.feedback import FeedbackStats, feedback_stats
 from service.domain.models import Office
 from service.domain.office_day import WeeklyStats, weekly_stats
 from service.office.common import office_or_404
+from service.store import feedback as feedback_store
 from service.store import schedule as schedule_store
 
 
@@ -19,6 +23,8 @@ class Week:
     office: Office
     monday: date
     stats: WeeklyStats
+    # The citizens' answers about the week's visits (issue 16).
+    feedback: FeedbackStats
 
 
 async def week_stats(
@@ -31,4 +37,10 @@ async def week_stats(
         facts = await schedule_store.appointment_facts(conn, office.id, start, end)
         made = await schedule_store.bookings_made(conn, office.id, start, end)
         segments = await schedule_store.sms_segments_sent(conn, office.id, start, end)
-    return Week(office, monday, weekly_stats(facts, made, segments, price_per_segment))
+        answers = await feedback_store.responses(conn, office.id, start, end, office.zone)
+    return Week(
+        office,
+        monday,
+        weekly_stats(facts, made, segments, price_per_segment),
+        feedback_stats(answers),
+    )

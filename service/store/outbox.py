@@ -325,6 +325,11 @@ class Claimed:
     # Whether the booking's messages also go to an e-mail address.
     has_email: bool
     request_id: str | None = None
+    # The booking's document file, for the messages about it.
+    file_state: str | None = None
+    pickup_from: str = ""
+    pickup_until: str = ""
+    pickup_by_appointment: bool = False
 
 
 async def claim(
@@ -360,7 +365,9 @@ async def claim(
                   (c.channel = 'sms' AND EXISTS (
                       SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
                   COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL)
-                      AS has_email
+                      AS has_email,
+                  (SELECT f.state FROM document_files f WHERE f.booking_id = b.id) AS file_state,
+                  o.pickup_from, o.pickup_until, s.pickup_by_appointment
            FROM c
            LEFT JOIN bookings b ON b.id = c.booking_id
            LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
@@ -407,6 +414,10 @@ async def claim(
         opted_out=r["opted_out"],
         request_id=r["request_id"],
         has_email=r["has_email"],
+        file_state=r["file_state"],
+        pickup_from=r["pickup_from"].strftime("%H:%M"),
+        pickup_until=r["pickup_until"].strftime("%H:%M"),
+        pickup_by_appointment=r["pickup_by_appointment"],
     )
 
 

@@ -45,6 +45,7 @@ from service.domain.models import Booking, Office, Service, Slot
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails
+from service.office import documents
 from service.office.queue import place_in_queue
 from service.store import form_keys
 from service.store import offices as office_store
@@ -52,7 +53,7 @@ from service.store import slots as slot_store
 from service.web import i18n, limits
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
-from service.web.labels import CITIZEN_STATUS
+from service.web.labels import CITIZEN_STATUS, LABELS
 from service.web.readcache import ReadCache, read_cache
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import (
@@ -723,13 +724,24 @@ async def manage(request: web.Request) -> web.Response:
         if await draw.is_offer(request.app[POOL_KEY], ctx.booking.id):
             see_other(f"/d/{ctx.booking.reference}/{token}", private=True)
         see_other(f"/b/{ctx.booking.reference}/{token}/code", private=True)
-    context = _booking_page_context(request, ctx, language)
+    context = await _manage_page_context(request, ctx, language)
     context["notice"] = _DONE_NOTICES.get(request.query.get("done", ""))
-    # Checked in today: their place in the waiting room, or their call.
-    context["place"] = await place_in_queue(
-        request.app[POOL_KEY], ctx.booking, ctx.office, _now(request)
-    )
     return render(request, "citizen/manage.html", context, language=language, private=True)
+
+
+async def _manage_page_context(
+    request: web.Request, ctx: bookings.BookingContext, language: str
+) -> dict[str, Any]:
+    """What the manage page shows, whether it answers a visit or a form."""
+    pool = request.app[POOL_KEY]
+    context = _booking_page_context(request, ctx, language)
+    # Checked in today: their place in the waiting room, or their call.
+    context["place"] = await place_in_queue(pool, ctx.booking, ctx.office, _now(request))
+    context["file"] = await documents.citizen_file(pool, ctx.booking.id)
+    context["file_labels"] = LABELS["file"]
+    context["again"] = f"/o/{ctx.office.reference_prefix}"
+    context["notice"] = None
+    return context
 
 
 @routes.post("/b/{reference}/{token}/channel")
@@ -747,8 +759,8 @@ async def channel_submit(request: web.Request) -> web.Response:
             _now(request),
         )
     except errors.ValidationFailed as failed:
-        context = _booking_page_context(request, ctx, language)
-        context |= {"errors": failed.fields, "place": None, "notice": None}
+        context = await _manage_page_context(request, ctx, language)
+        context["errors"] = failed.fields
         return render(
             request, "citizen/manage.html", context, status=422, language=language, private=True
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.domain import fields
+from service.domain.documents import MAX_REFUSAL_REASON
 from service.domain.messages import MESSAGE_CHANNELS
 from service.domain.models import LANGUAGES
 from service.domain.staff import MAX_REASON_LENGTH
@@ -56,6 +57,9 @@ _ERROR_CODES = [
     "not_draw_mode",
     "window_overlaps",
     "draw_ahead",
+    "no_document",
+    "not_received",
+    "bad_file_transition",
 ]
 
 
@@ -450,37 +454,13 @@ def _office_paths() -> dict[str, Any]:
                 security=_STAFF,
                 parameters=[_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
                 requestBody=_json_body(
-                    {
-                        "oneOf": [
-                            {
-                                "type": "object",
-                                "required": ["status"],
-                                "properties": {
-                                    "status": {
-                                        "type": "string",
-                                        "enum": ["checked_in", "done", "no_show"],
-                                    },
-                                    "reason": {**_NULLABLE_TEXT, "maxLength": MAX_REASON_LENGTH},
-                                },
-                            },
-                            {
-                                "type": "object",
-                                "required": ["status", "reason"],
-                                "properties": {
-                                    "status": {"type": "string", "enum": ["cancelled"]},
-                                    "reason": {
-                                        "type": "string",
-                                        "maxLength": MAX_REASON_LENGTH,
-                                        "pattern": "\\S",
-                                        "description": "Why; the citizen reads it",
-                                    },
-                                },
-                            },
-                        ]
-                    }
+                    _move_with_reason(
+                        "status", ["checked_in", "done", "no_show"], "cancelled", MAX_REASON_LENGTH
+                    )
                 ),
             )
         },
+        **_document_paths(),
         "/api/v1/offices/{office}/calls": {
             "post": _operation(
                 "Call the next citizen who checked in to a counter",
@@ -582,6 +562,86 @@ def _office_paths() -> dict[str, Any]:
                         "example": "2027-W05",
                     },
                 ],
+            )
+        },
+    }
+
+
+def _move_with_reason(
+    member: str, plain: list[str], with_reason: str, max_length: int
+) -> dict[str, Any]:
+    """A body moving something to one of `plain` (a reason optional and
+    ignored), or to `with_reason`, which needs one the citizen reads."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [member],
+                "properties": {
+                    member: {"type": "string", "enum": plain},
+                    "reason": {**_NULLABLE_TEXT, "maxLength": max_length},
+                },
+            },
+            {
+                "type": "object",
+                "required": [member, "reason"],
+                "properties": {
+                    member: {"type": "string", "enum": [with_reason]},
+                    "reason": {
+                        "type": "string",
+                        "maxLength": max_length,
+                        "pattern": "\\S",
+                        "description": "Why; the citizen reads it",
+                    },
+                },
+            },
+        ]
+    }
+
+
+_FILE_STATES = ["received", "in_production", "ready", "collected", "refused"]
+
+
+def _document_paths() -> dict[str, Any]:
+    """Document files (issue 16): staff move a booking's file; the office
+    lists what waits for pickup."""
+    return {
+        "/api/v1/offices/{office}/bookings/{reference}/document": {
+            "post": _operation(
+                "Move a booking's document file: received, in_production, ready "
+                "(the citizen is told), collected, or refused with a reason",
+                {
+                    "200": _ok("Moved", _ref("DocumentFile")),
+                    **_BODY,
+                    **_STAFF_REFUSALS,
+                    "409": _error(
+                        "Not possible: the service produces no document (no_document), the "
+                        "citizen has not come (not_received), or not from the file's state "
+                        "(bad_file_transition)"
+                    ),
+                    "422": _error("validation"),
+                },
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _REFERENCE_PARAM, _ACCEPT_LANGUAGE],
+                requestBody=_json_body(
+                    _move_with_reason(
+                        "state",
+                        [x for x in _FILE_STATES if x != "refused"],
+                        "refused",
+                        MAX_REFUSAL_REASON,
+                    )
+                ),
+            )
+        },
+        "/api/v1/offices/{office}/documents/uncollected": {
+            "get": _operation(
+                "Documents ready for pickup and not collected, the longest waiting first",
+                {
+                    "200": _ok("Uncollected documents", _ref("UncollectedDocuments")),
+                    **_STAFF_REFUSALS,
+                },
+                security=_STAFF,
+                parameters=[_OFFICE_PARAM, _ACCEPT_LANGUAGE],
             )
         },
     }
@@ -793,6 +853,33 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "StaffBooking": staff_booking,
+        "DocumentFile": _record(
+            {
+                "reference": _TEXT,
+                "state": {"type": "string", "enum": _FILE_STATES},
+                "refusal_reason": _NULLABLE_TEXT,
+                "received_at": instant,
+                "ready_at": {**instant, "nullable": True},
+                "collected_at": {**instant, "nullable": True},
+            }
+        ),
+        "UncollectedDocuments": _record(
+            {
+                "office": _TEXT,
+                "documents": {
+                    "type": "array",
+                    "items": _record(
+                        {
+                            "reference": _TEXT,
+                            "service": _TEXT,
+                            "ready_at": instant,
+                            "age_days": {"type": "integer", "minimum": 0},
+                            "reminded": {"type": "boolean"},
+                        }
+                    ),
+                },
+            }
+        ),
         "Call": _record({"reference": _TEXT, "counter": _INT, "called_at": instant}),
         "StaffBookingHistory": {
             "allOf": [
@@ -867,6 +954,34 @@ def _schemas() -> dict[str, Any]:
                 "median_lead_time_hours": {"type": "number", "nullable": True},
                 "sms_segments": _INT,
                 "sms_estimated_cost": {"type": "number"},
+                "satisfaction": _ref("Satisfaction"),
+                "satisfaction_by_service": {
+                    "type": "object",
+                    "additionalProperties": _ref("Satisfaction"),
+                    "description": "By service id",
+                },
+                "comments": {
+                    "type": "array",
+                    "items": _TEXT,
+                    "description": "The week's comments, without names, contacts or numbers",
+                },
             },
         },
+        "Satisfaction": _record(
+            {
+                "responses": {"type": "integer", "minimum": 0},
+                "average_rating": {
+                    "type": "number",
+                    "minimum": 1,
+                    "maximum": 5,
+                    "nullable": True,
+                },
+                "came_back_share": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "nullable": True,
+                },
+            }
+        ),
     }

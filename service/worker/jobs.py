@@ -30,7 +30,9 @@ from service.config import Settings
 from service.db import create_pool, unavailable
 from service.domain.booking import hash_token, new_manage_token
 from service.domain.messages import (
+    AFTER_VISIT_KINDS,
     CODE,
+    FEEDBACK,
     SKIP_OPTED_OUT,
     SKIP_QUIET,
     SKIP_SMS_CAP,
@@ -42,14 +44,17 @@ from service.domain.messages import (
     sms_cap_decision,
 )
 from service.domain.staff import THROTTLE_WINDOW
+from service.domain.verification import contact_hash
 from service.logs import REQUEST_ID
 from service.logsafe import exception_summary
 from service.metrics import Metrics
 from service.notify import delivery
 from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
+from service.office import documents
 from service.store import bookings as booking_store
 from service.store import draws as draw_store
+from service.store import feedback as feedback_store
 from service.store import form_keys, outbox, slots
 from service.store import staff as staff_store
 from service.store import verification as verification_store
@@ -375,11 +380,14 @@ async def wait_for_turn(
 
 def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = "") -> MessageData:
     lang = c.language
-    same_start = c.booking_starts_at == c.appointment_at
+    # A message after the visit speaks of the visit itself: its row's
+    # appointment_at is only its deadline.
+    after_visit = c.kind in AFTER_VISIT_KINDS
+    starts = c.booking_starts_at if after_visit else c.appointment_at
     ends = (
         c.booking_ends_at
-        if same_start
-        else c.appointment_at + timedelta(minutes=c.service_duration_minutes)
+        if c.booking_starts_at == starts
+        else starts + timedelta(minutes=c.service_duration_minutes)
     )
     return MessageData(
         kind=c.kind,
@@ -395,7 +403,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         timezone=c.timezone,
         service_name=c.service_name[lang],
         bring=c.bring[lang],
-        starts_at=c.appointment_at,
+        starts_at=starts,
         ends_at=ends,
         reason=c.reason,
         base_url=base_url,
@@ -403,6 +411,9 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         manage_token=manage_token,
         code=code,
         draw_request=c.draw_entry_id is not None,
+        pickup_from=c.pickup_from,
+        pickup_until=c.pickup_until,
+        pickup_by_appointment=c.pickup_by_appointment,
     )
 
 
@@ -444,9 +455,16 @@ async def send_message(
             booking_starts_at=claimed.booking_starts_at,
             appointment_at=claimed.appointment_at,
             now=now,
+            file_state=claimed.file_state,
         )
         if reason is None and claimed.opted_out:
             reason = SKIP_OPTED_OUT
+        if reason is None and claimed.kind == FEEDBACK:
+            # Turned off from an earlier feedback form: a keyed hash of the
+            # contact, never the contact itself, is what was kept.
+            key = contact_hash(claimed.channel, claimed.recipient, settings.secret_key)  # type: ignore[arg-type]
+            if await feedback_store.opted_out(conn, key):
+                reason = SKIP_OPTED_OUT
         if reason is not None:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
@@ -743,6 +761,18 @@ async def anonymise_expired(ctx: dict[str, Any]) -> int:
     )
     log.info("bookings anonymised: %d", done)
     return done
+
+
+async def remind_uncollected(ctx: dict[str, Any]) -> int:
+    """Hourly: the one reminder of each document ready for
+    DOCUMENT_REMINDER_DAYS and not collected (service.office.documents)."""
+    state: WorkerState = ctx[STATE]
+    written = await documents.remind_uncollected(
+        state.pool, state.clock(), state.settings.document_reminder_days
+    )
+    if written:
+        log.info("uncollected document reminders: %d", written)
+    return written
 
 
 async def expire_holds(ctx: dict[str, Any]) -> int:

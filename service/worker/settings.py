@@ -78,6 +78,16 @@ CRON_JOBS: list[CronJob] = [
         keep_result=0,
     ),
     cron(
+        _timed("remind_uncollected", jobs.remind_uncollected),
+        name="remind_uncollected",
+        minute={23},
+        second={0},
+        run_at_startup=True,
+        timeout=300,
+        max_tries=1,
+        keep_result=0,
+    ),
+    cron(
         _timed("extend_slots", jobs.extend_slots),
         name="extend_slots",
         hour={3},

@@ -58,6 +58,9 @@ UNSTATED_RULES = {
     # overlap, a draw service) and a mode that no window still needs.
     "POST /api/v1/offices/{office}/services/{service}/draws": ["2xx", 401, 403, 404, 409, 422],
     "POST /api/v1/offices/{office}/services/{service}/allocation": ["2xx", 401, 403, 404, 409],
+    # A file moves only along its states, for a service that produces a
+    # document, once the citizen has come.
+    "POST /api/v1/offices/{office}/bookings/{reference}/document": ["2xx", 401, 403, 404, 409, 422],
 }
 # Text is UTF-8 without NUL: any NUL or lone surrogate in a request is refused
 # (test_hostile_inputs holds the server to that), including in the members
@@ -123,9 +126,9 @@ async def test_the_api_keeps_its_documented_contract_anonymously(
     config.write_text(CONFIG)
     report = await _schemathesis(live_server, config)
     # 11 operations, the waiting room's call, the code step's verify and
-    # resend, a draw's public record, an office's draws, a service's mode and
-    # opening a window.
-    assert "18 selected / 18 total" in report
+    # resend, a draw's public record, an office's draws, a service's mode,
+    # opening a window, moving a document file and the uncollected documents.
+    assert "20 selected / 20 total" in report
 
 
 async def test_the_api_keeps_its_documented_contract_with_tokens(

@@ -292,6 +292,8 @@ def test_contacts_are_compared_as_one_mailbox() -> None:
     assert same == contact_hash("email", "amina@gmail.com", "k")
     assert same != contact_hash("email", "amina@gmail.com", "other")
     assert contact_hash("sms", "+33612345678", "k") != contact_hash("email", "+33612345678", "k")
+    # A number is one contact, whichever channel its messages take.
+    assert contact_hash("whatsapp", "+33612345678", "k") == contact_hash("sms", "+33612345678", "k")
 
 
 def test_a_code_message_goes_only_while_its_booking_is_held() -> None:

@@ -14,7 +14,7 @@ from babel.dates import format_date
 from icalendar import Calendar
 
 from service.domain.booking import new_manage_token
-from service.domain.messages import KINDS, SMS_KINDS
+from service.domain.messages import AFTER_VISIT_KINDS, KINDS, SMS_KINDS
 from service.domain.models import in_every_language
 from service.domain.sms import is_gsm7
 from service.notify.render import MessageData, Renderer, format_when, short_reason
@@ -173,7 +173,8 @@ def test_short_reason_is_gsm_safe() -> None:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "code"])
+# A message after the visit has no appointment to add to a calendar.
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "code" and k not in AFTER_VISIT_KINDS])
 def test_every_email_renders_multipart_with_ics(renderer: Renderer, kind: str, lang: str) -> None:
     data = worst_case(kind, lang, WORST_DATES[0])
     rendered = renderer.email(
@@ -265,8 +266,10 @@ def test_sms_carry_address_and_reference_when_they_fit(
 ) -> None:
     sms = renderer.sms(nearby(kind, lang))
     assert "MTL-7KQ9X3." in sms.body
-    if kind.startswith("cancelled"):
-        return  # the office's address is no use for a cancelled appointment
+    if kind.startswith("cancelled") or kind == "feedback":
+        # The office's address is no use for a cancelled appointment, nor
+        # for asking about a visit that is over.
+        return
     assert "1 av. Hassan II, Tiznit" in sms.body
     # With the longest names the address goes first, the budget holds.
     worst = renderer.sms(worst_case(kind, lang, WORST_DATES[0]))

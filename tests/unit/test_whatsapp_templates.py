@@ -14,8 +14,10 @@ from babel.dates import format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
 from service.domain.messages import DRAW_OFFER, SMS_KINDS
+from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
+from service.web.i18n import zone_label
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 LANGS = ("ar", "fr", "en")
@@ -59,7 +61,7 @@ def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
     assert set(SMS_KINDS) | {DRAW_OFFER} == set(whatsapp.KINDS)
 
 
-@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("kind", whatsapp.KINDS)
 def test_each_template_uses_exactly_its_variables(kind: str, lang: str) -> None:
     text = whatsapp.template_text(TEMPLATES, kind, lang)
@@ -79,9 +81,16 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
     for value in values.values():
         assert value and value == " ".join(value.split())
     by_name = dict(zip(whatsapp.VARIABLES[kind], values.values(), strict=True))
-    when = format_when(WHEN, "Europe/Paris", lang, sms=False)
-    assert by_name["when"].startswith(when)
-    assert by_name["when"] != when  # the zone follows, for a consulate
+    zone = zone_label("FR", "Paris" if lang != "ar" else "باريس", lang)
+    if "when" in by_name:
+        when = format_when(WHEN, "Europe/Paris", lang, sms=False)
+        assert by_name["when"].startswith(when)
+        assert by_name["when"] == f"{when} ({zone})"  # the zone follows, for a consulate
+    else:
+        # After the visit, a document: its pickup hours and their zone, no time.
+        assert (by_name["pickup_from"], by_name["pickup_until"]) == ("14:00", "16:00")
+        assert by_name["zone"] == zone
+        assert by_name["address"] == "19 rue Saint-Didier, 75116 Paris"
     assert by_name["office"] == OFFICE[lang]
     if "service" in by_name:
         assert by_name["service"] == SERVICE[lang]
@@ -93,6 +102,8 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         assert by_name["again"].startswith("https://rdv.mawid.example/")
     if "reason" in by_name:
         assert by_name["reason"] == "Fermeture exceptionnelle du bureau"
+    if "feedback_link" in by_name:
+        assert by_name["feedback_link"] == "https://rdv.mawid.example/f/PAR-7KQ9X3/tok-" + "x" * 40
     if "code" in by_name:
         assert by_name["code"] == "048213"
     if "expires" in by_name:

@@ -32,6 +32,7 @@ async def test_create_worker_runs_what_worker_settings_define() -> None:
         "anonymise_expired",
         "purge_expired",
         "draw_tick",
+        "remind_uncollected",
     }
     assert set(worker.functions) == expected
     # What differs: the Redis of `settings`, no signal handlers, the context.

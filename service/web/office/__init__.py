@@ -19,6 +19,7 @@ from service.web.office import (
     api,
     changes,
     display,
+    documents,
     draws,
     feed,
     personal_data,
@@ -39,4 +40,5 @@ routes: list[web.AbstractRouteDef] = [
     *display.routes,
     *personal_data.routes,
     *draws.routes,
+    *documents.routes,
 ]

@@ -11,6 +11,7 @@ from aiohttp import web
 from service.domain import errors
 from service.domain.calendar import local_date
 from service.domain.errors import N_
+from service.domain.feedback import Satisfaction
 from service.domain.models import Office
 from service.domain.office_day import parse_week, week_label, week_of
 from service.domain.staff import (
@@ -96,6 +97,7 @@ async def set_status(request: web.Request) -> web.Response:
         reason,
         member,
         request.app[CLOCK_KEY](),
+        feedback_delay=request.app[SETTINGS_KEY].feedback_delay,
     )
     history = await booking_history(request.app[POOL_KEY], booking.office_id, booking.reference)
     return web.json_response(_booking_json(history))
@@ -165,5 +167,18 @@ async def stats(request: web.Request) -> web.Response:
             "median_lead_time_hours": s.median_lead_time_hours,
             "sms_segments": s.sms_segments,
             "sms_estimated_cost": s.sms_cost,
+            "satisfaction": _satisfaction_json(week.feedback.overall),
+            "satisfaction_by_service": {
+                service: _satisfaction_json(x) for service, x in week.feedback.by_service.items()
+            },
+            "comments": week.feedback.comments,
         }
     )
+
+
+def _satisfaction_json(x: Satisfaction) -> dict[str, Any]:
+    return {
+        "responses": x.responses,
+        "average_rating": x.average,
+        "came_back_share": x.came_back_share,
+    }

@@ -37,6 +37,7 @@ from service.office.changes import (
     office_services,
 )
 from service.office.common import office_or_404
+from service.office.documents import document_settings
 from service.store import offices as office_store
 from service.web.i18n import gettext
 from service.web.keys import POOL_KEY, SETTINGS_KEY
@@ -278,6 +279,8 @@ async def _service_page(
     context.update(
         svc=service,
         cfg=settings_of(service, active),
+        documents=await document_settings(request.app[POOL_KEY], office.id, service.id),
+        notice=pages.notice(request, request.query.get("notice")),
         v=values,
         p={k: gettext(language, v) for k, v in problems.items()},
     )

@@ -37,6 +37,8 @@ _NOTICES = {
     "added": N_("A block for a date range was added below. Give its dates, then save."),
     "deactivated": N_("The account is deactivated: its sessions and API tokens no longer work."),
     "feed_rotated": N_("A new feed address was made; the old one no longer works."),
+    "file_moved": N_("Saved: the document file is updated."),
+    "documents_saved": N_("Saved: how this service's documents are followed."),
     "info_saved": N_("Saved: the practical information citizens read on the office's page."),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from service.domain.staff import (
 )
 from service.domain.validation import strip_invisible
 from service.office.common import office_or_404
+from service.office.documents import day_files
 from service.office.queue import call_next, waiting_room
 from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
 from service.store import offices as office_store
@@ -107,6 +109,10 @@ async def _day_page(
         else None
     )
 
+    files = await day_files(
+        request.app[POOL_KEY], schedule.office.id, [e.booking for e in schedule.entries]
+    )
+
     def actions(booking: Booking) -> list[str]:
         offered = office_actions(Status(booking.status), booking.starts_at, now, zone)
         return [target.value for target in offered]
@@ -124,6 +130,8 @@ async def _day_page(
         error=error,
         room=room,
         counter=counter or request.query.get("counter", ""),
+        files=files,
+        may_move_files=member.may(Permission.CHANGE_STATUS),
     )
     return pages.render(
         request, "day.html", context, status=status,
@@ -195,32 +203,66 @@ def _csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+@dataclass(frozen=True, slots=True)
+class DayAction:
+    """A form posted from a row of the day view: who, at which office, on
+    which booking (None: not a reference), and the day to go back to."""
+
+    member: StaffMember
+    office_id: str
+    reference: str | None
+    form: dict[str, str]
+    back: str
+
+
+async def day_action(request: web.Request) -> DayAction:
+    member = await authorise(request, Permission.CHANGE_STATUS)
+    form = await pages.form(request)
+    return DayAction(
+        member,
+        pages.office_id(request),
+        normalise_reference(request.match_info["reference"]),
+        form,
+        form.get("back", ""),
+    )
+
+
+async def day_page_with_error(
+    request: web.Request, action: DayAction, refused: errors.Refusal
+) -> web.Response:
+    """The day the action came from again, saying why it was refused: the
+    field's words for a form at fault, else the refusal's. Without a day to
+    go back to, the refusal is answered on its own."""
+    if not pages.is_iso_date(action.back):
+        raise refused
+    if isinstance(refused, errors.ValidationFailed) and refused.fields:
+        first = next(iter(refused.fields.values()))
+        text = pages.translate(request, first) % refused.params
+    else:
+        text = pages.refusal_text(request, refused)
+    day = date.fromisoformat(action.back)
+    return await _day_page(request, action.member, day, error=text, status=refused.status)
+
+
 @routes.post("/office/{office}/bookings/{reference}/status")
 async def status_submit(request: web.Request) -> web.Response:
     """Apply an action and say what was done; a refused one is shown on the
     day's page in an error box, with the reason ("only after 15:10")."""
-    member = await authorise(request, Permission.CHANGE_STATUS)
-    office_id = pages.office_id(request)
-    form = await pages.form(request)
-    back = form.get("back", "")
-    reference = normalise_reference(request.match_info["reference"])
+    action = await day_action(request)
+    office_id, reference, back = action.office_id, action.reference, action.back
     try:
         if reference is None:
             raise errors.NotFound()
-        target, reason = parse_office_action(form.get("status"), form.get("reason"))
+        target, reason = parse_office_action(action.form.get("status"), action.form.get("reason"))
         booking = await change_status(
-            request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
-        )
+            request.app[POOL_KEY], office_id, reference, target, reason, action.member,
+            pages.now(request), feedback_delay=request.app[SETTINGS_KEY].feedback_delay,
+        )  # fmt: skip
     except errors.Refusal as refused:
-        day = date.fromisoformat(back) if pages.is_iso_date(back) else None
-        if day is None:
-            raise
-        text = (
-            pages.translate(request, N_("Choose an action; a cancellation needs a reason."))
-            if isinstance(refused, errors.ValidationFailed)
-            else pages.refusal_text(request, refused)
-        )
-        return await _day_page(request, member, day, error=text, status=refused.status)
+        if isinstance(refused, errors.ValidationFailed) and pages.is_iso_date(back):
+            choose = N_("Choose an action; a cancellation needs a reason.")
+            refused = errors.ValidationFailed(message=choose)
+        return await day_page_with_error(request, action, refused)
     # Someone checked in: the waiting room's display counts them.
     request.app[CALL_BOARD_KEY].changed(office_id)
     async with request.app[POOL_KEY].acquire() as conn:
