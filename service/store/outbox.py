@@ -37,9 +37,10 @@ async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> Booking
     row = await conn.fetchrow(
         """SELECT CASE WHEN b.notify_phone THEN b.phone END AS phone,
                   CASE WHEN b.notify_email THEN b.email END AS email,
-                  b.language, b.starts_at, o.timezone,
+                  b.language, b.starts_at, w.timezone,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
            FROM bookings b JOIN offices o ON o.id = b.office_id
+           JOIN booking_sites w ON w.booking_id = b.id
            WHERE b.id = $1""",
         booking_id,
     )
@@ -130,10 +131,11 @@ async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[E
     transaction that gives them back (`requeue` or `mark_skipped`)."""
     rows = await conn.fetch(
         """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
-                  f.timezone
+                  w.timezone
            FROM outbox o
            JOIN bookings b ON b.id = o.booking_id
            JOIN offices f ON f.id = b.office_id
+           JOIN booking_sites w ON w.booking_id = b.id
            WHERE o.status = 'sending' AND o.claimed_until < $1
            FOR UPDATE OF o SKIP LOCKED""",
         now,
@@ -309,9 +311,10 @@ async def claim(
                   b.id AS booking_id, b.reference, b.status AS booking_status,
                   b.starts_at AS booking_starts_at, b.ends_at AS booking_ends_at,
                   b.citizen_name,
-                  o.id AS office_id, o.kind AS office_kind, o.country, o.reference_prefix,
+                  o.id AS office_id, o.kind AS office_kind, w.country, o.reference_prefix,
                   o.name_ar, o.name_fr, o.name_en,
-                  o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
+                  -- The venue's town, address and zone for a mobile day's booking.
+                  w.city_ar, w.city_fr, w.city_en, w.address, w.timezone,
                   o.quiet_hours_start, o.quiet_hours_end, o.email_from, o.email_reply_to,
                   s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
@@ -321,6 +324,7 @@ async def claim(
            FROM c
            JOIN bookings b ON b.id = c.booking_id
            JOIN offices o ON o.id = b.office_id
+           JOIN booking_sites w ON w.booking_id = b.id
            JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id""",
         outbox_id,
         now,

@@ -45,7 +45,7 @@ async def capacities(
 ) -> list[tuple[datetime, int]]:
     rows = await conn.fetch(
         """SELECT starts_at, capacity FROM slots
-           WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3""",
+           WHERE office_id = $1 AND mobile_day_id IS NULL AND starts_at >= $2 AND starts_at < $3""",
         office_id,
         start,
         end,
@@ -62,7 +62,8 @@ async def slot_days(
             """SELECT (starts_at AT TIME ZONE $4)::date AS day,
                       count(*) FILTER (WHERE capacity > 0) AS slots,
                       COALESCE(sum(capacity), 0) AS seats, COALESCE(sum(taken), 0) AS taken
-               FROM slots WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+               FROM slots WHERE office_id = $1 AND mobile_day_id IS NULL
+                 AND starts_at >= $2 AND starts_at < $3
                GROUP BY 1 ORDER BY 1""",
             office_id,
             start,

@@ -123,9 +123,9 @@ async def test_the_api_keeps_its_documented_contract_anonymously(
     config.write_text(CONFIG)
     report = await _schemathesis(live_server, config)
     # 11 operations, the waiting room's call, the code step's verify and
-    # resend, a draw's public record, an office's draws, a service's mode and
-    # opening a window.
-    assert "18 selected / 18 total" in report
+    # resend, a draw's public record, an office's draws, a service's mode,
+    # opening a window and the upcoming mobile days.
+    assert "19 selected / 19 total" in report
 
 
 async def test_the_api_keeps_its_documented_contract_with_tokens(
