@@ -147,8 +147,8 @@ async def seed_mobile_days(conn: asyncpg.Connection, now: datetime) -> int:
         async with conn.transaction():
             held = await mobile_day_store.upcoming(conn, now, office.id)
             if not any(m.town["en"] == demo.town["en"] for m in held):
-                await mobile_day_store.create(conn, demo)
-            total += await mobile_day_store.regenerate_office(conn, office, now)
+                made = await mobile_day_store.create(conn, demo)
+                total += await mobile_day_store.regenerate(conn, office, made, now)
     return total
 
 

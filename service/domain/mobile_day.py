@@ -10,11 +10,12 @@ engine (service.domain.calendar).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from service.domain.calendar import CounterCell, HoursRule, SlotPlan, plan_counters, plan_slots
+from service.domain.models import Office
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,14 @@ class MobileDay:
             HoursRule(h.day.weekday(), h.opens_at, h.closes_at, h.counters, h.day, h.day)
             for h in self.hours
         ]
+
+
+def at_venue(office: Office, mobile_day: MobileDay) -> Office:
+    """The office as a booking at its mobile day sees it: the venue's town,
+    address and zone in place of the consulate's (name and rules stay)."""
+    return replace(
+        office, city=mobile_day.town, address=mobile_day.address, timezone=mobile_day.timezone
+    )
 
 
 def plan_mobile_day(

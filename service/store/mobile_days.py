@@ -14,7 +14,7 @@ import asyncpg
 
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.holidays import holidays_for
-from service.domain.mobile_day import MobileDay, MobileHours, plan_mobile_day
+from service.domain.mobile_day import MobileDay, MobileHours, at_venue, plan_mobile_day
 from service.domain.models import Office
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -90,16 +90,9 @@ async def get(conn: asyncpg.Connection, mobile_day_id: int) -> MobileDay | None:
 async def at_site(conn: asyncpg.Connection, office: Office, slot_id: int) -> Office:
     """The office as seen by a booking on `slot_id`: for a mobile day's slot,
     with the venue's town, address and zone in place of the consulate's."""
-    row = await conn.fetchrow(
-        """SELECT m.* FROM slots s JOIN mobile_days m ON m.id = s.mobile_day_id
-           WHERE s.id = $1""",
-        slot_id,
-    )
-    if row is None:
-        return office
-    return replace(
-        office, city=by_language(row, "town"), address=row["address"], timezone=row["timezone"]
-    )
+    mobile_day_id = await conn.fetchval("SELECT mobile_day_id FROM slots WHERE id = $1", slot_id)
+    mobile_day = await get(conn, mobile_day_id) if mobile_day_id is not None else None
+    return office if mobile_day is None else at_venue(office, mobile_day)
 
 
 async def open_for_booking(conn: asyncpg.Connection, mobile_day_id: int, now: datetime) -> bool:
@@ -133,6 +126,7 @@ async def regenerate(
     """Plan a mobile day's slots and counters from today (venue's zone) on,
     its venue's holidays left out; returns the number of slots planned.
     Past slots are left as they are."""
+    # Serialised with the office's own regeneration and a manager's changes.
     await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
     zone = mobile_day.zone
     first = local_date(now, zone)
@@ -156,19 +150,11 @@ async def regenerate(
 
 
 async def regenerate_office(conn: asyncpg.Connection, office: Office, now: datetime) -> int:
-    """Every upcoming mobile day of an office (the daily cron, after the
-    office's own slots)."""
+    """Every upcoming mobile day of an office; called by the office's own
+    regeneration (service.store.slots.regenerate_office), so the daily job
+    and every change of the office's services reach them."""
     total = 0
     for mobile_day in await upcoming(conn, now, office.id):
         total += await regenerate(conn, office, mobile_day, now)
     return total
 
-
-async def extend_all(conn: asyncpg.Connection, now: datetime) -> int:
-    """The daily worker cron, after the offices' own slots: every office's
-    upcoming mobile days, one office per transaction."""
-    total = 0
-    for office in await office_store.list_offices(conn):
-        async with conn.transaction():
-            total += await regenerate_office(conn, office, now)
-    return total

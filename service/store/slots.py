@@ -25,6 +25,7 @@ from service.domain.calendar import (
 )
 from service.domain.holidays import holidays_for
 from service.domain.models import Booking, Office, Slot
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 
 
@@ -378,7 +379,9 @@ async def regenerate_office(
     await apply_plan(conn, office.id, upcoming, now, end)
     cells = [c for c in plan_counters(rules, closed, zone, first, last) if c.starts_at > now]
     await apply_counters(conn, office.id, cells, now, end)
-    return len(upcoming)
+    # Its mobile days follow the office's services (one closed, a length
+    # changed), in the same transaction.
+    return len(upcoming) + await mobile_day_store.regenerate_office(conn, office, now)
 
 
 async def apply_counters(

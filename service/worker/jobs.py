@@ -50,7 +50,6 @@ from service.notify.delivery import PermanentError, TemporaryError
 from service.notify.render import MessageData, Renderer, redact
 from service.store import bookings as booking_store
 from service.store import form_keys, outbox, slots
-from service.store import mobile_days as mobile_day_store
 from service.store import staff as staff_store
 from service.store import verification as verification_store
 from service.store.outbox import Claimed
@@ -650,7 +649,6 @@ async def extend_slots(ctx: dict[str, Any]) -> int:
         created: int = await slots.extend_all_offices(
             conn, state.clock(), horizon_days=state.settings.slot_horizon_days
         )
-        created += await mobile_day_store.extend_all(conn, state.clock())
     log.info("slots extended: %d", created)
     return created
 

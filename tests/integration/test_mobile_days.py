@@ -4,6 +4,8 @@ guards and message pipeline as the office itself."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -251,3 +253,71 @@ async def test_public_json_lists_the_upcoming_mobile_days(
     # 09:00 in Edmonton three weeks before, with Edmonton's offset.
     assert montreal["booking_opens_at"] == "2027-02-20T09:00:00-07:00"
     assert days["consulate-paris"]["dates"] == ["2027-02-27"]
+
+
+def _hidden(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert match, f"no hidden field {name}"
+    return html.unescape(match.group(1))
+
+
+async def test_citizens_find_and_book_a_mobile_day_without_javascript(
+    app_client: TestClient[web.Request, web.Application], pool: asyncpg.Pool
+) -> None:
+    client = app_client
+    start = await (await client.get("/?lang=fr")).text()
+    # Paris's day (open) near the top, before the consulates; Montreal's
+    # (not open yet) further down, with its opening.
+    orleans = start.index("Journée consulaire mobile à Orléans")
+    assert orleans < start.index("<h2>Consulats</h2>") < start.index(
+        "Journée consulaire mobile à Edmonton"
+    )
+    assert "Les réservations ouvrent le" in start.split("<h2>Consulats</h2>")[1]
+    arabic = await (await client.get("/?lang=ar")).text()
+    assert "يوم قنصلي متنقل في أورليان" in arabic
+    office = await (await client.get("/offices/consulate-montreal?lang=en")).text()
+    assert "Mobile consular day in Edmonton" in office
+    [paris_id] = re.findall(r'href="/mobile-days/(\d+)">Journée consulaire mobile à Orléans', start)
+
+    day = await client.get(f"/mobile-days/{paris_id}?lang=fr")
+    page = await day.text()
+    assert day.status == 200
+    assert "placeholder venue address, Orléans" in page and "heure de Orléans" in page
+    assert f'href="/mobile-days/{paris_id}/civil-status"' in page
+    assert "/legalization" not in page  # not offered there
+    times = await (await client.get(f"/mobile-days/{paris_id}/civil-status?lang=fr")).text()
+    slot_ids = [
+        int(m) for m in re.findall(r'href="/offices/consulate-paris/civil-status/book\?slot=(\d+)"',
+                                   times)
+    ]  # fmt: skip
+    assert slot_ids
+    first = await pool.fetchrow("SELECT * FROM slots WHERE id = $1", slot_ids[0])
+    assert first["mobile_day_id"] == int(paris_id)
+    assert first["starts_at"].astimezone(ZoneInfo("Europe/Paris")).time() == time(9)
+
+    url = "/offices/consulate-paris/civil-status/book"
+    form = await (await client.get(url, params={"slot": slot_ids[0], "lang": "fr"})).text()
+    assert "placeholder venue address, Orléans" in form
+    await prove_contacts(pool, "+33612345678")
+    resp = await client.post(
+        url,
+        data={
+            "_csrf": _hidden(form, "_csrf"), "form_key": _hidden(form, "form_key"),
+            "slot": str(slot_ids[0]), "name": "Amina El Idrissi", "phone_country": "FR",
+            "phone": "06 12 34 56 78", "email": "", "language": "fr",
+            "document_number": any_document(),
+        },
+        allow_redirects=False,
+    )  # fmt: skip
+    assert resp.status == 303, await resp.text()
+    location = resp.headers["Location"]
+    assert location.endswith("/confirmation")
+    confirmation = await (await client.get(location + "?lang=fr")).text()
+    assert "placeholder venue address, Orléans" in confirmation
+    assert "heure de Orléans" in confirmation
+
+    # Montreal's day cannot be booked before its opening: its page says when.
+    montreal = await (await client.get("/api/v1/mobile-days")).json()
+    [edmonton] = [d for d in montreal if d["office"] == "consulate-montreal"]
+    page = await (await client.get(f"/mobile-days/{edmonton['id']}/passport?lang=en")).text()
+    assert "Bookings open on" in page and "/book?slot=" not in page
