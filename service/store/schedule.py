@@ -21,6 +21,9 @@ from service.store.languages import by_language
 class DayEntry:
     booking: Booking
     service_name: dict[str, str]
+    # Held at a mobile day: its town (by language) and the venue's zone.
+    site: dict[str, str] | None = None
+    site_timezone: str | None = None
 
 
 async def day_entries(
@@ -28,8 +31,11 @@ async def day_entries(
 ) -> list[DayEntry]:
     """Bookings starting in [start, end), expired holds left out, in time order."""
     rows = await conn.fetch(
-        """SELECT b.*, s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en
+        """SELECT b.*, s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
+                  m.town_ar AS m_ar, m.town_fr AS m_fr, m.town_en AS m_en, m.timezone AS m_zone
            FROM bookings b JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id
+           JOIN slots sl ON sl.id = b.slot_id
+           LEFT JOIN mobile_days m ON m.id = sl.mobile_day_id
            WHERE b.office_id = $1 AND b.starts_at >= $2 AND b.starts_at < $3
              AND b.status <> 'expired'
            ORDER BY b.starts_at, s.name_en, b.reference""",
@@ -37,7 +43,15 @@ async def day_entries(
         start,
         end,
     )
-    return [DayEntry(_booking(r), by_language(r, "s")) for r in rows]
+    return [
+        DayEntry(
+            _booking(r),
+            by_language(r, "s"),
+            by_language(r, "m") if r["m_zone"] else None,
+            r["m_zone"],
+        )
+        for r in rows
+    ]
 
 
 async def capacities(

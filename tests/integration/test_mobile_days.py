@@ -4,8 +4,11 @@ guards and message pipeline as the office itself."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,6 +29,7 @@ from service.store import slots as slot_store
 from tests.clock import FIXED_NOW
 from tests.fixtures.app import TEST_SECRET, any_document, prove_contacts
 from tests.fixtures.notify import Env, outbox_rows, wait_for
+from tests.fixtures.office import AGENT, Browser
 
 EDMONTON = ZoneInfo("America/Edmonton")
 OFFICE = "consulate-montreal"
@@ -75,11 +79,11 @@ async def venue_slots(conn: asyncpg.Connection, made: MobileDay, service: str) -
     return [r["starts_at"] for r in rows]
 
 
-def details(language: str = "fr") -> RawDetails:
+def details(language: str = "fr", phone: str = PHONE, country: str = "CA") -> RawDetails:
     return RawDetails(
         name="Amina El Idrissi",
-        phone=PHONE,
-        phone_country="CA",
+        phone=phone,
+        phone_country=country,
         email="amina@example.org",
         language=language,
         document_number=any_document(),
@@ -321,3 +325,37 @@ async def test_citizens_find_and_book_a_mobile_day_without_javascript(
     [edmonton] = [d for d in montreal if d["office"] == "consulate-montreal"]
     page = await (await client.get(f"/mobile-days/{edmonton['id']}/passport?lang=en")).text()
     assert "Bookings open on" in page and "/book?slot=" not in page
+
+
+async def test_the_offices_day_print_and_csv_name_the_site(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    async with pool.acquire() as conn:
+        [orleans] = [
+            m for m in await mobile_day_store.upcoming(conn, FIXED_NOW)
+            if m.office_id == "consulate-paris"
+        ]  # fmt: skip
+        slot_id = await conn.fetchval(
+            """SELECT id FROM slots WHERE mobile_day_id = $1 AND service_id = 'cnie'
+               AND starts_at >= $2 ORDER BY starts_at LIMIT 1""",
+            orleans.id,
+            datetime.combine(orleans.dates[0], time(10), orleans.zone),
+        )
+    await prove_contacts(pool, "+33612345678", "amina@example.org")
+    booked = await bookings.book(
+        pool, slot_id=slot_id, service_id="cnie", details=details("fr", "+33612345678", "FR"),
+        secret_key=TEST_SECRET, now=FIXED_NOW,
+    )  # fmt: skip
+    day = orleans.dates[0].isoformat()
+    browser = browsers()
+    await browser.login(AGENT)
+    page = await (await browser.get(f"/office/consulate-paris/day/{day}?lang=fr")).text()
+    assert booked.booking.reference in page
+    assert "Journée consulaire mobile à Orléans · 10:00 sur place" in page
+    printed = await (await browser.get(f"/office/consulate-paris/day/{day}/print?lang=fr")).text()
+    assert "Journée consulaire mobile à Orléans" in printed
+    r = await browser.get(f"/office/consulate-paris/day/{day}/export.csv?lang=fr")
+    rows = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    assert rows[0][-2:] == ["site", "site_time"]
+    [row] = [r for r in rows if r[2] == booked.booking.reference]
+    assert row[-2:] == ["Orléans", "10:00"]
