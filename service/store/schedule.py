@@ -138,8 +138,12 @@ async def feed_bookings(
     return list(
         await conn.fetch(
             """SELECT b.reference, b.status, b.starts_at, b.ends_at, b.updated_at,
-                      s.name_fr, s.name_en, s.name_ar
+                      s.name_fr, s.name_en, s.name_ar,
+                      -- Held at a mobile day: its town and venue.
+                      m.town_fr AS site, m.address AS site_address
                FROM bookings b JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id
+               JOIN slots sl ON sl.id = b.slot_id
+               LEFT JOIN mobile_days m ON m.id = sl.mobile_day_id
                WHERE b.office_id = $1 AND b.starts_at >= $2 AND b.starts_at < $3
                  AND b.status IN ('confirmed', 'checked_in', 'done', 'no_show')
                ORDER BY b.starts_at, b.reference""",

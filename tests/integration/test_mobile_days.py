@@ -29,7 +29,7 @@ from service.store import slots as slot_store
 from tests.clock import FIXED_NOW
 from tests.fixtures.app import TEST_SECRET, any_document, prove_contacts
 from tests.fixtures.notify import Env, outbox_rows, wait_for
-from tests.fixtures.office import AGENT, Browser
+from tests.fixtures.office import AGENT, MANAGER, Browser
 
 EDMONTON = ZoneInfo("America/Edmonton")
 OFFICE = "consulate-montreal"
@@ -359,3 +359,16 @@ async def test_the_offices_day_print_and_csv_name_the_site(
     assert rows[0][-2:] == ["site", "site_time"]
     [row] = [r for r in rows if r[2] == booked.booking.reference]
     assert row[-2:] == ["Orléans", "10:00"]
+    # The office's calendar feed: the town in the title, the venue as location.
+    manager = browsers()
+    await manager.login(MANAGER)
+    feed = await (await manager.post_form("/office/consulate-paris/feed")).text()
+    url = re.search(r'class="secret feed-url">([^<]+)<', feed)
+    assert url
+    ics = await (await browsers().get("/" + url[1].split("://", 1)[1].split("/", 1)[1])).read()
+    [event] = [
+        e for e in Calendar.from_ical(ics).walk("VEVENT")
+        if booked.booking.reference in str(e["summary"])
+    ]  # fmt: skip
+    assert str(event["summary"]).endswith(" · Orléans")
+    assert str(event["location"]) == orleans.address
