@@ -45,6 +45,9 @@ DESCRIPTION_MAX = 200
 # A request id taken from a caller's X-Request-Id (service.logs), stored on
 # the outbox rows the request writes (0035).
 REQUEST_ID_MAX = 64
+# A mobile consular day's town (each language) and venue address (0100).
+TOWN_MAX = 100
+VENUE_ADDRESS_MAX = 300
 _IN_EACH_LANGUAGE = ("ar", "en", "fr")
 
 MAX_LENGTHS: dict[tuple[str, str], int] = {
@@ -56,6 +59,7 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("staff_api_tokens", "label"): TOKEN_LABEL_MAX,
     ("offices", "public_email"): EMAIL_MAX,
     ("outbox", "request_id"): REQUEST_ID_MAX,
+    ("mobile_days", "address"): VENUE_ADDRESS_MAX,
     **{
         (table, f"{column}_{language}"): longest
         for table, column, longest in (
@@ -64,6 +68,7 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
             ("services", "description", DESCRIPTION_MAX),
             ("services", "fees", PRACTICAL_TEXT_MAX),
             ("services", "late", PRACTICAL_TEXT_MAX),
+            ("mobile_days", "town", TOWN_MAX),
         )
         for language in _IN_EACH_LANGUAGE
     },

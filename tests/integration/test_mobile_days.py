@@ -372,3 +372,39 @@ async def test_the_offices_day_print_and_csv_name_the_site(
     ]  # fmt: skip
     assert str(event["summary"]).endswith(" · Orléans")
     assert str(event["location"]) == orleans.address
+
+
+async def test_a_manager_publishes_a_mobile_day_from_the_office_pages(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    agent = browsers()
+    await agent.login(AGENT)
+    assert (await agent.get("/office/consulate-paris/mobile-days")).status == 403
+    manager = browsers()
+    await manager.login(MANAGER)
+    page = await (await manager.get("/office/consulate-paris/mobile-days?lang=fr")).text()
+    assert "Journée consulaire mobile à Orléans" in page and 'name="service-passport"' in page
+    form = {
+        "town_fr": "Chartres", "town_ar": "شارتر", "town_en": "Chartres", "country": "FR",
+        "address": "Salle des fêtes, Chartres", "timezone": "Europe/Pariss",
+        "holidays": "MA FR", "first_day": "2027-03-06", "days": "1", "opens": "10:00",
+        "closes": "13:00", "counters": "1", "service-passport": "1",
+        "opens_on": "2027-02-10", "opens_time": "08:00",
+    }  # fmt: skip
+    before = await pool.fetchval("SELECT count(*) FROM mobile_days")
+    r = await manager.post_form("/office/consulate-paris/mobile-days?lang=fr", form)
+    assert r.status == 422
+    assert "Indiquez un fuseau horaire comme Europe/Paris" in await r.text()
+    assert await pool.fetchval("SELECT count(*) FROM mobile_days") == before
+    r = await manager.post_form(
+        "/office/consulate-paris/mobile-days", {**form, "timezone": "Europe/Paris"}
+    )
+    assert r.status == 303 and r.headers["Location"].endswith("?notice=mobile_day")
+    made = await pool.fetchrow("SELECT * FROM mobile_days WHERE town_en = 'Chartres'")
+    assert made["office_id"] == "consulate-paris"
+    starts = await pool.fetch(
+        "SELECT starts_at FROM slots WHERE mobile_day_id = $1 ORDER BY starts_at", made["id"]
+    )
+    paris = ZoneInfo("Europe/Paris")
+    assert starts[0]["starts_at"].astimezone(paris) == datetime(2027, 3, 6, 10, tzinfo=paris)
+    assert {r["starts_at"].astimezone(paris).date() for r in starts} == {date(2027, 3, 6)}

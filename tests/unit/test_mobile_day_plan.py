@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.mobile_day import MobileDay, MobileHours, plan_mobile_day
+from service.domain.errors import ValidationFailed
+from service.domain.mobile_day import (
+    MobileDay,
+    MobileHours,
+    parse_mobile_day_form,
+    plan_mobile_day,
+)
 
 ZONES = ["America/Edmonton", "America/Vancouver", "Europe/Paris", "Africa/Casablanca"]
 
@@ -71,3 +78,44 @@ def test_dates_before_today_are_not_planned() -> None:
         [],
         [],
     )
+
+
+FORM = {
+    "town_fr": "Edmonton", "town_ar": "إدمونتون", "town_en": "Edmonton", "country": "ca",
+    "address": "  Salle   communautaire, Edmonton ", "timezone": "America/Edmonton",
+    "holidays": "ma ca-ab", "first_day": "2027-03-13", "days": "2", "opens": "09:00",
+    "closes": "16:00", "counters": "2", "service-passport": "1", "service-cnie": "1",
+    "opens_on": "2027-02-20", "opens_time": "09:00",
+}  # fmt: skip
+
+
+def test_the_managers_form_makes_a_mobile_day_on_the_venues_clock() -> None:
+    made = parse_mobile_day_form(FORM, "consulate-montreal", ["passport", "cnie", "legalization"])
+    assert made.address == "Salle communautaire, Edmonton" and made.country == "CA"
+    assert made.holiday_countries == ("MA", "CA-AB")
+    assert made.dates == [date(2027, 3, 13), date(2027, 3, 14)]
+    assert made.service_ids == ("passport", "cnie")
+    # 09:00 in Edmonton (UTC-7 in February).
+    assert made.booking_opens_at == datetime(2027, 2, 20, 16, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"town_ar": " "}, "town_ar"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"holidays": "MA; FR"}, "holidays"),
+        ({"country": "CAN"}, "country"),
+        ({"first_day": "13/03/2027"}, "first_day"),
+        ({"days": "8"}, "days"),
+        ({"closes": "08:00"}, "opens"),
+        ({"counters": "0"}, "counters"),
+        ({"service-passport": "", "service-cnie": ""}, "services"),
+        ({"opens_on": "2027-03-13"}, "opens_on"),
+        ({"opens_time": "9h"}, "opens_on"),
+    ],
+)
+def test_the_managers_form_names_the_field_at_fault(change: dict[str, str], field: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        parse_mobile_day_form({**FORM, **change}, "consulate-montreal", ["passport", "cnie"])
+    assert set(refused.value.fields) == {field}
