@@ -56,6 +56,7 @@ from service.domain.verification import (
 from service.notify import events
 from service.store import audit, form_keys, outbox
 from service.store import bookings as booking_store
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
@@ -118,6 +119,10 @@ async def _seat_refusal(
     slot = await slot_store.get_slot(conn, slot_id)
     if slot is None or slot.service_id != service.id or slot.office_id != service.office_id:
         return errors.slot_not_found()
+    if slot.mobile_day_id is not None and not await mobile_day_store.open_for_booking(
+        conn, slot.mobile_day_id, now
+    ):
+        return errors.mobile_day_not_open()
     window = booking_window(now, service.earliest_hours, service.latest_days)
     if slot.starts_at < window.earliest:
         return errors.too_late()
@@ -131,7 +136,7 @@ async def _take_seat(
 ) -> Slot:
     window = booking_window(now, service.earliest_hours, service.latest_days)
     slot = await slot_store.take_seat(
-        conn, slot_id, service.office_id, service.id, window.earliest, window.latest
+        conn, slot_id, service.office_id, service.id, window.earliest, window.latest, now
     )
     if slot is None:
         raise await _seat_refusal(conn, slot_id, service, now)
@@ -223,7 +228,7 @@ async def book(
                 )  # fmt: skip
             else:
                 await events.record_booking_event(conn, booking.id, "confirmed", now=now)
-    return Booked(booking, office, service, token)
+    return Booked(booking, await _at_site(pool, office, booking), service, token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,7 +582,13 @@ async def authorise(
 
 async def booking_context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
     office, service = await _office_and_service(conn, booking.office_id, booking.service_id)
-    return BookingContext(booking, office, service)
+    return BookingContext(booking, await mobile_day_store.at_site(conn, office, booking.slot_id),
+                          service)  # fmt: skip
+
+
+async def _at_site(pool: asyncpg.Pool, office: Office, booking: Booking) -> Office:
+    async with pool.acquire() as conn:
+        return await mobile_day_store.at_site(conn, office, booking.slot_id)
 
 
 async def view(
@@ -702,7 +713,8 @@ async def reschedule(
                 {"from": booking.starts_at.isoformat(), "to": moved.starts_at.isoformat()},
             )
             await events.record_booking_event(conn, booking.id, "rescheduled", now=now)
-        return BookingContext(moved, office, service)
+        return BookingContext(moved, await mobile_day_store.at_site(conn, office, moved.slot_id),
+                              service)  # fmt: skip
 
 
 async def _change_status(

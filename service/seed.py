@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import phonenumbers
 
 from service.domain.calendar import HoursRule
 from service.domain.holidays import ramadan_periods
+from service.domain.mobile_day import MobileDay, MobileHours
 from service.domain.models import LANGUAGES, STORED_LANGUAGES, Office, Service, in_every_language
 from service.domain.practical import OfficeInfo
 from service.office.accounts import seed_demo_staff
 from service.store import documents as document_store
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 
@@ -97,6 +100,60 @@ def load_demo(today: date, path: Path = DATA_FILE) -> list[DemoOffice]:
     return result
 
 
+def load_mobile_days(now: datetime, path: Path = DATA_FILE) -> list[MobileDay]:
+    """The demo mobile days, dated from `now` (ids are the database's)."""
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    result = []
+    for raw in data.get("mobile_days", []):
+        zone_today = now.astimezone(ZoneInfo(raw["timezone"])).date()
+        ahead = zone_today + timedelta(weeks=int(raw["weeks_ahead"]))
+        first = ahead + timedelta(days=(5 - ahead.weekday()) % 7)  # a Saturday
+        opens = datetime.combine(
+            first - timedelta(days=int(raw["opens_days_before"])), time(9),
+            ZoneInfo(raw["timezone"]),
+        )  # fmt: skip
+        result.append(
+            MobileDay(
+                id=0,
+                office_id=raw["office"],
+                town=dict(raw["town"]),
+                country=raw["country"],
+                address=raw["address"],
+                timezone=raw["timezone"],
+                holiday_countries=tuple(raw["closed_on_holidays_of"]),
+                booking_opens_at=opens.astimezone(UTC),
+                hours=tuple(
+                    MobileHours(
+                        first + timedelta(days=n),
+                        office_store.wall(opens_at),
+                        office_store.wall(closes_at),
+                        int(raw["counters"]),
+                    )
+                    for n in range(int(raw["days"]))
+                    for opens_at, closes_at in raw["hours"]
+                ),
+                service_ids=tuple(raw["services"]),
+            )
+        )
+    return result
+
+
+async def seed_mobile_days(conn: asyncpg.Connection, now: datetime) -> int:
+    """Add each demo mobile day unless its office already has an upcoming one
+    in that town, then plan every upcoming one's slots; returns slots planned."""
+    total = 0
+    for demo in load_mobile_days(now):
+        office = await office_store.get_office(conn, demo.office_id)
+        if office is None:
+            continue
+        async with conn.transaction():
+            held = await mobile_day_store.upcoming(conn, now, office.id)
+            if not any(m.town["en"] == demo.town["en"] for m in held):
+                made = await mobile_day_store.create(conn, demo)
+                total += await mobile_day_store.regenerate(conn, office, made, now)
+    return total
+
+
 def _office_info(office: Office, texts: dict[str, dict[str, str]]) -> OfficeInfo:
     """Demo contact details: the example number phonenumbers gives for the
     office's country (a placeholder, like the address) and a reserved domain."""
@@ -170,5 +227,6 @@ async def seed_demo(conn: asyncpg.Connection, now: datetime, horizon_days: int) 
             await office_store.replace_hours(conn, demo.office.id, demo.rules)
             await office_store.set_office_info(conn, demo.office.id, demo.info)
             total += await slot_store.regenerate_office(conn, demo.office, now, horizon_days)
+    total += await seed_mobile_days(conn, now)
     await seed_demo_staff(conn, now)
     return total

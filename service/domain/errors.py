@@ -129,6 +129,12 @@ def already_booked() -> Conflict:
     )
 
 
+def mobile_day_not_open() -> Conflict:
+    return Conflict(
+        "mobile_day_not_open", N_("Bookings for this mobile consular day are not open yet.")
+    )
+
+
 def too_late() -> Conflict:
     return Conflict("too_late", N_("It is too late to change this appointment."))
 

@@ -48,6 +48,9 @@ REQUEST_ID_MAX = 64
 # A refused document file's reason, and a feedback comment (0085, 0086).
 DOCUMENT_REASON_MAX = 300
 FEEDBACK_COMMENT_MAX = 1000
+# A mobile consular day's town (each language) and venue address (0100).
+TOWN_MAX = 100
+VENUE_ADDRESS_MAX = 300
 _IN_EACH_LANGUAGE = ("ar", "en", "fr")
 
 MAX_LENGTHS: dict[tuple[str, str], int] = {
@@ -61,6 +64,7 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("outbox", "request_id"): REQUEST_ID_MAX,
     ("document_files", "refusal_reason"): DOCUMENT_REASON_MAX,
     ("feedback", "comment"): FEEDBACK_COMMENT_MAX,
+    ("mobile_days", "address"): VENUE_ADDRESS_MAX,
     **{
         (table, f"{column}_{language}"): longest
         for table, column, longest in (
@@ -69,6 +73,7 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
             ("services", "description", DESCRIPTION_MAX),
             ("services", "fees", PRACTICAL_TEXT_MAX),
             ("services", "late", PRACTICAL_TEXT_MAX),
+            ("mobile_days", "town", TOWN_MAX),
         )
         for language in _IN_EACH_LANGUAGE
     },

@@ -92,6 +92,8 @@ class Slot:
     # Seats left once the office's shared counters are counted (from the
     # availability queries); None when not computed.
     free: int | None = None
+    # Held at one of the office's mobile days, not at the office itself.
+    mobile_day_id: int | None = None
 
     @property
     def remaining(self) -> int:

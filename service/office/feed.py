@@ -62,7 +62,10 @@ def feed_file(office: Office, rows: Iterable[Mapping[str, Any]]) -> bytes:
             stamp=row["updated_at"],
             start=row["starts_at"],
             end=row["ends_at"],
-            summary=f"{row['name_fr']} · {row['reference']}",
+            summary=f"{row['name_fr']} · {row['reference']}"
+            # A mobile day's appointment names its town, at the venue.
+            + (f" · {row['site']}" if row.get("site") else ""),
+            location=row.get("site_address"),
             status="CONFIRMED",
             description=f"Status: {row['status']}",
         )

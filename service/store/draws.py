@@ -499,6 +499,7 @@ async def free_seats(conn: asyncpg.Connection, window: Window, after: datetime) 
         """SELECT id, starts_at, capacity - taken AS free FROM slots
            WHERE office_id = $1 AND service_id = $2 AND starts_at >= $3 AND starts_at < $4
              AND starts_at > $5 AND taken < capacity
+             AND mobile_day_id IS NULL  -- a draw allocates the office's own seats
            ORDER BY starts_at, id""",
         window.office_id,
         window.service_id,

@@ -39,9 +39,10 @@ async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> Booking
     row = await conn.fetchrow(
         """SELECT CASE WHEN b.notify_phone THEN b.phone END AS phone,
                   CASE WHEN b.notify_email THEN b.email END AS email,
-                  b.language, b.starts_at, o.timezone, b.message_channel,
+                  b.language, b.starts_at, w.timezone, b.message_channel,
                   o.reminder_offsets_minutes, o.quiet_hours_start, o.quiet_hours_end
            FROM bookings b JOIN offices o ON o.id = b.office_id
+           JOIN booking_sites w ON w.booking_id = b.id
            WHERE b.id = $1""",
         booking_id,
     )
@@ -160,9 +161,10 @@ async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[E
     transaction that gives them back (`requeue` or `mark_skipped`)."""
     rows = await conn.fetch(
         """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
-                  f.timezone
+                  COALESCE(site.timezone, f.timezone) AS timezone
            FROM outbox o
            LEFT JOIN bookings b ON b.id = o.booking_id
+           LEFT JOIN booking_sites site ON site.booking_id = b.id
            LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
            LEFT JOIN draw_windows w ON w.id = e.window_id
            JOIN offices f ON f.id = COALESCE(b.office_id, w.office_id)
@@ -356,9 +358,15 @@ async def claim(
                   COALESCE(b.starts_at, c.appointment_at) AS booking_starts_at,
                   COALESCE(b.ends_at, c.appointment_at) AS booking_ends_at,
                   COALESCE(b.citizen_name, e.citizen_name) AS citizen_name,
-                  o.id AS office_id, o.kind AS office_kind, o.country, o.reference_prefix,
+                  o.id AS office_id, o.kind AS office_kind,
+                  COALESCE(site.country, o.country) AS country, o.reference_prefix,
                   o.name_ar, o.name_fr, o.name_en,
-                  o.city_ar, o.city_fr, o.city_en, o.address, o.timezone,
+                  -- The venue's town, address and zone for a mobile day's booking.
+                  COALESCE(site.city_ar, o.city_ar) AS city_ar,
+                  COALESCE(site.city_fr, o.city_fr) AS city_fr,
+                  COALESCE(site.city_en, o.city_en) AS city_en,
+                  COALESCE(site.address, o.address) AS address,
+                  COALESCE(site.timezone, o.timezone) AS timezone,
                   o.quiet_hours_start, o.quiet_hours_end, o.email_from, o.email_reply_to,
                   s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
                   s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
@@ -370,6 +378,7 @@ async def claim(
                   o.pickup_from, o.pickup_until, s.pickup_by_appointment
            FROM c
            LEFT JOIN bookings b ON b.id = c.booking_id
+           LEFT JOIN booking_sites site ON site.booking_id = b.id
            LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
            LEFT JOIN draw_windows w ON w.id = e.window_id
            JOIN offices o ON o.id = COALESCE(b.office_id, w.office_id)

@@ -21,6 +21,9 @@ from service.store.languages import by_language
 class DayEntry:
     booking: Booking
     service_name: dict[str, str]
+    # Held at a mobile day: its town (by language) and the venue's zone.
+    site: dict[str, str] | None = None
+    site_timezone: str | None = None
 
 
 async def day_entries(
@@ -28,8 +31,11 @@ async def day_entries(
 ) -> list[DayEntry]:
     """Bookings starting in [start, end), expired holds left out, in time order."""
     rows = await conn.fetch(
-        """SELECT b.*, s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en
+        """SELECT b.*, s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
+                  m.town_ar AS m_ar, m.town_fr AS m_fr, m.town_en AS m_en, m.timezone AS m_zone
            FROM bookings b JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id
+           JOIN slots sl ON sl.id = b.slot_id
+           LEFT JOIN mobile_days m ON m.id = sl.mobile_day_id
            WHERE b.office_id = $1 AND b.starts_at >= $2 AND b.starts_at < $3
              AND b.status <> 'expired'
            ORDER BY b.starts_at, s.name_en, b.reference""",
@@ -37,7 +43,15 @@ async def day_entries(
         start,
         end,
     )
-    return [DayEntry(_booking(r), by_language(r, "s")) for r in rows]
+    return [
+        DayEntry(
+            _booking(r),
+            by_language(r, "s"),
+            by_language(r, "m") if r["m_zone"] else None,
+            r["m_zone"],
+        )
+        for r in rows
+    ]
 
 
 async def capacities(
@@ -45,7 +59,7 @@ async def capacities(
 ) -> list[tuple[datetime, int]]:
     rows = await conn.fetch(
         """SELECT starts_at, capacity FROM slots
-           WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3""",
+           WHERE office_id = $1 AND mobile_day_id IS NULL AND starts_at >= $2 AND starts_at < $3""",
         office_id,
         start,
         end,
@@ -62,7 +76,8 @@ async def slot_days(
             """SELECT (starts_at AT TIME ZONE $4)::date AS day,
                       count(*) FILTER (WHERE capacity > 0) AS slots,
                       COALESCE(sum(capacity), 0) AS seats, COALESCE(sum(taken), 0) AS taken
-               FROM slots WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+               FROM slots WHERE office_id = $1 AND mobile_day_id IS NULL
+                 AND starts_at >= $2 AND starts_at < $3
                GROUP BY 1 ORDER BY 1""",
             office_id,
             start,
@@ -123,8 +138,12 @@ async def feed_bookings(
     return list(
         await conn.fetch(
             """SELECT b.reference, b.status, b.starts_at, b.ends_at, b.updated_at,
-                      s.name_fr, s.name_en, s.name_ar
+                      s.name_fr, s.name_en, s.name_ar,
+                      -- Held at a mobile day: its town and venue.
+                      m.town_fr AS site, m.address AS site_address
                FROM bookings b JOIN services s ON s.office_id = b.office_id AND s.id = b.service_id
+               JOIN slots sl ON sl.id = b.slot_id
+               LEFT JOIN mobile_days m ON m.id = sl.mobile_day_id
                WHERE b.office_id = $1 AND b.starts_at >= $2 AND b.starts_at < $3
                  AND b.status IN ('confirmed', 'checked_in', 'done', 'no_show')
                ORDER BY b.starts_at, b.reference""",

@@ -25,6 +25,7 @@ from service.domain.calendar import (
 )
 from service.domain.holidays import holidays_for
 from service.domain.models import Booking, Office, Slot
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 
 
@@ -39,12 +40,13 @@ def _slot(r: asyncpg.Record) -> Slot:
         taken=r["taken"],
         pooled=r["pooled"],
         free=r.get("free"),
+        mobile_day_id=r.get("mobile_day_id"),
     )
 
 
 # The cells an appointment covers, for a slot row aliased `s`.
-_COVERED = """c.office_id = s.office_id AND c.starts_at > s.starts_at - $CELL::interval
-               AND c.starts_at < s.ends_at"""
+_COVERED = """c.office_id = s.office_id AND c.mobile_day_id IS NOT DISTINCT FROM s.mobile_day_id
+               AND c.starts_at > s.starts_at - $CELL::interval AND c.starts_at < s.ends_at"""
 # Seats left on a slot: its own, and for a pooled slot the fewest counters
 # free in any cell it covers.
 _FREE = f"""CASE WHEN s.pooled THEN LEAST(s.capacity - s.taken, COALESCE(
@@ -82,23 +84,29 @@ async def take_seat(
     service_id: str,
     earliest: datetime,
     latest: datetime,
+    now: datetime | None = None,
 ) -> Slot | None:
     """Take one seat, or None when the slot is full, unknown or out of window.
 
     The guard sits in the statement itself: concurrent callers queue on the row
     lock and each re-checks `taken < capacity` against the committed value, so
-    no interleaving can oversell.
+    no interleaving can oversell. A mobile day's slot also waits for the
+    instant its bookings open (`now` past it; without `now`, never).
     """
     row = await conn.fetchrow(
         """UPDATE slots SET taken = taken + 1
            WHERE id = $1 AND office_id = $2 AND service_id = $3
              AND taken < capacity AND starts_at >= $4 AND starts_at <= $5
+             AND (mobile_day_id IS NULL OR EXISTS (
+                 SELECT 1 FROM mobile_days m
+                 WHERE m.id = slots.mobile_day_id AND m.booking_opens_at <= $6::timestamptz))
            RETURNING *""",
         slot_id,
         office_id,
         service_id,
         earliest,
         latest,
+        now,
     )
     if row is None:
         return None
@@ -111,14 +119,20 @@ async def _counters_for(
 ) -> bool:
     """After a seat was taken on `slot`: a pooled slot also needs a shared
     counter for [starts_at, ends_at); without one the seat is given back."""
-    if slot.pooled and not await _take_counters(conn, slot.office_id, starts_at, ends_at):
+    if slot.pooled and not await _take_counters(
+        conn, slot.office_id, slot.mobile_day_id, starts_at, ends_at
+    ):
         await conn.execute("UPDATE slots SET taken = taken - 1 WHERE id = $1", slot.id)
         return False
     return True
 
 
 async def _take_counters(
-    conn: asyncpg.Connection, office_id: str, starts_at: datetime, ends_at: datetime
+    conn: asyncpg.Connection,
+    office_id: str,
+    mobile_day_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
 ) -> bool:
     """One shared counter in every cell the appointment covers, or none.
 
@@ -130,11 +144,12 @@ async def _take_counters(
             done: str = await conn.execute(
                 """UPDATE counter_cells SET taken = taken + 1
                    WHERE office_id = $1 AND starts_at > $2::timestamptz - $4::interval
-                     AND starts_at < $3""",
+                     AND starts_at < $3 AND mobile_day_id IS NOT DISTINCT FROM $5""",
                 office_id,
                 starts_at,
                 ends_at,
                 CELL,
+                mobile_day_id,
             )
             # Every covered cell must exist: a slot outside the counters'
             # hours cannot be sold.
@@ -150,16 +165,21 @@ class _NoCounter(Exception):
 
 
 async def _release_counters(
-    conn: asyncpg.Connection, office_id: str, starts_at: datetime, ends_at: datetime
+    conn: asyncpg.Connection,
+    office_id: str,
+    mobile_day_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
 ) -> None:
     await conn.execute(
         """UPDATE counter_cells SET taken = taken - 1
            WHERE office_id = $1 AND starts_at > $2::timestamptz - $4::interval
-             AND starts_at < $3 AND taken > 0""",
+             AND starts_at < $3 AND taken > 0 AND mobile_day_id IS NOT DISTINCT FROM $5""",
         office_id,
         starts_at,
         ends_at,
         CELL,
+        mobile_day_id,
     )
 
 
@@ -185,6 +205,7 @@ async def lock_for_move(conn: asyncpg.Connection, slot_ids: list[int]) -> None:
         """SELECT 1 FROM counter_cells c
            WHERE EXISTS (SELECT 1 FROM slots s WHERE s.id = ANY($1::bigint[]) AND s.pooled
                          AND c.office_id = s.office_id
+                         AND c.mobile_day_id IS NOT DISTINCT FROM s.mobile_day_id
                          AND c.starts_at > s.starts_at - $2::interval AND c.starts_at < s.ends_at)
            ORDER BY c.office_id, c.starts_at FOR UPDATE""",
         slot_ids,
@@ -196,11 +217,14 @@ async def release_seat(conn: asyncpg.Connection, booking: Booking) -> None:
     """Free a booking's seat, and its counters by the booking's own times
     (the slot's may have changed since, with the service's duration)."""
     row = await conn.fetchrow(
-        "UPDATE slots SET taken = taken - 1 WHERE id = $1 AND taken > 0 RETURNING pooled",
+        """UPDATE slots SET taken = taken - 1 WHERE id = $1 AND taken > 0
+           RETURNING pooled, mobile_day_id""",
         booking.slot_id,
     )
     if row is not None and row["pooled"]:
-        await _release_counters(conn, booking.office_id, booking.starts_at, booking.ends_at)
+        await _release_counters(
+            conn, booking.office_id, row["mobile_day_id"], booking.starts_at, booking.ends_at
+        )
 
 
 async def available(
@@ -211,8 +235,10 @@ async def available(
     end: datetime,
     earliest: datetime,
     latest: datetime,
+    mobile_day_id: int | None = None,
 ) -> list[Slot]:
-    """Slots with a free seat starting in [start, end) and inside the booking window."""
+    """Slots with a free seat starting in [start, end) and inside the booking
+    window, at the office itself or at one of its mobile days."""
     rows = await conn.fetch(
         _with_cell(
             f"""SELECT * FROM (
@@ -220,6 +246,7 @@ async def available(
                    WHERE s.office_id = $1 AND s.service_id = $2
                      AND s.starts_at >= GREATEST($3::timestamptz, $5::timestamptz)
                      AND s.starts_at < $4 AND s.starts_at <= $6 AND s.taken < s.capacity
+                     AND s.mobile_day_id IS NOT DISTINCT FROM $8
                ) t WHERE free > 0 ORDER BY starts_at""",
             7,
         ),
@@ -230,12 +257,18 @@ async def available(
         earliest,
         latest,
         CELL,
+        mobile_day_id,
     )
     return [_slot(r) for r in rows]
 
 
 async def slots_between(
-    conn: asyncpg.Connection, office_id: str, service_id: str, start: datetime, end: datetime
+    conn: asyncpg.Connection,
+    office_id: str,
+    service_id: str,
+    start: datetime,
+    end: datetime,
+    mobile_day_id: int | None = None,
 ) -> list[Slot]:
     """Every slot, full or not, for calendars that show full days as such."""
     rows = await conn.fetch(
@@ -243,6 +276,7 @@ async def slots_between(
             f"""SELECT s.*, {_FREE} AS free FROM slots s
                 WHERE s.office_id = $1 AND s.service_id = $2
                   AND s.starts_at >= $3 AND s.starts_at < $4 AND s.capacity > 0
+                  AND s.mobile_day_id IS NOT DISTINCT FROM $6
                 ORDER BY s.starts_at""",
             5,
         ),
@@ -251,6 +285,7 @@ async def slots_between(
         start,
         end,
         CELL,
+        mobile_day_id,
     )
     return [_slot(r) for r in rows]
 
@@ -261,8 +296,10 @@ async def apply_plan(
     plans: list[SlotPlan],
     start: datetime,
     end: datetime,
+    mobile_day_id: int | None = None,
 ) -> None:
-    """Make the slots in [start, end) match `plans`, never losing a booking.
+    """Make the slots in [start, end) of the office itself, or of one of its
+    mobile days, match `plans`, never losing a booking.
 
     Planned slots are inserted or get their new capacity; slots no longer
     planned drop to capacity 0 and are deleted only when no booking, active or
@@ -281,9 +318,11 @@ async def apply_plan(
         [p.pooled for p in plans],
     )
     await conn.execute(
-        f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled)
-            SELECT $6, service_id, starts_at, ends_at, capacity, pooled FROM ({planned}) p
-            ON CONFLICT (office_id, service_id, starts_at) DO UPDATE
+        f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled,
+                               mobile_day_id)
+            SELECT $6, service_id, starts_at, ends_at, capacity, pooled, $7::bigint
+            FROM ({planned}) p
+            ON CONFLICT (office_id, service_id, starts_at, mobile_day_id) DO UPDATE
             SET capacity = EXCLUDED.capacity, ends_at = EXCLUDED.ends_at,
                 -- A slot whose bookings hold counters (or not) keeps its kind
                 -- until they are gone, so releases match what was taken.
@@ -292,11 +331,13 @@ async def apply_plan(
                OR slots.pooled <> EXCLUDED.pooled""",
         *columns,
         office_id,
+        mobile_day_id,
     )
     stale = f"""slots.office_id = $6 AND slots.starts_at >= $7 AND slots.starts_at < $8
+        AND slots.mobile_day_id IS NOT DISTINCT FROM $9
         AND (slots.service_id, slots.starts_at) NOT IN (
             SELECT service_id, starts_at FROM ({planned}) p)"""
-    args = (*columns, office_id, start, end)
+    args = (*columns, office_id, start, end, mobile_day_id)
     await conn.execute(f"UPDATE slots SET capacity = 0 WHERE capacity <> 0 AND {stale}", *args)
     await conn.execute(
         f"""DELETE FROM slots WHERE taken = 0 AND {stale}
@@ -338,7 +379,9 @@ async def regenerate_office(
     await apply_plan(conn, office.id, upcoming, now, end)
     cells = [c for c in plan_counters(rules, closed, zone, first, last) if c.starts_at > now]
     await apply_counters(conn, office.id, cells, now, end)
-    return len(upcoming)
+    # Its mobile days follow the office's services (one closed, a length
+    # changed), in the same transaction.
+    return len(upcoming) + await mobile_day_store.regenerate_office(conn, office, now)
 
 
 async def apply_counters(
@@ -347,6 +390,7 @@ async def apply_counters(
     cells: list[CounterCell],
     start: datetime,
     end: datetime,
+    mobile_day_id: int | None = None,
 ) -> None:
     """Make the counter cells in [start, end) match the plan, like apply_plan.
 
@@ -357,23 +401,27 @@ async def apply_counters(
     planned = """SELECT * FROM unnest($1::timestamptz[], $2::integer[]) AS p(starts_at, capacity)"""
     columns = ([c.starts_at for c in cells], [c.capacity for c in cells])
     await conn.execute(
-        f"""INSERT INTO counter_cells (office_id, starts_at, capacity, taken)
+        f"""INSERT INTO counter_cells (office_id, starts_at, capacity, taken, mobile_day_id)
             SELECT $3, p.starts_at, p.capacity, (
                 SELECT count(*) FROM bookings b JOIN slots s ON s.id = b.slot_id
                 WHERE s.office_id = $3 AND s.pooled
+                  AND s.mobile_day_id IS NOT DISTINCT FROM $5::bigint
                   AND b.status IN ('held', 'confirmed', 'checked_in')
-                  AND b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at)
+                  AND b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at),
+                $5::bigint
             FROM ({planned}) p
-            ON CONFLICT (office_id, starts_at) DO UPDATE SET capacity = EXCLUDED.capacity
+            ON CONFLICT (office_id, starts_at, mobile_day_id) DO UPDATE
+            SET capacity = EXCLUDED.capacity
             WHERE counter_cells.capacity <> EXCLUDED.capacity""",
         *columns,
         office_id,
         CELL,
+        mobile_day_id,
     )
     stale = f"""counter_cells.office_id = $3 AND counter_cells.starts_at >= $4
-        AND counter_cells.starts_at < $5
+        AND counter_cells.starts_at < $5 AND counter_cells.mobile_day_id IS NOT DISTINCT FROM $6
         AND counter_cells.starts_at NOT IN (SELECT starts_at FROM ({planned}) p)"""
-    args = (*columns, office_id, start, end)
+    args = (*columns, office_id, start, end, mobile_day_id)
     await conn.execute(
         f"UPDATE counter_cells SET capacity = 0 WHERE capacity <> 0 AND {stale}", *args
     )
@@ -402,7 +450,8 @@ async def over_counters(conn: asyncpg.Connection, office_id: str, after: datetim
     rows = await conn.fetch(
         """WITH over AS (
                SELECT starts_at, capacity FROM counter_cells
-               WHERE office_id = $1 AND starts_at > $2 AND taken > capacity
+               WHERE office_id = $1 AND mobile_day_id IS NULL AND starts_at > $2
+                 AND taken > capacity
            ), covering AS (
                SELECT o.capacity, b.reference, row_number() OVER (
                           PARTITION BY o.starts_at
@@ -411,7 +460,7 @@ async def over_counters(conn: asyncpg.Connection, office_id: str, after: datetim
                JOIN bookings b ON b.office_id = $1
                     AND b.status IN ('held', 'confirmed', 'checked_in')
                     AND b.starts_at < o.starts_at + $3::interval AND b.ends_at > o.starts_at
-               JOIN slots s ON s.id = b.slot_id AND s.pooled
+               JOIN slots s ON s.id = b.slot_id AND s.pooled AND s.mobile_day_id IS NULL
            )
            SELECT DISTINCT reference FROM covering WHERE n > capacity""",
         office_id,

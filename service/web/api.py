@@ -13,8 +13,10 @@ from service import bookings
 from service.domain import errors, fields
 from service.domain.booking import booking_window, manage_url, normalise_reference
 from service.domain.errors import N_
+from service.domain.mobile_day import MobileDay
 from service.domain.models import LANGUAGES, Booking, Office, Service
 from service.domain.validation import RawDetails
+from service.store import mobile_days as mobile_day_store
 from service.web import limits
 from service.web.inputs import day_param, json_body
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
@@ -164,6 +166,37 @@ async def load_office(request: web.Request) -> Office:
 async def list_offices(request: web.Request) -> web.Response:
     offices = await read_cache(request).offices()
     return web.json_response([office_json(o) for o in offices])
+
+
+def mobile_day_json(mobile_day: MobileDay) -> dict[str, Any]:
+    zone = mobile_day.zone
+    return {
+        "id": mobile_day.id,
+        "office": mobile_day.office_id,
+        "town": mobile_day.town,
+        "country": mobile_day.country,
+        "address": mobile_day.address,
+        "timezone": mobile_day.timezone,
+        "dates": [d.isoformat() for d in mobile_day.dates],
+        "hours": [
+            {
+                "date": h.day.isoformat(),
+                "opens": h.opens_at.strftime("%H:%M"),
+                "closes": h.closes_at.strftime("%H:%M"),
+            }
+            for h in mobile_day.hours
+        ],
+        "services": list(mobile_day.service_ids),
+        "booking_opens_at": mobile_day.booking_opens_at.astimezone(zone).isoformat(),
+    }
+
+
+@routes.get("/api/v1/mobile-days")
+async def list_mobile_days(request: web.Request) -> web.Response:
+    """Upcoming mobile consular days of every consulate, soonest first."""
+    async with request.app[POOL_KEY].acquire() as conn:
+        upcoming = await mobile_day_store.upcoming(conn, request.app[CLOCK_KEY]())
+    return web.json_response([mobile_day_json(m) for m in upcoming])
 
 
 @routes.get("/api/v1/offices/{office}/services")

@@ -48,9 +48,11 @@ from service.domain.validation import RawDetails
 from service.office import documents
 from service.office.queue import place_in_queue
 from service.store import form_keys
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n, limits
+from service.web import mobile as mobile_pages
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS, LABELS
@@ -70,7 +72,9 @@ FORM_KEY_REPLAY = timedelta(hours=2)
 ALTERNATIVES = 6
 _FORM_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _PREFIX_RE = re.compile(r"^[A-Z]{2,5}$")
-_SLOT_REFUSALS = frozenset({"slot_full", "too_late", "not_open_yet", "slot_not_found"})
+_SLOT_REFUSALS = frozenset(
+    {"slot_full", "too_late", "not_open_yet", "slot_not_found", "mobile_day_not_open"}
+)
 _NO_LONGER_FREE = N_("This time is no longer available. Please choose another time.")
 DETAIL_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
 # The booking form asks where its messages go as well (a draw request does not).
@@ -351,8 +355,28 @@ async def start(request: web.Request) -> web.Response:
             key=lambda item: i18n.collation_key(item[0]),
         )
         prefectures.sort(key=lambda o: i18n.collation_key(o.name[language]))
+        async with request.app[POOL_KEY].acquire() as conn:
+            mobile = await mobile_pages.upcoming_views(conn, _now(request), language)
+        # Those open for booking near the top, by country; the others below.
+        open_by_country: dict[str, list[mobile_pages.MobileDayView]] = {}
+        for view in mobile:
+            if view.open:
+                open_by_country.setdefault(view.day.country, []).append(view)
         return render(
-            request, "citizen/start.html", {"countries": countries, "prefectures": prefectures}
+            request,
+            "citizen/start.html",
+            {
+                "countries": countries,
+                "prefectures": prefectures,
+                "mobile_open": sorted(
+                    (
+                        (i18n.country_name(code, language), views)
+                        for code, views in open_by_country.items()
+                    ),
+                    key=lambda item: i18n.collation_key(item[0]),
+                ),
+                "mobile_soon": [v for v in mobile if not v.open],
+            },
         )
 
     return await kept_page(request, language, None, page)
@@ -388,11 +412,13 @@ async def office_page(request: web.Request) -> web.Response:
         services = await office_store.list_services(conn, office.id)
         info = await office_store.office_info(conn, office.id)
         rules = await office_store.hours_rules(conn, office.id)
+        mobile = await mobile_pages.upcoming_views(conn, _now(request), language, office.id)
     return render(
         request,
         "citizen/office.html",
         {
             "office": office,
+            "mobile_days": mobile,
             "services": services,
             "info": info,
             "phone_display": international_format(info.phone) if info.phone else None,
@@ -457,14 +483,25 @@ async def slots_page(request: web.Request) -> web.Response:
 
 
 async def _alternatives(
-    conn: asyncpg.Connection, office: Office, service: Service, now: datetime, after: datetime
+    conn: asyncpg.Connection,
+    office: Office,
+    service: Service,
+    now: datetime,
+    after: datetime,
+    mobile_day_id: int | None = None,
 ) -> list[Slot]:
+    """Other free times, at the office or at the mobile day of the time
+    first chosen (none there before its bookings open)."""
+    if mobile_day_id is not None and not await mobile_day_store.open_for_booking(
+        conn, mobile_day_id, now
+    ):
+        return []
     window = booking_window(now, service.earliest_hours, service.latest_days)
     # After a time that cannot be booked yet, the first bookable ones.
     begin = max(after, window.earliest) if after <= window.latest else window.earliest
     found = await slot_store.available(
         conn, office.id, service.id, begin, window.latest + timedelta(seconds=1),
-        window.earliest, window.latest,
+        window.earliest, window.latest, mobile_day_id,
     )  # fmt: skip
     return found[:ALTERNATIVES]
 
@@ -530,14 +567,24 @@ async def book_form(request: web.Request) -> web.Response:
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
         if slot is None or slot.service_id != service.id or slot.office_id != office.id:
             see_other(f"/offices/{office.id}/{service.id}")
+        # A mobile day's time: its venue, town and zone.
+        office = await mobile_day_store.at_site(conn, office, slot.id)
         window = booking_window(now, service.earliest_hours, service.latest_days)
         problem = None
         alternatives: list[Slot] = []
-        if slot.remaining <= 0 or not window.earliest <= slot.starts_at <= window.latest:
+        if slot.mobile_day_id is not None and not await mobile_day_store.open_for_booking(
+            conn, slot.mobile_day_id, now
+        ):
+            problem = errors.mobile_day_not_open().message
+        elif slot.remaining <= 0 or not window.earliest <= slot.starts_at <= window.latest:
             problem = _NO_LONGER_FREE
-            alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
-    values = dict.fromkeys(BOOK_FIELDS, "")
-    values |= {"language": language, "phone_country": office.country}
+            alternatives = await _alternatives(
+                conn, office, service, now, slot.starts_at, slot.mobile_day_id
+            )
+    values = dict.fromkeys(BOOK_FIELDS, "") | {
+        "language": language,
+        "phone_country": office.country,
+    }
     context = book_context(
         request, office, service, slot, values, secrets.token_urlsafe(32),
         problem=problem, alternatives=alternatives,
@@ -563,6 +610,8 @@ async def book_submit(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         office, service = await _office_service(request, conn)
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
+        if slot is not None:
+            office = await mobile_day_store.at_site(conn, office, slot.id)
     if slot is None or slot.office_id != office.id or slot.service_id != service.id:
         async with pool.acquire() as conn:
             alternatives = await _alternatives(conn, office, service, now, now)
@@ -610,7 +659,9 @@ async def book_submit(request: web.Request) -> web.Response:
         if refusal.code not in _SLOT_REFUSALS:
             raise
         async with pool.acquire() as conn:
-            alternatives = await _alternatives(conn, office, service, now, slot.starts_at)
+            alternatives = await _alternatives(
+                conn, office, service, now, slot.starts_at, slot.mobile_day_id
+            )
         context = book_context(
             request, office, service, slot, values, form_key,
             problem=refusal.message, alternatives=alternatives,

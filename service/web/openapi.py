@@ -60,6 +60,7 @@ _ERROR_CODES = [
     "no_document",
     "not_received",
     "bad_file_transition",
+    "mobile_day_not_open",
 ]
 
 
@@ -222,7 +223,9 @@ def _draw_paths() -> dict[str, Any]:
 def _citizen_paths() -> dict[str, Any]:
     booking_refusals = {
         "404": _error("Unknown office, service or slot"),
-        "409": _error("slot_full, already_booked, too_late or not_open_yet"),
+        "409": _error(
+            "slot_full, already_booked, too_late, not_open_yet or mobile_day_not_open"
+        ),
         "422": _error("validation: one message per field"),
         "429": _too_many(_RATE_LIMITED),
     }
@@ -232,6 +235,13 @@ def _citizen_paths() -> dict[str, Any]:
             "get": _operation(
                 "List offices",
                 {"200": _ok("Offices", {"type": "array", "items": _ref("Office")})},
+            )
+        },
+        "/api/v1/mobile-days": {
+            "get": _operation(
+                "Upcoming mobile consular days (a consulate serving in a town of its "
+                "district, on the venue's clock), soonest first",
+                {"200": _ok("Mobile days", {"type": "array", "items": _ref("MobileDay")})},
             )
         },
         "/api/v1/offices/{office}/services": {
@@ -774,6 +784,33 @@ def _schemas() -> dict[str, Any]:
                 "city": _LANG,
                 "country": _TEXT,
                 "timezone": _TEXT,
+            }
+        ),
+        "MobileDay": _record(
+            {
+                "id": _ID,
+                "office": _TEXT,
+                "town": _LANG,
+                "country": _TEXT,
+                "address": _TEXT,
+                "timezone": {**_TEXT, "description": "The venue's IANA zone"},
+                "dates": {"type": "array", "items": {"type": "string", "format": "date"}},
+                "hours": {
+                    "type": "array",
+                    "items": _record(
+                        {
+                            "date": {"type": "string", "format": "date"},
+                            "opens": {**_TEXT, "description": "HH:MM, the venue's time"},
+                            "closes": {**_TEXT, "description": "HH:MM, the venue's time"},
+                        }
+                    ),
+                },
+                "services": {"type": "array", "items": _TEXT},
+                "booking_opens_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "No booking before this instant (the venue's UTC offset)",
+                },
             }
         ),
         "Service": _record(

@@ -127,8 +127,9 @@ async def test_the_api_keeps_its_documented_contract_anonymously(
     report = await _schemathesis(live_server, config)
     # 11 operations, the waiting room's call, the code step's verify and
     # resend, a draw's public record, an office's draws, a service's mode,
-    # opening a window, moving a document file and the uncollected documents.
-    assert "20 selected / 20 total" in report
+    # opening a window, moving a document file, the uncollected documents and
+    # the upcoming mobile days.
+    assert "21 selected / 21 total" in report
 
 
 async def test_the_api_keeps_its_documented_contract_with_tokens(

@@ -325,7 +325,7 @@ async def test_shorter_hours_list_stranded_bookings_and_can_keep_them(
         )
         afternoons = await conn.fetchval(
             """SELECT count(*) FROM slots WHERE office_id = 'consulate-paris'
-               AND capacity > 0 AND starts_at > $1
+               AND mobile_day_id IS NULL AND capacity > 0 AND starts_at > $1
                AND (starts_at AT TIME ZONE 'Europe/Paris')::time >= '13:00'""",
             START,
         )

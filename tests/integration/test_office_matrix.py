@@ -51,6 +51,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/office/{office}/hours", P.MANAGE_HOURS, {"hours": "not a rule"}),
     ("POST", "/office/{office}/closures", P.MANAGE_HOURS, {"day": ""}),
     ("POST", "/office/{office}/closures/{day}/remove", P.MANAGE_HOURS, {}),
+    ("GET", "/office/{office}/mobile-days", P.MANAGE_HOURS, None),
+    ("POST", "/office/{office}/mobile-days", P.MANAGE_HOURS, {"town_fr": ""}),
     ("GET", "/office/{office}/stats", P.VIEW_STATS, None),
     ("GET", "/office/{office}/staff", P.MANAGE_STAFF, None),
     ("POST", "/office/{office}/staff", P.MANAGE_STAFF, {"role": "", "email": ""}),

@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -165,8 +166,9 @@ async def csv_export(request: web.Request) -> web.Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["time", "end", "reference", "service", "name", "phone", "email", "document", "status"]
-    )
+        ["time", "end", "reference", "service", "name", "phone", "email", "document", "status",
+         "site", "site_time"]
+    )  # fmt: skip
     for entry in schedule.entries:
         b = entry.booking
         writer.writerow(
@@ -180,6 +182,13 @@ async def csv_export(request: web.Request) -> web.Response:
                 _csv_cell(b.email or ""),
                 _csv_cell(mask_document(b.document_number)),
                 _csv_cell(b.status),
+                # A mobile day's booking: the town, and the time on the venue's clock.
+                _csv_cell(entry.site.get(language, entry.site["en"]) if entry.site else ""),
+                _csv_cell(
+                    b.starts_at.astimezone(ZoneInfo(entry.site_timezone)).strftime("%H:%M")
+                    if entry.site_timezone
+                    else ""
+                ),
             ]
         )
     filename = f"{office.id}-{day.isoformat()}.csv"

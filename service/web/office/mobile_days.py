@@ -1,0 +1,59 @@
+"""The mobile consular days page of an office (service.office.mobile_days)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.domain import errors
+from service.domain.mobile_day import FORM_FIELDS
+from service.domain.staff import Permission, StaffMember
+from service.office.mobile_days import create_mobile_day, office_mobile_days
+from service.web.keys import POOL_KEY
+from service.web.office import pages
+from service.web.sessions import authorise
+
+routes = web.RouteTableDef()
+
+
+async def _page(
+    request: web.Request,
+    member: StaffMember,
+    values: dict[str, str],
+    problems: dict[str, str],
+    status: int = 200,
+) -> web.Response:
+    office, services, upcoming = await office_mobile_days(
+        request.app[POOL_KEY], pages.office_id(request), pages.now(request)
+    )
+    context = await pages.base_context(request, member, office.id)
+    context.update(
+        services=services,
+        upcoming=upcoming,
+        values=values,
+        problems={k: pages.translate(request, v) for k, v in problems.items()},
+        fields=FORM_FIELDS,
+        notice=pages.notice(request, request.query.get("notice")),
+    )
+    return pages.render(
+        request, "mobile_days.html", context, status=status,
+        switch_to=f"/office/{office.id}/mobile-days",
+    )  # fmt: skip
+
+
+@routes.get("/office/{office}/mobile-days")
+async def mobile_days_page(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_HOURS)
+    return await _page(request, member, {"days": "1", "counters": "2"}, {})
+
+
+@routes.post("/office/{office}/mobile-days")
+async def mobile_days_submit(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.MANAGE_HOURS)
+    form = await pages.form(request)
+    try:
+        await create_mobile_day(
+            request.app[POOL_KEY], pages.office_id(request), form, pages.now(request)
+        )
+    except errors.ValidationFailed as invalid:
+        return await _page(request, member, form, invalid.fields, 422)
+    raise web.HTTPSeeOther(f"/office/{pages.office_id(request)}/mobile-days?notice=mobile_day")
