@@ -19,7 +19,7 @@ from service.domain.calendar import CounterCell, HoursRule, SlotPlan, plan_count
 from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import TOWN_MAX, VENUE_ADDRESS_MAX, parse_day
 from service.domain.hours_form import _wall as parse_wall
-from service.domain.models import Office
+from service.domain.models import STORED_LANGUAGES, Office, in_every_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ def parse_mobile_day_form(
 
     town = {
         lang: text(f"town_{lang}", TOWN_MAX, N_("Enter the town's name, at most 100 characters."))
-        for lang in ("ar", "fr", "en")
+        for lang in STORED_LANGUAGES
     }
     address = text(
         "address", VENUE_ADDRESS_MAX, N_("Enter the venue's address, at most 300 characters.")
@@ -159,7 +159,7 @@ def parse_mobile_day_form(
     return MobileDay(
         id=0,
         office_id=office_id,
-        town=town,
+        town=in_every_language(town),
         country=country,
         address=address,
         timezone=zone,

@@ -21,6 +21,7 @@ from icalendar import Calendar
 from service import bookings
 from service.domain import errors
 from service.domain.mobile_day import MobileDay, MobileHours
+from service.domain.models import in_every_language
 from service.domain.validation import RawDetails
 from service.seed import seed_demo
 from service.store import mobile_days as mobile_day_store
@@ -46,7 +47,7 @@ def edmonton_day() -> MobileDay:
     return MobileDay(
         id=0,
         office_id=OFFICE,
-        town={"ar": "إدمونتون", "fr": "Edmonton", "en": "Edmonton"},
+        town=in_every_language({"ar": "إدمونتون", "fr": "Edmonton", "en": "Edmonton"}),
         country="CA",
         address=VENUE,
         timezone="America/Edmonton",
