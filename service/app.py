@@ -13,6 +13,7 @@ from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
 from service.web import (
+    accesslog,
     api,
     citizen,
     devmessages,
@@ -50,6 +51,7 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)
+    accesslog.install(app)
     observe.install(app)
     security.install(app)
     templating.setup(app)
