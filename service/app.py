@@ -19,6 +19,7 @@ from service.web import (
     devmessages,
     errors,
     inputs,
+    limits,
     observe,
     office,
     outage,
@@ -62,6 +63,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    limits.install(app)
     readcache.install(app)
     app.add_routes(system.routes)
     app.add_routes(api.routes)
