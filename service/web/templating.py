@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -100,10 +100,7 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.path.startswith(NOT_PAGES):
         return await handler(request)
     language = request_language(request)
-    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = {
-        "request": request,
-        **language_context(request, language),
-    }
+    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = _PageContext(request, language)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -114,6 +111,35 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
         response.headers.setdefault("Content-Language", language)
         response.headers.setdefault("Vary", "Cookie, Accept-Language")
     return response
+
+
+class _PageContext(Mapping[str, Any]):
+    """A page's template context, made when a template first reads it: a
+    page served from the read cache's rendered bytes never does."""
+
+    __slots__ = ("_language", "_made", "_request")
+
+    def __init__(self, request: web.Request, language: str) -> None:
+        self._request = request
+        self._language = language
+        self._made: dict[str, Any] | None = None
+
+    def _context(self) -> dict[str, Any]:
+        if self._made is None:
+            self._made = {
+                "request": self._request,
+                **language_context(self._request, self._language),
+            }
+        return self._made
+
+    def __getitem__(self, name: str) -> Any:
+        return self._context()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._context())
+
+    def __len__(self) -> int:
+        return len(self._context())
 
 
 def languages_in_order(offered: Sequence[str]) -> list[str]:
