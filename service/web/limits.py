@@ -10,13 +10,16 @@ Redis for a client whose last count it spent within LEASE_SECONDS, it asks
 for twice as many requests as last time (at most LEASE_MOST, and at most
 half of what the limit still allows, at least one). Redis counts them all
 when it grants them, and the process lets the client's next requests
-through on them, without asking, for at most LEASE_SECONDS after the grant.
-So every request let through is counted in Redis before it goes; in any
-span of time a client gets at most what its limit allows over that span
-lengthened by LEASE_SECONDS (on a clock that stands still, exactly its
-limit); near its limit it is counted request by request, and its 429 and
-Retry-After come from Redis. Requests granted but not made within the lease
-are lost to the client: a limit can only come out stricter, never looser.
+through on them, without asking, each within LEASE_SECONDS of its grant; a
+client counted AHEAD_FROM at a time or more is counted again in the
+background once half of its grant is spent, so that its requests seldom
+wait for Redis. So every request let through is counted in Redis before it
+goes; in any span of time a client gets at most what its limit allows over
+that span lengthened by LEASE_SECONDS (on a clock that stands still,
+exactly its limit); near its limit it is counted request by request, and
+its 429 and Retry-After come from Redis. Requests granted but not made
+within the lease are lost to the client: a limit can only come out
+stricter, never looser.
 
 The instant comes from the app's clock, so that every process counts on one
 timeline (their clocks agree as NTP keeps them) and tests can move it. When
@@ -27,10 +30,12 @@ household cap) are the database's and hold without Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -45,19 +50,23 @@ from service.web.keys import CLOCK_KEY, REDIS_KEY, SETTINGS_KEY, Clock
 
 log = logging.getLogger(__name__)
 
-PREFIX = "mawid:limit"
+# Counted in microseconds (a raised limit such as 999999/1s still counts).
+PREFIX = "mawid:limit:us"
 # How long a process may hold requests Redis counted ahead for a client,
-# and how many at most.
+# and how many at most in one grant.
 LEASE_SECONDS = 1.0
-LEASE_MOST = 32
-# Clients with a lease kept per process: past this many all are dropped
-# (their requests are lost to them, never let through uncounted).
+LEASE_MOST = 256
+# A client with at least this many counted per grant is counted again in
+# the background once half of it is spent, so that its requests do not wait.
+AHEAD_FROM = 4
+# Clients with requests counted ahead, kept per process: past this many all
+# are dropped (their requests are lost to them, never let through uncounted).
 MAX_LEASES = 10_000
 
 # KEYS[1] the client's key; ARGV: now, emission interval and burst
-# tolerance, in milliseconds, and how many requests are wanted. Counts as
+# tolerance, in microseconds, and how many requests are wanted. Counts as
 # many as conform now, up to that many and at most half of them (at least
-# one), and returns how many it counted; else minus the milliseconds until
+# one), and returns how many it counted; else minus the microseconds until
 # one would conform.
 _GCRA = """
 local now = tonumber(ARGV[1])
@@ -72,78 +81,140 @@ end
 local room = math.floor((tolerance - (tat - now)) / interval) + 1
 local granted = math.min(wanted, math.max(1, math.floor(room / 2)))
 tat = tat + granted * interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(tat - now, 1) + 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
 return granted
 """
 
+_LEASE_US = int(LEASE_SECONDS * 1_000_000)
+
 
 @dataclass(slots=True)
-class _Lease:
-    at_ms: int  # when Redis counted the oldest requests still held
-    left: int  # requests counted and not yet let through
-    size: int  # how many the last grant counted
+class _Held:
+    """A client's requests counted in Redis and not yet let through, and what
+    Redis last said of it."""
+
+    grants: deque[list[int]] = field(default_factory=deque)  # [at (us), left], oldest first
+    size: int = 0  # how many the last grant counted
+    last_us: int = 0  # when it was counted
+    refused_until_us: int = 0  # Redis refuses the client until then
+    counting: asyncio.Future[int | None] | None = None  # a count on its way
+
+    def take(self, now_us: int) -> bool:
+        """Let one request through on a grant still within its lease."""
+        grants = self.grants
+        while grants:
+            at, left = grants[0]
+            if left > 0 and 0 <= now_us - at <= _LEASE_US:
+                grants[0][1] = left - 1
+                return True
+            grants.popleft()
+        return False
+
+    def running_low(self) -> bool:
+        """Half of a sizeable grant spent, and no count on its way."""
+        return (
+            self.size >= AHEAD_FROM
+            and self.counting is None
+            and sum(left for _, left in self.grants) < self.size // 2
+        )
+
+    def wanted(self, now_us: int) -> int:
+        # Twice the last grant when it was spent within its lease: a busy client.
+        if self.size and 0 <= now_us - self.last_us <= _LEASE_US:
+            return min(LEASE_MOST, self.size * 2)
+        return 1
 
 
 class Limiter:
     """One web process's limits: the rates read once from the settings, the
-    counting script, and the requests counted ahead per client."""
+    counting script, and what each client has been counted."""
 
     def __init__(self, settings: Settings, clock: Clock, redis: Redis) -> None:
         self._rates: dict[str, Rate | None] = {a: settings.rate(a) for a in ACTIONS}
         self.proxies: tuple[Network, ...] = settings.proxies
         self._clock = clock
         self._script: AsyncScript = redis.register_script(_GCRA)
-        self._leases: dict[str, _Lease] = {}
+        self._held: dict[str, _Held] = {}
+        self._counts: set[asyncio.Future[int | None]] = set()
 
     async def check(self, action: str, client: str) -> None:
         """Count one `action` for `client`; TooManyRequests past its limit."""
         rate = self._rates[action]
         if rate is None:
             return
-        now_ms = int(self._clock().timestamp() * 1000)
+        now_us = int(self._clock().timestamp() * 1_000_000)
         key = f"{PREFIX}:{action}:{client}"
-        held = self._leases.get(key)
-        wanted = 1
-        if held is not None and 0 <= now_ms - held.at_ms <= LEASE_SECONDS * 1000:
-            if held.left > 0:
-                held.left -= 1
-                return
-            wanted = min(LEASE_MOST, held.size * 2)
-        interval_ms = int(rate.interval.total_seconds() * 1000)
-        tolerance_ms = int(rate.period.total_seconds() * 1000) - interval_ms
-        try:
-            answer = int(
-                await self._script(
-                    keys=[key], args=[now_ms, interval_ms, tolerance_ms, wanted]
-                )
-            )
-        except (RedisError, OSError) as exc:
-            # /readyz reports Redis down; one line per request would bury the log.
-            log.info("rate limit not counted, Redis unavailable: %s", type(exc).__name__)
+        held = self._held.get(key)
+        if held is None:
+            if len(self._held) >= MAX_LEASES:
+                self._held.clear()
+            held = self._held[key] = _Held()
+        while not held.take(now_us):
+            if held.counting is None:
+                break
+            # The client is being counted already: that grant may do.
+            await asyncio.shield(held.counting)
+        else:
+            if held.running_low():
+                self._count(key, rate, held, now_us, used=0)
             return
-        if answer <= 0:
-            raise too_many(math.ceil(-answer / 1000))
-        self._keep(key, now_ms, answer)
+        # Refused by Redis until then: it would refuse again (a client's
+        # instant in Redis only moves forward), so the answer is given here.
+        if now_us < held.refused_until_us:
+            raise too_many(math.ceil((held.refused_until_us - now_us) / 1_000_000))
+        answer = await asyncio.shield(self._count(key, rate, held, now_us, used=1))
+        if answer is not None and answer <= 0 and not held.take(now_us):
+            raise too_many(math.ceil(-answer / 1_000_000))
 
-    def _keep(self, key: str, now_ms: int, granted: int) -> None:
-        # Another request of the client may have been granted some meanwhile:
-        # the requests are pooled, and expire with the oldest.
-        held = self._leases.get(key)
-        if held is not None and 0 <= now_ms - held.at_ms <= LEASE_SECONDS * 1000:
-            held.left += granted - 1
-            held.size = max(held.size, granted)
-            return
-        if len(self._leases) >= MAX_LEASES:
-            self._leases.clear()
-        self._leases[key] = _Lease(now_ms, granted - 1, granted)
+    def _count(
+        self, key: str, rate: Rate, held: _Held, now_us: int, *, used: int
+    ) -> asyncio.Future[int | None]:
+        """Ask Redis to count the client's next requests, `used` of them
+        being let through now; its answer, or None when Redis is away."""
+        wanted = held.wanted(now_us)
+        interval_us = max(1, int(rate.interval.total_seconds() * 1_000_000))
+        tolerance_us = int(rate.period.total_seconds() * 1_000_000) - interval_us
+
+        async def count() -> int | None:
+            try:
+                answer = int(
+                    await self._script(
+                        keys=[key], args=[now_us, interval_us, tolerance_us, wanted]
+                    )
+                )
+            except (RedisError, OSError) as exc:
+                # /readyz reports Redis down; one line per request would bury the log.
+                log.info("rate limit not counted, Redis unavailable: %s", type(exc).__name__)
+                return None
+            finally:
+                if held.counting is counting:
+                    held.counting = None
+            if answer > 0:
+                held.size, held.last_us = answer, now_us
+                if answer > used:
+                    held.grants.append([now_us, answer - used])
+            else:
+                held.refused_until_us = now_us - answer
+            return answer
+
+        counting = held.counting = asyncio.ensure_future(count())
+        self._counts.add(counting)
+        counting.add_done_callback(self._counts.discard)
+        return counting
+
+    async def close(self) -> None:
+        for counting in list(self._counts):
+            counting.cancel()
+        await asyncio.gather(*self._counts, return_exceptions=True)
 
 
 LIMITER_KEY = web.AppKey("limiter", Limiter)
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
-    app[LIMITER_KEY] = Limiter(app[SETTINGS_KEY], app[CLOCK_KEY], app[REDIS_KEY])
+    app[LIMITER_KEY] = limiter = Limiter(app[SETTINGS_KEY], app[CLOCK_KEY], app[REDIS_KEY])
     yield
+    await limiter.close()
 
 
 def install(app: web.Application) -> None:

@@ -139,7 +139,7 @@ async def test_a_busy_client_counted_ahead_gets_no_more_than_its_limit_and_the_l
         # A busy client on one process: counted ahead, in Redis, before it goes.
         for _ in range(16):
             assert (await call(one)).status == 200
-        counted_until = int(await redis.get(key)) / 1000
+        counted_until = int(await redis.get(key)) / 1_000_000
         counted = round(counted_until - clock().timestamp())
         assert counted > 16, "counted ahead"
         # Idle long enough for the whole allowance to come back: what the
