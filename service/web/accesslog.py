@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from service.logs import current_request_id
+from service.logs import JsonFormatter, RequestIdFilter, current_request_id
 
 FLUSH_EVERY = 0.25  # seconds a line waits at most
 FLUSH_AT = 512  # lines that are written at once, without waiting
@@ -71,24 +71,37 @@ class AccessLines:
             self._timer.cancel()
             self._timer = None
         lines, self._lines = self._lines, []
-        by_logger: dict[logging.Logger, list[logging.LogRecord]] = {}
-        for created, logger, method, route, status, ms, request_id in lines:
-            record = logger.makeRecord(
-                logger.name,
-                logging.INFO,
-                __file__,
-                0,
-                _FORMAT,
-                (method, route, status, ms),
-                None,
-                extra={"request_id": request_id},
-            )
-            record.created = created
-            record.msecs = (created - int(created)) * 1000
-            by_logger.setdefault(logger, []).append(record)
-        for logger, records in by_logger.items():
+        by_logger: dict[logging.Logger, list[_Line]] = {}
+        for line in lines:
+            by_logger.setdefault(line[1], []).append(line)
+        for logger, mine in by_logger.items():
+            records: list[logging.LogRecord] = []
             for handler in _handlers(logger):
+                if handler.level > logging.INFO:
+                    continue
+                if _plain_json(handler):
+                    _write_json(handler, logger.name, mine)
+                    continue
+                if not records:
+                    records = [_record(line) for line in mine]
                 _write(handler, records)
+
+
+def _record(line: _Line) -> logging.LogRecord:
+    created, logger, method, route, status, ms, request_id = line
+    record = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        __file__,
+        0,
+        _FORMAT,
+        (method, route, status, ms),
+        None,
+        extra={"request_id": request_id},
+    )
+    record.created = created
+    record.msecs = (created - int(created)) * 1000
+    return record
 
 
 def _handlers(logger: logging.Logger) -> list[logging.Handler]:
@@ -100,21 +113,45 @@ def _handlers(logger: logging.Logger) -> list[logging.Handler]:
     return found
 
 
+def _plain_json(handler: logging.Handler) -> bool:
+    """A stream of JSON lines (service.logs.handler in production), whose
+    only filter gives records their request id, which access lines have."""
+    return (
+        type(handler) is logging.StreamHandler
+        and isinstance(handler.formatter, JsonFormatter)
+        and all(isinstance(f, RequestIdFilter) for f in handler.filters)
+    )
+
+
+def _write_json(handler: logging.Handler, name: str, lines: list[_Line]) -> None:
+    # The lines JsonFormatter would write, without a LogRecord for each.
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter) and isinstance(handler, logging.StreamHandler)
+    text = "".join(
+        formatter.line(created, "INFO", name, _FORMAT % (method, route, status, ms), request_id)
+        + handler.terminator
+        for created, _, method, route, status, ms, request_id in lines
+    )
+    _emit(handler, text)
+
+
 def _write(handler: logging.Handler, records: list[logging.LogRecord]) -> None:
     if type(handler) is not logging.StreamHandler:
         for record in records:
-            if record.levelno >= handler.level:
-                handler.handle(record)
+            handler.handle(record)
         return
-    wanted = [r for r in records if r.levelno >= handler.level and handler.filter(r)]
-    if not wanted:
-        return
+    wanted = [r for r in records if handler.filter(r)]
+    if wanted:
+        _emit(handler, "".join(handler.format(r) + handler.terminator for r in wanted))
+
+
+def _emit(handler: logging.StreamHandler[Any], text: str) -> None:
     handler.acquire()
     try:
-        handler.stream.write("".join(handler.format(r) + handler.terminator for r in wanted))
+        handler.stream.write(text)
         handler.flush()
     except Exception:
-        handler.handleError(wanted[0])
+        handler.handleError(logging.makeLogRecord({"msg": "access log lines"}))
     finally:
         handler.release()
 
