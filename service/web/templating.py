@@ -90,15 +90,21 @@ def remember_choice(request: web.Request, response: web.StreamResponse) -> None:
 
 # Paths that never render a page: no language, no template context for them
 # (the context's language links alone cost a /healthz a fifth of its rate).
-NOT_PAGES = ("/api/", "/webhooks/", STATIC_PREFIX + "/", "/healthz", "/readyz")
+_STATIC = STATIC_PREFIX + "/"
+NOT_PAGES = ("/api/", "/webhooks/", _STATIC, "/healthz", "/readyz")
 
 
 @web.middleware
 async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The template context of a page (its language first), and a language
     picked from the URL kept in a cookie for the next pages."""
-    if request.path.startswith(NOT_PAGES):
-        return await handler(request)
+    path = request.path
+    if path.startswith(NOT_PAGES):
+        response = await handler(request)
+        if path.startswith(_STATIC) and "v" in request.query:
+            # Versioned URLs never change content, so phones on slow links fetch each once.
+            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+        return response
     language = request_language(request)
     request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = _PageContext(request, language)
     try:
@@ -336,11 +342,5 @@ def setup(app: web.Application) -> jinja2.Environment:
     env.filters["ltr"] = _ltr
     env.filters["hm"] = _hm
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
-    app.on_response_prepare.append(_cache_static)
     return env
 
-
-async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
-    # Versioned URLs never change content, so phones on slow links fetch each once.
-    if request.path.startswith(STATIC_PREFIX + "/") and "v" in request.query:
-        response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
