@@ -1,6 +1,7 @@
 """Rate limits per client address, counted in Redis so that every web process
 shares them (GCRA: one key per client and action, holding the instant its
-allowance is back; one atomic script per count).
+allowance is back; one atomic script call counts every client asked for in
+one turn of the event loop).
 
     await limits.check(request, "book")   raises TooManyRequests (429 with
                                           Retry-After) past the limit
@@ -36,6 +37,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -63,26 +65,34 @@ AHEAD_FROM = 4
 # are dropped (their requests are lost to them, never let through uncounted).
 MAX_LEASES = 10_000
 
-# KEYS[1] the client's key; ARGV: now, emission interval and burst
-# tolerance, in microseconds, and how many requests are wanted. Counts as
-# many as conform now, up to that many and at most half of them (at least
-# one), and returns how many it counted; else minus the microseconds until
-# one would conform.
+# The counts asked for during one turn of the event loop go to Redis together.
+BATCH_MOST = 512
+
+# KEYS: the clients' keys; ARGV, four for each key: now, emission interval
+# and burst tolerance, in microseconds, and how many requests are wanted.
+# For each key in turn: counts as many as conform now, up to that many and
+# at most half of them (at least one), and answers how many it counted;
+# else minus the microseconds until one would conform.
 _GCRA = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local wanted = tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-if tat - now > tolerance then
-  return now + tolerance - tat
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local now = tonumber(ARGV[i * 4 - 3])
+  local interval = tonumber(ARGV[i * 4 - 2])
+  local tolerance = tonumber(ARGV[i * 4 - 1])
+  local wanted = tonumber(ARGV[i * 4])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  if tat - now > tolerance then
+    answers[i] = now + tolerance - tat
+  else
+    local room = math.floor((tolerance - (tat - now)) / interval) + 1
+    local granted = math.min(wanted, math.max(1, math.floor(room / 2)))
+    tat = tat + granted * interval
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+    answers[i] = granted
+  end
 end
-local room = math.floor((tolerance - (tat - now)) / interval) + 1
-local granted = math.min(wanted, math.max(1, math.floor(room / 2)))
-tat = tat + granted * interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
-return granted
+return answers
 """
 
 _LEASE_US = int(LEASE_SECONDS * 1_000_000)
@@ -135,7 +145,8 @@ class Limiter:
         self._clock = clock
         self._script: AsyncScript = redis.register_script(_GCRA)
         self._held: dict[str, _Held] = {}
-        self._counts: set[asyncio.Future[int | None]] = set()
+        self._counts: set[asyncio.Future[Any]] = set()
+        self._asking: list[tuple[str, tuple[int, int, int, int], asyncio.Future[int]]] = []
 
     async def check(self, action: str, client: str) -> None:
         """Count one `action` for `client`; TooManyRequests past its limit."""
@@ -175,13 +186,11 @@ class Limiter:
         interval_us = max(1, int(rate.interval.total_seconds() * 1_000_000))
         tolerance_us = int(rate.period.total_seconds() * 1_000_000) - interval_us
 
+        asked = self._ask(key, (now_us, interval_us, tolerance_us, wanted))
+
         async def count() -> int | None:
             try:
-                answer = int(
-                    await self._script(
-                        keys=[key], args=[now_us, interval_us, tolerance_us, wanted]
-                    )
-                )
+                answer = await asked
             except (RedisError, OSError) as exc:
                 # /readyz reports Redis down; one line per request would bury the log.
                 log.info("rate limit not counted, Redis unavailable: %s", type(exc).__name__)
@@ -201,6 +210,42 @@ class Limiter:
         self._counts.add(counting)
         counting.add_done_callback(self._counts.discard)
         return counting
+
+    def _ask(self, key: str, args: tuple[int, int, int, int]) -> asyncio.Future[int]:
+        """Redis's answer for `key`, asked with the others of this turn of
+        the event loop in one call of the script."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[int] = loop.create_future()
+        self._asking.append((key, args, answer))
+        if len(self._asking) == 1:
+            loop.call_soon(self._send)
+        elif len(self._asking) >= BATCH_MOST:
+            self._send()
+        return answer
+
+    def _send(self) -> None:
+        asking, self._asking = self._asking, []
+        if not asking:
+            return
+
+        async def send() -> None:
+            try:
+                answers = await self._script(
+                    keys=[key for key, _, _ in asking],
+                    args=[value for _, args, _ in asking for value in args],
+                )
+            except (RedisError, OSError) as exc:
+                for _, _, answer in asking:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                return
+            for (_, _, answer), value in zip(asking, answers, strict=True):
+                if not answer.done():
+                    answer.set_result(int(value))
+
+        sending = asyncio.ensure_future(send())
+        self._counts.add(sending)
+        sending.add_done_callback(self._counts.discard)
 
     async def close(self) -> None:
         for counting in list(self._counts):

@@ -185,6 +185,26 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
         assert await statuses(client, [f"6.6.6.6, {addresses[0]}"]) == [429]
 
 
+async def test_clients_counted_together_each_get_their_own_limit(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """The counts asked for at once go to Redis in one call
+    (service.web.limits): each client still gets exactly its limit."""
+    call = f"/api/v1/offices/{OFFICE}/availability?service={SERVICE}&from=2027-02-03&to=2027-02-03"
+    trusting = settings.with_(limit_availability="2/1m", trusted_proxies="127.0.0.1, ::1")
+    addresses = [f"198.51.100.{n}" for n in range(1, 11)]
+    async with app_with(trusting, pool, clock) as client:
+
+        async def status(address: str) -> tuple[str, int]:
+            resp = await client.get(call, headers={"X-Forwarded-For": address})
+            return address, resp.status
+
+        answers = await asyncio.gather(*(status(a) for a in addresses * 3))
+    for address in addresses:
+        mine = sorted(s for a, s in answers if a == address)
+        assert mine == [200, 200, 429], (address, mine)
+
+
 async def test_without_redis_requests_go_through(
     settings: Settings, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
