@@ -145,8 +145,20 @@ class Limiter:
         self._clock = clock
         self._script: AsyncScript = redis.register_script(_GCRA)
         self._held: dict[str, _Held] = {}
+        self._clients: dict[tuple[str | None, tuple[str, ...]], str] = {}
         self._counts: set[asyncio.Future[Any]] = set()
         self._asking: list[tuple[str, tuple[int, int, int, int], asyncio.Future[int]]] = []
+
+    def client(self, peer: str | None, forwarded_for: tuple[str, ...]) -> str:
+        """client_address, remembered: parsing addresses costs more than a
+        cached page (at most MAX_LEASES remembered, all forgotten past that)."""
+        key = (peer, forwarded_for)
+        found = self._clients.get(key)
+        if found is None:
+            if len(self._clients) >= MAX_LEASES:
+                self._clients.clear()
+            found = self._clients[key] = client_address(peer, list(forwarded_for), self.proxies)
+        return found
 
     async def check(self, action: str, client: str) -> None:
         """Count one `action` for `client`; TooManyRequests past its limit."""
@@ -270,10 +282,8 @@ def install(app: web.Application) -> None:
 def client_of(request: web.Request) -> str:
     """The address the request counts under (X-Forwarded-For only behind a
     trusted proxy; see service.domain.limits.client_address)."""
-    return client_address(
-        request.remote,
-        request.headers.getall("X-Forwarded-For", []),
-        request.app[LIMITER_KEY].proxies,
+    return request.app[LIMITER_KEY].client(
+        request.remote, tuple(request.headers.getall("X-Forwarded-For", ()))
     )
 
 

@@ -60,8 +60,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def request_language(request: web.Request) -> str:
     """The page language: ?lang=, then the lang cookie, then Accept-Language."""
-    if LANGUAGE_KEY in request:
-        return request[LANGUAGE_KEY]
+    known: str | None = request.get(LANGUAGE_KEY)
+    if known is not None:
+        return known
     language = i18n.choose_language(
         request.query.get(i18n.LANG_QUERY),
         request.cookies.get(i18n.LANG_COOKIE),
