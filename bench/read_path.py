@@ -11,9 +11,14 @@ the ratio to the bare handler, and p50/p99 latency.
     .venv/bin/python bench/read_path.py                 # wrk if installed
     .venv/bin/python bench/read_path.py --processes 2 --duration 10
     .venv/bin/python bench/read_path.py --loader python # without wrk
+    .venv/bin/python bench/read_path.py --addresses 20000 # a rush of many clients
 
 The per-address limits are raised by their settings (LIMITS_ENV below), not
-bypassed: the server runs the same middleware as in production.
+bypassed: the server runs the same middleware as in production. From one
+address (the default) a busy client is counted in Redis ahead of its
+requests (service.web.limits); with --addresses the requests come from that
+many addresses in turn, and each one's first read in a second waits for its
+count in Redis, as in a rush of many citizens.
 """
 
 from __future__ import annotations
@@ -48,8 +53,21 @@ LIMITS_ENV: dict[str, str] = {"LIMIT_AVAILABILITY": "999999/1s"}
 
 WRK_SCRIPT = r"""
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) ok = 0; other = 0 end
+local addresses = ADDRESSES
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("first", #threads)
+end
+function init(args) ok = 0; other = 0; sent = 0 end
+function request()
+  if addresses == 0 then return wrk.format() end
+  -- A client address of its own per request in turn, through the trusted proxy.
+  sent = sent + 1
+  local n = (sent * 2 + first) % addresses
+  local hop = string.format(
+    "10.%d.%d.%d", math.floor(n / 65536), math.floor(n / 256) % 256, n % 256)
+  return wrk.format(nil, nil, {["X-Forwarded-For"] = hop})
+end
 function response(status, headers, body)
   if status == 200 then ok = ok + 1 else other = other + 1 end
 end
@@ -145,8 +163,12 @@ async def run_python(url: str, args: argparse.Namespace) -> Result:
         async def one() -> None:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
+                headers = {}
+                if args.addresses:
+                    n = (result.ok + result.other + result.errors) % args.addresses
+                    headers["X-Forwarded-For"] = f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
                 try:
-                    async with session.get(url) as resp:
+                    async with session.get(url, headers=headers) as resp:
                         await resp.read()
                         status = resp.status
                 except aiohttp.ClientError:
@@ -214,7 +236,8 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
     print(
         f"\nloader: {loader}, {args.connections} connections, {args.threads} threads, "
         f"{args.duration} s each; web processes: {args.processes} (bare: the same); "
-        f"rounds: {args.rounds}; load average before the run: {args.load_before:.2f}, "
+        f"rounds: {args.rounds}; client addresses: {args.addresses or 1}; "
+        f"load average before the run: {args.load_before:.2f}, "
         f"after: {load[0]:.2f}"
     )
     print(
@@ -257,6 +280,7 @@ async def main(args: argparse.Namespace) -> int:
             LOG_LEVEL="INFO",
             WEB_PROCESSES=str(args.processes),
             **LIMITS_ENV,
+            **({"TRUSTED_PROXIES": "127.0.0.1"} if args.addresses else {}),
         )
         # The access log goes where production sends it; the bench does not read it.
         log = (work / "serve.log").open("wb")
@@ -297,7 +321,7 @@ async def main(args: argparse.Namespace) -> int:
         for target in targets:
             await fetch(target.path)  # warm: templates compiled, caches filled
         script = work / "count.lua"
-        script.write_text(WRK_SCRIPT)
+        script.write_text(WRK_SCRIPT.replace("ADDRESSES", str(args.addresses)))
         for _ in range(args.rounds):
             for target in targets:
                 if loader == "wrk":
@@ -329,4 +353,11 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1, help="passes over the requests")
     parser.add_argument("--only", default="", help="just the requests whose name has this")
     parser.add_argument("--loader", choices=("wrk", "python"), default=None)
+    parser.add_argument(
+        "--addresses",
+        type=int,
+        default=0,
+        help="spread the requests over this many client addresses (X-Forwarded-For "
+        "through a trusted proxy) instead of one: each is counted in Redis on its own",
+    )
     raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -7,17 +7,19 @@ from datetime import datetime
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from service.clock import clock_for
 from service.config import Settings
 from service.db import create_pool
 from service.web import (
+    accesslog,
     api,
     citizen,
     devmessages,
     errors,
     inputs,
+    limits,
     observe,
     office,
     outage,
@@ -35,6 +37,8 @@ from service.web.office import alerts as login_alerts
 from service.web.office import callboard
 
 MAX_BODY_BYTES = 64 * 1024
+# Redis connections per web process, at most (a request waits up to 2 s for one).
+REDIS_CONNECTIONS = 32
 
 
 def create_app(
@@ -52,6 +56,7 @@ def create_app(
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)
+    accesslog.install(app)
     observe.install(app)
     security.install(app)
     templating.setup(app)
@@ -62,6 +67,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    limits.install(app)
     readcache.install(app)
     app.add_routes(system.routes)
     app.add_routes(api.routes)
@@ -90,11 +96,19 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     # Connecting is lazy: the site serves bookings while Redis is down, since
     # the outbox in Postgres is the only copy that matters.
-    client: Redis = Redis.from_url(
+    # A blocking pool: the plain one checks each connection it hands out
+    # while holding its one lock, and that check waits for the next turn of
+    # the event loop, so that under a rush every Redis command of the process
+    # queued behind the others, one per turn.
+    pool = BlockingConnectionPool.from_url(
         app[SETTINGS_KEY].redis_url or "redis://127.0.0.1:6379",
+        max_connections=REDIS_CONNECTIONS,
+        timeout=2,
         socket_connect_timeout=1,
         socket_timeout=2,
     )
+    client = Redis(connection_pool=pool)
     app[REDIS_KEY] = client
     yield
     await client.aclose()
+    await pool.aclose()

@@ -79,22 +79,16 @@ def cmd_serve(settings: Settings) -> None:
 
 def _serve(settings: Settings, reuse_port: bool) -> None:
     from service.app import create_app
-    from service.web.accesslog import SafeAccessLogger, write_in_background
+    from service.web.accesslog import runner_options
 
-    access_log = logging.getLogger("aiohttp.access")
-    listener = write_in_background(access_log)
-    try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=access_log,
-            access_log_class=SafeAccessLogger,
-            reuse_port=reuse_port,
-        )
-    finally:
-        listener.stop()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        reuse_port=reuse_port,
+        **runner_options(),
+    )
 
 
 def cmd_worker(settings: Settings) -> None:

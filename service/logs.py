@@ -69,19 +69,43 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or "-",
+    # Made once: json.dumps with an argument builds an encoder on every call.
+    _encoder = json.JSONEncoder(ensure_ascii=False)
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        request_id: str,
+        more: dict[str, str] | None = None,
+    ) -> str:
+        fields: dict[str, object] = {
+            "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "logger": logger,
+            "message": message,
+            "request_id": request_id,
         }
+        if more:
+            fields.update(more)
+        return self._encoder.encode(fields)
+
+    def format(self, record: logging.LogRecord) -> str:
+        more: dict[str, str] = {}
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            more["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False)
+            more["stack"] = self.formatStack(record.stack_info)
+        return self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", None) or "-",
+            more,
+        )
 
 
 def handler(log_format: str, stream: IO[str] | None = None) -> logging.Handler:

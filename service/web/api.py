@@ -209,6 +209,18 @@ async def list_services(request: web.Request) -> web.Response:
 @routes.get("/api/v1/offices/{office}/availability")
 async def availability(request: web.Request) -> web.Response:
     await limits.check(request, "availability")
+    # The same bytes for every reader of the address, kept by the read
+    # cache under the bound of its pages (service.web.readcache).
+    body = await read_cache(request).page(
+        ("api", request.path_qs),
+        request.match_info["office"],
+        lambda: availability_json(request),
+    )
+    return web.Response(body=body, content_type="application/json")
+
+
+async def availability_json(request: web.Request) -> bytes:
+    cache = read_cache(request)
     office = await load_office(request)
     query = request.query
     problems: dict[str, str] = {}
@@ -227,7 +239,6 @@ async def availability(request: web.Request) -> web.Response:
         problems["service"] = N_("Choose a service.")
     if problems or first is None or last is None:
         raise errors.ValidationFailed(problems)
-    cache = read_cache(request)
     service = await cache.service(office.id, query["service"])
     if service is None:
         raise errors.service_not_found()
@@ -237,10 +248,7 @@ async def availability(request: web.Request) -> web.Response:
     head = json.dumps({"office": office.id, "service": service.id, "timezone": office.timezone})
     parts = (day.free_json(window.earliest, window.latest) for day in days)
     slots = b", ".join(part for part in parts if part)
-    return web.Response(
-        body=b"".join((head[:-1].encode(), b', "slots": [', slots, b"]}")),
-        content_type="application/json",
-    )
+    return b"".join((head[:-1].encode(), b', "slots": [', slots, b"]}"))
 
 
 @routes.post("/api/v1/bookings")

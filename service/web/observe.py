@@ -18,6 +18,7 @@ from service.store import outbox
 from service.web import system
 from service.web.accesslog import route_pattern
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY, Clock
+from service.web.security import add_security_headers
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A scrape waits this long for Postgres at most; the process's own counters
@@ -30,7 +31,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: the request's id for every line it logs and every outbox
-    row it writes, and its count and latency by route pattern."""
+    row it writes, its count and latency by route pattern, and the security
+    headers of every answer (service.web.security)."""
     request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
     # Not reset afterwards: aiohttp's access log line, written after this
     # returns, reads it too; the next request on the task sets its own.
@@ -41,10 +43,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(response.headers)
         return response
     except web.HTTPException as answered:
         status = answered.status
         answered.headers[REQUEST_ID_HEADER] = request_id
+        add_security_headers(answered.headers)
         raise
     finally:
         request.app[METRICS_KEY].http_answered(

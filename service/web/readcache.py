@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -124,6 +125,16 @@ class _Page:
     body: bytes
 
 
+# While a page renders: the instant of the oldest kept entry it was made from.
+_OLDEST: ContextVar[list[datetime] | None] = ContextVar("read_cache_oldest", default=None)
+
+
+def _used(at: datetime) -> None:
+    oldest = _OLDEST.get()
+    if oldest is not None and at < oldest[0]:
+        oldest[0] = at
+
+
 # Pages kept per process, at most: their keys come from the address, which
 # anyone can vary; past this many, all are dropped at the next store.
 MAX_PAGES = 4096
@@ -167,6 +178,18 @@ class ReadCache:
         # A clock set back counts as stale too.
         return self.listening and timedelta(0) <= self._clock() - at <= self._max_age
 
+    def _served(self, at: datetime, key: tuple[object, ...]) -> bool:
+        """Whether an entry read at `at` is answered as kept: while fresh, and
+        past half its time only while another reader reads it again (the
+        first reader past half its time reads it again itself, so that under
+        a rush readers seldom wait for a read)."""
+        if not self._fresh(at):
+            return False
+        if self._clock() - at > self._max_age / 2 and key not in self._reading:
+            return False
+        _used(at)
+        return True
+
     async def _once(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
         future = self._reading.get(key)
         if future is None:
@@ -188,7 +211,7 @@ class ReadCache:
 
     async def _catalog_now(self) -> _Catalog:
         kept = self._catalog
-        if kept is not None and self._fresh(kept.at):
+        if kept is not None and self._served(kept.at, ("catalog",)):
             return kept.value
         return await self._once(("catalog",), self._read_catalog)
 
@@ -222,14 +245,11 @@ class ReadCache:
         return None
 
     async def closures(self, office_id: str, first: date, last: date) -> dict[date, dict[str, str]]:
-        key = (office_id, first, last)
-        kept = self._closures.get(key)
-        if kept is not None and self._fresh(kept.at):
+        kept = self._closures.get((office_id, first, last))
+        reading = ("closures", office_id, first, last)
+        if kept is not None and self._served(kept.at, reading):
             return kept.value
-        return await self._once(
-            ("closures", office_id, first, last),
-            lambda: self._read_closures(office_id, first, last),
-        )
+        return await self._once(reading, lambda: self._read_closures(office_id, first, last))
 
     async def _read_closures(
         self, office_id: str, first: date, last: date
@@ -249,11 +269,25 @@ class ReadCache:
         count = (last - first).days + 1
         wanted = [first + timedelta(days=n) for n in range(count)]
         found: dict[date, SlotDay] = {}
+        aging: list[date] = []
         for day in wanted:
             entry = kept.get((service_id, day))
             if entry is not None and self._fresh(entry.at):
                 found[day] = entry.value
+                if self._clock() - entry.at > self._max_age / 2:
+                    aging.append(day)
+                else:
+                    _used(entry.at)
         missing = [day for day in wanted if day not in found]
+        if not missing and aging:
+            # Past half their time: read again by this reader, kept for the
+            # others while it does.
+            reading = ("days", office.id, service_id, aging[0], aging[-1])
+            if reading in self._reading:
+                for day in aging:
+                    _used(kept[(service_id, day)].at)
+            else:
+                missing = aging
         if missing:
             begin, end = missing[0], missing[-1]
             found.update(
@@ -305,16 +339,40 @@ class ReadCache:
     ) -> bytes:
         """The page `key` (its address and language) rendered from reads of
         the catalog and, with `office_id`, of that office's slots: the kept
-        bytes while fresh and no notification came since, else `render()`."""
+        bytes while fresh and no notification came since, else `render()`.
+        Readers that find it gone while it is being rendered wait for that
+        rendering (unless a notification came meanwhile); if it fails, each
+        renders its own (its own refusal or redirect)."""
         versions = self._page_versions(office_id)
         kept = self._pages.get(key)
-        if kept is not None and kept.versions == versions and self._fresh(kept.at):
+        sharing = ("page", office_id, *key)
+        if kept is None or kept.versions != versions or not self._fresh(kept.at):
+            rendering = self._reading.get(sharing)
+            if rendering is not None:
+                body: bytes | None = await asyncio.shield(rendering)
+                if body is not None:
+                    return body
+                return await render()
+        elif self._served(kept.at, sharing):
             return kept.body
-        body = await render()
+        rendering = asyncio.get_running_loop().create_future()
+        self._reading[sharing] = rendering
+        rendering.add_done_callback(lambda done: self._done_reading(sharing, done))
+        # The page is as old as the oldest kept entry it is made from.
+        oldest = [self._clock()]
+        token = _OLDEST.set(oldest)
+        try:
+            body = await render()
+        except BaseException:
+            rendering.set_result(None)
+            raise
+        finally:
+            _OLDEST.reset(token)
+        rendering.set_result(body)
         if self.listening and versions == self._page_versions(office_id):
             if len(self._pages) >= MAX_PAGES:
                 self._pages.clear()
-            self._pages[key] = _Page(self._clock(), versions, body)
+            self._pages[key] = _Page(oldest[0], versions, body)
         return body
 
     # ------------------------------------------------------------ forgetting
@@ -333,6 +391,7 @@ class ReadCache:
         self.notifications += 1
         self._stop_sharing("catalog")
         self._stop_sharing("closures")
+        self._stop_sharing("page")
         self._catalog = None
         self._closures.clear()
         self._catalog_version += 1
@@ -343,6 +402,7 @@ class ReadCache:
         office_id, service_id, epoch = payload.split(" ")
         self._versions[office_id] = self._versions.get(office_id, 0) + 1
         self._stop_sharing("days", office_id)
+        self._stop_sharing("page", office_id)
         self._changed.set()
         kept = self._days.get(office_id)
         if not kept:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
@@ -177,14 +177,15 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    # A signal rather than a middleware: it also reaches responses built
-    # outside the middleware chain (aiohttp's own 404/405/500, static files).
+def add_security_headers(headers: MutableMapping[str, str]) -> None:
+    """The security headers a response has not set itself. Added by the
+    outermost middleware (service.web.observe) to every answer, aiohttp's
+    own 404 and 405 and static files included: a response signal would cost
+    every request a coroutine more."""
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        headers.setdefault(name, value)
 
 
 def install(app: web.Application) -> None:
-    """Security headers on every response and the CSRF check on unsafe methods."""
+    """The CSRF check on unsafe methods."""
     app.middlewares.append(csrf_middleware)
-    app.on_response_prepare.append(_add_security_headers)

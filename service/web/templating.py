@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def request_language(request: web.Request) -> str:
     """The page language: ?lang=, then the lang cookie, then Accept-Language."""
-    if LANGUAGE_KEY in request:
-        return request[LANGUAGE_KEY]
+    known: str | None = request.get(LANGUAGE_KEY)
+    if known is not None:
+        return known
     language = i18n.choose_language(
         request.query.get(i18n.LANG_QUERY),
         request.cookies.get(i18n.LANG_COOKIE),
@@ -90,20 +91,23 @@ def remember_choice(request: web.Request, response: web.StreamResponse) -> None:
 
 # Paths that never render a page: no language, no template context for them
 # (the context's language links alone cost a /healthz a fifth of its rate).
-NOT_PAGES = ("/api/", "/webhooks/", STATIC_PREFIX + "/", "/healthz", "/readyz")
+_STATIC = STATIC_PREFIX + "/"
+NOT_PAGES = ("/api/", "/webhooks/", _STATIC, "/healthz", "/readyz")
 
 
 @web.middleware
 async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The template context of a page (its language first), and a language
     picked from the URL kept in a cookie for the next pages."""
-    if request.path.startswith(NOT_PAGES):
-        return await handler(request)
+    path = request.path
+    if path.startswith(NOT_PAGES):
+        response = await handler(request)
+        if path.startswith(_STATIC) and "v" in request.query:
+            # Versioned URLs never change content, so phones on slow links fetch each once.
+            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+        return response
     language = request_language(request)
-    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = {
-        "request": request,
-        **language_context(request, language),
-    }
+    request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = _PageContext(request, language)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -114,6 +118,35 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
         response.headers.setdefault("Content-Language", language)
         response.headers.setdefault("Vary", "Cookie, Accept-Language")
     return response
+
+
+class _PageContext(Mapping[str, Any]):
+    """A page's template context, made when a template first reads it: a
+    page served from the read cache's rendered bytes never does."""
+
+    __slots__ = ("_language", "_made", "_request")
+
+    def __init__(self, request: web.Request, language: str) -> None:
+        self._request = request
+        self._language = language
+        self._made: dict[str, Any] | None = None
+
+    def _context(self) -> dict[str, Any]:
+        if self._made is None:
+            self._made = {
+                "request": self._request,
+                **language_context(self._request, self._language),
+            }
+        return self._made
+
+    def __getitem__(self, name: str) -> Any:
+        return self._context()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._context())
+
+    def __len__(self) -> int:
+        return len(self._context())
 
 
 def languages_in_order(offered: Sequence[str]) -> list[str]:
@@ -310,11 +343,5 @@ def setup(app: web.Application) -> jinja2.Environment:
     env.filters["ltr"] = _ltr
     env.filters["hm"] = _hm
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
-    app.on_response_prepare.append(_cache_static)
     return env
 
-
-async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
-    # Versioned URLs never change content, so phones on slow links fetch each once.
-    if request.path.startswith(STATIC_PREFIX + "/") and "v" in request.query:
-        response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")

@@ -8,6 +8,7 @@ daily budget of codes per contact, and the fields that reach messages.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,12 +18,14 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
 
 from service import bookings
 from service.app import create_app
 from service.config import Settings
 from service.domain.validation import RawDetails
 from service.store.audit import Actor
+from service.web import limits
 from service.worker import jobs
 from service.worker.senders import Senders
 from tests.clock import FakeClock
@@ -122,6 +125,44 @@ async def test_limits_are_shared_by_every_web_process(
         assert (await call(two)).status == 429
 
 
+async def test_a_busy_client_counted_ahead_gets_no_more_than_its_limit_and_the_lease(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """service.web.limits: requests counted ahead in Redis are let through
+    within LEASE_SECONDS of their count, never uncounted; on a still clock a
+    client gets exactly its limit, whichever process answers."""
+    limited = settings.with_(limit_availability="40/40s")  # one a second, 40 at once
+    call = CALLS["availability"]
+    redis = Redis.from_url(settings.redis_url)
+    key = f"{limits.PREFIX}:availability:127.0.0.1"
+    async with app_with(limited, pool, clock) as one, app_with(limited, pool, clock) as two:
+        # A busy client on one process: counted ahead, in Redis, before it goes.
+        for _ in range(16):
+            assert (await call(one)).status == 200
+        counted_until = int(await redis.get(key)) / 1_000_000
+        counted = round(counted_until - clock().timestamp())
+        assert counted > 16, "counted ahead"
+        # Idle long enough for the whole allowance to come back: what the
+        # process still held was counted long ago and is no longer used.
+        clock.advance(timedelta(seconds=100))
+        statuses = [(await call(client)).status for client in (one, two) * 50]
+        assert statuses.count(200) == 40, statuses
+        # On a moving clock: within any span, at most the limit over that
+        # span lengthened by the lease.
+        clock.advance(timedelta(seconds=100))
+        let_through: list[float] = []
+        for client in (one, two) * 150:
+            clock.advance(timedelta(milliseconds=250))
+            if (await call(client)).status == 200:
+                let_through.append(clock().timestamp())
+    await redis.aclose()
+    assert len(let_through) > 40
+    for first, start in enumerate(let_through):
+        for last in range(first, len(let_through)):
+            span = let_through[last] - start
+            assert last - first + 1 <= 40 + math.floor(span + limits.LEASE_SECONDS), (first, last)
+
+
 async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
     settings: Settings, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
@@ -142,6 +183,26 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
         assert await statuses(client, [addresses[0]]) == [429]
         # What a client writes to the left of the proxy's entry is ignored.
         assert await statuses(client, [f"6.6.6.6, {addresses[0]}"]) == [429]
+
+
+async def test_clients_counted_together_each_get_their_own_limit(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """The counts asked for at once go to Redis in one call
+    (service.web.limits): each client still gets exactly its limit."""
+    call = f"/api/v1/offices/{OFFICE}/availability?service={SERVICE}&from=2027-02-03&to=2027-02-03"
+    trusting = settings.with_(limit_availability="2/1m", trusted_proxies="127.0.0.1, ::1")
+    addresses = [f"198.51.100.{n}" for n in range(1, 11)]
+    async with app_with(trusting, pool, clock) as client:
+
+        async def status(address: str) -> tuple[str, int]:
+            resp = await client.get(call, headers={"X-Forwarded-For": address})
+            return address, resp.status
+
+        answers = await asyncio.gather(*(status(a) for a in addresses * 3))
+    for address in addresses:
+        mine = sorted(s for a, s in answers if a == address)
+        assert mine == [200, 200, 429], (address, mine)
 
 
 async def test_without_redis_requests_go_through(

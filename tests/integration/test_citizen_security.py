@@ -15,10 +15,18 @@ Client = TestClient  # type: ignore[type-arg]
 
 
 async def test_headers_on_every_kind_of_response(app_client: Client) -> None:
-    for path in ("/", "/static/site.css", "/no/such/page", "/api/v1/offices", "/healthz"):
-        resp = await app_client.get(path)
+    for method, path in (
+        ("GET", "/"),
+        ("GET", "/static/site.css"),
+        ("GET", "/no/such/page"),
+        ("GET", "/api/v1/offices"),
+        ("GET", "/healthz"),
+        ("PUT", "/healthz"),  # aiohttp's own 405
+        ("GET", "/offices/nowhere/nothing"),  # a refusal page
+    ):
+        resp = await app_client.request(method, path)
         csp = resp.headers.get("Content-Security-Policy", "")
-        assert "default-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp, (method, path)
         assert "frame-ancestors 'none'" in csp, path
         assert resp.headers["X-Content-Type-Options"] == "nosniff", path
         assert resp.headers["Referrer-Policy"] in ("same-origin", "no-referrer"), path

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -26,6 +27,7 @@ from service.app import create_app
 from service.config import Settings
 from service.devstack import free_port
 from service.metrics import MULTIPROC_ENV
+from service.web.accesslog import access_lines
 from service.web.keys import POOL_KEY
 from service.worker import jobs
 from service.worker.settings import serve
@@ -39,10 +41,12 @@ EMAIL = "zineb.traced@example.org"
 DOCUMENT = "TRACE998877"
 
 
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Every record of the process, as `LOG_FORMAT=json` writes it."""
-    stream = io.StringIO()
+S = TypeVar("S", bound=io.StringIO)
+
+
+@contextlib.contextmanager
+def logged_as_json(stream: S) -> Iterator[S]:
+    """Every record of the process into `stream`, as `LOG_FORMAT=json` writes it."""
     handler = logs.handler("json", stream)
     root = logging.getLogger()
     level = root.level
@@ -53,6 +57,12 @@ def json_log() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    with logged_as_json(io.StringIO()) as stream:
+        yield stream
 
 
 def lines(stream: io.StringIO) -> list[dict[str, str]]:
@@ -105,6 +115,12 @@ async def test_one_request_id_follows_a_booking_into_its_messages_in_json_lines(
     assert sample(counted, "mawid_outbox_outcomes_total", channel="email", outcome="sent") == 1
     assert (sample(counted, "mawid_sms_segments_total") or 0) >= 1
     assert sample(counted, "mawid_job_duration_seconds_count", job="send_message") == 2
+
+    async def access_line_written() -> bool:
+        # Access lines are written in batches (service.web.accesslog).
+        return "POST /api/v1/bookings" in json_log.getvalue()
+
+    await wait_for(access_line_written, what="the access line")
     logged = lines(json_log)
     assert all(set(line) >= {"time", "level", "logger", "message", "request_id"} for line in logged)
     sent = [
@@ -131,6 +147,38 @@ async def test_a_callers_request_id_is_kept_only_when_it_is_a_plain_token(
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-Id"])
     resp = await app_client.get("/no/such/page")
     assert resp.status == 404 and resp.headers["X-Request-Id"]
+
+
+class CountedWrites(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_access_lines_are_json_with_their_request_id_and_written_in_batches(
+    app_client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    with logged_as_json(CountedWrites()) as stream:
+        ids = []
+        for n in range(3):
+            resp = await app_client.get(f"/b/PAR-ABC12{n}/secret-token-{n}?phone=0611223344")
+            ids.append(resp.headers["X-Request-Id"])
+        lines_waiting = access_lines(app_client.app)
+        assert len(lines_waiting) == 3 and stream.writes == 0
+        lines_waiting.flush()
+    assert stream.writes == 1, "one write for the batch"
+    logged = lines(stream)
+    assert [line["request_id"] for line in logged] == ids
+    assert {line["logger"] for line in logged} == {"aiohttp.access"}
+    assert all(
+        re.fullmatch(r"GET /b/\{reference\}/\{token\} \d{3} [\d.]+ms", line["message"])
+        for line in logged
+    ), logged
+    assert "secret-token" not in stream.getvalue() and "0611223344" not in stream.getvalue()
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -300,6 +348,5 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     assert sample(last, "mawid_bookings_total", outcome="booked") == 2
     assert sample(last, "mawid_bookings_total", outcome="slot_full") == 1
     assert (
-        sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200")
-        == 3
+        sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200") == 3
     )

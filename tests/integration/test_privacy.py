@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
+from service.web.accesslog import access_lines
 from tests.clock import FakeClock
 from tests.codesink import code_for
 
@@ -84,8 +85,10 @@ async def test_a_booking_life_leaves_no_personal_data_in_logs(
         },
     )
     assert resp.status == 422
+    access_lines(app_client.app).flush()
     logged = everything_logged(caplog)
     assert caplog.records, "the capture works"
+    assert "POST /api/v1/bookings/{reference}/verify 422" in logged, "access lines included"
     for secret in (NAME, EMAIL, DOCUMENT, "+33698765432", "698765432", token, code):
         assert secret not in logged
 
