@@ -21,10 +21,15 @@ A read that raced a change cannot store what it read: each office has a
 version bumped by every notification for it, and a read stores its result
 only if the version it started with is still current.
 
-The public pages built from these reads (the office list, a service's week)
-are kept as rendered bytes too, by address and language, under the same
-bound: a page is served again only while the versions it was rendered under
-are current, so a notification drops it with the entries it came from.
+The public pages built from these reads (the office list, a service's week,
+the availability API's answer) are kept as bytes too, by address (and
+language), under the same bound: a page is served again only while the
+versions it was rendered under are current, so a notification drops it with
+the entries it came from, and it counts as old as the oldest entry it used.
+
+Past half its time an entry or page is read again by the first reader that
+finds it so, while the others keep getting it (never past the bound): under
+a rush, readers seldom wait for Postgres.
 """
 
 from __future__ import annotations
