@@ -98,6 +98,11 @@ class Settings:
     # Hours a citizen has to confirm a seat offered by a draw or its waiting
     # list before it passes to the next entry in drawn order.
     draw_offer_hours: int = 48
+    # The waiting list of an instant service: a seat freed this many days
+    # ahead or fewer goes to the list before it goes back on sale, and the
+    # entry it is offered to has this many hours to take it.
+    waitlist_days: int = 14
+    waitlist_offer_hours: int = 2
 
     @property
     def is_dev(self) -> bool:
@@ -154,6 +159,10 @@ class Settings:
             raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
         if int(values.get("retention_days", defaults.retention_days)) < 1:  # type: ignore[call-overload]
             raise ConfigError("RETENTION_DAYS must be at least 1")
+        # WAITLIST_DAYS=0 turns the waiting list of instant services off.
+        for attribute, least in (("waitlist_days", 0), ("waitlist_offer_hours", 1)):
+            if int(values.get(attribute, getattr(defaults, attribute))) < least:  # type: ignore[call-overload]
+                raise ConfigError(f"{ENV_NAMES[attribute]} must be at least {least}")
         for attribute in RATE_SETTINGS:
             if attribute in values:
                 try:
@@ -240,6 +249,8 @@ ENV_NAMES: dict[str, str] = {
     "whatsapp_templates": "WHATSAPP_TEMPLATES",
     "verified_contact_days": "VERIFIED_CONTACT_DAYS",
     "draw_offer_hours": "DRAW_OFFER_HOURS",
+    "waitlist_days": "WAITLIST_DAYS",
+    "waitlist_offer_hours": "WAITLIST_OFFER_HOURS",
 }
 
 # The settings that are rates ("12/1h" or "off").

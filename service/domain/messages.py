@@ -23,6 +23,7 @@ Kind = Literal[
     "code",
     "draw_offer",
     "draw_not_served",
+    "waitlist_offer",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -64,6 +65,15 @@ DRAW_OFFER: Kind = "draw_offer"
 # A draw request the draw gave no seat: it stays on the waiting list. Sent
 # while the request waits there (its "held" state, see service.store.outbox).
 DRAW_NOT_SERVED: Kind = "draw_not_served"
+# A seat freed on an instant service, offered to the first suitable entry of
+# its waiting list: a held booking like a draw's offer, with a shorter time.
+WAITLIST_OFFER: Kind = "waitlist_offer"
+# The offers: an appointment that is the citizen's only once accepted, its
+# expiry carried in the row's `reason`.
+OFFER_KINDS: frozenset[str] = frozenset({DRAW_OFFER, WAITLIST_OFFER})
+# Messages that go only while their subject waits (held): a code, an offer,
+# "not served".
+WHILE_HELD_KINDS: frozenset[str] = frozenset({CODE, DRAW_NOT_SERVED} | OFFER_KINDS)
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -260,11 +270,7 @@ def plan_event(
     receive an SMS: a landline fails at the provider (30006) and would only
     cost a request.  An office's `reason` for cancelling goes into its
     cancellation message."""
-    channels: list[tuple[Channel, str]] = []
-    if phone and phone_channel in PHONE_CHANNELS and can_receive_sms(phone):
-        channels.append(("whatsapp" if phone_channel == "whatsapp" else "sms", phone))
-    if email:
-        channels.append(("email", email))
+    channels = _channels(phone, email, phone_channel)
     kind = EVENT_KIND[event]
     told = reason if event == "cancelled_by_office" else None
     planned = [
@@ -277,6 +283,38 @@ def plan_event(
                 for ch, to in channels
             )
     return planned
+
+
+def _channels(
+    phone: str | None, email: str | None, phone_channel: MessageChannel
+) -> list[tuple[Channel, str]]:
+    """Where a booking's (or an entry's) messages go: the phone by the channel
+    chosen, when it can take an SMS, and the address."""
+    channels: list[tuple[Channel, str]] = []
+    if phone and phone_channel in PHONE_CHANNELS and can_receive_sms(phone):
+        channels.append(("whatsapp" if phone_channel == "whatsapp" else "sms", phone))
+    if email:
+        channels.append(("email", email))
+    return channels
+
+
+def plan_offer(
+    kind: Kind,
+    *,
+    phone: str | None,
+    email: str | None,
+    phone_channel: MessageChannel,
+    appointment_at: datetime,
+    expires_at: datetime,
+    send_at: datetime,
+) -> list[PlannedMessage]:
+    """The messages of an offer (a draw's or a waiting list's), due at
+    `send_at` on the entry's channels; its expiry rides in `reason`, which
+    the renderer shows in the office's zone."""
+    return [
+        PlannedMessage(kind, channel, to, send_at, appointment_at, None, expires_at.isoformat())
+        for channel, to in _channels(phone, email, phone_channel)
+    ]
 
 
 def plan_code(
@@ -328,7 +366,7 @@ def skip_reason(
     """
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+    if kind in WHILE_HELD_KINDS:
         # A code or an offer is worth sending only while its hold waits;
         # "not served" only while the request is still on the list.
         return None if booking_status == "held" else SKIP_INACTIVE

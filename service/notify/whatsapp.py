@@ -27,6 +27,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "cancelled_by_office": ("office", "service", "when", "reference", "again", "reason"),
     "code": ("code", "office", "when"),
     "draw_offer": ("office", "service", "when", "expires", "offer_link"),
+    "waitlist_offer": ("office", "service", "when", "expires", "offer_link"),
 }
 KINDS = tuple(VARIABLES)
 # WhatsApp refuses an empty variable: an optional value that is empty (an

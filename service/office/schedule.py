@@ -54,10 +54,12 @@ async def change_status(
     reason: str | None,
     member: StaffMember,
     now: datetime,
+    rules: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> Booking:
+    """A seat a cancellation frees goes to the waiting list first (`rules`)."""
     async with pool.acquire() as conn:
         return await bookings.set_status_by_office(
-            conn, reference, office_id, target, actor_of(member), now, reason
+            conn, reference, office_id, target, actor_of(member), now, reason, rules=rules
         )
 
 

@@ -164,8 +164,7 @@ async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[E
            FROM outbox o
            LEFT JOIN bookings b ON b.id = o.booking_id
            LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
-           LEFT JOIN draw_windows w ON w.id = e.window_id
-           JOIN offices f ON f.id = COALESCE(b.office_id, w.office_id)
+           JOIN offices f ON f.id = COALESCE(b.office_id, e.office_id)
            WHERE o.status = 'sending' AND o.claimed_until < $1
            FOR UPDATE OF o SKIP LOCKED""",
         now,
@@ -325,6 +324,8 @@ class Claimed:
     # Whether the booking's messages also go to an e-mail address.
     has_email: bool
     request_id: str | None = None
+    # A message of an entry of an instant service's waiting list (its code).
+    on_waitlist: bool = False
 
 
 async def claim(
@@ -360,13 +361,13 @@ async def claim(
                   (c.channel = 'sms' AND EXISTS (
                       SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
                   COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL)
-                      AS has_email
+                      AS has_email,
+                  (e.id IS NOT NULL AND e.window_id IS NULL) AS on_waitlist
            FROM c
            LEFT JOIN bookings b ON b.id = c.booking_id
            LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
-           LEFT JOIN draw_windows w ON w.id = e.window_id
-           JOIN offices o ON o.id = COALESCE(b.office_id, w.office_id)
-           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, w.service_id)""",
+           JOIN offices o ON o.id = COALESCE(b.office_id, e.office_id)
+           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, e.service_id)""",
         outbox_id,
         now,
         lease,
@@ -407,6 +408,7 @@ async def claim(
         opted_out=r["opted_out"],
         request_id=r["request_id"],
         has_email=r["has_email"],
+        on_waitlist=r["on_waitlist"],
     )
 
 

@@ -403,6 +403,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         manage_token=manage_token,
         code=code,
         draw_request=c.draw_entry_id is not None,
+        waitlist=c.on_waitlist,
     )
 
 
@@ -750,7 +751,9 @@ async def expire_holds(ctx: dict[str, Any]) -> int:
     pages and the API also release them before reading seats)."""
     state: WorkerState = ctx[STATE]
     async with state.pool.acquire() as conn:
-        released = await bookings.release_expired_holds(conn, state.clock())
+        released = await bookings.release_expired_holds(
+            conn, state.clock(), rules=bookings.Rules.of(state.settings)
+        )
     if released:
         log.info("holds expired: %d", released)
     return released

@@ -209,8 +209,9 @@ async def status_submit(request: web.Request) -> web.Response:
             raise errors.NotFound()
         target, reason = parse_office_action(form.get("status"), form.get("reason"))
         booking = await change_status(
-            request.app[POOL_KEY], office_id, reference, target, reason, member, pages.now(request)
-        )
+            request.app[POOL_KEY], office_id, reference, target, reason, member,
+            pages.now(request), bookings.Rules.of(request.app[SETTINGS_KEY]),
+        )  # fmt: skip
     except errors.Refusal as refused:
         day = date.fromisoformat(back) if pages.is_iso_date(back) else None
         if day is None:
@@ -313,8 +314,9 @@ async def _book_form(
         if service is not None:
             # Seats held past their time go back before the clerk sees them.
             await bookings.release_expired_holds(
-                conn, now, office_id=office.id, service_id=service.id
-            )
+                conn, now, office_id=office.id, service_id=service.id,
+                rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
+            )  # fmt: skip
             start, end = local_day_bounds(day, office.zone)
             window = booking_window(now, service.earliest_hours, service.latest_days)
             slots = await slot_store.available(
