@@ -73,6 +73,8 @@ CREATE UNIQUE INDEX waitlist_one_per_phone ON draw_entries (office_id, service_i
     WHERE window_id IS NULL AND phone_hash IS NOT NULL AND outcome IN ('waiting', 'offered');
 CREATE UNIQUE INDEX waitlist_one_per_email ON draw_entries (office_id, service_id, email_hash)
     WHERE window_id IS NULL AND email_hash IS NOT NULL AND outcome IN ('waiting', 'offered');
+-- The entry of an offer's booking: every freed seat asks whether it was one.
+CREATE INDEX draw_entries_booking ON draw_entries (booking_id) WHERE booking_id IS NOT NULL;
 -- The list in order of joining, for a freed seat and the office's page.
 CREATE INDEX waitlist_in_order ON draw_entries (office_id, service_id, created_at, seq)
     WHERE window_id IS NULL AND outcome IN ('waiting', 'offered');

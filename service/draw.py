@@ -670,12 +670,12 @@ async def _offer_free_seats(
     for entry_id, slot_id in allocation.offers.items():
         slot = await slot_store.get_slot(conn, slot_id)
         assert slot is not None
-        if await offers.hold(
+        held = await offers.hold(
             conn, by_id[entry_id], slot_id, earliest=now, latest=window.period_end,
             expires_at=rules.offer_expires_at(now, offer_hours, slot.starts_at),
             kind=DRAW_OFFER, created_by=DRAW_CREATOR, now=now,
-        ):  # fmt: skip
-            made += 1
+        )  # fmt: skip
+        made += held is offers.Hold.HELD
     return made
 
 

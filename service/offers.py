@@ -24,6 +24,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import asyncpg
 
@@ -54,6 +55,17 @@ class ListRules:
     offer_hours: int
 
 
+class Hold(StrEnum):
+    """What came of holding a seat for an entry."""
+
+    HELD = "held"
+    # The seat is not there to take (full, out of bounds, a closed day):
+    # nobody else can have it either.
+    SEAT_GONE = "seat_gone"
+    # This entry may not hold it now; the next one may.
+    REFUSED = "refused"
+
+
 def _phone_channel(text: str) -> MessageChannel:
     return "whatsapp" if text == "whatsapp" else "email" if text == "email" else "sms"
 
@@ -70,12 +82,12 @@ async def hold(
     created_by: str,
     now: datetime,
     send_at: datetime | None = None,
-) -> bool:
+) -> Hold:
     """Hold a seat of `slot_id` (starting between `earliest` and `latest`)
-    for `entry` until `expires_at` and write its offer message. False, with
-    nothing written, when the seat is gone or the entry may not hold it now:
-    an open offer for its identity elsewhere, an active booking of this
-    service for its document, its household's cap."""
+    for `entry` until `expires_at` and write its offer message. Nothing is
+    written when the seat is gone, or when the entry may not hold it now: an
+    open offer for its identity elsewhere, an active booking of this service
+    for its document, its household's cap."""
     office = await office_store.get_office(conn, entry.office_id)
     assert office is not None
     try:
@@ -84,7 +96,7 @@ async def hold(
                 conn, slot_id, entry.office_id, entry.service_id, earliest, latest
             )
             if taken is None:
-                return False
+                return Hold.SEAT_GONE
             booking = await booking_store.insert(
                 conn,
                 booking_store.NewBooking(
@@ -125,12 +137,12 @@ async def hold(
                 conn, booking.id, language=entry.language, planned=planned, now=now
             )
     except (asyncpg.UniqueViolationError, _NotHeld):
-        return False
+        return Hold.REFUSED
     except asyncpg.CheckViolationError as exc:
         if store.constraint_of(exc) not in _REFUSED_CHECKS:
             raise
-        return False
-    return True
+        return Hold.REFUSED
+    return Hold.HELD
 
 
 class _NotHeld(Exception):
@@ -170,7 +182,7 @@ async def seat_freed(
     )
     tried: list[str] = []
     while entry := await store.next_waiting(conn, office.id, service.id, day, part, tried):
-        if await hold(
+        held = await hold(
             conn,
             entry,
             booking.slot_id,
@@ -183,7 +195,8 @@ async def seat_freed(
             created_by=entry.created_by,
             now=now,
             send_at=timing.send_at,
-        ):
-            return True
+        )
+        if held is not Hold.REFUSED:
+            return held is Hold.HELD
         tried.append(entry.id)
     return False

@@ -94,6 +94,7 @@ async def book_for_citizen(
     *,
     secret_key: str,
     now: datetime,
+    rules: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> Booking:
     """The public booking path with staff as the actor; same capacity, window,
     one-per-document and message rules."""
@@ -109,6 +110,7 @@ async def book_for_citizen(
         secret_key=secret_key,
         now=now,
         actor=actor_of(member),
+        rules=rules,
     )
     # The manage token is not shown to staff: it is the citizen's, and reaches
     # them in the confirmation message.

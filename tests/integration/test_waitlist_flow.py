@@ -376,6 +376,26 @@ async def test_holds_expiring_and_office_cancellations_free_seats_for_the_list_t
     assert (await entry(pool, second.entry_id))["slot_id"] == afternoon
 
 
+async def test_a_seat_that_no_longer_exists_is_offered_to_nobody(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    [slot] = await scarce(pool, SERVICE, WED_MORNING)
+    booked = await book(pool, settings, clock, slot, 0)
+    waiting = [await join(pool, settings, clock, n, [WED]) for n in range(3)]
+    # The office closes the day: its slots lose their seats, then its
+    # bookings are cancelled (service.office.changes).
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE slots SET capacity = 0 WHERE id = $1", slot)
+        await bookings.set_status_by_office(
+            conn, booked.booking.reference, OFFICE, Status.CANCELLED, STAFF, clock(),
+            "fermeture exceptionnelle", rules=rules_of(settings),
+        )  # fmt: skip
+        assert await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE slot_id = $1 AND status = 'held'", slot
+        ) == 0
+    assert [(await entry(pool, w.entry_id))["outcome"] for w in waiting] == ["waiting"] * 3
+
+
 async def test_two_seats_freed_at_once_never_give_one_identity_two_offers(
     pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:

@@ -351,6 +351,7 @@ async def book_submit(request: web.Request) -> web.Response:
             member,
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=pages.now(request),
+            rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )
         booking = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as invalid:
