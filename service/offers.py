@@ -32,9 +32,10 @@ from service.domain import waitlist as list_rules
 from service.domain.booking import Status, booking_window, new_reference
 from service.domain.calendar import local_date
 from service.domain.draw import Mode, Outcome, part_of_day
-from service.domain.messages import WAITLIST_OFFER, Kind, MessageChannel, plan_offer
+from service.domain.messages import WAITLIST_OFFER, Kind, plan_offer
 from service.domain.models import Booking
 from service.domain.verification import email_key
+from service.notify import events
 from service.store import audit, outbox
 from service.store import bookings as booking_store
 from service.store import draws as store
@@ -64,10 +65,6 @@ class Hold(StrEnum):
     SEAT_GONE = "seat_gone"
     # This entry may not hold it now; the next one may.
     REFUSED = "refused"
-
-
-def _phone_channel(text: str) -> MessageChannel:
-    return "whatsapp" if text == "whatsapp" else "email" if text == "email" else "sms"
 
 
 async def hold(
@@ -128,7 +125,7 @@ async def hold(
                 kind,
                 phone=entry.phone,
                 email=entry.email,
-                phone_channel=_phone_channel(entry.message_channel),
+                phone_channel=events.message_channel(entry.message_channel),
                 appointment_at=taken.starts_at,
                 expires_at=expires_at,
                 send_at=send_at or now,
