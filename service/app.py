@@ -32,6 +32,7 @@ from service.web import (
 from service.web import draw as draw_pages
 from service.web import feedback as feedback_pages
 from service.web import mobile as mobile_pages
+from service.web import waitlist as waitlist_pages
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 from service.web.office import alerts as login_alerts
 from service.web.office import callboard
@@ -75,6 +76,7 @@ def create_app(
     app.add_routes(mobile_pages.routes)
     app.add_routes(draw_pages.routes)
     app.add_routes(feedback_pages.routes)
+    app.add_routes(waitlist_pages.routes)
     app.add_routes(webhooks.routes)
     if settings.is_dev:
         app.add_routes(devmessages.routes)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from service import verification
+from service import offers, verification
 from service.config import Settings
 from service.domain import errors, feedback
 from service.domain.booking import (
@@ -72,6 +72,8 @@ class Rules:
     verified_contact_days: int
     codes_per_contact_per_day: int
     reschedule_limit: int
+    # Where a freed seat of an instant service goes first (service.offers).
+    waitlist: offers.ListRules
 
     @classmethod
     def of(cls, settings: Settings) -> Rules:
@@ -79,6 +81,7 @@ class Rules:
             verified_contact_days=settings.verified_contact_days,
             codes_per_contact_per_day=settings.codes_per_contact_per_day,
             reschedule_limit=settings.reschedule_limit,
+            waitlist=offers.ListRules(settings.waitlist_days, settings.waitlist_offer_hours),
         )
 
 
@@ -100,7 +103,7 @@ class BookingContext:
     service: Service
 
 
-async def _office_and_service(
+async def office_and_service(
     conn: asyncpg.Connection, office_id: str, service_id: str
 ) -> tuple[Office, Service]:
     office = await office_store.get_office(conn, office_id)
@@ -194,13 +197,13 @@ async def book(
         slot = await slot_store.get_slot(conn, slot_id)
         if slot is None:
             raise errors.slot_not_found()
-        office, service = await _office_and_service(conn, slot.office_id, service_id)
+        office, service = await office_and_service(conn, slot.office_id, service_id)
         if slot.service_id != service.id:
             raise errors.slot_not_found()
         citizen = validate_details(details, service, office.country, office.sms_countries)
         plan = await _contact_plan(conn, citizen, service, actor, secret_key, now, rules)
         # A seat held past its time is free: give it back before taking one.
-        await release_expired_holds(conn, now, slot_id=slot.id)
+        await release_expired_holds(conn, now, slot_id=slot.id, rules=rules)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
             if form_key_hash is not None and not await form_keys.claim(
@@ -388,9 +391,12 @@ def codes_exhausted() -> errors.Conflict:
     )
 
 
-async def _expire(conn: asyncpg.Connection, booking: Booking, now: datetime) -> Booking:
-    """End a hold in the caller's transaction: its seat is free again."""
-    return await _change_status(conn, booking, Status.EXPIRED, audit.SYSTEM, now)
+async def _expire(
+    conn: asyncpg.Connection, booking: Booking, now: datetime, rules: Rules
+) -> Booking:
+    """End a hold in the caller's transaction: its seat is free again (for
+    the waiting list first)."""
+    return await _change_status(conn, booking, Status.EXPIRED, audit.SYSTEM, now, rules=rules)
 
 
 async def release_expired_holds(
@@ -400,6 +406,7 @@ async def release_expired_holds(
     slot_id: int | None = None,
     office_id: str | None = None,
     service_id: str | None = None,
+    rules: Rules = DEFAULT_RULES,
 ) -> int:
     """Expire the holds whose time is up (of a slot, an office's service, or
     all), each in its own short transaction like a cancellation, freeing its
@@ -412,12 +419,14 @@ async def release_expired_holds(
         async with conn.transaction():
             booking = await booking_store.lock_due_hold(conn, booking_id, now)
             if booking is not None:
-                await _expire(conn, booking, now)
+                await _expire(conn, booking, now, rules)
                 released += 1
     return released
 
 
-async def _held(conn: asyncpg.Connection, reference: str, now: datetime) -> Booking | None:
+async def _held(
+    conn: asyncpg.Connection, reference: str, now: datetime, rules: Rules
+) -> Booking | None:
     """The booking, locked, still waiting for its code; in the caller's
     transaction. A hold found past its time is expired on the spot (None:
     the caller commits that, then refuses with hold_expired)."""
@@ -428,7 +437,7 @@ async def _held(conn: asyncpg.Connection, reference: str, now: datetime) -> Book
     if Status(booking.status) is not Status.HELD:
         raise not_held()
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
-        await _expire(conn, booking, now)
+        await _expire(conn, booking, now, rules)
         return None
     return booking
 
@@ -444,6 +453,7 @@ async def verify(
     code: object,
     secret_key: str,
     now: datetime,
+    rules: Rules = DEFAULT_RULES,
 ) -> BookingContext:
     """Confirm a held booking with its code. Each wrong code uses one of the
     check's attempts (committed, then refused); the last wrong one releases
@@ -452,7 +462,7 @@ async def verify(
         await authorise(conn, reference, token, secret_key)
         refusal: errors.Refusal | None = None
         async with conn.transaction():
-            booking = await _held(conn, reference, now)
+            booking = await _held(conn, reference, now, rules)
             if booking is None:
                 refusal = hold_expired()
             else:
@@ -463,7 +473,7 @@ async def verify(
                 elif attempt.outcome is verification.Outcome.WRONG:
                     refusal = wrong_code(attempt.attempts_left)
                 else:
-                    await _expire(conn, booking, now)
+                    await _expire(conn, booking, now, rules)
                     refusal = codes_exhausted()
         if refusal is not None:
             raise refusal
@@ -534,7 +544,7 @@ async def resend(
     async with pool.acquire() as conn:
         await authorise(conn, reference, token, secret_key)
         async with conn.transaction():
-            booking = await _held(conn, reference, now)
+            booking = await _held(conn, reference, now, rules)
             if booking is not None:
                 await code_again(
                     conn, booking.id, booking.phone, booking.email, language=booking.language,
@@ -581,7 +591,7 @@ async def authorise(
 
 
 async def booking_context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
-    office, service = await _office_and_service(conn, booking.office_id, booking.service_id)
+    office, service = await office_and_service(conn, booking.office_id, booking.service_id)
     return BookingContext(booking, await mobile_day_store.at_site(conn, office, booking.slot_id),
                           service)  # fmt: skip
 
@@ -607,8 +617,10 @@ async def cancel(
     token: str | None,
     secret_key: str,
     now: datetime,
+    rules: Rules = DEFAULT_RULES,
 ) -> BookingContext:
-    """A citizen cancels, any time before the appointment starts."""
+    """A citizen cancels, any time before the appointment starts; the seat
+    goes to the waiting list first."""
     async with pool.acquire() as conn:
         await authorise(conn, reference, token, secret_key)
         async with conn.transaction():
@@ -616,8 +628,9 @@ async def cancel(
             if not can_cancel(now, booking.starts_at):
                 raise errors.too_late()
             changed = await _change_status(
-                conn, booking, Status.CANCELLED, audit.CITIZEN, now, event="cancelled_by_citizen"
-            )
+                conn, booking, Status.CANCELLED, audit.CITIZEN, now,
+                event="cancelled_by_citizen", rules=rules,
+            )  # fmt: skip
         return await booking_context(conn, changed)
 
 
@@ -679,12 +692,12 @@ async def reschedule(
     async with pool.acquire() as conn:
         if actor.kind == "citizen":
             await authorise(conn, reference, token, secret_key)
-        await release_expired_holds(conn, now, slot_id=new_slot_id)
+        await release_expired_holds(conn, now, slot_id=new_slot_id, rules=rules)
         async with conn.transaction():
             booking = await booking_store.lock(conn, reference)
             if booking is None:
                 raise errors.NotFound()
-            office, service = await _office_and_service(conn, booking.office_id, booking.service_id)
+            office, service = await office_and_service(conn, booking.office_id, booking.service_id)
             if Status(booking.status) is not Status.CONFIRMED:
                 raise errors.not_active()
             if not can_reschedule(now, booking.starts_at, service.reschedule_cutoff_minutes):
@@ -713,6 +726,8 @@ async def reschedule(
                 {"from": booking.starts_at.isoformat(), "to": moved.starts_at.isoformat()},
             )
             await events.record_booking_event(conn, booking.id, "rescheduled", now=now)
+            # The seat it left goes to the waiting list first, like a cancelled one.
+            await offers.seat_freed(conn, booking, Status.CONFIRMED, now, rules.waitlist)
         return BookingContext(moved, await mobile_day_store.at_site(conn, office, moved.slot_id),
                               service)  # fmt: skip
 
@@ -726,6 +741,7 @@ async def _change_status(
     *,
     event: str | None = None,
     reason: str | None = None,
+    rules: Rules = DEFAULT_RULES,
 ) -> Booking:
     current = Status(booking.status)
     if not can_transition(current, target):
@@ -762,17 +778,25 @@ async def _change_status(
     )
     if event is not None:
         await events.record_booking_event(conn, booking.id, event, now=now, reason=reason)
+    if frees_seat(current, target):
+        # After the booking left it: the seat goes to the waiting list first.
+        await offers.seat_freed(conn, booking, target, now, rules.waitlist)
     changed = await booking_store.by_reference(conn, booking.reference)
     assert changed is not None
     return changed
 
 
 async def end_hold(
-    conn: asyncpg.Connection, booking: Booking, target: Status, actor: Actor, now: datetime
+    conn: asyncpg.Connection,
+    booking: Booking,
+    target: Status,
+    actor: Actor,
+    now: datetime,
+    rules: Rules = DEFAULT_RULES,
 ) -> Booking:
     """End a held booking (expired or cancelled) in the caller's transaction,
-    freeing its seat: for the draw's offers, which are held bookings."""
-    return await _change_status(conn, booking, target, actor, now)
+    freeing its seat: for the offers, which are held bookings."""
+    return await _change_status(conn, booking, target, actor, now, rules=rules)
 
 
 async def set_status_by_office(
@@ -784,6 +808,7 @@ async def set_status_by_office(
     now: datetime,
     reason: str | None = None,
     feedback_delay: timedelta = feedback.DEFAULT_DELAY,
+    rules: Rules = DEFAULT_RULES,
 ) -> Booking:
     """Check-in, done, no-show or cancellation by staff; caller owns no transaction.
     Refused with the reason when staff may not do it now (action_refusal).
@@ -799,7 +824,7 @@ async def set_status_by_office(
             raise refused
         event = "cancelled_by_office" if target is Status.CANCELLED else None
         changed = await _change_status(
-            conn, booking, target, actor, now, event=event, reason=reason
+            conn, booking, target, actor, now, event=event, reason=reason, rules=rules
         )
         if target is Status.DONE:
             await events.record_feedback_request(conn, booking.id, now=now, delay=feedback_delay)

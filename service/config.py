@@ -106,6 +106,11 @@ class Settings:
     @property
     def feedback_delay(self) -> timedelta:
         return timedelta(hours=self.feedback_delay_hours)
+    # The waiting list of an instant service: a seat freed this many days
+    # ahead or fewer goes to the list before it goes back on sale, and the
+    # entry it is offered to has this many hours to take it.
+    waitlist_days: int = 14
+    waitlist_offer_hours: int = 2
 
     @property
     def is_dev(self) -> bool:
@@ -162,6 +167,10 @@ class Settings:
             raise ConfigError(f"LOG_FORMAT must be text or json, not {log_format!r}")
         if int(values.get("retention_days", defaults.retention_days)) < 1:  # type: ignore[call-overload]
             raise ConfigError("RETENTION_DAYS must be at least 1")
+        # WAITLIST_DAYS=0 turns the waiting list of instant services off.
+        for attribute, least in (("waitlist_days", 0), ("waitlist_offer_hours", 1)):
+            if int(values.get(attribute, getattr(defaults, attribute))) < least:  # type: ignore[call-overload]
+                raise ConfigError(f"{ENV_NAMES[attribute]} must be at least {least}")
         for attribute in RATE_SETTINGS:
             if attribute in values:
                 try:
@@ -250,6 +259,8 @@ ENV_NAMES: dict[str, str] = {
     "draw_offer_hours": "DRAW_OFFER_HOURS",
     "document_reminder_days": "DOCUMENT_REMINDER_DAYS",
     "feedback_delay_hours": "FEEDBACK_DELAY_HOURS",
+    "waitlist_days": "WAITLIST_DAYS",
+    "waitlist_offer_hours": "WAITLIST_OFFER_HOURS",
 }
 
 # The settings that are rates ("12/1h" or "off").

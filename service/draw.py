@@ -3,10 +3,15 @@ citizen's (or staff's) request, the draw at the close, offers and their
 confirmation, and the waiting list that takes every freed seat.
 
 An offer is a held booking (created_by 'draw') whose hold ends at the
-offer's expiry: it takes its seat through the same guarded statement as any
-booking, the worker's hold sweep frees it when it lapses, and its message is
-an outbox row like any other. The database refuses any other booking of a
-draw service (migration 0050), so a freed seat can only go to the list.
+offer's expiry (service.offers): it takes its seat through the same guarded
+statement as any booking, the worker's hold sweep frees it when it lapses,
+and its message is an outbox row like any other. The database refuses any
+other booking of a draw service (migration 0050), so a freed seat can only
+go to the list.
+
+An entry without a window is a place on an instant service's waiting list
+(service.waitlist): its receipt, code step, withdrawal and offer page are
+the ones here.
 """
 
 from __future__ import annotations
@@ -19,22 +24,21 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service import bookings, verification
+from service import bookings, offers, verification
 from service.domain import draw as rules
 from service.domain import errors
 from service.domain.booking import (
     Status,
     hash_token,
     new_manage_token,
-    new_reference,
     token_matches,
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
 from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, PlannedMessage
 from service.domain.models import Office, Service
-from service.domain.validation import RawDetails, validate_details
-from service.domain.verification import Channel, code_channel, contact_hash, email_key
+from service.domain.validation import CitizenDetails, RawDetails, validate_details
+from service.domain.verification import Channel, code_channel, contact_hash
 from service.notify import events
 from service.store import audit, outbox
 from service.store import bookings as booking_store
@@ -69,6 +73,16 @@ def request_lapsed() -> errors.Conflict:
     return errors.Conflict(
         "request_lapsed",
         N_("This request was not confirmed in time and is not in the draw. Please ask again."),
+    )
+
+
+def already_waiting() -> errors.Conflict:
+    return errors.Conflict(
+        "already_waiting",
+        N_(
+            "This person, phone number or email address is already on the waiting list "
+            "of this service."
+        ),
     )
 
 
@@ -168,7 +182,8 @@ async def open_window(
 @dataclass(frozen=True, slots=True)
 class Receipt:
     entry_id: str
-    window: Window
+    # None: a place on the waiting list of an instant service.
+    window: Window | None
     # The receipt's link (/r/{entry}/{token}); shown once, stored hashed.
     token: str = ""
     # The request waits for the code sent to its contact.
@@ -210,64 +225,100 @@ async def request(
         assert office is not None and service is not None
         citizen = validate_details(details, service, office.country, office.sms_countries)
         wish = rules.check_wish(days, parts, window.first_day, window.last_day)
-        channel = code_channel(citizen.phone, citizen.email)
-        pending_until = None
-        if actor.kind == "citizen":
-            phone_ok, email_ok = await verification.proved(
-                conn,
-                citizen.phone,
-                citizen.email,
-                secret_key=secret_key,
-                since=now - timedelta(days=rules_.verified_contact_days),
-            )
-            if not (phone_ok if channel == "sms" else email_ok):
-                pending_until = min(now + timedelta(minutes=service.hold_minutes), window.closes_at)
         # Requests whose code did not come back free their identity first.
         await store.lapse_pending(conn, window.id, now)
-        entry_id = rules.new_entry_id()
-        token = new_manage_token()
-        new = store.NewEntry(
-            id=entry_id,
-            window_id=window.id,
-            document_hash=_document_hash(citizen.document_number, secret_key)
-            if citizen.document_number
-            else None,
-            phone_hash=contact_hash("sms", citizen.phone, secret_key) if citizen.phone else None,
-            email_hash=contact_hash("email", citizen.email, secret_key) if citizen.email else None,
-            citizen_name=citizen.name,
-            phone=citizen.phone,
-            email=citizen.email,
-            language=citizen.language,
-            document_number=citizen.document_number,
-            days=sorted(wish.days),
-            parts=sorted(wish.parts),
-            created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
-            pending_until=pending_until,
-            token_hash=hash_token(token, secret_key),
+        entry_id, token, pending = await file_entry(
+            conn, service, window.id, citizen, wish, actor=actor, secret_key=secret_key,
+            now=now, rules_=rules_, waits_until=window.closes_at,
+        )  # fmt: skip
+        return Receipt(entry_id, window, token, pending)
+
+
+async def file_entry(
+    conn: asyncpg.Connection,
+    service: Service,
+    window_id: int | None,
+    citizen: CitizenDetails,
+    wish: rules.Wish,
+    *,
+    actor: Actor,
+    secret_key: str,
+    now: datetime,
+    rules_: bookings.Rules,
+    waits_until: datetime,
+) -> tuple[str, str, bool]:
+    """Write an entry, in a window (`window_id`) or on the service's waiting
+    list (None), in the caller's transaction: (its id, its receipt's token,
+    whether it waits for a code). A citizen's counts once its contact is
+    proved by a code, as a held booking's is (now, or within the last
+    `verified_contact_days`): until then it waits for the code, at most
+    until `waits_until`. Staff's (counter, phone) is typed for someone
+    present. The database refuses a second entry of one identity."""
+    # E-mail only: the code too goes to the address.
+    phone = None if citizen.message_channel == "email" else citizen.phone
+    channel = code_channel(phone, citizen.email)
+    pending_until = None
+    if actor.kind == "citizen":
+        phone_ok, email_ok = await verification.proved(
+            conn,
+            citizen.phone,
+            citizen.email,
+            secret_key=secret_key,
+            since=now - timedelta(days=rules_.verified_contact_days),
         )
-        try:
-            async with conn.transaction():
-                await store.insert_entry(conn, new, now)
-                if pending_until is not None:
-                    recipient = citizen.phone if channel == "sms" else citizen.email
-                    assert recipient is not None
-                    await verification.within_code_budget(
-                        conn, recipient, now, rules_.codes_per_contact_per_day
-                    )
-                    await verification.open_check(conn, entry_id, channel, now)
-                    await events.record_code(
-                        conn, entry_id, channel, recipient, language=citizen.language,
-                        appointment_at=window.closes_at, now=now,
-                    )  # fmt: skip
-        except asyncpg.UniqueViolationError as exc:
-            if store.constraint_of(exc) in store.ONE_PER_IDENTITY:
-                raise already_requested() from None
-            raise
-        except asyncpg.CheckViolationError as exc:
-            if store.constraint_of(exc) == store.WINDOW_CLOSED:
-                raise window_closed() from None
-            raise
-        return Receipt(entry_id, window, token, pending_until is not None)
+        if not (phone_ok if channel == "sms" else email_ok):
+            pending_until = min(now + timedelta(minutes=service.hold_minutes), waits_until)
+    entry_id = rules.new_entry_id()
+    token = new_manage_token()
+    new = store.NewEntry(
+        id=entry_id,
+        window_id=window_id,
+        office_id=service.office_id,
+        service_id=service.id,
+        document_hash=_document_hash(citizen.document_number, secret_key)
+        if citizen.document_number
+        else None,
+        phone_hash=contact_hash("sms", citizen.phone, secret_key) if citizen.phone else None,
+        email_hash=contact_hash("email", citizen.email, secret_key) if citizen.email else None,
+        citizen_name=citizen.name,
+        phone=citizen.phone,
+        email=citizen.email,
+        language=citizen.language,
+        document_number=citizen.document_number,
+        days=sorted(wish.days),
+        parts=sorted(wish.parts),
+        created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
+        pending_until=pending_until,
+        token_hash=hash_token(token, secret_key),
+        message_channel=citizen.message_channel,
+    )
+    try:
+        async with conn.transaction():
+            await store.insert_entry(conn, new, now)
+            if pending_until is not None:
+                recipient = phone if channel == "sms" else citizen.email
+                assert recipient is not None
+                await verification.within_code_budget(
+                    conn, recipient, now, rules_.codes_per_contact_per_day
+                )
+                await verification.open_check(conn, entry_id, channel, now)
+                await events.record_code(
+                    conn, entry_id, channel, recipient, language=citizen.language,
+                    appointment_at=waits_until, now=now,
+                )  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        if store.constraint_of(exc) in store.ONE_PER_IDENTITY:
+            raise already_requested() from None
+        if store.constraint_of(exc) in store.ONE_ON_LIST:
+            raise already_waiting() from None
+        raise
+    except asyncpg.CheckViolationError as exc:
+        if store.constraint_of(exc) == store.WINDOW_CLOSED:
+            raise window_closed() from None
+        if store.constraint_of(exc) == store.INSTANT_ONLY:
+            raise errors.service_not_found() from None
+        raise
+    return entry_id, token, pending_until is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +378,11 @@ async def service_draws(pool: asyncpg.Pool, office_id: str, service_id: str) -> 
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """A draw's request, or a place on an instant service's waiting list
+    (no window): the same receipt, code step and withdrawal."""
+
     entry: store.Entry
-    window: Window
+    window: Window | None
     office: Office
     service: Service
     # While its contact is unproved: where the code went and what is left.
@@ -353,10 +407,12 @@ async def _authorised_entry(
 
 
 async def _request_of(conn: asyncpg.Connection, entry: store.Entry) -> Request:
-    window = await store.get_window(conn, entry.window_id)
-    assert window is not None
-    office = await office_store.get_office(conn, window.office_id)
-    service = await office_store.get_service(conn, window.office_id, window.service_id)
+    window = None
+    if entry.window_id is not None:
+        window = await store.get_window(conn, entry.window_id)
+        assert window is not None
+    office = await office_store.get_office(conn, entry.office_id)
+    service = await office_store.get_service(conn, entry.office_id, entry.service_id)
     assert office is not None and service is not None
     code = None
     if entry.verified_at is None and entry.outcome == rules.Outcome.WAITING:
@@ -373,9 +429,17 @@ async def view_request(
 ) -> Request:
     async with pool.acquire() as conn, conn.transaction():
         entry = await _authorised_entry(conn, entry_id, token, secret_key)
-        if await store.lapse_pending(conn, entry.window_id, now):
+        if await _lapse_pending(conn, entry, now):
             entry = await _authorised_entry(conn, entry_id, token, secret_key)
         return await _request_of(conn, entry)
+
+
+async def _lapse_pending(conn: asyncpg.Connection, entry: store.Entry, now: datetime) -> int:
+    """Lapse the entries of `entry`'s window, or of its waiting list, that
+    no longer ask (a code not back in time; on a list, days past)."""
+    if entry.window_id is None:
+        return await store.lapse_waitlist(conn, now, entry.office_id, entry.service_id)
+    return await store.lapse_pending(conn, entry.window_id, now)
 
 
 async def verify_request(
@@ -395,16 +459,21 @@ async def verify_request(
         async with conn.transaction():
             entry = await _authorised_entry(conn, entry_id, token, secret_key)
             # Shared with the draw's lock: no entry is proved while it closes.
-            window = await store.get_window(conn, entry.window_id, share=True)
-            assert window is not None and entry.pending_until is not None
+            window = None
+            if entry.window_id is not None:
+                window = await store.get_window(conn, entry.window_id, share=True)
+                assert window is not None
+            assert entry.pending_until is not None
             if entry.verified_at is not None:
                 return await _request_of(conn, entry)
             if entry.outcome != rules.Outcome.WAITING:
                 raise request_lapsed()
-            if window.state != rules.WindowState.OPEN or window.closes_at <= now:
+            if window is not None and (
+                window.state != rules.WindowState.OPEN or window.closes_at <= now
+            ):
                 raise window_closed()
             if entry.pending_until <= now:
-                await store.lapse_pending(conn, window.id, now)
+                await _lapse_pending(conn, entry, now)
                 refusal = request_lapsed()
             else:
                 check = await verification.check_of(conn, entry.id)
@@ -440,15 +509,19 @@ async def resend_request_code(
     """Another code for a pending request, under the held booking's limits."""
     async with pool.acquire() as conn, conn.transaction():
         entry = await _authorised_entry(conn, entry_id, token, secret_key)
-        window = await store.get_window(conn, entry.window_id)
-        assert window is not None and entry.pending_until is not None
+        window = None
+        if entry.window_id is not None:
+            window = await store.get_window(conn, entry.window_id)
+            assert window is not None
+        assert entry.pending_until is not None
         if entry.verified_at is not None or entry.outcome != rules.Outcome.WAITING:
             raise bookings.not_held()
-        if entry.pending_until <= now or window.closes_at <= now:
+        if entry.pending_until <= now or (window is not None and window.closes_at <= now):
             raise request_lapsed()
         await bookings.code_again(
             conn, entry.id, entry.phone, entry.email, language=entry.language,
-            appointment_at=window.closes_at, now=now, rules=rules_,
+            appointment_at=window.closes_at if window else entry.pending_until, now=now,
+            rules=rules_,
         )  # fmt: skip
 
 
@@ -477,22 +550,31 @@ class Tick:
     lapsed: int
 
 
-async def tick(pool: asyncpg.Pool, now: datetime, *, offer_hours: int, secret_key: str) -> Tick:
+async def tick(
+    pool: asyncpg.Pool,
+    now: datetime,
+    *,
+    offer_hours: int,
+    secret_key: str,
+    rules_: bookings.Rules = bookings.DEFAULT_RULES,
+) -> Tick:
     """The worker's cron: draw the windows that closed, end the offers that
     lapsed, and offer every free seat of a drawn window to its waiting list
-    in drawn order. Idempotent: running it twice changes nothing more."""
-    drawn = offers = 0
+    in drawn order; entries of instant services' waiting lists that no
+    longer ask lapse. Idempotent: running it twice changes nothing more."""
+    drawn = made = 0
     async with pool.acquire() as conn:
         for window_id in await store.due_windows(conn, now):
             async with conn.transaction():
                 if await _draw(conn, window_id, now):
                     drawn += 1
-        lapsed = await _end_lapsed_offers(conn, now)
+        lapsed = await _end_lapsed_offers(conn, now, rules_)
         for window_id in await store.drawn_windows(conn, now):
             async with conn.transaction():
-                offers += await _offer_free_seats(conn, window_id, now, offer_hours, secret_key)
+                made += await _offer_free_seats(conn, window_id, now, offer_hours)
                 await _tell_not_served(conn, window_id, now)
-    return Tick(drawn, offers, lapsed)
+        await store.lapse_waitlist(conn, now)
+    return Tick(drawn, made, lapsed)
 
 
 async def _tell_not_served(conn: asyncpg.Connection, window_id: int, now: datetime) -> None:
@@ -527,11 +609,13 @@ async def _draw(conn: asyncpg.Connection, window_id: int, now: datetime) -> bool
     return True
 
 
-async def _end_lapsed_offers(conn: asyncpg.Connection, now: datetime) -> int:
+async def _end_lapsed_offers(
+    conn: asyncpg.Connection, now: datetime, rules_: bookings.Rules
+) -> int:
     """Offers past their time: their held booking expires (its seat frees
     for the next entry) and the entry's outcome says so; offers whose
     booking was cancelled meanwhile count as declined."""
-    await bookings.release_expired_holds(conn, now)
+    await bookings.release_expired_holds(conn, now, rules=rules_)
     ended = 0
     for entry_id in await store.lapsed_offers(conn, now):
         async with conn.transaction():
@@ -541,7 +625,9 @@ async def _end_lapsed_offers(conn: asyncpg.Connection, now: datetime) -> int:
             reference = await store.booking_reference(conn, entry.booking_id)
             booking = await booking_store.by_reference(conn, reference) if reference else None
             if booking is not None and booking.status == Status.HELD:
-                await bookings.end_hold(conn, booking, Status.EXPIRED, audit.SYSTEM, now)
+                await bookings.end_hold(
+                    conn, booking, Status.EXPIRED, audit.SYSTEM, now, rules=rules_
+                )
             outcome = rules.Outcome.EXPIRED
             if booking is not None and booking.status == Status.CANCELLED:
                 outcome = rules.Outcome.DECLINED
@@ -553,7 +639,7 @@ async def _end_lapsed_offers(conn: asyncpg.Connection, now: datetime) -> int:
 
 
 async def _offer_free_seats(
-    conn: asyncpg.Connection, window_id: int, now: datetime, offer_hours: int, secret_key: str
+    conn: asyncpg.Connection, window_id: int, now: datetime, offer_hours: int
 ) -> int:
     window = await store.get_window(conn, window_id, lock=True)
     assert window is not None
@@ -582,96 +668,15 @@ async def _offer_free_seats(
     )
     made = 0
     for entry_id, slot_id in allocation.offers.items():
-        if await _offer(conn, window, by_id[entry_id], slot_id, now, offer_hours, secret_key):
-            made += 1
+        slot = await slot_store.get_slot(conn, slot_id)
+        assert slot is not None
+        held = await offers.hold(
+            conn, by_id[entry_id], slot_id, earliest=now, latest=window.period_end,
+            expires_at=rules.offer_expires_at(now, offer_hours, slot.starts_at),
+            kind=DRAW_OFFER, created_by=DRAW_CREATOR, now=now,
+        )  # fmt: skip
+        made += held is offers.Hold.HELD
     return made
-
-
-async def _offer(
-    conn: asyncpg.Connection,
-    window: Window,
-    entry: store.Entry,
-    slot_id: int,
-    now: datetime,
-    offer_hours: int,
-    secret_key: str,
-) -> bool:
-    """Hold a seat for `entry` and write its offer message. False (nothing
-    written) when the entry already holds an open offer elsewhere (one per
-    identity), has an active booking of the service, or the seat went."""
-    slot = await slot_store.get_slot(conn, slot_id)
-    assert slot is not None
-    expires_at = rules.offer_expires_at(now, offer_hours, slot.starts_at)
-    office = await office_store.get_office(conn, window.office_id)
-    assert office is not None
-    try:
-        async with conn.transaction():
-            taken = await slot_store.take_seat(
-                conn, slot_id, window.office_id, window.service_id, now, window.period_end
-            )
-            if taken is None:
-                return False
-            booking = await booking_store.insert(
-                conn,
-                booking_store.NewBooking(
-                    reference=new_reference(office.reference_prefix),
-                    office_id=window.office_id,
-                    service_id=window.service_id,
-                    slot_id=taken.id,
-                    starts_at=taken.starts_at,
-                    ends_at=taken.ends_at,
-                    status=Status.HELD,
-                    citizen_name=entry.citizen_name,
-                    phone=entry.phone,
-                    email=entry.email,
-                    language=entry.language,
-                    document_number=entry.document_number,
-                    # Never shown: the offer message carries a token of its own.
-                    manage_token_hash=hash_token(new_manage_token(), secret_key),
-                    created_by=DRAW_CREATOR,
-                    email_key=email_key(entry.email) if entry.email else None,
-                    hold_expires_at=expires_at,
-                ),
-                now,
-            )
-            if booking is None:
-                return False
-            await store.set_offer(conn, entry.id, booking.id, expires_at)
-            await audit.record(conn, booking.id, audit.SYSTEM, "offer", None, Status.HELD)
-            await outbox.add_planned(
-                conn,
-                booking.id,
-                language=entry.language,
-                planned=_offer_messages(entry, expires_at, taken.starts_at, now),
-                now=now,
-            )
-    except asyncpg.UniqueViolationError:
-        # An open offer for this identity elsewhere, or an active booking of
-        # this service for its document: the entry waits for a later seat.
-        return False
-    return True
-
-
-def _offer_messages(
-    entry: store.Entry, expires_at: datetime, starts_at: datetime, now: datetime
-) -> list[PlannedMessage]:
-    """The offer goes to every contact the entry gave (both were typed for
-    this request; a citizen's was proved). Its expiry rides in `reason`,
-    which the renderer shows in the office's zone."""
-    planned: list[PlannedMessage] = []
-    if entry.phone:
-        planned.append(
-            PlannedMessage(
-                DRAW_OFFER, "sms", entry.phone, now, starts_at, None, expires_at.isoformat()
-            )
-        )
-    if entry.email:
-        planned.append(
-            PlannedMessage(
-                DRAW_OFFER, "email", entry.email, now, starts_at, None, expires_at.isoformat()
-            )
-        )
-    return planned
 
 
 # Answering an offer -------------------------------------------------------------------
@@ -687,6 +692,8 @@ class Offer:
     language: str
     office: Office
     service: Service
+    # A seat freed on an instant service, offered by its waiting list (not a draw).
+    on_list: bool = False
 
 
 async def is_offer(pool: asyncpg.Pool, booking_id: int) -> bool:
@@ -714,6 +721,7 @@ async def _offer_of(conn: asyncpg.Connection, reference: str) -> tuple[store.Ent
         booking.language,
         office,
         service,
+        on_list=entry.window_id is None,
     )
 
 
@@ -733,6 +741,7 @@ async def answer_offer(
     *,
     secret_key: str,
     now: datetime,
+    rules_: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> Offer:
     """Accept (the held booking is confirmed, with its confirmation
     message) or decline (the seat frees for the next entry) an open offer."""
@@ -757,7 +766,10 @@ async def answer_offer(
             await events.record_booking_event(conn, booking.id, "confirmed", now=now)
             outcome = rules.Outcome.CONFIRMED
         else:
-            await bookings.end_hold(conn, booking, Status.CANCELLED, audit.CITIZEN, now)
+            # The seat goes to the next suitable entry (service.offers).
+            await bookings.end_hold(
+                conn, booking, Status.CANCELLED, audit.CITIZEN, now, rules=rules_
+            )
             outcome = rules.Outcome.DECLINED
         await store.set_outcome(conn, entry.id, rules.Outcome.OFFERED, outcome)
         return (await _offer_of(conn, reference))[1]

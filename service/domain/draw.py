@@ -89,7 +89,9 @@ class Outcome(StrEnum):
     DECLINED = "declined"  # the citizen said no
     EXPIRED = "expired"  # the offer was not confirmed in time
     WITHDRAWN = "withdrawn"  # the citizen left the list
-    LAPSED = "lapsed"  # its contact was not proved in time: never in the draw
+    # Its contact was not proved in time (never in the draw); on a waiting
+    # list also: its last acceptable day passed.
+    LAPSED = "lapsed"
 
 
 # The moves an entry can make; everything else is refused.
@@ -243,16 +245,29 @@ class Wish:
         return day in self.days and part in self.parts
 
 
-def check_wish(days: Iterable[date], parts: Iterable[str], first: date, last: date) -> Wish:
-    """A citizen's acceptable days (inside the window's period) and parts of
-    day; refused when either is empty or outside."""
+# Why days are refused: outside a window's period, or off a waiting list's days.
+OUTSIDE_WINDOW = N_("Choose days inside the period of this window.")
+OUTSIDE_LIST = N_("Choose days among those shown.")
+
+
+def check_wish(
+    days: Iterable[date],
+    parts: Iterable[str],
+    first: date,
+    last: date,
+    *,
+    outside: str = OUTSIDE_WINDOW,
+) -> Wish:
+    """A citizen's acceptable days (from `first` to `last`: a window's
+    period, a waiting list's days) and parts of day; refused when either is
+    empty or outside."""
     chosen_days = frozenset(days)
     chosen_parts = frozenset(part for part in parts if part in PARTS_OF_DAY)
     problems: dict[str, str] = {}
     if not chosen_days:
         problems["days"] = N_("Choose at least one day.")
     elif any(day < first or day > last for day in chosen_days):
-        problems["days"] = N_("Choose days inside the period of this window.")
+        problems["days"] = outside
     if not chosen_parts or len(chosen_parts) != len(set(parts)):
         problems["parts"] = N_("Choose the morning, the afternoon or both.")
     if problems:

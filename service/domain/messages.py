@@ -26,6 +26,7 @@ Kind = Literal[
     "document_ready",
     "document_uncollected",
     "feedback",
+    "waitlist_offer",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -80,6 +81,15 @@ DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
 FEEDBACK: Kind = "feedback"
 AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED, FEEDBACK})
 DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
+# A seat freed on an instant service, offered to the first suitable entry of
+# its waiting list: a held booking like a draw's offer, with a shorter time.
+WAITLIST_OFFER: Kind = "waitlist_offer"
+# The offers: an appointment that is the citizen's only once accepted, its
+# expiry carried in the row's `reason`.
+OFFER_KINDS: frozenset[str] = frozenset({DRAW_OFFER, WAITLIST_OFFER})
+# Messages that go only while their subject waits (held): a code, an offer,
+# "not served".
+WHILE_HELD_KINDS: frozenset[str] = frozenset({CODE, DRAW_NOT_SERVED} | OFFER_KINDS)
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -308,6 +318,26 @@ def plan_event(
     return planned
 
 
+
+def plan_offer(
+    kind: Kind,
+    *,
+    phone: str | None,
+    email: str | None,
+    phone_channel: MessageChannel,
+    appointment_at: datetime,
+    expires_at: datetime,
+    send_at: datetime,
+) -> list[PlannedMessage]:
+    """The messages of an offer (a draw's or a waiting list's), due at
+    `send_at` on the entry's channels; its expiry rides in `reason`, which
+    the renderer shows in the office's zone."""
+    return [
+        PlannedMessage(kind, channel, to, send_at, appointment_at, None, expires_at.isoformat())
+        for channel, to in contact_channels(phone, email, phone_channel)
+    ]
+
+
 def plan_code(
     channel: Channel, recipient: str, *, appointment_at: datetime, now: datetime
 ) -> PlannedMessage:
@@ -371,7 +401,7 @@ def skip_reason(
         return None
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+    if kind in WHILE_HELD_KINDS:
         # A code or an offer is worth sending only while its hold waits;
         # "not served" only while the request is still on the list.
         return None if booking_status == "held" else SKIP_INACTIVE

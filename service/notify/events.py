@@ -60,12 +60,13 @@ async def record_booking_event(
         quiet=booking.quiet,
         zone=ZoneInfo(booking.timezone),
         reason=reason,
-        phone_channel=_message_channel(booking.message_channel),
+        phone_channel=message_channel(booking.message_channel),
     )
     await outbox.add_planned(conn, booking_id, language=booking.language, planned=planned, now=now)
 
 
-def _message_channel(text: str) -> MessageChannel:
+def message_channel(text: str) -> MessageChannel:
+    """A stored channel (a booking's, an entry's) as the planners take it."""
     return "whatsapp" if text == "whatsapp" else "email" if text == "email" else "sms"
 
 

@@ -38,6 +38,9 @@ from service.domain.messages import (
     DOCUMENT_UNCOLLECTED,
     DRAW_NOT_SERVED,
     DRAW_OFFER,
+    OFFER_KINDS,
+    WAITLIST_OFFER,
+    WHILE_HELD_KINDS,
     sms_names_zone,
 )
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
@@ -111,6 +114,9 @@ class MessageData:
     pickup_from: str = "14:00"
     pickup_until: str = "16:00"
     pickup_by_appointment: bool = False
+    # The code of a place on an instant service's waiting list (an entry
+    # without a window: `draw_request` is true too).
+    waitlist: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +195,16 @@ class Renderer:
             "link": manage_url(data.base_url, data.reference, data.manage_token),
             "again": book_again_url(data.base_url, data.office_prefix),
             "reason": ""
-            if data.kind in (DRAW_OFFER, DRAW_NOT_SERVED)
+            if data.kind in OFFER_KINDS or data.kind == DRAW_NOT_SERVED
             else (short_reason(reason) if sms else reason),
             # "Not served": the request's place on the waiting list (in `reason`).
             "place": reason if data.kind == DRAW_NOT_SERVED else "",
             "active": data.kind not in CANCELLATION_KINDS,
             "code": data.code,
             "draw_request": data.draw_request,
-            # A draw's offer: its own page, and its expiry (carried in
-            # `reason`) in the office's zone.
+            "waitlist": data.waitlist,
+            # An offer (a draw's, a waiting list's): its own page, and its
+            # expiry (carried in `reason`) in the office's zone.
             "offer_link": offer_url(data.base_url, data.reference, data.manage_token),
             # A draw request's receipt (see it, withdraw it).
             "receipt_link": data.base_url + receipt_url(data.reference, data.manage_token)
@@ -206,7 +213,7 @@ class Renderer:
             "expires": format_when(
                 datetime.fromisoformat(data.reason), data.timezone, data.language, sms=sms
             )
-            if data.kind == DRAW_OFFER and data.reason
+            if data.kind in OFFER_KINDS and data.reason
             else "",
             "pickup_from": data.pickup_from,
             "pickup_until": data.pickup_until,
@@ -254,6 +261,7 @@ class Renderer:
         layouts: dict[str, str] = {
             CODE: "email/code_layout",
             DRAW_OFFER: "email/offer_layout",
+            WAITLIST_OFFER: "email/offer_layout",
             DRAW_NOT_SERVED: "email/notice_layout",
         }
         # A message after the visit has one without the appointment's time:
@@ -276,7 +284,7 @@ class Renderer:
         msg["Content-Language"] = data.language
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
-        if data.kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED) or data.kind in AFTER_VISIT_KINDS:
+        if data.kind in WHILE_HELD_KINDS or data.kind in AFTER_VISIT_KINDS:
             return RenderedEmail(msg, text)
         msg.add_attachment(
             ics(data),

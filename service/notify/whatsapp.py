@@ -49,6 +49,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
         "link",
     ),
     "feedback": ("office", "when", "reference", "feedback_link"),
+    "waitlist_offer": ("office", "service", "when", "expires", "offer_link"),
 }
 KINDS = tuple(VARIABLES)
 # WhatsApp refuses an empty variable: an optional value that is empty (an

@@ -110,6 +110,7 @@ async def _apply_change(
     member: StaffMember,
     now: datetime,
     horizon_days: int,
+    booking_rules: bookings.Rules,
 ) -> ChangeOutcome:
     """Write a change of hours or closures, or nothing if bookings it strands
     have not all been shown to the manager with a decision.
@@ -146,6 +147,7 @@ async def _apply_change(
                         actor_of(member),
                         now,
                         reason,
+                        rules=booking_rules,
                     )
                 except errors.Refusal:
                     refused += 1
@@ -234,13 +236,14 @@ async def change_office(
     member: StaffMember,
     now: datetime,
     horizon_days: int,
+    rules: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> ChangeOutcome:
     """Apply `write`, or (applied False) the bookings it would strand."""
     async with pool.acquire() as conn:
         office = await office_or_404(conn, office_id)
         try:
             return await _apply_change(
-                conn, office, write, decision, seen, reason, member, now, horizon_days
+                conn, office, write, decision, seen, reason, member, now, horizon_days, rules
             )
         except _NeedsDecision as pending:
             return ChangeOutcome(False, pending.lost)

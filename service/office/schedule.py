@@ -56,11 +56,13 @@ async def change_status(
     member: StaffMember,
     now: datetime,
     feedback_delay: timedelta = DEFAULT_DELAY,
+    rules: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> Booking:
+    """A seat a cancellation frees goes to the waiting list first (`rules`)."""
     async with pool.acquire() as conn:
         return await bookings.set_status_by_office(
             conn, reference, office_id, target, actor_of(member), now, reason,
-            feedback_delay=feedback_delay,
+            feedback_delay=feedback_delay, rules=rules,
         )  # fmt: skip
 
 
@@ -95,6 +97,7 @@ async def book_for_citizen(
     *,
     secret_key: str,
     now: datetime,
+    rules: bookings.Rules = bookings.DEFAULT_RULES,
 ) -> Booking:
     """The public booking path with staff as the actor; same capacity, window,
     one-per-document and message rules."""
@@ -110,6 +113,7 @@ async def book_for_citizen(
         secret_key=secret_key,
         now=now,
         actor=actor_of(member),
+        rules=rules,
     )
     # The manage token is not shown to staff: it is the citizen's, and reaches
     # them in the confirmation message.

@@ -1,6 +1,7 @@
 """SQL for draws: request windows, their entries, the published draw and the
-offers of the draw and of its waiting list. Functions take a connection;
-callers own the transaction."""
+offers of the draw and of its waiting list; and the waiting lists of instant
+services, whose entries are draw entries without a window (migration 0110).
+Functions take a connection; callers own the transaction."""
 
 from __future__ import annotations
 
@@ -52,7 +53,10 @@ def _window(r: asyncpg.Record) -> Window:
 @dataclass(frozen=True, slots=True)
 class NewEntry:
     id: str
-    window_id: int
+    # None: an entry of the waiting list of an instant service.
+    window_id: int | None
+    office_id: str
+    service_id: str
     document_hash: bytes | None
     phone_hash: bytes | None
     email_hash: bytes | None
@@ -68,12 +72,14 @@ class NewEntry:
     # code until then; None: proved (or typed by staff), counted at once.
     pending_until: datetime | None = None
     token_hash: bytes | None = None
+    message_channel: str = "sms"
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     id: str
-    window_id: int
+    # None: an entry of the waiting list of an instant service.
+    window_id: int | None
     citizen_name: str
     phone: str | None
     email: str | None
@@ -88,6 +94,10 @@ class Entry:
     pending_until: datetime | None = None
     token_hash: bytes | None = None
     created_at: datetime | None = None
+    office_id: str = ""
+    service_id: str = ""
+    message_channel: str = "sms"
+    created_by: str = ""
 
 
 def _entry(r: asyncpg.Record) -> Entry:
@@ -109,14 +119,22 @@ def _entry(r: asyncpg.Record) -> Entry:
         pending_until=r["pending_until"],
         token_hash=bytes(r["token_hash"]) if r["token_hash"] is not None else None,
         created_at=r["created_at"],
+        office_id=r["office_id"],
+        service_id=r["service_id"],
+        message_channel=r["message_channel"],
+        created_by=r["created_by"],
     )
 
 
-# The constraint names of 0050, for the refusals they stand for.
+# The constraint names of 0050 and 0110, for the refusals they stand for.
 ONE_PER_IDENTITY = frozenset(
     {"draw_entries_one_per_document", "draw_entries_one_per_phone", "draw_entries_one_per_email"}
 )
+ONE_ON_LIST = frozenset(
+    {"waitlist_one_per_document", "waitlist_one_per_phone", "waitlist_one_per_email"}
+)
 WINDOW_CLOSED = "draw_window_closed"
+INSTANT_ONLY = "waitlist_instant_only"
 DRAW_ONLY = "draw_only"
 
 
@@ -249,9 +267,11 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
         """INSERT INTO draw_entries (id, window_id, document_hash, phone_hash, email_hash,
                                      citizen_name, phone, email, language, document_number,
                                      days, parts, created_by, created_at, verified_at,
-                                     pending_until, token_hash)
+                                     pending_until, token_hash, office_id, service_id,
+                                     message_channel)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                   CASE WHEN $15::timestamptz IS NULL THEN $14::timestamptz END, $15, $16)""",
+                   CASE WHEN $15::timestamptz IS NULL THEN $14::timestamptz END, $15, $16,
+                   $17, $18, $19)""",
         new.id,
         new.window_id,
         new.document_hash,
@@ -268,6 +288,9 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
         now,
         new.pending_until,
         new.token_hash,
+        new.office_id,
+        new.service_id,
+        new.message_channel,
     )
 
 
@@ -308,6 +331,77 @@ async def lapse_pending(
     return int(done.split()[-1])
 
 
+# Waiting lists of instant services ---------------------------------------------------
+
+
+async def lapse_waitlist(
+    conn: asyncpg.Connection,
+    now: datetime,
+    office_id: str | None = None,
+    service_id: str | None = None,
+) -> int:
+    """Entries of waiting lists (of one service, or all) that no longer ask:
+    their code did not come back in time, or their last acceptable day is
+    past in the office's zone. Their identity may join again."""
+    done = await conn.execute(
+        """UPDATE draw_entries e SET outcome = 'lapsed'
+           FROM offices o
+           WHERE e.window_id IS NULL AND e.outcome = 'waiting' AND o.id = e.office_id
+             AND ($2::text IS NULL OR (e.office_id = $2 AND e.service_id = $3))
+             AND ((e.verified_at IS NULL AND e.pending_until <= $1)
+                  OR (SELECT max(d) FROM unnest(e.days) AS d)
+                     < ($1::timestamptz AT TIME ZONE o.timezone)::date)""",
+        now,
+        office_id,
+        service_id,
+    )
+    return int(done.split()[-1])
+
+
+async def next_waiting(
+    conn: asyncpg.Connection,
+    office_id: str,
+    service_id: str,
+    day: date,
+    part: PartOfDay,
+    skip: list[str],
+) -> Entry | None:
+    """The first entry of a service's waiting list, in order of joining, that
+    is proved and can come on `day` in `part` of it, locked: a second seat
+    freed at the same moment waits for this one's offer, then finds the next
+    entry. `skip`: entries already tried for this seat."""
+    row = await conn.fetchrow(
+        """SELECT * FROM draw_entries
+           WHERE window_id IS NULL AND office_id = $1 AND service_id = $2
+             AND outcome = 'waiting' AND verified_at IS NOT NULL
+             AND $3::date = ANY(days) AND $4::text = ANY(parts)
+             AND NOT (id = ANY($5::text[]))
+           ORDER BY created_at, seq
+           LIMIT 1
+           FOR UPDATE""",
+        office_id,
+        service_id,
+        day,
+        part,
+        skip,
+    )
+    return _entry(row) if row else None
+
+
+async def waitlist(conn: asyncpg.Connection, office_id: str, service_id: str) -> list[Entry]:
+    """A service's waiting list, in order of joining: the proved entries
+    waiting or holding an offer."""
+    rows = await conn.fetch(
+        """SELECT * FROM draw_entries
+           WHERE window_id IS NULL AND office_id = $1 AND service_id = $2
+             AND outcome IN ('waiting', 'offered') AND verified_at IS NOT NULL
+           ORDER BY created_at, seq""",
+        office_id,
+        service_id,
+    )
+    return [_entry(r) for r in rows]
+
+
 async def add_token(
     conn: asyncpg.Connection, entry_id: str, token_hash: bytes, outbox_id: int, now: datetime
 ) -> None:
@@ -336,13 +430,18 @@ async def anonymise_ended(
     conn: asyncpg.Connection, cutoff: datetime, name: str, now: datetime
 ) -> int:
     """Remove the personal data of the requests of windows whose period
-    ended before `cutoff`, and of their messages; ids, wishes, places and
-    outcomes stay for the public record."""
+    ended before `cutoff` (of waiting lists' entries whose last day did),
+    and of their messages; ids, wishes, places and outcomes stay for the
+    public record."""
     ids = [
         r["id"]
         for r in await conn.fetch(
-            """SELECT e.id FROM draw_entries e JOIN draw_windows w ON w.id = e.window_id
-               WHERE w.period_end < $1 AND e.anonymised_at IS NULL
+            """SELECT e.id FROM draw_entries e LEFT JOIN draw_windows w ON w.id = e.window_id
+               WHERE e.anonymised_at IS NULL
+                 AND CASE WHEN e.window_id IS NULL
+                          -- A waiting list's entry: once its last day is that old.
+                          THEN (SELECT max(d) FROM unnest(e.days) AS d) < $1::date
+                          ELSE w.period_end < $1 END
                FOR UPDATE OF e SKIP LOCKED""",
             cutoff,
         )
@@ -454,14 +553,27 @@ async def entry_of_booking(conn: asyncpg.Connection, booking_id: int) -> str | N
 
 async def set_offer(
     conn: asyncpg.Connection, entry_id: str, booking_id: int, expires_at: datetime
-) -> None:
-    await conn.execute(
+) -> bool:
+    done = await conn.fetchval(
         """UPDATE draw_entries SET outcome = 'offered', booking_id = $2, offer_expires_at = $3
-           WHERE id = $1 AND outcome = 'waiting'""",
+           WHERE id = $1 AND outcome = 'waiting' RETURNING true""",
         entry_id,
         booking_id,
         expires_at,
     )
+    return bool(done)
+
+
+async def end_offer(conn: asyncpg.Connection, booking_id: int, outcome: str) -> bool:
+    """The open offer held by `booking_id` ends with `outcome` (its booking
+    expired or was cancelled); False when it was no open offer."""
+    done = await conn.fetchval(
+        """UPDATE draw_entries SET outcome = $2
+           WHERE booking_id = $1 AND outcome = 'offered' RETURNING true""",
+        booking_id,
+        outcome,
+    )
+    return bool(done)
 
 
 async def set_outcome(conn: asyncpg.Connection, entry_id: str, before: str, after: str) -> bool:

@@ -9,6 +9,7 @@ import asyncpg
 
 from service.domain.calendar import HoursRule
 from service.domain.holidays import Holiday
+from service.domain.messages import QuietHours
 from service.domain.models import Office, Service
 from service.domain.practical import OfficeInfo
 from service.store.languages import by_language
@@ -358,3 +359,12 @@ async def remove_closure(conn: asyncpg.Connection, office_id: str, day: date) ->
 def wall(hhmm: str) -> time:
     hours, minutes = hhmm.split(":")
     return time(int(hours), int(minutes))
+
+
+async def quiet_hours(conn: asyncpg.Connection, office_id: str) -> QuietHours:
+    """The office's nightly window without messages (wall-clock, its zone)."""
+    row = await conn.fetchrow(
+        "SELECT quiet_hours_start, quiet_hours_end FROM offices WHERE id = $1", office_id
+    )
+    assert row is not None
+    return QuietHours(row["quiet_hours_start"], row["quiet_hours_end"])

@@ -166,8 +166,7 @@ async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[E
            LEFT JOIN bookings b ON b.id = o.booking_id
            LEFT JOIN booking_sites site ON site.booking_id = b.id
            LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
-           LEFT JOIN draw_windows w ON w.id = e.window_id
-           JOIN offices f ON f.id = COALESCE(b.office_id, w.office_id)
+           JOIN offices f ON f.id = COALESCE(b.office_id, e.office_id)
            WHERE o.status = 'sending' AND o.claimed_until < $1
            FOR UPDATE OF o SKIP LOCKED""",
         now,
@@ -332,6 +331,8 @@ class Claimed:
     pickup_from: str = ""
     pickup_until: str = ""
     pickup_by_appointment: bool = False
+    # A message of an entry of an instant service's waiting list (its code).
+    on_waitlist: bool = False
 
 
 async def claim(
@@ -375,14 +376,14 @@ async def claim(
                   COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL)
                       AS has_email,
                   (SELECT f.state FROM document_files f WHERE f.booking_id = b.id) AS file_state,
-                  o.pickup_from, o.pickup_until, s.pickup_by_appointment
+                  o.pickup_from, o.pickup_until, s.pickup_by_appointment,
+                  (e.id IS NOT NULL AND e.window_id IS NULL) AS on_waitlist
            FROM c
            LEFT JOIN bookings b ON b.id = c.booking_id
            LEFT JOIN booking_sites site ON site.booking_id = b.id
            LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
-           LEFT JOIN draw_windows w ON w.id = e.window_id
-           JOIN offices o ON o.id = COALESCE(b.office_id, w.office_id)
-           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, w.service_id)""",
+           JOIN offices o ON o.id = COALESCE(b.office_id, e.office_id)
+           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, e.service_id)""",
         outbox_id,
         now,
         lease,
@@ -427,6 +428,7 @@ async def claim(
         pickup_from=r["pickup_from"].strftime("%H:%M"),
         pickup_until=r["pickup_until"].strftime("%H:%M"),
         pickup_by_appointment=r["pickup_by_appointment"],
+        on_waitlist=r["on_waitlist"],
     )
 
 

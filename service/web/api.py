@@ -313,6 +313,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
         token,
         request.app[SETTINGS_KEY].secret_key,
         request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     return web.json_response(booking_json(context.booking, context.office))
 
@@ -347,6 +348,7 @@ async def verify_booking(request: web.Request) -> web.Response:
         body.get("code"),
         request.app[SETTINGS_KEY].secret_key,
         request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     return web.json_response(booking_json(context.booking, context.office))
 

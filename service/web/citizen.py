@@ -88,6 +88,18 @@ def _now(request: web.Request) -> datetime:
     return request.app[CLOCK_KEY]()
 
 
+def _rules(request: web.Request) -> bookings.Rules:
+    return bookings.Rules.of(request.app[SETTINGS_KEY])
+
+
+def waitlist_url(request: web.Request, service: Service) -> str | None:
+    """The form to join the service's waiting list, when it has one (an
+    instant service, the list turned on: WAITLIST_DAYS)."""
+    if service.allocation_mode != "instant" or request.app[SETTINGS_KEY].waitlist_days <= 0:
+        return None
+    return f"/offices/{service.office_id}/{service.id}/waitlist"
+
+
 def render(
     request: web.Request,
     template: str,
@@ -471,6 +483,7 @@ async def slots_page(request: web.Request) -> web.Response:
                 "service": service,
                 "chooser": shape_chooser(week, office, request.query, url),
                 "time_url": f"{url}/book?slot=",
+                "waitlist_url": waitlist_url(request, service),
                 "zone": i18n.zone_label(office.country, office.city[language], language),
                 **language_context(request, language, office.languages),
             },
@@ -543,6 +556,7 @@ def book_context(
         **language_context(request, language, office.languages),
         "field_order": BOOK_FIELDS,
         "channels": channel_options(request, phone=True, email=True),
+        "waitlist_url": waitlist_url(request, service),
     }
 
 
@@ -563,7 +577,7 @@ async def book_form(request: web.Request) -> web.Response:
     async with request.app[POOL_KEY].acquire() as conn:
         office, service = await _office_service(request, conn)
         if slot_id:
-            await bookings.release_expired_holds(conn, now, slot_id=slot_id)
+            await bookings.release_expired_holds(conn, now, slot_id=slot_id, rules=_rules(request))
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
         if slot is None or slot.service_id != service.id or slot.office_id != office.id:
             see_other(f"/offices/{office.id}/{service.id}")
@@ -872,6 +886,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
             request.match_info["token"],
             request.app[SETTINGS_KEY].secret_key,
             _now(request),
+            rules=_rules(request),
         )
     except errors.Refusal as refusal:
         context = _booking_page_context(request, ctx, language)
@@ -926,7 +941,7 @@ async def reschedule_confirm(request: web.Request) -> web.Response:
     now = _now(request)
     async with request.app[POOL_KEY].acquire() as conn:
         if slot_id is not None:
-            await bookings.release_expired_holds(conn, now, slot_id=slot_id)
+            await bookings.release_expired_holds(conn, now, slot_id=slot_id, rules=_rules(request))
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
     booking, service = ctx.booking, ctx.service
     if slot is None or slot.office_id != ctx.office.id or slot.service_id != service.id:
@@ -1000,7 +1015,9 @@ async def _code_page(
     now = _now(request)
     async with request.app[POOL_KEY].acquire() as conn:
         if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
-            await bookings.release_expired_holds(conn, now, slot_id=booking.slot_id)
+            await bookings.release_expired_holds(
+                conn, now, slot_id=booking.slot_id, rules=_rules(request)
+            )
             return _expired_page(request, ctx, language)
         if Status(booking.status) is Status.EXPIRED:
             return _expired_page(request, ctx, language)
@@ -1008,7 +1025,9 @@ async def _code_page(
             see_other(f"{base}/confirmation", private=True)
         state = await bookings.code_state(conn, booking)
     context = _booking_page_context(request, ctx, language)
-    context.update(code_step_context(request, state, field_errors, problem), entry=None)
+    context.update(
+        code_step_context(request, state, field_errors, problem), entry=None, on_list=False
+    )
     response = render(
         request, "citizen/code.html", context, status=status, language=language, private=True
     )
@@ -1072,6 +1091,7 @@ async def code_submit(request: web.Request) -> web.Response:
             form_text(form, "code"),
             request.app[SETTINGS_KEY].secret_key,
             _now(request),
+            rules=_rules(request),
         )
     except errors.Refusal as refusal:
         if refusal.code == "wrong_code":

@@ -5,19 +5,20 @@ accepts or declines an offer (linked from the offer message)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from service import bookings, draw
 from service.domain import errors, fields
-from service.domain.draw import REPLAY_SCRIPT, WindowPlan, offer_still_open
+from service.domain.draw import OUTSIDE_WINDOW, REPLAY_SCRIPT, WindowPlan, offer_still_open
 from service.domain.errors import N_
 from service.domain.fields import parse_day
 from service.domain.staff import Permission
-from service.store.audit import CITIZEN, Actor
+from service.store.audit import CITIZEN
 from service.web import citizen, limits
 from service.web.api import text_members
 from service.web.citizen import render, see_other
@@ -115,6 +116,7 @@ async def answer_offer(request: web.Request) -> web.Response:
             answer == "accept",
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=request.app[CLOCK_KEY](),
+            rules_=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )
     except errors.Conflict:
         context = _offer_context(request, offer, language)
@@ -197,8 +199,6 @@ def _days(first: date, last: date) -> list[date]:
 
 async def request_form_context(
     request: web.Request,
-    office_id: str,
-    service_id: str,
     values: dict[str, str],
     *,
     days: list[str] | None = None,
@@ -209,6 +209,7 @@ async def request_form_context(
     """The request form: the open window (if any) with its days and seed
     hash, and the details fields of the booking form."""
     now = request.app[CLOCK_KEY]()
+    office_id, service_id = request.match_info["office"], request.match_info["service"]
     view = await draw.request_form(request.app[POOL_KEY], office_id, service_id, now)
     context = citizen.book_context(
         request, view.office, view.service, None, values, "",
@@ -235,7 +236,7 @@ def _blank_values(request: web.Request, country: str) -> dict[str, str]:
 @routes.get("/offices/{office}/{service}/draw")
 async def request_form(request: web.Request) -> web.Response:
     office_id, service_id = request.match_info["office"], request.match_info["service"]
-    context = await request_form_context(request, office_id, service_id, {})
+    context = await request_form_context(request, {})
     if context["service"].allocation_mode != "draw":
         # First come, first served: its times are on sale on its own page.
         see_other(f"/offices/{office_id}/{service_id}")
@@ -251,66 +252,95 @@ def posted_wish(form: MultiDictProxy[Any]) -> tuple[list[str], list[str]]:
     return days, parts
 
 
+def read_days(days: list[str], outside: str = OUTSIDE_WINDOW) -> list[date]:
+    """The days a form ticked, or the refusal (`outside`) for one that is
+    not a day."""
+    parsed = [parse_day(d) for d in days]
+    wanted = [day for day in parsed if day is not None]
+    if len(wanted) != len(parsed):
+        raise errors.ValidationFailed({"days": outside})
+    return wanted
+
+
 def read_wish(form: MultiDictProxy[Any], days: list[str]) -> tuple[int, list[date]]:
     """The window a request form names and its days, or the refusal: the
     citizen's form and the counter's read them alike."""
     window_id = fields.parse_id(citizen.form_text(form, "window"))
     if window_id is None:
         raise draw.window_closed()
-    parsed = [parse_day(d) for d in days]
-    wanted = [day for day in parsed if day is not None]
-    if len(wanted) != len(parsed):
-        raise errors.ValidationFailed({"days": N_("Choose days inside the period of this window.")})
-    return window_id, wanted
+    return window_id, read_days(days)
 
 
-async def _submit_request(request: web.Request, actor: Actor) -> tuple[draw.Receipt | None, Any]:
-    """Parse and send a request form (citizen or staff); the receipt, or the
-    form again with what went wrong (status and context)."""
+# Sends a parsed entry form: (the form, its details, its days, its parts).
+Send = Callable[
+    [MultiDictProxy[Any], dict[str, str], list[str], list[str]], Awaitable[draw.Receipt]
+]
+
+
+class EntryForm(Protocol):
+    """The context of an entry form's page, with what was typed and what
+    went wrong."""
+
+    async def __call__(
+        self,
+        request: web.Request,
+        values: dict[str, str],
+        *,
+        days: list[str] | None = None,
+        parts: list[str] | None = None,
+        field_errors: dict[str, str] | None = None,
+        problem: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+async def submit_entry(
+    request: web.Request,
+    detail_fields: tuple[str, ...],
+    send: Send,
+    form_context: EntryForm,
+    template: str,
+) -> web.Response:
+    """Parse and send an entry form (a draw's request, a place on a waiting
+    list): on to its receipt, or the form again with what went wrong, in
+    the citizen's language."""
     form = await request.post()
-    values = {name: citizen.form_text(form, name) for name in citizen.DETAIL_FIELDS}
+    values = {name: citizen.form_text(form, name) for name in detail_fields}
     days, parts = posted_wish(form)
-    office_id, service_id = request.match_info["office"], request.match_info["service"]
-    settings = request.app[SETTINGS_KEY]
+    field_errors, problem = None, None
     try:
-        window_id, wanted = read_wish(form, days)
-        receipt = await draw.request(
-            request.app[POOL_KEY],
-            window_id,
-            citizen.raw_details(values),
-            wanted,
-            parts,
-            secret_key=settings.secret_key,
-            now=request.app[CLOCK_KEY](),
-            actor=actor,
-            office_id=office_id,
-            service_id=service_id,
-            rules_=bookings.Rules.of(settings),
-        )
+        receipt = await send(form, values, days, parts)
     except errors.ValidationFailed as failed:
-        context = await request_form_context(
-            request, office_id, service_id, values, days=days, parts=parts,
-            field_errors=dict(failed.fields),
-        )  # fmt: skip
-        return None, (422, context)
+        status, field_errors = 422, dict(failed.fields)
     except (errors.Conflict, errors.TooManyRequests) as refusal:
-        language = request_language(request)
-        context = await request_form_context(
-            request, office_id, service_id, values, days=days, parts=parts,
-            problem=refusal_text(language, refusal),
-        )  # fmt: skip
-        return None, (409 if isinstance(refusal, errors.Conflict) else 429, context)
-    return receipt, None
+        status = 409 if isinstance(refusal, errors.Conflict) else 429
+        problem = refusal_text(request_language(request), refusal)
+    else:
+        see_other(draw.receipt_url(receipt.entry_id, receipt.token), private=True)
+    context = await form_context(
+        request, values, days=days, parts=parts, field_errors=field_errors, problem=problem
+    )
+    return render(request, template, context, status=status, private=True)
 
 
 @routes.post("/offices/{office}/{service}/draw")
 async def request_submit(request: web.Request) -> web.Response:
     await limits.check(request, "book")
-    receipt, failed = await _submit_request(request, CITIZEN)
-    if receipt is None:
-        status, context = failed
-        return render(request, "citizen/draw_request.html", context, status=status, private=True)
-    see_other(draw.receipt_url(receipt.entry_id, receipt.token), private=True)
+    settings = request.app[SETTINGS_KEY]
+
+    async def send(
+        form: MultiDictProxy[Any], values: dict[str, str], days: list[str], parts: list[str]
+    ) -> draw.Receipt:
+        window_id, wanted = read_wish(form, days)
+        return await draw.request(
+            request.app[POOL_KEY], window_id, citizen.raw_details(values), wanted, parts,
+            secret_key=settings.secret_key, now=request.app[CLOCK_KEY](), actor=CITIZEN,
+            office_id=request.match_info["office"], service_id=request.match_info["service"],
+            rules_=bookings.Rules.of(settings),
+        )  # fmt: skip
+
+    return await submit_entry(
+        request, citizen.DETAIL_FIELDS, send, request_form_context, "citizen/draw_request.html"
+    )
 
 
 async def _request(request: web.Request) -> draw.Request:
@@ -336,18 +366,20 @@ def _receipt_page(
     problem: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    """The receipt, or while the contact is unproved the code step."""
+    """The receipt (of a draw's request, or of a place on a waiting list),
+    or while the contact is unproved the code step."""
     language = _request_language(request, req)
     context: dict[str, Any] = {
         "req": req,
         "entry": req.entry,
+        "on_list": req.window is None,
         "office": req.office,
         "service": req.service,
         "base": draw.receipt_url(req.entry.id, request.match_info["token"]),
         "zone": zone_label(req.office.country, req.office.city[language], language),
         "problem": problem,
     }
-    template = "citizen/draw_receipt.html"
+    template = f"citizen/{'waitlist' if req.window is None else 'draw'}_receipt.html"
     if req.code is not None:
         context.update(citizen.code_step_context(request, req.code, field_errors, problem))
         template = "citizen/code.html"

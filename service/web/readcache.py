@@ -154,10 +154,16 @@ class _Catalog:
 
 class ReadCache:
     def __init__(
-        self, pool: asyncpg.Pool, clock: Callable[[], datetime], max_age_seconds: float
+        self,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime],
+        max_age_seconds: float,
+        rules: bookings.Rules = bookings.DEFAULT_RULES,
     ) -> None:
         self._pool = pool
         self._clock = clock
+        # Seats of expired holds go to the waiting list first (service.offers).
+        self._rules = rules
         self._max_age = timedelta(seconds=max_age_seconds)
         # Nothing is kept until a listener is up (start_listening).
         self.listening = False
@@ -313,7 +319,7 @@ class ReadCache:
             # read, as on every read path; while an entry is kept, at most
             # READ_CACHE_SECONDS later (the worker's cron releases them too).
             await bookings.release_expired_holds(
-                conn, self._clock(), office_id=office.id, service_id=service_id
+                conn, self._clock(), office_id=office.id, service_id=service_id, rules=self._rules
             )
             slots = await slot_store.slots_between(
                 conn,
@@ -480,7 +486,9 @@ READ_CACHE_KEY = web.AppKey("read_cache", ReadCache)
 
 async def _read_cache(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
-    cache = ReadCache(app[POOL_KEY], app[CLOCK_KEY], settings.read_cache_seconds)
+    cache = ReadCache(
+        app[POOL_KEY], app[CLOCK_KEY], settings.read_cache_seconds, bookings.Rules.of(settings)
+    )
     app[READ_CACHE_KEY] = cache
     # Without a lifetime nothing is kept, and there is nothing to listen for.
     if settings.read_cache_seconds > 0:

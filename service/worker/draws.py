@@ -1,14 +1,15 @@
 """The worker's side of fair allocation: one cron job that draws the windows
-that closed, ends lapsed offers and offers freed seats to waiting lists
-(service.draw.tick; idempotent, so a second run or a crash mid-way is
-harmless)."""
+that closed, ends lapsed offers, offers freed seats to drawn windows'
+waiting lists and lapses the places of instant services' waiting lists
+whose days are past (service.draw.tick; idempotent, so a second run or a
+crash mid-way is harmless)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from service import draw
+from service import bookings, draw
 from service.worker.jobs import STATE, WorkerState
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ async def draw_tick(ctx: dict[str, Any]) -> int:
         state.clock(),
         offer_hours=state.settings.draw_offer_hours,
         secret_key=state.settings.secret_key,
+        rules_=bookings.Rules.of(state.settings),
     )
     if done.drawn or done.offers or done.lapsed:
         log.info("draws: %d drawn, %d offers, %d lapsed", done.drawn, done.offers, done.lapsed)

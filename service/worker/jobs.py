@@ -414,6 +414,7 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         pickup_from=c.pickup_from,
         pickup_until=c.pickup_until,
         pickup_by_appointment=c.pickup_by_appointment,
+        waitlist=c.on_waitlist,
     )
 
 
@@ -780,7 +781,9 @@ async def expire_holds(ctx: dict[str, Any]) -> int:
     pages and the API also release them before reading seats)."""
     state: WorkerState = ctx[STATE]
     async with state.pool.acquire() as conn:
-        released = await bookings.release_expired_holds(conn, state.clock())
+        released = await bookings.release_expired_holds(
+            conn, state.clock(), rules=bookings.Rules.of(state.settings)
+        )
     if released:
         log.info("holds expired: %d", released)
     return released

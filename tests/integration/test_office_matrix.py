@@ -90,6 +90,8 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/office/{office}/services/{service}/draws", P.MANAGE_SERVICES, {}),
     ("GET", "/office/{office}/services/{service}/draws/request", P.BOOK_FOR_CITIZEN, None),
     ("POST", "/office/{office}/services/{service}/draws/request", P.BOOK_FOR_CITIZEN, {}),
+    ("GET", "/office/{office}/services/{service}/waitlist", P.BOOK_FOR_CITIZEN, None),
+    ("POST", "/office/{office}/services/{service}/waitlist", P.BOOK_FOR_CITIZEN, {}),
 ]
 # Public routes with {office} in them (the citizen side): not staff routes.
 PUBLIC = {

@@ -13,7 +13,7 @@ import pytest
 from babel.dates import format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
-from service.domain.messages import DRAW_OFFER, SMS_KINDS
+from service.domain.messages import OFFER_KINDS, SMS_KINDS
 from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
@@ -48,7 +48,7 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
         bring="",
         starts_at=WHEN,
         ends_at=WHEN + timedelta(minutes=15),
-        reason=(WHEN - timedelta(days=2)).isoformat() if kind == DRAW_OFFER else REASON,
+        reason=(WHEN - timedelta(days=2)).isoformat() if kind in OFFER_KINDS else REASON,
         base_url="https://rdv.mawid.example",
         sequence=1,
         manage_token="" if kind == "code" else "tok-" + "x" * 40,
@@ -58,7 +58,7 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
 
 
 def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
-    assert set(SMS_KINDS) | {DRAW_OFFER} == set(whatsapp.KINDS)
+    assert set(SMS_KINDS) | OFFER_KINDS == set(whatsapp.KINDS)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

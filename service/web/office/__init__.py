@@ -1,6 +1,7 @@
 """Office pages under /office/ and the office JSON API under
 /api/v1/offices/{office}/..., one module per topic as in service.office:
-accounts, schedule, changes, practical, feed, stats, and api; pages holds
+accounts, schedule, changes, practical, feed, stats, draws, waitlist, and
+api; pages holds
 what the pages share. Handlers authorise first (see service.web.sessions), parse, call one
 use case, render.
 
@@ -27,6 +28,7 @@ from service.web.office import (
     practical,
     schedule,
     stats,
+    waitlist,
 )
 
 # The API first, then the pages, as they were registered before the split.
@@ -43,4 +45,5 @@ routes: list[web.AbstractRouteDef] = [
     *personal_data.routes,
     *draws.routes,
     *documents.routes,
+    *waitlist.routes,
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service import bookings
 from service.domain import errors
 from service.domain.calendar import local_date
 from service.domain.errors import N_
@@ -98,6 +99,7 @@ async def set_status(request: web.Request) -> web.Response:
         member,
         request.app[CLOCK_KEY](),
         feedback_delay=request.app[SETTINGS_KEY].feedback_delay,
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     history = await booking_history(request.app[POOL_KEY], booking.office_id, booking.reference)
     return web.json_response(_booking_json(history))

@@ -7,6 +7,7 @@ from datetime import date
 
 from aiohttp import web
 
+from service import bookings, waitlist
 from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.calendar import local_date
@@ -144,6 +145,7 @@ async def _change(
         member=member,
         now=pages.now(request),
         horizon_days=request.app[SETTINGS_KEY].slot_horizon_days,
+        rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
     )
     if outcome.applied and not outcome.changed:
         raise web.HTTPSeeOther(f"/office/{pages.office_id(request)}/{back}?notice=unchanged")
@@ -276,6 +278,7 @@ async def _service_page(
     [(service, active)] = found
     language = request_language(request)
     context = await pages.base_context(request, member, office.id)
+    rules = bookings.Rules.of(request.app[SETTINGS_KEY])
     context.update(
         svc=service,
         cfg=settings_of(service, active),
@@ -283,6 +286,10 @@ async def _service_page(
         notice=pages.notice(request, request.query.get("notice")),
         v=values,
         p={k: gettext(language, v) for k, v in problems.items()},
+        # The list's length and entries (service.waitlist).
+        waitlist=await waitlist.service_list(
+            request.app[POOL_KEY], office.id, service.id, pages.now(request), rules
+        ),
     )
     return pages.render(
         request,

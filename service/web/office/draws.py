@@ -6,10 +6,12 @@ goes into the same window and draw as the public ones (service.draw)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date, time
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from service import draw
 from service.domain import errors
@@ -145,9 +147,9 @@ async def _request_page(
         pages.now(request),
     )  # fmt: skip
     window = found.windows[0] if found.windows else None
-    language = request_language(request)
-    context = await pages.base_context(request, member, found.office.id)
-    base_url = request.app[SETTINGS_KEY].base_url
+    context = await entry_form_context(
+        request, member, found.office.id, values, problems, days, parts, created
+    )
     context.update(
         svc=found.service,
         window=window,
@@ -157,6 +159,27 @@ async def _request_page(
         ]
         if window
         else [],
+    )
+    return pages.render(request, "draw_request.html", context, status=status)
+
+
+async def entry_form_context(
+    request: web.Request,
+    member: StaffMember,
+    office_id: str,
+    values: dict[str, str],
+    problems: dict[str, str],
+    days: list[str] | None,
+    parts: list[str] | None,
+    created: draw.Receipt | None,
+) -> dict[str, Any]:
+    """What the staff's form for an entry shows (a draw's request, a place
+    on a waiting list): the details and wish as typed, the problems in the
+    reader's language, and the receipt's link of the entry just filed."""
+    language = request_language(request)
+    context = await pages.base_context(request, member, office_id)
+    base_url = request.app[SETTINGS_KEY].base_url
+    context.update(
         chosen_days=set(days or []),
         chosen_parts=set(parts or ["morning", "afternoon"]),
         values=values,
@@ -166,7 +189,7 @@ async def _request_page(
         if created
         else "",
     )
-    return pages.render(request, "draw_request.html", context, status=status)
+    return context
 
 
 @routes.get("/office/{office}/services/{service}/draws/request")
@@ -175,15 +198,61 @@ async def request_page(request: web.Request) -> web.Response:
     return await _request_page(request, member, {}, {})
 
 
-@routes.post("/office/{office}/services/{service}/draws/request")
-async def request_submit(request: web.Request) -> web.Response:
-    member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
+class StaffEntryPage(Protocol):
+    """The staff's form for an entry, with what was typed and what went
+    wrong, or with the entry just filed."""
+
+    async def __call__(
+        self,
+        request: web.Request,
+        member: StaffMember,
+        values: dict[str, str],
+        problems: dict[str, str],
+        *,
+        days: list[str] | None = None,
+        parts: list[str] | None = None,
+        created: draw.Receipt | None = None,
+        status: int = 200,
+    ) -> web.Response: ...
+
+
+# Files a parsed staff form: (the form, its fields, its days, its parts).
+StaffSend = Callable[
+    [MultiDictProxy[Any], dict[str, str], list[str], list[str]], Awaitable[draw.Receipt]
+]
+
+
+async def submit_staff_entry(
+    request: web.Request, member: StaffMember, send: StaffSend, page: StaffEntryPage
+) -> web.Response:
+    """Parse and file the staff's form for an entry (a draw's request, a
+    place on a waiting list): the form again with the entry filed, or with
+    what went wrong and nothing written."""
     posted = await request.post()
     form = {k: v for k, v in posted.items() if isinstance(v, str)}
     days, parts = posted_wish(posted)
     try:
+        receipt = await send(posted, form, days, parts)
+    except errors.ValidationFailed as invalid:
+        return await page(
+            request, member, form, dict(invalid.fields), days=days, parts=parts, status=422
+        )
+    except errors.Conflict as refused:
+        return await page(
+            request, member, form, {"name": refused.message}, days=days, parts=parts, status=409
+        )
+    return await page(request, member, {}, {}, created=receipt)
+
+
+@routes.post("/office/{office}/services/{service}/draws/request")
+async def request_submit(request: web.Request) -> web.Response:
+    member = await authorise(request, Permission.BOOK_FOR_CITIZEN)
+
+    async def send(
+        posted: MultiDictProxy[Any], form: dict[str, str], days: list[str], parts: list[str]
+    ) -> draw.Receipt:
         window_id, wanted = read_wish(posted, days)
-        receipt = await draw.request(
+        return await draw.request(
             request.app[POOL_KEY],
             window_id,
             pages.staff_details(form),
@@ -196,12 +265,5 @@ async def request_submit(request: web.Request) -> web.Response:
             office_id=pages.office_id(request),
             service_id=request.match_info["service"],
         )
-    except errors.ValidationFailed as invalid:
-        return await _request_page(
-            request, member, form, dict(invalid.fields), days=days, parts=parts, status=422
-        )
-    except errors.Conflict as refused:
-        return await _request_page(
-            request, member, form, {"name": refused.message}, days=days, parts=parts, status=409
-        )
-    return await _request_page(request, member, {}, {}, created=receipt)
+
+    return await submit_staff_entry(request, member, send, _request_page)

@@ -266,6 +266,7 @@ async def status_submit(request: web.Request) -> web.Response:
         booking = await change_status(
             request.app[POOL_KEY], office_id, reference, target, reason, action.member,
             pages.now(request), feedback_delay=request.app[SETTINGS_KEY].feedback_delay,
+            rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )  # fmt: skip
     except errors.Refusal as refused:
         if isinstance(refused, errors.ValidationFailed) and pages.is_iso_date(back):
@@ -364,8 +365,9 @@ async def _book_form(
         if service is not None:
             # Seats held past their time go back before the clerk sees them.
             await bookings.release_expired_holds(
-                conn, now, office_id=office.id, service_id=service.id
-            )
+                conn, now, office_id=office.id, service_id=service.id,
+                rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
+            )  # fmt: skip
             start, end = local_day_bounds(day, office.zone)
             window = booking_window(now, service.earliest_hours, service.latest_days)
             slots = await slot_store.available(
@@ -400,6 +402,7 @@ async def book_submit(request: web.Request) -> web.Response:
             member,
             secret_key=request.app[SETTINGS_KEY].secret_key,
             now=pages.now(request),
+            rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )
         booking = await request.app[METRICS_KEY].count_booking(attempt)
     except errors.ValidationFailed as invalid:
