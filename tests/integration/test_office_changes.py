@@ -225,6 +225,12 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert closed == "manual"
 
 
+def far_year(page: str) -> bool:
+    """Whether the page shows the year 9999 as a date or a week (not inside a
+    random token, such as the form's CSRF field, that happens to hold it)."""
+    return re.search(r"(?<![\w-])9999-", page) is not None
+
+
 async def test_days_far_out_of_range_are_not_found_not_errors(
     browsers: Callable[[], Browser],
 ) -> None:
@@ -243,12 +249,12 @@ async def test_days_far_out_of_range_are_not_found_not_errors(
     r = await browser.get("/office/consulate-paris/stats?week=9999-W52")
     page = main_part(await r.text())
     assert r.status == 200
-    assert re.search(r"<h1>Statistics, 1\W+7 Feb 2027</h1>", page) and "9999" not in page
+    assert re.search(r"<h1>Statistics, 1\W+7 Feb 2027</h1>", page) and not far_year(page)
     assert 'href="?week=2027-W04"' in page and 'href="?week=2027-W06"' in page
     r = await browser.get("/office/consulate-paris/book?date=9999-12-31&service=passport")
     page = main_part(await r.text())
     assert r.status == 200
-    assert 'name="date" value="2027-02-01"' in page and "9999" not in page
+    assert 'name="date" value="2027-02-01"' in page and not far_year(page)
     # The day shown is today's, with today's free times of the service.
     assert re.search(r'name="slot_id" value="\d+"', page)
     r = await browser.post_form(
