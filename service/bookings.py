@@ -60,7 +60,7 @@ from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
-from service.store.verification import Check
+from service.store.verification import Check, Owner
 
 _REFERENCE_TRIES = 8
 
@@ -546,7 +546,7 @@ async def resend(
 
 async def code_again(
     conn: asyncpg.Connection,
-    owner: int | str,
+    owner: Owner,
     phone: str | None,
     email: str | None,
     *,
@@ -555,8 +555,8 @@ async def code_again(
     now: datetime,
     rules: Rules,
 ) -> None:
-    """Count a resend for the check of `owner` (a held booking or a pending
-    draw request) and queue its code message, within the contact's budget."""
+    """Count a resend for the check of `owner` (a held booking, a pending
+    draw request or subscription) and queue its code message, within the contact's budget."""
     check = await verification.ask_again(conn, owner, now)
     channel = _channel(check.channel)
     recipient = phone if channel == "sms" else email

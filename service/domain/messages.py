@@ -26,6 +26,7 @@ Kind = Literal[
     "document_ready",
     "document_uncollected",
     "feedback",
+    "mobile_day_planned",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -78,6 +79,10 @@ DOCUMENT_READY: Kind = "document_ready"
 DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
 # A few hours after a visit: a link to the feedback form (service.domain.feedback).
 FEEDBACK: Kind = "feedback"
+# A mobile day just published, to a subscriber near its venue
+# (service.domain.mobile_alerts). Its row's `appointment_at` is the start of
+# the day's last date: past it the news is of no use.
+MOBILE_DAY_PLANNED: Kind = "mobile_day_planned"
 AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED, FEEDBACK})
 DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
 
@@ -371,9 +376,11 @@ def skip_reason(
         return None
     if now >= appointment_at:
         return SKIP_STARTED
-    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED):
+    if kind in (CODE, DRAW_OFFER, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED):
         # A code or an offer is worth sending only while its hold waits;
-        # "not served" only while the request is still on the list.
+        # "not served" only while the request is still on the list; an
+        # announcement while its subscription stands and its day is on
+        # (each says "held" then, see service.store.outbox.claim).
         return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None
@@ -482,10 +489,11 @@ def outside_quiet_hours(
 
 
 def quiet_applies(kind: str) -> bool:
-    """Quiet hours hold back reminders and the messages after a visit: the
-    other messages answer something the citizen or the office has just done,
-    and go at once even at night (plan_event does not move them either)."""
-    return kind == "reminder" or kind in AFTER_VISIT_KINDS
+    """Quiet hours hold back reminders, the messages after a visit and the
+    announcements of a mobile day: the other messages answer something the
+    citizen or the office has just done, and go at once even at night
+    (plan_event does not move them either)."""
+    return kind in ("reminder", MOBILE_DAY_PLANNED) or kind in AFTER_VISIT_KINDS
 
 
 def resend_at(

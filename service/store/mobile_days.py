@@ -49,6 +49,8 @@ def _mobile_day(r: asyncpg.Record) -> MobileDay:
             for day, opens, closes, counters in r["hours"]
         ),
         service_ids=tuple(r["service_ids"]),
+        place=None if r["latitude"] is None else (r["latitude"], r["longitude"]),
+        alert_km=r["alert_km"],
     )
 
 
@@ -57,8 +59,9 @@ async def create(conn: asyncpg.Connection, mobile_day: MobileDay) -> MobileDay:
     database's); call in a transaction, then regenerate."""
     new_id: int = await conn.fetchval(
         """INSERT INTO mobile_days (office_id, town_ar, town_fr, town_en, country, address,
-                                    timezone, holiday_countries, booking_opens_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+                                    timezone, holiday_countries, booking_opens_at, latitude,
+                                    longitude, alert_km)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id""",
         mobile_day.office_id,
         mobile_day.town["ar"],
         mobile_day.town["fr"],
@@ -68,6 +71,9 @@ async def create(conn: asyncpg.Connection, mobile_day: MobileDay) -> MobileDay:
         mobile_day.timezone,
         list(mobile_day.holiday_countries),
         mobile_day.booking_opens_at,
+        mobile_day.place[0] if mobile_day.place else None,
+        mobile_day.place[1] if mobile_day.place else None,
+        mobile_day.alert_km,
     )
     await conn.executemany(
         """INSERT INTO mobile_day_hours (mobile_day_id, day, opens_at, closes_at, counters)
@@ -106,10 +112,10 @@ async def upcoming(
     conn: asyncpg.Connection, now: datetime, office_id: str | None = None
 ) -> list[MobileDay]:
     """Mobile days with a date still to come (in the venue's zone), soonest
-    first; every office's, or one office's."""
+    first, withdrawn ones left out; every office's, or one office's."""
     rows = await conn.fetch(
         f"""{_SELECT}
-            WHERE ($2::text IS NULL OR m.office_id = $2)
+            WHERE ($2::text IS NULL OR m.office_id = $2) AND m.withdrawn_at IS NULL
               AND EXISTS (SELECT 1 FROM mobile_day_hours h WHERE h.mobile_day_id = m.id
                           AND h.day >= ($1::timestamptz AT TIME ZONE m.timezone)::date)
             ORDER BY (SELECT min(day) FROM mobile_day_hours h WHERE h.mobile_day_id = m.id),

@@ -9,6 +9,7 @@ import html
 import io
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from icalendar import Calendar
 from service import bookings
 from service.domain import errors
 from service.domain.mobile_day import MobileDay, MobileHours
+from service.domain.models import in_every_language
 from service.domain.validation import RawDetails
 from service.seed import seed_demo
 from service.store import mobile_days as mobile_day_store
@@ -120,8 +122,10 @@ async def test_slots_at_the_venues_wall_clock_times_and_holidays(pool: asyncpg.P
             await slot_store.regenerate_office(conn, office, FIXED_NOW, 30)
         assert await venue_slots(conn, made, "passport") == starts
         [again] = [m for m in await mobile_day_store.upcoming(conn, FIXED_NOW) if m.id == made.id]
-        # Read back as it was made (services in id order).
-        assert again == made and again.dates == [FAMILY_DAY, HELD_ON]
+        # Read back as it was made (services in id order; the town in every
+        # language, es and zgh from their fallback).
+        assert again == replace(made, town=in_every_language(made.town))
+        assert again.dates == [FAMILY_DAY, HELD_ON]
 
 
 async def test_bookings_refused_before_the_opening_instant(pool: asyncpg.Pool) -> None:
@@ -389,19 +393,28 @@ async def test_a_manager_publishes_a_mobile_day_from_the_office_pages(
         "address": "Salle des fêtes, Chartres", "timezone": "Europe/Pariss",
         "holidays": "MA FR", "first_day": "2027-03-06", "days": "1", "opens": "10:00",
         "closes": "13:00", "counters": "1", "service-passport": "1",
-        "opens_on": "2027-02-10", "opens_time": "08:00",
+        "opens_on": "2027-02-10", "opens_time": "08:00", "alert_km": "100",
     }  # fmt: skip
     before = await pool.fetchval("SELECT count(*) FROM mobile_days")
     r = await manager.post_form("/office/consulate-paris/mobile-days?lang=fr", form)
     assert r.status == 422
     assert "Indiquez un fuseau horaire comme Europe/Paris" in await r.text()
     assert await pool.fetchval("SELECT count(*) FROM mobile_days") == before
+    # A town not in the list of towns needs the venue's coordinates.
+    hamlet = {**form, "timezone": "Europe/Paris", "town_fr": "Trifouilly", "town_en": "Trifouilly"}
+    r = await manager.post_form("/office/consulate-paris/mobile-days?lang=fr", hamlet)
+    assert r.status == 422 and "n’est pas dans notre liste de villes" in await r.text()
+    assert await pool.fetchval("SELECT count(*) FROM mobile_days") == before
     r = await manager.post_form(
         "/office/consulate-paris/mobile-days", {**form, "timezone": "Europe/Paris"}
     )
-    assert r.status == 303 and r.headers["Location"].endswith("?notice=mobile_day")
+    # Located from its town (Chartres), announced to nobody: no subscriber yet.
+    assert r.status == 303 and r.headers["Location"].endswith("?notice=mobile_day&told=0")
     made = await pool.fetchrow("SELECT * FROM mobile_days WHERE town_en = 'Chartres'")
-    assert made["office_id"] == "consulate-paris"
+    assert made["office_id"] == "consulate-paris" and made["alert_km"] == 100
+    assert (round(made["latitude"], 1), round(made["longitude"], 1)) == (48.4, 1.5)
+    told = await (await manager.get(r.headers["Location"] + "&lang=fr")).text()
+    assert "0 abonné proche recevra un message." in told
     starts = await pool.fetch(
         "SELECT starts_at FROM slots WHERE mobile_day_id = $1 ORDER BY starts_at", made["id"]
     )
