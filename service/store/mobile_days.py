@@ -93,12 +93,19 @@ async def get(conn: asyncpg.Connection, mobile_day_id: int) -> MobileDay | None:
     return _mobile_day(row) if row else None
 
 
-async def at_site(conn: asyncpg.Connection, office: Office, slot_id: int) -> Office:
-    """The office as seen by a booking on `slot_id`: for a mobile day's slot,
-    with the venue's town, address and zone in place of the consulate's."""
+async def site_of(
+    conn: asyncpg.Connection, office: Office, slot_id: int
+) -> tuple[Office, MobileDay | None]:
+    """The office as seen by a booking on `slot_id` (for a mobile day's slot,
+    with the venue's town, address and zone in place of the consulate's),
+    and the mobile day, if any."""
     mobile_day_id = await conn.fetchval("SELECT mobile_day_id FROM slots WHERE id = $1", slot_id)
     mobile_day = await get(conn, mobile_day_id) if mobile_day_id is not None else None
-    return office if mobile_day is None else at_venue(office, mobile_day)
+    return (office if mobile_day is None else at_venue(office, mobile_day)), mobile_day
+
+
+async def at_site(conn: asyncpg.Connection, office: Office, slot_id: int) -> Office:
+    return (await site_of(conn, office, slot_id))[0]
 
 
 async def open_for_booking(conn: asyncpg.Connection, mobile_day_id: int, now: datetime) -> bool:
