@@ -108,6 +108,8 @@ SKIP_QUIET = "quiet_hours"
 # or refused meanwhile), or whose time has passed.
 SKIP_DOCUMENT_MOVED = "document_moved"
 SKIP_LAPSED = "lapsed"
+# An announcement of a mobile day the office withdrew before it went.
+SKIP_WITHDRAWN = "mobile_day_withdrawn"
 
 # Past this many SMS (codes aside) in 24 hours, a number gets no more: the
 # message goes by e-mail when the booking has an address, or waits.

@@ -171,3 +171,43 @@ async def regenerate_office(conn: asyncpg.Connection, office: Office, now: datet
         total += await regenerate(conn, office, mobile_day, now)
     return total
 
+
+
+async def close_for_withdrawal(
+    conn: asyncpg.Connection, office_id: str, mobile_day_id: int
+) -> list[int] | None:
+    """Lock what a withdrawal changes (the office's row, as a regeneration
+    does; the mobile day) and set its seats to none, waiting for any booking
+    under way on them; None when the office has no such day still listed.
+    Returns its slots that still have seats taken (holds included)."""
+    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office_id)
+    found = await conn.fetchval(
+        """SELECT id FROM mobile_days WHERE id = $1 AND office_id = $2 AND withdrawn_at IS NULL
+           FOR UPDATE""",
+        mobile_day_id,
+        office_id,
+    )
+    if found is None:
+        return None
+    await conn.execute("UPDATE slots SET capacity = 0 WHERE mobile_day_id = $1", mobile_day_id)
+    await conn.execute(
+        "UPDATE counter_cells SET capacity = 0 WHERE mobile_day_id = $1", mobile_day_id
+    )
+    rows = await conn.fetch(
+        "SELECT id FROM slots WHERE mobile_day_id = $1 AND taken > 0", mobile_day_id
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_withdrawn(conn: asyncpg.Connection, mobile_day_id: int, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE mobile_days SET withdrawn_at = $2 WHERE id = $1", mobile_day_id, now
+    )
+
+
+async def seats_taken(conn: asyncpg.Connection, mobile_day_id: int) -> bool:
+    taken: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM slots WHERE mobile_day_id = $1 AND taken > 0)",
+        mobile_day_id,
+    )
+    return taken
