@@ -21,8 +21,11 @@ from service.office.mobile_days import create_mobile_day
 from service.places import gazetteer
 from tests.clock import FIXED_NOW, FakeClock
 from tests.codesink import code_for, send_codes
+from tests.faketwilio import WA_NOT_A_USER
 from tests.fixtures.app import TEST_SECRET, prove_contacts
+from tests.fixtures.notify import Env
 from tests.integration.test_citizen_pages import hidden
+from tests.integration.test_whatsapp_flow import REGISTRY, send, wa_settings
 
 Client = TestClient[Any, Any]
 OFFICE = "consulate-paris"
@@ -337,3 +340,37 @@ async def test_retention_anonymises_ended_subscriptions(
     assert rows[old.id]["contact"] is None and rows[old.id]["anonymised_at"] == clock()
     assert rows[old.id]["latitude"] is None and rows[old.id]["contact_hash"] is None
     assert rows[current.id]["contact"] == "+33622222222"
+
+
+async def test_a_whatsapp_subscriber_gets_the_template_or_else_the_sms(notify_env: Env) -> None:
+    env = notify_env
+    settings = wa_settings(env)
+    await prove_contacts(env.pool, "+33611111111", "+33622222222")
+    template = await _subscribe(env.pool, "Tours", "06 11 11 11 11", channel="whatsapp",
+                                language="fr")  # fmt: skip
+    refused = await _subscribe(env.pool, "Orléans", "06 22 22 22 22", channel="whatsapp",
+                               language="ar")  # fmt: skip
+    env.twilio.script("whatsapp:+33622222222", WA_NOT_A_USER)
+    published = await create_mobile_day(env.pool, OFFICE, BLOIS, env.clock(), gazetteer())
+    rows = {
+        r["subscription_id"]: r["id"]
+        for r in await env.pool.fetch("SELECT * FROM outbox WHERE kind = 'mobile_day_planned'")
+    }
+    assert await send(env, settings, rows[template.id]) == "sent"
+    [sent] = env.twilio.sent
+    assert sent.to == "whatsapp:+33611111111"
+    assert sent.content_sid == REGISTRY["mobile_day_planned"]["fr"]
+    assert sent.variables is not None and sent.variables["2"] == "Blois"
+    assert sent.variables["5"].endswith(f"/mobile-days/{published.mobile_day.id}")
+    assert f"/m/{template.id}/" in sent.variables["6"]
+    # Not a WhatsApp user: the same announcement by SMS, still once.
+    assert await send(env, settings, rows[refused.id]) == "failed"
+    [fallback] = await env.pool.fetch(
+        "SELECT * FROM outbox WHERE fallback_of = $1", rows[refused.id]
+    )
+    assert (fallback["channel"], fallback["subscription_id"], fallback["mobile_day_id"]) == (
+        "sms", refused.id, published.mobile_day.id,
+    )  # fmt: skip
+    assert await send(env, settings, fallback["id"]) == "sent"
+    [sms] = env.twilio.bodies_to("+33622222222")
+    assert "يوم قنصلي متنقل في بلوا" in sms and f"/m/{refused.id}/" in sms
