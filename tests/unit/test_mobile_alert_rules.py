@@ -1,11 +1,13 @@
 """Mobile day alerts, the pure rules: the subscription form keeps one
 contact, who hears of a published day (within the distance, once, outside
 quiet hours on the venue's clock), when a subscription stands, and that the
-announcement goes only while it does."""
+announcement goes only while it does; and its messages in every language
+(the SMS within its segment budget with both links, the e-mail, the code)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +15,9 @@ import pytest
 from service.domain.errors import ValidationFailed
 from service.domain.messages import MOBILE_DAY_PLANNED, QuietHours, quiet_applies, skip_reason
 from service.domain.mobile_alerts import Subscriber, announcements, parse_form, standing
+from service.domain.sms import is_gsm7
+from service.notify.render import MessageData, Renderer, format_when
+from tests.unit.test_messages_render import BASE_URL, LANGS, SMS_BUDGET, WORST_DATES, worst_case
 
 PARIS = ZoneInfo("Europe/Paris")
 QUIET = QuietHours(time(21), time(8))
@@ -112,3 +117,58 @@ def test_an_announcement_goes_only_while_it_stands_and_before_the_day() -> None:
     assert skip_reason(MOBILE_DAY_PLANNED, booking_status="cancelled", **args) is not None
     late = {**args, "now": DEADLINE}
     assert skip_reason(MOBILE_DAY_PLANNED, booking_status="held", **late) is not None
+
+
+def announcement(lang: str, when: datetime, *days: date) -> MessageData:
+    return replace(
+        worst_case(MOBILE_DAY_PLANNED, lang, when),
+        alert=True,
+        reference="1234567",
+        mobile_day_id=123456,
+        days=days,
+        booking_opens_at=when,
+        office_address="Salle polyvalente municipale, 12 avenue de la République",
+    )
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_announcement_sms_fits_its_budget_with_both_links(lang: str) -> None:
+    renderer = Renderer()
+    for when in WORST_DATES:
+        first = when.date()
+        for days in ((first,), (first, first + timedelta(days=1)), (first, first + timedelta(30))):
+            data = announcement(lang, when, *days)
+            sms = renderer.sms(data)
+            assert sms.count.segments <= SMS_BUDGET[lang], (lang, sms.count, sms.body)
+            assert f"{BASE_URL}/mobile-days/123456" in sms.body
+            assert f"{BASE_URL}/m/1234567/{data.manage_token}" in sms.body
+            # Latin ones stay GSM-7; Arabic and Tifinagh are UCS-2 anyway.
+            assert is_gsm7(sms.body) == (lang not in ("ar", "zgh")), sms.body
+            assert str(days[0].day) in sms.body
+    # Where it fits, the consulate says who speaks, and when bookings open.
+    french = renderer.sms(announcement("fr", WORST_DATES[0], WORST_DATES[0].date()))
+    assert french.body.startswith("Consulat") and "Réservations dès le" in french.body
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_announcement_email_has_the_venue_and_both_links_and_no_invitation(
+    lang: str,
+) -> None:
+    data = announcement(lang, WORST_DATES[1], WORST_DATES[1].date())
+    email = Renderer().email(data, to="a@example.org", sender="c@example.org", reply_to=None)
+    assert data.office_address in email.text and data.office_name in email.text
+    assert f"{BASE_URL}/mobile-days/123456" in email.text
+    assert f"{BASE_URL}/m/1234567/{data.manage_token}" in email.text
+    assert not list(email.message.iter_attachments())
+    assert data.office_city in str(email.message["Subject"])
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_subscriptions_code_speaks_of_the_alerts_not_an_appointment(lang: str) -> None:
+    data = replace(worst_case("code", lang, WORST_DATES[0]), code="042917", alert=True,
+                   reference="1234567")  # fmt: skip
+    sms = Renderer().sms(data)
+    assert "042917" in sms.body and sms.count.segments <= SMS_BUDGET[lang]
+    assert format_when(WORST_DATES[0], data.timezone, lang, sms=True) not in sms.body
+    email = Renderer().email(data, to="a@example.org", sender="c@example.org", reply_to=None)
+    assert "042917" in email.text
