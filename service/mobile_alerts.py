@@ -95,7 +95,8 @@ async def subscribe(
     once; another gets a code, as a held booking's does."""
     async with pool.acquire() as conn:
         office = await office_store.get_office(conn, office_id)
-        if office is None:
+        # Mobile days are consulates' (the form lists only them).
+        if office is None or office.kind != "consulate":
             raise errors.ValidationFailed({"office": N_("Choose a consulate from the list.")})
         form = parse_form(raw, office.country, office.sms_countries, whatsapp=whatsapp)
         place = await places.locate(form.town, place_countries(office))

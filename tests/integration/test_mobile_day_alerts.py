@@ -101,6 +101,11 @@ async def test_an_unknown_town_is_refused_in_the_users_language_and_nothing_is_w
     assert 'id="f-town"' in text and 'value="Xyzzyville"' in text
     assert re.search(r'id="f-town"[^>]*aria-invalid="true"', text)
     assert await counts(pool) == before
+    # A prefecture holds no mobile days: the consulate is the field at fault.
+    prefecture = {**data, "town": "Tours", "office": "prefecture-tiznit"}
+    resp = await app_client.post(f"{FORM}?lang={lang}", data=prefecture)
+    assert resp.status == 422 and 'href="#f-office"' in await resp.text()
+    assert await counts(pool) == before
     # A bad contact is named too, the town being right.
     resp = await app_client.post(f"{FORM}?lang={lang}", data={**data, "town": "Tours",
                                                               "phone": "12"})  # fmt: skip
