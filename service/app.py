@@ -32,6 +32,7 @@ from service.web import (
 from service.web import draw as draw_pages
 from service.web import feedback as feedback_pages
 from service.web import mobile as mobile_pages
+from service.web import mobile_alerts as alert_pages
 from service.web import waitlist as waitlist_pages
 from service.web.keys import CLOCK_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY
 from service.web.office import alerts as login_alerts
@@ -73,6 +74,8 @@ def create_app(
     app.add_routes(system.routes)
     app.add_routes(api.routes)
     app.add_routes(citizen.routes)
+    # The alerts' form before /mobile-days/{id}, which would take its address.
+    app.add_routes(alert_pages.routes)
     app.add_routes(mobile_pages.routes)
     app.add_routes(draw_pages.routes)
     app.add_routes(feedback_pages.routes)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import asyncpg
 
@@ -38,6 +39,7 @@ from service.domain.booking import (
     takes_seat,
 )
 from service.domain.errors import N_
+from service.domain.mobile_day import MobileDay
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.staff import action_refusal
 from service.domain.validation import (
@@ -60,7 +62,7 @@ from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
-from service.store.verification import Check
+from service.store.verification import Check, Owner
 
 _REFERENCE_TRIES = 8
 
@@ -99,8 +101,11 @@ class Booked:
 @dataclass(frozen=True, slots=True)
 class BookingContext:
     booking: Booking
+    # Seen from the booking's site: a mobile day's venue, town and zone.
     office: Office
     service: Service
+    # The mobile day its slot is held at, if any.
+    mobile_day: MobileDay | None = None
 
 
 async def office_and_service(
@@ -556,7 +561,7 @@ async def resend(
 
 async def code_again(
     conn: asyncpg.Connection,
-    owner: int | str,
+    owner: Owner,
     phone: str | None,
     email: str | None,
     *,
@@ -565,8 +570,8 @@ async def code_again(
     now: datetime,
     rules: Rules,
 ) -> None:
-    """Count a resend for the check of `owner` (a held booking or a pending
-    draw request) and queue its code message, within the contact's budget."""
+    """Count a resend for the check of `owner` (a held booking, a pending
+    draw request or subscription) and queue its code message, within the contact's budget."""
     check = await verification.ask_again(conn, owner, now)
     channel = _channel(check.channel)
     recipient = phone if channel == "sms" else email
@@ -592,8 +597,8 @@ async def authorise(
 
 async def booking_context(conn: asyncpg.Connection, booking: Booking) -> BookingContext:
     office, service = await office_and_service(conn, booking.office_id, booking.service_id)
-    return BookingContext(booking, await mobile_day_store.at_site(conn, office, booking.slot_id),
-                          service)  # fmt: skip
+    site, mobile_day = await mobile_day_store.site_of(conn, office, booking.slot_id)
+    return BookingContext(booking, site, service, mobile_day)
 
 
 async def _at_site(pool: asyncpg.Pool, office: Office, booking: Booking) -> Office:
@@ -685,10 +690,14 @@ async def reschedule(
     now: datetime,
     actor: Actor = audit.CITIZEN,
     rules: Rules = DEFAULT_RULES,
+    site: int | Literal["same"] | None = "same",
 ) -> BookingContext:
     """Take the new seat and free the old one in one transaction, or change
     nothing. A citizen may move a booking `rules.reschedule_limit` times;
-    staff are not counted."""
+    staff are not counted. The new time is at the booking's own site (the
+    office, or the mobile day it is held at) unless another was chosen:
+    `site` None for the office's own times, or a mobile day's id; a slot
+    elsewhere is not found."""
     async with pool.acquire() as conn:
         if actor.kind == "citizen":
             await authorise(conn, reference, token, secret_key)
@@ -711,6 +720,8 @@ async def reschedule(
             ):
                 raise reschedule_limit()
             await slot_store.lock_for_move(conn, [booking.slot_id, new_slot_id])
+            if not await _at_chosen_site(conn, booking.slot_id, new_slot_id, site):
+                raise errors.slot_not_found()
             taken = await _take_seat_guarded(conn, new_slot_id, service, now)
             await slot_store.release_seat(conn, booking)
             moved = await booking_store.move(
@@ -728,8 +739,21 @@ async def reschedule(
             await events.record_booking_event(conn, booking.id, "rescheduled", now=now)
             # The seat it left goes to the waiting list first, like a cancelled one.
             await offers.seat_freed(conn, booking, Status.CONFIRMED, now, rules.waitlist)
-        return BookingContext(moved, await mobile_day_store.at_site(conn, office, moved.slot_id),
-                              service)  # fmt: skip
+        moved_site, mobile_day = await mobile_day_store.site_of(conn, office, moved.slot_id)
+        return BookingContext(moved, moved_site, service, mobile_day)
+
+
+async def _at_chosen_site(
+    conn: asyncpg.Connection, old_slot_id: int, new_slot_id: int, site: int | str | None
+) -> bool:
+    """Whether the new slot is at the site a move asks for ("same": the old
+    slot's)."""
+    old = await slot_store.get_slot(conn, old_slot_id)
+    new = await slot_store.get_slot(conn, new_slot_id)
+    assert old is not None
+    return new is not None and new.mobile_day_id == (
+        old.mobile_day_id if site == "same" else site
+    )
 
 
 async def _change_status(

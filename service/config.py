@@ -102,6 +102,11 @@ class Settings:
     document_reminder_days: int = 14
     # Hours after an appointment is marked done before its feedback message.
     feedback_delay_hours: int = 3
+    # "Tell me when a mobile day is planned near me": how long a proved
+    # subscription stands before it must be renewed, and the distance (km)
+    # the manager's publishing form starts with.
+    mobile_alert_days: int = 365
+    mobile_alert_km: int = 100
 
     @property
     def feedback_delay(self) -> timedelta:
@@ -261,6 +266,8 @@ ENV_NAMES: dict[str, str] = {
     "feedback_delay_hours": "FEEDBACK_DELAY_HOURS",
     "waitlist_days": "WAITLIST_DAYS",
     "waitlist_offer_hours": "WAITLIST_OFFER_HOURS",
+    "mobile_alert_days": "MOBILE_ALERT_DAYS",
+    "mobile_alert_km": "MOBILE_ALERT_KM",
 }
 
 # The settings that are rates ("12/1h" or "off").

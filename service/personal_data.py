@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from service import mobile_alerts
 from service.domain import errors
 from service.domain.booking import normalise_reference
 from service.domain.retention import ANONYMISED_NAME, may_erase, retention_cutoff
@@ -80,14 +81,16 @@ async def anonymise_expired(pool: asyncpg.Pool, now: datetime, retention_days: i
     """The daily run: anonymise every booking whose appointment is more than
     `retention_days` old, and forget contacts proved before then (whatever
     VERIFIED_CONTACT_DAYS says, nothing personal outlives the retention
-    period), and anonymise draw requests of periods as old. Returns how
-    many bookings were anonymised."""
+    period), and anonymise draw requests of periods as old, and mobile day
+    subscriptions that ended as long ago. Returns how many bookings were
+    anonymised."""
     cutoff = retention_cutoff(now, retention_days)
     async with pool.acquire() as conn:
         await verification_store.forget_before(conn, cutoff)
     async with pool.acquire() as conn, conn.transaction():
         # Draw requests too, once their window's period is that old.
         await draw_store.anonymise_ended(conn, cutoff, ANONYMISED_NAME, now)
+    await mobile_alerts.anonymise_ended(pool, cutoff, now)
     done = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():

@@ -133,6 +133,8 @@ def load_mobile_days(now: datetime, path: Path = DATA_FILE) -> list[MobileDay]:
                     for opens_at, closes_at in raw["hours"]
                 ),
                 service_ids=tuple(raw["services"]),
+                place=(float(raw["place"][0]), float(raw["place"][1])) if "place" in raw else None,
+                alert_km=raw.get("alert_km"),
             )
         )
     return result

@@ -65,6 +65,8 @@ MAX_LENGTHS: dict[tuple[str, str], int] = {
     ("document_files", "refusal_reason"): DOCUMENT_REASON_MAX,
     ("feedback", "comment"): FEEDBACK_COMMENT_MAX,
     ("mobile_days", "address"): VENUE_ADDRESS_MAX,
+    # A subscriber's one contact: an address, or a number (shorter).
+    ("mobile_day_subscriptions", "contact"): EMAIL_MAX,
     **{
         (table, f"{column}_{language}"): longest
         for table, column, longest in (

@@ -27,6 +27,7 @@ Kind = Literal[
     "document_uncollected",
     "feedback",
     "waitlist_offer",
+    "mobile_day_planned",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -79,6 +80,10 @@ DOCUMENT_READY: Kind = "document_ready"
 DOCUMENT_UNCOLLECTED: Kind = "document_uncollected"
 # A few hours after a visit: a link to the feedback form (service.domain.feedback).
 FEEDBACK: Kind = "feedback"
+# A mobile day just published, to a subscriber near its venue
+# (service.domain.mobile_alerts). Its row's `appointment_at` is the start of
+# the day's last date: past it the news is of no use.
+MOBILE_DAY_PLANNED: Kind = "mobile_day_planned"
 AFTER_VISIT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED, FEEDBACK})
 DOCUMENT_KINDS: frozenset[str] = frozenset({DOCUMENT_READY, DOCUMENT_UNCOLLECTED})
 # A seat freed on an instant service, offered to the first suitable entry of
@@ -88,8 +93,10 @@ WAITLIST_OFFER: Kind = "waitlist_offer"
 # expiry carried in the row's `reason`.
 OFFER_KINDS: frozenset[str] = frozenset({DRAW_OFFER, WAITLIST_OFFER})
 # Messages that go only while their subject waits (held): a code, an offer,
-# "not served".
-WHILE_HELD_KINDS: frozenset[str] = frozenset({CODE, DRAW_NOT_SERVED} | OFFER_KINDS)
+# "not served", a mobile day's news to a subscription still running.
+WHILE_HELD_KINDS: frozenset[str] = frozenset(
+    {CODE, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED} | OFFER_KINDS
+)
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing
@@ -113,6 +120,8 @@ SKIP_QUIET = "quiet_hours"
 # or refused meanwhile), or whose time has passed.
 SKIP_DOCUMENT_MOVED = "document_moved"
 SKIP_LAPSED = "lapsed"
+# An announcement of a mobile day the office withdrew before it went.
+SKIP_WITHDRAWN = "mobile_day_withdrawn"
 
 # Past this many SMS (codes aside) in 24 hours, a number gets no more: the
 # message goes by e-mail when the booking has an address, or waits.
@@ -403,7 +412,9 @@ def skip_reason(
         return SKIP_STARTED
     if kind in WHILE_HELD_KINDS:
         # A code or an offer is worth sending only while its hold waits;
-        # "not served" only while the request is still on the list.
+        # "not served" only while the request is still on the list; an
+        # announcement while its subscription stands and its day is on
+        # (each says "held" then, see service.store.outbox.claim).
         return None if booking_status == "held" else SKIP_INACTIVE
     if kind in CANCELLATION_KINDS:
         return None
@@ -512,10 +523,11 @@ def outside_quiet_hours(
 
 
 def quiet_applies(kind: str) -> bool:
-    """Quiet hours hold back reminders and the messages after a visit: the
-    other messages answer something the citizen or the office has just done,
-    and go at once even at night (plan_event does not move them either)."""
-    return kind == "reminder" or kind in AFTER_VISIT_KINDS
+    """Quiet hours hold back reminders, the messages after a visit and the
+    announcements of a mobile day: the other messages answer something the
+    citizen or the office has just done, and go at once even at night
+    (plan_event does not move them either)."""
+    return kind in ("reminder", MOBILE_DAY_PLANNED) or kind in AFTER_VISIT_KINDS
 
 
 def resend_at(

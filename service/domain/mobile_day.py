@@ -20,6 +20,7 @@ from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import TOWN_MAX, VENUE_ADDRESS_MAX, parse_day
 from service.domain.hours_form import _wall as parse_wall
 from service.domain.models import STORED_LANGUAGES, Office, in_every_language
+from service.domain.places import parse_alert_km, parse_coordinates
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class MobileDay:
     booking_opens_at: datetime
     hours: tuple[MobileHours, ...]
     service_ids: tuple[str, ...]
+    # Where the venue is (latitude, longitude), and how far from it the
+    # subscribers who hear of the day may live (service.domain.mobile_alerts).
+    place: tuple[float, float] | None = None
+    alert_km: int | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -94,6 +99,7 @@ def plan_mobile_day(
 FORM_FIELDS = (
     "town_fr", "town_ar", "town_en", "country", "address", "timezone", "holidays",
     "first_day", "days", "opens", "closes", "counters", "services", "opens_on", "opens_time",
+    "alert_km", "latitude",
 )  # fmt: skip
 MAX_DAYS = 7  # the message below says so
 _REGION_RE = re.compile(r"^[A-Z]{2}(?:-[A-Z0-9]{1,3})?$")
@@ -151,6 +157,15 @@ def parse_mobile_day_form(
         problems["opens_on"] = N_("Enter when bookings open: a date and a time (HH:MM).")
     elif first is not None and opens_on >= first:
         problems["opens_on"] = N_("Bookings must open before the first day.")
+    alert_km = place = None
+    try:
+        alert_km = parse_alert_km(form.get("alert_km", ""))
+    except ValidationFailed as failed:
+        problems.update(failed.fields)
+    try:
+        place = parse_coordinates(form.get("latitude", ""), form.get("longitude", ""))
+    except ValidationFailed as failed:
+        problems.update(failed.fields)
     if problems:
         raise ValidationFailed(problems)
     assert first is not None and opens is not None and closes is not None
@@ -169,4 +184,6 @@ def parse_mobile_day_form(
             MobileHours(first + timedelta(days=n), opens, closes, counters) for n in range(days)
         ),
         service_ids=offered,
+        place=place,
+        alert_km=alert_km,
     )

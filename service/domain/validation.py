@@ -153,34 +153,8 @@ def validate_details(
     if problem is not None:
         errors["name"] = problem
 
-    country = _text(raw.phone_country).upper() or office_country
-    phone: str | None = None
-    if raw.phone_country not in (None, "") and not is_country(country):
-        errors["phone_country"] = N_("Choose a country from the list.")
-    elif _text(raw.phone):
-        phone = parse_phone(_text(raw.phone), country)
-        if phone is None:
-            errors["phone"] = N_("Enter a valid phone number, like 06 12 34 56 78.")
-        else:
-            refusal = sms_refusal(phone, served_countries(office_country, sms_countries))
-            if refusal == "type":
-                errors["phone"] = N_(
-                    "We can only send SMS to a mobile number. "
-                    "Give a mobile number, or leave this empty and give an email address."
-                )
-            elif refusal == "country":
-                errors["phone"] = N_(
-                    "This office does not send SMS to numbers of this country. "
-                    "Leave this empty and give an email address instead."
-                )
-            if refusal is not None:
-                phone = None
-
-    email: str | None = None
-    if _text(raw.email):
-        email = normalise_email(_text(raw.email))
-        if email is None:
-            errors["email"] = N_("Enter one valid email address, like name@example.com.")
+    phone = checked_phone(raw.phone, raw.phone_country, office_country, sms_countries, errors)
+    email = checked_email(raw.email, errors)
 
     if "phone" not in errors and "email" not in errors and phone is None and email is None:
         errors["phone"] = N_("Give a phone number or an email address so that we can reach you.")
@@ -203,6 +177,51 @@ def validate_details(
     if errors:
         raise ValidationFailed(errors)
     return CitizenDetails(name, phone, email, language, document, channel)
+
+
+def checked_phone(
+    raw_phone: object,
+    raw_country: object,
+    office_country: str,
+    sms_countries: tuple[str, ...] | list[str],
+    errors: dict[str, str],
+) -> str | None:
+    """The E.164 number typed (read in `raw_country`, else the office's),
+    if an SMS may go to it from this office; else None, and why in `errors`
+    (under phone_country or phone). Empty is None without an error."""
+    country = _text(raw_country).upper() or office_country
+    if raw_country not in (None, "") and not is_country(country):
+        errors["phone_country"] = N_("Choose a country from the list.")
+        return None
+    if not _text(raw_phone):
+        return None
+    phone = parse_phone(_text(raw_phone), country)
+    if phone is None:
+        errors["phone"] = N_("Enter a valid phone number, like 06 12 34 56 78.")
+        return None
+    refusal = sms_refusal(phone, served_countries(office_country, sms_countries))
+    if refusal == "type":
+        errors["phone"] = N_(
+            "We can only send SMS to a mobile number. "
+            "Give a mobile number, or leave this empty and give an email address."
+        )
+    elif refusal == "country":
+        errors["phone"] = N_(
+            "This office does not send SMS to numbers of this country. "
+            "Leave this empty and give an email address instead."
+        )
+    return phone if refusal is None else None
+
+
+def checked_email(raw: object, errors: dict[str, str]) -> str | None:
+    """The address typed (normalise_email), None when empty; a bad one is
+    None and its error is in `errors`."""
+    if not _text(raw):
+        return None
+    email = normalise_email(_text(raw))
+    if email is None:
+        errors["email"] = N_("Enter one valid email address, like name@example.com.")
+    return email
 
 
 def message_channel(

@@ -256,6 +256,9 @@ async def whatsapp_instead(conn: asyncpg.Connection, whatsapp_id: int, now: date
     At most once per message.  Returns the new row's id."""
     m = await outbox.message_booking(conn, whatsapp_id)
     if m is None:
+        # A subscriber's announcement: the same by SMS, or nothing.
+        m = await outbox.message_subscription(conn, whatsapp_id, now)
+    if m is None:
         return None
     step = whatsapp_fallback(
         m.kind,

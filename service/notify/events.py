@@ -26,6 +26,7 @@ from service.domain.messages import (
     voided_reminders,
 )
 from service.store import outbox
+from service.store.verification import Owner
 
 
 async def record_booking_event(
@@ -72,7 +73,7 @@ def message_channel(text: str) -> MessageChannel:
 
 async def record_code(
     conn: asyncpg.Connection,
-    subject: int | str,
+    subject: Owner,
     channel: Channel,
     recipient: str,
     *,
@@ -80,8 +81,8 @@ async def record_code(
     appointment_at: datetime,
     now: datetime,
 ) -> None:
-    """Write the code message of a held booking (its id) or a draw request
-    (its entry id) inside the caller's transaction. The code itself is
+    """Write the code message of a held booking (its id), a draw request
+    (its entry id) or a mobile day subscription inside the caller's transaction. The code itself is
     drawn by the worker when it sends. A booking's code for the phone goes
     by WhatsApp when the booking chose it."""
     if channel == "sms" and isinstance(subject, int):

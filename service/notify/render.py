@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime as rfc2822_date
 from email.utils import make_msgid
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 
 from service.domain.booking import book_again_url, calendar_uid, manage_url
 from service.domain.draw import offer_url, receipt_url
@@ -38,11 +38,13 @@ from service.domain.messages import (
     DOCUMENT_UNCOLLECTED,
     DRAW_NOT_SERVED,
     DRAW_OFFER,
+    MOBILE_DAY_PLANNED,
     OFFER_KINDS,
     WAITLIST_OFFER,
     WHILE_HELD_KINDS,
     sms_names_zone,
 )
+from service.domain.mobile_alerts import mobile_day_url, subscription_url
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
 from service.notify import whatsapp
@@ -77,6 +79,23 @@ SMS_REASON_CHARS = 40
 # cancelled booking needs it least), the service (office and time still say
 # which appointment).
 SMS_OPTIONAL = ("address", "reference", "service")
+# An announcement's: the venue's address and the opening of bookings (the
+# day's page has both), then the consulate's name (the town and the words
+# "mobile consular day" still say what it is).
+SMS_OPTIONAL_BY_KIND: dict[str, tuple[str, ...]] = {
+    MOBILE_DAY_PLANNED: ("address", "opens", "office")
+}
+# The days of a mobile day, without their hours; SMS ones GSM-7 in the
+# Latin languages, like SMS_DATE_PATTERNS.
+SMS_DAY_PATTERNS = {"ar": "d MMMM y", "fr": "dd/MM/y", "en": "d MMM y", "es": "dd/MM/y",
+                    "zgh": "d MMMM y"}  # fmt: skip
+EMAIL_DAY_PATTERNS = {
+    "ar": "EEEE d MMMM y",
+    "fr": "EEEE d MMMM y",
+    "en": "EEEE d MMMM y",
+    "es": "EEEE d 'de' MMMM 'de' y",
+    "zgh": "EEEE d MMMM y",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,14 @@ class MessageData:
     # The code of a place on an instant service's waiting list (an entry
     # without a window: `draw_request` is true too).
     waitlist: bool = False
+    # A mobile day subscription's message (its code, an announcement): for
+    # an announcement, the day (its id, dates, and the opening of its
+    # bookings while still ahead); `reference` is the subscription's id, the
+    # office's city and zone the venue's.
+    alert: bool = False
+    mobile_day_id: int | None = None
+    days: tuple[date, ...] = ()
+    booking_opens_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +175,21 @@ def format_when(instant: datetime, timezone: str, language: str, *, sms: bool) -
     patterns = SMS_DATE_PATTERNS if sms else EMAIL_DATE_PATTERNS
     local = instant.astimezone(ZoneInfo(timezone))
     return format_datetime(local, patterns[language], locale=babel_locale(language))
+
+
+def format_days(days: tuple[date, ...], language: str, *, sms: bool) -> str:
+    """A mobile day's dates: one, or the first and the last ("13-14 mars"
+    style when the pattern starts with the day and they share a month)."""
+    if not days:
+        return ""
+    pattern = (SMS_DAY_PATTERNS if sms else EMAIL_DAY_PATTERNS)[language]
+    locale = babel_locale(language)
+    first, last = days[0], days[-1]
+    if first == last:
+        return format_date(first, pattern, locale=locale)
+    if sms and pattern.startswith("d ") and (first.year, first.month) == (last.year, last.month):
+        return f"{first.day}-{format_date(last, pattern, locale=locale)}"
+    return " - ".join(format_date(day, pattern, locale=locale) for day in (first, last))
 
 
 def short_reason(reason: str | None, limit: int = SMS_REASON_CHARS) -> str:
@@ -220,6 +262,20 @@ class Renderer:
             "pickup_by_appointment": data.pickup_by_appointment,
             "feedback_link": feedback_url(data.base_url, data.reference, data.manage_token),
             "documents": data.kind in (DOCUMENT_READY, DOCUMENT_UNCOLLECTED),
+            # A subscription's messages: the announced day's town (the venue's
+            # city), dates, opening of bookings, and the two links.
+            "alert": data.alert,
+            "town": data.office_city,
+            "days": format_days(data.days, data.language, sms=sms),
+            "opens": format_when(data.booking_opens_at, data.timezone, data.language, sms=sms)
+            if data.booking_opens_at
+            else "",
+            "book_link": data.base_url + mobile_day_url(data.mobile_day_id)
+            if data.mobile_day_id
+            else "",
+            "stop_link": data.base_url + subscription_url(int(data.reference), data.manage_token)
+            if data.alert and data.manage_token
+            else "",
         }
 
     def sms(self, data: MessageData) -> RenderedSms:
@@ -227,9 +283,10 @@ class Renderer:
         template = self._text.get_template(f"sms/{data.kind}.{data.language}.txt")
         context = self._context(data, sms=True)
         budget = SEGMENT_BUDGET[data.language]
+        optional = SMS_OPTIONAL_BY_KIND.get(data.kind, SMS_OPTIONAL)
         rendered = None
-        for left_out in range(len(SMS_OPTIONAL) + 1):
-            context.update(dict.fromkeys(SMS_OPTIONAL[:left_out], ""))
+        for left_out in range(len(optional) + 1):
+            context.update(dict.fromkeys(optional[:left_out], ""))
             body = " ".join(template.render(context).split())
             rendered = RenderedSms(body, count_segments(body))
             if rendered.count.segments <= budget:
@@ -263,6 +320,7 @@ class Renderer:
             DRAW_OFFER: "email/offer_layout",
             WAITLIST_OFFER: "email/offer_layout",
             DRAW_NOT_SERVED: "email/notice_layout",
+            MOBILE_DAY_PLANNED: "email/alert_layout",
         }
         # A message after the visit has one without the appointment's time:
         # it speaks of what happens next.

@@ -50,6 +50,9 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     ),
     "feedback": ("office", "when", "reference", "feedback_link"),
     "waitlist_offer": ("office", "service", "when", "expires", "offer_link"),
+    # A mobile day announced to a subscriber: its town, dates and venue,
+    # the link to book it and the subscription's own page (stop, renew).
+    "mobile_day_planned": ("office", "town", "days", "address", "book_link", "stop_link"),
 }
 KINDS = tuple(VARIABLES)
 # WhatsApp refuses an empty variable: an optional value that is empty (an

@@ -49,6 +49,8 @@ def _mobile_day(r: asyncpg.Record) -> MobileDay:
             for day, opens, closes, counters in r["hours"]
         ),
         service_ids=tuple(r["service_ids"]),
+        place=None if r["latitude"] is None else (r["latitude"], r["longitude"]),
+        alert_km=r["alert_km"],
     )
 
 
@@ -57,8 +59,9 @@ async def create(conn: asyncpg.Connection, mobile_day: MobileDay) -> MobileDay:
     database's); call in a transaction, then regenerate."""
     new_id: int = await conn.fetchval(
         """INSERT INTO mobile_days (office_id, town_ar, town_fr, town_en, country, address,
-                                    timezone, holiday_countries, booking_opens_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+                                    timezone, holiday_countries, booking_opens_at, latitude,
+                                    longitude, alert_km)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id""",
         mobile_day.office_id,
         mobile_day.town["ar"],
         mobile_day.town["fr"],
@@ -68,6 +71,9 @@ async def create(conn: asyncpg.Connection, mobile_day: MobileDay) -> MobileDay:
         mobile_day.timezone,
         list(mobile_day.holiday_countries),
         mobile_day.booking_opens_at,
+        mobile_day.place[0] if mobile_day.place else None,
+        mobile_day.place[1] if mobile_day.place else None,
+        mobile_day.alert_km,
     )
     await conn.executemany(
         """INSERT INTO mobile_day_hours (mobile_day_id, day, opens_at, closes_at, counters)
@@ -87,12 +93,19 @@ async def get(conn: asyncpg.Connection, mobile_day_id: int) -> MobileDay | None:
     return _mobile_day(row) if row else None
 
 
-async def at_site(conn: asyncpg.Connection, office: Office, slot_id: int) -> Office:
-    """The office as seen by a booking on `slot_id`: for a mobile day's slot,
-    with the venue's town, address and zone in place of the consulate's."""
+async def site_of(
+    conn: asyncpg.Connection, office: Office, slot_id: int
+) -> tuple[Office, MobileDay | None]:
+    """The office as seen by a booking on `slot_id` (for a mobile day's slot,
+    with the venue's town, address and zone in place of the consulate's),
+    and the mobile day, if any."""
     mobile_day_id = await conn.fetchval("SELECT mobile_day_id FROM slots WHERE id = $1", slot_id)
     mobile_day = await get(conn, mobile_day_id) if mobile_day_id is not None else None
-    return office if mobile_day is None else at_venue(office, mobile_day)
+    return (office if mobile_day is None else at_venue(office, mobile_day)), mobile_day
+
+
+async def at_site(conn: asyncpg.Connection, office: Office, slot_id: int) -> Office:
+    return (await site_of(conn, office, slot_id))[0]
 
 
 async def open_for_booking(conn: asyncpg.Connection, mobile_day_id: int, now: datetime) -> bool:
@@ -106,10 +119,10 @@ async def upcoming(
     conn: asyncpg.Connection, now: datetime, office_id: str | None = None
 ) -> list[MobileDay]:
     """Mobile days with a date still to come (in the venue's zone), soonest
-    first; every office's, or one office's."""
+    first, withdrawn ones left out; every office's, or one office's."""
     rows = await conn.fetch(
         f"""{_SELECT}
-            WHERE ($2::text IS NULL OR m.office_id = $2)
+            WHERE ($2::text IS NULL OR m.office_id = $2) AND m.withdrawn_at IS NULL
               AND EXISTS (SELECT 1 FROM mobile_day_hours h WHERE h.mobile_day_id = m.id
                           AND h.day >= ($1::timestamptz AT TIME ZONE m.timezone)::date)
             ORDER BY (SELECT min(day) FROM mobile_day_hours h WHERE h.mobile_day_id = m.id),
@@ -158,3 +171,43 @@ async def regenerate_office(conn: asyncpg.Connection, office: Office, now: datet
         total += await regenerate(conn, office, mobile_day, now)
     return total
 
+
+
+async def close_for_withdrawal(
+    conn: asyncpg.Connection, office_id: str, mobile_day_id: int
+) -> list[int] | None:
+    """Lock what a withdrawal changes (the office's row, as a regeneration
+    does; the mobile day) and set its seats to none, waiting for any booking
+    under way on them; None when the office has no such day still listed.
+    Returns its slots that still have seats taken (holds included)."""
+    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office_id)
+    found = await conn.fetchval(
+        """SELECT id FROM mobile_days WHERE id = $1 AND office_id = $2 AND withdrawn_at IS NULL
+           FOR UPDATE""",
+        mobile_day_id,
+        office_id,
+    )
+    if found is None:
+        return None
+    await conn.execute("UPDATE slots SET capacity = 0 WHERE mobile_day_id = $1", mobile_day_id)
+    await conn.execute(
+        "UPDATE counter_cells SET capacity = 0 WHERE mobile_day_id = $1", mobile_day_id
+    )
+    rows = await conn.fetch(
+        "SELECT id FROM slots WHERE mobile_day_id = $1 AND taken > 0", mobile_day_id
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_withdrawn(conn: asyncpg.Connection, mobile_day_id: int, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE mobile_days SET withdrawn_at = $2 WHERE id = $1", mobile_day_id, now
+    )
+
+
+async def seats_taken(conn: asyncpg.Connection, mobile_day_id: int) -> bool:
+    taken: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM slots WHERE mobile_day_id = $1 AND taken > 0)",
+        mobile_day_id,
+    )
+    return taken

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +15,7 @@ import asyncpg
 from service.domain.messages import PlannedMessage, QuietHours
 from service.logs import current_request_id
 from service.store.languages import by_language
+from service.store.verification import Owner, owner_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +100,17 @@ async def skip_pending_reminders(
 
 async def add_planned(
     conn: asyncpg.Connection,
-    subject: int | str,
+    subject: Owner,
     *,
     language: str,
     planned: Sequence[PlannedMessage],
     now: datetime,
 ) -> None:
-    """Insert the planned messages of a booking (its id) or of a draw
-    request (its entry id) as pending rows."""
+    """Insert the planned messages of a booking (its id), of a draw request
+    (its entry id) or of a mobile day subscription as pending rows."""
     if not planned:
         return
-    column = "booking_id" if isinstance(subject, int) else "draw_entry_id"
+    column, value = owner_column(subject)
     # One round trip for all rows: this runs inside the booking transaction.
     await conn.execute(
         f"""INSERT INTO outbox ({column}, kind, channel, recipient, language, send_at,
@@ -119,7 +120,7 @@ async def add_planned(
            FROM unnest($4::text[], $5::text[], $6::text[], $7::timestamptz[],
                        $8::timestamptz[], $9::int[], $10::text[])
                 AS t(k, c, r, s, a, o, x)""",
-        subject,
+        value,
         language,
         now,
         [m.kind for m in planned],
@@ -156,19 +157,30 @@ class Expired:
     quiet: QuietHours
 
 
+# The office (f) and the zone of an outbox row (o), whatever its subject: a
+# booking (at its site), a draw request, a subscription (at the mobile day
+# its announcement names).
+_SUBJECT_OFFICE = """
+           LEFT JOIN bookings b ON b.id = o.booking_id
+           LEFT JOIN booking_sites site ON site.booking_id = b.id
+           LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
+           LEFT JOIN draw_windows w ON w.id = e.window_id
+           LEFT JOIN mobile_day_subscriptions sub ON sub.id = o.subscription_id
+           LEFT JOIN mobile_days md ON md.id = o.mobile_day_id
+           JOIN offices f
+             ON f.id = COALESCE(b.office_id, e.office_id, w.office_id, sub.office_id)"""
+_ZONE = "COALESCE(site.timezone, md.timezone, f.timezone)"
+
+
 async def lock_expired_leases(conn: asyncpg.Connection, now: datetime) -> list[Expired]:
     """Rows still `sending` past their lease, locked; run it in the
     transaction that gives them back (`requeue` or `mark_skipped`)."""
     rows = await conn.fetch(
-        """SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
-                  COALESCE(site.timezone, f.timezone) AS timezone
-           FROM outbox o
-           LEFT JOIN bookings b ON b.id = o.booking_id
-           LEFT JOIN booking_sites site ON site.booking_id = b.id
-           LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
-           JOIN offices f ON f.id = COALESCE(b.office_id, e.office_id)
-           WHERE o.status = 'sending' AND o.claimed_until < $1
-           FOR UPDATE OF o SKIP LOCKED""",
+        f"""SELECT o.id, o.kind, o.appointment_at, f.quiet_hours_start, f.quiet_hours_end,
+                   {_ZONE} AS timezone
+            FROM outbox o {_SUBJECT_OFFICE}
+            WHERE o.status = 'sending' AND o.claimed_until < $1
+            FOR UPDATE OF o SKIP LOCKED""",
         now,
     )
     return [
@@ -300,7 +312,8 @@ class Claimed:
     reason: str | None
     attempts: int
     rate_limit_waits: int
-    # A booking's message, or a draw request's (its code, "not served").
+    # A booking's message, or a draw request's (its code, "not served"), or
+    # a subscription's (subscription_id below).
     booking_id: int | None
     draw_entry_id: str | None
     reference: str
@@ -333,6 +346,12 @@ class Claimed:
     pickup_by_appointment: bool = False
     # A message of an entry of an instant service's waiting list (its code).
     on_waitlist: bool = False
+    # A mobile day subscription's message (its code, an announcement), and
+    # for an announcement the day it announces: its dates and opening.
+    subscription_id: int | None = None
+    mobile_day_id: int | None = None
+    days: tuple[date, ...] = ()
+    booking_opens_at: datetime | None = None
 
 
 async def claim(
@@ -348,42 +367,65 @@ async def claim(
                RETURNING *)
            SELECT c.id, c.kind, c.channel, c.recipient, c.language, c.appointment_at,
                   c.reason, c.attempts, c.rate_limit_waits, c.request_id,
-                  b.id AS booking_id, c.draw_entry_id,
-                  COALESCE(b.reference, e.id) AS reference,
-                  -- A draw request's messages go while it waits on the list
-                  -- (its code: while its contact is unproved), as a held
-                  -- booking's code does.
-                  COALESCE(b.status, CASE WHEN e.outcome = 'waiting'
-                      AND (c.kind <> 'code' OR e.verified_at IS NULL)
-                      THEN 'held' ELSE 'cancelled' END) AS booking_status,
+                  b.id AS booking_id, c.draw_entry_id, c.subscription_id, c.mobile_day_id,
+                  COALESCE(b.reference, e.id, c.subscription_id::text) AS reference,
+                  COALESCE(b.status,
+                      -- A draw request's messages go while it waits on the list
+                      -- (its code: while its contact is unproved), as a held
+                      -- booking's code does.
+                      CASE WHEN e.id IS NOT NULL THEN
+                          CASE WHEN e.outcome = 'waiting'
+                               AND (c.kind <> 'code' OR e.verified_at IS NULL)
+                               THEN 'held' ELSE 'cancelled' END END,
+                      -- A subscription's code goes while it waits for it, an
+                      -- announcement while it stands and its day is on.
+                      CASE WHEN sub.anonymised_at IS NULL AND sub.stopped_at IS NULL
+                                AND sub.expires_at > $2
+                                AND CASE WHEN c.kind = 'code' THEN sub.verified_at IS NULL
+                                         ELSE sub.verified_at IS NOT NULL
+                                              AND md.withdrawn_at IS NULL END
+                           THEN 'held' ELSE 'cancelled' END) AS booking_status,
                   COALESCE(b.starts_at, c.appointment_at) AS booking_starts_at,
                   COALESCE(b.ends_at, c.appointment_at) AS booking_ends_at,
-                  COALESCE(b.citizen_name, e.citizen_name) AS citizen_name,
+                  COALESCE(b.citizen_name, e.citizen_name, '') AS citizen_name,
                   o.id AS office_id, o.kind AS office_kind,
-                  COALESCE(site.country, o.country) AS country, o.reference_prefix,
+                  COALESCE(site.country, md.country, o.country) AS country, o.reference_prefix,
                   o.name_ar, o.name_fr, o.name_en,
-                  -- The venue's town, address and zone for a mobile day's booking.
-                  COALESCE(site.city_ar, o.city_ar) AS city_ar,
-                  COALESCE(site.city_fr, o.city_fr) AS city_fr,
-                  COALESCE(site.city_en, o.city_en) AS city_en,
-                  COALESCE(site.address, o.address) AS address,
-                  COALESCE(site.timezone, o.timezone) AS timezone,
+                  -- The venue's town, address and zone for a mobile day's
+                  -- booking, and for a mobile day's announcement.
+                  COALESCE(site.city_ar, md.town_ar, o.city_ar) AS city_ar,
+                  COALESCE(site.city_fr, md.town_fr, o.city_fr) AS city_fr,
+                  COALESCE(site.city_en, md.town_en, o.city_en) AS city_en,
+                  COALESCE(site.address, md.address, o.address) AS address,
+                  COALESCE(site.timezone, md.timezone, o.timezone) AS timezone,
                   o.quiet_hours_start, o.quiet_hours_end, o.email_from, o.email_reply_to,
-                  s.name_ar AS s_ar, s.name_fr AS s_fr, s.name_en AS s_en,
-                  s.duration_minutes, s.bring_ar, s.bring_fr, s.bring_en,
+                  COALESCE(s.name_ar, '') AS s_ar, COALESCE(s.name_fr, '') AS s_fr,
+                  COALESCE(s.name_en, '') AS s_en, COALESCE(s.duration_minutes, 0) AS duration,
+                  COALESCE(s.bring_ar, '') AS bring_ar, COALESCE(s.bring_fr, '') AS bring_fr,
+                  COALESCE(s.bring_en, '') AS bring_en,
                   (c.channel = 'sms' AND EXISTS (
                       SELECT 1 FROM sms_opt_outs x WHERE x.phone = c.recipient)) AS opted_out,
-                  COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL)
+                  COALESCE(b.email IS NOT NULL AND b.notify_email, e.email IS NOT NULL, false)
                       AS has_email,
                   (SELECT f.state FROM document_files f WHERE f.booking_id = b.id) AS file_state,
-                  o.pickup_from, o.pickup_until, s.pickup_by_appointment,
+                  o.pickup_from, o.pickup_until,
+                  COALESCE(s.pickup_by_appointment, false) AS pickup_by_appointment,
+                  (SELECT array_agg(DISTINCT h.day ORDER BY h.day) FROM mobile_day_hours h
+                   WHERE h.mobile_day_id = md.id) AS days,
+                  -- Said only while bookings are still to open.
+                  CASE WHEN md.booking_opens_at > $2 THEN md.booking_opens_at END
+                      AS booking_opens_at,
                   (e.id IS NOT NULL AND e.window_id IS NULL) AS on_waitlist
            FROM c
            LEFT JOIN bookings b ON b.id = c.booking_id
            LEFT JOIN booking_sites site ON site.booking_id = b.id
            LEFT JOIN draw_entries e ON e.id = c.draw_entry_id
-           JOIN offices o ON o.id = COALESCE(b.office_id, e.office_id)
-           JOIN services s ON s.office_id = o.id AND s.id = COALESCE(b.service_id, e.service_id)""",
+           LEFT JOIN draw_windows w ON w.id = e.window_id
+           LEFT JOIN mobile_day_subscriptions sub ON sub.id = c.subscription_id
+           LEFT JOIN mobile_days md ON md.id = c.mobile_day_id
+           JOIN offices o ON o.id = COALESCE(b.office_id, e.office_id, w.office_id, sub.office_id)
+           LEFT JOIN services s ON s.office_id = o.id
+                                AND s.id = COALESCE(b.service_id, e.service_id, w.service_id)""",
         outbox_id,
         now,
         lease,
@@ -419,7 +461,7 @@ async def claim(
         email_from=r["email_from"],
         email_reply_to=r["email_reply_to"],
         service_name=by_language(r, "s"),
-        service_duration_minutes=r["duration_minutes"],
+        service_duration_minutes=r["duration"],
         bring=by_language(r, "bring"),
         opted_out=r["opted_out"],
         request_id=r["request_id"],
@@ -429,6 +471,10 @@ async def claim(
         pickup_until=r["pickup_until"].strftime("%H:%M"),
         pickup_by_appointment=r["pickup_by_appointment"],
         on_waitlist=r["on_waitlist"],
+        subscription_id=r["subscription_id"],
+        mobile_day_id=r["mobile_day_id"],
+        days=tuple(r["days"] or ()),
+        booking_opens_at=r["booking_opens_at"],
     )
 
 
@@ -573,6 +619,40 @@ async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBo
     )
 
 
+async def message_subscription(
+    conn: asyncpg.Connection, outbox_id: int, now: datetime
+) -> MessageBooking | None:
+    """message_booking() for a subscription's row: "held" while the
+    subscription stands (share-locked, so that a stop waits for the
+    caller's write), its phone messages by the channel it chose."""
+    r = await conn.fetchrow(
+        """SELECT s.kind, s.channel, s.appointment_at, s.recipient, sub.channel AS chosen,
+                  (sub.verified_at IS NOT NULL AND sub.stopped_at IS NULL
+                   AND sub.anonymised_at IS NULL AND sub.expires_at > $2) AS stands,
+                  o.country, o.sms_countries
+           FROM outbox s JOIN mobile_day_subscriptions sub ON sub.id = s.subscription_id
+           JOIN offices o ON o.id = sub.office_id
+           WHERE s.id = $1
+           FOR SHARE OF sub""",
+        outbox_id,
+        now,
+    )
+    if r is None:
+        return None
+    return MessageBooking(
+        kind=r["kind"],
+        channel=r["channel"],
+        appointment_at=r["appointment_at"],
+        booking_status="held" if r["stands"] else "cancelled",
+        booking_starts_at=r["appointment_at"],
+        email=None,
+        recipient=r["recipient"],
+        message_channel=r["chosen"],
+        office_country=r["country"],
+        sms_countries=tuple(r["sms_countries"]),
+    )
+
+
 async def add_sms_fallback(
     conn: asyncpg.Connection, whatsapp_id: int, now: datetime, reason: str
 ) -> int | None:
@@ -602,11 +682,13 @@ async def _follow_up(
     `carry_tries` it keeps the tries used so far, a rate-limit report
     counting as a wait rather than a try (as in `retry_later`)."""
     new_id: int | None = await conn.fetchval(
-        """INSERT INTO outbox (booking_id, kind, channel, recipient, language, send_at,
+        """INSERT INTO outbox (booking_id, draw_entry_id, subscription_id, mobile_day_id, kind,
+                               channel, recipient, language, send_at,
                                appointment_at, offset_minutes, reason, fallback_of,
                                attempts, rate_limit_waits, error_code, status_reason,
                                created_at, updated_at, request_id)
-           SELECT o.booking_id, o.kind, COALESCE($7, o.channel), o.recipient, o.language, $2,
+           SELECT o.booking_id, o.draw_entry_id, o.subscription_id, o.mobile_day_id, o.kind,
+                  COALESCE($7, o.channel), o.recipient, o.language, $2,
                   o.appointment_at, o.offset_minutes, o.reason, o.id,
                   CASE WHEN $8 THEN o.attempts - CASE WHEN $5 THEN 1 ELSE 0 END ELSE 0 END,
                   CASE WHEN $8 THEN o.rate_limit_waits + CASE WHEN $5 THEN 1 ELSE 0 END
@@ -642,12 +724,10 @@ class RetryFacts:
 
 async def retry_facts(conn: asyncpg.Connection, outbox_id: int) -> RetryFacts:
     r = await conn.fetchrow(
-        """SELECT o.kind, o.attempts, o.rate_limit_waits, o.appointment_at, f.timezone,
-                  f.quiet_hours_start, f.quiet_hours_end
-           FROM outbox o
-           JOIN bookings b ON b.id = o.booking_id
-           JOIN offices f ON f.id = b.office_id
-           WHERE o.id = $1""",
+        f"""SELECT o.kind, o.attempts, o.rate_limit_waits, o.appointment_at,
+                   {_ZONE} AS timezone, f.quiet_hours_start, f.quiet_hours_end
+            FROM outbox o {_SUBJECT_OFFICE}
+            WHERE o.id = $1""",
         outbox_id,
     )
     assert r is not None
@@ -827,7 +907,8 @@ async def recent_messages(conn: asyncpg.Connection, limit: int = 200) -> list[di
     """Messages that went through the sender, newest first (dev mode page)."""
     rows = await conn.fetch(
         """SELECT o.id, o.channel, o.recipient, o.kind,
-                  COALESCE(b.reference, o.draw_entry_id) AS reference, o.body, o.segments,
+                  COALESCE(b.reference, o.draw_entry_id, o.subscription_id::text) AS reference,
+                  o.body, o.segments,
                   o.status, o.created_at, o.sent_at, o.status_reason, o.error_code
            FROM outbox o LEFT JOIN bookings b ON b.id = o.booking_id
            WHERE o.status NOT IN ('pending')

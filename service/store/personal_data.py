@@ -12,6 +12,10 @@ to a booking), and, through the booking, `manage_tokens` and `form_keys`
 `draw_entries` (a draw request's name, contacts, document number and
 their keyed hashes) are anonymised once the period they asked for is as old
 (service.store.draws.anonymise_ended).
+`mobile_day_subscriptions` (a contact, its keyed hash and a town's
+coordinates) forget them when stopped, and once ended (run out, or never
+confirmed) for the retention period (service.mobile_alerts.anonymise_ended);
+their messages lose their recipients and bodies with them.
 `sms_opt_outs` keeps a number that replied STOP: honouring the refusal
 outlives any one booking.
 """

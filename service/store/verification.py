@@ -11,13 +11,18 @@ from datetime import datetime
 
 import asyncpg
 
-# What a check belongs to: a held booking (its id) or a draw request
-# waiting for its code (the entry's id).
-Owner = int | str
+from service.domain.mobile_alerts import SubscriptionRef
+
+# What a check belongs to: a held booking (its id), a draw request waiting
+# for its code (the entry's id) or a mobile day subscription.
+Owner = int | str | SubscriptionRef
 
 
-def _owner_column(owner: Owner) -> str:
-    return "booking_id" if isinstance(owner, int) else "draw_entry_id"
+def owner_column(owner: Owner) -> tuple[str, int | str]:
+    """The column of outbox and contact_checks naming `owner`, and its value."""
+    if isinstance(owner, SubscriptionRef):
+        return "subscription_id", owner.id
+    return ("booking_id" if isinstance(owner, int) else "draw_entry_id"), owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +51,11 @@ def _check(r: asyncpg.Record) -> Check:
 
 
 async def open_check(conn: asyncpg.Connection, owner: Owner, channel: str, now: datetime) -> int:
+    column, value = owner_column(owner)
     check_id: int = await conn.fetchval(
-        f"""INSERT INTO contact_checks ({_owner_column(owner)}, channel, last_send_at, created_at)
+        f"""INSERT INTO contact_checks ({column}, channel, last_send_at, created_at)
             VALUES ($1, $2, $3, $3) RETURNING id""",
-        owner,
+        value,
         channel,
         now,
     )
@@ -57,9 +63,8 @@ async def open_check(conn: asyncpg.Connection, owner: Owner, channel: str, now: 
 
 
 async def for_owner(conn: asyncpg.Connection, owner: Owner) -> Check | None:
-    row = await conn.fetchrow(
-        f"SELECT * FROM contact_checks WHERE {_owner_column(owner)} = $1", owner
-    )
+    column, value = owner_column(owner)
+    row = await conn.fetchrow(f"SELECT * FROM contact_checks WHERE {column} = $1", value)
     return _check(row) if row else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -13,7 +13,7 @@ from service import bookings
 from service.domain import errors, fields
 from service.domain.booking import booking_window, manage_url, normalise_reference
 from service.domain.errors import N_
-from service.domain.mobile_day import MobileDay
+from service.domain.mobile_day import MobileDay, at_venue
 from service.domain.models import LANGUAGES, Booking, Office, Service
 from service.domain.validation import RawDetails
 from service.store import mobile_days as mobile_day_store
@@ -25,6 +25,8 @@ from service.web.readcache import read_cache
 routes = web.RouteTableDef()
 
 MAX_AVAILABILITY_DAYS = 62
+# Where slots are (availability) or a booking moves (reschedule).
+SITE_PROBLEM = N_("Give office, or the id of one of the office's mobile days.")
 # A booking request's text members (null: not given), each with its longest
 # accepted length before any trimming; the OpenAPI document says the same.
 BOOKING_TEXT: dict[str, int | None] = {
@@ -237,16 +239,50 @@ async def availability_json(request: web.Request) -> bytes:
         problems["to"] = N_("Choose an end date on or after the start, at most 62 days later.")
     if not query.get("service"):
         problems["service"] = N_("Choose a service.")
+    site = query.get("site", "all")
+    if site not in ("all", "office") and fields.parse_id(site) is None:
+        problems["site"] = SITE_PROBLEM
     if problems or first is None or last is None:
         raise errors.ValidationFailed(problems)
     service = await cache.service(office.id, query["service"])
     if service is None:
         raise errors.service_not_found()
-    window = booking_window(request.app[CLOCK_KEY](), service.earliest_hours, service.latest_days)
-    days = await cache.days(office, service.id, first, last)
-    # The slots' JSON was made when their day was read: only joined here.
-    head = json.dumps({"office": office.id, "service": service.id, "timezone": office.timezone})
-    parts = (day.free_json(window.earliest, window.latest) for day in days)
+    now = request.app[CLOCK_KEY]()
+    window = booking_window(now, service.earliest_hours, service.latest_days)
+    # Where the service can be booked now: the office, and its mobile days
+    # open for booking that offer it (each read on its own venue's days).
+    sites: list[tuple[Office, MobileDay | None]] = [(office, None)] + [
+        (at_venue(office, m), m)
+        for m in await cache.mobile_days(office.id)
+        if service.id in m.service_ids and m.open_for_booking(now)
+    ]
+    if site == "office":
+        sites = sites[:1]
+    elif site != "all":
+        sites = [(o, m) for o, m in sites if m is not None and str(m.id) == site]
+        if not sites:
+            raise errors.NotFound(
+                "mobile_day_not_found", N_("This mobile consular day is not open for booking.")
+            )
+    parts: list[bytes] = []
+    for seen_from, mobile_day in sites:
+        days = await cache.days(
+            seen_from, service.id, first, last, mobile_day.id if mobile_day else None
+        )
+        # The slots' JSON was made when their day was read: only joined here.
+        parts.extend(day.free_json(window.earliest, window.latest) for day in days)
+    head = json.dumps(
+        {
+            "office": office.id,
+            "service": service.id,
+            "timezone": office.timezone,
+            "mobile_days": [
+                {"id": m.id, "town": m.town, "address": m.address, "timezone": m.timezone}
+                for _, m in sites
+                if m is not None
+            ],
+        }
+    )
     slots = b", ".join(part for part in parts if part)
     return b"".join((head[:-1].encode(), b', "slots": [', slots, b"]}"))
 
@@ -332,8 +368,21 @@ async def reschedule_booking(request: web.Request) -> web.Response:
         slot_id,
         request.app[CLOCK_KEY](),
         rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
+        site=move_site(body.get("site", "same")),
     )
     return web.json_response(booking_json(context.booking, context.office))
+
+
+def move_site(raw: object) -> int | Literal["same"] | None:
+    """Where a move goes: absent, the booking's own site; "office", the
+    office's own times; a mobile day's id, that day's times."""
+    if raw in ("same", "office"):
+        return None if raw == "office" else "same"
+    if isinstance(raw, int) and not isinstance(raw, bool) and fields.ID_MIN <= raw <= fields.ID_MAX:
+        return raw
+    raise errors.ValidationFailed(
+        {"site": SITE_PROBLEM}
+    )
 
 
 @routes.post("/api/v1/bookings/{reference}/verify")

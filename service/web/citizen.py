@@ -41,6 +41,7 @@ from service.domain.errors import N_
 from service.domain.fields import parse_day, parse_id
 from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.masking import mask_email, mask_phone
+from service.domain.mobile_day import MobileDay, at_venue
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
@@ -234,14 +235,19 @@ _FIRST_LOOK = timedelta(days=14)
 
 
 async def _first_free_day(
-    cache: ReadCache, office: Office, service: Service, earliest: datetime, latest: datetime
+    cache: ReadCache,
+    office: Office,
+    service: Service,
+    earliest: datetime,
+    latest: datetime,
+    mobile_day_id: int | None,
 ) -> date | None:
     first, last = local_date(earliest, office.zone), local_date(latest, office.zone)
     near = min(local_date(earliest + _FIRST_LOOK, office.zone), last)
     for begin, end in ((first, near), (near + timedelta(days=1), last)):
         if begin > end:
             continue
-        for day in await cache.days(office, service.id, begin, end):
+        for day in await cache.days(office, service.id, begin, end, mobile_day_id):
             free = day.free(earliest, latest)
             if free:
                 return local_date(free[0].starts_at, office.zone)
@@ -255,19 +261,30 @@ async def load_week(
     now: datetime,
     requested: str | None,
     language: str,
+    mobile_day_id: int | None = None,
 ) -> Week:
+    """The week asked for (or the one with the first free time) of a
+    service's times at the office, or at one of its mobile days (`office`
+    then seen from the venue)."""
     window = booking_window(now, service.earliest_hours, service.latest_days)
     first_week = _monday(local_date(now, office.zone))
     last_week = _monday(local_date(window.latest, office.zone))
     requested_day = parse_day(requested)
     start = _monday(requested_day) if requested_day else None
     if start is None:
-        free_day = await _first_free_day(cache, office, service, window.earliest, window.latest)
+        free_day = await _first_free_day(
+            cache, office, service, window.earliest, window.latest, mobile_day_id
+        )
         start = _monday(free_day) if free_day else first_week
     start = min(max(start, first_week), last_week)
     last = start + timedelta(days=6)
-    slots = [s for day in await cache.days(office, service.id, start, last) for s in day.slots]
-    closures = await cache.closures(office.id, start, last)
+    slots = [
+        s
+        for day in await cache.days(office, service.id, start, last, mobile_day_id)
+        for s in day.slots
+    ]
+    # A mobile day's closed days are its venue's holidays, left out of its plan.
+    closures = await cache.closures(office.id, start, last) if mobile_day_id is None else {}
     days = build_week(start, slots, closures, office, window.earliest, window.latest, language)
     return Week(
         start=start,
@@ -898,24 +915,76 @@ async def cancel_submit(request: web.Request) -> web.Response:
               private=True)  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where a booking may move: the office itself, or one of its mobile
+    days (open for booking, offering the booking's service)."""
+
+    key: str  # "office", or the mobile day's id: the pages' way to name it
+    office: Office  # seen from the site (a mobile day's venue, town and zone)
+    mobile_day: MobileDay | None
+
+    @property
+    def mobile_day_id(self) -> int | None:
+        return self.mobile_day.id if self.mobile_day else None
+
+
+async def _sites(request: web.Request, ctx: bookings.BookingContext) -> tuple[list[Site], Site]:
+    """The sites a booking may move to, and its own."""
+    cache = read_cache(request)
+    base = await cache.office(ctx.booking.office_id)
+    assert base is not None
+    now = _now(request)
+    sites = [Site("office", base, None)] + [
+        Site(str(m.id), at_venue(base, m), m)
+        for m in await cache.mobile_days(base.id)
+        if ctx.service.id in m.service_ids and m.open_for_booking(now)
+    ]
+    own_key = str(ctx.mobile_day.id) if ctx.mobile_day else "office"
+    own = next((site for site in sites if site.key == own_key), None)
+    if own is None:
+        own = Site(own_key, ctx.office, ctx.mobile_day)
+        sites.append(own)
+    return sites, own
+
+
+def _site(sites: list[Site], own: Site, key: str | None) -> Site | None:
+    """The site a page or a form names (none named: the booking's own)."""
+    if not key:
+        return own
+    return next((site for site in sites if site.key == key), None)
+
+
 async def _reschedule_page(
     request: web.Request,
     ctx: bookings.BookingContext,
     language: str,
     *,
     query: Mapping[str, str],
+    site_key: str | None = None,
     problem: str | None = None,
     status: int = 200,
 ) -> web.Response:
+    sites, own = await _sites(request, ctx)
+    site = _site(sites, own, site_key) or own
     week = await load_week(
-        read_cache(request), ctx.office, ctx.service, _now(request), week_to_load(query), language
-    )
+        read_cache(request), site.office, ctx.service, _now(request), week_to_load(query),
+        language, site.mobile_day_id,
+    )  # fmt: skip
     context = _booking_page_context(request, ctx, language)
     url = f"{context['base']}/reschedule"
+    if site is not own:
+        url = f"{url}/at/{site.key}"
     context.update(
-        chooser=shape_chooser(week, ctx.office, query, url, exclude_slot=ctx.booking.slot_id),
-        time_url=f"{url}/confirm?slot=",
+        chooser=shape_chooser(week, site.office, query, url, exclude_slot=ctx.booking.slot_id),
+        time_url=f"{context['base']}/reschedule/confirm?"
+        + ("" if site is own else f"site={site.key}&")
+        + "slot=",
         problem=problem,
+        site=site,
+        own=own,
+        other_sites=[s for s in sites if s is not site],
+        site_zone=i18n.zone_label(site.office.country, site.office.city[language], language),
     )
     return render(
         request, "citizen/reschedule.html", context, status=status, language=language,
@@ -929,6 +998,19 @@ async def reschedule_form(request: web.Request) -> web.Response:
     return await _reschedule_page(request, ctx, language, query=request.query)
 
 
+@routes.get("/b/{reference}/{token}/reschedule/at/{site}")
+async def reschedule_form_at(request: web.Request) -> web.Response:
+    """The times of another site: a mobile day of the office, or the office
+    itself for a booking at a mobile day."""
+    ctx, language = await _managed(request)
+    sites, own = await _sites(request, ctx)
+    if _site(sites, own, request.match_info["site"]) is None:
+        raise errors.NotFound()
+    return await _reschedule_page(
+        request, ctx, language, query=request.query, site_key=request.match_info["site"]
+    )
+
+
 @routes.get("/b/{reference}/{token}/reschedule/confirm")
 async def reschedule_confirm(request: web.Request) -> web.Response:
     """The step between choosing a time and moving to it: from when, to when,
@@ -936,19 +1018,29 @@ async def reschedule_confirm(request: web.Request) -> web.Response:
     ctx, language = await _managed(request)
     context = _booking_page_context(request, ctx, language)
     slot_id = parse_id(request.query.get("slot"))
+    site_key = request.query.get("site")
     if not context["can_reschedule"]:
         return await _reschedule_page(request, ctx, language, query={})
+    sites, own = await _sites(request, ctx)
+    site = _site(sites, own, site_key)
     now = _now(request)
     async with request.app[POOL_KEY].acquire() as conn:
         if slot_id is not None:
             await bookings.release_expired_holds(conn, now, slot_id=slot_id, rules=_rules(request))
         slot = await slot_store.get_slot(conn, slot_id) if slot_id else None
     booking, service = ctx.booking, ctx.service
-    if slot is None or slot.office_id != ctx.office.id or slot.service_id != service.id:
+    if (
+        slot is None
+        or site is None
+        or slot.office_id != booking.office_id
+        or slot.service_id != service.id
+        or slot.mobile_day_id != site.mobile_day_id
+    ):
         return await _reschedule_page(
-            request, ctx, language, query={}, problem=N_("Choose a time slot."), status=422
-        )
-    day = {"day": local_date(slot.starts_at, ctx.office.zone).isoformat()}
+            request, ctx, language, query={}, site_key=site_key if site else None,
+            problem=N_("Choose a time slot."), status=422,
+        )  # fmt: skip
+    day = {"day": local_date(slot.starts_at, site.office.zone).isoformat()}
     window = booking_window(now, service.earliest_hours, service.latest_days)
     if (
         slot.id == booking.slot_id
@@ -956,9 +1048,16 @@ async def reschedule_confirm(request: web.Request) -> web.Response:
         or not window.earliest <= slot.starts_at <= window.latest
     ):
         return await _reschedule_page(
-            request, ctx, language, query=day, problem=_NO_LONGER_FREE, status=409
-        )
-    context.update(slot=slot, day=day["day"])
+            request, ctx, language, query=day, site_key=site.key, problem=_NO_LONGER_FREE,
+            status=409,
+        )  # fmt: skip
+    context.update(
+        slot=slot,
+        day=day["day"],
+        site=site,
+        own=own,
+        site_zone=i18n.zone_label(site.office.country, site.office.city[language], language),
+    )
     return render(
         request, "citizen/reschedule_confirm.html", context, language=language, private=True
     )
@@ -971,7 +1070,9 @@ async def reschedule_submit(request: web.Request) -> web.Response:
     form = await request.post()
     slot_id = parse_id(form_text(form, "slot"))
     query = {name: form_text(form, name) for name in ("day", "week") if form_text(form, name)}
-    if slot_id is None:
+    sites, own = await _sites(request, ctx)
+    site = _site(sites, own, form_text(form, "site"))
+    if slot_id is None or site is None:
         return await _reschedule_page(
             request, ctx, language, query=query,
             problem=N_("Choose a time slot."), status=422,
@@ -985,11 +1086,12 @@ async def reschedule_submit(request: web.Request) -> web.Response:
             slot_id,
             _now(request),
             rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
+            site=site.mobile_day_id,
         )
     except errors.Refusal as refusal:
         problem = next(iter(refusal.fields.values()), refusal.message)
         return await _reschedule_page(
-            request, ctx, language, query=query, problem=problem, status=409
+            request, ctx, language, query=query, site_key=site.key, problem=problem, status=409
         )
     see_other(f"/b/{ctx.booking.reference}/{request.match_info['token']}?done=rescheduled",
               private=True)  # fmt: skip

@@ -256,11 +256,12 @@ def _citizen_paths() -> dict[str, Any]:
         },
         "/api/v1/offices/{office}/availability": {
             "get": _operation(
-                "Free slots inside the booking window",
+                "Free slots inside the booking window, at the office and at its mobile "
+                "days open for booking",
                 {
                     "200": _ok("Availability", _ref("Availability")),
-                    "404": _error("Unknown office or service"),
-                    "422": _error("Bad dates"),
+                    "404": _error("Unknown office or service, or a mobile day not open"),
+                    "422": _error("Bad dates or site"),
                     "429": _too_many(_RATE_LIMITED),
                 },
                 parameters=[
@@ -287,6 +288,14 @@ def _citizen_paths() -> dict[str, Any]:
                         "required": True,
                         "schema": _DAY,
                         "description": "Last local date, at most 62 days after `from`",
+                    },
+                    {
+                        "name": "site",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "default": "all"},
+                        "description": "all (the office and its mobile days), office, or a "
+                        "mobile day's id; each site's dates are its own zone's",
                     },
                 ],
             )
@@ -400,7 +409,19 @@ def _citizen_paths() -> dict[str, Any]:
                     ),
                 },
                 requestBody=_json_body(
-                    {"type": "object", "required": ["slot_id"], "properties": {"slot_id": _ID}}
+                    {
+                        "type": "object",
+                        "required": ["slot_id"],
+                        "properties": {
+                            "slot_id": _ID,
+                            "site": {
+                                "description": "Where the new slot is: left out, the "
+                                "booking's own site; office, the office's own times; or a "
+                                "mobile day's id. A slot elsewhere is not found (404).",
+                                "oneOf": [{"type": "string", "enum": ["office"]}, _ID],
+                            },
+                        },
+                    }
                 ),
             )
         },
@@ -821,12 +842,31 @@ def _schemas() -> dict[str, Any]:
                 "document_required": {"type": "boolean"},
             }
         ),
-        "Slot": _record({"id": _ID, "start": instant, "end": instant, "remaining": _INT}),
+        "Slot": _record(
+            {
+                "id": _ID,
+                "start": {**instant, "description": "In its site's zone, with its offset"},
+                "end": instant,
+                "remaining": _INT,
+                "mobile_day": {
+                    **_ID,
+                    "nullable": True,
+                    "description": "The mobile day it is held at; null at the office",
+                },
+            }
+        ),
         "Availability": _record(
             {
                 "office": _TEXT,
                 "service": _TEXT,
-                "timezone": _TEXT,
+                "timezone": {**_TEXT, "description": "The office's zone"},
+                "mobile_days": {
+                    "type": "array",
+                    "description": "The mobile days whose slots are listed: their venues",
+                    "items": _record(
+                        {"id": _ID, "town": _LANG, "address": _TEXT, "timezone": _TEXT}
+                    ),
+                },
                 "slots": {"type": "array", "items": _ref("Slot")},
             }
         ),

@@ -49,7 +49,9 @@ from aiohttp import web
 
 from service import bookings
 from service.domain.calendar import local_date, local_day_bounds
+from service.domain.mobile_day import MobileDay
 from service.domain.models import Office, Service, Slot
+from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
@@ -65,7 +67,8 @@ RECONNECT_AFTER = 1.0
 
 
 def slot_json(slot: Slot, office: Office) -> bytes:
-    """A slot as the availability API gives it (service.web.api)."""
+    """A slot as the availability API gives it (service.web.api): in its
+    site's zone (`office` seen from the site), with its mobile day or null."""
     zone = office.zone
     return json.dumps(
         {
@@ -73,6 +76,7 @@ def slot_json(slot: Slot, office: Office) -> bytes:
             "start": slot.starts_at.astimezone(zone).isoformat(),
             "end": slot.ends_at.astimezone(zone).isoformat(),
             "remaining": slot.remaining,
+            "mobile_day": slot.mobile_day_id,
         }
     ).encode()
 
@@ -150,6 +154,8 @@ class _Catalog:
     offices: tuple[Office, ...]
     by_id: dict[str, Office]
     services: dict[str, tuple[Service, ...]]  # office id -> active services
+    # office id -> its upcoming mobile days (service.store.mobile_days.upcoming)
+    mobile_days: dict[str, tuple[MobileDay, ...]]
 
 
 class ReadCache:
@@ -170,8 +176,9 @@ class ReadCache:
         self.notifications = 0
         self._catalog: _Kept[_Catalog] | None = None
         self._closures: dict[tuple[str, date, date], _Kept[dict[date, dict[str, str]]]] = {}
-        # office id -> (service id, local day) -> slots of that day
-        self._days: dict[str, dict[tuple[str, date], _Kept[SlotDay]]] = {}
+        # office id -> (service id, local day, mobile day or None) -> slots
+        # of that day at the office or at that mobile day (its venue's day)
+        self._days: dict[str, dict[tuple[str, date, int | None], _Kept[SlotDay]]] = {}
         self._versions: dict[str, int] = {}
         self._catalog_version = 0
         self._pages: dict[tuple[str, ...], _Page] = {}
@@ -231,10 +238,14 @@ class ReadCache:
         async with self._pool.acquire() as conn:
             offices = await office_store.list_offices(conn)
             services = await office_store.list_active_services(conn)
+            mobile_days = await mobile_day_store.upcoming(conn, self._clock())
         catalog = _Catalog(
             offices=tuple(offices),
             by_id={o.id: o for o in offices},
             services={o.id: tuple(s for s in services if s.office_id == o.id) for o in offices},
+            mobile_days={
+                o.id: tuple(m for m in mobile_days if m.office_id == o.id) for o in offices
+            },
         )
         if self.listening and version == self._catalog_version:
             self._catalog = _Kept(self._clock(), catalog)
@@ -248,6 +259,10 @@ class ReadCache:
 
     async def services(self, office_id: str) -> tuple[Service, ...]:
         return (await self._catalog_now()).services.get(office_id, ())
+
+    async def mobile_days(self, office_id: str) -> tuple[MobileDay, ...]:
+        """The office's upcoming mobile days (withdrawn ones left out)."""
+        return (await self._catalog_now()).mobile_days.get(office_id, ())
 
     async def service(self, office_id: str, service_id: str) -> Service | None:
         for service in await self.services(office_id):
@@ -273,16 +288,24 @@ class ReadCache:
             self._closures[key] = _Kept(self._clock(), found)
         return found
 
-    async def days(self, office: Office, service_id: str, first: date, last: date) -> list[SlotDay]:
-        """Each local day of [first, last] with its slots; the days not kept
-        are read in one query."""
+    async def days(
+        self,
+        office: Office,
+        service_id: str,
+        first: date,
+        last: date,
+        mobile_day_id: int | None = None,
+    ) -> list[SlotDay]:
+        """Each local day of [first, last] with its slots, at the office or
+        at one of its mobile days (`office` then seen from the venue, its
+        days the venue's); the days not kept are read in one query."""
         kept = self._days.get(office.id, {})
         count = (last - first).days + 1
         wanted = [first + timedelta(days=n) for n in range(count)]
         found: dict[date, SlotDay] = {}
         aging: list[date] = []
         for day in wanted:
-            entry = kept.get((service_id, day))
+            entry = kept.get((service_id, day, mobile_day_id))
             if entry is not None and self._fresh(entry.at):
                 found[day] = entry.value
                 if self._clock() - entry.at > self._max_age / 2:
@@ -293,24 +316,29 @@ class ReadCache:
         if not missing and aging:
             # Past half their time: read again by this reader, kept for the
             # others while it does.
-            reading = ("days", office.id, service_id, aging[0], aging[-1])
+            reading = ("days", office.id, service_id, aging[0], aging[-1], mobile_day_id)
             if reading in self._reading:
                 for day in aging:
-                    _used(kept[(service_id, day)].at)
+                    _used(kept[(service_id, day, mobile_day_id)].at)
             else:
                 missing = aging
         if missing:
             begin, end = missing[0], missing[-1]
             found.update(
                 await self._once(
-                    ("days", office.id, service_id, begin, end),
-                    lambda: self._read_days(office, service_id, begin, end),
+                    ("days", office.id, service_id, begin, end, mobile_day_id),
+                    lambda: self._read_days(office, service_id, begin, end, mobile_day_id),
                 )
             )
         return [found[day] for day in wanted]
 
     async def _read_days(
-        self, office: Office, service_id: str, first: date, last: date
+        self,
+        office: Office,
+        service_id: str,
+        first: date,
+        last: date,
+        mobile_day_id: int | None = None,
     ) -> dict[date, SlotDay]:
         version = self._versions.get(office.id, 0)
         zone = office.zone
@@ -327,6 +355,7 @@ class ReadCache:
                 service_id,
                 local_day_bounds(first, zone)[0],
                 local_day_bounds(last, zone)[1],
+                mobile_day_id,
             )
         per_day: dict[date, list[Slot]] = {}
         for slot in slots:
@@ -339,7 +368,7 @@ class ReadCache:
             now = self._clock()
             kept = self._days.setdefault(office.id, {})
             for day, slot_day in read.items():
-                kept[(service_id, day)] = _Kept(now, slot_day)
+                kept[(service_id, day, mobile_day_id)] = _Kept(now, slot_day)
         return read
 
     def _page_versions(self, office_id: str | None) -> tuple[int, int]:
@@ -422,15 +451,18 @@ class ReadCache:
         if epoch == "*" or office is None:
             del self._days[office_id]
             return
+        # A mobile day's days are its venue's: dropped whole (they are few).
+        for key in [k for k in kept if k[2] is not None]:
+            del kept[key]
         instant = datetime.fromtimestamp(int(epoch), UTC)
         day = local_date(instant, office.zone)
-        services = {s for s, _ in kept} if service_id == "*" else {service_id}
+        services = {s for s, _, _ in kept} if service_id == "*" else {service_id}
         # A shared counter cell just after midnight is also covered by a slot
         # that started the evening before.
         days = (day, day - timedelta(days=1)) if service_id == "*" else (day,)
         for service in services:
             for each in days:
-                kept.pop((service, each), None)
+                kept.pop((service, each, None), None)
 
     async def up(self) -> None:
         """Wait until the listening connection is up (tests)."""

@@ -43,6 +43,7 @@ from service.domain.messages import (
     skip_reason,
     sms_cap_decision,
 )
+from service.domain.mobile_alerts import SubscriptionRef
 from service.domain.staff import THROTTLE_WINDOW
 from service.domain.verification import contact_hash
 from service.logs import REQUEST_ID
@@ -56,9 +57,11 @@ from service.store import bookings as booking_store
 from service.store import draws as draw_store
 from service.store import feedback as feedback_store
 from service.store import form_keys, outbox, slots
+from service.store import mobile_alerts as alert_store
 from service.store import staff as staff_store
 from service.store import verification as verification_store
 from service.store.outbox import Claimed
+from service.store.verification import Owner
 from service.worker.ratelimit import RATE_KEY, RateLimiter
 from service.worker.senders import Senders, make_senders
 
@@ -411,6 +414,10 @@ def message_data(c: Claimed, base_url: str, manage_token: str, *, code: str = ""
         manage_token=manage_token,
         code=code,
         draw_request=c.draw_entry_id is not None,
+        alert=c.subscription_id is not None,
+        mobile_day_id=c.mobile_day_id,
+        days=c.days,
+        booking_opens_at=c.booking_opens_at,
         pickup_from=c.pickup_from,
         pickup_until=c.pickup_until,
         pickup_by_appointment=c.pickup_by_appointment,
@@ -564,11 +571,22 @@ async def _secret_for(
     its own (only hashes are stored, so the worker cannot re-create the one
     shown at booking)."""
     if claimed.kind == CODE:
-        owner = claimed.booking_id if claimed.booking_id is not None else claimed.draw_entry_id
+        owner: Owner | None = (
+            claimed.booking_id if claimed.booking_id is not None else claimed.draw_entry_id
+        )
+        if claimed.subscription_id is not None:
+            owner = SubscriptionRef(claimed.subscription_id)
         assert owner is not None
         code = await verification.issue_code(conn, owner, settings.secret_key)
         return code, message_data(claimed, settings.base_url, "", code=code)
     token = new_manage_token()
+    if claimed.subscription_id is not None:
+        # An announcement: its subscription's page (stop, renew), with a
+        # token of its own.
+        await alert_store.add_token(
+            conn, claimed.subscription_id, hash_token(token, settings.secret_key), claimed.id, now
+        )
+        return token, message_data(claimed, settings.base_url, token)
     if claimed.booking_id is None:
         # A draw request's message: its receipt's link, with a token of its own.
         assert claimed.draw_entry_id is not None

@@ -9,6 +9,7 @@ import html
 import io
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from icalendar import Calendar
 
-from service import bookings
+from service import bookings, mobile_alerts
 from service.domain import errors
 from service.domain.mobile_day import MobileDay, MobileHours
 from service.domain.models import in_every_language
@@ -30,7 +31,7 @@ from service.store import slots as slot_store
 from tests.clock import FIXED_NOW
 from tests.fixtures.app import TEST_SECRET, any_document, prove_contacts
 from tests.fixtures.notify import Env, outbox_rows, wait_for
-from tests.fixtures.office import AGENT, MANAGER, Browser
+from tests.fixtures.office import ADMIN, AGENT, MANAGER, Browser
 
 EDMONTON = ZoneInfo("America/Edmonton")
 OFFICE = "consulate-montreal"
@@ -121,8 +122,10 @@ async def test_slots_at_the_venues_wall_clock_times_and_holidays(pool: asyncpg.P
             await slot_store.regenerate_office(conn, office, FIXED_NOW, 30)
         assert await venue_slots(conn, made, "passport") == starts
         [again] = [m for m in await mobile_day_store.upcoming(conn, FIXED_NOW) if m.id == made.id]
-        # Read back as it was made (services in id order).
-        assert again == made and again.dates == [FAMILY_DAY, HELD_ON]
+        # Read back as it was made (services in id order; the town in every
+        # language, es and zgh from their fallback).
+        assert again == replace(made, town=in_every_language(made.town))
+        assert again.dates == [FAMILY_DAY, HELD_ON]
 
 
 async def test_bookings_refused_before_the_opening_instant(pool: asyncpg.Pool) -> None:
@@ -390,22 +393,101 @@ async def test_a_manager_publishes_a_mobile_day_from_the_office_pages(
         "address": "Salle des fêtes, Chartres", "timezone": "Europe/Pariss",
         "holidays": "MA FR", "first_day": "2027-03-06", "days": "1", "opens": "10:00",
         "closes": "13:00", "counters": "1", "service-passport": "1",
-        "opens_on": "2027-02-10", "opens_time": "08:00",
+        "opens_on": "2027-02-10", "opens_time": "08:00", "alert_km": "100",
     }  # fmt: skip
     before = await pool.fetchval("SELECT count(*) FROM mobile_days")
     r = await manager.post_form("/office/consulate-paris/mobile-days?lang=fr", form)
     assert r.status == 422
     assert "Indiquez un fuseau horaire comme Europe/Paris" in await r.text()
     assert await pool.fetchval("SELECT count(*) FROM mobile_days") == before
+    # A town not in the list of towns needs the venue's coordinates.
+    hamlet = {**form, "timezone": "Europe/Paris", "town_fr": "Trifouilly", "town_en": "Trifouilly"}
+    r = await manager.post_form("/office/consulate-paris/mobile-days?lang=fr", hamlet)
+    assert r.status == 422 and "n’est pas dans notre liste de villes" in await r.text()
+    assert await pool.fetchval("SELECT count(*) FROM mobile_days") == before
     r = await manager.post_form(
         "/office/consulate-paris/mobile-days", {**form, "timezone": "Europe/Paris"}
     )
-    assert r.status == 303 and r.headers["Location"].endswith("?notice=mobile_day")
+    # Located from its town (Chartres), announced to nobody: no subscriber yet.
+    assert r.status == 303 and r.headers["Location"].endswith("?notice=mobile_day&told=0")
     made = await pool.fetchrow("SELECT * FROM mobile_days WHERE town_en = 'Chartres'")
-    assert made["office_id"] == "consulate-paris"
+    assert made["office_id"] == "consulate-paris" and made["alert_km"] == 100
+    assert (round(made["latitude"], 1), round(made["longitude"], 1)) == (48.4, 1.5)
+    told = await (await manager.get(r.headers["Location"] + "&lang=fr")).text()
+    assert "0 abonné proche recevra un message." in told
     starts = await pool.fetch(
         "SELECT starts_at FROM slots WHERE mobile_day_id = $1 ORDER BY starts_at", made["id"]
     )
     paris = ZoneInfo("Europe/Paris")
     assert starts[0]["starts_at"].astimezone(paris) == datetime(2027, 3, 6, 10, tzinfo=paris)
     assert {r["starts_at"].astimezone(paris).date() for r in starts} == {date(2027, 3, 6)}
+
+
+async def test_a_manager_withdraws_a_mobile_day_nobody_is_booked_at(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    async with pool.acquire() as conn:
+        made = await create(conn)
+        slot_id = await conn.fetchval(
+            """SELECT id FROM slots WHERE mobile_day_id = $1 AND service_id = 'passport'
+               ORDER BY starts_at LIMIT 1""",
+            made.id,
+        )
+    await prove_contacts(pool, PHONE, "amina@example.org", at=OPENS)
+    booked = await bookings.book(
+        pool, slot_id=slot_id, service_id="passport", details=details("fr"),
+        secret_key=TEST_SECRET, now=OPENS,
+    )  # fmt: skip
+    # A subscriber's announcement still waiting for the morning.
+    await pool.execute(
+        """INSERT INTO mobile_day_subscriptions (office_id, channel, contact, contact_hash,
+               latitude, longitude, language, token_hash, verified_at, expires_at, created_at)
+           VALUES ($1, 'sms', '+17804960000', '\\x01', 53.5, -113.5, 'fr', '\\x02', $2, $3, $2)""",
+        OFFICE, FIXED_NOW, FIXED_NOW + timedelta(days=365),
+    )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        office = await office_store.get_office(conn, OFFICE)
+        assert office is not None
+        assert await mobile_alerts.announce(conn, office, made, (53.55, -113.47), 50, FIXED_NOW)
+    # Montreal's day: an admin manages every office.
+    manager = browsers()
+    await manager.login(ADMIN)
+    page = await (await manager.get(f"/office/{OFFICE}/mobile-days?lang=fr")).text()
+    assert f'name="mobile_day" value="{made.id}"' in page
+    capacity = await pool.fetchval("SELECT capacity FROM slots WHERE id = $1", slot_id)
+    # Someone is booked there: refused, nothing changed.
+    r = await manager.post_form(f"/office/{OFFICE}/mobile-days/withdraw?lang=fr",
+                                {"mobile_day": str(made.id)})  # fmt: skip
+    assert r.status == 409 and "Des citoyens ont rendez-vous" in await r.text()
+    assert await pool.fetchval("SELECT capacity FROM slots WHERE id = $1", slot_id) == capacity
+    assert (
+        await pool.fetchval("SELECT withdrawn_at FROM mobile_days WHERE id = $1", made.id) is None
+    )
+    # Cancelled: now it can go.
+    await bookings.cancel(pool, booked.booking.reference, booked.manage_token, TEST_SECRET, OPENS)
+    r = await manager.post_form(f"/office/{OFFICE}/mobile-days/withdraw",
+                                {"mobile_day": str(made.id)})  # fmt: skip
+    assert r.status == 303 and r.headers["Location"].endswith("notice=mobile_day_withdrawn")
+    assert await pool.fetchval("SELECT withdrawn_at FROM mobile_days WHERE id = $1", made.id)
+    async with pool.acquire() as conn:
+        assert made.id not in {m.id for m in await mobile_day_store.upcoming(conn, FIXED_NOW)}
+        # No seat can be taken, whoever asks, even after the daily regeneration.
+        office = await office_store.get_office(conn, OFFICE)
+        assert office is not None
+        async with conn.transaction():
+            await slot_store.regenerate_office(conn, office, OPENS, 84)
+        far = OPENS + timedelta(days=60)
+        assert await slot_store.take_seat(conn, slot_id, OFFICE, "passport", OPENS, far,
+                                          OPENS) is None  # fmt: skip
+    assert (
+        await pool.fetchval("SELECT max(capacity) FROM slots WHERE mobile_day_id = $1", made.id)
+        == 0
+    )
+    [status] = await pool.fetch(
+        "SELECT status, status_reason FROM outbox WHERE kind = 'mobile_day_planned'"
+    )
+    assert (status["status"], status["status_reason"]) == ("skipped", "mobile_day_withdrawn")
+    # Gone from the public pages; asking again for it is refused.
+    r = await manager.post_form(f"/office/{OFFICE}/mobile-days/withdraw",
+                                {"mobile_day": str(made.id)})  # fmt: skip
+    assert r.status == 422

@@ -53,6 +53,7 @@ ROUTES: list[tuple[str, str, Permission, dict[str, str] | None]] = [
     ("POST", "/office/{office}/closures/{day}/remove", P.MANAGE_HOURS, {}),
     ("GET", "/office/{office}/mobile-days", P.MANAGE_HOURS, None),
     ("POST", "/office/{office}/mobile-days", P.MANAGE_HOURS, {"town_fr": ""}),
+    ("POST", "/office/{office}/mobile-days/withdraw", P.MANAGE_HOURS, {}),
     ("GET", "/office/{office}/stats", P.VIEW_STATS, None),
     ("GET", "/office/{office}/staff", P.MANAGE_STAFF, None),
     ("POST", "/office/{office}/staff", P.MANAGE_STAFF, {"role": "", "email": ""}),

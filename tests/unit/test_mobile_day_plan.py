@@ -85,7 +85,7 @@ FORM = {
     "address": "  Salle   communautaire, Edmonton ", "timezone": "America/Edmonton",
     "holidays": "ma ca-ab", "first_day": "2027-03-13", "days": "2", "opens": "09:00",
     "closes": "16:00", "counters": "2", "service-passport": "1", "service-cnie": "1",
-    "opens_on": "2027-02-20", "opens_time": "09:00",
+    "opens_on": "2027-02-20", "opens_time": "09:00", "alert_km": "150",
 }  # fmt: skip
 
 
@@ -97,6 +97,13 @@ def test_the_managers_form_makes_a_mobile_day_on_the_venues_clock() -> None:
     assert made.service_ids == ("passport", "cnie")
     # 09:00 in Edmonton (UTC-7 in February).
     assert made.booking_opens_at == datetime(2027, 2, 20, 16, tzinfo=UTC)
+    # Subscribers within 150 km hear of it; the venue is found from its town
+    # (service.office.mobile_days) unless the manager gives its position.
+    assert made.alert_km == 150 and made.place is None
+    placed = parse_mobile_day_form(
+        {**FORM, "latitude": " 53,5461", "longitude": "-113.4938"}, "consulate-montreal", ["cnie"]
+    )
+    assert placed.place == (53.5461, -113.4938)
 
 
 @pytest.mark.parametrize(
@@ -113,6 +120,13 @@ def test_the_managers_form_makes_a_mobile_day_on_the_venues_clock() -> None:
         ({"service-passport": "", "service-cnie": ""}, "services"),
         ({"opens_on": "2027-03-13"}, "opens_on"),
         ({"opens_time": "9h"}, "opens_on"),
+        ({"alert_km": "0"}, "alert_km"),
+        ({"alert_km": "1001"}, "alert_km"),
+        ({"alert_km": "１００"}, "alert_km"),
+        ({"latitude": "91", "longitude": "2"}, "latitude"),
+        ({"latitude": "47.9"}, "latitude"),
+        ({"latitude": "nan", "longitude": "1.9"}, "latitude"),
+        ({"latitude": "47.9", "longitude": "inf"}, "latitude"),
     ],
 )
 def test_the_managers_form_names_the_field_at_fault(change: dict[str, str], field: str) -> None:

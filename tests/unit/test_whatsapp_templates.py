@@ -10,10 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
-from service.domain.messages import OFFER_KINDS, SMS_KINDS
+from service.domain.messages import MOBILE_DAY_PLANNED, OFFER_KINDS, SMS_KINDS
 from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
@@ -54,11 +54,17 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
         manage_token="" if kind == "code" else "tok-" + "x" * 40,
         code="048213" if kind == "code" else "",
     )
+    if kind == MOBILE_DAY_PLANNED:
+        # An announcement: the subscription's id, the day announced.
+        base = replace(
+            base, alert=True, reference="4711", mobile_day_id=12, days=(WHEN.date(),)
+        )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
-    assert set(SMS_KINDS) | OFFER_KINDS == set(whatsapp.KINDS)
+    # A mobile day's announcement goes by WhatsApp to whoever chose it.
+    assert set(SMS_KINDS) | OFFER_KINDS | {MOBILE_DAY_PLANNED} == set(whatsapp.KINDS)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -86,6 +92,13 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         when = format_when(WHEN, "Europe/Paris", lang, sms=False)
         assert by_name["when"].startswith(when)
         assert by_name["when"] == f"{when} ({zone})"  # the zone follows, for a consulate
+    elif kind == MOBILE_DAY_PLANNED:
+        # The day's town (the venue's), its date, where, and the two links.
+        assert by_name["town"] == {"ar": "باريس"}.get(lang, "Paris")
+        assert by_name["days"] == format_date(WHEN.date(), "EEEE d MMMM y", locale=lang)
+        assert by_name["address"] == "19 rue Saint-Didier, 75116 Paris"
+        assert by_name["book_link"] == "https://rdv.mawid.example/mobile-days/12"
+        assert by_name["stop_link"] == "https://rdv.mawid.example/m/4711/tok-" + "x" * 40
     else:
         # After the visit, a document: its pickup hours and their zone, no time.
         assert (by_name["pickup_from"], by_name["pickup_until"]) == ("14:00", "16:00")

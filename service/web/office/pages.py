@@ -33,6 +33,10 @@ _NOTICES = {
     "invalid": N_("Choose an action; a cancellation needs a reason."),
     "saved": N_("Saved. Slots were regenerated."),
     "mobile_day": N_("The mobile consular day is published; its slots are ready."),
+    "mobile_day_withdrawn": N_(
+        "The mobile consular day is withdrawn: it is no longer listed, and its times can no "
+        "longer be booked."
+    ),
     "unchanged": N_("Nothing changed: the office was already set this way."),
     "copied": N_("Copied. Nothing is saved until you save the hours."),
     "added": N_("A block for a date range was added below. Give its dates, then save."),
