@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,12 @@ from service.domain.booking import (
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
-from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, PlannedMessage
+from service.domain.messages import (
+    DRAW_NOT_SERVED,
+    DRAW_OFFER,
+    PlannedMessage,
+    contact_channels,
+)
 from service.domain.models import Office, Service
 from service.domain.validation import RawDetails, validate_details
 from service.domain.verification import Channel, code_channel, contact_hash, email_key
@@ -210,7 +215,9 @@ async def request(
         assert office is not None and service is not None
         citizen = validate_details(details, service, office.country, office.sms_countries)
         wish = rules.check_wish(days, parts, window.first_day, window.last_day)
-        channel = code_channel(citizen.phone, citizen.email)
+        # E-mail only: the code too goes to the address.
+        phone = None if citizen.message_channel == "email" else citizen.phone
+        channel = code_channel(phone, citizen.email)
         pending_until = None
         if actor.kind == "citizen":
             phone_ok, email_ok = await verification.proved(
@@ -244,6 +251,7 @@ async def request(
             created_by=actor.kind if actor.id is None else f"staff:{actor.id}",
             pending_until=pending_until,
             token_hash=hash_token(token, secret_key),
+            message_channel=citizen.message_channel,
         )
         try:
             async with conn.transaction():
@@ -333,6 +341,8 @@ class Request:
     service: Service
     # While its contact is unproved: where the code went and what is left.
     code: bookings.CodeState | None
+    # Its number asked for no more WhatsApp messages (STOP).
+    whatsapp_opted_out: bool = False
 
 
 async def _authorised_entry(
@@ -375,7 +385,28 @@ async def view_request(
         entry = await _authorised_entry(conn, entry_id, token, secret_key)
         if await store.lapse_pending(conn, entry.window_id, now):
             entry = await _authorised_entry(conn, entry_id, token, secret_key)
-        return await _request_of(conn, entry)
+        req = await _request_of(conn, entry)
+        if await bookings.whatsapp_opted_out(conn, entry.phone, secret_key):
+            req = replace(req, whatsapp_opted_out=True)
+        return req
+
+
+async def change_channel(
+    pool: asyncpg.Pool, entry_id: str, token: str | None, channel: object, secret_key: str,
+    now: datetime,
+) -> None:  # fmt: skip
+    """A request on the list changes where its phone messages go (SMS,
+    WhatsApp, or e-mail only), as a booking does; its messages still
+    waiting follow."""
+    async with pool.acquire() as conn, conn.transaction():
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        if entry.outcome != rules.Outcome.WAITING:
+            raise not_withdrawable()
+        chosen = await bookings.checked_channel(conn, channel, entry.phone, entry.email, secret_key)
+        if chosen != entry.message_channel or entry.message_channel_reason is not None:
+            await store.set_message_channel(conn, entry.id, chosen, None)
+        if chosen != entry.message_channel:
+            await outbox.follow_channel(conn, entry.id, chosen, now)
 
 
 async def verify_request(
@@ -505,11 +536,9 @@ async def _tell_not_served(conn: asyncpg.Connection, window_id: int, now: dateti
     for entry in await store.waiting(conn, window.id):
         assert entry.position is not None
         place = str(entry.position + 1)
-        contacts: list[tuple[Channel, str | None]] = [("sms", entry.phone), ("email", entry.email)]
         planned = [
             PlannedMessage(DRAW_NOT_SERVED, channel, to, now, window.period_end, None, place)
-            for channel, to in contacts
-            if to
+            for channel, to in contact_channels(entry.phone, entry.email, entry.message_channel)
         ]
         await outbox.add_planned(conn, entry.id, language=entry.language, planned=planned, now=now)
 
@@ -631,6 +660,7 @@ async def _offer(
                     created_by=DRAW_CREATOR,
                     email_key=email_key(entry.email) if entry.email else None,
                     hold_expires_at=expires_at,
+                    message_channel=entry.message_channel,
                 ),
                 now,
             )
@@ -656,22 +686,13 @@ def _offer_messages(
     entry: store.Entry, expires_at: datetime, starts_at: datetime, now: datetime
 ) -> list[PlannedMessage]:
     """The offer goes to every contact the entry gave (both were typed for
-    this request; a citizen's was proved). Its expiry rides in `reason`,
-    which the renderer shows in the office's zone."""
-    planned: list[PlannedMessage] = []
-    if entry.phone:
-        planned.append(
-            PlannedMessage(
-                DRAW_OFFER, "sms", entry.phone, now, starts_at, None, expires_at.isoformat()
-            )
-        )
-    if entry.email:
-        planned.append(
-            PlannedMessage(
-                DRAW_OFFER, "email", entry.email, now, starts_at, None, expires_at.isoformat()
-            )
-        )
-    return planned
+    this request; a citizen's was proved), its phone's by the channel the
+    request chose. Its expiry rides in `reason`, which the renderer shows
+    in the office's zone."""
+    return [
+        PlannedMessage(DRAW_OFFER, channel, to, now, starts_at, None, expires_at.isoformat())
+        for channel, to in contact_channels(entry.phone, entry.email, entry.message_channel)
+    ]
 
 
 # Answering an offer -------------------------------------------------------------------

@@ -68,6 +68,8 @@ class NewEntry:
     # code until then; None: proved (or typed by staff), counted at once.
     pending_until: datetime | None = None
     token_hash: bytes | None = None
+    # Where its phone messages go: sms | whatsapp | email (e-mail only).
+    message_channel: str = "sms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class Entry:
     pending_until: datetime | None = None
     token_hash: bytes | None = None
     created_at: datetime | None = None
+    message_channel: str = "sms"
+    # Why the service moved its messages off WhatsApp (not_whatsapp_user).
+    message_channel_reason: str | None = None
 
 
 def _entry(r: asyncpg.Record) -> Entry:
@@ -109,6 +114,8 @@ def _entry(r: asyncpg.Record) -> Entry:
         pending_until=r["pending_until"],
         token_hash=bytes(r["token_hash"]) if r["token_hash"] is not None else None,
         created_at=r["created_at"],
+        message_channel=r["message_channel"],
+        message_channel_reason=r["message_channel_reason"],
     )
 
 
@@ -249,9 +256,10 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
         """INSERT INTO draw_entries (id, window_id, document_hash, phone_hash, email_hash,
                                      citizen_name, phone, email, language, document_number,
                                      days, parts, created_by, created_at, verified_at,
-                                     pending_until, token_hash)
+                                     pending_until, token_hash, message_channel)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                   CASE WHEN $15::timestamptz IS NULL THEN $14::timestamptz END, $15, $16)""",
+                   CASE WHEN $15::timestamptz IS NULL THEN $14::timestamptz END, $15, $16,
+                   $17)""",
         new.id,
         new.window_id,
         new.document_hash,
@@ -268,6 +276,7 @@ async def insert_entry(conn: asyncpg.Connection, new: NewEntry, now: datetime) -
         now,
         new.pending_until,
         new.token_hash,
+        new.message_channel,
     )
 
 
@@ -450,6 +459,20 @@ async def entry_for_booking(conn: asyncpg.Connection, booking_id: int) -> Entry 
 async def entry_of_booking(conn: asyncpg.Connection, booking_id: int) -> str | None:
     value = await conn.fetchval("SELECT id FROM draw_entries WHERE booking_id = $1", booking_id)
     return str(value) if value is not None else None
+
+
+async def set_message_channel(
+    conn: asyncpg.Connection, entry_id: str, channel: str, reason: str | None
+) -> None:
+    """Where a request's phone messages go from now on, and why when the
+    service moved them (`reason`)."""
+    await conn.execute(
+        """UPDATE draw_entries SET message_channel = $2, message_channel_reason = $3
+           WHERE id = $1""",
+        entry_id,
+        channel,
+        reason,
+    )
 
 
 async def set_offer(

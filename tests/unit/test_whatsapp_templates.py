@@ -13,7 +13,7 @@ import pytest
 from babel.dates import format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
-from service.domain.messages import DRAW_OFFER, SMS_KINDS
+from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, SMS_KINDS
 from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
@@ -29,6 +29,8 @@ OFFICE = {
 }
 SERVICE = {"ar": "جواز السفر", "fr": "Passeport", "en": "Passport"}
 REASON = "Fermeture\nexceptionnelle   du bureau"
+# A draw request's place on the waiting list.
+PLACE = "3"
 
 
 def data(kind: str, lang: str, **changes: object) -> MessageData:
@@ -48,17 +50,23 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
         bring="",
         starts_at=WHEN,
         ends_at=WHEN + timedelta(minutes=15),
-        reason=(WHEN - timedelta(days=2)).isoformat() if kind == DRAW_OFFER else REASON,
+        reason=(WHEN - timedelta(days=2)).isoformat()
+        if kind == DRAW_OFFER
+        else PLACE
+        if kind == DRAW_NOT_SERVED
+        else REASON,
         base_url="https://rdv.mawid.example",
         sequence=1,
         manage_token="" if kind == "code" else "tok-" + "x" * 40,
         code="048213" if kind == "code" else "",
+        # "Not served" is a draw request's message: its receipt's link.
+        draw_request=kind == DRAW_NOT_SERVED,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
-    assert set(SMS_KINDS) | {DRAW_OFFER} == set(whatsapp.KINDS)
+    assert set(SMS_KINDS) | {DRAW_OFFER, DRAW_NOT_SERVED} == set(whatsapp.KINDS)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -86,7 +94,7 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         when = format_when(WHEN, "Europe/Paris", lang, sms=False)
         assert by_name["when"].startswith(when)
         assert by_name["when"] == f"{when} ({zone})"  # the zone follows, for a consulate
-    else:
+    elif kind != DRAW_NOT_SERVED:
         # After the visit, a document: its pickup hours and their zone, no time.
         assert (by_name["pickup_from"], by_name["pickup_until"]) == ("14:00", "16:00")
         assert by_name["zone"] == zone
@@ -106,6 +114,10 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         assert by_name["feedback_link"] == "https://rdv.mawid.example/f/PAR-7KQ9X3/tok-" + "x" * 40
     if "code" in by_name:
         assert by_name["code"] == "048213"
+    if "place" in by_name:
+        assert by_name["place"] == PLACE
+    if "receipt_link" in by_name:
+        assert by_name["receipt_link"] == "https://rdv.mawid.example/r/PAR-7KQ9X3/tok-" + "x" * 40
     if "expires" in by_name:
         local = (WHEN - timedelta(days=2)).astimezone(ZoneInfo("Europe/Paris"))
         assert format_datetime(local, "y", locale="fr") in by_name["expires"]
