@@ -317,3 +317,18 @@ async def test_the_office_booking_page_shows_the_switch(
     assert '<dd class="message-channel">SMS (switched: the number has no WhatsApp)</dd>' in page
     assert "not_whatsapp_user" in page  # the reminder moved to SMS says why
 
+
+async def test_the_office_statistics_count_whatsapp_messages_by_status(
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser], settings: Settings
+) -> None:
+    browser, _ = await whatsapp_week(pool, clock, browsers, settings)
+    body = await (await browser.get("/api/v1/offices/consulate-paris/stats?week=2027-W05")).json()
+    assert body["whatsapp_messages"] == {
+        "read": 1,
+        "delivered": 0,
+        "sent": 0,
+        "undelivered": 0,
+        "failed": 1,
+    }
+    page = await (await browser.get("/office/consulate-paris/stats?week=2027-W05")).text()
+    assert '<dd data-stat="whatsapp_messages">2 (Read: 1 · Failed: 1)</dd>' in page

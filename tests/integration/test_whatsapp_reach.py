@@ -7,7 +7,7 @@ draw request's messages go by the channel it chose."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from service import bookings, draw
 from service.domain.validation import RawDetails
 from service.domain.verification import contact_hash
 from service.notify import delivery
+from service.office.stats import week_stats
 from service.store.audit import Actor
 from tests.faketwilio import WA_BLOCKED, WA_NOT_A_USER, WA_NOT_A_USER_24, Reply
 from tests.fixtures.notify import Env, outbox_rows, wait_for
@@ -361,6 +362,9 @@ async def test_draw_not_served_by_whatsapp_is_its_template(notify_env: Env) -> N
     assert sent.variables is not None
     assert sent.variables["3"] == "1"
     assert f"/r/{receipt.entry_id}/" in sent.variables["4"]
+    # The office's statistics count a draw request's messages too.
+    week = await week_stats(env.pool, env.office_id, date(2027, 2, 8), 0.07)
+    assert week.stats.whatsapp["sent"] == 1
 
 
 @pytest.mark.parametrize(("channel", "code_by"), [("whatsapp", "whatsapp"), ("email", "email")])
