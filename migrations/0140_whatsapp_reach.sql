@@ -23,6 +23,6 @@ ALTER TABLE draw_entries
 CREATE TABLE whatsapp_opt_outs (
     contact_hash bytea PRIMARY KEY,
     -- 'stop' (their answer) or the provider's code.
-    source       text NOT NULL CHECK (length(source) BETWEEN 1 AND 20),
+    source       text NOT NULL CHECK (source = 'stop' OR source ~ '^[0-9]{1,6}$'),
     created_at   timestamptz NOT NULL
 );
