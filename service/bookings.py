@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -39,6 +39,7 @@ from service.domain.booking import (
     takes_seat,
 )
 from service.domain.errors import N_
+from service.domain.messages import MessageChannel
 from service.domain.mobile_day import MobileDay
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.staff import action_refusal
@@ -52,6 +53,7 @@ from service.domain.verification import (
     Channel,
     attempts_left,
     code_channel,
+    contact_hash,
     email_key,
     next_resend_at,
 )
@@ -106,6 +108,9 @@ class BookingContext:
     service: Service
     # The mobile day its slot is held at, if any.
     mobile_day: MobileDay | None = None
+    # Its number asked for no more WhatsApp messages (STOP): WhatsApp is not
+    # offered (read by `view`, which has the key the opt-out is kept under).
+    whatsapp_opted_out: bool = False
 
 
 async def office_and_service(
@@ -613,7 +618,49 @@ async def view(
         await authorise(conn, reference, token, secret_key)
         booking = await booking_store.by_reference(conn, reference)
         assert booking is not None
-        return await booking_context(conn, booking)
+        ctx = await booking_context(conn, booking)
+        if await whatsapp_opted_out(conn, booking.phone, secret_key):
+            ctx = replace(ctx, whatsapp_opted_out=True)
+        return ctx
+
+
+async def whatsapp_opted_out(conn: asyncpg.Connection, phone: str | None, secret_key: str) -> bool:
+    """Whether `phone` asked for no more WhatsApp messages (STOP)."""
+    if phone is None:
+        return False
+    return await outbox.whatsapp_opted_out(conn, contact_hash("whatsapp", phone, secret_key))
+
+
+async def checked_channel(
+    conn: asyncpg.Connection,
+    raw: object,
+    phone: str | None,
+    email: str | None,
+    secret_key: str,
+) -> MessageChannel:
+    """A channel chosen again for contacts given before (a booking's, a
+    draw request's): one they can serve, and not WhatsApp for a number
+    that asked for no more."""
+    problems: dict[str, str] = {}
+    chosen = message_channel(raw, phone, email, problems)
+    if problems:
+        # The contacts are fixed here: the choice is at fault.
+        raise errors.ValidationFailed({"channel": next(iter(problems.values()))})
+    if chosen == "whatsapp" and await whatsapp_opted_out(conn, phone, secret_key):
+        raise whatsapp_stopped()
+    return chosen
+
+
+def whatsapp_stopped() -> errors.ValidationFailed:
+    return errors.ValidationFailed(
+        {
+            "channel": N_(
+                "This number asked us to send no more WhatsApp messages (STOP). "
+                "To get them again, send START to our WhatsApp number, "
+                "or choose SMS or e-mail only."
+            )
+        }
+    )
 
 
 async def cancel(
@@ -664,13 +711,12 @@ async def change_channel(
         await authorise(conn, reference, token, secret_key)
         async with conn.transaction():
             booking = await _lock_active(conn, reference)
-            problems: dict[str, str] = {}
-            chosen = message_channel(channel, booking.phone, booking.email, problems)
-            if problems:
-                # The booking's contacts are fixed here: the choice is at fault.
-                raise errors.ValidationFailed({"channel": next(iter(problems.values()))})
-            if chosen != booking.message_channel:
+            chosen = await checked_channel(conn, channel, booking.phone, booking.email, secret_key)
+            if chosen != booking.message_channel or booking.message_channel_reason is not None:
+                # The citizen's own choice, even of the channel the service
+                # moved them to: the reason for the move is done with.
                 await booking_store.set_message_channel(conn, booking.id, chosen, now)
+            if chosen != booking.message_channel:
                 await outbox.follow_channel(conn, booking.id, chosen, now)
                 await audit.record(
                     conn, booking.id, audit.CITIZEN, "channel", booking.status, booking.status,

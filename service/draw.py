@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,12 @@ from service.domain.booking import (
 )
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
-from service.domain.messages import DRAW_NOT_SERVED, DRAW_OFFER, PlannedMessage
+from service.domain.messages import (
+    DRAW_NOT_SERVED,
+    DRAW_OFFER,
+    PlannedMessage,
+    contact_channels,
+)
 from service.domain.models import Office, Service
 from service.domain.validation import CitizenDetails, RawDetails, validate_details
 from service.domain.verification import Channel, code_channel, contact_hash
@@ -387,6 +392,8 @@ class Request:
     service: Service
     # While its contact is unproved: where the code went and what is left.
     code: bookings.CodeState | None
+    # Its number asked for no more WhatsApp messages (STOP).
+    whatsapp_opted_out: bool = False
 
 
 async def _authorised_entry(
@@ -431,7 +438,28 @@ async def view_request(
         entry = await _authorised_entry(conn, entry_id, token, secret_key)
         if await _lapse_pending(conn, entry, now):
             entry = await _authorised_entry(conn, entry_id, token, secret_key)
-        return await _request_of(conn, entry)
+        req = await _request_of(conn, entry)
+        if await bookings.whatsapp_opted_out(conn, entry.phone, secret_key):
+            req = replace(req, whatsapp_opted_out=True)
+        return req
+
+
+async def change_channel(
+    pool: asyncpg.Pool, entry_id: str, token: str | None, channel: object, secret_key: str,
+    now: datetime,
+) -> None:  # fmt: skip
+    """A request on the list changes where its phone messages go (SMS,
+    WhatsApp, or e-mail only), as a booking does; its messages still
+    waiting follow."""
+    async with pool.acquire() as conn, conn.transaction():
+        entry = await _authorised_entry(conn, entry_id, token, secret_key)
+        if entry.outcome != rules.Outcome.WAITING:
+            raise not_withdrawable()
+        chosen = await bookings.checked_channel(conn, channel, entry.phone, entry.email, secret_key)
+        if chosen != entry.message_channel or entry.message_channel_reason is not None:
+            await store.set_message_channel(conn, entry.id, chosen, None)
+        if chosen != entry.message_channel:
+            await outbox.follow_channel(conn, entry.id, chosen, now)
 
 
 async def _lapse_pending(conn: asyncpg.Connection, entry: store.Entry, now: datetime) -> int:
@@ -587,11 +615,9 @@ async def _tell_not_served(conn: asyncpg.Connection, window_id: int, now: dateti
     for entry in await store.waiting(conn, window.id):
         assert entry.position is not None
         place = str(entry.position + 1)
-        contacts: list[tuple[Channel, str | None]] = [("sms", entry.phone), ("email", entry.email)]
         planned = [
             PlannedMessage(DRAW_NOT_SERVED, channel, to, now, window.period_end, None, place)
-            for channel, to in contacts
-            if to
+            for channel, to in contact_channels(entry.phone, entry.email, entry.message_channel)
         ]
         await outbox.add_planned(conn, entry.id, language=entry.language, planned=planned, now=now)
 

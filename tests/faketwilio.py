@@ -9,7 +9,9 @@ a JSON object) instead of a Body; free text to WhatsApp is refused with 63016
 as a business-initiated message would be, and a From/To pair on different
 channels with 21910.  Replies are scripted per destination number; status callbacks
 are posted signed the way Twilio signs them (HMAC-SHA1 of the URL followed by
-the sorted form fields, base64), computed here independently of the library.
+the sorted form fields, base64), computed here independently of the library,
+and so is a message a citizen sends to our WhatsApp number (`post_inbound`,
+the fields of Twilio's incoming-message webhook).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ WA_OUTSIDE_WINDOW = Reply(400, 63016)
 WA_NOT_A_USER = Reply(400, 63003)
 WA_NOT_A_USER_24 = Reply(400, 63024)
 WA_RATE = Reply(400, 63018)
+# The recipient blocked the sender or opted out of its messages.
+WA_BLOCKED = Reply(400, 63014)
 WHATSAPP = "whatsapp:"
 
 _MESSAGES = {
@@ -68,6 +72,7 @@ _MESSAGES = {
     21614: "'To' number is not a valid mobile number",
     21910: "Invalid 'From' and 'To' pair. From and To should be of the same channel",
     63003: "Channel could not find To address",
+    63014: "Channel message blocked by user action",
     63016: "Failed to send freeform message because you are outside the allowed window",
     63018: "Rate limit exceeded for Channel",
     63024: "Invalid message recipient",
@@ -298,11 +303,51 @@ class FakeTwilio:
             params["ErrorCode"] = str(error_code)
         for name in leave_out:
             params.pop(name, None)
+        answer, _ = await self._post_signed(url, params, token)
+        self.callback_results.append(answer)
+        return answer
+
+    async def _post_signed(
+        self, url: str, params: dict[str, str], token: str | None
+    ) -> tuple[int, str]:
+        """Post `params` to `url` signed as Twilio signs (with `token`, or
+        the account's); the answer's status and body."""
         signature = twilio_signature(token or self.auth_token, url, params)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         async with self._session.post(
             url, data=params, headers={"X-Twilio-Signature": signature}
         ) as resp:
-            self.callback_results.append(resp.status)
-            return resp.status
+            return resp.status, await resp.text()
+
+    async def post_inbound(
+        self,
+        url: str,
+        sender: str,
+        body: str,
+        *,
+        to: str = WHATSAPP + "+14155238886",
+        opt_out_type: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, str]:
+        """Post a message `sender` wrote to `to`, signed, as Twilio does to
+        the number's incoming-message URL; (status, body) of the answer."""
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "Body": body,
+            "From": sender,
+            "MessageSid": f"SM{next(self._ids):032x}",
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsMessageSid": "",
+            "SmsStatus": "received",
+            "To": to,
+        }
+        params["SmsMessageSid"] = params["MessageSid"]
+        if sender.startswith(WHATSAPP):
+            params["WaId"] = sender.removeprefix(WHATSAPP + "+")
+            params["ProfileName"] = "Amina"
+        if opt_out_type is not None:
+            params["OptOutType"] = opt_out_type
+        return await self._post_signed(url, params, token)

@@ -126,6 +126,17 @@ SKIP_WITHDRAWN = "mobile_day_withdrawn"
 # Past this many SMS (codes aside) in 24 hours, a number gets no more: the
 # message goes by e-mail when the booking has an address, or waits.
 SKIP_SMS_CAP = "sms_cap"
+# A WhatsApp message to a number that asked for no more (STOP, or Twilio
+# reporting it opted out): not sent; what must still reach the citizen goes
+# by SMS or e-mail instead (`goes_despite_opt_out`).
+SKIP_WHATSAPP_OPTED_OUT = "whatsapp_opted_out"
+# Why the service itself moved a booking's (or a draw request's) phone
+# messages off WhatsApp: Twilio said the number has no WhatsApp.
+NOT_WHATSAPP_USER = "not_whatsapp_user"
+# The messages that remind or ask rather than answer what the citizen or
+# the office just did: a number that said STOP on WhatsApp gets none of
+# them in its place by SMS.
+REMINDING_KINDS: frozenset[str] = frozenset({"reminder", DOCUMENT_UNCOLLECTED, FEEDBACK})
 
 # Booking statuses for which a reminder (or any message but a cancellation)
 # still makes sense.
@@ -453,6 +464,26 @@ def wants_email_fallback(
         )
         is None
     )
+
+
+def goes_despite_opt_out(kind: str) -> bool:
+    """Whether a WhatsApp message to a number that said STOP still reaches
+    the citizen another way (SMS, else e-mail): a confirmation, a move, a
+    cancellation, a code, an offer, a document ready; never a reminder,
+    nor a feedback request."""
+    return kind not in REMINDING_KINDS
+
+
+def channel_without_whatsapp(
+    phone: str | None, email: str | None, served: frozenset[str]
+) -> MessageChannel | None:
+    """Where a booking's phone messages go once its number turns out to have
+    no WhatsApp: by SMS when this office may send one to it, else e-mail
+    only when there is an address; None when neither can take them (the
+    choice stays, and each message falls back on its own)."""
+    if phone is not None and sms_refusal(phone, served) is None:
+        return "sms"
+    return "email" if email else None
 
 
 def whatsapp_fallback(

@@ -128,3 +128,6 @@ class Booking:
     citizen_reschedules: int = 0
     # Where its phone messages go: sms | whatsapp | email (e-mail only).
     message_channel: str = "sms"
+    # Why the service moved them off WhatsApp itself (not_whatsapp_user), or
+    # None when the channel is the citizen's choice.
+    message_channel_reason: str | None = None

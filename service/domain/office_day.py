@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import re
 import statistics
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from service.domain.booking import ACTIVE, Status
@@ -287,6 +287,17 @@ class WeeklyStats:
     median_lead_time_hours: float | None  # from booking to appointment
     sms_segments: int
     sms_cost: float
+    # WhatsApp messages of the week by their status now, every status of
+    # WHATSAPP_STATUSES present (0 when none).
+    whatsapp: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def whatsapp_messages(self) -> int:
+        return sum(self.whatsapp.values())
+
+
+# A WhatsApp message's statuses once it has left (or could not), furthest first.
+WHATSAPP_STATUSES = ("read", "delivered", "sent", "undelivered", "failed")
 
 
 def weekly_stats(
@@ -294,6 +305,7 @@ def weekly_stats(
     bookings_made: int,
     sms_segments: int,
     price_per_segment: float,
+    whatsapp: Mapping[str, int] | None = None,
 ) -> WeeklyStats:
     facts = [a for a in appointments if Status(a.status) is not Status.EXPIRED]
     cancelled = sum(1 for a in facts if Status(a.status) is Status.CANCELLED)
@@ -312,4 +324,5 @@ def weekly_stats(
         sms_segments=sms_segments,
         # Rounded to the cent: it is an estimate shown to people.
         sms_cost=round(sms_segments * price_per_segment, 2),
+        whatsapp={status: (whatsapp or {}).get(status, 0) for status in WHATSAPP_STATUSES},
     )

@@ -20,6 +20,16 @@ with the rules of any retry (backoff, deadline, quiet hours): in the answer
 to the send, the row itself goes back to pending; in a callback, after the
 row was sent, a new row takes its place so that the sent one still only
 moves forward.
+
+Two permanent refusals say something about the number rather than the
+message.  Not a WhatsApp user (63003, 63024): the booking's (or draw
+request's) phone messages go by SMS from then on (`switch_off_whatsapp`,
+the reason kept on it and on the rows it moves), until the citizen
+chooses WhatsApp again.  Opted out (63014 blocked or opted out, 21610), or
+the citizen answering STOP on WhatsApp (`whatsapp_opt_out`): the number
+gets no WhatsApp message again, its pending ones are skipped, and only
+those that must still reach the citizen (`goes_despite_opt_out`: not a
+reminder) go by SMS or e-mail instead.
 """
 
 from __future__ import annotations
@@ -32,13 +42,20 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.domain.messages import (
+    NOT_WHATSAPP_USER,
+    SKIP_WHATSAPP_OPTED_OUT,
+    channel_without_whatsapp,
+    goes_despite_opt_out,
     next_attempt_at,
     quiet_applies,
     wants_email_fallback,
     whatsapp_fallback,
 )
 from service.domain.phone import served_countries
-from service.store import outbox
+from service.domain.verification import contact_hash
+from service.store import audit, outbox
+from service.store import bookings as booking_store
+from service.store import draws as draw_store
 
 # Provider answers ------------------------------------------------------------------
 
@@ -51,7 +68,11 @@ TWILIO_OPTED_OUT = 21610
 TWILIO_PERMANENT = frozenset({21211, TWILIO_OPTED_OUT, 21614, 30006})
 # WhatsApp: free text outside the 24-hour window (a template is needed), not
 # a WhatsApp user (two codes for it).
-WHATSAPP_PERMANENT = frozenset({63016, 63003, 63024})
+WHATSAPP_NOT_A_USER = frozenset({63003, 63024})
+# The number blocked us or opted out of WhatsApp messages (21610 as for an
+# SMS, when Twilio's opt-out handling covers the WhatsApp sender).
+WHATSAPP_OPTED_OUT = frozenset({63014, TWILIO_OPTED_OUT})
+WHATSAPP_PERMANENT = frozenset({63016, *WHATSAPP_NOT_A_USER, *WHATSAPP_OPTED_OUT})
 # WhatsApp's rate for the sender; Meta's per-user limits and the account's
 # daily limit: all pass with time.
 WHATSAPP_RATE_LIMITED = 63018
@@ -110,9 +131,15 @@ def opts_out(code: str | None) -> bool:
     return code == str(TWILIO_OPTED_OUT)
 
 
+def _code_in(code: str | None, codes: frozenset[int]) -> bool:
+    return code is not None and code.isdigit() and int(code) in codes
+
+
 # Receipts --------------------------------------------------------------------------
 
 STATUS_PATH = "/webhooks/twilio/status"
+# Where Twilio posts the messages citizens send to our WhatsApp number.
+INBOUND_PATH = "/webhooks/twilio/inbound"
 
 # Twilio's MessageStatus values, by how far along they are.  Callbacks may
 # arrive out of order or twice; a row only ever moves to a higher rank.
@@ -168,6 +195,7 @@ async def record_receipt(
     message_status: str,
     error_code: str | None,
     now: datetime,
+    secret_key: str,
 ) -> Receipt | None:
     """Apply a Twilio status callback; only ever moves a row forward, so a
     repeated or late callback changes nothing.  Run it in a transaction.
@@ -189,7 +217,7 @@ async def record_receipt(
     )
     if channel == "whatsapp":
         if target in UNDELIVERED:
-            await _whatsapp_not_arriving(conn, row_id, error_code, now)
+            await _whatsapp_not_arriving(conn, row_id, error_code, now, secret_key)
     else:
         await _sms_not_arriving(conn, row_id, error_code, now, undelivered=target in UNDELIVERED)
     return Receipt(row_id, target, True)
@@ -203,23 +231,25 @@ async def give_up(
     code: str | None,
     reason: str,
     now: datetime,
+    secret_key: str,
     body: str | None = None,
     segments: int | None = None,
 ) -> None:
     """A send that will never succeed (a permanent refusal, or retries used
     up): the row fails with the code; an SMS is then handled like an
-    undelivered one.  Run it in a transaction."""
+    undelivered one, a WhatsApp message goes down its fallback chain.
+    Run it in a transaction."""
     await outbox.mark_failed(
         conn, outbox_id, code=code, reason=reason, now=now, body=body, segments=segments
     )
     if channel == "sms":
         await _sms_not_arriving(conn, outbox_id, code, now, undelivered=True)
     elif channel == "whatsapp":
-        await whatsapp_instead(conn, outbox_id, now)
+        await _whatsapp_refused(conn, outbox_id, code, now, secret_key)
 
 
 async def _whatsapp_not_arriving(
-    conn: asyncpg.Connection, row_id: int, code: str | None, now: datetime
+    conn: asyncpg.Connection, row_id: int, code: str | None, now: datetime, secret_key: str
 ) -> None:
     """A WhatsApp message sent but reported failed: a temporary code is
     retried by a new row (the sent one only moves forward), unless no retry
@@ -246,7 +276,95 @@ async def _whatsapp_not_arriving(
                 rate_limited=rate_limited, now=now,
             )  # fmt: skip
             return
+    await _whatsapp_refused(conn, row_id, code, now, secret_key)
+
+
+async def _whatsapp_refused(
+    conn: asyncpg.Connection, row_id: int, code: str | None, now: datetime, secret_key: str
+) -> None:
+    """A WhatsApp message that will never arrive, for good: what the code
+    says of the number first (no WhatsApp: the booking's messages move to
+    SMS; opted out: no WhatsApp message goes to it again), then the
+    message's own stand-in."""
+    if _code_in(code, WHATSAPP_NOT_A_USER):
+        await switch_off_whatsapp(conn, row_id, now)
+    elif _code_in(code, WHATSAPP_OPTED_OUT):
+        recipient = await outbox.recipient_of(conn, row_id)
+        if recipient is not None:
+            await whatsapp_opt_out(conn, recipient, str(code), now, secret_key)
+        m = await outbox.message_booking(conn, row_id)
+        if m is None or not goes_despite_opt_out(m.kind):
+            return
     await whatsapp_instead(conn, row_id, now)
+
+
+async def switch_off_whatsapp(conn: asyncpg.Connection, row_id: int, now: datetime) -> str | None:
+    """The number of WhatsApp message `row_id` has no WhatsApp: its
+    booking's (or draw request's, and for an offer the request's too) phone
+    messages go by SMS from now on, or by e-mail only when no SMS may go to
+    it (`channel_without_whatsapp`), the reason kept; its messages still
+    pending follow.  Nothing changes when its channel is no longer
+    WhatsApp.  Returns the new channel."""
+    m = await outbox.message_booking(conn, row_id, lock="UPDATE")
+    if m is None or m.message_channel != "whatsapp":
+        return None
+    served = served_countries(m.office_country, m.sms_countries)
+    to = channel_without_whatsapp(m.phone, m.email, served)
+    if to is None:
+        return None
+    entry_id = m.draw_entry_id
+    if m.booking_id is not None:
+        await booking_store.set_message_channel(
+            conn, m.booking_id, to, now, reason=NOT_WHATSAPP_USER
+        )
+        await outbox.follow_channel(conn, m.booking_id, to, now, reason=NOT_WHATSAPP_USER)
+        await audit.record(
+            conn, m.booking_id, audit.SYSTEM, "channel", m.booking_status, m.booking_status,
+            {"from": "whatsapp", "to": to, "reason": NOT_WHATSAPP_USER},
+        )  # fmt: skip
+        # A draw's offer: the request it answers makes its next offers alike.
+        entry_id = await draw_store.entry_of_booking(conn, m.booking_id)
+    if entry_id is not None:
+        await draw_store.set_message_channel(conn, entry_id, to, NOT_WHATSAPP_USER)
+        await outbox.follow_channel(conn, entry_id, to, now, reason=NOT_WHATSAPP_USER)
+    return to
+
+
+async def whatsapp_opt_out(
+    conn: asyncpg.Connection, phone: str, source: str, now: datetime, secret_key: str
+) -> int:
+    """`phone` asked for no more WhatsApp messages (`source`: "stop", or
+    the provider's code): recorded as a keyed hash, and its WhatsApp
+    messages still pending are skipped, those that must still reach the
+    citizen standing in by SMS or e-mail.  Run it in a transaction.
+    Returns how many pending messages were skipped."""
+    key = contact_hash("whatsapp", phone, secret_key)
+    await outbox.add_whatsapp_opt_out(conn, key, source, now)
+    skipped = 0
+    for row_id, kind in await outbox.pending_whatsapp(conn, phone):
+        # Its booking first, then the row: the order a cancellation or a
+        # change of channel takes them in, so that neither waits on the other.
+        if await outbox.message_booking(conn, row_id) is None:
+            continue
+        if await outbox.skip_pending(conn, row_id, SKIP_WHATSAPP_OPTED_OUT, now):
+            skipped += 1
+            if goes_despite_opt_out(kind):
+                await whatsapp_instead(conn, row_id, now)
+    return skipped
+
+
+async def skip_opted_out(conn: asyncpg.Connection, row_id: int, kind: str, now: datetime) -> None:
+    """A WhatsApp message claimed for sending whose number opted out: not
+    sent, and, when it must still reach the citizen, sent by SMS or e-mail
+    instead.  Run it in a transaction."""
+    await outbox.mark_skipped(conn, row_id, SKIP_WHATSAPP_OPTED_OUT, now)
+    if goes_despite_opt_out(kind):
+        await whatsapp_instead(conn, row_id, now)
+
+
+async def whatsapp_opted_in(conn: asyncpg.Connection, phone: str, secret_key: str) -> bool:
+    """`phone` asked for WhatsApp messages again (START)."""
+    return await outbox.remove_whatsapp_opt_out(conn, contact_hash("whatsapp", phone, secret_key))
 
 
 async def whatsapp_instead(conn: asyncpg.Connection, whatsapp_id: int, now: datetime) -> int | None:

@@ -25,6 +25,7 @@ from service.domain.messages import (
     plan_event,
     voided_reminders,
 )
+from service.store import draws as draw_store
 from service.store import outbox
 from service.store.verification import Owner
 
@@ -82,15 +83,26 @@ async def record_code(
     now: datetime,
 ) -> None:
     """Write the code message of a held booking (its id), a draw request
-    (its entry id) or a mobile day subscription inside the caller's transaction. The code itself is
-    drawn by the worker when it sends. A booking's code for the phone goes
-    by WhatsApp when the booking chose it."""
-    if channel == "sms" and isinstance(subject, int):
-        booking = await outbox.booking_contacts(conn, subject)
-        if booking is not None and booking.message_channel == "whatsapp":
-            channel = "whatsapp"
+    (its entry id) or a mobile day subscription inside the caller's
+    transaction. The code itself is drawn by the worker when it sends. The
+    code for the phone goes by WhatsApp when the booking (or the request, or
+    the subscription) chose it."""
+    if channel == "sms" and await _phone_channel(conn, subject) == "whatsapp":
+        channel = "whatsapp"
     planned = plan_code(channel, recipient, appointment_at=appointment_at, now=now)
     await outbox.add_planned(conn, subject, language=language, planned=[planned], now=now)
+
+
+async def _phone_channel(conn: asyncpg.Connection, subject: Owner) -> str | None:
+    """Where the phone messages of a booking (its id) or a draw request
+    (its entry id) go, as chosen; a subscription's code goes as sent."""
+    if isinstance(subject, int):
+        booking = await outbox.booking_contacts(conn, subject)
+        return booking.message_channel if booking is not None else None
+    if isinstance(subject, str):
+        entry = await draw_store.get_entry(conn, subject)
+        return entry.message_channel if entry is not None else None
+    return None
 
 
 async def record_feedback_request(

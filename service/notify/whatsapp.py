@@ -27,6 +27,9 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "cancelled_by_office": ("office", "service", "when", "reference", "again", "reason"),
     "code": ("code", "office", "when"),
     "draw_offer": ("office", "service", "when", "expires", "offer_link"),
+    # A draw request the draw gave no seat: its place on the waiting list,
+    # and its receipt (see it, withdraw it).
+    "draw_not_served": ("office", "service", "place", "receipt_link"),
     # After the visit: a document's pickup hours in the office's zone, and
     # its file's page (which offers a pickup time when the office asks for
     # one: a fixed template cannot switch links); the feedback form.

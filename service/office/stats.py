@@ -1,6 +1,7 @@
 """Weekly statistics of an office: appointments, no-shows, lead time, SMS
-cost, and the citizens' satisfaction (per service, the share who had to come
-back, their comments without personal data)."""
+cost, WhatsApp messages by status, and the citizens' satisfaction (per
+service, the share who had to come back, their comments without personal
+data)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ async def week_stats(
         facts = await schedule_store.appointment_facts(conn, office.id, start, end)
         made = await schedule_store.bookings_made(conn, office.id, start, end)
         segments = await schedule_store.sms_segments_sent(conn, office.id, start, end)
+        whatsapp = await schedule_store.whatsapp_by_status(conn, office.id, start, end)
         answers = await feedback_store.responses(conn, office.id, start, end, office.zone)
     return Week(
         office,
         monday,
-        weekly_stats(facts, made, segments, price_per_segment),
+        weekly_stats(facts, made, segments, price_per_segment, whatsapp),
         feedback_stats(answers),
     )

@@ -33,6 +33,7 @@ def _booking(r: asyncpg.Record) -> Booking:
         notify_email=r["notify_email"],
         citizen_reschedules=r["citizen_reschedules"],
         message_channel=r["message_channel"],
+        message_channel_reason=r.get("message_channel_reason"),
     )
 
 
@@ -167,18 +168,26 @@ async def set_status(
 
 
 async def set_message_channel(
-    conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime
+    conn: asyncpg.Connection,
+    booking_id: int,
+    channel: str,
+    now: datetime,
+    *,
+    reason: str | None = None,
 ) -> str | None:
-    """Change where a booking's phone messages go; returns the previous
+    """Change where a booking's phone messages go, and why when the service
+    did it (`reason`; None: the citizen's choice); returns the previous
     channel, or None when the booking is not found."""
     previous: str | None = await conn.fetchval(
-        """UPDATE bookings b SET message_channel = $2, updated_at = $3
+        """UPDATE bookings b SET message_channel = $2, message_channel_reason = $4,
+                                 updated_at = $3
            FROM (SELECT id, message_channel FROM bookings WHERE id = $1 FOR UPDATE) old
            WHERE b.id = old.id
            RETURNING old.message_channel""",
         booking_id,
         channel,
         now,
+        reason,
     )
     return previous
 

@@ -72,6 +72,7 @@ class NewEntry:
     # code until then; None: proved (or typed by staff), counted at once.
     pending_until: datetime | None = None
     token_hash: bytes | None = None
+    # Where its phone messages go: sms | whatsapp | email (e-mail only).
     message_channel: str = "sms"
 
 
@@ -98,6 +99,8 @@ class Entry:
     service_id: str = ""
     message_channel: str = "sms"
     created_by: str = ""
+    # Why the service moved its messages off WhatsApp (not_whatsapp_user).
+    message_channel_reason: str | None = None
 
 
 def _entry(r: asyncpg.Record) -> Entry:
@@ -123,6 +126,7 @@ def _entry(r: asyncpg.Record) -> Entry:
         service_id=r["service_id"],
         message_channel=r["message_channel"],
         created_by=r["created_by"],
+        message_channel_reason=r["message_channel_reason"],
     )
 
 
@@ -549,6 +553,20 @@ async def entry_for_booking(conn: asyncpg.Connection, booking_id: int) -> Entry 
 async def entry_of_booking(conn: asyncpg.Connection, booking_id: int) -> str | None:
     value = await conn.fetchval("SELECT id FROM draw_entries WHERE booking_id = $1", booking_id)
     return str(value) if value is not None else None
+
+
+async def set_message_channel(
+    conn: asyncpg.Connection, entry_id: str, channel: str, reason: str | None
+) -> None:
+    """Where a request's phone messages go from now on, and why when the
+    service moved them (`reason`)."""
+    await conn.execute(
+        """UPDATE draw_entries SET message_channel = $2, message_channel_reason = $3
+           WHERE id = $1""",
+        entry_id,
+        channel,
+        reason,
+    )
 
 
 async def set_offer(

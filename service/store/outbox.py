@@ -62,27 +62,39 @@ async def booking_contacts(conn: asyncpg.Connection, booking_id: int) -> Booking
 
 
 async def follow_channel(
-    conn: asyncpg.Connection, booking_id: int, channel: str, now: datetime
+    conn: asyncpg.Connection,
+    subject: int | str,
+    channel: str,
+    now: datetime,
+    *,
+    reason: str | None = None,
 ) -> None:
-    """A booking's phone channel changed: its phone messages still pending
-    go by `channel`, or are skipped when it is "email" (e-mail only)."""
+    """A booking's (its id) or a draw request's (its entry id) phone channel
+    changed: its phone messages still pending go by `channel`, or are
+    skipped when it is "email" (e-mail only). A `reason` (the service's
+    own switch, not the citizen's) is written on the rows it moves."""
+    column = "booking_id" if isinstance(subject, int) else "draw_entry_id"
     if channel == "email":
         await conn.execute(
-            """UPDATE outbox SET status = 'skipped', status_reason = 'channel_changed',
-                                 updated_at = $2
-               WHERE booking_id = $1 AND status = 'pending'
+            f"""UPDATE outbox SET status = 'skipped',
+                                  status_reason = COALESCE($3, 'channel_changed'),
+                                  updated_at = $2
+               WHERE {column} = $1 AND status = 'pending'
                  AND channel IN ('sms', 'whatsapp')""",
-            booking_id,
+            subject,
             now,
+            reason,
         )
         return
     await conn.execute(
-        """UPDATE outbox SET channel = $2, enqueued_at = NULL, updated_at = $3
-           WHERE booking_id = $1 AND status = 'pending'
+        f"""UPDATE outbox SET channel = $2, enqueued_at = NULL, updated_at = $3,
+                              status_reason = COALESCE($4, status_reason)
+           WHERE {column} = $1 AND status = 'pending'
              AND channel IN ('sms', 'whatsapp') AND channel <> $2""",
-        booking_id,
+        subject,
         channel,
         now,
+        reason,
     )
 
 
@@ -573,7 +585,8 @@ async def retry_later(
 
 @dataclass(frozen=True, slots=True)
 class MessageBooking:
-    """An outbox row's kind and appointment, with its booking as it is now."""
+    """An outbox row's kind and appointment, with its booking (or draw
+    request) as it is now."""
 
     kind: str
     channel: str
@@ -587,22 +600,59 @@ class MessageBooking:
     message_channel: str = "sms"
     office_country: str = ""
     sms_countries: tuple[str, ...] = ()
+    # Whose message it is: a booking's, or a draw request's.
+    booking_id: int | None = None
+    draw_entry_id: str | None = None
+    # The owner's phone number (which the row's recipient is, for a phone
+    # channel).
+    phone: str | None = None
 
 
-async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBooking | None:
-    """Reads the row and its booking, share-locking the booking so that a
-    cancellation cannot slip in before the caller's write; run it in a
-    transaction."""
-    r = await conn.fetchrow(
-        """SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at,
-                  CASE WHEN b.notify_email THEN b.email END AS email,
-                  s.recipient, b.message_channel, o.country, o.sms_countries
-           FROM outbox s JOIN bookings b ON b.id = s.booking_id
-           JOIN offices o ON o.id = b.office_id
-           WHERE s.id = $1
-           FOR SHARE OF b""",
-        outbox_id,
+# A draw request stands where a booking would: "held" while it waits on
+# the list (its code: while its contact is unproved), as in `claim`.
+_ENTRY_STATUS = """CASE WHEN e.outcome = 'waiting'
+                        AND (s.kind <> 'code' OR e.verified_at IS NULL)
+                   THEN 'held' ELSE 'cancelled' END"""
+
+
+async def message_booking(
+    conn: asyncpg.Connection, outbox_id: int, *, lock: str = "SHARE"
+) -> MessageBooking | None:
+    """Reads the row and its booking or draw request, locking that one
+    (FOR SHARE, or FOR UPDATE with `lock="UPDATE"`) so that a cancellation
+    or a change of channel cannot slip in before the caller's write; run it
+    in a transaction."""
+    assert lock in ("SHARE", "UPDATE")
+    owner = await conn.fetchrow(
+        "SELECT booking_id, draw_entry_id FROM outbox WHERE id = $1", outbox_id
     )
+    if owner is None:
+        return None
+    if owner["booking_id"] is not None:
+        r = await conn.fetchrow(
+            f"""SELECT s.kind, s.channel, s.appointment_at, b.status, b.starts_at,
+                      CASE WHEN b.notify_email THEN b.email END AS email,
+                      s.recipient, b.message_channel, o.country, o.sms_countries,
+                      s.booking_id, s.draw_entry_id, b.phone
+               FROM outbox s JOIN bookings b ON b.id = s.booking_id
+               JOIN offices o ON o.id = b.office_id
+               WHERE s.id = $1
+               FOR {lock} OF b""",
+            outbox_id,
+        )
+    else:
+        r = await conn.fetchrow(
+            f"""SELECT s.kind, s.channel, s.appointment_at, {_ENTRY_STATUS} AS status,
+                      s.appointment_at AS starts_at, e.email,
+                      s.recipient, e.message_channel, o.country, o.sms_countries,
+                      s.booking_id, s.draw_entry_id, e.phone
+               FROM outbox s JOIN draw_entries e ON e.id = s.draw_entry_id
+               JOIN draw_windows w ON w.id = e.window_id
+               JOIN offices o ON o.id = w.office_id
+               WHERE s.id = $1
+               FOR {lock} OF e""",
+            outbox_id,
+        )
     if r is None:
         return None
     return MessageBooking(
@@ -616,6 +666,9 @@ async def message_booking(conn: asyncpg.Connection, outbox_id: int) -> MessageBo
         message_channel=r["message_channel"],
         office_country=r["country"],
         sms_countries=tuple(r["sms_countries"]),
+        booking_id=r["booking_id"],
+        draw_entry_id=r["draw_entry_id"],
+        phone=r["phone"],
     )
 
 
@@ -840,6 +893,68 @@ async def add_opt_out_for(conn: asyncpg.Connection, outbox_id: int, code: str) -
         outbox_id,
         code,
     )
+
+
+async def add_whatsapp_opt_out(
+    conn: asyncpg.Connection, contact_hash: bytes, source: str, now: datetime
+) -> bool:
+    """No WhatsApp message goes to the number of `contact_hash` again (a
+    keyed hash, never the number); False when it had opted out already."""
+    done: str = await conn.execute(
+        """INSERT INTO whatsapp_opt_outs (contact_hash, source, created_at) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING""",
+        contact_hash,
+        source,
+        now,
+    )
+    return done == "INSERT 0 1"
+
+
+async def remove_whatsapp_opt_out(conn: asyncpg.Connection, contact_hash: bytes) -> bool:
+    done: str = await conn.execute(
+        "DELETE FROM whatsapp_opt_outs WHERE contact_hash = $1", contact_hash
+    )
+    return done != "DELETE 0"
+
+
+async def whatsapp_opted_out(conn: asyncpg.Connection, contact_hash: bytes) -> bool:
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM whatsapp_opt_outs WHERE contact_hash = $1)", contact_hash
+    )
+    return found
+
+
+async def recipient_of(conn: asyncpg.Connection, outbox_id: int) -> str | None:
+    found: str | None = await conn.fetchval("SELECT recipient FROM outbox WHERE id = $1", outbox_id)
+    return found
+
+
+async def pending_whatsapp(conn: asyncpg.Connection, phone: str) -> list[tuple[int, str]]:
+    """The WhatsApp messages still waiting to go to `phone`, as (id, kind);
+    not locked: the caller locks each one's booking first, then the row
+    (`skip_pending`), in the order a cancellation takes them."""
+    rows = await conn.fetch(
+        """SELECT id, kind FROM outbox
+           WHERE channel = 'whatsapp' AND recipient = $1 AND status = 'pending'
+           ORDER BY id""",
+        phone,
+    )
+    return [(r["id"], r["kind"]) for r in rows]
+
+
+async def skip_pending(
+    conn: asyncpg.Connection, outbox_id: int, reason: str, now: datetime
+) -> bool:
+    """Skip a row still pending (one being sent is on its way already);
+    whether it was."""
+    done: str = await conn.execute(
+        """UPDATE outbox SET status = 'skipped', status_reason = $2, updated_at = $3
+           WHERE id = $1 AND status = 'pending'""",
+        outbox_id,
+        reason,
+        now,
+    )
+    return done == "UPDATE 1"
 
 
 # Per-destination limits ------------------------------------------------------------

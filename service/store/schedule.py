@@ -184,15 +184,23 @@ async def bookings_made(
     return count
 
 
+# An office's messages: its bookings', and its draw requests' (their codes
+# and "not served" messages).
+_OFFICE_MESSAGES = """FROM outbox o
+           LEFT JOIN bookings b ON b.id = o.booking_id
+           LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
+           LEFT JOIN draw_windows w ON w.id = e.window_id
+           WHERE COALESCE(b.office_id, w.office_id) = $1"""
+
+
 async def sms_segments_sent(
     conn: asyncpg.Connection, office_id: str, start: datetime, end: datetime
 ) -> int:
     """Segments of SMS handed to the provider in [start, end): those are billed,
     whether or not the handset later confirmed delivery."""
     total: int = await conn.fetchval(
-        """SELECT COALESCE(sum(o.segments), 0) FROM outbox o
-           JOIN bookings b ON b.id = o.booking_id
-           WHERE b.office_id = $1 AND o.channel = 'sms'
+        f"""SELECT COALESCE(sum(o.segments), 0) {_OFFICE_MESSAGES}
+             AND o.channel = 'sms'
              AND o.status IN ('sent', 'delivered', 'undelivered')
              AND o.sent_at >= $2 AND o.sent_at < $3""",
         office_id,
@@ -200,3 +208,23 @@ async def sms_segments_sent(
         end,
     )
     return int(total)
+
+
+async def whatsapp_by_status(
+    conn: asyncpg.Connection, office_id: str, start: datetime, end: datetime
+) -> dict[str, int]:
+    """WhatsApp messages sent (or refused for good) in [start, end), by their
+    status now: sent, delivered, read, undelivered, failed. WhatsApp bills
+    per message, not per segment."""
+    rows = await conn.fetch(
+        f"""SELECT o.status, count(*) AS n {_OFFICE_MESSAGES}
+             AND o.channel = 'whatsapp'
+             AND o.status IN ('sent', 'delivered', 'read', 'undelivered', 'failed')
+             AND COALESCE(o.sent_at, o.updated_at) >= $2
+             AND COALESCE(o.sent_at, o.updated_at) < $3
+           GROUP BY o.status""",
+        office_id,
+        start,
+        end,
+    )
+    return {r["status"]: int(r["n"]) for r in rows}

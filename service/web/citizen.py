@@ -77,9 +77,17 @@ _SLOT_REFUSALS = frozenset(
     {"slot_full", "too_late", "not_open_yet", "slot_not_found", "mobile_day_not_open"}
 )
 _NO_LONGER_FREE = N_("This time is no longer available. Please choose another time.")
-DETAIL_FIELDS = ("name", "phone_country", "phone", "email", "document_number", "language")
-# The booking form asks where its messages go as well (a draw request does not).
-BOOK_FIELDS = (*DETAIL_FIELDS, "channel")
+# The citizen's details, as the booking form and the draw's request form
+# ask them (templates/citizen/_details.html), where their messages go too.
+DETAIL_FIELDS = (
+    "name",
+    "phone_country",
+    "phone",
+    "email",
+    "channel",
+    "document_number",
+    "language",
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -139,7 +147,7 @@ def raw_details(values: Mapping[str, str]) -> RawDetails:
         email=values["email"],
         language=values["language"],
         document_number=values["document_number"],
-        # Only the booking form asks it (BOOK_FIELDS).
+        # A staff form does not ask it: SMS when there is a phone.
         channel=values.get("channel"),
     )
 
@@ -571,16 +579,19 @@ def book_context(
         ],
         "zone": i18n.zone_label(office.country, office.city[language], language),
         **language_context(request, language, office.languages),
-        "field_order": BOOK_FIELDS,
+        "field_order": DETAIL_FIELDS,
         "channels": channel_options(request, phone=True, email=True),
         "waitlist_url": waitlist_url(request, service),
     }
 
 
-def channel_options(request: web.Request, *, phone: bool, email: bool) -> list[str]:
+def channel_options(
+    request: web.Request, *, phone: bool, email: bool, whatsapp_stopped: bool = False
+) -> list[str]:
     """The channels a citizen may choose for their messages: WhatsApp only
-    when it is configured (service.config.Settings.whatsapp_enabled)."""
-    whatsapp = request.app[SETTINGS_KEY].whatsapp_enabled
+    when it is configured (service.config.Settings.whatsapp_enabled), and
+    not for a number that asked for no more (`whatsapp_stopped`)."""
+    whatsapp = request.app[SETTINGS_KEY].whatsapp_enabled and not whatsapp_stopped
     options = ["sms", "whatsapp"] if phone and whatsapp else ["sms"] if phone else []
     return [*options, "email"] if email else options
 
@@ -612,7 +623,7 @@ async def book_form(request: web.Request) -> web.Response:
             alternatives = await _alternatives(
                 conn, office, service, now, slot.starts_at, slot.mobile_day_id
             )
-    values = dict.fromkeys(BOOK_FIELDS, "") | {
+    values = dict.fromkeys(DETAIL_FIELDS, "") | {
         "language": language,
         "phone_country": office.country,
     }
@@ -627,7 +638,7 @@ async def book_form(request: web.Request) -> web.Response:
 async def book_submit(request: web.Request) -> web.Response:
     await limits.check(request, "book")
     form = await request.post()
-    values = {name: form_text(form, name) for name in BOOK_FIELDS}
+    values = {name: form_text(form, name) for name in DETAIL_FIELDS}
     form_key = form_text(form, "form_key")
     if not _FORM_KEY_RE.match(form_key):
         # A form from before this field existed, or a tampered one: it still
@@ -756,16 +767,21 @@ def _booking_page_context(
         and booking.citizen_reschedules < request.app[SETTINGS_KEY].reschedule_limit,
         "status_label": CITIZEN_STATUS.get(booking.status, booking.status),
         "channels": channel_options(
-            request, phone=booking.phone is not None, email=booking.email is not None
+            request,
+            phone=booking.phone is not None,
+            email=booking.email is not None,
+            whatsapp_stopped=ctx.whatsapp_opted_out,
         ),
+        "whatsapp_stopped": ctx.whatsapp_opted_out,
         "errors": {},
     }
 
 
+CHANNEL_SAVED = N_("Your choice is saved: your next messages go that way.")
 _DONE_NOTICES = {
     "cancelled": N_("Your appointment is cancelled."),
     "rescheduled": N_("Your appointment has been moved."),
-    "channel": N_("Your choice is saved: your next messages go that way."),
+    "channel": CHANNEL_SAVED,
 }
 
 

@@ -378,6 +378,15 @@ def _receipt_page(
         "base": draw.receipt_url(req.entry.id, request.match_info["token"]),
         "zone": zone_label(req.office.country, req.office.city[language], language),
         "problem": problem,
+        "errors": field_errors or {},
+        "channels": citizen.channel_options(
+            request,
+            phone=req.entry.phone is not None,
+            email=req.entry.email is not None,
+            whatsapp_stopped=req.whatsapp_opted_out,
+        ),
+        "whatsapp_stopped": req.whatsapp_opted_out,
+        "notice": _NOTICES.get(request.query.get("done", "")),
     }
     template = f"citizen/{'waitlist' if req.window is None else 'draw'}_receipt.html"
     if req.code is not None:
@@ -436,6 +445,30 @@ async def request_code_resend(request: web.Request) -> web.Response:
             problem=refusal_text(_request_language(request, req), refusal), status=409,
         )  # fmt: skip
     see_other(f"{base}?sent=1", private=True)
+
+
+_NOTICES = {"channel": citizen.CHANNEL_SAVED}
+
+
+@routes.post("/r/{entry}/{token}/channel")
+async def request_channel(request: web.Request) -> web.Response:
+    req = await _request(request)
+    form = await request.post()
+    try:
+        await draw.change_channel(
+            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
+            citizen.form_text(form, "channel"), request.app[SETTINGS_KEY].secret_key,
+            request.app[CLOCK_KEY](),
+        )  # fmt: skip
+    except errors.ValidationFailed as failed:
+        return _receipt_page(request, req, field_errors=dict(failed.fields), status=422)
+    except errors.Conflict as refusal:
+        return _receipt_page(
+            request, req, problem=refusal_text(_request_language(request, req), refusal),
+            status=409,
+        )  # fmt: skip
+    base = draw.receipt_url(req.entry.id, request.match_info["token"])
+    see_other(f"{base}?done=channel", private=True)
 
 
 @routes.post("/r/{entry}/{token}/withdraw")

@@ -24,6 +24,8 @@ LABELS: dict[str, dict[str, str]] = {
         "expired": N_("Expired"),
     },
     "channel": {"sms": N_("SMS"), "whatsapp": N_("WhatsApp"), "email": N_("E-mail")},
+    # Why the service moved a booking's messages off WhatsApp.
+    "channel_reason": {"not_whatsapp_user": N_("switched: the number has no WhatsApp")},
     "kind": {
         "confirmation": N_("Confirmation"),
         "rescheduled": N_("Moved"),

@@ -14,6 +14,7 @@ from service.domain import fields
 from service.domain.documents import MAX_REFUSAL_REASON
 from service.domain.messages import MESSAGE_CHANNELS
 from service.domain.models import LANGUAGES
+from service.domain.office_day import WHATSAPP_STATUSES
 from service.domain.staff import MAX_REASON_LENGTH
 from service.web.api import BOOKING_TEXT
 
@@ -1031,6 +1032,11 @@ def _schemas() -> dict[str, Any]:
                 "median_lead_time_hours": {"type": "number", "nullable": True},
                 "sms_segments": _INT,
                 "sms_estimated_cost": {"type": "number"},
+                "whatsapp_messages": {
+                    "type": "object",
+                    "description": "WhatsApp messages of the week by their status now",
+                    "properties": {status: _INT for status in WHATSAPP_STATUSES},
+                },
                 "satisfaction": _ref("Satisfaction"),
                 "satisfaction_by_service": {
                     "type": "object",

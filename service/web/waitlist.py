@@ -55,7 +55,7 @@ async def join_form_context(
 @routes.get("/offices/{office}/{service}/waitlist")
 async def join_page(request: web.Request) -> web.Response:
     await limits.check(request, "availability")
-    values = dict.fromkeys(citizen.BOOK_FIELDS, "")
+    values = dict.fromkeys(citizen.DETAIL_FIELDS, "")
     context = await join_form_context(request, values)
     if context["service"].allocation_mode == "draw":
         # Its freed seats go to its draw's list: one asks for a seat there.
@@ -80,5 +80,5 @@ async def join_submit(request: web.Request) -> web.Response:
         )  # fmt: skip
 
     return await submit_entry(
-        request, citizen.BOOK_FIELDS, send, join_form_context, "citizen/waitlist_join.html"
+        request, citizen.DETAIL_FIELDS, send, join_form_context, "citizen/waitlist_join.html"
     )

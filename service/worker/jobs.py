@@ -37,6 +37,7 @@ from service.domain.messages import (
     SKIP_QUIET,
     SKIP_SMS_CAP,
     SKIP_STARTED,
+    SKIP_WHATSAPP_OPTED_OUT,
     next_attempt_at,
     quiet_applies,
     resend_at,
@@ -473,8 +474,15 @@ async def send_message(
             key = contact_hash(claimed.channel, claimed.recipient, settings.secret_key)  # type: ignore[arg-type]
             if await feedback_store.opted_out(conn, key):
                 reason = SKIP_OPTED_OUT
-        if reason is not None:
+        if reason is None and await _whatsapp_opted_out(conn, claimed, settings.secret_key):
+            # STOP on WhatsApp: not sent, and what must still reach the
+            # citizen goes by SMS or e-mail instead.
+            async with conn.transaction():
+                await delivery.skip_opted_out(conn, outbox_id, claimed.kind, now)
+            reason = SKIP_WHATSAPP_OPTED_OUT
+        elif reason is not None:
             await outbox.mark_skipped(conn, outbox_id, reason, now)
+        if reason is not None:
             log.info("outbox %d %s skipped: %s", outbox_id, claimed.kind, reason)
             state.metrics.outbox_outcomes.labels(claimed.channel, "skipped").inc()
             return "skipped"
@@ -600,6 +608,14 @@ async def _secret_for(
     return token, message_data(claimed, settings.base_url, token)
 
 
+async def _whatsapp_opted_out(conn: asyncpg.Connection, c: Claimed, secret_key: str) -> bool:
+    """Whether a WhatsApp message's number asked for no more (a keyed hash
+    of it is what was kept)."""
+    if c.channel != "whatsapp":
+        return False
+    return await outbox.whatsapp_opted_out(conn, contact_hash("whatsapp", c.recipient, secret_key))
+
+
 # The window of the per-number SMS cap.
 SMS_CAP_WINDOW = timedelta(hours=24)
 
@@ -684,6 +700,7 @@ async def _give_up(
                 code=code,
                 reason=reason,
                 now=now,
+                secret_key=state.settings.secret_key,
                 body=body,
                 segments=segments,
             )

@@ -121,9 +121,11 @@ def test_the_tamazight_catalog_asks_for_a_native_review_and_has_its_glossary() -
 
 @pytest.mark.parametrize("language", ["zgh"])
 def test_tifinagh_catalog_is_written_in_tifinagh(language: str) -> None:
-    # Latin letters only inside placeholders and names kept as they are (SMS, JSON...).
+    # Latin letters only inside placeholders and names kept as they are (SMS, JSON...),
+    # and the words a citizen types as they are (STOP, START on WhatsApp).
     kept = re.compile(
         r"%\(\w+\)[sd]|SMS|WhatsApp|JSON|CSV|API|QR|CNIE|ISO|SHA-256|UTF-8|X-CSRF-Token|KiB|NUL"
+        r"|STOP|START"
         r"|hash|hex|HH:MM|YYYY-MM-DD|YYYY-Www|\S+@\S+|mon-fri|sat|x3|\S*T\d\S*|W\d+|\bs\b|min|\bkm\b|\boffice\b"
         # IANA zone names and ISO country and region codes, as typed in forms.
         r"|Europe/Paris|America/Edmonton|\b[A-Z]{2}(?:-[A-Z]{2})?\b"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from service.domain.calendar import HoursRule, SlotPlan
 from service.domain.errors import ValidationFailed
 from service.domain.office_day import (
+    WHATSAPP_STATUSES,
     BookedSeat,
     BookingFacts,
     format_hours,
@@ -186,3 +187,13 @@ def test_weekly_stats_of_an_empty_week() -> None:
     assert stats.no_show_rate is None
     assert stats.median_lead_time_hours is None
     assert stats.sms_cost == 0
+    assert stats.whatsapp == dict.fromkeys(WHATSAPP_STATUSES, 0)
+    assert set(WHATSAPP_STATUSES) == {"read", "delivered", "sent", "undelivered", "failed"}
+    assert stats.whatsapp_messages == 0
+
+
+def test_weekly_stats_count_whatsapp_messages_by_status() -> None:
+    stats = weekly_stats([], 0, 0, 0.07, {"read": 4, "failed": 1, "sent": 2})
+    assert stats.whatsapp == {"read": 4, "delivered": 0, "sent": 2, "undelivered": 0, "failed": 1}
+    assert stats.whatsapp_messages == 7
+    assert stats.sms_cost == 0  # WhatsApp is not billed by the segment

@@ -13,7 +13,7 @@ import pytest
 from babel.dates import format_date, format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
-from service.domain.messages import MOBILE_DAY_PLANNED, OFFER_KINDS, SMS_KINDS
+from service.domain.messages import DRAW_NOT_SERVED, MOBILE_DAY_PLANNED, OFFER_KINDS, SMS_KINDS
 from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
@@ -29,6 +29,8 @@ OFFICE = {
 }
 SERVICE = {"ar": "جواز السفر", "fr": "Passeport", "en": "Passport"}
 REASON = "Fermeture\nexceptionnelle   du bureau"
+# A draw request's place on the waiting list.
+PLACE = "3"
 
 
 def data(kind: str, lang: str, **changes: object) -> MessageData:
@@ -48,11 +50,17 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
         bring="",
         starts_at=WHEN,
         ends_at=WHEN + timedelta(minutes=15),
-        reason=(WHEN - timedelta(days=2)).isoformat() if kind in OFFER_KINDS else REASON,
+        reason=(WHEN - timedelta(days=2)).isoformat()
+        if kind in OFFER_KINDS
+        else PLACE
+        if kind == DRAW_NOT_SERVED
+        else REASON,
         base_url="https://rdv.mawid.example",
         sequence=1,
         manage_token="" if kind == "code" else "tok-" + "x" * 40,
         code="048213" if kind == "code" else "",
+        # "Not served" is a draw request's message: its receipt's link.
+        draw_request=kind == DRAW_NOT_SERVED,
     )
     if kind == MOBILE_DAY_PLANNED:
         # An announcement: the subscription's id, the day announced.
@@ -64,7 +72,9 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
 
 def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
     # A mobile day's announcement goes by WhatsApp to whoever chose it.
-    assert set(SMS_KINDS) | OFFER_KINDS | {MOBILE_DAY_PLANNED} == set(whatsapp.KINDS)
+    assert set(SMS_KINDS) | OFFER_KINDS | {MOBILE_DAY_PLANNED, DRAW_NOT_SERVED} == set(
+        whatsapp.KINDS
+    )
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -99,7 +109,7 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         assert by_name["address"] == "19 rue Saint-Didier, 75116 Paris"
         assert by_name["book_link"] == "https://rdv.mawid.example/mobile-days/12"
         assert by_name["stop_link"] == "https://rdv.mawid.example/m/4711/tok-" + "x" * 40
-    else:
+    elif kind != DRAW_NOT_SERVED:
         # After the visit, a document: its pickup hours and their zone, no time.
         assert (by_name["pickup_from"], by_name["pickup_until"]) == ("14:00", "16:00")
         assert by_name["zone"] == zone
@@ -119,6 +129,10 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         assert by_name["feedback_link"] == "https://rdv.mawid.example/f/PAR-7KQ9X3/tok-" + "x" * 40
     if "code" in by_name:
         assert by_name["code"] == "048213"
+    if "place" in by_name:
+        assert by_name["place"] == PLACE
+    if "receipt_link" in by_name:
+        assert by_name["receipt_link"] == "https://rdv.mawid.example/r/PAR-7KQ9X3/tok-" + "x" * 40
     if "expires" in by_name:
         local = (WHEN - timedelta(days=2)).astimezone(ZoneInfo("Europe/Paris"))
         assert format_datetime(local, "y", locale="fr") in by_name["expires"]

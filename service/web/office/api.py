@@ -169,6 +169,7 @@ async def stats(request: web.Request) -> web.Response:
             "median_lead_time_hours": s.median_lead_time_hours,
             "sms_segments": s.sms_segments,
             "sms_estimated_cost": s.sms_cost,
+            "whatsapp_messages": s.whatsapp,
             "satisfaction": _satisfaction_json(week.feedback.overall),
             "satisfaction_by_service": {
                 service: _satisfaction_json(x) for service, x in week.feedback.by_service.items()
