@@ -17,14 +17,12 @@ from service.web import (
     api,
     citizen,
     devmessages,
-    errors,
-    inputs,
+    front,
     limits,
     observe,
     office,
     outage,
     readcache,
-    security,
     system,
     templating,
     webhooks,
@@ -51,16 +49,11 @@ def create_app(
 ) -> web.Application:
     """Build the app. A pool passed in is borrowed (the caller closes it);
     the clock is the settings' (service.clock) unless one is passed in."""
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
-        # Refusals answered outermost; texts checked before anything else reads them.
-        middlewares=[errors.refusals, inputs.refuse_unreadable],
-    )
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[front.front])
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock or clock_for(settings)
     accesslog.install(app)
     observe.install(app)
-    security.install(app)
     templating.setup(app)
     outage.install(app)
     login_alerts.install(app)

@@ -214,7 +214,7 @@ async def availability(request: web.Request) -> web.Response:
     # The same bytes for every reader of the address, kept by the read
     # cache under the bound of its pages (service.web.readcache).
     body = await read_cache(request).page(
-        ("api", request.path_qs),
+        ("api", request.raw_path),
         request.match_info["office"],
         lambda: availability_json(request),
     )
@@ -380,9 +380,7 @@ def move_site(raw: object) -> int | Literal["same"] | None:
         return None if raw == "office" else "same"
     if isinstance(raw, int) and not isinstance(raw, bool) and fields.ID_MIN <= raw <= fields.ID_MAX:
         return raw
-    raise errors.ValidationFailed(
-        {"site": SITE_PROBLEM}
-    )
+    raise errors.ValidationFailed({"site": SITE_PROBLEM})
 
 
 @routes.post("/api/v1/bookings/{reference}/verify")

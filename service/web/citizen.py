@@ -433,7 +433,9 @@ async def kept_page(
         assert isinstance(body, bytes)
         return body
 
-    key = (request.path_qs, language)
+    # The address as it came: building the normalised one costs more than
+    # the kept page; two spellings of one address only keep it twice.
+    key = (request.raw_path, language)
     body = await read_cache(request).page(key, office_id, rendered)
     return web.Response(body=body, content_type="text/html", charset="utf-8")
 

@@ -10,7 +10,7 @@ taken meanwhile, a staff form with a refused account).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -26,7 +26,6 @@ from service.web.templating import language_context, remember_choice, request_la
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Every missing page says the same: a 404 page tells nobody what exists.
 _NOT_FOUND_TITLE = N_("Page not found")
@@ -115,9 +114,7 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
         "home_url": "/office/" if office else "/",
         "home_label": N_("Offices") if office else N_("Book an appointment"),
     }
-    response = aiohttp_jinja2.render_template(
-        "error.html", request, context, status=refusal.status
-    )
+    response = aiohttp_jinja2.render_template("error.html", request, context, status=refusal.status)
     # The URL refused may carry a secret (a manage link, a feed address).
     response.headers.update(PRIVATE_HEADERS)
     response.headers.update(_retry_after(refusal))
@@ -126,34 +123,29 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
     return response
 
 
-# The middleware ----------------------------------------------------------------------
+# Answering an exception --------------------------------------------------------------
 
 
-@web.middleware
-async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: every refusal, from a handler or another middleware (the
-    CSRF check), is answered here; under /api/ aiohttp's own errors too.
-    Postgres not answering is a 503 (logged once per outage, service.web.outage)."""
-    api = request.path.startswith("/api/")
-    try:
-        return await handler(request)
-    except errors.Refusal as refusal:
-        return refusal_json(request, refusal) if api else refusal_page(request, refusal)
-    except web.HTTPException as exc:
+def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResponse:
+    """What an exception out of a handler (or out of the checks before it)
+    answers: every refusal here; under /api/ aiohttp's own errors too, which
+    pages leave to aiohttp (re-raised). Postgres not answering is a 503
+    (logged once per outage, service.web.outage); anything else is logged
+    safely and answered 500."""
+    if isinstance(exc, errors.Refusal):
+        return refusal_json(request, exc) if api else refusal_page(request, exc)
+    if isinstance(exc, web.HTTPException):
         if api:
             return _api_http_error(request, exc)
-        raise
-    except Exception as exc:
-        if unavailable(exc):
-            request.app[OUTAGE_KEY].noticed(exc)
-            outage = errors.database_unavailable()
-            return refusal_json(request, outage) if api else refusal_page(request, outage)
-        _log_unexpected(request, exc)
-        if api:
-            return error_response(
-                request, 500, "internal", N_("Something went wrong on our side.")
-            )
-        raise web.HTTPInternalServerError() from None
+        raise exc
+    if unavailable(exc):
+        request.app[OUTAGE_KEY].noticed(exc)
+        outage = errors.database_unavailable()
+        return refusal_json(request, outage) if api else refusal_page(request, outage)
+    _log_unexpected(request, exc)
+    if api:
+        return error_response(request, 500, "internal", N_("Something went wrong on our side."))
+    raise web.HTTPInternalServerError() from None
 
 
 def _api_http_error(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:

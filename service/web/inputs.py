@@ -1,9 +1,9 @@
 """Reading a request: every text that comes in is checked here, once, before
 any handler or store sees it (service.domain.fields says what is readable).
 
-    refuse_unreadable     middleware: path, query, headers and cookies, and a
-                          form body (url-encoded or multipart), which it reads
-                          for the handlers (aiohttp keeps the parsed form)
+    refuse_unreadable     path, query, headers and cookies (every request)
+    refuse_unreadable_form  a form body (url-encoded or multipart), which it
+                          reads for the handlers (aiohttp keeps the parsed form)
     json_body(request)    the JSON body parser of the API: UTF-8, an object,
                           no NaN or Infinity, bounded depth, readable strings
     day_param             a query value read as a day (422 on its field)
@@ -16,7 +16,6 @@ is 422 naming the field; a body or header that cannot be read at all is 400.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -24,8 +23,6 @@ from aiohttp import web
 
 from service.domain import errors, fields
 from service.domain.errors import N_
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 UNREADABLE_FIELD = N_("Remove the invisible characters (NUL or half a character pair) from this.")
@@ -39,9 +36,9 @@ def malformed_json(message: str = N_("The request body is not valid JSON.")) -> 
     return errors.Refusal("malformed_json", message)
 
 
-@web.middleware
-async def refuse_unreadable(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Texts no column could store are refused before the handler runs."""
+def refuse_unreadable(request: web.Request) -> None:
+    """Path, query and headers that no column could store are refused
+    before the handler runs (service.web.front)."""
     # Each part looked at once, joined: most requests have nothing to refuse.
     if not fields.readable("".join(request.match_info.values())):
         raise errors.NotFound()
@@ -54,17 +51,22 @@ async def refuse_unreadable(request: web.Request, handler: Handler) -> web.Strea
     # surrogateescape); a token or cookie made of them would fail later.
     if not fields.readable("".join(request.headers.values())):
         raise errors.Refusal("malformed_header", N_("A request header is not readable text."))
-    if request.method not in ("GET", "HEAD") and request.content_type in FORM_TYPES:
-        try:
-            form = await request.post()
-        except (ValueError, LookupError):
-            # Undecodable bytes, an unknown charset, a multipart body without
-            # its boundary: UnicodeDecodeError, LookupError, ValueError.
-            raise errors.Refusal("malformed_form", N_("The form could not be read.")) from None
-        for name, item in form.items():
-            if not fields.readable(name) or (isinstance(item, str) and not fields.readable(item)):
-                raise _unreadable_field(name)
-    return await handler(request)
+
+
+async def refuse_unreadable_form(request: web.Request) -> None:
+    """A form body (url-encoded or multipart) read for the handlers (aiohttp
+    keeps the parsed form), refused when a field is not readable text."""
+    if request.content_type not in FORM_TYPES:
+        return
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):
+        # Undecodable bytes, an unknown charset, a multipart body without
+        # its boundary: UnicodeDecodeError, LookupError, ValueError.
+        raise errors.Refusal("malformed_form", N_("The form could not be read.")) from None
+    for name, item in form.items():
+        if not fields.readable(name) or (isinstance(item, str) and not fields.readable(item)):
+            raise _unreadable_field(name)
 
 
 def _no_constants(name: str) -> Any:

@@ -1,64 +1,27 @@
-"""Request ids, HTTP metrics and `/metrics` (the web's, and the worker's own
-small server: `metrics_app`)."""
+"""`/metrics`: the web's, and the worker's own small server (`metrics_app`).
+Requests are counted by service.web.front."""
 
 from __future__ import annotations
 
 import hmac
-import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
 from aiohttp import web
 
 from service.config import Settings
-from service.logs import REQUEST_ID, accepted_request_id
 from service.metrics import CONTENT_TYPE, Metrics
 from service.store import outbox
 from service.web import system
-from service.web.accesslog import route_pattern
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY, Clock
-from service.web.security import add_security_headers
 
-REQUEST_ID_HEADER = "X-Request-Id"
 # A scrape waits this long for Postgres at most; the process's own counters
 # are still answered when it does not.
 _OUTBOX_PROBE_TIMEOUT = 2.0
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: the request's id for every line it logs and every outbox
-    row it writes, its count and latency by route pattern, and the security
-    headers of every answer (service.web.security)."""
-    request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
-    # Not reset afterwards: aiohttp's access log line, written after this
-    # returns, reads it too; the next request on the task sets its own.
-    REQUEST_ID.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
-        add_security_headers(response.headers)
-        return response
-    except web.HTTPException as answered:
-        status = answered.status
-        answered.headers[REQUEST_ID_HEADER] = request_id
-        add_security_headers(answered.headers)
-        raise
-    finally:
-        request.app[METRICS_KEY].http_answered(
-            request.method, route_pattern(request), status, time.perf_counter() - started
-        )
-
 
 def install(app: web.Application, metrics: Metrics | None = None) -> None:
     app[METRICS_KEY] = metrics or Metrics()
-    app.middlewares.insert(0, observe)
     app.router.add_get("/metrics", metrics_endpoint)
 
 

@@ -2,7 +2,9 @@
 
 Used by the citizen pages and the office pages alike:
 
-    install(app)                    security headers + CSRF check (call once)
+    check_csrf(request)             403 on an unsafe request without a valid token
+    issue_cookie(request, response) a CSRF cookie drawn for the request's forms
+    add_security_headers(headers)   the headers every answer carries
     csrf_token(request) -> str      value for <input type="hidden" name="_csrf">
     set_cookie(response, name, value, settings=...)   HttpOnly, SameSite=Lax,
                                     Secure outside dev/test
@@ -21,15 +23,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 
 from aiohttp import web
 
 from service.config import Settings
 from service.domain.errors import N_, Forbidden
 from service.web.keys import SETTINGS_KEY
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CSRF_COOKIE = "mawid_csrf"
 CSRF_FIELD = "_csrf"
@@ -145,8 +145,10 @@ async def _submitted_token(request: web.Request) -> str | None:
     return None
 
 
-def _issue_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    if request.get(_CSRF_NEW) and not response.prepared:
+def issue_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """A CSRF cookie drawn for this request's forms goes out with its
+    answer (a redirect after a form included)."""
+    if _CSRF_NEW in request and not response.prepared:
         set_cookie(
             response,
             CSRF_COOKIE,
@@ -155,8 +157,7 @@ def _issue_cookie(request: web.Request, response: web.StreamResponse) -> None:
         )
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def check_csrf(request: web.Request) -> None:
     """403 before the handler runs when an unsafe request lacks a valid token."""
     if request.method in UNSAFE_METHODS and not _exempt(request.path):
         if not csrf_valid(request, await _submitted_token(request)):
@@ -167,25 +168,12 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     "Go back, reload the page and try again."
                 ),
             )
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        # Redirects after a form also carry a freshly drawn cookie.
-        _issue_cookie(request, exc)
-        raise
-    _issue_cookie(request, response)
-    return response
 
 
 def add_security_headers(headers: MutableMapping[str, str]) -> None:
     """The security headers a response has not set itself. Added by the
-    outermost middleware (service.web.observe) to every answer, aiohttp's
+    one middleware (service.web.front) to every answer, aiohttp's
     own 404 and 405 and static files included: a response signal would cost
     every request a coroutine more."""
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
-
-
-def install(app: web.Application) -> None:
-    """The CSRF check on unsafe methods."""
-    app.middlewares.append(csrf_middleware)

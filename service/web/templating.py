@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,6 @@ STATIC_PREFIX = "/static"
 LANGUAGE_KEY = web.RequestKey("language", str)
 ASSET_VERSIONS_KEY = web.AppKey("asset_versions", dict[str, str])
 _LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def request_language(request: web.Request) -> str:
@@ -95,29 +93,31 @@ _STATIC = STATIC_PREFIX + "/"
 NOT_PAGES = ("/api/", "/webhooks/", _STATIC, "/healthz", "/readyz")
 
 
-@web.middleware
-async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The template context of a page (its language first), and a language
-    picked from the URL kept in a cookie for the next pages."""
-    path = request.path
-    if path.startswith(NOT_PAGES):
-        response = await handler(request)
-        if path.startswith(_STATIC) and "v" in request.query:
-            # Versioned URLs never change content, so phones on slow links fetch each once.
-            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
-        return response
+def is_page(path: str) -> bool:
+    return not path.startswith(NOT_PAGES)
+
+
+def enter_page(request: web.Request) -> str:
+    """The page's language, and its template context (made when a template
+    first reads it)."""
     language = request_language(request)
     request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = _PageContext(request, language)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        remember_choice(request, exc)
-        raise
+    return language
+
+
+def leave_page(request: web.Request, response: web.StreamResponse, language: str) -> None:
+    """A language picked from the URL kept in a cookie for the next pages;
+    the page says its language, and that it varies with the reader's."""
     remember_choice(request, response)
     if not response.prepared:
         response.headers.setdefault("Content-Language", language)
         response.headers.setdefault("Vary", "Cookie, Accept-Language")
-    return response
+
+
+def static_answer(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(_STATIC) and "v" in request.query:
+        # Versioned URLs never change content, so phones on slow links fetch each once.
+        response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
 
 
 class _PageContext(Mapping[str, Any]):
@@ -308,7 +308,6 @@ def _asset_versions() -> dict[str, str]:
 
 
 def setup(app: web.Application) -> jinja2.Environment:
-    app.middlewares.append(language_middleware)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -344,4 +343,3 @@ def setup(app: web.Application) -> jinja2.Environment:
     env.filters["hm"] = _hm
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
     return env
-

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service import logs
 
@@ -54,3 +58,43 @@ def test_only_plain_tokens_are_taken_from_callers() -> None:
     assert logs.accepted_request_id("edge-1234abcd") == "edge-1234abcd"
     for bad in (None, "", "short", "x" * 65, "a b c d e f g h", "zineb@example.org"):
         assert logs.accepted_request_id(bad) != bad
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+# Instants near the edges of a second and of a millisecond, where rounding
+# to microseconds carries over, as well as anywhere.
+_INSTANTS = st.one_of(
+    st.floats(0, 4e9),
+    st.integers(0, 4 * 10**9).map(lambda second: second + 0.9999996),
+    st.integers(0, 4 * 10**9).map(lambda second: second - 0.0000004),
+    st.integers(0, 4 * 10**9).map(lambda second: second + 0.0009995),
+)
+
+
+@settings(max_examples=500)
+@given(created=_INSTANTS, texts=st.lists(st.text(), min_size=4, max_size=4))
+def test_a_line_written_without_a_dict_is_the_encoders_line(
+    created: float, texts: list[str]
+) -> None:
+    level, logger, message, request_id = texts
+    formatter = logs.JsonFormatter()
+    # Twice: the second line reuses the second's text kept by the first.
+    for _ in range(2):
+        line = formatter.line(created, level, logger, message, request_id)
+        assert line == _ENCODER.encode(
+            {
+                "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+                "level": level,
+                "logger": logger,
+                "message": message,
+                "request_id": request_id,
+            }
+        )
+
+
+def test_consecutive_lines_across_a_second_carry_their_own_second() -> None:
+    formatter = logs.JsonFormatter()
+    first = json.loads(formatter.line(1_800_000_000.999, "INFO", "x", "m", "-"))
+    second = json.loads(formatter.line(1_800_000_001.0005, "INFO", "x", "m", "-"))
+    assert first["time"] == "2027-01-15T08:00:00.999+00:00"
+    assert second["time"] == "2027-01-15T08:00:01.000+00:00"
