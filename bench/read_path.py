@@ -6,7 +6,9 @@ processes) answering the same availability JSON from memory. Then, one after
 the other, each request is loaded for the same time with the same
 connections: the bare handler, /healthz, / (office list), the availability
 API for 7 days, the week page. Only 200 answers are counted. Prints req/s,
-the ratio to the bare handler, and p50/p99 latency.
+the ratio to the bare handler, and p50/p99 latency; and the server's CPU
+time per answer with the bare handler's divided by it, a steadier ratio on
+a shared machine (the load generator takes a core, the neighbours more).
 
     .venv/bin/python bench/read_path.py                 # wrk if installed
     .venv/bin/python bench/read_path.py --processes 2 --duration 10
@@ -39,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
+import psutil
 from aiohttp import web
 
 from service import devstack
@@ -91,17 +94,39 @@ class Result:
     seconds: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    # CPU time the server's processes spent during the run.
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU per answer: steadier than req/s on a shared machine,
+        where the load generator and the neighbours take cores."""
+        answers = self.ok + self.other
+        return self.cpu_seconds * 1e6 / answers if answers else 0.0
 
 
 @dataclass
 class Target:
     name: str
     path: str
+    processes: list[psutil.Process] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        for one in (process, *process.children(recursive=True)):
+            try:
+                times = one.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
 
 
 # ------------------------------------------------------------------ bare baseline
@@ -242,16 +267,24 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
     )
     print(
         f"{'request':<34} {'req/s':>9} {'/ bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-200':>8} {'errors':>6}"
+        f"{'non-200':>8} {'errors':>6} {'CPU us':>7} {'bare/CPU':>8}"
     )
     bare_rate = best(targets[0]).rate
+    bare_cpu = least_cpu(targets[0])
     for target in targets:
         r = best(target)
+        cpu = least_cpu(target)
         print(
             f"{target.name:<34} {r.rate:9.0f} {r.rate / bare_rate:7.2f} {r.p50_ms:8.1f} "
             f"{r.p99_ms:8.1f} {sum(x.other for x in target.results):8d} "
-            f"{sum(x.errors for x in target.results):6d}"
+            f"{sum(x.errors for x in target.results):6d} {cpu:7.1f} "
+            f"{bare_cpu / cpu if cpu else 0:8.2f}"
         )
+
+
+def least_cpu(target: Target) -> float:
+    """The server CPU per answer of the round that spent least."""
+    return min((r.cpu_us for r in target.results if r.cpu_us), default=0.0)
 
 
 def best(target: Target) -> Result:
@@ -309,12 +342,14 @@ async def main(args: argparse.Namespace) -> int:
             f"availability payload: {len(payload):,} bytes, "
             f"{payload.count(b'remaining')} slots, {first} to {last}"
         )
+        bare = [psutil.Process(child.pid) for child in children[1:]]
+        ours = [psutil.Process(children[0].pid)]
         targets = [
-            Target("bare aiohttp, same JSON", f"http://127.0.0.1:{bare_port}/bare"),
-            Target("GET /healthz", base + "/healthz"),
-            Target("GET / (office list)", base + "/"),
-            Target("GET availability (7 days)", base + api),
-            Target("GET week page", f"{base}/offices/{OFFICE}/{SERVICE}"),
+            Target("bare aiohttp, same JSON", f"http://127.0.0.1:{bare_port}/bare", bare),
+            Target("GET /healthz", base + "/healthz", ours),
+            Target("GET / (office list)", base + "/", ours),
+            Target("GET availability (7 days)", base + api, ours),
+            Target("GET week page", f"{base}/offices/{OFFICE}/{SERVICE}", ours),
         ]
         if args.only:
             targets = [targets[0], *(t for t in targets[1:] if args.only in t.name)]
@@ -324,10 +359,12 @@ async def main(args: argparse.Namespace) -> int:
         script.write_text(WRK_SCRIPT.replace("ADDRESSES", str(args.addresses)))
         for _ in range(args.rounds):
             for target in targets:
+                before = cpu_seconds(target.processes)
                 if loader == "wrk":
                     result = await asyncio.to_thread(run_wrk, target.path, args, script)
                 else:
                     result = await run_python(target.path, args)
+                result.cpu_seconds = cpu_seconds(target.processes) - before
                 target.results.append(result)
         report(targets, args, loader)
         return 0
