@@ -1,11 +1,13 @@
 """Booking rush: N concurrent clients race for M seats released at once.
 
 Two paths in one run, against the same embedded Postgres:
-  http     clients POST /api/v1/bookings to a `mawid serve` subprocess;
+  http     clients POST /api/v1/bookings to a `mawid serve` subprocess, each
+           on its own keep-alive connection through a minimal HTTP client;
   ceiling  the same booking transaction (service.bookings.book) called
            directly through asyncpg, with no HTTP in between.
 Prints attempts per second for both and their ratio, bookings made, seats
-overbooked (must be 0), p50/p99 latency and the server's peak RSS.
+overbooked (must be 0), p50/p99 latency, the CPU time per attempt of the load
+generator, the server and Postgres, and the server's peak RSS.
 
     .venv/bin/python bench/booking_rush.py --clients 200 --seats 300
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -21,12 +24,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as wall
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import psutil
 from _stack import wait_http
@@ -77,6 +80,9 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     booked: int = 0
     refused: int = 0
+    # CPU seconds spent during the run: this process (the load generator, or
+    # the direct path itself), the server, Postgres.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def attempts(self) -> int:
@@ -141,17 +147,49 @@ def plan_attempts(clients: int, attempts: int, slot_ids: list[int]) -> list[list
     return [[rng.choice(slot_ids) for _ in range(attempts)] for _ in range(clients)]
 
 
-async def run_http(url: str, plan: list[list[int]]) -> Run:
+class Connection:
+    """One client's keep-alive connection, speaking just enough HTTP/1.1 to
+    post JSON and read the answer: a full client library costs the load
+    generator as much CPU per request as the server spends, and on a small
+    machine the two share the cores."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def post_json(self, host: str, path: str, body: bytes) -> int:
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                await self.reader.readexactly(int(value))
+                return status
+        raise RuntimeError(f"HTTP {status} without Content-Length")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def run_http(host: str, port: int, plan: list[list[int]]) -> Run:
     run = Run("http")
     gate = asyncio.Event()
-    connector = aiohttp.TCPConnector(limit=len(plan))
+    address = f"{host}:{port}"
+    connections = [await Connection.open(host, port) for _ in plan]
 
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def client(index: int, slot_ids: list[int]) -> None:
-            await gate.wait()
-            for n, slot_id in enumerate(slot_ids):
-                body = {
+    async def client(index: int, slot_ids: list[int]) -> None:
+        await gate.wait()
+        connection = connections[index]
+        for n, slot_id in enumerate(slot_ids):
+            body = json.dumps(
+                {
                     "slot_id": slot_id,
                     "service": SERVICE.id,
                     "name": "Bench Client",
@@ -159,24 +197,27 @@ async def run_http(url: str, plan: list[list[int]]) -> Run:
                     "language": "fr",
                     "document_number": f"H{index:05d}N{n:04d}",
                 }
-                t0 = time.perf_counter()
-                async with session.post(f"{url}/api/v1/bookings", json=body) as resp:
-                    await resp.read()
-                    status = resp.status
-                run.latencies.append(time.perf_counter() - t0)
-                if status == 201:
-                    run.booked += 1
-                elif status == 409:
-                    run.refused += 1
-                else:
-                    raise RuntimeError(f"unexpected HTTP {status}")
+            ).encode()
+            t0 = time.perf_counter()
+            status = await connection.post_json(address, "/api/v1/bookings", body)
+            run.latencies.append(time.perf_counter() - t0)
+            if status == 201:
+                run.booked += 1
+            elif status == 409:
+                run.refused += 1
+            else:
+                raise RuntimeError(f"unexpected HTTP {status}")
 
+    try:
         tasks = [asyncio.create_task(client(i, s)) for i, s in enumerate(plan)]
         await asyncio.sleep(0.2)
         t0 = time.perf_counter()
         gate.set()
         await asyncio.gather(*tasks)
         run.seconds = time.perf_counter() - t0
+    finally:
+        for connection in connections:
+            connection.close()
     return run
 
 
@@ -221,6 +262,34 @@ async def run_direct(dsn: str, plan: list[list[int]], pool_size: int) -> Run:
     return run
 
 
+def cpu_seconds(process: psutil.Process, *, children: bool = True) -> float:
+    """The process's CPU time, with its children's (those that have ended
+    too: Postgres backends of a closed pool) unless `children` is False."""
+    total = 0.0
+    for one in (process, *(process.children(recursive=True) if children else ())):
+        try:
+            times = one.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+        if children:
+            total += times.children_user + times.children_system
+    return total
+
+
+async def measured(parties: dict[str, psutil.Process], running: Awaitable[Run]) -> Run:
+    """The run, with the CPU time each party spent on it."""
+    # This process started the others: its own time only.
+    def spent() -> dict[str, float]:
+        return {name: cpu_seconds(p, children=name != "bench") for name, p in parties.items()}
+
+    before = spent()
+    run = await running
+    after = spent()
+    run.cpu = {name: after[name] - before[name] for name in parties}
+    return run
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -247,6 +316,12 @@ def report(runs: list[Run], over: dict[str, int], peak_rss: int, seats: int) -> 
             f"{run.name:8} {run.attempts:8d} {run.rate:9.1f} {run.booked:7d} "
             f"{over[run.name]:10d} {run.pct(0.50):8.1f} {run.pct(0.99):8.1f}"
         )
+    # The bench process is the load generator on the http path, the path
+    # itself on the ceiling.
+    print("CPU ms per attempt:")
+    for run in runs:
+        spent = (f"{name} {sec * 1000 / run.attempts:.2f}" for name, sec in run.cpu.items())
+        print(f"  {run.name:8} {', '.join(spent)}")
     http, ceiling = runs
     print(f"seats released: {seats} per path")
     print(f"ratio http/ceiling (attempts per second): {http.rate / ceiling.rate:.2f}")
@@ -292,14 +367,20 @@ async def main() -> int:
         over: dict[str, int] = {}
         runs = []
         slot_ids = await release_seats(dsn, args.seats, args.capacity)
-        runs.append(await run_http(url, plan_attempts(args.clients, args.attempts, slot_ids)))
+        parties = {
+            "bench": psutil.Process(),
+            "server": psutil.Process(server.pid),
+            "postgres": psutil.Process(postgres.process.pid),
+        }
+        plan = plan_attempts(args.clients, args.attempts, slot_ids)
+        runs.append(await measured(parties, run_http("127.0.0.1", port, plan)))
         over["http"], booked = await overbooked(dsn)
         assert booked == runs[-1].booked
         sampler.done.set()
 
         slot_ids = await release_seats(dsn, args.seats, args.capacity)
         plan = plan_attempts(args.clients, args.attempts, slot_ids)
-        runs.append(await run_direct(dsn, plan, args.pool))
+        runs.append(await measured(parties, run_direct(dsn, plan, args.pool)))
         over["ceiling"], booked = await overbooked(dsn)
         assert booked == runs[-1].booked
 
