@@ -44,6 +44,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from service.clock import micros_of
 from service.config import Settings
 from service.domain import errors
 from service.domain.errors import N_
@@ -142,7 +143,7 @@ class Limiter:
     def __init__(self, settings: Settings, clock: Clock, redis: Redis) -> None:
         self._rates: dict[str, Rate | None] = {a: settings.rate(a) for a in ACTIONS}
         self.proxies: tuple[Network, ...] = settings.proxies
-        self._clock = clock
+        self._micros = micros_of(clock)
         self._script: AsyncScript = redis.register_script(_GCRA)
         self._held: dict[str, _Held] = {}
         self._clients: dict[tuple[str | None, tuple[str, ...]], str] = {}
@@ -165,7 +166,7 @@ class Limiter:
         rate = self._rates[action]
         if rate is None:
             return
-        now_us = int(self._clock().timestamp() * 1_000_000)
+        now_us = self._micros()
         key = f"{PREFIX}:{action}:{client}"
         held = self._held.get(key)
         if held is None:

@@ -138,6 +138,11 @@ class _Page:
 _OLDEST: ContextVar[list[datetime] | None] = ContextVar("read_cache_oldest", default=None)
 
 
+_NO_TIME = timedelta(0)
+# What a kept entry is to a reader (ReadCache._state).
+_SERVED, _AGING, _STALE = object(), object(), object()
+
+
 def _used(at: datetime) -> None:
     oldest = _OLDEST.get()
     if oldest is not None and at < oldest[0]:
@@ -171,6 +176,7 @@ class ReadCache:
         # Seats of expired holds go to the waiting list first (service.offers).
         self._rules = rules
         self._max_age = timedelta(seconds=max_age_seconds)
+        self._half_age = self._max_age / 2
         # Nothing is kept until a listener is up (start_listening).
         self.listening = False
         self.notifications = 0
@@ -193,20 +199,29 @@ class ReadCache:
     # ------------------------------------------------------------ reading
 
     def _fresh(self, at: datetime) -> bool:
+        return self._fresh_at_age(self._clock() - at)
+
+    def _fresh_at_age(self, age: timedelta) -> bool:
         # A clock set back counts as stale too.
-        return self.listening and timedelta(0) <= self._clock() - at <= self._max_age
+        return self.listening and _NO_TIME <= age <= self._max_age
 
     def _served(self, at: datetime, key: tuple[object, ...]) -> bool:
-        """Whether an entry read at `at` is answered as kept: while fresh, and
-        past half its time only while another reader reads it again (the
+        return self._state(at, key) is _SERVED
+
+    def _state(self, at: datetime, key: tuple[object, ...]) -> object:
+        """_SERVED: an entry read at `at` is answered as kept, while fresh,
+        and past half its time only while another reader reads it again (the
         first reader past half its time reads it again itself, so that under
-        a rush readers seldom wait for a read)."""
-        if not self._fresh(at):
-            return False
-        if self._clock() - at > self._max_age / 2 and key not in self._reading:
-            return False
+        a rush readers seldom wait for a read); _AGING: fresh, but this
+        reader reads it again; _STALE: not to be answered. The clock read
+        once: on a kept page it is most of the cost."""
+        age = self._clock() - at
+        if not self._fresh_at_age(age):
+            return _STALE
+        if age > self._half_age and key not in self._reading:
+            return _AGING
         _used(at)
-        return True
+        return _SERVED
 
     async def _once(self, key: tuple[object, ...], read: Callable[[], Awaitable[T]]) -> T:
         future = self._reading.get(key)
@@ -308,7 +323,7 @@ class ReadCache:
             entry = kept.get((service_id, day, mobile_day_id))
             if entry is not None and self._fresh(entry.at):
                 found[day] = entry.value
-                if self._clock() - entry.at > self._max_age / 2:
+                if self._clock() - entry.at > self._half_age:
                     aging.append(day)
                 else:
                     _used(entry.at)
@@ -386,15 +401,18 @@ class ReadCache:
         versions = self._page_versions(office_id)
         kept = self._pages.get(key)
         sharing = ("page", office_id, *key)
-        if kept is None or kept.versions != versions or not self._fresh(kept.at):
+        state = _STALE
+        if kept is not None and kept.versions == versions:
+            state = self._state(kept.at, sharing)
+            if state is _SERVED:
+                return kept.body
+        if state is _STALE:
             rendering = self._reading.get(sharing)
             if rendering is not None:
                 body: bytes | None = await asyncio.shield(rendering)
                 if body is not None:
                     return body
                 return await render()
-        elif self._served(kept.at, sharing):
-            return kept.body
         rendering = asyncio.get_running_loop().create_future()
         self._reading[sharing] = rendering
         rendering.add_done_callback(lambda done: self._done_reading(sharing, done))

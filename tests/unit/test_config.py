@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.clock import clock_for, utc_now
+from service.clock import clock_for, micros_of, utc_now
 from service.config import ConfigError, Settings
 
 PRODUCTION = {
@@ -89,6 +89,11 @@ def test_clock_start_puts_the_clock_there_and_lets_it_run() -> None:
     # says it did not start somewhere else.
     assert start <= first <= second < start + timedelta(minutes=5)
     assert first.utcoffset() == timedelta(0)
+
+
+def test_a_clocks_microseconds_are_its_instants() -> None:
+    instant = datetime(2027, 2, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert micros_of(lambda: instant)() == 1_801_476_000_123_456
 
 
 def test_without_clock_start_the_clock_is_the_real_one() -> None:
