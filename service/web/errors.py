@@ -137,6 +137,10 @@ def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResp
     if isinstance(exc, web.HTTPException):
         if api:
             return _api_http_error(request, exc)
+        if isinstance(exc, web.HTTPNotFound):
+            # An address no route knows: the site's own page, in the
+            # reader's language, rather than aiohttp's plain text.
+            return refusal_page(request, errors.NotFound())
         raise exc
     if unavailable(exc):
         request.app[OUTAGE_KEY].noticed(exc)

@@ -19,6 +19,7 @@ from service import bookings
 from service.config import Settings
 from service.domain.models import LANGUAGES
 from service.domain.validation import RawDetails
+from service.web.i18n import gettext
 from service.web.security import CONTENT_SECURITY_POLICY
 from tests.clock import FakeClock
 
@@ -370,6 +371,23 @@ async def test_wrong_token_or_reference_is_the_same_404(app_client: Client) -> N
         assert resp.status == 404, path
         assert "Page not found" in await resp.text()
         assert resp.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_an_address_no_route_knows_is_the_sites_404_page_in_the_readers_language(
+    app_client: Client,
+) -> None:
+    ar = gettext("ar", "Page not found")
+    assert ar != "Page not found"
+    for path in ("/nowhere", "/offices/consulate-paris/passport/nowhere/else"):
+        resp = await app_client.get(path, headers={"Accept-Language": "ar"})
+        assert resp.status == 404, path
+        page = await resp.text()
+        assert ar in page and 'dir="rtl"' in page, path
+        assert resp.headers["Content-Language"] == "ar"
+        assert resp.headers["X-Request-Id"] and resp.headers["Referrer-Policy"] == "no-referrer"
+    # The API's stays JSON.
+    resp = await app_client.get("/api/v1/nowhere", headers={"Accept-Language": "ar"})
+    assert resp.status == 404 and (await resp.json())["error"] == "not_found"
 
 
 async def test_cancel_after_start_is_refused(
