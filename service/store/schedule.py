@@ -186,11 +186,13 @@ async def bookings_made(
 
 # An office's messages: its bookings', and its draw requests' (their codes
 # and "not served" messages).
+# An office's messages: its bookings', its draw requests' and waiting-list
+# places', and its mobile-day alerts' (codes and announcements).
 _OFFICE_MESSAGES = """FROM outbox o
            LEFT JOIN bookings b ON b.id = o.booking_id
            LEFT JOIN draw_entries e ON e.id = o.draw_entry_id
-           LEFT JOIN draw_windows w ON w.id = e.window_id
-           WHERE COALESCE(b.office_id, w.office_id) = $1"""
+           LEFT JOIN mobile_day_subscriptions m ON m.id = o.subscription_id
+           WHERE COALESCE(b.office_id, e.office_id, m.office_id) = $1"""
 
 
 async def sms_segments_sent(

@@ -19,6 +19,7 @@ from service.domain import errors
 from service.domain.verification import contact_hash
 from service.office.mobile_days import create_mobile_day
 from service.places import gazetteer
+from service.store import schedule as schedule_store
 from tests.clock import FIXED_NOW, FakeClock
 from tests.codesink import code_for, send_codes
 from tests.faketwilio import WA_NOT_A_USER
@@ -282,6 +283,11 @@ async def test_publishing_tells_each_subscriber_within_the_distance_once(
     assert stop
     segments = await pool.fetchval("SELECT segments FROM outbox WHERE id = $1", rows[0]["id"])
     assert segments <= 3
+    # The consulate's statistics count what its announcements cost, and only its.
+    async with pool.acquire() as conn:
+        week = (clock() - timedelta(days=1), clock() + timedelta(days=1))
+        assert await schedule_store.sms_segments_sent(conn, OFFICE, *week) == segments
+        assert await schedule_store.sms_segments_sent(conn, "consulate-brussels", *week) == 0
     [mail_sent] = kept.emails
     text = mail_sent.get_body(("plain",))
     assert text is not None

@@ -23,6 +23,7 @@ from service.domain.errors import Conflict, ValidationFailed
 from service.domain.validation import RawDetails
 from service.offers import ListRules
 from service.store import bookings as booking_store
+from service.store import schedule as schedule_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
 from tests.clock import FakeClock
@@ -351,6 +352,28 @@ async def test_a_citizens_place_counts_once_its_code_comes_back(
     assert proved.entry.verified_at is not None and proved.code is None
     await cancel(pool, settings, clock, booked)
     assert (await entry(pool, receipt.entry_id))["outcome"] == "offered"
+
+
+async def test_the_code_sms_of_a_place_on_the_list_counts_in_the_offices_statistics(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    by_sms = RawDetails(
+        name="Nadia Ait", phone="+33612345678", email="nadia@example.org", language="fr"
+    )
+    receipt = await join(pool, settings, clock, 1, [WED], actor=CITIZEN, details=by_sms)
+    assert receipt.pending
+    kept = await send_codes(pool, settings, clock)
+    [(to, _)] = kept.sms
+    assert to == "+33612345678"
+    async with pool.acquire() as conn:
+        segments = await conn.fetchval(
+            "SELECT segments FROM outbox WHERE draw_entry_id = $1 AND channel = 'sms'",
+            receipt.entry_id,
+        )
+        week = (clock() - timedelta(days=1), clock() + timedelta(days=1))
+        assert segments >= 1
+        assert await schedule_store.sms_segments_sent(conn, OFFICE, *week) == segments
+        assert await schedule_store.sms_segments_sent(conn, "consulate-brussels", *week) == 0
 
 
 async def test_holds_expiring_and_office_cancellations_free_seats_for_the_list_too(
