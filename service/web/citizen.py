@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiohttp_jinja2
 import asyncpg
@@ -1174,6 +1174,59 @@ def code_step_context(
         "problem": problem,
         "sent": request.query.get("sent") == "1",
     }
+
+
+class ShowCodeStep(Protocol):
+    """The page of a code step, read again, with what went wrong."""
+
+    async def __call__(
+        self,
+        *,
+        field_errors: dict[str, str] | None = None,
+        problem: str | None = None,
+        status: int = 200,
+    ) -> web.Response: ...
+
+
+def shown_again(
+    request: web.Request,
+    read: Callable[[web.Request], Awaitable[Any]],
+    page: Callable[..., web.Response],
+) -> ShowCodeStep:
+    """A code step's page (`page(request, what, ...)`) made from what `read`
+    reads again: the refusal may have changed it (a code used up, a place
+    ended)."""
+
+    async def show(
+        *, field_errors: dict[str, str] | None = None, problem: str | None = None,
+        status: int = 200,
+    ) -> web.Response:  # fmt: skip
+        return page(
+            request, await read(request), field_errors=field_errors, problem=problem,
+            status=status,
+        )  # fmt: skip
+
+    return show
+
+
+async def code_step_answer(
+    attempt: Awaitable[object], show: ShowCodeStep, language: str, done: str
+) -> web.Response:
+    """A draw request's or a mobile-day alert's code step answered (a code
+    sent back, or another one asked for): on to `done`, or its page again
+    with a wrong code on its field (422), too many asks (429, with
+    Retry-After) or the refusal (409)."""
+    try:
+        await attempt
+    except errors.ValidationFailed as failed:
+        return await show(field_errors=dict(failed.fields), status=422)
+    except errors.TooManyRequests as refusal:
+        response = await show(problem=refusal_text(language, refusal), status=429)
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
+    except errors.Conflict as refusal:
+        return await show(problem=refusal_text(language, refusal), status=409)
+    see_other(done, private=True)
 
 
 def _expired_page(

@@ -406,19 +406,17 @@ async def request_code(request: web.Request) -> web.Response:
     req = await _request(request)
     form = await request.post()
     settings = request.app[SETTINGS_KEY]
-    try:
-        await draw.verify_request(
-            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
-            citizen.form_text(form, "code"), settings.secret_key, request.app[CLOCK_KEY](),
-        )  # fmt: skip
-    except errors.ValidationFailed as failed:
-        return _receipt_page(request, req, field_errors=dict(failed.fields), status=422)
-    except errors.Conflict as refusal:
-        language = _request_language(request, req)
-        return _receipt_page(
-            request, await _request(request), problem=refusal_text(language, refusal), status=409
-        )
-    see_other(draw.receipt_url(req.entry.id, request.match_info["token"]), private=True)
+    token = request.match_info["token"]
+    attempt = draw.verify_request(
+        request.app[POOL_KEY], req.entry.id, token, citizen.form_text(form, "code"),
+        settings.secret_key, request.app[CLOCK_KEY](),
+    )  # fmt: skip
+    return await citizen.code_step_answer(
+        attempt,
+        citizen.shown_again(request, _request, _receipt_page),
+        _request_language(request, req),
+        draw.receipt_url(req.entry.id, token),
+    )  # fmt: skip
 
 
 @routes.post("/r/{entry}/{token}/code/resend")
@@ -426,25 +424,17 @@ async def request_code_resend(request: web.Request) -> web.Response:
     await limits.check(request, "resend")
     req = await _request(request)
     settings = request.app[SETTINGS_KEY]
-    base = draw.receipt_url(req.entry.id, request.match_info["token"])
-    try:
-        await draw.resend_request_code(
-            request.app[POOL_KEY], req.entry.id, request.match_info["token"],
-            settings.secret_key, request.app[CLOCK_KEY](), bookings.Rules.of(settings),
-        )  # fmt: skip
-    except errors.TooManyRequests as refusal:
-        response = _receipt_page(
-            request, req, problem=refusal_text(_request_language(request, req), refusal),
-            status=429,
-        )  # fmt: skip
-        response.headers["Retry-After"] = str(refusal.retry_after)
-        return response
-    except errors.Conflict as refusal:
-        return _receipt_page(
-            request, await _request(request),
-            problem=refusal_text(_request_language(request, req), refusal), status=409,
-        )  # fmt: skip
-    see_other(f"{base}?sent=1", private=True)
+    token = request.match_info["token"]
+    attempt = draw.resend_request_code(
+        request.app[POOL_KEY], req.entry.id, token, settings.secret_key,
+        request.app[CLOCK_KEY](), bookings.Rules.of(settings),
+    )  # fmt: skip
+    return await citizen.code_step_answer(
+        attempt,
+        citizen.shown_again(request, _request, _receipt_page),
+        _request_language(request, req),
+        f"{draw.receipt_url(req.entry.id, token)}?sent=1",
+    )  # fmt: skip
 
 
 _NOTICES = {"channel": citizen.CHANNEL_SAVED}

@@ -20,7 +20,7 @@ from service.domain.mobile_alerts import FORM_FIELDS, subscription_url
 from service.places import loaded
 from service.store import offices as office_store
 from service.web import citizen, i18n, limits
-from service.web.citizen import form_text, render, see_other
+from service.web.citizen import code_step_answer, form_text, render, see_other, shown_again
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.templating import explicit_language, languages_in_order, request_language
@@ -171,20 +171,17 @@ async def subscription_code(request: web.Request) -> web.Response:
     page = await _subscription(request)
     form = await request.post()
     settings = request.app[SETTINGS_KEY]
-    try:
-        await mobile_alerts.verify(
-            request.app[POOL_KEY], page.subscription.id, request.match_info["token"],
-            form_text(form, "code"), secret_key=settings.secret_key,
-            now=request.app[CLOCK_KEY](), days=settings.mobile_alert_days,
-        )  # fmt: skip
-    except errors.ValidationFailed as failed:
-        return _page(request, await _subscription(request), field_errors=dict(failed.fields),
-                     status=422)  # fmt: skip
-    except errors.Conflict as refusal:
-        language = _language(request, page)
-        return _page(request, await _subscription(request),
-                     problem=refusal_text(language, refusal), status=409)  # fmt: skip
-    see_other(_base(request), private=True)
+    attempt = mobile_alerts.verify(
+        request.app[POOL_KEY], page.subscription.id, request.match_info["token"],
+        form_text(form, "code"), secret_key=settings.secret_key,
+        now=request.app[CLOCK_KEY](), days=settings.mobile_alert_days,
+    )  # fmt: skip
+    return await code_step_answer(
+        attempt,
+        shown_again(request, _subscription, _page),
+        _language(request, page),
+        _base(request),
+    )
 
 
 @routes.post("/m/{id}/{token}/code/resend")
@@ -192,21 +189,17 @@ async def subscription_resend(request: web.Request) -> web.Response:
     await limits.check(request, "resend")
     page = await _subscription(request)
     settings = request.app[SETTINGS_KEY]
-    language = _language(request, page)
-    try:
-        await mobile_alerts.resend(
-            request.app[POOL_KEY], page.subscription.id, request.match_info["token"],
-            secret_key=settings.secret_key, now=request.app[CLOCK_KEY](),
-            rules=bookings.Rules.of(settings),
-        )  # fmt: skip
-    except errors.TooManyRequests as refusal:
-        response = _page(request, page, problem=refusal_text(language, refusal), status=429)
-        response.headers["Retry-After"] = str(refusal.retry_after)
-        return response
-    except errors.Conflict as refusal:
-        return _page(request, await _subscription(request),
-                     problem=refusal_text(language, refusal), status=409)  # fmt: skip
-    see_other(f"{_base(request)}?sent=1", private=True)
+    attempt = mobile_alerts.resend(
+        request.app[POOL_KEY], page.subscription.id, request.match_info["token"],
+        secret_key=settings.secret_key, now=request.app[CLOCK_KEY](),
+        rules=bookings.Rules.of(settings),
+    )  # fmt: skip
+    return await code_step_answer(
+        attempt,
+        shown_again(request, _subscription, _page),
+        _language(request, page),
+        f"{_base(request)}?sent=1",
+    )
 
 
 async def _change(request: web.Request, action: str) -> web.Response:

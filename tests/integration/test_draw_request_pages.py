@@ -83,6 +83,10 @@ async def test_a_request_through_the_code_step_to_the_receipt_then_withdrawn(
     page = await (await app_client.get(link)).text()
     assert "+33 6 12 34 56 78" in page and entry_id in page
     assert {"fr": "Saisissez le code", "ar": "أدخل الرمز"}[lang] in page
+    # Another code asked for at once: the code step says when, with Retry-After.
+    resp = await app_client.post(f"{link}/code/resend", data={"_csrf": hidden(page, "_csrf")})
+    assert resp.status == 429 and resp.headers["Retry-After"] == "60"
+    assert {"fr": "Saisissez le code", "ar": "أدخل الرمز"}[lang] in await resp.text()
     code = await code_for(pool, settings, clock, "+33612345678")
     resp = await app_client.post(
         f"{link}/code", data={"_csrf": hidden(page, "_csrf"), "code": "12"}
@@ -95,6 +99,9 @@ async def test_a_request_through_the_code_step_to_the_receipt_then_withdrawn(
     assert resp.status == 303 and resp.headers["Location"] == link
     receipt = await (await app_client.get(link)).text()
     assert entry_id in receipt and seed_hash in receipt
+    # Proved, there is no code to send again: the receipt says so (409).
+    resp = await app_client.post(f"{link}/code/resend", data={"_csrf": hidden(page, "_csrf")})
+    assert resp.status == 409 and entry_id in await resp.text()
     assert {"fr": "Votre demande est dans le tirage au sort", "ar": "طلبكم في القرعة"}[
         lang
     ] in receipt
