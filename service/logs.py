@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from service.domain.fields import REQUEST_ID_MAX
+from service.logsafe import exception_summary
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("mawid_request_id", default=None)
 FORMATS = ("text", "json")
@@ -69,6 +70,18 @@ class RequestIdFilter(logging.Filter):
 
 # A JSON string (quotes included) as JSONEncoder(ensure_ascii=False) writes it.
 _text = json.encoder.encode_basestring
+
+
+class ExceptionSummaryFilter(logging.Filter):
+    """An exception logged by any library keeps its type and frames only
+    (service.logsafe): aiohttp's message for a request line it could not
+    read quotes that line, manage token included; drivers quote key values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatters write exc_text, once set, instead of the exception.
+            record.exc_text = exception_summary(record.exc_info[1])
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -127,7 +140,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         more: dict[str, str] = {}
         if record.exc_info:
-            more["exception"] = self.formatException(record.exc_info)
+            more["exception"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:
             more["stack"] = self.formatStack(record.stack_info)
         return self.line(
@@ -146,6 +159,7 @@ def handler(log_format: str, stream: IO[str] | None = None) -> logging.Handler:
     out = logging.StreamHandler(stream or sys.stderr)
     out.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     out.addFilter(RequestIdFilter())
+    out.addFilter(ExceptionSummaryFilter())
     return out
 
 

@@ -25,7 +25,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from service.logs import JsonFormatter, RequestIdFilter, current_request_id
+from service.logs import (
+    ExceptionSummaryFilter,
+    JsonFormatter,
+    RequestIdFilter,
+    current_request_id,
+)
 
 FLUSH_EVERY = 0.25  # seconds a line waits at most
 FLUSH_AT = 512  # lines that are written at once, without waiting
@@ -34,8 +39,10 @@ _FORMAT = "%s %s %s %.1fms"
 
 
 def route_pattern(request: web.BaseRequest) -> str:
-    if isinstance(request, web.Request):
-        resource = request.match_info.route.resource
+    # A request line aiohttp could not read reaches the log unrouted: its
+    # Request has no match_info, and asking for it fails.
+    if isinstance(request, web.Request) and request._match_info is not None:
+        resource = request._match_info.route.resource
         if resource is not None:
             return resource.canonical
     return "-"
@@ -115,11 +122,12 @@ def _handlers(logger: logging.Logger) -> list[logging.Handler]:
 
 def _plain_json(handler: logging.Handler) -> bool:
     """A stream of JSON lines (service.logs.handler in production), whose
-    only filter gives records their request id, which access lines have."""
+    filters give records their request id, which access lines have, and
+    shorten exceptions, which access lines never carry."""
     return (
         type(handler) is logging.StreamHandler
         and isinstance(handler.formatter, JsonFormatter)
-        and all(isinstance(f, RequestIdFilter) for f in handler.filters)
+        and all(isinstance(f, RequestIdFilter | ExceptionSummaryFilter) for f in handler.filters)
     )
 
 
@@ -162,7 +170,9 @@ ACCESS_LINES_KEY = web.AppKey("access_lines", AccessLines)
 class SafeAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = route_pattern(request)
-        lines = request.app.get(ACCESS_LINES_KEY) if isinstance(request, web.Request) else None
+        lines = None
+        if isinstance(request, web.Request) and request._match_info is not None:
+            lines = request.app.get(ACCESS_LINES_KEY)
         if lines is None:
             # A request that never reached the app (unreadable HTTP): as it comes.
             self.logger.info(

@@ -104,7 +104,7 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
     else:
         title = _TITLES.get(refusal.status, _OTHER_TITLE)
         message = refusal_text(language, refusal)
-    office = request.path.startswith("/office/")
+    office = request.path == "/office" or request.path.startswith("/office/")
     context = {
         # Given here: a refusal from a middleware (the CSRF check) comes
         # before aiohttp_jinja2's context processors have run.

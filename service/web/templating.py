@@ -90,7 +90,7 @@ def remember_choice(request: web.Request, response: web.StreamResponse) -> None:
 # Paths that never render a page: no language, no template context for them
 # (the context's language links alone cost a /healthz a fifth of its rate).
 _STATIC = STATIC_PREFIX + "/"
-NOT_PAGES = ("/api/", "/webhooks/", _STATIC, "/healthz", "/readyz")
+NOT_PAGES = ("/api/", "/webhooks/", _STATIC, "/healthz", "/readyz", "/metrics")
 
 
 def is_page(path: str) -> bool:
@@ -115,7 +115,12 @@ def leave_page(request: web.Request, response: web.StreamResponse, language: str
 
 
 def static_answer(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith(_STATIC) and "v" in request.query:
+    if (
+        request.path.startswith(_STATIC)
+        and "v" in request.query
+        # A file that is not there answers 404 only once it is sent: not kept.
+        and request.app[ASSET_VERSIONS_KEY].get(request.path.removeprefix(_STATIC)) is not None
+    ):
         # Versioned URLs never change content, so phones on slow links fetch each once.
         response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
 
@@ -163,7 +168,7 @@ def language_context(
         {
             "code": code,
             "name": i18n.LANGUAGE_NAMES[code],
-            "url": str(request.rel_url.update_query({i18n.LANG_QUERY: code})),
+            "url": _on_this_site(str(request.rel_url.update_query({i18n.LANG_QUERY: code}))),
             "current": code == language,
         }
         for code in languages_in_order(offered)
@@ -173,6 +178,13 @@ def language_context(
         "dir": i18n.text_direction(language),
         "language_links": links,
     }
+
+
+def _on_this_site(url: str) -> str:
+    # An address no route knows may start with two slashes, or a slash and a
+    # backslash, then a host name, which a browser follows to another site:
+    # the 404 page's language links keep one slash.
+    return "/" + url.lstrip("/\\")
 
 
 def explicit_language(request: web.Request) -> bool:

@@ -388,6 +388,22 @@ async def test_an_address_no_route_knows_is_the_sites_404_page_in_the_readers_la
     # The API's stays JSON.
     resp = await app_client.get("/api/v1/nowhere", headers={"Accept-Language": "ar"})
     assert resp.status == 404 and (await resp.json())["error"] == "not_found"
+    # An address made to look like another site's: its language links stay here.
+    assert app_client.server.port is not None
+    for path in ("//evil.example/phish", "/\\evil.example/phish", "///evil.example/x"):
+        # Sent as written: a client library would take the first two for a host.
+        reader, writer = await asyncio.open_connection("127.0.0.1", app_client.server.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = (await reader.read()).decode()
+        writer.close()
+        assert answer.startswith("HTTP/1.1 404"), path
+        links = re.findall(r'href="([^"]*lang=[^"]*)"', answer)
+        assert links and all(
+            link.startswith("/") and not link.startswith(("//", "/\\")) for link in links
+        ), links
+    # The office side's points home to the office pages.
+    page = await (await app_client.get("/office")).text()
+    assert 'href="/office/"' in page
 
 
 async def test_cancel_after_start_is_refused(

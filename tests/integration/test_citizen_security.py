@@ -39,6 +39,10 @@ async def test_versioned_static_files_are_cached_for_long(app_client: Client) ->
     resp = await app_client.get(href.group(1))
     assert resp.status == 200
     assert "immutable" in resp.headers["Cache-Control"]
+    # A file that is not there is not kept by anyone.
+    resp = await app_client.get("/static/nothing.css?v=1")
+    assert resp.status == 404
+    assert "immutable" not in resp.headers.get("Cache-Control", "")
 
 
 async def test_csrf_cookie_is_httponly_lax_and_not_secure_in_test(app_client: Client) -> None:

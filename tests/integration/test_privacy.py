@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
 from typing import Any
 
@@ -10,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from service import logs
 from service.app import create_app
 from service.config import Settings
 from service.web.accesslog import access_lines
@@ -113,3 +117,37 @@ async def test_unexpected_errors_are_logged_without_their_message(
     logged = everything_logged(caplog)
     assert "RuntimeError" in logged and path in logged, "the failure itself is logged"
     assert EMAIL not in logged
+
+
+async def test_an_unreadable_request_line_is_logged_without_its_address(
+    app_client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    # A manage link with a byte no text has: aiohttp cannot read the line,
+    # and its own error message quotes it, token and all.
+    stream = io.StringIO()
+    handler = logs.handler("json", stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        assert app_client.server.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", app_client.server.port)
+        writer.write(b"GET /b/PAR-ABC123/secret-manage-token\xff/code HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await reader.read(4096)
+        writer.close()
+        await writer.wait_closed()
+        access_lines(app_client.app).flush()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    text = stream.getvalue()
+    assert "secret-manage-token" not in text and "PAR-ABC123" not in text
+    # One access line, unrouted, and no error of our own logging.
+    assert [x["message"] for x in lines if x["logger"] == "aiohttp.access"] == [
+        next(x["message"] for x in lines if x["logger"] == "aiohttp.access")
+    ]
+    assert any(" - 400 " in x["message"] for x in lines), lines
+    assert "AssertionError" not in text

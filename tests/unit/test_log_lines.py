@@ -7,6 +7,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,27 @@ def test_a_json_line_carries_the_request_id_of_its_scope() -> None:
 def test_an_exception_stays_inside_its_one_json_line() -> None:
     [line] = emit("json", "failed", exc=True).splitlines()
     assert "ValueError" in json.loads(line)["exception"]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_an_exception_keeps_its_type_and_frames_never_its_message(log_format: str) -> None:
+    # aiohttp's message for an unreadable request line quotes the line, token and all.
+    logger = logging.getLogger("aiohttp.server")
+    stream = io.StringIO()
+    handler = logs.handler(log_format, stream)
+    logger.addHandler(handler)
+    request_line = "GET /b/{}/{} HTTP/1.1".format("PAR-ABC123", "secret-manage-token")
+    try:
+        try:
+            raise ValueError(request_line)
+        except ValueError:
+            logger.exception("Error handling request")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "Error handling request" in text and "builtins.ValueError" in text
+    assert "test_an_exception_keeps_its_type" in text  # its frames
+    assert "secret-manage-token" not in text and "PAR-ABC123" not in text
 
 
 def test_text_lines_name_the_request_too() -> None:
