@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 from typing import Any
 
@@ -13,12 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from service import logs
 from service.app import create_app
 from service.config import Settings
 from service.web.accesslog import access_lines
 from tests.clock import FakeClock
 from tests.codesink import code_for
+from tests.integration.test_observability import lines, logged_as_json
 
 NAME = "Zineb Benjelloun-Privacy"
 PHONE_RAW = "06 98 76 54 32"
@@ -124,13 +123,7 @@ async def test_an_unreadable_request_line_is_logged_without_its_address(
 ) -> None:
     # A manage link with a byte no text has: aiohttp cannot read the line,
     # and its own error message quotes it, token and all.
-    stream = io.StringIO()
-    handler = logs.handler("json", stream)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with logged_as_json(io.StringIO()) as stream:
         assert app_client.server.port is not None
         reader, writer = await asyncio.open_connection("127.0.0.1", app_client.server.port)
         writer.write(b"GET /b/PAR-ABC123/secret-manage-token\xff/code HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -138,16 +131,11 @@ async def test_an_unreadable_request_line_is_logged_without_its_address(
         writer.close()
         await writer.wait_closed()
         access_lines(app_client.app).flush()
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
     assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    logged = lines(stream)
     text = stream.getvalue()
     assert "secret-manage-token" not in text and "PAR-ABC123" not in text
     # One access line, unrouted, and no error of our own logging.
-    assert [x["message"] for x in lines if x["logger"] == "aiohttp.access"] == [
-        next(x["message"] for x in lines if x["logger"] == "aiohttp.access")
-    ]
-    assert any(" - 400 " in x["message"] for x in lines), lines
+    [access] = [x["message"] for x in logged if x["logger"] == "aiohttp.access"]
+    assert " - 400 " in access
     assert "AssertionError" not in text
