@@ -128,44 +128,57 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
 
 def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResponse:
     """What an exception out of a handler (or out of the checks before it)
-    answers: every refusal here; under /api/ aiohttp's own errors too, which
-    pages leave to aiohttp (re-raised). Postgres not answering is a 503
-    (logged once per outage, service.web.outage); anything else is logged
-    safely and answered 500."""
+    answers: every refusal, and aiohttp's own (no route, too large, method
+    not allowed), as JSON under /api/ and as the site's page elsewhere, in
+    the reader's language. Postgres not answering is a 503 (logged once per
+    outage, service.web.outage); anything else is logged safely and
+    answered 500 the same way. A redirect goes on as it is."""
+    headers: dict[str, str] = {}
     if isinstance(exc, errors.Refusal):
-        return refusal_json(request, exc) if api else refusal_page(request, exc)
-    if isinstance(exc, web.HTTPException):
-        if api:
-            return _api_http_error(request, exc)
-        if isinstance(exc, web.HTTPNotFound):
-            # An address no route knows: the site's own page, in the
-            # reader's language, rather than aiohttp's plain text.
-            return refusal_page(request, errors.NotFound())
-        raise exc
-    if unavailable(exc):
+        refusal = exc
+    elif isinstance(exc, web.HTTPException):
+        said = _as_refusal(exc)
+        if said is None:
+            raise exc
+        refusal, headers = said
+    elif unavailable(exc):
         request.app[OUTAGE_KEY].noticed(exc)
-        outage = errors.database_unavailable()
-        return refusal_json(request, outage) if api else refusal_page(request, outage)
-    _log_unexpected(request, exc)
-    if api:
-        return error_response(request, 500, "internal", N_("Something went wrong on our side."))
-    raise web.HTTPInternalServerError() from None
+        refusal = errors.database_unavailable()
+    else:
+        _log_unexpected(request, exc)
+        refusal = _Failed("internal", N_("Something went wrong on our side."))
+    response = refusal_json(request, refusal) if api else refusal_page(request, refusal)
+    response.headers.update(headers)
+    return response
 
 
-def _api_http_error(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return error_response(
-            request, 413, "too_large", N_("The request body is larger than 64 KiB.")
-        )
+class _Failed(errors.Refusal):
+    """Our own failure, answered like a refusal: in the reader's language, in
+    the site's layout on a page, rather than aiohttp's English plain text."""
+
+    status = 500
+
+
+class _TooLarge(errors.Refusal):
+    status = 413
+
+
+class _MethodNotAllowed(errors.Refusal):
+    status = 405
+
+
+def _as_refusal(exc: web.HTTPException) -> tuple[errors.Refusal, dict[str, str]] | None:
+    """aiohttp's own refusals (no route, a body over client_max_size, a
+    method the resource lacks) said as ours, with the headers they need."""
     if isinstance(exc, web.HTTPNotFound):
-        return error_response(request, 404, "not_found", N_("Not found."))
+        return errors.NotFound(), {}
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return _TooLarge("too_large", N_("The request body is larger than 64 KiB.")), {}
     if isinstance(exc, web.HTTPMethodNotAllowed):
         # RFC 9110: a 405 names the methods the resource has.
         allow = ", ".join(sorted(exc.allowed_methods))
-        return error_response(
-            request, 405, "method_not_allowed", N_("Method not allowed."), headers={"Allow": allow}
-        )
-    raise exc
+        return _MethodNotAllowed("method_not_allowed", N_("Method not allowed.")), {"Allow": allow}
+    return None
 
 
 def _log_unexpected(request: web.Request, exc: Exception) -> None:

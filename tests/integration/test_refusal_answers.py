@@ -3,17 +3,20 @@ site's layout elsewhere (service.web.errors), whatever raised them."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime
 
 import asyncpg
 import pytest
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
 
+from service.app import create_app
 from service.config import Settings
 from service.office import accounts
 from service.store import staff as staff_store
+from service.web.i18n import gettext
 from tests.clock import FakeClock
 
 Client = TestClient  # type: ignore[type-arg]
@@ -203,3 +206,48 @@ async def test_a_form_without_its_csrf_token_gets_a_page_in_the_layout(
     assert r.status == 403
     assert _speaks(page, language)
     assert TEXTS[language]["form_expired"] in page
+
+
+def _said(language: str, message: str) -> str:
+    """`message` in `language`, proven translated (not the English source)."""
+    text = gettext(language, message)
+    assert text != message, (language, message)
+    return text
+
+
+def _shown(page: str) -> str:
+    """The page's text as read: without tags (Latin runs sit in <bdi>)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_aiohttps_own_refusals_on_a_page_get_the_sites_page_in_the_readers_language(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock, language: str
+) -> None:
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = create_app(settings, pool=pool, clock=clock)
+    app.router.add_get("/boom", boom)
+    heard = {"Accept-Language": language}
+    async with TestClient(TestServer(app)) as client:
+        # A method no page has (OPTIONS passes the CSRF check: it is safe).
+        r = await client.options("/offices/consulate-paris/passport", headers=heard)
+        assert r.status == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+        page = await r.text()
+        assert _speaks(page, language) and '<header class="site">' in page
+        assert _said(language, "Method not allowed.") in _shown(page)
+        # A form larger than any of ours: refused before the handler.
+        r = await client.post(
+            "/offices/consulate-paris/passport/book", data={"name": "x" * 70_000}, headers=heard
+        )
+        assert r.status == 413 and _speaks(page := await r.text(), language)
+        assert _said(language, "The request body is larger than 64 KiB.") in _shown(page)
+        # A failure of ours: logged (test_privacy), answered in the layout too.
+        r = await client.get("/boom", headers=heard)
+        assert r.status == 500 and _speaks(page := await r.text(), language)
+        assert _said(language, "Something went wrong on our side.") in _shown(page)
+        assert r.headers["Content-Language"] == language and r.headers["X-Request-Id"]
+        assert "a bug" not in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM bookings") == 0
