@@ -17,11 +17,11 @@ modules as plain functions; this module only orders them.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
-from service.logs import REQUEST_ID, accepted_request_id
+from service.logs import REQUEST_ID, accepted_request_id, current_request_id, new_request_id
 from service.web import errors, inputs, security, templating
 from service.web.accesslog import route_pattern
 from service.web.keys import METRICS_KEY
@@ -46,19 +46,30 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         except Exception as exc:
             response = errors.answer(request, exc, api=request.path.startswith("/api/"))
         status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
-        security.add_security_headers(response.headers)
+        if not response.prepared:
+            _add_headers(response.headers, request_id)
         return response
     except web.HTTPException as answered:
-        # A redirect, or aiohttp's own 404 and 405 on a page.
+        # A redirect, or another answer of aiohttp's that errors.answer leaves be.
         status = answered.status
-        answered.headers[REQUEST_ID_HEADER] = request_id
-        security.add_security_headers(answered.headers)
+        _add_headers(answered.headers, request_id)
         raise
     finally:
         request.app[METRICS_KEY].http_answered(
             request.method, route_pattern(request), status, time.perf_counter() - started
         )
+
+
+async def prepare_stream(request: web.Request, response: web.StreamResponse) -> None:
+    """Sends a streamed answer's headers (Server-Sent Events): sent before
+    this middleware sees the answer, they get its own headers here."""
+    _add_headers(response.headers, current_request_id() or new_request_id())
+    await response.prepare(request)
+
+
+def _add_headers(headers: MutableMapping[str, str], request_id: str) -> None:
+    headers[REQUEST_ID_HEADER] = request_id
+    security.add_security_headers(headers)
 
 
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:

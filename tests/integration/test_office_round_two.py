@@ -27,6 +27,7 @@ from service.domain.staff import Role, StaffMember
 from service.domain.validation import RawDetails
 from service.office.queue import call_next
 from service.store.audit import Actor
+from service.web.security import CONTENT_SECURITY_POLICY
 from tests.clock import FakeClock
 from tests.fixtures.app import any_document, prove_contacts
 from tests.fixtures.office import (
@@ -148,9 +149,12 @@ async def test_agents_call_the_next_citizen_and_the_display_shows_it(
     assert '<option value="2" selected>' in page  # the agent's counter, kept
 
     # The public display: no sign-in, references and counters, no names.
-    display = await app_client.get("/office/consulate-paris/display")
+    display = await app_client.get(
+        "/office/consulate-paris/display", headers={"Accept-Language": "es"}
+    )
     board = await display.text()
     assert display.status == 200
+    assert display.headers["Content-Language"] == "fr, ar", "the board's, not the reader's"
     assert f'<p class="ref"><bdi>{first.reference}</bdi></p>' in board
     assert '<span class="num">2</span>' in board
     assert '<span lang="fr">Appel en cours</span> <span lang="ar" dir="rtl">' in board
@@ -242,6 +246,10 @@ async def test_the_call_api_and_the_live_display(
     await agent.login(AGENT)
     events = await app_client.get("/office/consulate-paris/display/events")
     assert events.headers["Content-Type"] == "text/event-stream"
+    # Sent before the middleware sees the answer, with its headers all the same.
+    assert re.fullmatch(r"[0-9a-f]{32}", events.headers["X-Request-Id"])
+    assert events.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert events.headers["X-Content-Type-Options"] == "nosniff"
 
     async def next_board() -> str:
         while True:

@@ -26,6 +26,7 @@ from service.domain.errors import N_
 from service.domain.staff import Permission
 from service.office.common import office_or_404
 from service.office.queue import WaitingRoom, call_next, waiting_room
+from service.web.front import prepare_stream
 from service.web.i18n import gettext, time_short
 from service.web.inputs import json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY
@@ -90,6 +91,8 @@ async def display_page(request: web.Request) -> web.Response:
     }
     response = aiohttp_jinja2.render_template("office/display.html", request, context)
     response.headers["Cache-Control"] = "no-store"
+    # The board speaks both, whatever the reader's language.
+    response.headers["Content-Language"] = ", ".join(DISPLAY_LANGUAGES)
     return response
 
 
@@ -108,7 +111,7 @@ async def display_events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
+    await prepare_stream(request, response)
     last = ""
     with contextlib.suppress(ConnectionResetError):
         await response.write(f"retry: {int(POLL_SECONDS * 1000)}\n\n".encode())
