@@ -43,6 +43,7 @@ from babel.dates import get_day_names
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
+from service.domain.errors import NotFound
 from service.domain.models import LANGUAGES, Office, Slot
 from service.web import i18n
 from service.web.keys import SETTINGS_KEY
@@ -115,14 +116,17 @@ def leave_page(request: web.Request, response: web.StreamResponse, language: str
 
 
 def static_answer(request: web.Request, response: web.StreamResponse) -> None:
-    if (
-        request.path.startswith(_STATIC)
-        and "v" in request.query
-        # A file that is not there answers 404 only once it is sent: not kept.
-        and request.app[ASSET_VERSIONS_KEY].get(request.path.removeprefix(_STATIC)) is not None
-    ):
-        # Versioned URLs never change content, so phones on slow links fetch each once.
-        response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+    if not request.path.startswith(_STATIC):
+        return
+    name = request.path.removeprefix(_STATIC)
+    if request.app[ASSET_VERSIONS_KEY].get(name) is not None:
+        if "v" in request.query:
+            # Versioned URLs never change content, so phones on slow links fetch each once.
+            response.headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+    elif isinstance(response, web.FileResponse) and not (STATIC_DIR / name).is_file():
+        # aiohttp finds a file missing only once it sends the answer, after the
+        # metrics have counted it 200: said here, it is the site's 404.
+        raise NotFound()
 
 
 class _PageContext(Mapping[str, Any]):

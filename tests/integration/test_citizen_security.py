@@ -9,7 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.config import Settings
+from service.web.keys import METRICS_KEY
 from service.web.security import CSRF_COOKIE, set_cookie
+from tests.integration.test_observability import sample
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -40,9 +42,17 @@ async def test_versioned_static_files_are_cached_for_long(app_client: Client) ->
     assert resp.status == 200
     assert "immutable" in resp.headers["Cache-Control"]
     # A file that is not there is not kept by anyone.
-    resp = await app_client.get("/static/nothing.css?v=1")
-    assert resp.status == 404
-    assert "immutable" not in resp.headers.get("Cache-Control", "")
+    for missing in ("/static/nothing.css?v=1", "/static/nothing.css"):
+        resp = await app_client.get(missing)
+        assert resp.status == 404
+        assert "immutable" not in resp.headers.get("Cache-Control", "")
+        assert '<header class="site">' in await resp.text(), "the site's own 404"
+    # Counted as what they were, not as the 200 aiohttp had not yet turned into 404.
+    counted = app_client.app[METRICS_KEY].exposition().decode()
+    assert (
+        sample(counted, "mawid_http_requests_total", method="GET", route="/static", status="404")
+        == 2
+    )
 
 
 async def test_csrf_cookie_is_httponly_lax_and_not_secure_in_test(app_client: Client) -> None:
