@@ -184,8 +184,6 @@ async def bookings_made(
     return count
 
 
-# An office's messages: its bookings', and its draw requests' (their codes
-# and "not served" messages).
 # An office's messages: its bookings', its draw requests' and waiting-list
 # places', and its mobile-day alerts' (codes and announcements).
 _OFFICE_MESSAGES = """FROM outbox o

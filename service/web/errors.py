@@ -146,25 +146,20 @@ def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResp
         refusal = errors.database_unavailable()
     else:
         _log_unexpected(request, exc)
-        refusal = _Failed("internal", N_("Something went wrong on our side."))
+        refusal = _Said(500, "internal", N_("Something went wrong on our side."))
     response = refusal_json(request, refusal) if api else refusal_page(request, refusal)
     response.headers.update(headers)
     return response
 
 
-class _Failed(errors.Refusal):
-    """Our own failure, answered like a refusal: in the reader's language, in
-    the site's layout on a page, rather than aiohttp's English plain text."""
+class _Said(errors.Refusal):
+    """aiohttp's own refusals and our own failure, answered as refusals are:
+    in the reader's language, in the site's layout on a page, rather than
+    aiohttp's English plain text."""
 
-    status = 500
-
-
-class _TooLarge(errors.Refusal):
-    status = 413
-
-
-class _MethodNotAllowed(errors.Refusal):
-    status = 405
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.status = status
 
 
 def _as_refusal(exc: web.HTTPException) -> tuple[errors.Refusal, dict[str, str]] | None:
@@ -173,11 +168,11 @@ def _as_refusal(exc: web.HTTPException) -> tuple[errors.Refusal, dict[str, str]]
     if isinstance(exc, web.HTTPNotFound):
         return errors.NotFound(), {}
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return _TooLarge("too_large", N_("The request body is larger than 64 KiB.")), {}
+        return _Said(413, "too_large", N_("The request body is larger than 64 KiB.")), {}
     if isinstance(exc, web.HTTPMethodNotAllowed):
         # RFC 9110: a 405 names the methods the resource has.
         allow = ", ".join(sorted(exc.allowed_methods))
-        return _MethodNotAllowed("method_not_allowed", N_("Method not allowed.")), {"Allow": allow}
+        return _Said(405, "method_not_allowed", N_("Method not allowed.")), {"Allow": allow}
     return None
 
 

@@ -198,9 +198,6 @@ class ReadCache:
 
     # ------------------------------------------------------------ reading
 
-    def _fresh(self, at: datetime) -> bool:
-        return self._fresh_at_age(self._clock() - at)
-
     def _fresh_at_age(self, age: timedelta) -> bool:
         # A clock set back counts as stale too.
         return self.listening and _NO_TIME <= age <= self._max_age
@@ -319,11 +316,12 @@ class ReadCache:
         wanted = [first + timedelta(days=n) for n in range(count)]
         found: dict[date, SlotDay] = {}
         aging: list[date] = []
+        now = self._clock()
         for day in wanted:
             entry = kept.get((service_id, day, mobile_day_id))
-            if entry is not None and self._fresh(entry.at):
+            if entry is not None and self._fresh_at_age(age := now - entry.at):
                 found[day] = entry.value
-                if self._clock() - entry.at > self._half_age:
+                if age > self._half_age:
                     aging.append(day)
                 else:
                     _used(entry.at)
