@@ -4,11 +4,15 @@ One run, one machine state: embedded Postgres and Redis with the demo data,
 `mawid serve` in a subprocess, and a bare aiohttp app (same number of
 processes) answering the same availability JSON from memory. Then, one after
 the other, each request is loaded for the same time with the same
-connections: the bare handler, /healthz, / (office list), the availability
-API for 7 days, the week page. Only 200 answers are counted. Prints req/s,
-the ratio to the bare handler, and p50/p99 latency; and the server's CPU
-time per answer with the bare handler's divided by it, a steadier ratio on
-a shared machine (the load generator takes a core, the neighbours more).
+connections: /healthz, / (office list), the availability API for 7 days,
+the week page, each right after a run of the bare handler of its own. Only
+200 answers are counted. Prints req/s, the ratio to the bare handler, and
+p50/p99 latency; and the server's CPU time per answer with the bare
+handler's divided by it, a steadier ratio on a shared machine (the load
+generator takes a core, the neighbours more). Each ratio is the median over
+the rounds of a request's run against the bare run just before it: the
+machine's speed drifts by a third within a minute here, and a bare figure
+from minutes earlier moved a ratio by ±0.1.
 
     .venv/bin/python bench/read_path.py                 # wrk if installed
     .venv/bin/python bench/read_path.py --processes 2 --duration 10
@@ -30,6 +34,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,6 +120,8 @@ class Target:
     path: str
     processes: list[psutil.Process] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
+    # The bare handler's run just before each of this target's.
+    bare: list[Result] = field(default_factory=list)
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
@@ -269,28 +276,37 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
         f"{'request':<34} {'req/s':>9} {'/ bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'non-200':>8} {'errors':>6} {'CPU us':>7} {'bare/CPU':>8}"
     )
-    bare_rate = best(targets[0]).rate
-    bare_cpu = least_cpu(targets[0])
     for target in targets:
-        r = best(target)
-        cpu = least_cpu(target)
-        print(
-            f"{target.name:<34} {r.rate:9.0f} {r.rate / bare_rate:7.2f} {r.p50_ms:8.1f} "
-            f"{r.p99_ms:8.1f} {sum(x.other for x in target.results):8d} "
-            f"{sum(x.errors for x in target.results):6d} {cpu:7.1f} "
-            f"{bare_cpu / cpu if cpu else 0:8.2f}"
+        # The bare handler's own line: each of its runs against itself.
+        pairs = (
+            list(zip(target.bare, target.results, strict=True))
+            if target.bare
+            else [(r, r) for r in target.results]
         )
+        rate = median([r.rate for r in target.results])
+        ratio = median([r.rate / b.rate for b, r in pairs if b.rate])
+        cpu = median([r.cpu_us for r in target.results])
+        cpu_ratio = median([b.cpu_us / r.cpu_us for b, r in pairs if r.cpu_us])
+        print(
+            f"{target.name:<34} {rate:9.0f} {ratio:7.2f} "
+            f"{median([r.p50_ms for r in target.results]):8.1f} "
+            f"{median([r.p99_ms for r in target.results]):8.1f} "
+            f"{sum(x.other for x in target.results):8d} "
+            f"{sum(x.errors for x in target.results):6d} {cpu:7.1f} {cpu_ratio:8.2f}"
+        )
+    if args.rounds > 1:
+        print("\n/ bare per round (req/s; CPU):")
+        for target in targets[1:]:
+            rounds = "  ".join(
+                f"{r.rate / b.rate:.2f}; {b.cpu_us / r.cpu_us:.2f}"
+                for b, r in zip(target.bare, target.results, strict=True)
+                if b.rate and r.cpu_us
+            )
+            print(f"  {target.name:<32} {rounds}")
 
 
-def least_cpu(target: Target) -> float:
-    """The server CPU per answer of the round that spent least."""
-    return min((r.cpu_us for r in target.results if r.cpu_us), default=0.0)
-
-
-def best(target: Target) -> Result:
-    """The round with the most 200s per second: the machine is shared, and the
-    quietest moment is the closest to what the code itself costs."""
-    return max(target.results, key=lambda r: r.rate)
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -357,15 +373,23 @@ async def main(args: argparse.Namespace) -> int:
             await fetch(target.path)  # warm: templates compiled, caches filled
         script = work / "count.lua"
         script.write_text(WRK_SCRIPT.replace("ADDRESSES", str(args.addresses)))
+
+        async def load(target: Target) -> Result:
+            before = cpu_seconds(target.processes)
+            if loader == "wrk":
+                result = await asyncio.to_thread(run_wrk, target.path, args, script)
+            else:
+                result = await run_python(target.path, args)
+            result.cpu_seconds = cpu_seconds(target.processes) - before
+            return result
+
+        bare_target = targets[0]
         for _ in range(args.rounds):
-            for target in targets:
-                before = cpu_seconds(target.processes)
-                if loader == "wrk":
-                    result = await asyncio.to_thread(run_wrk, target.path, args, script)
-                else:
-                    result = await run_python(target.path, args)
-                result.cpu_seconds = cpu_seconds(target.processes) - before
-                target.results.append(result)
+            for target in targets[1:]:
+                bare_result = await load(bare_target)
+                bare_target.results.append(bare_result)
+                target.bare.append(bare_result)
+                target.results.append(await load(target))
         report(targets, args, loader)
         return 0
     finally:
@@ -387,7 +411,9 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--processes", type=int, default=1, help="web processes, both servers")
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the requests")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="passes over the requests (median of them)"
+    )
     parser.add_argument("--only", default="", help="just the requests whose name has this")
     parser.add_argument("--loader", choices=("wrk", "python"), default=None)
     parser.add_argument(
