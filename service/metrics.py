@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from prometheus_client import (
@@ -33,6 +34,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # request line, which anyone can fill with any token.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One answered request: when (epoch seconds), method, route pattern, status,
+# seconds to answer, request id.
+Answer = tuple[float, str, str, int, float, str]
 _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0)
 
 
@@ -102,21 +106,40 @@ class Metrics:
             registry=r,
         )
 
-    def http_answered(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request. The labelled children are kept: looking
-        them up through labels() on every request costs more than counting."""
-        if method not in _METHODS:
-            method = "other"
-        key = (method, route, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = (
-                self.http_requests.labels(method, route, str(status)),
-                self.http_seconds.labels(method, route),
-            )
-            self._http_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+    def count_http(self, answers: Iterable[Answer]) -> None:
+        """Count answered requests, a batch at a time (service.web.accesslog):
+        each labelled child is added to once per batch, by how many fell in
+        each latency bucket, rather than with four locked increments per
+        request. The children are kept: labels() looks them up under a lock."""
+        tallies: dict[tuple[str, str, int], list[float]] = {}
+        for _, method, route, status, seconds, _ in answers:
+            if method not in _METHODS:
+                method = "other"
+            key = (method, route, status)
+            tally = tallies.get(key)
+            if tally is None:
+                # A count per bucket (+Inf last), then the sum of the seconds.
+                tally = tallies[key] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+            # The first bucket whose bound is at least the time: Histogram.observe's.
+            tally[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+            tally[-1] += seconds
+        for key, tally in tallies.items():
+            children = self._http_children.get(key)
+            if children is None:
+                method, route, status = key
+                children = self._http_children[key] = (
+                    self.http_requests.labels(method, route, str(status)),
+                    self.http_seconds.labels(method, route),
+                )
+            requests, seconds_child = children
+            requests.inc(sum(tally[:-1]))
+            # Histogram.observe adds one to a bucket and the time to the sum;
+            # its child's values, which in multiprocess mode live in files,
+            # take the batch's counts at once.
+            for bucket, count in zip(seconds_child._buckets, tally[:-1], strict=True):
+                if count:
+                    bucket.inc(count)
+            seconds_child._sum.inc(tally[-1])
 
     def exposition(self) -> bytes:
         """The text format of this process's metrics, or of every process's

@@ -1,17 +1,22 @@
-"""Access log lines without personal data or secrets, written in batches.
+"""Answered requests: counted in the metrics and written as access lines
+without personal data or secrets, in batches.
 
 The request line would carry manage tokens (/b/{reference}/{token}),
 references and query strings; the route pattern says enough to operate.
 
-A line is kept on the event loop when its request ends and written with the
-others of the same moment, at most FLUSH_EVERY seconds later (or as soon as
-FLUSH_AT lines wait): one write to the log per batch instead of one per
-request, and no thread fighting the loop for the interpreter lock. The
-lines of a process that stops are written when its app shuts down.
+The one middleware (service.web.front) keeps each answered request on the
+event loop (when, method, route pattern, status, seconds, request id), and
+the batch is counted and written at most FLUSH_EVERY seconds later (or as
+soon as FLUSH_AT wait): one write to the log per batch instead of one per
+request, one increment of a metric per route, status and latency bucket
+instead of four locked ones per request, and no thread fighting the loop
+for the interpreter lock. /metrics and a stopping app count what waits
+first. aiohttp's access logger (SafeAccessLogger) writes only the requests
+that never reached the app (a request line it could not read).
 
-    runner_options()      the access_log arguments for web.run_app / AppRunner
-                          (`mawid serve` and the test servers alike)
-    access_lines(app)     the app's waiting lines (flush() writes them now)
+    runner_options()        the access_log arguments for web.run_app / AppRunner
+                            (`mawid serve` and the test servers alike)
+    answered_requests(app)  the app's waiting answers (flush() counts and writes them now)
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from service.logs import (
     RequestIdFilter,
     current_request_id,
 )
+from service.metrics import Answer, Metrics
+from service.web.keys import METRICS_KEY
 
-FLUSH_EVERY = 0.25  # seconds a line waits at most
-FLUSH_AT = 512  # lines that are written at once, without waiting
+FLUSH_EVERY = 0.25  # seconds an answer waits at most
+FLUSH_AT = 512  # answers that are counted and written at once, without waiting
 ACCESS_LOGGER = "aiohttp.access"
 _FORMAT = "%s %s %s %.1fms"
 
@@ -48,61 +55,59 @@ def route_pattern(request: web.BaseRequest) -> str:
     return "-"
 
 
-# One access line: when, logger, method, route pattern, status, milliseconds, request id.
-_Line = tuple[float, logging.Logger, str, str, int, float, str]
+class AnsweredRequests:
+    """The answered requests of one app that wait for their batch."""
 
-
-class AccessLines:
-    """The access lines of one app that wait for their batch."""
-
-    def __init__(self) -> None:
-        self._lines: list[_Line] = []
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._answers: list[Answer] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, logger: logging.Logger, method: str, route: str, status: int, ms: float) -> None:
-        # The request id is taken here, in the request's context.
-        request_id = current_request_id() or "-"
-        self._lines.append((time.time(), logger, method, route, status, ms, request_id))
-        if len(self._lines) >= FLUSH_AT:
+    def add(self, method: str, route: str, status: int, seconds: float, request_id: str) -> None:
+        self._answers.append((time.time(), method, route, status, seconds, request_id))
+        if len(self._answers) >= FLUSH_AT:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self.flush)
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return len(self._answers)
 
     def flush(self) -> None:
-        """Write every waiting line through its logger's handlers (those up
-        the hierarchy too, as logging does), one write per stream."""
+        """Count every waiting answer, and write its access line through the
+        access logger's handlers (those up the hierarchy too, as logging
+        does), one write per stream."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        lines, self._lines = self._lines, []
-        by_logger: dict[logging.Logger, list[_Line]] = {}
-        for line in lines:
-            by_logger.setdefault(line[1], []).append(line)
-        for logger, mine in by_logger.items():
-            records: list[logging.LogRecord] = []
-            for handler in _handlers(logger):
-                if handler.level > logging.INFO:
-                    continue
-                if _plain_json(handler):
-                    _write_json(handler, logger.name, mine)
-                    continue
-                if not records:
-                    records = [_record(line) for line in mine]
-                _write(handler, records)
+        answers, self._answers = self._answers, []
+        if not answers:
+            return
+        self._metrics.count_http(answers)
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        records: list[logging.LogRecord] = []
+        for handler in _handlers(self._logger):
+            if handler.level > logging.INFO:
+                continue
+            if _plain_json(handler):
+                _write_json(handler, self._logger.name, answers)
+                continue
+            if not records:
+                records = [_record(self._logger, answer) for answer in answers]
+            _write(handler, records)
 
 
-def _record(line: _Line) -> logging.LogRecord:
-    created, logger, method, route, status, ms, request_id = line
+def _record(logger: logging.Logger, answer: Answer) -> logging.LogRecord:
+    created, method, route, status, seconds, request_id = answer
     record = logger.makeRecord(
         logger.name,
         logging.INFO,
         __file__,
         0,
         _FORMAT,
-        (method, route, status, ms),
+        (method, route, status, seconds * 1000),
         None,
         extra={"request_id": request_id},
     )
@@ -131,14 +136,16 @@ def _plain_json(handler: logging.Handler) -> bool:
     )
 
 
-def _write_json(handler: logging.Handler, name: str, lines: list[_Line]) -> None:
+def _write_json(handler: logging.Handler, name: str, answers: list[Answer]) -> None:
     # The lines JsonFormatter would write, without a LogRecord for each.
     formatter = handler.formatter
     assert isinstance(formatter, JsonFormatter) and isinstance(handler, logging.StreamHandler)
     text = "".join(
-        formatter.line(created, "INFO", name, _FORMAT % (method, route, status, ms), request_id)
+        formatter.line(
+            created, "INFO", name, _FORMAT % (method, route, status, seconds * 1000), request_id
+        )
         + handler.terminator
-        for created, _, method, route, status, ms, request_id in lines
+        for created, method, route, status, seconds, request_id in answers
     )
     _emit(handler, text)
 
@@ -164,27 +171,25 @@ def _emit(handler: logging.StreamHandler[Any], text: str) -> None:
         handler.release()
 
 
-ACCESS_LINES_KEY = web.AppKey("access_lines", AccessLines)
+ANSWERED_KEY = web.AppKey("answered_requests", AnsweredRequests)
 
 
 class SafeAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log, for the requests that never reached the app:
+    the others are written by AnsweredRequests."""
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        route = route_pattern(request)
-        lines = None
-        if isinstance(request, web.Request) and request._match_info is not None:
-            lines = request.app.get(ACCESS_LINES_KEY)
-        if lines is None:
-            # A request that never reached the app (unreadable HTTP): as it comes.
-            self.logger.info(
-                _FORMAT,
-                request.method,
-                route,
-                response.status,
-                time * 1000,
-                extra={"request_id": current_request_id() or "-"},
-            )
+        # The middleware sets the request id of every request it sees.
+        if current_request_id() is not None:
             return
-        lines.add(self.logger, request.method, route, response.status, time * 1000)
+        self.logger.info(
+            _FORMAT,
+            request.method,
+            route_pattern(request),
+            response.status,
+            time * 1000,
+            extra={"request_id": "-"},
+        )
 
     @property
     def enabled(self) -> bool:
@@ -196,15 +201,15 @@ def runner_options() -> dict[str, Any]:
     return {"access_log": logging.getLogger(ACCESS_LOGGER), "access_log_class": SafeAccessLogger}
 
 
-def access_lines(app: web.Application) -> AccessLines:
-    return app[ACCESS_LINES_KEY]
+def answered_requests(app: web.Application) -> AnsweredRequests:
+    return app[ANSWERED_KEY]
 
 
-async def _access_lines(app: web.Application) -> AsyncIterator[None]:
-    app[ACCESS_LINES_KEY] = lines = AccessLines()
+async def _answered_requests(app: web.Application) -> AsyncIterator[None]:
+    app[ANSWERED_KEY] = answered = AnsweredRequests(app[METRICS_KEY])
     yield
-    lines.flush()
+    answered.flush()
 
 
 def install(app: web.Application) -> None:
-    app.cleanup_ctx.append(_access_lines)
+    app.cleanup_ctx.append(_answered_requests)

@@ -5,8 +5,8 @@ it writes), texts no column could store refused (service.web.inputs), the
 CSRF check of an unsafe request (service.web.security), a page's language
 and template context (service.web.templating), the handler; then every
 refusal answered in the reader's language (service.web.errors), the security
-headers and the request id on every answer, and the request counted by
-route pattern (service.metrics).
+headers and the request id on every answer, and the request kept for its
+batch's metrics and access line, by route pattern (service.web.accesslog).
 
 One middleware rather than one per concern: each layer costs every request
 a coroutine and a frame, and together they cost the cheapest answers (a
@@ -23,8 +23,7 @@ from aiohttp import web
 
 from service.logs import REQUEST_ID, accepted_request_id, current_request_id, new_request_id
 from service.web import errors, inputs, security, templating
-from service.web.accesslog import route_pattern
-from service.web.keys import METRICS_KEY
+from service.web.accesslog import ANSWERED_KEY, route_pattern
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,8 +34,9 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 @web.middleware
 async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
-    # Not reset afterwards: aiohttp's access log line, written after this
-    # returns, reads it too; the next request on the task sets its own.
+    # Not reset afterwards: aiohttp's access logger, called after this
+    # returns, leaves the requests that have one to service.web.accesslog;
+    # each request runs in a task (and a context) of its own.
     REQUEST_ID.set(request_id)
     started = time.perf_counter()
     status = 500
@@ -55,8 +55,12 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         _add_headers(answered.headers, request_id)
         raise
     finally:
-        request.app[METRICS_KEY].http_answered(
-            request.method, route_pattern(request), status, time.perf_counter() - started
+        request.app[ANSWERED_KEY].add(
+            request.method,
+            route_pattern(request),
+            status,
+            time.perf_counter() - started,
+            request_id,
         )
 
 

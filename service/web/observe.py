@@ -13,6 +13,7 @@ from service.config import Settings
 from service.metrics import CONTENT_TYPE, Metrics
 from service.store import outbox
 from service.web import system
+from service.web.accesslog import ANSWERED_KEY
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, REDIS_KEY, SETTINGS_KEY, Clock
 
 # A scrape waits this long for Postgres at most; the process's own counters
@@ -41,6 +42,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     if not allowed(request, settings, open_without_token=open_without_token):
         raise web.HTTPNotFound()
     metrics = request.app[METRICS_KEY]
+    answered = request.app.get(ANSWERED_KEY)
+    if answered is not None:
+        # This process's answers of the last moment, counted now.
+        answered.flush()
     failed = await system.failing(request.app)
     for part in ("postgres", "redis") if REDIS_KEY in request.app else ("postgres",):
         metrics.ready.labels(part).set(0 if part in failed else 1)

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.config import Settings
+from service.web.accesslog import answered_requests
 from service.web.keys import METRICS_KEY
 from service.web.security import CSRF_COOKIE, set_cookie
 from tests.integration.test_observability import sample
@@ -48,6 +49,7 @@ async def test_versioned_static_files_are_cached_for_long(app_client: Client) ->
         assert "immutable" not in resp.headers.get("Cache-Control", "")
         assert '<header class="site">' in await resp.text(), "the site's own 404"
     # Counted as what they were, not as the 200 aiohttp had not yet turned into 404.
+    answered_requests(app_client.app).flush()
     counted = app_client.app[METRICS_KEY].exposition().decode()
     assert (
         sample(counted, "mawid_http_requests_total", method="GET", route="/static", status="404")

@@ -27,7 +27,7 @@ from service.app import create_app
 from service.config import Settings
 from service.devstack import free_port
 from service.metrics import MULTIPROC_ENV
-from service.web.accesslog import access_lines
+from service.web.accesslog import answered_requests
 from service.web.keys import POOL_KEY
 from service.worker import jobs
 from service.worker.settings import serve
@@ -167,7 +167,7 @@ async def test_access_lines_are_json_with_their_request_id_and_written_in_batche
         for n in range(3):
             resp = await app_client.get(f"/b/PAR-ABC12{n}/secret-token-{n}?phone=0611223344")
             ids.append(resp.headers["X-Request-Id"])
-        lines_waiting = access_lines(app_client.app)
+        lines_waiting = answered_requests(app_client.app)
         assert len(lines_waiting) == 3 and stream.writes == 0
         lines_waiting.flush()
     assert stream.writes == 1, "one write for the batch"
@@ -326,7 +326,7 @@ import sys
 from service.metrics import Metrics
 m = Metrics()
 m.bookings.labels(sys.argv[1]).inc()
-m.http_requests.labels("GET", "/healthz", "200").inc()
+m.count_http([(0.0, "GET", "/healthz", 200, 0.003, "-")])
 print(m.exposition().decode())
 """
 
@@ -350,3 +350,14 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     assert (
         sample(last, "mawid_http_requests_total", method="GET", route="/healthz", status="200") == 3
     )
+    for bucket in ("0.005", "+Inf"):
+        assert (
+            sample(
+                last,
+                "mawid_http_request_duration_seconds_bucket",
+                le=bucket,
+                method="GET",
+                route="/healthz",
+            )
+            == 3
+        )

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
-from service.web.accesslog import access_lines
+from service.web.accesslog import answered_requests
 from tests.clock import FakeClock
 from tests.codesink import code_for
 from tests.integration.test_observability import lines, logged_as_json
@@ -88,7 +88,7 @@ async def test_a_booking_life_leaves_no_personal_data_in_logs(
         },
     )
     assert resp.status == 422
-    access_lines(app_client.app).flush()
+    answered_requests(app_client.app).flush()
     logged = everything_logged(caplog)
     assert caplog.records, "the capture works"
     assert "POST /api/v1/bookings/{reference}/verify 422" in logged, "access lines included"
@@ -130,7 +130,7 @@ async def test_an_unreadable_request_line_is_logged_without_its_address(
         answer = await reader.read(4096)
         writer.close()
         await writer.wait_closed()
-        access_lines(app_client.app).flush()
+        answered_requests(app_client.app).flush()
     assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
     logged = lines(stream)
     text = stream.getvalue()

@@ -82,11 +82,40 @@ async def test_unknown_api_path_is_a_json_404(app_client: Client) -> None:
 
 async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
     import logging
+    import re
+
+    from service.web.accesslog import answered_requests
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("aiohttp.access")
+    collect, level = Collect(), logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        resp = await app_client.get("/api/v1/bookings/PAR-ABCDEF?email=a@b.c")
+        assert resp.status in (401, 404)
+        assert records == [], "kept for its batch"
+        answered_requests(app_client.app).flush()
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    [line] = records
+    assert re.fullmatch(rf"GET /api/v1/bookings/\{{reference\}} {resp.status} [\d.]+ms", line), line
+
+
+async def test_aiohttp_writes_only_the_requests_the_app_never_saw() -> None:
+    import logging
 
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from service.web.accesslog import SafeAccessLogger, access_lines
+    from service.logs import REQUEST_ID
+    from service.web.accesslog import SafeAccessLogger
 
     records: list[str] = []
 
@@ -97,11 +126,15 @@ async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
     logger = logging.getLogger("test.access")
     logger.addHandler(Collect())
     logger.setLevel(logging.INFO)
-    app = app_client.app
-    seen = make_mocked_request("GET", "/api/v1/bookings/PAR-ABCDEF?email=a@b.c", app=app)
-    seen._match_info = await app.router.resolve(seen)
-    seen._match_info.add_app(app)
-    SafeAccessLogger(logger, "").log(seen, web.Response(status=404), 0.002)
-    assert records == [], "kept for its batch"
-    access_lines(app).flush()
-    assert records == ["GET /api/v1/bookings/{reference} 404 2.0ms"]
+    unread = make_mocked_request("GET", "/b/PAR-ABCDEF/token")
+    unread._match_info = None  # never routed, as a line aiohttp could not read
+    before = REQUEST_ID.set(None)
+    try:
+        SafeAccessLogger(logger, "").log(unread, web.Response(status=400), 0.002)
+        assert records == ["GET - 400 2.0ms"], "unrouted, at once"
+        # A request the middleware saw (it set the id) is the app's to write.
+        REQUEST_ID.set("seen-by-the-app")
+        SafeAccessLogger(logger, "").log(unread, web.Response(status=200), 0.002)
+        assert records == ["GET - 400 2.0ms"]
+    finally:
+        REQUEST_ID.reset(before)
