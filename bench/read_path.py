@@ -18,6 +18,7 @@ from minutes earlier moved a ratio by ±0.1.
     .venv/bin/python bench/read_path.py --processes 2 --duration 10
     .venv/bin/python bench/read_path.py --loader python # without wrk
     .venv/bin/python bench/read_path.py --addresses 20000 # a rush of many clients
+    .venv/bin/python bench/read_path.py --bare-loop uvloop # bare on our event loop too
 
 The per-address limits are raised by their settings (LIMITS_ENV below), not
 bypassed: the server runs the same middleware as in production. From one
@@ -47,6 +48,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 import psutil
+import uvloop
 from aiohttp import web
 
 from service import devstack
@@ -139,8 +141,9 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
 # ------------------------------------------------------------------ bare baseline
 
 
-def bare_main(port: int, payload_file: str, processes: int) -> None:
-    """The baseline: one route answering fixed bytes, no middleware."""
+def bare_main(port: int, payload_file: str, processes: int, loop_name: str) -> None:
+    """The baseline: one route answering fixed bytes, no middleware, on
+    asyncio's own event loop (the issue's bare aiohttp) unless told uvloop."""
     payload = Path(payload_file).read_bytes()
 
     async def handler(request: web.Request) -> web.Response:
@@ -149,12 +152,28 @@ def bare_main(port: int, payload_file: str, processes: int) -> None:
     app = web.Application()
     app.router.add_get("/bare", handler)
     web.run_app(
-        app, host="127.0.0.1", port=port, print=None, access_log=None, reuse_port=processes > 1
+        app,
+        loop=uvloop.new_event_loop() if loop_name == "uvloop" else None,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        access_log=None,
+        reuse_port=processes > 1,
     )
 
 
-def start_bare(port: int, payload_file: Path, processes: int) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, __file__, "--bare", str(port), str(payload_file), str(processes)]
+def start_bare(
+    port: int, payload_file: Path, processes: int, loop_name: str
+) -> list[subprocess.Popen[bytes]]:
+    command = [
+        sys.executable,
+        __file__,
+        "--bare",
+        str(port),
+        str(payload_file),
+        str(processes),
+        loop_name,
+    ]
     return [subprocess.Popen(command) for _ in range(processes)]
 
 
@@ -267,7 +286,8 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
     load = os.getloadavg()
     print(
         f"\nloader: {loader}, {args.connections} connections, {args.threads} threads, "
-        f"{args.duration} s each; web processes: {args.processes} (bare: the same); "
+        f"{args.duration} s each; web processes: {args.processes} (bare: the same, "
+        f"on {args.bare_loop}); "
         f"rounds: {args.rounds}; client addresses: {args.addresses or 1}; "
         f"load average before the run: {args.load_before:.2f}, "
         f"after: {load[0]:.2f}"
@@ -352,7 +372,7 @@ async def main(args: argparse.Namespace) -> int:
         payload = await fetch(base + api)
         payload_file = work / "payload.json"
         payload_file.write_bytes(payload)
-        children += start_bare(bare_port, payload_file, args.processes)
+        children += start_bare(bare_port, payload_file, args.processes, args.bare_loop)
         await wait_http(f"http://127.0.0.1:{bare_port}/bare")
         print(
             f"availability payload: {len(payload):,} bytes, "
@@ -404,7 +424,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--bare":
-        bare_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        bare_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5])
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per request")
@@ -416,6 +436,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--only", default="", help="just the requests whose name has this")
     parser.add_argument("--loader", choices=("wrk", "python"), default=None)
+    parser.add_argument(
+        "--bare-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the bare handler's event loop (mawid serve runs on uvloop)",
+    )
     parser.add_argument(
         "--addresses",
         type=int,
