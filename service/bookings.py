@@ -60,6 +60,7 @@ from service.domain.verification import (
 from service.notify import events
 from service.store import audit, form_keys, outbox
 from service.store import bookings as booking_store
+from service.store import draws as draw_store
 from service.store import mobile_days as mobile_day_store
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -330,6 +331,8 @@ async def _insert(
         except asyncpg.UniqueViolationError:
             raise errors.already_booked() from None
         except asyncpg.CheckViolationError as exc:
+            if draw_store.draw_only_refused(exc):
+                raise errors.draw_only() from None
             contact = booking_store.household_cap_field(exc)
             if contact is None:
                 raise
@@ -770,9 +773,14 @@ async def reschedule(
                 raise errors.slot_not_found()
             taken = await _take_seat_guarded(conn, new_slot_id, service, now)
             await slot_store.release_seat(conn, booking)
-            moved = await booking_store.move(
-                conn, booking.id, taken.id, taken.starts_at, taken.ends_at, now
-            )
+            try:
+                moved = await booking_store.move(
+                    conn, booking.id, taken.id, taken.starts_at, taken.ends_at, now
+                )
+            except asyncpg.CheckViolationError as exc:
+                if not draw_store.draw_only_refused(exc):
+                    raise
+                raise errors.draw_only_move() from None
             await audit.record(
                 conn,
                 booking.id,

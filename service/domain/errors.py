@@ -139,6 +139,24 @@ def too_late() -> Conflict:
     return Conflict("too_late", N_("It is too late to change this appointment."))
 
 
+def draw_only() -> Conflict:
+    return Conflict(
+        "draw_only",
+        N_("Seats of this service are given by a draw: request a seat in the draw instead."),
+    )
+
+
+def draw_only_move() -> Conflict:
+    # A booking made before its service switched to a draw keeps its seat.
+    return Conflict(
+        "draw_only",
+        N_(
+            "Seats of this service are now given by a draw: "
+            "this appointment can no longer be moved."
+        ),
+    )
+
+
 def not_active() -> Conflict:
     return Conflict("not_active", N_("This appointment is no longer active."))
 

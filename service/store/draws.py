@@ -146,6 +146,12 @@ def constraint_of(exc: BaseException) -> str | None:
     return getattr(exc, "constraint_name", None)
 
 
+def draw_only_refused(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a seat of a draw service taken
+    other than by an offer (migration 0050)."""
+    return isinstance(exc, asyncpg.CheckViolationError) and constraint_of(exc) == DRAW_ONLY
+
+
 async def mode_of(conn: asyncpg.Connection, office_id: str, service_id: str) -> Mode | None:
     value = await conn.fetchval(
         "SELECT allocation_mode FROM services WHERE office_id = $1 AND id = $2",

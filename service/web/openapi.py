@@ -58,6 +58,7 @@ _ERROR_CODES = [
     "not_draw_mode",
     "window_overlaps",
     "draw_ahead",
+    "draw_only",
     "no_document",
     "not_received",
     "bad_file_transition",
@@ -325,9 +326,9 @@ def _citizen_paths() -> dict[str, Any]:
                     **_BODY,
                     **booking_refusals,
                     "409": _error(
-                        "slot_full, already_booked, too_late, not_open_yet or household_cap "
+                        "slot_full, already_booked, too_late, not_open_yet, household_cap "
                         "(this phone number or address already has the office's most active "
-                        "bookings)"
+                        "bookings) or draw_only (the service's seats are given by a draw)"
                     ),
                     "429": _too_many(
                         f"{_RATE_LIMITED}; or codes_per_contact: too many codes to this "
@@ -405,8 +406,9 @@ def _citizen_paths() -> dict[str, Any]:
                     **_BODY,
                     **booking_refusals,
                     "409": _error(
-                        "slot_full, too_late, not_active or reschedule_limit (moved as many "
-                        "times as a citizen may, RESCHEDULE_LIMIT)"
+                        "slot_full, too_late, not_active, reschedule_limit (moved as many "
+                        "times as a citizen may, RESCHEDULE_LIMIT) or draw_only (the service "
+                        "has given its seats by a draw since the booking)"
                     ),
                 },
                 requestBody=_json_body(

@@ -158,13 +158,55 @@ async def test_a_draw_service_is_not_bookable_directly(
                ORDER BY starts_at LIMIT 1""",
             OFFICE, SERVICE, clock(),
         )  # fmt: skip
-    with pytest.raises((asyncpg.CheckViolationError, Refusal)):
+    with pytest.raises(Conflict) as refused:
         await bookings.book(
             pool, slot_id=slot_id, service_id=SERVICE, details=person(5),
             secret_key=settings.secret_key, now=clock(), actor=STAFF,
         )  # fmt: skip
+    assert refused.value.code == "draw_only"
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", slot_id) == 0
+        assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot_id) == 0
+
+
+async def test_bookings_made_before_a_switch_to_draw_stay_and_cancel_but_do_not_move(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    async with pool.acquire() as conn:
+        first, other = await conn.fetchval(
+            """SELECT array_agg(id) FROM (
+                   SELECT id FROM slots WHERE office_id = $1 AND service_id = $2
+                     AND starts_at > $3::timestamptz + interval '1 day' AND taken = 0
+                   ORDER BY starts_at LIMIT 2) s""",
+            OFFICE, SERVICE, clock(),
+        )  # fmt: skip
+    booked = await bookings.book(
+        pool, slot_id=first, service_id=SERVICE, details=person(7),
+        secret_key=settings.secret_key, now=clock(), actor=STAFF,
+    )  # fmt: skip
+    reference = booked.booking.reference
+    await draw.set_mode(pool, OFFICE, SERVICE, "draw", clock())
+    # A move would take another seat, which is the draw's now.
+    with pytest.raises(Conflict) as refused:
+        await bookings.reschedule(
+            pool, reference, None, settings.secret_key, other, clock(), actor=STAFF
+        )
+    assert refused.value.code == "draw_only"
+    async with pool.acquire() as conn:
+        kept = await conn.fetchrow(
+            "SELECT slot_id, status FROM bookings WHERE reference = $1", reference
+        )
+        assert (kept["slot_id"], kept["status"]) == (first, "confirmed")
+        taken = dict(
+            await conn.fetch("SELECT id, taken FROM slots WHERE id = ANY($1)", [first, other])
+        )
+        assert taken == {first: 1, other: 0}
+    await bookings.cancel(pool, reference, booked.manage_token, settings.secret_key, clock())
+    async with pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT status FROM bookings WHERE reference = $1", reference)
+            == "cancelled"
+        )
 
 
 async def offer_token(pool: asyncpg.Pool, settings: Settings, reference: str) -> str:

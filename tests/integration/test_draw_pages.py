@@ -153,3 +153,34 @@ async def test_a_manager_sets_the_mode_and_opens_a_window_through_the_api(
     assert r.status == 409 and (await r.json())["error"] == "draw_ahead"
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM draw_windows") == 1
+
+
+async def test_booking_a_draw_service_through_the_api_is_refused_in_the_readers_language(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    async with pool.acquire() as conn:
+        slot_id = await conn.fetchval(
+            """SELECT id FROM slots WHERE office_id = 'consulate-paris'
+                 AND service_id = 'legalization' AND taken = 0
+                 AND starts_at > $1::timestamptz + interval '1 day'
+               ORDER BY starts_at LIMIT 1""",
+            clock(),
+        )
+    details = {
+        "slot_id": slot_id,
+        "service": "legalization",
+        "name": "Citoyen Ba",
+        "email": "person1@example.org",
+        "language": "ar",
+        "document_number": "AB1234567",
+    }
+    resp = await app_client.post(
+        "/api/v1/bookings", json=details, headers={"Accept-Language": "ar"}
+    )
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["error"] == "draw_only"
+    assert "القرعة" in body["message"], body
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", slot_id) == 0
