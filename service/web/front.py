@@ -78,7 +78,9 @@ def _add_headers(headers: MutableMapping[str, str], request_id: str) -> None:
 
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     inputs.refuse_unreadable(request)
-    if request.method not in _READ_METHODS:
+    # An address without the method is aiohttp's 404 or 405 whatever the
+    # form says: nothing there acts on it, so no form check comes first.
+    if request.method not in _READ_METHODS and request.match_info.http_exception is None:
         await inputs.refuse_unreadable_form(request)
         await security.check_csrf(request)
     if not templating.is_page(request.path):

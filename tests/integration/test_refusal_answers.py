@@ -237,6 +237,13 @@ async def test_aiohttps_own_refusals_on_a_page_get_the_sites_page_in_the_readers
         page = await r.text()
         assert _speaks(page, language) and '<header class="site">' in page
         assert _said(language, "Method not allowed.") in _shown(page)
+        # A form posted where no form goes: the address's 405 or 404, not
+        # the CSRF check's 403 (nothing there would act on it).
+        r = await client.post("/offices/consulate-paris/passport", data={"x": "1"}, headers=heard)
+        assert r.status == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+        assert _said(language, "Method not allowed.") in _shown(await r.text())
+        r = await client.post("/nowhere/at/all", data={"x": "1"}, headers=heard)
+        assert r.status == 404 and _speaks(await r.text(), language)
         # A form larger than any of ours: refused before the handler.
         r = await client.post(
             "/offices/consulate-paris/passport/book", data={"name": "x" * 70_000}, headers=heard
