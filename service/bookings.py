@@ -760,6 +760,10 @@ async def reschedule(
                 raise errors.not_active()
             if not can_reschedule(now, booking.starts_at, service.reschedule_cutoff_minutes):
                 raise errors.too_late()
+            if service.allocation_mode == "draw":
+                # Said before any seat is looked at; the trigger refuses the
+                # move too, should the mode change under this transaction.
+                raise errors.draw_only_move()
             if new_slot_id == booking.slot_id:
                 raise errors.ValidationFailed(
                     {"slot_id": errors.N_("Choose a time other than your current one.")}

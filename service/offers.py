@@ -136,6 +136,10 @@ async def hold(
     except (asyncpg.UniqueViolationError, _NotHeld):
         return Hold.REFUSED
     except asyncpg.CheckViolationError as exc:
+        if store.draw_only_refused(exc):
+            # The service switched to a draw after its mode was read: the
+            # seat is the draw's, for no entry of this list.
+            return Hold.SEAT_GONE
         if store.constraint_of(exc) not in _REFUSED_CHECKS:
             raise
         return Hold.REFUSED

@@ -147,13 +147,11 @@ def draw_only() -> Conflict:
 
 
 def draw_only_move() -> Conflict:
-    # A booking made before its service switched to a draw keeps its seat.
+    # A seat won in the draw, or booked before the service switched to one,
+    # is kept; another would be the draw's to give.
     return Conflict(
         "draw_only",
-        N_(
-            "Seats of this service are now given by a draw: "
-            "this appointment can no longer be moved."
-        ),
+        N_("Seats of this service are given by a draw: this appointment cannot be moved."),
     )
 
 

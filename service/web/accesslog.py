@@ -12,7 +12,9 @@ request, one increment of a metric per route, status and latency bucket
 instead of four locked ones per request, and no thread fighting the loop
 for the interpreter lock. /metrics and a stopping app count what waits
 first. aiohttp's access logger (SafeAccessLogger) writes only the requests
-that never reached the app (a request line it could not read).
+that never reached the middleware: a request line it could not read, an
+`Expect:` it refused (417). The app's requests are written whatever
+access_log a runner was given.
 
     runner_options()        the access_log arguments for web.run_app / AppRunner
                             (`mawid serve` and the test servers alike)

@@ -765,6 +765,8 @@ def _booking_page_context(
         "qr": qr_svg(booking.reference, i18n.gettext(language, N_("QR code of your reference"))),
         "can_cancel": active and can_cancel(now, booking.starts_at),
         "can_reschedule": Status(booking.status) is Status.CONFIRMED
+        # A draw service's seats are the draw's: its bookings keep their time.
+        and ctx.service.allocation_mode != "draw"
         and can_reschedule(now, booking.starts_at, ctx.service.reschedule_cutoff_minutes)
         and booking.citizen_reschedules < request.app[SETTINGS_KEY].reschedule_limit,
         "status_label": CITIZEN_STATUS.get(booking.status, booking.status),

@@ -184,3 +184,31 @@ async def test_booking_a_draw_service_through_the_api_is_refused_in_the_readers_
     assert "القرعة" in body["message"], body
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", slot_id) == 0
+
+
+async def test_a_booking_kept_through_a_switch_to_draw_offers_no_move(
+    app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    from service import bookings, draw
+    from service.domain.validation import RawDetails
+    from service.store.audit import Actor
+
+    async with pool.acquire() as conn:
+        slot_id = await conn.fetchval(
+            """SELECT id FROM slots WHERE office_id = 'consulate-paris'
+                 AND service_id = 'legalization' AND taken = 0
+                 AND starts_at > $1::timestamptz + interval '1 day'
+               ORDER BY starts_at LIMIT 1""",
+            clock(),
+        )
+    booked = await bookings.book(
+        pool, slot_id=slot_id, service_id="legalization",
+        details=RawDetails(name="Citoyen Ba", email="person1@example.org", language="fr"),
+        secret_key=settings.secret_key, now=clock(), actor=Actor("staff", "agent"),
+    )  # fmt: skip
+    manage = f"/b/{booked.booking.reference}/{booked.manage_token}"
+    assert f'href="{manage}/reschedule"' in await (await app_client.get(manage)).text()
+    await draw.set_mode(pool, "consulate-paris", "legalization", "draw", clock())
+    page = await (await app_client.get(manage)).text()
+    assert f'href="{manage}/reschedule"' not in page
+    assert f"{manage}/cancel" in page, "it can still be cancelled"

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
+from tests.clock import FakeClock
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -138,3 +139,38 @@ async def test_aiohttp_writes_only_the_requests_the_app_never_saw() -> None:
         assert records == ["GET - 400 2.0ms"]
     finally:
         REQUEST_ID.reset(before)
+
+
+async def test_a_stopping_app_counts_and_writes_the_answers_that_wait(
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    import logging
+
+    from service.web.accesslog import runner_options
+    from service.web.keys import METRICS_KEY
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("aiohttp.access")
+    collect, level = Collect(), logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    app = create_app(settings, pool=pool, clock=clock)
+    try:
+        server = TestServer(app)
+        await server.start_server(**runner_options())
+        async with TestClient(server) as client:
+            assert (await client.get("/healthz")).status == 200
+            assert records == [], "kept for its batch"
+        # The app has stopped: nothing waits for a timer that will not come.
+        assert [line for line in records if line.startswith("GET /healthz 200 ")]
+        counted = app[METRICS_KEY].exposition().decode()
+        healthz = 'mawid_http_requests_total{method="GET",route="/healthz",status="200"}'
+        assert f"{healthz} 1.0" in counted
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)

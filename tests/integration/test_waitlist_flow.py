@@ -15,14 +15,16 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from service import bookings, draw, personal_data, waitlist
+from service import bookings, draw, offers, personal_data, waitlist
 from service.config import Settings
 from service.domain import draw as draw_rules
 from service.domain.booking import Status, hash_token
 from service.domain.errors import Conflict, ValidationFailed
+from service.domain.messages import WAITLIST_OFFER
 from service.domain.validation import RawDetails
 from service.offers import ListRules
 from service.store import bookings as booking_store
+from service.store import draws as draw_store
 from service.store import schedule as schedule_store
 from service.store import slots as slot_store
 from service.store.audit import Actor
@@ -536,6 +538,28 @@ async def test_the_offer_goes_by_the_channel_the_citizen_chose_and_waits_out_the
         ("whatsapp", morning),
     ]
     assert booking_channel == "whatsapp"
+
+
+async def test_a_switch_to_a_draw_between_reading_the_mode_and_holding_leaves_the_seat_be(
+    pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    [slot] = await scarce(pool, SERVICE, WED_MORNING)
+    place = await join(pool, settings, clock, 1, [WED])
+    async with pool.acquire() as conn:
+        waiting = await draw_store.get_entry(conn, place.entry_id)
+        assert waiting is not None
+        # The manager's switch lands after seat_freed read the mode.
+        await draw_store.set_mode(conn, OFFICE, SERVICE, draw_rules.Mode.DRAW)
+        async with conn.transaction():
+            held = await offers.hold(
+                conn, waiting, slot, earliest=clock(), latest=clock() + timedelta(days=60),
+                expires_at=clock() + timedelta(hours=2), kind=WAITLIST_OFFER,
+                created_by=waiting.created_by, now=clock(),
+            )  # fmt: skip
+        assert held is offers.Hold.SEAT_GONE
+        assert await conn.fetchval("SELECT taken FROM slots WHERE id = $1", slot) == 0
+        assert await conn.fetchval("SELECT count(*) FROM bookings WHERE slot_id = $1", slot) == 0
+    assert (await entry(pool, place.entry_id))["outcome"] == "waiting"
 
 
 async def test_joining_is_refused_for_a_draw_service(
