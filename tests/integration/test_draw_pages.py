@@ -155,18 +155,24 @@ async def test_a_manager_sets_the_mode_and_opens_a_window_through_the_api(
         assert await conn.fetchval("SELECT count(*) FROM draw_windows") == 1
 
 
-async def test_booking_a_draw_service_through_the_api_is_refused_in_the_readers_language(
-    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
-) -> None:
-    await draw_service(pool, clock)
+async def free_slot(pool: asyncpg.Pool, clock: FakeClock) -> int:
+    """A free seat of the legalization service, past the booking window's start."""
     async with pool.acquire() as conn:
-        slot_id = await conn.fetchval(
+        slot_id: int = await conn.fetchval(
             """SELECT id FROM slots WHERE office_id = 'consulate-paris'
                  AND service_id = 'legalization' AND taken = 0
                  AND starts_at > $1::timestamptz + interval '1 day'
                ORDER BY starts_at LIMIT 1""",
             clock(),
         )
+    return slot_id
+
+
+async def test_booking_a_draw_service_through_the_api_is_refused_in_the_readers_language(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    slot_id = await free_slot(pool, clock)
     details = {
         "slot_id": slot_id,
         "service": "legalization",
@@ -193,14 +199,7 @@ async def test_a_booking_kept_through_a_switch_to_draw_offers_no_move(
     from service.domain.validation import RawDetails
     from service.store.audit import Actor
 
-    async with pool.acquire() as conn:
-        slot_id = await conn.fetchval(
-            """SELECT id FROM slots WHERE office_id = 'consulate-paris'
-                 AND service_id = 'legalization' AND taken = 0
-                 AND starts_at > $1::timestamptz + interval '1 day'
-               ORDER BY starts_at LIMIT 1""",
-            clock(),
-        )
+    slot_id = await free_slot(pool, clock)
     booked = await bookings.book(
         pool, slot_id=slot_id, service_id="legalization",
         details=RawDetails(name="Citoyen Ba", email="person1@example.org", language="fr"),

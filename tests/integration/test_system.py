@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from service.app import create_app
 from service.config import Settings
+from service.logs import REQUEST_ID
+from service.web.accesslog import SafeAccessLogger, answered_requests, runner_options
+from service.web.keys import METRICS_KEY
 from tests.clock import FakeClock
 
 Client = TestClient  # type: ignore[type-arg]
@@ -81,62 +89,49 @@ async def test_unknown_api_path_is_a_json_404(app_client: Client) -> None:
     assert (await resp.json())["error"] == "not_found"
 
 
-async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
-    import logging
-    import re
-
-    from service.web.accesslog import answered_requests
-
+@contextmanager
+def logged_lines(name: str) -> Iterator[list[str]]:
+    """The messages logged at INFO or above on logger `name` meanwhile."""
     records: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record.getMessage())
 
-    logger = logging.getLogger("aiohttp.access")
+    logger = logging.getLogger(name)
     collect, level = Collect(), logger.level
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
     try:
+        yield records
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+
+
+async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
+    with logged_lines("aiohttp.access") as records:
         resp = await app_client.get("/api/v1/bookings/PAR-ABCDEF?email=a@b.c")
         assert resp.status in (401, 404)
         assert records == [], "kept for its batch"
         answered_requests(app_client.app).flush()
-    finally:
-        logger.removeHandler(collect)
-        logger.setLevel(level)
     [line] = records
     assert re.fullmatch(rf"GET /api/v1/bookings/\{{reference\}} {resp.status} [\d.]+ms", line), line
 
 
 async def test_aiohttp_writes_only_the_requests_the_app_never_saw() -> None:
-    import logging
-
-    from aiohttp import web
-    from aiohttp.test_utils import make_mocked_request
-
-    from service.logs import REQUEST_ID
-    from service.web.accesslog import SafeAccessLogger
-
-    records: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
-
-    logger = logging.getLogger("test.access")
-    logger.addHandler(Collect())
-    logger.setLevel(logging.INFO)
     unread = make_mocked_request("GET", "/b/PAR-ABCDEF/token")
     unread._match_info = None  # never routed, as a line aiohttp could not read
     before = REQUEST_ID.set(None)
     try:
-        SafeAccessLogger(logger, "").log(unread, web.Response(status=400), 0.002)
-        assert records == ["GET - 400 2.0ms"], "unrouted, at once"
-        # A request the middleware saw (it set the id) is the app's to write.
-        REQUEST_ID.set("seen-by-the-app")
-        SafeAccessLogger(logger, "").log(unread, web.Response(status=200), 0.002)
-        assert records == ["GET - 400 2.0ms"]
+        with logged_lines("test.access") as records:
+            logger = logging.getLogger("test.access")
+            SafeAccessLogger(logger, "").log(unread, web.Response(status=400), 0.002)
+            assert records == ["GET - 400 2.0ms"], "unrouted, at once"
+            # A request the middleware saw (it set the id) is the app's to write.
+            REQUEST_ID.set("seen-by-the-app")
+            SafeAccessLogger(logger, "").log(unread, web.Response(status=200), 0.002)
+            assert records == ["GET - 400 2.0ms"]
     finally:
         REQUEST_ID.reset(before)
 
@@ -144,23 +139,8 @@ async def test_aiohttp_writes_only_the_requests_the_app_never_saw() -> None:
 async def test_a_stopping_app_counts_and_writes_the_answers_that_wait(
     settings: Settings, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
-    import logging
-
-    from service.web.accesslog import runner_options
-    from service.web.keys import METRICS_KEY
-
-    records: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
-
-    logger = logging.getLogger("aiohttp.access")
-    collect, level = Collect(), logger.level
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
     app = create_app(settings, pool=pool, clock=clock)
-    try:
+    with logged_lines("aiohttp.access") as records:
         server = TestServer(app)
         await server.start_server(**runner_options())
         async with TestClient(server) as client:
@@ -168,9 +148,6 @@ async def test_a_stopping_app_counts_and_writes_the_answers_that_wait(
             assert records == [], "kept for its batch"
         # The app has stopped: nothing waits for a timer that will not come.
         assert [line for line in records if line.startswith("GET /healthz 200 ")]
-        counted = app[METRICS_KEY].exposition().decode()
-        healthz = 'mawid_http_requests_total{method="GET",route="/healthz",status="200"}'
-        assert f"{healthz} 1.0" in counted
-    finally:
-        logger.removeHandler(collect)
-        logger.setLevel(level)
+    counted = app[METRICS_KEY].exposition().decode()
+    healthz = 'mawid_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert f"{healthz} 1.0" in counted
