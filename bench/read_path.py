@@ -297,16 +297,12 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
         f"{'non-200':>8} {'errors':>6} {'CPU us':>7} {'bare/CPU':>8}"
     )
     for target in targets:
-        # The bare handler's own line: each of its runs against itself.
-        pairs = (
-            list(zip(target.bare, target.results, strict=True))
-            if target.bare
-            else [(r, r) for r in target.results]
-        )
+        # The bare handler's own line is its runs against themselves: 1.
+        ratios = per_round(target) or [(1.0, 1.0)]
         rate = median([r.rate for r in target.results])
-        ratio = median([r.rate / b.rate for b, r in pairs if b.rate])
+        ratio = median([by_rate for by_rate, _ in ratios])
         cpu = median([r.cpu_us for r in target.results])
-        cpu_ratio = median([b.cpu_us / r.cpu_us for b, r in pairs if r.cpu_us])
+        cpu_ratio = median([by_cpu for _, by_cpu in ratios])
         print(
             f"{target.name:<34} {rate:9.0f} {ratio:7.2f} "
             f"{median([r.p50_ms for r in target.results]):8.1f} "
@@ -317,12 +313,20 @@ def report(targets: list[Target], args: argparse.Namespace, loader: str) -> None
     if args.rounds > 1:
         print("\n/ bare per round (req/s; CPU):")
         for target in targets[1:]:
-            rounds = "  ".join(
-                f"{r.rate / b.rate:.2f}; {b.cpu_us / r.cpu_us:.2f}"
-                for b, r in zip(target.bare, target.results, strict=True)
-                if b.rate and r.cpu_us
-            )
+            rounds = "  ".join(f"{a:.2f}; {b:.2f}" for a, b in per_round(target))
             print(f"  {target.name:<32} {rounds}")
+
+
+def per_round(target: Target) -> list[tuple[float, float]]:
+    """Each round's req/s ratio and CPU ratio to the bare run just before it
+    (none for the bare handler itself)."""
+    if not target.bare:
+        return []
+    return [
+        (r.rate / b.rate, b.cpu_us / r.cpu_us)
+        for b, r in zip(target.bare, target.results, strict=True)
+        if b.rate and r.cpu_us
+    ]
 
 
 def median(values: list[float]) -> float:

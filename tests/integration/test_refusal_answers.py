@@ -231,7 +231,7 @@ async def test_aiohttps_own_refusals_on_a_page_get_the_sites_page_in_the_readers
     app.router.add_get("/boom", boom)
     heard = {"Accept-Language": language}
     async with TestClient(TestServer(app)) as client:
-        # A method no page has (OPTIONS passes the CSRF check: it is safe).
+        # A method no page has.
         r = await client.options("/offices/consulate-paris/passport", headers=heard)
         assert r.status == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "HEAD"}
         page = await r.text()

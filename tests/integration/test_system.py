@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
@@ -89,65 +88,53 @@ async def test_unknown_api_path_is_a_json_404(app_client: Client) -> None:
     assert (await resp.json())["error"] == "not_found"
 
 
-@contextmanager
-def logged_lines(name: str) -> Iterator[list[str]]:
-    """The messages logged at INFO or above on logger `name` meanwhile."""
-    records: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
-
-    logger = logging.getLogger(name)
-    collect, level = Collect(), logger.level
-    logger.addHandler(collect)
-    logger.setLevel(logging.INFO)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(collect)
-        logger.setLevel(level)
+def access_lines(caplog: pytest.LogCaptureFixture, name: str = "aiohttp.access") -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == name]
 
 
-async def test_access_log_names_routes_not_paths(app_client: Client) -> None:
-    with logged_lines("aiohttp.access") as records:
+async def test_access_log_names_routes_not_paths(
+    app_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
         resp = await app_client.get("/api/v1/bookings/PAR-ABCDEF?email=a@b.c")
         assert resp.status in (401, 404)
-        assert records == [], "kept for its batch"
+        assert access_lines(caplog) == [], "kept for its batch"
         answered_requests(app_client.app).flush()
-    [line] = records
+    [line] = access_lines(caplog)
     assert re.fullmatch(rf"GET /api/v1/bookings/\{{reference\}} {resp.status} [\d.]+ms", line), line
 
 
-async def test_aiohttp_writes_only_the_requests_the_app_never_saw() -> None:
+async def test_aiohttp_writes_only_the_requests_the_app_never_saw(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     unread = make_mocked_request("GET", "/b/PAR-ABCDEF/token")
     unread._match_info = None  # never routed, as a line aiohttp could not read
     before = REQUEST_ID.set(None)
     try:
-        with logged_lines("test.access") as records:
+        with caplog.at_level(logging.INFO, logger="test.access"):
             logger = logging.getLogger("test.access")
             SafeAccessLogger(logger, "").log(unread, web.Response(status=400), 0.002)
-            assert records == ["GET - 400 2.0ms"], "unrouted, at once"
+            assert access_lines(caplog, "test.access") == ["GET - 400 2.0ms"], "unrouted, at once"
             # A request the middleware saw (it set the id) is the app's to write.
             REQUEST_ID.set("seen-by-the-app")
             SafeAccessLogger(logger, "").log(unread, web.Response(status=200), 0.002)
-            assert records == ["GET - 400 2.0ms"]
+            assert access_lines(caplog, "test.access") == ["GET - 400 2.0ms"]
     finally:
         REQUEST_ID.reset(before)
 
 
 async def test_a_stopping_app_counts_and_writes_the_answers_that_wait(
-    settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+    settings: Settings, pool: asyncpg.Pool, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(settings, pool=pool, clock=clock)
-    with logged_lines("aiohttp.access") as records:
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
         server = TestServer(app)
         await server.start_server(**runner_options())
         async with TestClient(server) as client:
             assert (await client.get("/healthz")).status == 200
-            assert records == [], "kept for its batch"
+            assert access_lines(caplog) == [], "kept for its batch"
         # The app has stopped: nothing waits for a timer that will not come.
-        assert [line for line in records if line.startswith("GET /healthz 200 ")]
+        assert [line for line in access_lines(caplog) if line.startswith("GET /healthz 200 ")]
     counted = app[METRICS_KEY].exposition().decode()
     healthz = 'mawid_http_requests_total{method="GET",route="/healthz",status="200"}'
     assert f"{healthz} 1.0" in counted
