@@ -30,6 +30,10 @@ _UNREADABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
 def readable(text: str) -> bool:
+    # ASCII text (a flag CPython keeps on every str) holds no surrogate: the
+    # search, ten times dearer on a request's headers, is for the rest.
+    if text.isascii():
+        return "\x00" not in text
     return _UNREADABLE_RE.search(text) is None
 
 

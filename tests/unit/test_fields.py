@@ -49,6 +49,25 @@ def test_readable(text: str, ok: bool) -> None:
     assert readable(text) is ok
 
 
+# ASCII and not: the two ways readable() looks at a text.
+_TEXTS = st.text(st.characters(max_codepoint=0x7F)) | st.text(
+    st.one_of(
+        st.characters(),
+        st.sampled_from(["\x00", "\ud800", "\udbff", "\udc80", "\udfff"]),
+    )
+)
+
+
+@given(_TEXTS)
+def test_readable_is_what_utf8_and_postgres_take(text: str) -> None:
+    try:
+        text.encode()
+        encodable = True
+    except UnicodeEncodeError:
+        encodable = False
+    assert readable(text) is (encodable and "\x00" not in text)
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
