@@ -229,7 +229,9 @@ async def request(
         service = await office_store.get_service(conn, window.office_id, window.service_id)
         assert office is not None and service is not None
         citizen = validate_details(details, service, office.country, office.sms_countries)
-        wish = rules.check_wish(days, parts, window.first_day, window.last_day)
+        # Any day of the period: the form offers only those with times, but
+        # a day whose times are opened later must not refuse a request.
+        wish = rules.check_wish(days, parts, rules.period_days(window.first_day, window.last_day))
         # Requests whose code did not come back free their identity first.
         await store.lapse_pending(conn, window.id, now)
         entry_id, token, pending = await file_entry(
@@ -333,6 +335,20 @@ class RequestForm:
     # Windows taking requests now, and the drawn ones whose record is public.
     windows: list[Window]
     drawn: list[Window]
+    # The days a request to the first open window may name (window_days).
+    days: list[date]
+
+
+async def window_days(conn: asyncpg.Connection, window: Window, office: Office) -> list[date]:
+    """The days of a window's period the request form offers: those with
+    times of its service at the office (a request naming only a holiday or a
+    weekend could never get a seat); while none are opened yet, every day."""
+    slots = await slot_store.slots_between(
+        conn, window.office_id, window.service_id, window.period_start, window.period_end
+    )
+    if not slots:
+        return rules.period_days(window.first_day, window.last_day)
+    return sorted({local_date(slot.starts_at, office.zone) for slot in slots})
 
 
 async def request_form(
@@ -351,7 +367,8 @@ async def request_form(
             for w in await store.windows_of(conn, office_id)
             if w.service_id == service_id and w.state == rules.WindowState.DRAWN
         ]
-        return RequestForm(office, service, windows, drawn[:3])
+        days = await window_days(conn, windows[0], office) if windows else []
+        return RequestForm(office, service, windows, drawn[:3], days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -807,6 +824,12 @@ async def answer_offer(
 async def published(pool: asyncpg.Pool, window_id: int) -> dict[str, object]:
     """What anyone may read about a draw: no name, no contact, no document.
     Entry ids appear at the close, the seed and the ranking after the draw."""
+    return (await published_window(pool, window_id))[1]
+
+
+async def published_window(pool: asyncpg.Pool, window_id: int) -> tuple[Window, dict[str, object]]:
+    """The window and its public record (`published`): the page shows the
+    record's times and days in the office's zone and language."""
     async with pool.acquire() as conn:
         window = await store.get_window(conn, window_id)
         if window is None:
@@ -824,7 +847,7 @@ async def published(pool: asyncpg.Pool, window_id: int) -> dict[str, object]:
             "rule": RULE,
         }
         if window.state == rules.WindowState.OPEN:
-            return doc
+            return window, doc
         entries = await store.entries(conn, window.id)
         doc["entries"] = sorted(entry.id for entry in entries)
         doc["entries_sha256"] = window.entries_sha256
@@ -834,7 +857,7 @@ async def published(pool: asyncpg.Pool, window_id: int) -> dict[str, object]:
                 {"entry": entry.id, "outcome": entry.outcome}
                 for entry in sorted(entries, key=lambda e: (e.position is None, e.position or 0))
             ]
-        return doc
+        return window, doc
 
 
 async def office_draws(pool: asyncpg.Pool, office_id: str) -> list[dict[str, object]]:

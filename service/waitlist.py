@@ -97,9 +97,7 @@ async def join(
         citizen = validate_details(
             details, form.service, form.office.country, form.office.sms_countries
         )
-        wish = draw_rules.check_wish(
-            days, parts, form.first, form.last, outside=draw_rules.OUTSIDE_LIST
-        )
+        wish = draw_rules.check_wish(days, parts, draw_rules.period_days(form.first, form.last))
         # Places whose code did not come back, or whose days are past, free
         # their identity first.
         await store.lapse_waitlist(conn, now, office_id, service_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -250,23 +250,27 @@ OUTSIDE_WINDOW = N_("Choose days inside the period of this window.")
 OUTSIDE_LIST = N_("Choose days among those shown.")
 
 
+def period_days(first: date, last: date) -> list[date]:
+    """Every day from `first` to `last`."""
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
+
+
 def check_wish(
     days: Iterable[date],
     parts: Iterable[str],
-    first: date,
-    last: date,
+    offered: Collection[date],
     *,
-    outside: str = OUTSIDE_WINDOW,
+    outside: str = OUTSIDE_LIST,
 ) -> Wish:
-    """A citizen's acceptable days (from `first` to `last`: a window's
-    period, a waiting list's days) and parts of day; refused when either is
-    empty or outside."""
+    """A citizen's acceptable days (among those `offered`: a window's
+    period, a waiting list's) and parts of day; refused when either is
+    empty or a day is not offered."""
     chosen_days = frozenset(days)
     chosen_parts = frozenset(part for part in parts if part in PARTS_OF_DAY)
     problems: dict[str, str] = {}
     if not chosen_days:
         problems["days"] = N_("Choose at least one day.")
-    elif any(day < first or day > last for day in chosen_days):
+    elif not chosen_days <= frozenset(offered):
         problems["days"] = outside
     if not chosen_parts or len(chosen_parts) != len(set(parts)):
         problems["parts"] = N_("Choose the morning, the afternoon or both.")

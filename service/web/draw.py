@@ -26,6 +26,8 @@ from service.web.errors import refusal_text
 from service.web.i18n import zone_label
 from service.web.inputs import json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
+from service.web.labels import label_function
+from service.web.readcache import read_cache
 from service.web.sessions import authorise
 from service.web.templating import explicit_language, request_language
 
@@ -53,13 +55,24 @@ async def office_draws(request: web.Request) -> web.Response:
 @routes.get("/draws/{id}")
 async def draw_page(request: web.Request) -> web.Response:
     draw_id = _draw_id(request)
-    record = await draw.published(request.app[POOL_KEY], draw_id)
+    window, record = await draw.published_window(request.app[POOL_KEY], draw_id)
+    cache = read_cache(request)
+    office = await cache.office(window.office_id)
+    service = await cache.service(window.office_id, window.service_id)
+    if office is None or service is None:
+        raise draw.window_not_found()
+    language = request_language(request)
     base = request.app[SETTINGS_KEY].base_url
     return render(
         request,
         "citizen/draw_public.html",
         {
             "record": record,
+            "window": window,
+            "office": office,
+            "service": service,
+            "zone": zone_label(office.country, office.city[language], language),
+            "label": label_function(language),
             "json_url": f"{base}/api/v1/draws/{draw_id}",
             "script": REPLAY_SCRIPT,
         },
@@ -193,10 +206,6 @@ async def open_window(request: web.Request) -> web.Response:
 # A citizen's request ---------------------------------------------------------------
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
-
-
 async def request_form_context(
     request: web.Request,
     values: dict[str, str],
@@ -219,7 +228,7 @@ async def request_form_context(
     context.update(
         window=window,
         drawn=view.drawn,
-        days=_days(window.first_day, window.last_day) if window else [],
+        days=view.days,
         chosen_days=set(days or []),
         chosen_parts=set(parts or ["morning", "afternoon"]),
     )

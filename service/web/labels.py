@@ -76,6 +76,16 @@ LABELS: dict[str, dict[str, str]] = {
         "anonymise": N_("Personal data removed after the retention period"),
         "channel": N_("Message channel changed"),
     },
+    # What became of a draw's entry, in its public ranking (service.domain.draw.Outcome).
+    "outcome": {
+        "waiting": N_("On the waiting list"),
+        "offered": N_("Seat offered"),
+        "confirmed": N_("Seat accepted"),
+        "declined": N_("Seat declined"),
+        "expired": N_("Offer not answered in time"),
+        "withdrawn": N_("Request withdrawn"),
+        "lapsed": N_("No longer on the list"),
+    },
     "role": {"admin": N_("Administrator"), "manager": N_("Manager"), "agent": N_("Agent")},
     "source": {"holiday": N_("public holiday"), "manual": N_("manual")},
 }

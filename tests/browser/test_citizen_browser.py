@@ -264,7 +264,9 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
                ORDER BY starts_at LIMIT 3""",
             server.clock(),
         )
-    await prove_contacts(server.pool, "+33612345678", "fatima@example.com")
+    # An address longer than a 320 px line: the summaries must wrap it.
+    email = "fatima.zahra.aitlahcen@famille-example.org"
+    await prove_contacts(server.pool, "+33612345678", email)
     booked = await bookings.book(
         server.pool,
         slot_id=slots[0]["id"],
@@ -272,7 +274,7 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
         details=RawDetails(
             name="Fatima Zahra Ait Lahcen",
             phone="06 12 34 56 78",
-            email="fatima@example.com",
+            email=email,
             language=language,
             document_number=f"AB{secrets.randbelow(10**6):06d}",
         ),

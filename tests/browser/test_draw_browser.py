@@ -135,10 +135,22 @@ async def test_the_request_form_and_receipt_pass_axe(
     for name, path in (
         ("form", f"/offices/{OFFICE}/{SERVICE}/draw?lang={language}"),
         ("receipt", f"{draw.receipt_url(receipt.entry_id, receipt.token)}?lang={language}"),
+        ("record", f"/draws/{window_id}?lang={language}"),
     ):
         await page.goto(server.url + path)
         violations = await run_axe(page, axe_source)
         if violations:
             problems[name] = violations
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        if overflow > 0:
+            problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
+        # A summary's values keep most of the line: a long label does not
+        # squeeze them into a column a word wide.
+        for value in await page.locator("dl.summary dd").all():
+            box = await value.bounding_box()
+            if box is not None and box["width"] < 150:
+                problems[f"{name}:dd"] = f"a summary value {box['width']:.0f}px wide"
     await context.close()
     assert not problems, problems

@@ -29,6 +29,15 @@ async def test_the_public_record_and_page(
     window_id = await draw_service(pool, clock, capacity=2)
     opened = await (await app_client.get(f"/api/v1/draws/{window_id}")).json()
     assert opened["state"] == "open" and "seed" not in opened
+    # The page of an open draw: names, times and days in the reader's
+    # language and the office's zone, no codes nor UTC instants.
+    resp = await app_client.get(f"/draws/{window_id}?lang=ar")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "القنصلية العامة للمملكة المغربية بباريس" in page and "فبراير" in page
+    assert "consulate-paris" not in page
+    assert f"{opened['opens_at']} –" not in page and f">{opened['closes_at']}" not in page
+    assert opened["seed_sha256"] in page
     ids = [await ask(pool, settings, clock, window_id, n) for n in range(4)]
     clock.advance(timedelta(days=7))
     await tick(pool, settings, clock)
@@ -47,6 +56,8 @@ async def test_the_public_record_and_page(
     assert (await app_client.get("/api/v1/offices/nowhere/draws")).status == 404
     page = await (await app_client.get(f"/draws/{window_id}?lang=fr")).text()
     assert doc["seed"] in page and ids[0] in page
+    # Each entry's outcome in the reader's language: two seats, four entries.
+    assert page.count("Place proposée") == 2 and page.count("Sur la liste d’attente") == 2
     assert "SHA-256" in page and "hashlib.sha256(seed + i.encode())" in page
     assert "example.org" not in page and "Citoyen" not in page
 

@@ -6,7 +6,7 @@ hash, a request can be withdrawn; in Arabic and French."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -150,3 +150,20 @@ async def test_the_receipt_opens_only_with_its_token_and_says_not_served(
     pages = [await (await app_client.get(f"{link}?lang=fr")).text() for link in links]
     assert sum("Vous êtes sur la liste d’attente" in p for p in pages) == 1
     assert sum("Une place vous est proposée" in p for p in pages) == 1
+
+
+async def test_the_form_offers_only_the_days_with_times(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    # The period is Monday 15 to Friday 19 February; times only on the 16th
+    # and the 18th (a holiday, a day the office is shut: no times either).
+    await draw_service(pool, clock)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """UPDATE slots SET capacity = 0 WHERE office_id = $1 AND service_id = $2
+                 AND (starts_at AT TIME ZONE 'Europe/Paris')::date NOT IN ($3, $4)""",
+            OFFICE, SERVICE, date(2027, 2, 16), date(2027, 2, 18),
+        )  # fmt: skip
+    page = await (await app_client.get(f"{FORM}?lang=fr")).text()
+    offered = re.findall(r'name="days" value="([0-9-]+)"', page)
+    assert offered == ["2027-02-16", "2027-02-18"]

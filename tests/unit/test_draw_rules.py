@@ -327,19 +327,23 @@ def test_unsound_windows_are_refused(changes: dict[str, object], field: str) -> 
     assert field in window_problems(plan(**changes))
 
 
-def test_wishes_must_name_days_of_the_period_and_parts_of_day() -> None:
-    first, last = date(2027, 7, 1), date(2027, 7, 31)
-    wish = check_wish([date(2027, 7, 2)], ["morning"], first, last)
+def test_wishes_must_name_days_offered_and_parts_of_day() -> None:
+    # July 2027's weekdays: the days with times.
+    offered = [date(2027, 7, d) for d in range(1, 32) if date(2027, 7, d).weekday() < 5]
+    wish = check_wish([date(2027, 7, 2), date(2027, 7, 5)], ["morning"], offered)
     assert wish.accepts(date(2027, 7, 2), "morning")
     assert not wish.accepts(date(2027, 7, 2), "afternoon")
     for days, parts, field in [
         ([], ["morning"], "days"),
         ([date(2027, 8, 1)], ["morning"], "days"),
+        # A Saturday inside the period, alone or among offered days.
+        ([date(2027, 7, 3)], ["morning"], "days"),
+        ([date(2027, 7, 2), date(2027, 7, 3)], ["morning"], "days"),
         ([date(2027, 7, 2)], [], "parts"),
         ([date(2027, 7, 2)], ["evening"], "parts"),
     ]:
         with pytest.raises(ValidationFailed) as refused:
-            check_wish(days, parts, first, last)
+            check_wish(days, parts, offered)
         assert field in refused.value.fields
 
 

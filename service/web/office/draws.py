@@ -153,12 +153,7 @@ async def _request_page(
     context.update(
         svc=found.service,
         window=window,
-        days=[
-            date.fromordinal(n)
-            for n in range(window.first_day.toordinal(), window.last_day.toordinal() + 1)
-        ]
-        if window
-        else [],
+        days=found.days,
     )
     return pages.render(request, "draw_request.html", context, status=status)
 
