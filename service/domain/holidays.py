@@ -18,19 +18,35 @@ class Holiday:
     names: dict[str, str]  # language -> name (every language of LANGUAGES)
 
 
-def _names(region: str, years: list[int], language: str) -> dict[date, str]:
+# A holiday on a page in a language the package has no names in: a name in
+# another language was read by few (a French holiday on an Arabic page said
+# "Christmas Day"). The catalogs' words for a closure's source "holiday".
+PUBLIC_HOLIDAY = {
+    "ar": "عطلة رسمية",
+    "fr": "Jour férié",
+    "en": "Public holiday",
+    "es": "Día festivo",
+    "zgh": "ⴰⵙⵙ ⵏ ⵓⵙⵓⵏⴼⵓ",
+}
+# Two countries' names of one day, joined as each language punctuates a list.
+_JOIN = {"ar": "، ", "fr": " ; "}
+
+
+def _names(region: str, years: list[int], language: str) -> dict[date, str | None]:
     """Holiday names of a country ("FR") or a subdivision ("CA-QC": Quebec's
-    holidays, which a consulate in Montreal keeps, beside the federal ones)."""
+    holidays, which a consulate in Montreal keeps, beside the federal ones);
+    None where the package has no name in `language` (nor its fallback)."""
     country, _, subdiv = region.partition("-")
     cls = holidays_lib.country_holidays(country).__class__
     supported = getattr(cls, "supported_languages", ())
-    # A Tamazight page shows the Arabic name when the package has no zgh one.
-    wanted = (language, TEXT_FALLBACK.get(language, language), "en_US")
+    # A Tamazight page shows the Arabic name when the package has no zgh one;
+    # an English page the package's American English.
+    wanted = (language, TEXT_FALLBACK.get(language, language), f"{language}_US")
     lang = next((w for w in wanted if w in supported), None)
     table = holidays_lib.country_holidays(
         country, subdiv=subdiv or None, years=years, language=lang
     )
-    return dict(table.items())
+    return {day: name if lang else None for day, name in table.items()}
 
 
 def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holiday]:
@@ -46,10 +62,16 @@ def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holi
             for day, name in _names(country, years, language).items():
                 if first <= day <= last:
                     names = merged.setdefault(day, {lang: [] for lang in LANGUAGES})
-                    if name not in names[language]:
+                    if name is not None and name not in names[language]:
                         names[language].append(name)
     return [
-        Holiday(day, {lang: "; ".join(parts) for lang, parts in merged[day].items()})
+        Holiday(
+            day,
+            {
+                lang: _JOIN.get(lang, "; ").join(parts) or PUBLIC_HOLIDAY[lang]
+                for lang, parts in merged[day].items()
+            },
+        )
         for day in sorted(merged)
     ]
 

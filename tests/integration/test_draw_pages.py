@@ -31,6 +31,7 @@ async def test_the_public_record_and_page(
     assert opened["state"] == "open" and "seed" not in opened
     # The page of an open draw: names, times and days in the reader's
     # language and the office's zone, no codes nor UTC instants.
+    assert (await app_client.get(f"/draws/{window_id}")).status == 200
     resp = await app_client.get(f"/draws/{window_id}?lang=ar")
     assert resp.status == 200
     page = await resp.text()

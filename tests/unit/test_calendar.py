@@ -17,7 +17,7 @@ from service.domain.calendar import (
     plan_slots,
     rules_for_day,
 )
-from service.domain.holidays import holidays_for
+from service.domain.holidays import PUBLIC_HOLIDAY, holidays_for
 
 ZONES = ["Europe/Paris", "Europe/Madrid", "America/Toronto", "Africa/Casablanca", "Europe/Berlin"]
 WEEKDAY_HOURS = [
@@ -93,6 +93,20 @@ def test_consulate_closes_for_host_country_holidays() -> None:
     closed = {h.day for h in holidays_for(["MA", "FR"], date(2027, 1, 1), date(2027, 12, 31))}
     assert date(2027, 7, 14) in closed  # Fête nationale
     assert date(2027, 3, 9) in closed
+
+
+def test_a_holiday_without_a_name_in_the_pages_language_is_called_a_public_holiday() -> None:
+    # The package names French holidays in French and English, not Arabic:
+    # an Arabic page said "Closed: Christmas Day".
+    by_day = {h.day: h for h in holidays_for(["MA", "FR"], date(2026, 12, 1), date(2027, 1, 31))}
+    christmas = by_day[date(2026, 12, 25)].names
+    assert christmas["ar"] == PUBLIC_HOLIDAY["ar"] and christmas["zgh"] == PUBLIC_HOLIDAY["zgh"]
+    assert christmas["fr"] == "Noël" and christmas["en"] == "Christmas Day"
+    # Both countries' names of New Year's Day, each joined as its language does.
+    new_year = by_day[date(2027, 1, 1)].names
+    assert new_year["ar"] == "رأس السنة الميلادية"  # Morocco's; France has none in Arabic
+    assert new_year["fr"] == "Nouvel an ; Jour de l'an"
+    assert new_year["en"] == "New Year's Day"  # one name, said once
 
 
 def test_regional_holidays() -> None:
