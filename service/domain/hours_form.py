@@ -19,6 +19,7 @@ from datetime import date, time, timedelta
 
 from service.domain.calendar import HoursRule
 from service.domain.errors import N_, ValidationFailed
+from service.domain.fields import parse_int
 
 DAYS = range(7)
 # Periods a day may have (morning, afternoon, evening and one more).
@@ -154,7 +155,7 @@ def copy_day(sets: list[HoursSet], form: Mapping[str, str], index: int) -> list[
     if not 0 <= index < len(sets):
         return sets
     raw = form.get(f"s{index}-copy-from", "")
-    source = int(raw) if raw.isascii() and raw.isdigit() and int(raw) in DAYS else None
+    source = parse_int(raw, DAYS.start, DAYS.stop - 1)
     if source is None:
         return sets
     periods = sets[index].days[source]
@@ -215,11 +216,12 @@ def rules_of(sets: list[HoursSet], known_services: Iterable[str]) -> list[HoursR
                         "Give an opening and a closing time, opening first."
                     )
                     continue
-                if not (counters.isascii() and counters.isdigit() and 1 <= int(counters) <= 100):
+                open_counters = parse_int(counters, 1, 100)
+                if open_counters is None:
                     problems[f"{name}-counters"] = N_("Give the counters open: 1 to 100.")
                     continue
                 spans.append((opens, closes))
-                rule = HoursRule(day, opens, closes, int(counters), valid_from, valid_until)
+                rule = HoursRule(day, opens, closes, open_counters, valid_from, valid_until)
                 rules.append(replace(rule, service_id=service_id))
             if any(a[1] > b[0] for a, b in itertools.pairwise(sorted(spans))):
                 problems.setdefault(f"{prefix}d{day}-p0-opens", N_("The periods of a day overlap."))

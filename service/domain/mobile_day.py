@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from service.domain.calendar import CounterCell, HoursRule, SlotPlan, plan_counters, plan_slots
 from service.domain.errors import N_, ValidationFailed
-from service.domain.fields import TOWN_MAX, VENUE_ADDRESS_MAX, parse_day
+from service.domain.fields import TOWN_MAX, VENUE_ADDRESS_MAX, parse_day, parse_int
 from service.domain.hours_form import _wall as parse_wall
 from service.domain.models import STORED_LANGUAGES, Office, in_every_language
 from service.domain.places import parse_alert_km, parse_coordinates
@@ -138,15 +138,15 @@ def parse_mobile_day_form(
     if first is None:
         problems["first_day"] = N_("Enter a date as YYYY-MM-DD, between 2000-01-01 and 2199-12-31.")
     raw_days = form.get("days", "").strip()
-    days = int(raw_days) if raw_days.isdigit() else 0
-    if not 1 <= days <= MAX_DAYS:
+    days = parse_int(raw_days, 1, MAX_DAYS) or 0
+    if not days:
         problems["days"] = N_("Enter 1 to 7 days.")
     opens, closes = parse_wall(form.get("opens", "")), parse_wall(form.get("closes", ""))
     if opens is None or closes is None or opens >= closes:
         problems["opens"] = N_("Enter the hours as HH:MM, closing after opening.")
     raw_counters = form.get("counters", "").strip()
-    counters = int(raw_counters) if raw_counters.isdigit() else 0
-    if not 1 <= counters <= 100:
+    counters = parse_int(raw_counters, 1, 100) or 0
+    if not counters:
         problems["counters"] = N_("Give the counters open: 1 to 100.")
     offered = tuple(s for s in services if form.get(f"service-{s}"))
     if not offered:

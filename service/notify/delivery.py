@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from service.domain.fields import parse_int
 from service.domain.messages import (
     NOT_WHATSAPP_USER,
     SKIP_WHATSAPP_OPTED_OUT,
@@ -131,8 +132,9 @@ def opts_out(code: str | None) -> bool:
     return code == str(TWILIO_OPTED_OUT)
 
 
-def _code_in(code: str | None, codes: frozenset[int]) -> bool:
-    return code is not None and code.isdigit() and int(code) in codes
+def code_in(code: str | None, codes: frozenset[int]) -> bool:
+    # Twilio's codes are five digits; anything else in the field is no code of ours.
+    return parse_int(code, 0, 99_999) in codes
 
 
 # Receipts --------------------------------------------------------------------------
@@ -254,8 +256,8 @@ async def _whatsapp_not_arriving(
     """A WhatsApp message sent but reported failed: a temporary code is
     retried by a new row (the sent one only moves forward), unless no retry
     time is left; anything else goes down the fallback chain."""
-    if code is not None and code.isdigit() and int(code) in WHATSAPP_TEMPORARY:
-        rate_limited = int(code) == WHATSAPP_RATE_LIMITED
+    if code is not None and code_in(code, WHATSAPP_TEMPORARY):
+        rate_limited = code == str(WHATSAPP_RATE_LIMITED)
         row = await outbox.retry_facts(conn, row_id)
         quiet = quiet_applies(row.kind)
         at = next_attempt_at(
@@ -286,9 +288,9 @@ async def _whatsapp_refused(
     says of the number first (no WhatsApp: the booking's messages move to
     SMS; opted out: no WhatsApp message goes to it again), then the
     message's own stand-in."""
-    if _code_in(code, WHATSAPP_NOT_A_USER):
+    if code_in(code, WHATSAPP_NOT_A_USER):
         await switch_off_whatsapp(conn, row_id, now)
-    elif _code_in(code, WHATSAPP_OPTED_OUT):
+    elif code_in(code, WHATSAPP_OPTED_OUT):
         recipient = await outbox.recipient_of(conn, row_id)
         if recipient is not None:
             await whatsapp_opt_out(conn, recipient, str(code), now, secret_key)

@@ -332,6 +332,15 @@ async def test_a_manager_edits_hours_in_a_form_and_sees_stranded_bookings_first(
         assert not await conn.fetchval(
             "SELECT count(*) FROM opening_hours WHERE office_id = 'consulate-paris' AND weekday = 5"
         )
+    # A copy of no block (a digit int() refuses, too many digits): refused,
+    # nothing saved.
+    for action in ("copy-²", "copy-" + "9" * 5000):
+        r = await manager.post_form("/office/consulate-paris/hours", {**copied, "action": action})
+        assert r.status == 422
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM opening_hours WHERE office_id = 'consulate-paris' AND weekday = 5"
+        )
     # A mistake is named on its field.
     bad = {**copied, "s0-d5-p0-closes": "08:00", "action": "save"}
     r = await manager.post_form("/office/consulate-paris/hours", bad)

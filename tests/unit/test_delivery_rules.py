@@ -7,10 +7,12 @@ import pytest
 
 from service.notify.delivery import (
     CALLBACK_STATUS,
+    WHATSAPP_TEMPORARY,
     PermanentError,
     TemporaryError,
     classify_smtp,
     classify_twilio,
+    code_in,
     moves_forward,
     opts_out,
     status_callback_url,
@@ -53,6 +55,14 @@ def test_only_a_stop_reply_opts_the_number_out() -> None:
     assert opts_out("21610")
     for code in (None, "21211", "21614", "30006", "smtp550", "20429"):
         assert not opts_out(code)
+
+
+def test_a_code_that_is_no_number_is_no_known_code() -> None:
+    # A status callback's ErrorCode is text from outside: "²" passes
+    # str.isdigit() and fails int(), as do 5000 digits.
+    for code in ("²", "9" * 5000, "", "-1", " 63018"):
+        assert not code_in(code, WHATSAPP_TEMPORARY)
+    assert code_in("63018", WHATSAPP_TEMPORARY)
 
 
 @pytest.mark.parametrize("message_status", sorted(CALLBACK_STATUS))

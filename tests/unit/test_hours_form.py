@@ -96,6 +96,9 @@ def test_copying_a_day_to_others() -> None:
         (0, time(9), 3), (5, time(9), 3), (6, time(9), 3)
     ]  # fmt: skip
     assert copy_day(read_sets(form), form, 7) == read_sets(form)  # no such block
+    for day in ("7", "²", "9" * 5000):
+        odd = form | {"s0-copy-from": day}
+        assert copy_day(read_sets(odd), odd, 0) == read_sets(odd)  # no such day
 
 
 @pytest.mark.parametrize(
@@ -105,6 +108,8 @@ def test_copying_a_day_to_others() -> None:
         ({"s0-d0-p0-opens": "25:00"}, "s0-d0-p0-opens"),
         ({"s0-d0-p0-counters": ""}, "s0-d0-p0-counters"),
         ({"s0-d0-p0-counters": "101"}, "s0-d0-p0-counters"),
+        ({"s0-d0-p0-counters": "²"}, "s0-d0-p0-counters"),
+        ({"s0-d0-p0-counters": "9" * 5000}, "s0-d0-p0-counters"),
         ({"s0-d0-p1-opens": "11:00", "s0-d0-p1-closes": "13:00", "s0-d0-p1-counters": "1"},
          "s0-d0-p0-opens"),  # overlaps the first period
         ({"sets": "2", "s1-d1-p0-opens": "09:00", "s1-d1-p0-closes": "10:00",

@@ -115,6 +115,11 @@ def test_the_managers_form_makes_a_mobile_day_on_the_venues_clock() -> None:
         ({"country": "CAN"}, "country"),
         ({"first_day": "13/03/2027"}, "first_day"),
         ({"days": "8"}, "days"),
+        # Digits int() refuses: a superscript, more than Python reads at once.
+        ({"days": "²"}, "days"),
+        ({"days": "9" * 5000}, "days"),
+        ({"counters": "³"}, "counters"),
+        ({"counters": "9" * 5000}, "counters"),
         ({"closes": "08:00"}, "opens"),
         ({"counters": "0"}, "counters"),
         ({"service-passport": "", "service-cnie": ""}, "services"),

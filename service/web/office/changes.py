@@ -198,8 +198,11 @@ async def hours_submit(request: web.Request) -> web.Response:
         return await _change(request, member, ReplaceHours(office_id, rules), form, "hours")
     sets = read_sets(form)
     action = form.get("action", "save")
-    if action.startswith("copy-") and action[5:].isdigit():
-        copied = copy_day(sets, form, int(action[5:]))
+    if action.startswith("copy-"):
+        index = parse_int(action[5:], 0, MAX_SETS)
+        if index is None:
+            return await _hours_page(request, member, sets, {}, status=422)
+        copied = copy_day(sets, form, index)
         return await _hours_page(request, member, copied, {}, notice="copied")
     if action == "add" and len(sets) < MAX_SETS:
         return await _hours_page(request, member, [*sets, HoursSet()], {}, notice="added")
