@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import secrets
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.app import create_app
 from service.config import Settings
+from service.devstack import RunningPostgres
 from service.web.accesslog import answered_requests
 from tests.clock import FakeClock
 from tests.codesink import code_for
@@ -94,6 +96,34 @@ async def test_a_booking_life_leaves_no_personal_data_in_logs(
     assert "POST /api/v1/bookings/{reference}/verify 422" in logged, "access lines included"
     for secret in (NAME, EMAIL, DOCUMENT, "+33698765432", "698765432", token, code):
         assert secret not in logged
+
+
+async def test_a_refused_duplicate_leaves_no_document_number_in_the_postgres_log(
+    app_client: TestClient,  # type: ignore[type-arg]
+    pg_server: RunningPostgres | None,
+) -> None:
+    if pg_server is None:
+        pytest.skip("a Postgres of the caller's (DATABASE_URL): its log is not ours")
+    resp = await app_client.get(
+        "/api/v1/offices/consulate-paris/availability",
+        params={"service": "passport", "from": "2027-02-03", "to": "2027-02-03"},
+    )
+    slots = (await resp.json())["slots"]
+    document = "DUPE" + secrets.token_hex(4).upper()
+    statuses = []
+    for slot in slots[:2]:
+        resp = await app_client.post(
+            "/api/v1/bookings",
+            json={"slot_id": slot["id"], "service": "passport", "name": NAME,
+                  "phone": PHONE_RAW, "language": "fr", "document_number": document},
+        )  # fmt: skip
+        statuses.append(resp.status)
+    # The second is refused by the database's unique index, which Postgres
+    # logs as an error: the error, not the row's values.
+    assert statuses == [201, 409]
+    logged = pg_server.log_path.read_text(errors="replace")
+    assert "bookings_one_active_per_document" in logged
+    assert document not in logged
 
 
 @pytest.mark.parametrize("path", ["/api/v1/boom", "/boom"])
