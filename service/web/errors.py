@@ -144,12 +144,27 @@ def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResp
     elif unavailable(exc):
         request.app[OUTAGE_KEY].noticed(exc)
         refusal = errors.database_unavailable()
+    elif isinstance(exc, ConnectionResetError) and client_gone(request):
+        # Nobody reads this answer; counted apart from our own failures, as
+        # proxies count a client that closed its request.
+        log.info("client closed the connection during %s", request.method)
+        refusal = _Said(CLIENT_CLOSED, "client_closed", N_("The connection was closed."))
     else:
         _log_unexpected(request, exc)
         refusal = _Said(500, "internal", N_("Something went wrong on our side."))
     response = refusal_json(request, refusal) if api else refusal_page(request, refusal)
     response.headers.update(headers)
     return response
+
+
+CLIENT_CLOSED = 499
+
+
+def client_gone(request: web.BaseRequest) -> bool:
+    """Whether the client hung up (a body cut short, say): anyone can do
+    it, so what follows is neither our error nor worth an error line."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 class _Said(errors.Refusal):
@@ -165,7 +180,9 @@ class _Said(errors.Refusal):
 def _as_refusal(exc: web.HTTPException) -> tuple[errors.Refusal, dict[str, str]] | None:
     """aiohttp's own refusals (no route, a body over client_max_size, a
     method the resource lacks) said as ours, with the headers they need."""
-    if isinstance(exc, web.HTTPNotFound):
+    # A static directory, or a path out of it: aiohttp forbids it; to the
+    # reader there is no such page.
+    if isinstance(exc, web.HTTPNotFound | web.HTTPForbidden):
         return errors.NotFound(), {}
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return _Said(413, "too_large", N_("The request body is larger than 64 KiB.")), {}

@@ -16,6 +16,7 @@ modules as plain functions; this module only orders them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 
@@ -53,6 +54,12 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         # A redirect, or another answer of aiohttp's that errors.answer leaves be.
         status = answered.status
         _add_headers(answered.headers, request_id)
+        raise
+    except asyncio.CancelledError:
+        # A server told to cancel the handler of a client that hung up
+        # (aiohttp's test server is): the client's doing, not a failure.
+        if errors.client_gone(request):
+            status = errors.CLIENT_CLOSED
         raise
     finally:
         request.app[ANSWERED_KEY].add(

@@ -24,9 +24,11 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from service.domain.fields import EMAIL_MAX
+from service.web.accesslog import answered_requests
 from service.web.i18n import gettext
 from service.web.openapi import openapi_document
 from service.web.templating import isolate_ltr
+from tests.fixtures.app import LiveServer
 from tests.fixtures.office import AGENT, MANAGER, Browser, free_slot
 
 Client = TestClient  # type: ignore[type-arg]
@@ -202,6 +204,60 @@ async def test_a_header_that_is_not_text_is_refused(app_client: Client, pool: as
     assert head.startswith(b"HTTP/1.1 400"), answer
     assert b'"error": "malformed_header"' in body
     assert b"Content-Language: fr" in head
+    assert await written(pool) == before
+
+
+async def cut_short(host: str, port: int, path: str) -> None:
+    """A POST whose client hangs up after a few bytes of its body."""
+    _, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+        "\r\nContent-Length: 1000\r\n\r\nname=Amina".encode()
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+BODY_PATHS = ["/api/v1/bookings", "/offices/consulate-paris/passport/book"]
+
+
+@pytest.mark.parametrize("path", BODY_PATHS)
+async def test_a_body_cut_short_by_the_client_is_no_error_of_ours(
+    app_client: Client, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """A client that hangs up halfway through its body: nothing written, no
+    error line (anyone could fill the log and the 500 rate so), counted as
+    closed by the client. Here aiohttp cancels the handler (its test server
+    does); below it reads on and finds the connection reset (mawid serve)."""
+    caplog.set_level(logging.INFO)
+    before = await written(pool)
+    await cut_short(app_client.server.host, app_client.server.port, path)
+    answered = answered_requests(app_client.app)
+    for _ in range(100):
+        if len(answered):
+            break
+        await asyncio.sleep(0.02)
+    assert [a[3] for a in answered._answers] == [499]
+    answered.flush()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert await written(pool) == before
+
+
+@pytest.mark.parametrize("path", BODY_PATHS)
+async def test_a_body_cut_short_is_no_error_where_handlers_read_on(
+    live_server: LiveServer, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = await written(pool)
+    host, port = live_server.url.removeprefix("http://").split(":")
+    await cut_short(host, int(port), path)
+    for _ in range(100):
+        if "client closed the connection during POST" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert "client closed the connection during POST" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert await written(pool) == before
 
 

@@ -244,6 +244,10 @@ async def test_aiohttps_own_refusals_on_a_page_get_the_sites_page_in_the_readers
         assert _said(language, "Method not allowed.") in _shown(await r.text())
         r = await client.post("/nowhere/at/all", data={"x": "1"}, headers=heard)
         assert r.status == 404 and _speaks(await r.text(), language)
+        # The static files' directory (aiohttp forbids listing it): no such page.
+        for path in ("/static", "/static/"):
+            r = await client.get(path, headers=heard)
+            assert r.status == 404 and _speaks(await r.text(), language), path
         # A form larger than any of ours: refused before the handler.
         r = await client.post(
             "/offices/consulate-paris/passport/book", data={"name": "x" * 70_000}, headers=heard
