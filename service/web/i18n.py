@@ -177,7 +177,15 @@ def zone_label(country: str, city: str, language: str) -> str:
     """
     if country == "MA":
         return gettext(language, N_("Morocco time"))
-    return gettext(language, N_("%(city)s time")) % {"city": city}
+    label: str = gettext(language, N_("%(city)s time")) % {"city": city}
+    if language == "fr" and city[:1] in _FRENCH_ELIDING:
+        # "heure d'Edmonton": French elides "de" before a vowel. The ASCII
+        # apostrophe keeps an SMS carrying the label in GSM-7.
+        label = label.replace(f"de {city}", f"d'{city}")
+    return label
+
+
+_FRENCH_ELIDING = frozenset("AEIOUYÂÉÈÊÎÔÛaeiouy")
 
 
 @lru_cache(maxsize=4096)

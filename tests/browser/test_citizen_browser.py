@@ -460,6 +460,18 @@ async def test_every_page_accessible_light_and_fit_for_320px(
         )
         if overflow > 0:
             problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
+        # Week links a thumb can hit; a phone number never broken in two.
+        for link in await page.locator(".pager a").all():
+            box = await link.bounding_box()
+            if box is not None and box["height"] < 44:
+                problems[f"{name}:pager"] = f"a week link {box['height']:.0f}px tall"
+        broken = await page.evaluate(
+            "() => [...document.querySelectorAll('bdi')]"
+            ".filter(e => /^[+][0-9 ]+$/.test(e.textContent) && e.getClientRects().length > 1)"
+            ".map(e => e.textContent)"
+        )
+        if broken:
+            problems[f"{name}:wrapped"] = broken
         await page.screenshot(path=artifacts / f"{language}-{name}-320.png", full_page=True)
         # Tifinagh drawn with a Tifinagh font (the system's Noto Sans
         # Tifinagh; no web font), never as boxes: every page has the switch.

@@ -87,7 +87,7 @@ async def test_moving_a_mobile_day_booking_offers_that_days_times(
     # Every time offered is the mobile day's, shown on the venue's clock.
     assert {slot for _, slot in offered} <= set(venue_slots) - {venue_slots[0]}
     assert all(site is None for site, _ in offered)
-    assert "Journée consulaire mobile à Orléans" in page and "heure de Orléans" in page
+    assert "Journée consulaire mobile à Orléans" in page and "heure d&#39;Orléans" in page
     # The consulate's own times are there too, when chosen.
     assert f'href="{manage}/reschedule/at/office"' in page
     at_office = await (await app_client.get(f"{manage}/reschedule/at/office?lang=fr")).text()
@@ -138,7 +138,7 @@ async def test_a_consulate_booking_moves_to_a_mobile_day_only_when_chosen_there(
     confirm = await (
         await app_client.get(f"{manage}/reschedule/confirm?site={day.id}&slot={target}&lang=fr")
     ).text()
-    assert "placeholder venue address, Orléans" in confirm and "heure de Orléans" in confirm
+    assert "placeholder venue address, Orléans" in confirm and "heure d&#39;Orléans" in confirm
     resp = await app_client.post(
         f"{manage}/reschedule",
         data={"_csrf": hidden(confirm, "_csrf"), "slot": str(target), "site": str(day.id)},

@@ -28,6 +28,11 @@ def test_times_are_shown_in_the_office_zone() -> None:
 
 def test_zone_is_named_after_the_country_or_the_consulate_city() -> None:
     assert i18n.zone_label("FR", "Paris", "fr") == "heure de Paris"
+    # French elides before a vowel, with the apostrophe an SMS keeps in GSM-7.
+    assert i18n.zone_label("CA", "Edmonton", "fr") == "heure d'Edmonton"
+    assert i18n.zone_label("FR", "Orléans", "fr") == "heure d'Orléans"
+    assert i18n.zone_label("CA", "Edmonton", "es") == "hora de Edmonton"
+    assert i18n.zone_label("CA", "Edmonton", "en") == "Edmonton time"
     assert i18n.zone_label("MA", "تيزنيت", "ar") == "توقيت المغرب"
     assert i18n.zone_label("CA", "Montreal", "en") == "Montreal time"
 
