@@ -20,7 +20,7 @@ from service.domain.feedback import DEFAULT_DELAY
 from service.domain.models import Booking, Office, Service
 from service.domain.office_day import Load, load_per_time
 from service.domain.staff import StaffMember
-from service.domain.validation import RawDetails
+from service.domain.validation import RawDetails, validate_details
 from service.office.common import actor_of, office_or_404
 from service.store import audit
 from service.store import bookings as booking_store
@@ -85,6 +85,24 @@ async def booking_history(pool: asyncpg.Pool, office_id: str, reference: str) ->
         messages = await schedule_store.messages(conn, booking.id)
         trail = await audit.for_booking(conn, booking.id)
     return BookingHistory(office, booking, service, messages, trail)
+
+
+async def detail_problems(
+    pool: asyncpg.Pool, office_id: str, service_id: str, details: RawDetails
+) -> dict[str, str]:
+    """What is wrong with the details typed, checked as a booking would
+    check them, for a form sent without its time: it says every mistake at
+    once. Writes nothing."""
+    async with pool.acquire() as conn:
+        office = await office_store.get_office(conn, office_id)
+        service = await office_store.get_service(conn, office_id, service_id)
+    if office is None or service is None:
+        return {}
+    try:
+        validate_details(details, service, office.country, office.sms_countries)
+    except errors.ValidationFailed as invalid:
+        return dict(invalid.fields)
+    return {}
 
 
 async def book_for_citizen(

@@ -195,6 +195,13 @@ async def test_booking_for_a_citizen_follows_the_public_rules(
         "language": "ar",
         "document_number": "EF-112233",
     }
+    # Sent without its time nor a name: every mistake said at once.
+    r = await browser.post_form(
+        "/office/consulate-paris/book", {**details, "slot_id": "", "name": ""}
+    )
+    assert r.status == 422
+    summary = re.search(r'<div class="error-summary".*?</div>', await r.text(), re.S)
+    assert summary and re.findall(r'href="#f-(\w+)"', summary[0]) == ["slot_id", "name"]
     r = await browser.post_form("/office/consulate-paris/book", details)
     assert r.status == 303, await r.text()
     reference = r.headers["Location"].split("/bookings/")[1].split("?")[0]

@@ -30,7 +30,13 @@ from service.domain.validation import strip_invisible
 from service.office.common import office_or_404
 from service.office.documents import day_files
 from service.office.queue import call_next, waiting_room
-from service.office.schedule import book_for_citizen, booking_history, change_status, day_schedule
+from service.office.schedule import (
+    book_for_citizen,
+    booking_history,
+    change_status,
+    day_schedule,
+    detail_problems,
+)
 from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web.i18n import gettext
@@ -391,7 +397,13 @@ async def book_submit(request: web.Request) -> web.Response:
     form = await pages.form(request)
     slot_id = parse_id(form.get("slot_id"))
     if slot_id is None:
-        return await _book_form(request, member, form, {"slot_id": N_("Choose a time.")}, 422)
+        problems = await detail_problems(
+            request.app[POOL_KEY], pages.office_id(request), form.get("service", ""),
+            pages.staff_details(form),
+        )  # fmt: skip
+        return await _book_form(
+            request, member, form, {"slot_id": N_("Choose a time."), **problems}, 422
+        )
     try:
         attempt = book_for_citizen(
             request.app[POOL_KEY],
