@@ -30,6 +30,8 @@ PUBLIC_HOLIDAY = {
 }
 # Two countries' names of one day, joined as each language punctuates a list.
 _JOIN = {"ar": "، ", "fr": " ; "}
+# Our languages the package spells otherwise.
+_PACKAGE_LANGUAGE = {"en": "en_US"}
 
 
 def _names(region: str, years: list[int], language: str) -> dict[date, str | None]:
@@ -41,7 +43,7 @@ def _names(region: str, years: list[int], language: str) -> dict[date, str | Non
     supported = getattr(cls, "supported_languages", ())
     # A Tamazight page shows the Arabic name when the package has no zgh one;
     # an English page the package's American English.
-    wanted = (language, TEXT_FALLBACK.get(language, language), f"{language}_US")
+    wanted = (language, TEXT_FALLBACK.get(language, language), _PACKAGE_LANGUAGE.get(language))
     lang = next((w for w in wanted if w in supported), None)
     table = holidays_lib.country_holidays(
         country, subdiv=subdiv or None, years=years, language=lang

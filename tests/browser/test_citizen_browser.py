@@ -349,6 +349,34 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
     ]
 
 
+async def narrow_problems(page: Page, name: str) -> dict[str, object]:
+    """What is wrong with a page as a 320 px screen shows it: it scrolls
+    sideways, a summary's values are squeezed into a column a word wide, a
+    week link is too small for a thumb, a phone number breaks in two."""
+    problems: dict[str, object] = {}
+    overflow = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    if overflow > 0:
+        problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
+    for value in await page.locator("dl.summary dd").all():
+        box = await value.bounding_box()
+        if box is not None and box["width"] < 150:
+            problems[f"{name}:dd"] = f"a summary value {box['width']:.0f}px wide"
+    for link in await page.locator(".pager a").all():
+        box = await link.bounding_box()
+        if box is not None and box["height"] < 44:
+            problems[f"{name}:pager"] = f"a week link {box['height']:.0f}px tall"
+    broken = await page.evaluate(
+        "() => [...document.querySelectorAll('bdi')]"
+        ".filter(e => /^[+][0-9 ]+$/.test(e.textContent) && e.getClientRects().length > 1)"
+        ".map(e => e.textContent)"
+    )
+    if broken:
+        problems[f"{name}:wrapped"] = broken
+    return problems
+
+
 async def run_axe(page: Page, axe_source: str) -> list[dict[str, Any]]:
     if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
         # Evaluated over the DevTools protocol, so the page's CSP stays on.
@@ -455,23 +483,7 @@ async def test_every_page_accessible_light_and_fit_for_320px(
         weights[name] = await page_weight(page, sizes)
         await page.screenshot(path=artifacts / f"{language}-{name}-1280.png", full_page=True)
         await page.set_viewport_size(NARROW)  # type: ignore[arg-type]
-        overflow = await page.evaluate(
-            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        if overflow > 0:
-            problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
-        # Week links a thumb can hit; a phone number never broken in two.
-        for link in await page.locator(".pager a").all():
-            box = await link.bounding_box()
-            if box is not None and box["height"] < 44:
-                problems[f"{name}:pager"] = f"a week link {box['height']:.0f}px tall"
-        broken = await page.evaluate(
-            "() => [...document.querySelectorAll('bdi')]"
-            ".filter(e => /^[+][0-9 ]+$/.test(e.textContent) && e.getClientRects().length > 1)"
-            ".map(e => e.textContent)"
-        )
-        if broken:
-            problems[f"{name}:wrapped"] = broken
+        problems.update(await narrow_problems(page, name))
         await page.screenshot(path=artifacts / f"{language}-{name}-320.png", full_page=True)
         # Tifinagh drawn with a Tifinagh font (the system's Noto Sans
         # Tifinagh; no web font), never as boxes: every page has the switch.

@@ -13,7 +13,13 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from service import draw
-from tests.browser.test_citizen_browser import NARROW, new_context, run_axe, watch_csp
+from tests.browser.test_citizen_browser import (
+    NARROW,
+    narrow_problems,
+    new_context,
+    run_axe,
+    watch_csp,
+)
 from tests.codesink import code_for
 from tests.fixtures.app import LiveServer
 from tests.integration.test_draw_flow import (
@@ -141,16 +147,6 @@ async def test_the_request_form_and_receipt_pass_axe(
         violations = await run_axe(page, axe_source)
         if violations:
             problems[name] = violations
-        overflow = await page.evaluate(
-            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        if overflow > 0:
-            problems[f"{name}@320"] = f"scrolls sideways by {overflow}px"
-        # A summary's values keep most of the line: a long label does not
-        # squeeze them into a column a word wide.
-        for value in await page.locator("dl.summary dd").all():
-            box = await value.bounding_box()
-            if box is not None and box["width"] < 150:
-                problems[f"{name}:dd"] = f"a summary value {box['width']:.0f}px wide"
+        problems.update(await narrow_problems(page, name))
     await context.close()
     assert not problems, problems

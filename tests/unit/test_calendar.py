@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from service.domain.calendar import (
     rules_for_day,
 )
 from service.domain.holidays import PUBLIC_HOLIDAY, holidays_for
+from service.domain.models import LANGUAGES
+from service.web.i18n import gettext
 
 ZONES = ["Europe/Paris", "Europe/Madrid", "America/Toronto", "Africa/Casablanca", "Europe/Berlin"]
 WEEKDAY_HOURS = [
@@ -107,6 +110,13 @@ def test_a_holiday_without_a_name_in_the_pages_language_is_called_a_public_holid
     assert new_year["ar"] == "رأس السنة الميلادية"  # Morocco's; France has none in Arabic
     assert new_year["fr"] == "Nouvel an ; Jour de l'an"
     assert new_year["en"] == "New Year's Day"  # one name, said once
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_public_holiday_name_is_the_catalogs(language: str) -> None:
+    # Stored with each closure, so written in the domain; the pages' own
+    # word for a holiday closure must not drift from it.
+    assert PUBLIC_HOLIDAY[language].lower() == gettext(language, "public holiday").lower()
 
 
 def test_regional_holidays() -> None:
