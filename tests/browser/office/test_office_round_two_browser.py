@@ -115,11 +115,20 @@ async def test_the_day_fits_a_tablet_with_references_on_one_line(
         await context.close()
 
 
-# The office pages issue 11 made or changed, as an administrator reaches them. The
-# day's list is a wide table (a tablet at the counter, 768 px and up): at
-# 320 px it may scroll sideways; every other page must not.
+# The office pages as an administrator reaches them. The print view is for
+# A4 paper: at 320 px it may scroll sideways; every other page must not (a
+# clerk at a mobile consular day may have only a phone).
 OFFICE_PAGES = [
-    ("day", "/office/consulate-paris/day/2027-02-01", True),
+    ("home", "/office/", False),
+    ("account", "/office/account", False),
+    ("day", "/office/consulate-paris/day/2027-02-01", False),
+    ("book", "/office/consulate-paris/book", False),
+    ("documents", "/office/consulate-paris/documents", False),
+    ("feed", "/office/consulate-paris/feed", False),
+    ("mobile-days", "/office/consulate-paris/mobile-days", False),
+    ("staff", "/office/consulate-paris/staff", False),
+    ("waitlist", "/office/consulate-paris/services/passport/waitlist", False),
+    ("draws", "/office/consulate-paris/services/passport/draws", False),
     ("print", "/office/consulate-paris/day/2027-02-01/print", True),
     ("display", "/office/consulate-paris/display", False),
     ("hours", "/office/consulate-paris/hours", False),
