@@ -97,7 +97,12 @@ async def subscribe(
         office = await office_store.get_office(conn, office_id)
         # Mobile days are consulates' (the form lists only them).
         if office is None or office.kind != "consulate":
-            raise errors.ValidationFailed({"office": N_("Choose a consulate from the list.")})
+            problems = {"office": N_("Choose a consulate from the list.")}
+            try:
+                parse_form(raw, None, (), whatsapp=whatsapp)
+            except errors.ValidationFailed as failed:
+                problems.update(failed.fields)
+            raise errors.ValidationFailed(problems)
         form = parse_form(raw, office.country, office.sms_countries, whatsapp=whatsapp)
         place = await places.locate(form.town, place_countries(office))
         if place is None:

@@ -29,7 +29,7 @@ from service.domain.messages import (
 )
 from service.domain.models import LANGUAGES
 from service.domain.places import town_text, within
-from service.domain.validation import checked_email, checked_phone
+from service.domain.validation import checked_email, checked_phone, stripped
 from service.domain.verification import Channel
 
 # How long the code sent to an unproved contact may be typed.
@@ -67,13 +67,16 @@ class SubscriptionForm:
 
 def parse_form(
     raw: Mapping[str, object],
-    office_country: str,
+    office_country: str | None,
     sms_countries: tuple[str, ...] | list[str],
     *,
     whatsapp: bool,
 ) -> SubscriptionForm:
     """The form read, or ValidationFailed naming each field at fault. Only
-    the contact of the chosen channel is read (and kept)."""
+    the contact of the chosen channel is read (and kept). With no consulate
+    (`office_country` None), a number is only required: whether an SMS may
+    go to it depends on the consulate, and the caller refuses the form for
+    want of one anyway, naming with it every other field left empty."""
     errors: dict[str, str] = {}
     choices: tuple[str, ...] = ("sms", "whatsapp", "email") if whatsapp else ("sms", "email")
     channel = raw.get("channel") or "sms"
@@ -85,9 +88,12 @@ def parse_form(
         if contact is None and "email" not in errors:
             errors["email"] = N_("Give an email address to be told by e-mail.")
     elif channel in choices:
-        contact = checked_phone(
-            raw.get("phone"), raw.get("phone_country"), office_country, sms_countries, errors
-        )
+        if office_country is None:
+            contact = stripped(raw.get("phone")) or None
+        else:
+            contact = checked_phone(
+                raw.get("phone"), raw.get("phone_country"), office_country, sms_countries, errors
+            )
         if contact is None and not {"phone", "phone_country"} & errors.keys():
             errors["phone"] = N_("Give a mobile number to be told by SMS or WhatsApp.")
     language = raw.get("language") or "fr"

@@ -129,7 +129,8 @@ def is_email(text: str) -> bool:
     return normalise_email(text) is not None
 
 
-def _text(value: object) -> str:
+def stripped(value: object) -> str:
+    """A form value without its surrounding spaces; "" when absent or not text."""
     return value.strip() if isinstance(value, str) else ""
 
 
@@ -160,13 +161,13 @@ def validate_details(
         errors["phone"] = N_("Give a phone number or an email address so that we can reach you.")
     channel = message_channel(raw.channel, phone, email, errors)
 
-    language = _text(raw.language) or "fr"
+    language = stripped(raw.language) or "fr"
     if language not in LANGUAGES:
         errors["language"] = N_("Choose one of the languages in the list.")
 
     document: str | None = None
-    if _text(raw.document_number):
-        document = normalise_document(_text(raw.document_number))
+    if stripped(raw.document_number):
+        document = normalise_document(stripped(raw.document_number))
         if document is None:
             errors["document_number"] = N_(
                 "Enter the document number as printed: 4 to 30 letters and digits."
@@ -189,13 +190,13 @@ def checked_phone(
     """The E.164 number typed (read in `raw_country`, else the office's),
     if an SMS may go to it from this office; else None, and why in `errors`
     (under phone_country or phone). Empty is None without an error."""
-    country = _text(raw_country).upper() or office_country
+    country = stripped(raw_country).upper() or office_country
     if raw_country not in (None, "") and not is_country(country):
         errors["phone_country"] = N_("Choose a country from the list.")
         return None
-    if not _text(raw_phone):
+    if not stripped(raw_phone):
         return None
-    phone = parse_phone(_text(raw_phone), country)
+    phone = parse_phone(stripped(raw_phone), country)
     if phone is None:
         errors["phone"] = N_("Enter a valid phone number, like 06 12 34 56 78.")
         return None
@@ -216,9 +217,9 @@ def checked_phone(
 def checked_email(raw: object, errors: dict[str, str]) -> str | None:
     """The address typed (normalise_email), None when empty; a bad one is
     None and its error is in `errors`."""
-    if not _text(raw):
+    if not stripped(raw):
         return None
-    email = normalise_email(_text(raw))
+    email = normalise_email(stripped(raw))
     if email is None:
         errors["email"] = N_("Enter one valid email address, like name@example.com.")
     return email
@@ -229,7 +230,7 @@ def message_channel(
 ) -> MessageChannel:
     """The channel chosen for the phone's messages, checked against the
     contacts given (a refusal goes into `errors`, keyed by the field to fix)."""
-    text = _text(raw)
+    text = stripped(raw)
     if not text and not (raw is not None and not isinstance(raw, str)):
         return "sms" if phone else "email"
     channel = next((c for c in MESSAGE_CHANNELS if c == text), None)

@@ -112,6 +112,13 @@ async def test_an_unknown_town_is_refused_in_the_users_language_and_nothing_is_w
                                                               "phone": "12"})  # fmt: skip
     assert resp.status == 422 and 'href="#f-phone"' in await resp.text()
     assert await counts(pool) == before
+    # Sent empty, the form names every field to fill, not only the consulate.
+    empty = {"_csrf": data["_csrf"], "office": "", "town": "", "channel": "sms", "phone": ""}
+    resp = await app_client.post(f"{FORM}?lang={lang}", data=empty)
+    text = await resp.text()
+    assert resp.status == 422
+    assert all(f'href="#f-{name}"' in text for name in ("office", "town", "phone")), text
+    assert await counts(pool) == before
 
 
 async def test_the_code_step_proves_the_contact_then_the_page_stops_or_renews(

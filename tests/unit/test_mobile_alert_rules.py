@@ -67,6 +67,14 @@ def test_the_form_names_each_field_at_fault(
     assert set(refused.value.fields) == fields
 
 
+def test_without_a_consulate_only_what_does_not_depend_on_it_is_checked() -> None:
+    # Any number will do until a consulate says which countries get SMS.
+    assert parse_form(form(phone="+32470123456"), None, (), whatsapp=True).contact == "+32470123456"
+    with pytest.raises(ValidationFailed) as refused:
+        parse_form(form(town="", phone="", language="de"), None, (), whatsapp=True)
+    assert set(refused.value.fields) == {"town", "phone", "language"}
+
+
 def subscriber(n: int, place: tuple[float, float], language: str = "fr") -> Subscriber:
     return Subscriber(n, "sms", f"+3361234567{n}", language, *place)
 
