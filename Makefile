@@ -63,7 +63,7 @@ compile-translations: $(STAMP)
 
 i18n-extract: $(STAMP)
 	@mkdir -p $(LOCALE_DIR)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --sort-output --no-wrap --add-location=file \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Nn_:1,2 --sort-output --no-wrap --add-location=file \
 	  --project=mawid -o $(POT) .
 
 # Update existing catalogs from the template; create the missing ones.

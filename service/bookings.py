@@ -38,7 +38,7 @@ from service.domain.booking import (
     new_reference,
     takes_seat,
 )
-from service.domain.errors import N_
+from service.domain.errors import N_, Nn_
 from service.domain.messages import MessageChannel
 from service.domain.mobile_day import MobileDay
 from service.domain.models import Booking, Office, Service, Slot
@@ -217,9 +217,7 @@ async def book(
         await release_expired_holds(conn, now, slot_id=slot.id, rules=rules)
         token = manage_token or new_manage_token()
         async with _seat_refusals(conn, slot.id, service, now), conn.transaction():
-            if form_key_hash is not None and not await form_keys.claim(
-                conn, form_key_hash, now
-            ):
+            if form_key_hash is not None and not await form_keys.claim(conn, form_key_hash, now):
                 raise errors.already_submitted()
             taken = await _take_seat(conn, slot.id, service, now)
             booking = await _insert(conn, office, service, taken, citizen, plan, token, secret_key,
@@ -344,14 +342,18 @@ async def _insert(
 
 def household_cap(contact: str, cap: int) -> errors.Conflict:
     message = (
-        N_(
+        Nn_(
+            "This phone number already has %(count)s active appointment at this office, "
+            "the most allowed. Cancel it first, or book at the counter.",
             "This phone number already has %(count)s active appointments at this office, "
-            "the most allowed. Cancel one first, or book at the counter."
+            "the most allowed. Cancel one first, or book at the counter.",
         )
         if contact == "phone"
-        else N_(
+        else Nn_(
+            "This email address already has %(count)s active appointment at this office, "
+            "the most allowed. Cancel it first, or book at the counter.",
             "This email address already has %(count)s active appointments at this office, "
-            "the most allowed. Cancel one first, or book at the counter."
+            "the most allowed. Cancel one first, or book at the counter.",
         )
     )
     field = (
@@ -360,7 +362,7 @@ def household_cap(contact: str, cap: int) -> errors.Conflict:
         else N_("This email address has the most active appointments allowed at this office.")
     )
     return errors.Conflict(
-        "household_cap", message, fields={contact: field}, params={"count": str(cap)}
+        "household_cap", message, fields={contact: field}, params={"count": str(cap)}, count=cap
     )
 
 
@@ -809,9 +811,7 @@ async def _at_chosen_site(
     old = await slot_store.get_slot(conn, old_slot_id)
     new = await slot_store.get_slot(conn, new_slot_id)
     assert old is not None
-    return new is not None and new.mobile_day_id == (
-        old.mobile_day_id if site == "same" else site
-    )
+    return new is not None and new.mobile_day_id == (old.mobile_day_id if site == "same" else site)
 
 
 async def _change_status(

@@ -30,6 +30,17 @@ def N_(message: str) -> str:
     return message
 
 
+def Nn_(one: str, other: str) -> tuple[str, str]:
+    """Marks a message with plural forms for extraction (pybabel -k Nn_:1,2):
+    the English for one and for other counts; a language's catalog has as
+    many forms as its grammar (Arabic six)."""
+    return one, other
+
+
+# A message id, or the pair Nn_ marks, whose form the refusal's `count` chooses.
+Message = str | tuple[str, str]
+
+
 class Refusal(Exception):
     """A refused request or action; nothing was written."""
 
@@ -40,19 +51,25 @@ class Refusal(Exception):
     def __init__(
         self,
         code: str,
-        message: str,
+        message: Message,
         *,
         fields: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        count: int = 1,
     ) -> None:
         super().__init__(code)
         self.code = code
-        self.message = message
+        # The id for one, and for other counts (None: no plural forms).
+        self.message: str
+        self.plural: str | None
+        self.message, self.plural = (message, None) if isinstance(message, str) else message
+        self.count = count
         self.params: dict[str, str] = dict(params or {})
         self.fields: dict[str, str] = dict(fields or {})
 
     def __str__(self) -> str:
-        return self.message % self.params if self.params else self.message
+        text = self.plural if self.plural is not None and self.count != 1 else self.message
+        return text % self.params if self.params else text
 
 
 class ValidationFailed(Refusal):
@@ -96,12 +113,13 @@ class TooManyRequests(Refusal):
     def __init__(
         self,
         code: str,
-        message: str,
+        message: Message,
         *,
         retry_after: int,
         params: Mapping[str, str] | None = None,
+        count: int = 1,
     ) -> None:
-        super().__init__(code, message, params=params)
+        super().__init__(code, message, params=params, count=count)
         self.retry_after = retry_after
 
 

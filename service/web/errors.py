@@ -19,7 +19,7 @@ from service.db import unavailable
 from service.domain import errors
 from service.domain.errors import N_
 from service.logsafe import exception_summary
-from service.web.i18n import gettext, negotiate
+from service.web.i18n import gettext, negotiate, ngettext
 from service.web.outage import OUTAGE_KEY
 from service.web.security import PRIVATE_HEADERS
 from service.web.templating import language_context, remember_choice, request_language
@@ -38,12 +38,25 @@ _OTHER_TITLE = N_("This cannot be done")
 
 
 def refusal_text(language: str, refusal: errors.Refusal) -> str:
-    """The refusal's message in `language`, its %(name)s filled in."""
-    return _translate(language, refusal.message, refusal.params)
+    """The refusal's message in `language`, in the form its count asks for,
+    its %(name)s filled in."""
+    return _translate(language, _message(refusal), refusal.params, refusal.count)
 
 
-def _translate(language: str, message: str, params: Mapping[str, str] | None = None) -> str:
-    text = gettext(language, message)
+def _message(refusal: errors.Refusal) -> errors.Message:
+    return refusal.message if refusal.plural is None else (refusal.message, refusal.plural)
+
+
+def _translate(
+    language: str,
+    message: errors.Message,
+    params: Mapping[str, str] | None = None,
+    count: int = 1,
+) -> str:
+    if isinstance(message, str):
+        text = gettext(language, message)
+    else:
+        text = ngettext(language, *message, count)
     return text % params if params else text
 
 
@@ -65,15 +78,19 @@ def error_response(
     request: web.Request,
     status: int,
     code: str,
-    message: str,
+    message: errors.Message,
     *,
     fields: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    count: int = 1,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """{"error": code, "message": ..., "fields": {...}} in the caller's language."""
     language = api_language(request)
-    body: dict[str, object] = {"error": code, "message": _translate(language, message, params)}
+    body: dict[str, object] = {
+        "error": code,
+        "message": _translate(language, message, params, count),
+    }
     if fields:
         body["fields"] = {name: _translate(language, text, params) for name, text in fields.items()}
     return web.json_response(
@@ -86,9 +103,10 @@ def refusal_json(request: web.Request, refusal: errors.Refusal) -> web.Response:
         request,
         refusal.status,
         refusal.code,
-        refusal.message,
+        _message(refusal),
         fields=refusal.fields,
         params=refusal.params,
+        count=refusal.count,
         headers=_retry_after(refusal),
     )
 

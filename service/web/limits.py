@@ -47,7 +47,7 @@ from redis.exceptions import RedisError
 from service.clock import micros_of
 from service.config import Settings
 from service.domain import errors
-from service.domain.errors import N_
+from service.domain.errors import Nn_
 from service.domain.limits import ACTIONS, Network, Rate, client_address
 from service.web.keys import CLOCK_KEY, REDIS_KEY, SETTINGS_KEY, Clock
 
@@ -297,7 +297,11 @@ def too_many(retry_after: int) -> errors.TooManyRequests:
     minutes = max(1, math.ceil(retry_after / 60))
     return errors.TooManyRequests(
         "rate_limited",
-        N_("Too many requests from your connection. Please try again in %(minutes)s min."),
+        Nn_(
+            "Too many requests from your connection. Please try again in %(minutes)s minute.",
+            "Too many requests from your connection. Please try again in %(minutes)s minutes.",
+        ),
         retry_after=retry_after,
         params={"minutes": str(minutes)},
+        count=minutes,
     )

@@ -209,7 +209,8 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert r.status == 303
     assert "cancelled=1" in r.headers["Location"] and "refused=1" in r.headers["Location"]
     page = await (await browser.get(r.headers["Location"])).text()
-    assert "could not be cancelled (already checked in)" in page
+    assert "1 booking cancelled with a message." in page
+    assert "1 of them could not be cancelled (already checked in) and was kept." in page
     async with pool.acquire() as conn:
         statuses = dict(
             await conn.fetch(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from service.bookings import household_cap
 from service.web import i18n
+from service.web.errors import refusal_text
+from service.web.limits import too_many
 
 
 def test_moroccan_month_names_for_arabic() -> None:
@@ -89,6 +92,28 @@ def test_arabic_plurals() -> None:
         for n in (1, 2, 5, 15)
     ]
     assert forms == ["دقيقة واحدة", "دقيقتان", "5 دقائق", "15 دقيقة"]
+
+
+def test_a_refusal_with_a_count_reads_in_the_form_its_language_asks_for() -> None:
+    waits = {lang: [refusal_text(lang, too_many(60 * n)) for n in (1, 2, 5, 15)] for lang in
+             ("en", "fr", "ar")}  # fmt: skip
+    assert [w.rpartition(" in ")[2] for w in waits["en"]] == [
+        "1 minute.", "2 minutes.", "5 minutes.", "15 minutes.",
+    ]  # fmt: skip
+    assert [w.rpartition(" dans ")[2] for w in waits["fr"]] == [
+        "1 minute.", "2 minutes.", "5 minutes.", "15 minutes.",
+    ]  # fmt: skip
+    assert [w.rpartition("بعد ")[2] for w in waits["ar"]] == [
+        "دقيقة واحدة.", "دقيقتين.", "5 دقائق.", "15 دقيقة.",
+    ]  # fmt: skip
+    # A cap of one is said in the singular, in English (str) as on the page.
+    one = household_cap("phone", 1)
+    assert str(one).startswith("This phone number already has 1 active appointment at ")
+    assert "Cancel it first" in str(one)
+    assert "ce bureau" in refusal_text("fr", one) and "1 rendez-vous actif " in refusal_text(
+        "fr", one
+    )
+    assert "3 active appointments" in str(household_cap("email", 3))
 
 
 def test_phone_countries_list_common_ones_first_and_sort_by_name() -> None:

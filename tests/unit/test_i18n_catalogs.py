@@ -36,6 +36,7 @@ def extracted_ids() -> set[str]:
         method_map, options_map = parse_mapping_cfg(f)
     keywords = dict(DEFAULT_KEYWORDS)
     keywords["N_"] = None
+    keywords["Nn_"] = (1, 2)
     found: set[str] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(ROOT), method_map, options_map, keywords=keywords
@@ -55,6 +56,9 @@ def test_extraction_finds_the_domain_and_template_messages(source_ids: set[str])
     assert "Enter your full name." in source_ids
     assert "Skip to main content" in source_ids
     assert "Book this appointment" in source_ids
+    assert "Too many requests from your connection. Please try again in %(minutes)s minute." in (
+        source_ids
+    )
 
 
 @pytest.mark.parametrize("language", CATALOG_LANGUAGES)
