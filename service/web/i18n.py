@@ -198,6 +198,15 @@ def day_short(day: date, language: str) -> str:
     return format_date(day, "EEE d MMM", locale=babel_locale(language))
 
 
+def day_span(first: date, last: date, language: str, *, short: bool = False) -> str:
+    """'lundi 15 février 2027 – vendredi 19 février 2027', or the one day
+    when the span is a day: a draw's days, said as a clerk would."""
+    day = day_short if short else day_heading
+    if first == last:
+        return day(first, language)
+    return f"{day(first, language)} – {day(last, language)}"
+
+
 def moment_short(instant: datetime, timezone: str, language: str) -> str:
     """'Tue 1 Dec 09:15' on the office's wall clock."""
     local = local_datetime(instant, timezone)

@@ -14,6 +14,7 @@ the reader's language without any global state. Templates get:
     fmt_time(instant, timezone)   "09:00" in the office's zone
     fmt_day(date)                 a calendar date, long form
     fmt_day_short(date)           "mar. 1 déc.": a day in a list of days
+    fmt_days(first, last[, short])  the days from first to last, or the one day
     fmt_moment(instant, timezone) "mar. 1 déc. 09:15" in the office's zone
     time_links(slots, office, url, day_id)   a day's times as links to url + slot id
     fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
@@ -264,6 +265,11 @@ def _fmt_day_short(context: Context, day: date) -> str:
 
 
 @jinja2.pass_context
+def _fmt_days(context: Context, first: date, last: date, short: bool = False) -> str:
+    return i18n.day_span(first, last, _language(context), short=short)
+
+
+@jinja2.pass_context
 def _fmt_moment(context: Context, instant: datetime, timezone: str) -> str:
     return i18n.moment_short(instant, timezone, _language(context))
 
@@ -350,6 +356,7 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_time=_fmt_time,
         fmt_day=_fmt_day,
         fmt_day_short=_fmt_day_short,
+        fmt_days=_fmt_days,
         fmt_moment=_fmt_moment,
         time_links=_time_links,
         fmt_weekdays=_fmt_weekdays,

@@ -116,6 +116,15 @@ def test_a_refusal_with_a_count_reads_in_the_form_its_language_asks_for() -> Non
     assert "3 active appointments" in str(household_cap("email", 3))
 
 
+def test_a_span_of_one_day_names_the_day_once() -> None:
+    one = date(2027, 2, 15)
+    assert i18n.day_span(one, one, "fr") == "lundi 15 février 2027"
+    assert i18n.day_span(one, one, "fr", short=True) == "lun. 15 févr."
+    assert i18n.day_span(one, date(2027, 2, 19), "fr") == (
+        "lundi 15 février 2027 – vendredi 19 février 2027"
+    )
+
+
 def test_phone_countries_list_common_ones_first_and_sort_by_name() -> None:
     countries = i18n.phone_countries("fr")
     assert [code for code, _ in countries[:3]] == ["MA", "FR", "ES"]
