@@ -62,7 +62,7 @@ from service.web.security import PRIVATE_HEADERS
 from service.web.templating import (
     explicit_language,
     language_context,
-    languages_in_order,
+    message_languages,
     request_language,
 )
 
@@ -576,9 +576,7 @@ def book_context(
         "countries": i18n.phone_countries(language),
         "phone_country": phone_country,
         "phone_display": phone_display,
-        "languages": [
-            (code, i18n.LANGUAGE_NAMES[code]) for code in languages_in_order(office.languages)
-        ],
+        "languages": message_languages(office.languages),
         "zone": i18n.zone_label(office.country, office.city[language], language),
         **language_context(request, language, office.languages),
         "field_order": DETAIL_FIELDS,

@@ -23,7 +23,7 @@ from service.web import citizen, i18n, limits
 from service.web.citizen import code_step_answer, form_text, render, see_other, shown_again
 from service.web.errors import refusal_text
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
-from service.web.templating import explicit_language, languages_in_order, request_language
+from service.web.templating import explicit_language, message_languages, request_language
 
 routes = web.RouteTableDef()
 
@@ -53,7 +53,7 @@ async def _form_page(
         "countries": i18n.phone_countries(language),
         "phone_country": values.get("phone_country") or (chosen.country if chosen else "FR"),
         "channels": citizen.channel_options(request, phone=True, email=True),
-        "languages": [(code, i18n.LANGUAGE_NAMES[code]) for code in languages_in_order(())],
+        "languages": message_languages(()),
     }
     return render(request, "citizen/alert_form.html", context, status=status, private=True)
 

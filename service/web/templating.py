@@ -15,6 +15,8 @@ the reader's language without any global state. Templates get:
     fmt_day(date)                 a calendar date, long form
     fmt_day_short(date)           "mar. 1 déc.": a day in a list of days
     fmt_days(first, last[, short])  the days from first to last, or the one day
+    phone_countries()             (code, "France (+33)") for a phone's country menu
+    message_languages(offered)    (code, name) for a message language menu
     fmt_moment(instant, timezone) "mar. 1 déc. 09:15" in the office's zone
     time_links(slots, office, url, day_id)   a day's times as links to url + slot id
     fmt_weekdays(days)            "lundi – vendredi" for weekdays (0 = Monday) in a row
@@ -162,6 +164,16 @@ class _PageContext(Mapping[str, Any]):
 def languages_in_order(offered: Sequence[str]) -> list[str]:
     """Every language, those an office offers first and in its order."""
     return [*offered, *(code for code in LANGUAGES if code not in offered)]
+
+
+def message_languages(offered: Sequence[str]) -> list[tuple[str, str]]:
+    """(code, name) of every language messages can be sent in, the office's first."""
+    return [(code, i18n.LANGUAGE_NAMES[code]) for code in languages_in_order(offered)]
+
+
+@jinja2.pass_context
+def _phone_countries(context: Context) -> tuple[tuple[str, str], ...]:
+    return i18n.phone_countries(_language(context))
 
 
 def language_context(
@@ -357,6 +369,8 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_day=_fmt_day,
         fmt_day_short=_fmt_day_short,
         fmt_days=_fmt_days,
+        phone_countries=_phone_countries,
+        message_languages=message_languages,
         fmt_moment=_fmt_moment,
         time_links=_time_links,
         fmt_weekdays=_fmt_weekdays,

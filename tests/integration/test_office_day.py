@@ -185,7 +185,15 @@ async def test_booking_for_a_citizen_follows_the_public_rules(
     await browser.login(AGENT)
     day = local_day(slot["starts_at"])
     form = await browser.get(f"/office/consulate-paris/book?service=passport&date={day}")
-    assert f'value="{slot["id"]}"' in await form.text()
+    page = await form.text()
+    assert f'value="{slot["id"]}"' in page
+    # The phone's country is a menu, the office's country chosen; messages
+    # may go in any of the site's languages.
+    assert re.search(r'<select id="phone_country"[^>]*>.*<option value="FR" selected>', page, re.S)
+    languages = re.search(r'<select id="language".*?</select>', page, re.S)
+    assert languages and re.findall(r'option value="(\w+)"', languages[0]) == [
+        "ar", "fr", "en", "es", "zgh",
+    ]  # fmt: skip
     details = {
         "service": "passport",
         "date": day,
@@ -216,6 +224,19 @@ async def test_booking_for_a_citizen_follows_the_public_rules(
     details["slot_id"] = str((await free_slot(pool, "consulate-paris", "passport", START))["id"])
     r = await browser.post_form("/office/consulate-paris/book", details)
     assert r.status == 409
+    # A number read in the country chosen in the menu: a Belgian mobile,
+    # which this consulate sends no SMS to (read as French, it would not be
+    # a number at all). Nothing is written.
+    belgian = {**details, "phone": "0470 12 34 56", "phone_country": "BE",
+               "document_number": "BE-998877"}  # fmt: skip
+    r = await browser.post_form("/office/consulate-paris/book", belgian)
+    text = await r.text()
+    assert r.status == 422 and 'id="e-phone"' in text
+    assert "numbers of this country" in text or "numéros de ce pays" in text, text
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE document_number = 'BE-998877'"
+        )
     # A slot of another office is not bookable from this one.
     tiznit = await free_slot(pool, "prefecture-tiznit", "mre-desk", START)
     details.update(slot_id=str(tiznit["id"]), service="mre-desk", document_number="GH445566")
