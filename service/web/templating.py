@@ -16,6 +16,7 @@ the reader's language without any global state. Templates get:
     fmt_day_short(date)           "mar. 1 déc.": a day in a list of days
     fmt_days(first, last[, short])  the days from first to last, or the one day
     phone_countries()             (code, "France (+33)") for a phone's country menu
+    country_name(code)            "France", "فرنسا"
     message_languages(offered)    (code, name) for a message language menu
     fmt_moment(instant, timezone) "mar. 1 déc. 09:15" in the office's zone
     time_links(slots, office, url, day_id)   a day's times as links to url + slot id
@@ -174,6 +175,11 @@ def message_languages(offered: Sequence[str]) -> list[tuple[str, str]]:
 @jinja2.pass_context
 def _phone_countries(context: Context) -> tuple[tuple[str, str], ...]:
     return i18n.phone_countries(_language(context))
+
+
+@jinja2.pass_context
+def _country_name(context: Context, code: str) -> str:
+    return i18n.country_name(code, _language(context))
 
 
 def language_context(
@@ -370,6 +376,7 @@ def setup(app: web.Application) -> jinja2.Environment:
         fmt_day_short=_fmt_day_short,
         fmt_days=_fmt_days,
         phone_countries=_phone_countries,
+        country_name=_country_name,
         message_languages=message_languages,
         fmt_moment=_fmt_moment,
         time_links=_time_links,

@@ -333,6 +333,7 @@ async def booking_page(request: web.Request) -> web.Response:
     context.update(
         history=history,
         mask=mask_document,
+        phone=international_format,
         created=request.query.get("created") == "1",
     )
     return pages.render(request, "booking.html", context)

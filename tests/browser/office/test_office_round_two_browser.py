@@ -18,6 +18,7 @@ from tests.browser.office.test_office_browser import sign_in
 from tests.browser.test_citizen_browser import page_weight, run_axe, watch_csp
 from tests.fixtures.app import LiveServer
 from tests.fixtures.office import ADMIN, AGENT, START, make_booking
+from tests.integration.test_draw_flow import draw_service
 
 PAGE_BUDGET = 50 * 1024
 WIDE = {"width": 1280, "height": 800}
@@ -128,7 +129,8 @@ OFFICE_PAGES = [
     ("mobile-days", "/office/consulate-paris/mobile-days", False),
     ("staff", "/office/consulate-paris/staff", False),
     ("waitlist", "/office/consulate-paris/services/passport/waitlist", False),
-    ("draws", "/office/consulate-paris/services/passport/draws", False),
+    ("draws", "/office/consulate-paris/services/legalization/draws", False),
+    ("booking", "/office/consulate-paris/bookings/{reference}", False),
     ("print", "/office/consulate-paris/day/2027-02-01/print", True),
     ("display", "/office/consulate-paris/display", False),
     ("hours", "/office/consulate-paris/hours", False),
@@ -145,7 +147,9 @@ OFFICE_PAGES = [
 async def test_office_pages_accessible_light_and_screenshot(
     browser: Browser, live_server: LiveServer, axe_source: str, artifacts: Path
 ) -> None:
-    await checked_in(live_server, 2)  # one call in each language
+    # One call in each language; a booking with its messages and history.
+    reference, _ = await checked_in(live_server, 2)
+    await draw_service(live_server.pool, live_server.clock)  # a window in the list
     problems: dict[str, Any] = {}
     weights: dict[str, int] = {}
     for language in ("ar", "fr"):
@@ -175,7 +179,7 @@ async def test_office_pages_accessible_light_and_screenshot(
                 await page.locator("form button[type=submit]").last.click()
                 await page.wait_for_url("**/day/**")
             await page.set_viewport_size(WIDE)  # type: ignore[arg-type]
-            response = await page.goto(path)
+            response = await page.goto(path.format(reference=reference))
             assert response is not None
             assert response.status == (403 if name == "forbidden" else 200), name
             key = f"{language}-{name}"
