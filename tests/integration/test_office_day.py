@@ -92,8 +92,19 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
     assert f"done=done&ref={arrived.reference}" in await act(arrived.reference, "done")
     assert f"done=no_show&ref={missing.reference}" in await act(missing.reference, "no_show")
     # Refusals come back on the day's page, in an error box.
-    page = await act(dropped.reference, "cancelled", expect=422)  # no reason
-    assert 'class="error-summary"' in page and "a cancellation needs a reason" in page
+    # A reason of spaces only: that booking's cancel form comes back open,
+    # with what was typed and the field's words, linked from the error box.
+    page = await act(dropped.reference, "cancelled", "   ", expect=422)
+    assert f'<a href="#reason-{dropped.reference}">' in page
+    assert page.count("Say why the office cancels: the citizen will read it.") == 2
+    opened = re.findall(r'<details class="cancel"( open)?>', page)
+    assert opened.count(" open") == 1, opened
+    assert re.search(
+        rf'id="reason-{dropped.reference}"[^>]*value="   " aria-invalid="true"', page
+    )
+    long_reason = "x" * 301
+    page = await act(dropped.reference, "cancelled", long_reason, expect=422)
+    assert "Keep the reason under 300 characters." in page and f'value="{long_reason}"' in page
     page = await act(arrived.reference, "checked_in", expect=409)
     assert "This change is not possible" in page and 'class="notice"' not in page
     location = await act(dropped.reference, "cancelled", "Consul away")

@@ -103,6 +103,7 @@ async def _day_page(
     error: str | None = None,
     status: int = 200,
     counter: str | None = None,
+    cancelling: CancelForm | None = None,
 ) -> web.Response:
     schedule = await day_schedule(request.app[POOL_KEY], pages.office_id(request), day)
     context = await pages.base_context(request, member, pages.office_id(request))
@@ -139,6 +140,7 @@ async def _day_page(
         counter=counter or request.query.get("counter", ""),
         files=files,
         may_move_files=member.may(Permission.CHANGE_STATUS),
+        cancelling=cancelling,
     )
     return pages.render(
         request, "day.html", context, status=status,
@@ -230,6 +232,15 @@ class DayAction:
     back: str
 
 
+@dataclass(frozen=True, slots=True)
+class CancelForm:
+    """A booking's cancel form sent back with a mistake in its reason."""
+
+    reference: str
+    reason: str  # as typed
+    problem: str  # in the page language
+
+
 async def day_action(request: web.Request) -> DayAction:
     member = await authorise(request, Permission.CHANGE_STATUS)
     form = await pages.form(request)
@@ -275,6 +286,18 @@ async def status_submit(request: web.Request) -> web.Response:
             rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )  # fmt: skip
     except errors.Refusal as refused:
+        reason_problem = refused.fields.get("reason") if reference is not None else None
+        if reason_problem and pages.is_iso_date(back):
+            # The booking's cancel form again, open, with what was typed and
+            # the field's own words: the clerk corrects it where it was.
+            assert reference is not None
+            cancelling = CancelForm(
+                reference, action.form.get("reason", ""), pages.translate(request, reason_problem)
+            )
+            return await _day_page(
+                request, action.member, date.fromisoformat(back), error=cancelling.problem,
+                status=refused.status, cancelling=cancelling,
+            )  # fmt: skip
         if isinstance(refused, errors.ValidationFailed) and pages.is_iso_date(back):
             choose = N_("Choose an action; a cancellation needs a reason.")
             refused = errors.ValidationFailed(message=choose)
