@@ -45,7 +45,7 @@ from service.domain.mobile_day import MobileDay, at_venue
 from service.domain.models import Booking, Office, Service, Slot
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
-from service.domain.validation import RawDetails
+from service.domain.validation import RawDetails, validate_details
 from service.office import documents
 from service.office.queue import place_in_queue
 from service.store import form_keys
@@ -636,7 +636,10 @@ async def book_form(request: web.Request) -> web.Response:
 
 @routes.post("/offices/{office}/{service}/book")
 async def book_submit(request: web.Request) -> web.Response:
-    await limits.check(request, "book")
+    # A form sent back for a typing mistake costs what a read costs: only a
+    # form that could book counts toward the booking limit (LIMIT_BOOK), so
+    # a family behind one address is not locked out by its typos.
+    await limits.check(request, "availability")
     form = await request.post()
     values = {name: form_text(form, name) for name in DETAIL_FIELDS}
     form_key = form_text(form, "form_key")
@@ -662,6 +665,24 @@ async def book_submit(request: web.Request) -> web.Response:
             problem=N_("Choose a time slot."), alternatives=alternatives,
         )  # fmt: skip
         return render(request, "citizen/book.html", context, status=422, private=True)
+    try:
+        validate_details(raw_details(values), service, office.country, office.sms_countries)
+        await limits.check(request, "book")
+    except errors.ValidationFailed as failed:
+        context = book_context(
+            request, office, service, slot, values, form_key, field_errors=failed.fields
+        )
+        return render(request, "citizen/book.html", context, status=422, private=True)
+    except errors.TooManyRequests as refused:
+        # The form again, with what was typed: the citizen sends it later.
+        context = book_context(
+            request, office, service, slot, values, form_key,
+            problem=refusal_text(request_language(request), refused),
+        )  # fmt: skip
+        context["slot_kept"] = True  # the time is still free: sent later, it may book
+        response = render(request, "citizen/book.html", context, status=429, private=True)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     token = form_manage_token(form_key, settings.secret_key)
     try:
         attempt = bookings.book(

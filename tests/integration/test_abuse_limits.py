@@ -102,6 +102,10 @@ async def test_the_citizen_form_gets_a_429_page_in_its_language(
     async with app_with(settings.with_(limit_book="1/1h"), pool, clock) as client:
         page, slot_id, url = await open_form(client)
         data = details(page, slot_id, phone="06 11 22 33 44")
+        # A form sent back for a mistake is not a booking attempt: the one
+        # attempt an hour is still there after it.
+        mistyped = await client.post(f"{url}?lang=ar", data={**data, "name": ""})
+        assert mistyped.status == 422
         first = await client.post(f"{url}?lang=ar", data=data, allow_redirects=False)
         assert first.status == 303
         again = await client.post(f"{url}?lang=ar", data=data, allow_redirects=False)
@@ -110,7 +114,9 @@ async def test_the_citizen_form_gets_a_429_page_in_its_language(
         assert again.content_type == "text/html"
         page = await again.text()
         assert 'lang="ar" dir="rtl"' in page and "طلبات كثيرة من اتصالك" in page
-        assert "60" in page  # minutes
+        assert "بعد 60 دقيقة" in page  # minutes, in the form Arabic gives 60
+        # The form again, with what was typed, to send later.
+        assert 'value="06 11 22 33 44"' in page and f'name="slot" value="{slot_id}"' in page
 
 
 async def test_limits_are_shared_by_every_web_process(
