@@ -665,26 +665,11 @@ async def book_submit(request: web.Request) -> web.Response:
             problem=N_("Choose a time slot."), alternatives=alternatives,
         )  # fmt: skip
         return render(request, "citizen/book.html", context, status=422, private=True)
-    try:
-        validate_details(raw_details(values), service, office.country, office.sms_countries)
-        await limits.check(request, "book")
-    except errors.ValidationFailed as failed:
-        context = book_context(
-            request, office, service, slot, values, form_key, field_errors=failed.fields
-        )
-        return render(request, "citizen/book.html", context, status=422, private=True)
-    except errors.TooManyRequests as refused:
-        # The form again, with what was typed: the citizen sends it later.
-        context = book_context(
-            request, office, service, slot, values, form_key,
-            problem=refusal_text(request_language(request), refused),
-        )  # fmt: skip
-        context["slot_kept"] = True  # the time is still free: sent later, it may book
-        response = render(request, "citizen/book.html", context, status=429, private=True)
-        response.headers["Retry-After"] = str(refused.retry_after)
-        return response
     token = form_manage_token(form_key, settings.secret_key)
     try:
+        # Checked before the attempt is counted: a mistake is not an attempt.
+        validate_details(raw_details(values), service, office.country, office.sms_countries)
+        await limits.check(request, "book")
         attempt = bookings.book(
             pool,
             slot_id=slot.id,
@@ -702,6 +687,16 @@ async def book_submit(request: web.Request) -> web.Response:
             request, office, service, slot, values, form_key, field_errors=failed.fields
         )
         return render(request, "citizen/book.html", context, status=422, private=True)
+    except errors.TooManyRequests as refused:
+        # The form again, with what was typed: the citizen sends it later.
+        context = book_context(
+            request, office, service, slot, values, form_key,
+            problem=refusal_text(request_language(request), refused),
+        )  # fmt: skip
+        context["slot_kept"] = True  # the time is still free: sent later, it may book
+        response = render(request, "citizen/book.html", context, status=429, private=True)
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
     except errors.Refusal as refusal:
         if refusal.code == "already_submitted":
             async with pool.acquire() as conn:

@@ -237,8 +237,7 @@ class CancelForm:
     """A booking's cancel form sent back with a mistake in its reason."""
 
     reference: str
-    reason: str  # as typed
-    problem: str  # in the page language
+    reason: str  # as typed; the page's error says what is wrong with it
 
 
 async def day_action(request: web.Request) -> DayAction:
@@ -286,17 +285,13 @@ async def status_submit(request: web.Request) -> web.Response:
             rules=bookings.Rules.of(request.app[SETTINGS_KEY]),
         )  # fmt: skip
     except errors.Refusal as refused:
-        reason_problem = refused.fields.get("reason") if reference is not None else None
-        if reason_problem and pages.is_iso_date(back):
+        if reference is not None and "reason" in refused.fields and pages.is_iso_date(back):
             # The booking's cancel form again, open, with what was typed and
             # the field's own words: the clerk corrects it where it was.
-            assert reference is not None
-            cancelling = CancelForm(
-                reference, action.form.get("reason", ""), pages.translate(request, reason_problem)
-            )
             return await _day_page(
-                request, action.member, date.fromisoformat(back), error=cancelling.problem,
-                status=refused.status, cancelling=cancelling,
+                request, action.member, date.fromisoformat(back),
+                error=pages.translate(request, refused.fields["reason"]), status=refused.status,
+                cancelling=CancelForm(reference, action.form.get("reason", "")),
             )  # fmt: skip
         if isinstance(refused, errors.ValidationFailed) and pages.is_iso_date(back):
             choose = N_("Choose an action; a cancellation needs a reason.")
