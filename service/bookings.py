@@ -15,7 +15,7 @@ Staff booking at the counter, and services that do not verify, confirm at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -91,6 +91,11 @@ class Rules:
 
 
 DEFAULT_RULES = Rules.of(Settings())
+
+# A caller's last word on a request found well-formed, before anything is
+# written: the web's per-address limit on attempts, so that a form sent back
+# for a typing mistake is not counted as one (None: nothing to ask).
+Admit = Callable[[], Awaitable[None]] | None
 
 
 @dataclass(frozen=True, slots=True)

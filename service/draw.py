@@ -211,13 +211,14 @@ async def request(
     rules_: bookings.Rules = bookings.DEFAULT_RULES,
     office_id: str | None = None,
     service_id: str | None = None,
+    admit: bookings.Admit = None,
 ) -> Receipt:
     """One request in an open window. A citizen's counts once its contact is
     proved by a code, as a held booking's is (now, or within the last
     `verified_contact_days`): until then it waits, and lapses with its code's
     time. Staff's (counter, phone) is typed for someone present. The time of
     arrival is recorded for the trigger that refuses late entries, and for
-    nothing else."""
+    nothing else. `admit` is asked once the request is found well-formed."""
     async with pool.acquire() as conn, conn.transaction():
         window = await store.get_window(conn, window_id)
         if window is None or (office_id, service_id) not in (
@@ -232,6 +233,8 @@ async def request(
         # Any day of the period: the form offers only those with times, but
         # a day whose times are opened later must not refuse a request.
         wish = rules.check_wish(days, parts, rules.period_days(window.first_day, window.last_day))
+        if admit is not None:
+            await admit()
         # Requests whose code did not come back free their identity first.
         await store.lapse_pending(conn, window.id, now)
         entry_id, token, pending = await file_entry(

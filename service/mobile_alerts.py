@@ -89,10 +89,12 @@ async def subscribe(
     days: int,
     whatsapp: bool,
     rules: bookings.Rules = bookings.DEFAULT_RULES,
+    admit: bookings.Admit = None,
 ) -> Subscribed:
     """A subscription of one contact and town to a consulate's mobile days,
     or ValidationFailed (nothing written). A contact proved lately stands at
-    once; another gets a code, as a held booking's does."""
+    once; another gets a code, as a held booking's does. `admit` is asked
+    once the form is found well-formed."""
     async with pool.acquire() as conn:
         office = await office_store.get_office(conn, office_id)
         # Mobile days are consulates' (the form lists only them).
@@ -107,6 +109,8 @@ async def subscribe(
         place = await places.locate(form.town, place_countries(office))
         if place is None:
             raise unknown_town("town")
+        if admit is not None:
+            await admit()
         key = contact_hash(form.code_channel, form.contact, secret_key)
         token = new_manage_token()
         try:

@@ -84,12 +84,14 @@ async def join(
     now: datetime,
     actor: Actor = audit.CITIZEN,
     rules_: bookings.Rules = bookings.DEFAULT_RULES,
+    admit: bookings.Admit = None,
 ) -> draw.Receipt:
     """Put someone on the waiting list of an office's service, for days it
     has times on and parts of those days. A citizen's place counts once
     their contact is proved by a code, as a draw request's; staff's is typed
     for someone present. The database refuses a second open place of one
-    identity (document, phone, address) on the list."""
+    identity (document, phone, address) on the list. `admit` is asked once
+    the request is found well-formed."""
     async with pool.acquire() as conn, conn.transaction():
         form = await _join_form(conn, office_id, service_id, now, rules_.waitlist.days)
         if not form.days:
@@ -98,6 +100,8 @@ async def join(
             details, form.service, form.office.country, form.office.sms_countries
         )
         wish = draw_rules.check_wish(days, parts, draw_rules.period_days(form.first, form.last))
+        if admit is not None:
+            await admit()
         # Places whose code did not come back, or whose days are past, free
         # their identity first.
         await store.lapse_waitlist(conn, now, office_id, service_id)

@@ -315,7 +315,7 @@ async def submit_entry(
     form = await request.post()
     values = {name: citizen.form_text(form, name) for name in detail_fields}
     days, parts = posted_wish(form)
-    field_errors, problem = None, None
+    field_errors, problem, retry_after = None, None, None
     try:
         receipt = await send(form, values, days, parts)
     except errors.ValidationFailed as failed:
@@ -323,17 +323,22 @@ async def submit_entry(
     except (errors.Conflict, errors.TooManyRequests) as refusal:
         status = 409 if isinstance(refusal, errors.Conflict) else 429
         problem = refusal_text(request_language(request), refusal)
+        retry_after = refusal.retry_after
     else:
         see_other(draw.receipt_url(receipt.entry_id, receipt.token), private=True)
     context = await form_context(
         request, values, days=days, parts=parts, field_errors=field_errors, problem=problem
     )
-    return render(request, template, context, status=status, private=True)
+    response = render(request, template, context, status=status, private=True)
+    if retry_after is not None:
+        # Refused by the limit, the form comes back with what was typed.
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @routes.post("/offices/{office}/{service}/draw")
 async def request_submit(request: web.Request) -> web.Response:
-    await limits.check(request, "book")
+    await limits.check(request, "availability")
     settings = request.app[SETTINGS_KEY]
 
     async def send(
@@ -344,7 +349,7 @@ async def request_submit(request: web.Request) -> web.Response:
             request.app[POOL_KEY], window_id, citizen.raw_details(values), wanted, parts,
             secret_key=settings.secret_key, now=request.app[CLOCK_KEY](), actor=CITIZEN,
             office_id=request.match_info["office"], service_id=request.match_info["service"],
-            rules_=bookings.Rules.of(settings),
+            rules_=bookings.Rules.of(settings), admit=limits.attempt(request),
         )  # fmt: skip
 
     return await submit_entry(

@@ -5,6 +5,8 @@ one turn of the event loop).
 
     await limits.check(request, "book")   raises TooManyRequests (429 with
                                           Retry-After) past the limit
+    limits.attempt(request)               the same, for a use case to ask
+                                          once it found the form well-formed
 
 A client that sends many requests is counted ahead: when a process asks
 Redis for a client whose last count it spent within LEASE_SECONDS, it asks
@@ -32,10 +34,11 @@ household cap) are the database's and hold without Redis.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,6 +294,14 @@ def client_of(request: web.Request) -> str:
 async def check(request: web.Request, action: str) -> None:
     """Count one `action` for the request's client; 429 past its limit."""
     await request.app[LIMITER_KEY].check(action, client_of(request))
+
+
+def attempt(request: web.Request) -> Callable[[], Awaitable[None]]:
+    """A form that asks for a seat or a place counted as a booking attempt
+    once its use case finds it well-formed (bookings.Admit): a form sent
+    back for a typing mistake costs what a read costs, so that a family
+    behind one address is not locked out by its typos."""
+    return functools.partial(check, request, "book")
 
 
 def too_many(retry_after: int) -> errors.TooManyRequests:

@@ -70,7 +70,7 @@ async def alert_form(request: web.Request) -> web.Response:
 
 @routes.post(FORM)
 async def alert_submit(request: web.Request) -> web.Response:
-    await limits.check(request, "book")
+    await limits.check(request, "availability")
     form = await request.post()
     values = {name: form_text(form, name) for name in FORM_FIELDS}
     settings = request.app[SETTINGS_KEY]
@@ -85,13 +85,17 @@ async def alert_submit(request: web.Request) -> web.Response:
             days=settings.mobile_alert_days,
             whatsapp=settings.whatsapp_enabled,
             rules=bookings.Rules.of(settings),
+            admit=limits.attempt(request),
         )
     except errors.ValidationFailed as failed:
         return await _form_page(request, values, field_errors=dict(failed.fields), status=422)
     except (errors.Conflict, errors.TooManyRequests) as refusal:
         status = 409 if isinstance(refusal, errors.Conflict) else 429
         problem = refusal_text(request_language(request), refusal)
-        return await _form_page(request, values, problem=problem, status=status)
+        response = await _form_page(request, values, problem=problem, status=status)
+        if refusal.retry_after is not None:
+            response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
     see_other(subscription_url(made.id, made.token), private=True)
 
 

@@ -66,7 +66,7 @@ async def join_page(request: web.Request) -> web.Response:
 
 @routes.post("/offices/{office}/{service}/waitlist")
 async def join_submit(request: web.Request) -> web.Response:
-    await limits.check(request, "book")
+    await limits.check(request, "availability")
     settings = request.app[SETTINGS_KEY]
 
     async def send(
@@ -76,7 +76,7 @@ async def join_submit(request: web.Request) -> web.Response:
             request.app[POOL_KEY], request.match_info["office"], request.match_info["service"],
             citizen.raw_details(values), read_days(days, OUTSIDE_LIST), parts,
             secret_key=settings.secret_key, now=request.app[CLOCK_KEY](),
-            rules_=bookings.Rules.of(settings),
+            rules_=bookings.Rules.of(settings), admit=limits.attempt(request),
         )  # fmt: skip
 
     return await submit_entry(

@@ -41,7 +41,13 @@ from tests.integration.test_abuse_verification import (
     row,
     slots,
 )
-from tests.integration.test_citizen_pages import details, open_form
+from tests.integration.test_citizen_pages import details, hidden, open_form
+from tests.integration.test_draw_flow import draw_service
+from tests.integration.test_draw_request_pages import FORM as DRAW_FORM
+from tests.integration.test_draw_request_pages import form_body, request_data
+from tests.integration.test_mobile_day_alerts import FORM as ALERT_FORM
+from tests.integration.test_waitlist_pages import FORM as WAITLIST_FORM
+from tests.integration.test_waitlist_pages import join_data
 
 Client = TestClient  # type: ignore[type-arg]
 Call = Callable[[Client], Awaitable[Any]]
@@ -117,6 +123,61 @@ async def test_the_citizen_form_gets_a_429_page_in_its_language(
         assert "بعد 60 دقيقة" in page  # minutes, in the form Arabic gives 60
         # The form again, with what was typed, to send later.
         assert 'value="06 11 22 33 44"' in page and f'name="slot" value="{slot_id}"' in page
+
+
+async def _draw_request_form(client: Client, pool: asyncpg.Pool, clock: FakeClock) -> Form:
+    await draw_service(pool, clock)
+    page = await (await client.get(DRAW_FORM)).text()
+    data = request_data(page)
+    return DRAW_FORM, form_body(data), form_body({**data, "days": []}), "draw_entries"
+
+
+async def _waitlist_form(client: Client, pool: asyncpg.Pool, clock: FakeClock) -> Form:
+    page = await (await client.get(WAITLIST_FORM)).text()
+    data = join_data(page)
+    return WAITLIST_FORM, form_body(data), form_body({**data, "name": ""}), "draw_entries"
+
+
+async def _alert_form(client: Client, pool: asyncpg.Pool, clock: FakeClock) -> Form:
+    page = await (await client.get(f"{ALERT_FORM}?office={OFFICE}")).text()
+    data = {
+        "_csrf": hidden(page, "_csrf"), "office": OFFICE, "town": "Tours", "channel": "sms",
+        "phone_country": "FR", "phone": "06 12 34 56 78", "language": "fr",
+    }  # fmt: skip
+    return ALERT_FORM, list(data.items()), list({**data, "town": "Xyzzyville"}.items()), (
+        "mobile_day_subscriptions"
+    )
+
+
+Form = tuple[str, list[tuple[str, str]], list[tuple[str, str]], str]
+ENTRY_FORMS: dict[str, Callable[[Client, asyncpg.Pool, FakeClock], Awaitable[Form]]] = {
+    "draw request": _draw_request_form,
+    "waiting list": _waitlist_form,
+    "mobile day alert": _alert_form,
+}
+
+
+@pytest.mark.parametrize("form", list(ENTRY_FORMS))
+async def test_entry_forms_count_attempts_not_mistakes_and_keep_what_was_typed_when_refused(
+    form: str, settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    async with app_with(settings.with_(limit_book="1/1h"), pool, clock) as client:
+        url, data, mistyped, table = await ENTRY_FORMS[form](client, pool, clock)
+        # Forms sent back for a mistake are reads, not attempts: the one
+        # attempt an hour is still there after them.
+        for _ in range(3):
+            resp = await client.post(url, data=mistyped)
+            assert resp.status == 422, await resp.text()
+        resp = await client.post(url, data=data, allow_redirects=False)
+        assert resp.status == 303, await resp.text()
+        again = await client.post(f"{url}?lang=ar", data=data, allow_redirects=False)
+        assert again.status == 429
+        assert again.headers["Retry-After"] == "3600"
+        page = await again.text()
+        assert 'lang="ar" dir="rtl"' in page and "طلبات كثيرة من اتصالك" in page
+        # The form again, with what was typed, to send later; nothing written.
+        assert 'value="06 12 34 56 78"' in page
+        assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 1
 
 
 async def test_limits_are_shared_by_every_web_process(
