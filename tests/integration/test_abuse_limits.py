@@ -144,9 +144,8 @@ async def _alert_form(client: Client, pool: asyncpg.Pool, clock: FakeClock) -> F
         "_csrf": hidden(page, "_csrf"), "office": OFFICE, "town": "Tours", "channel": "sms",
         "phone_country": "FR", "phone": "06 12 34 56 78", "language": "fr",
     }  # fmt: skip
-    return ALERT_FORM, list(data.items()), list({**data, "town": "Xyzzyville"}.items()), (
-        "mobile_day_subscriptions"
-    )
+    mistyped = {**data, "town": "Xyzzyville"}
+    return ALERT_FORM, list(data.items()), list(mistyped.items()), "mobile_day_subscriptions"
 
 
 Form = tuple[str, list[tuple[str, str]], list[tuple[str, str]], str]

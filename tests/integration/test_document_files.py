@@ -7,6 +7,7 @@ lists what waits, by age."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -143,6 +144,10 @@ async def test_the_day_view_moves_a_file_and_says_a_refusal(
     path = f"/office/consulate-paris/bookings/{booking.reference}/document"
     r = await browser.post_form(path, {"state": "received", "back": day.isoformat()})
     assert r.status == 303 and "notice=file_moved" in r.headers["Location"]
+    # Said in the booking's row, which the page jumps to.
+    moved = await (await browser.get(r.headers["Location"])).text()
+    row = re.search(rf'<tr id="b-{booking.reference}".*?</tr>', moved, re.S)
+    assert row and 'class="notice" role="status"' in row[0]
     r = await browser.post_form(path, {"state": "collected", "back": day.isoformat()})
     assert r.status == 409
     text = await r.text()

@@ -88,7 +88,15 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
         assert r.status == expect
         return r.headers["Location"] if expect == 303 else await r.text()
 
-    assert f"done=checked_in&ref={arrived.reference}" in await act(arrived.reference, "checked_in")
+    location = await act(arrived.reference, "checked_in")
+    assert f"done=checked_in&ref={arrived.reference}" in location
+    assert location.endswith(f"#b-{arrived.reference}")
+    # The notice is in the row the page jumps to, where the clerk looks, not
+    # at the top of a long day.
+    page = await (await browser.get(location)).text()
+    row = re.search(rf'<tr id="b-{arrived.reference}".*?</tr>', page, re.S)
+    assert row and f"{arrived.reference} marked as arrived." in row[0]
+    assert page.count('class="notice"') == 1
     assert f"done=done&ref={arrived.reference}" in await act(arrived.reference, "done")
     assert f"done=no_show&ref={missing.reference}" in await act(missing.reference, "no_show")
     # Refusals come back on the day's page, in an error box.

@@ -43,7 +43,8 @@ async def file_submit(request: web.Request) -> web.Response:
     if not pages.is_iso_date(action.back):
         raise web.HTTPSeeOther(f"/office/{action.office_id}/bookings/{moved.reference}")
     raise web.HTTPSeeOther(
-        f"/office/{action.office_id}/day/{action.back}?notice=file_moved#b-{moved.reference}"
+        f"/office/{action.office_id}/day/{action.back}"
+        f"?notice=file_moved&ref={moved.reference}#b-{moved.reference}"
     )
 
 

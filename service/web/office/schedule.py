@@ -121,6 +121,10 @@ async def _day_page(
         request.app[POOL_KEY], schedule.office.id, [e.booking for e in schedule.entries]
     )
 
+    notice = _done_notice(request) or pages.notice(request, request.query.get("notice"))
+    changed = normalise_reference(request.query.get("ref", ""))
+    references = {e.booking.reference for e in schedule.entries}
+
     def actions(booking: Booking) -> list[str]:
         offered = office_actions(Status(booking.status), booking.starts_at, now, zone)
         return [target.value for target in offered]
@@ -134,7 +138,10 @@ async def _day_page(
         actions=actions,
         mask=mask_document,
         phone=international_format,
-        notice=_done_notice(request) or pages.notice(request, request.query.get("notice")),
+        notice=notice,
+        # The row a change jumps back to says it too: at the top of a long
+        # day, the notice would be off the screen the clerk is looking at.
+        notice_row=changed if notice and changed in references else None,
         error=error,
         room=room,
         counter=counter or request.query.get("counter", ""),

@@ -116,6 +116,32 @@ async def test_the_day_fits_a_tablet_with_references_on_one_line(
         await context.close()
 
 
+async def test_on_a_phone_the_notice_of_a_change_is_in_the_row_the_page_jumps_to(
+    browser: Browser, live_server: LiveServer, artifacts: Path
+) -> None:
+    bookings = [
+        await make_booking(live_server.pool, "consulate-paris", "passport", nth=n) for n in range(6)
+    ]
+    last = bookings[-1].reference
+    context = await browser.new_context(base_url=live_server.url, viewport=NARROW, locale="ar-MA")
+    page = await context.new_page()
+    await page.goto("/office/login?lang=ar")
+    await page.locator("#email").fill(AGENT.email)
+    await page.locator("#password").fill(AGENT.password)
+    await page.locator("form button[type=submit]").last.click()
+    await page.wait_for_url("**/day/2027-02-01")
+    row = page.locator(f"#b-{last}")
+    await row.locator("form:has(input[value=checked_in]) button").click()
+    await page.wait_for_url("**done=checked_in**")
+    # Six cards down a 320 px screen: the clerk sees it said where they are.
+    notice = row.locator(".notice[role=status]")
+    await expect(notice).to_contain_text(last)
+    await expect(notice).to_be_in_viewport()
+    assert await page.locator(".notice").count() == 1
+    await page.screenshot(path=str(artifacts / "office-day-notice-ar-320.png"))
+    await context.close()
+
+
 # The office pages as an administrator reaches them. The print view is for
 # A4 paper: at 320 px it may scroll sideways; every other page must not (a
 # clerk at a mobile consular day may have only a phone).
