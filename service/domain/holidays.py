@@ -28,6 +28,46 @@ PUBLIC_HOLIDAY = {
     "es": "Día festivo",
     "zgh": "ⴰⵙⵙ ⵏ ⵓⵙⵓⵏⴼⵓ",
 }
+# Our own names for a country's holidays in a language the package lacks, by
+# the package's American English name: the Spanish pages of a consulate in
+# Spain named Morocco's holidays in French. A day with a name not listed
+# here keeps the fallback language's.
+_OUR_NAMES: dict[str, dict[str, dict[str, str]]] = {
+    "es": {
+        "MA": {
+            "New Year's Day": "Año Nuevo",
+            "Proclamation of Independence Day": "Manifiesto de la Independencia",
+            "Amazigh New Year": "Año Nuevo amazigh",
+            "Eid al-Fitr": "Aid al Fitr",
+            "Labor Day": "Fiesta del Trabajo",
+            "Eid al-Adha": "Aid al Adha",
+            "Islamic New Year": "Año Nuevo islámico",
+            "Throne Day": "Fiesta del Trono",
+            "Oued Ed-Dahab Day": "Día de Oued Eddahab",
+            "Revolution Day": "Revolución del Rey y del Pueblo",
+            "Youth Day": "Fiesta de la Juventud",
+            "Prophet's Birthday": "Nacimiento del Profeta",
+            "Unity Day": "Fiesta de la Unidad",
+            "Green March": "Marcha Verde",
+            "Independence Day": "Fiesta de la Independencia",
+        },
+        "FR": {
+            "New Year's Day": "Año Nuevo",
+            "Easter Monday": "Lunes de Pascua",
+            "Labor Day": "Fiesta del Trabajo",
+            "Victory Day": "Día de la Victoria",
+            "Ascension Day": "Ascensión",
+            "Pentecost Monday": "Lunes de Pentecostés",
+            "National Day": "Fiesta Nacional",
+            "Assumption Day": "Asunción",
+            "All Saints' Day": "Todos los Santos",
+            "Armistice Day": "Día del Armisticio",
+            "Christmas Day": "Navidad",
+        },
+    },
+}
+# What the package adds to a name whose date is an estimate (Islamic holidays).
+_ESTIMATED = (" (estimated)", {"es": " (fecha estimada)"})
 # Two countries' names of one day, joined as each language punctuates a list.
 _JOIN = {"ar": "، ", "fr": " ; "}
 # Our languages the package spells otherwise.
@@ -41,6 +81,13 @@ def _names(region: str, years: list[int], language: str) -> dict[date, str | Non
     country, _, subdiv = region.partition("-")
     cls = holidays_lib.country_holidays(country).__class__
     supported = getattr(cls, "supported_languages", ())
+    ours = _OUR_NAMES.get(language, {}).get(region) if language not in supported else None
+    if ours is not None:
+        english = _names(region, years, "en")
+        fallback = _names(region, years, TEXT_FALLBACK[language])
+        return {
+            day: _our_name(name, ours, language) or fallback[day] for day, name in english.items()
+        }
     # A Tamazight page shows the Arabic name when the package has no zgh one;
     # an English page the package's American English.
     wanted = (language, TEXT_FALLBACK.get(language, language), _PACKAGE_LANGUAGE.get(language))
@@ -49,6 +96,21 @@ def _names(region: str, years: list[int], language: str) -> dict[date, str | Non
         country, subdiv=subdiv or None, years=years, language=lang
     )
     return {day: name if lang else None for day, name in table.items()}
+
+
+def _our_name(english: str | None, ours: dict[str, str], language: str) -> str | None:
+    """The package's English name of a day (its holidays joined by "; ") in
+    our words, or None when a part of it has none."""
+    if english is None:
+        return None
+    suffix, estimated = _ESTIMATED
+    parts = []
+    for part in english.split("; "):
+        name = ours.get(part.removesuffix(suffix))
+        if name is None:
+            return None
+        parts.append(name + estimated[language] if part.endswith(suffix) else name)
+    return _JOIN.get(language, "; ").join(parts)
 
 
 def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holiday]:

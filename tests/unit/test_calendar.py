@@ -112,6 +112,35 @@ def test_a_holiday_without_a_name_in_the_pages_language_is_called_a_public_holid
     assert new_year["en"] == "New Year's Day"  # one name, said once
 
 
+def test_spanish_pages_name_moroccan_and_french_holidays_in_spanish() -> None:
+    # The package has no Spanish names for Morocco's or France's holidays:
+    # a consulate in Spain said "Fête du Trône" on its Spanish pages.
+    by_day = {
+        h.day: h.names for h in holidays_for(["MA", "FR"], date(2027, 1, 1), date(2027, 12, 31))
+    }
+    assert by_day[date(2027, 7, 30)]["es"] == "Fiesta del Trono"
+    assert by_day[date(2027, 1, 1)]["es"] == "Año Nuevo"  # both countries', said once
+    assert by_day[date(2027, 3, 9)]["es"] == "Aid al Fitr (fecha estimada)"
+    # Two holidays of the two countries on one day, each named.
+    assert by_day[date(2027, 8, 15)]["es"] == "Nacimiento del Profeta (fecha estimada); Asunción"
+    # Every Moroccan and French holiday has a Spanish name of its own.
+    french = {
+        h.names["fr"] for h in holidays_for(["MA", "FR"], date(2026, 1, 1), date(2029, 12, 31))
+    }
+    spanish = {
+        h.names["es"] for h in holidays_for(["MA", "FR"], date(2026, 1, 1), date(2029, 12, 31))
+    }
+    assert not spanish & french, spanish & french
+    # Spain's own come from the package; a region we have no names for keeps
+    # the fallback language's (Quebec's in French).
+    spain = {
+        h.day: h.names for h in holidays_for(["MA", "ES"], date(2027, 1, 1), date(2027, 1, 31))
+    }
+    assert spain[date(2027, 1, 6)]["es"] == "Epifanía del Señor"
+    quebec = {h.day: h.names for h in holidays_for(["CA-QC"], date(2027, 6, 1), date(2027, 6, 30))}
+    assert quebec[date(2027, 6, 24)]["es"] == quebec[date(2027, 6, 24)]["fr"]
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_public_holiday_name_is_the_catalogs(language: str) -> None:
     # Stored with each closure, so written in the domain; the pages' own
