@@ -227,6 +227,18 @@ async def test_office_pages_accessible_light_and_screenshot(
                         const r = e.getBoundingClientRect(); return r.right > 321 || r.left < -1; })
                         .slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id)"""
                 )
+            # A day of the hours page's slot table on one line, not "Wednesday 2 /
+            # December" in two.
+            wrapped = await page.evaluate(
+                """() => [...document.querySelectorAll('table.slot-days td:first-child')]
+                    .filter(td => {
+                      const r = document.createRange(); r.selectNodeContents(td);
+                      const tops = [...r.getClientRects()].map(x => Math.round(x.top));
+                      return new Set(tops).size > 1; })
+                    .map(td => td.textContent)"""
+            )
+            if wrapped:
+                problems[f"{key}@320-wrapped"] = wrapped[:3]
             await page.screenshot(path=artifacts / f"office-{key}-320.png", full_page=True)
         assert blocked == [], blocked
         await context.close()
