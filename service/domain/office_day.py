@@ -221,6 +221,9 @@ class Load:
     starts_at: datetime
     booked: int
     counters: int
+    # A run of start times with nobody expected, said as one (quiet_runs):
+    # the last of them.
+    last_at: datetime | None = None
 
 
 def load_per_time(
@@ -241,6 +244,25 @@ def load_per_time(
             booked[starts_at] = booked.get(starts_at, 0) + 1
     times = sorted(set(counters) | set(booked))
     return [Load(t, booked.get(t, 0), counters.get(t, 0)) for t in times]
+
+
+def quiet_runs(load: Iterable[Load]) -> list[Load]:
+    """The load with each run of two or more start times at which nobody is
+    expected, before the same counters, as one row: a day of 10-minute slots
+    listed some fifty rows, mostly zeros, that a clerk scrolled past."""
+    rows: list[Load] = []
+    for x in load:
+        previous = rows[-1] if rows else None
+        if (
+            x.booked == 0
+            and previous is not None
+            and previous.booked == 0
+            and previous.counters == x.counters
+        ):
+            rows[-1] = Load(previous.starts_at, 0, x.counters, last_at=x.starts_at)
+        else:
+            rows.append(x)
+    return rows
 
 
 # Weeks and statistics -------------------------------------------------------------------

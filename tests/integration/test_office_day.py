@@ -63,6 +63,14 @@ async def test_schedule_lists_the_day_in_time_order_with_masked_documents(
     assert body["bookings"][0]["start"].endswith("+01:00")
     assert {"start", "booked", "counters"} <= set(body["load"][0])
     assert sum(x["booked"] for x in body["load"]) == 2
+    # The page's load table: the two booked times, and each stretch of times
+    # with nobody expected as one row ("09:10–09:50"), not one row per slot.
+    table = page[page.index('<table class="load">') :]
+    rows = re.findall(r"<tr[^>]*><td>(.*?)</td><td>(\d+)</td>", table)
+    assert sum(int(booked) for _, booked in rows) == 2
+    stretches = [when for when, booked in rows if "–" in when]
+    assert stretches and all(booked == "0" for when, booked in rows if "–" in when)
+    assert len(rows) < len(body["load"]) / 2, (len(rows), len(body["load"]))
     # Today in the office's zone by default.
     r = await browser.get("/office/consulate-paris/")
     assert r.headers["Location"] == "/office/consulate-paris/day/2027-02-01"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -14,10 +15,12 @@ from service.domain.office_day import (
     WHATSAPP_STATUSES,
     BookedSeat,
     BookingFacts,
+    Load,
     format_hours,
     load_per_time,
     parse_hours,
     parse_week,
+    quiet_runs,
     stranded,
     week_label,
     week_of,
@@ -151,6 +154,43 @@ def test_load_counts_people_against_counters_not_summed_over_services() -> None:
         [(at9, 4), (at9, 4), (at10, 4)],
     )
     assert [(x.booked, x.counters) for x in loads] == [(2, 4), (0, 4)]
+
+
+def test_times_with_nobody_expected_are_one_row_per_run() -> None:
+    at = [datetime(2027, 2, 2, 9, tzinfo=UTC) + timedelta(minutes=10 * n) for n in range(8)]
+    load = [
+        Load(t, b, c)
+        for t, b, c in zip(at, [0, 0, 0, 2, 0, 0, 1, 0], [3, 3, 3, 3, 3, 2, 2, 2], strict=True)
+    ]
+    rows = [(x.starts_at, x.last_at, x.booked, x.counters) for x in quiet_runs(load)]
+    assert rows == [
+        (at[0], at[2], 0, 3),
+        (at[3], None, 2, 3),
+        (at[4], None, 0, 3),  # alone before the counters change: its own row
+        (at[5], None, 0, 2),
+        (at[6], None, 1, 2),
+        (at[7], None, 0, 2),
+    ]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 2)), max_size=40),
+)
+def test_quiet_runs_keep_every_time_and_every_person(cells: list[tuple[int, int]]) -> None:
+    start = datetime(2027, 2, 2, 8, tzinfo=UTC)
+    load = [Load(start + timedelta(minutes=10 * n), b, c) for n, (b, c) in enumerate(cells)]
+    rows = quiet_runs(load)
+    assert sum(x.booked for x in rows) == sum(x.booked for x in load)
+    # Every time falls in exactly one row, with its counters; rows stay in order.
+    for x in load:
+        holding = [r for r in rows if r.starts_at <= x.starts_at <= (r.last_at or r.starts_at)]
+        assert len(holding) == 1 and holding[0].counters == x.counters
+        assert holding[0].booked == x.booked or holding[0].last_at is not None
+    assert [r.starts_at for r in rows] == sorted(r.starts_at for r in rows)
+    # No two rows left that could be one.
+    for a, b in itertools.pairwise(rows):
+        assert not (a.booked == b.booked == 0 and a.counters == b.counters)
+    assert all(r.booked == 0 for r in rows if r.last_at is not None)
 
 
 def test_weeks() -> None:

@@ -18,6 +18,7 @@ from service.domain.calendar import local_date, local_day_bounds
 from service.domain.errors import N_
 from service.domain.fields import parse_id
 from service.domain.models import Booking
+from service.domain.office_day import quiet_runs
 from service.domain.phone import international_format
 from service.domain.staff import (
     Permission,
@@ -136,6 +137,7 @@ async def _day_page(
         previous=date.fromordinal(day.toordinal() - 1),
         next=date.fromordinal(day.toordinal() + 1),
         actions=actions,
+        load=quiet_runs(schedule.load),
         mask=mask_document,
         phone=international_format,
         notice=notice,
