@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -38,6 +39,7 @@ from service.domain.errors import N_
 from service.domain.messages import (
     DRAW_NOT_SERVED,
     DRAW_OFFER,
+    ENTRY_RECEIVED,
     PlannedMessage,
     contact_channels,
 )
@@ -305,7 +307,12 @@ async def file_entry(
     try:
         async with conn.transaction():
             await store.insert_entry(conn, new, now)
-            if pending_until is not None:
+            if pending_until is None:
+                await _tell_received(
+                    conn, entry_id, citizen.phone, citizen.email, citizen.message_channel,
+                    citizen.language, wish.days, now,
+                )  # fmt: skip
+            else:
                 recipient = phone if channel == "sms" else citizen.email
                 assert recipient is not None
                 await verification.within_code_budget(
@@ -532,6 +539,10 @@ async def verify_request(
                     assert contact is not None
                     channel: Channel = "sms" if check.channel == "sms" else "email"
                     await verification.remember(conn, channel, contact, secret_key, now)
+                    await _tell_received(
+                        conn, entry.id, entry.phone, entry.email, entry.message_channel,
+                        entry.language, entry.wish.days, now,
+                    )  # fmt: skip
                 elif attempt.outcome is verification.Outcome.WRONG:
                     refusal = bookings.wrong_code(attempt.attempts_left)
                 else:
@@ -623,6 +634,28 @@ async def tick(
                 await _tell_not_served(conn, window_id, now)
         await store.lapse_waitlist(conn, now)
     return Tick(drawn, made, lapsed)
+
+
+async def _tell_received(
+    conn: asyncpg.Connection,
+    entry_id: str,
+    phone: str | None,
+    email: str | None,
+    message_channel: str,
+    language: str,
+    days: Iterable[date],
+    now: datetime,
+) -> None:
+    """Once an entry counts (its contact proved, or typed by staff): its
+    receipt's link, so that the citizen can see it, withdraw it or leave
+    the list without the page they may have closed. Past the last day it
+    asks for, it would tell nothing."""
+    until = datetime.combine(max(days) + timedelta(days=1), time(), UTC)
+    planned = [
+        PlannedMessage(ENTRY_RECEIVED, channel, to, now, until)
+        for channel, to in contact_channels(phone, email, message_channel)
+    ]
+    await outbox.add_planned(conn, entry_id, language=language, planned=planned, now=now)
 
 
 async def _tell_not_served(conn: asyncpg.Connection, window_id: int, now: datetime) -> None:

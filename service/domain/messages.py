@@ -28,6 +28,7 @@ Kind = Literal[
     "feedback",
     "waitlist_offer",
     "mobile_day_planned",
+    "entry_received",
 ]
 Channel = Literal["sms", "whatsapp", "email"]
 # Where a booking's phone messages go, as the citizen chose: by SMS, by
@@ -93,9 +94,14 @@ WAITLIST_OFFER: Kind = "waitlist_offer"
 # expiry carried in the row's `reason`.
 OFFER_KINDS: frozenset[str] = frozenset({DRAW_OFFER, WAITLIST_OFFER})
 # Messages that go only while their subject waits (held): a code, an offer,
-# "not served", a mobile day's news to a subscription still running.
+# "not served", "received", a mobile day's news to a subscription still
+# running.
+# A draw request or a waiting-list place that counts now (its contact
+# proved, or typed by staff): its receipt's link, to see it or withdraw it
+# without the page the citizen may have closed. Sent while it waits.
+ENTRY_RECEIVED: Kind = "entry_received"
 WHILE_HELD_KINDS: frozenset[str] = frozenset(
-    {CODE, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED} | OFFER_KINDS
+    {CODE, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED, ENTRY_RECEIVED} | OFFER_KINDS
 )
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)

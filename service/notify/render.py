@@ -38,6 +38,7 @@ from service.domain.messages import (
     DOCUMENT_UNCOLLECTED,
     DRAW_NOT_SERVED,
     DRAW_OFFER,
+    ENTRY_RECEIVED,
     MOBILE_DAY_PLANNED,
     OFFER_KINDS,
     WAITLIST_OFFER,
@@ -320,6 +321,7 @@ class Renderer:
             DRAW_OFFER: "email/offer_layout",
             WAITLIST_OFFER: "email/offer_layout",
             DRAW_NOT_SERVED: "email/notice_layout",
+            ENTRY_RECEIVED: "email/notice_layout",
             MOBILE_DAY_PLANNED: "email/alert_layout",
         }
         # A message after the visit has one without the appointment's time:

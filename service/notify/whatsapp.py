@@ -30,6 +30,8 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     # A draw request the draw gave no seat: its place on the waiting list,
     # and its receipt (see it, withdraw it).
     "draw_not_served": ("office", "service", "place", "receipt_link"),
+    # A draw request or a waiting-list place that counts now: its receipt.
+    "entry_received": ("office", "service", "receipt_link"),
     # After the visit: a document's pickup hours in the office's zone, and
     # its file's page (which offers a pickup time when the office asks for
     # one: a fixed template cannot switch links); the feedback form.

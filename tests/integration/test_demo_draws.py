@@ -40,7 +40,8 @@ async def test_the_demo_shows_a_drawn_window_and_an_open_one(
         )
         pending = await conn.fetchval(
             """SELECT count(*) FROM outbox
-               WHERE kind IN ('draw_offer', 'draw_not_served') AND status = 'pending'"""
+               WHERE kind IN ('draw_offer', 'draw_not_served', 'entry_received')
+                 AND status = 'pending'"""
         )
     assert told == DRAWN_ENTRIES - offered and entries == OPEN_ENTRIES
     # The demo's people do not exist: nothing of theirs waits to be sent.

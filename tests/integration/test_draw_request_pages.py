@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from service.config import Settings
 from service.domain.verification import contact_hash
 from tests.clock import FakeClock
-from tests.codesink import code_for
+from tests.codesink import code_for, send_codes
 from tests.integration.test_citizen_pages import hidden
 from tests.integration.test_draw_flow import FIRST, LAST, OFFICE, SERVICE, draw_service, tick
 
@@ -167,3 +167,58 @@ async def test_the_form_offers_only_the_days_with_times(
     page = await (await app_client.get(f"{FORM}?lang=fr")).text()
     offered = re.findall(r'name="days" value="([0-9-]+)"', page)
     assert offered == ["2027-02-16", "2027-02-18"]
+
+
+async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_not(
+    app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+
+    async def received() -> list[asyncpg.Record]:
+        return await pool.fetch(
+            "SELECT channel, status, status_reason FROM outbox WHERE kind = 'entry_received'"
+        )
+
+    page = await (await app_client.get(FORM)).text()
+    resp = await app_client.post(FORM, data=form_body(request_data(page)), allow_redirects=False)
+    link = resp.headers["Location"]
+    entry_id = link.split("/")[2]
+    # Waiting for its code, it does not count yet: nothing to tell.
+    assert await received() == []
+    code = await code_for(pool, settings, clock, "+33612345678")
+    resp = await app_client.post(
+        f"{link}/code", data={"_csrf": hidden(page, "_csrf"), "code": code},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert resp.status == 303
+    kept = await send_codes(pool, settings, clock, "entry_received")
+    [(to, body)] = kept.sms
+    assert to == "+33612345678" and "votre demande est enregistrée" in body
+    # Its link opens the receipt, even with the page the citizen closed gone.
+    found = re.search(r"/r/[0-9a-f]{32}/[\w-]+", body)
+    assert found and found[0].startswith(f"/r/{entry_id}/")
+    receipt = await app_client.get(found[0])
+    assert receipt.status == 200 and entry_id in await receipt.text()
+    assert [tuple(r) for r in await received()] == [("sms", "sent", None)]
+
+    # A contact proved lately counts at once; withdrawn before its message
+    # leaves, it is not told it counts.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO verified_contacts VALUES ($1, $2)",
+            contact_hash("email", "b@example.org", settings.secret_key),
+            clock(),
+        )
+    page = await (await app_client.get(FORM)).text()
+    data = request_data(page, phone="", email="b@example.org", name="Omar Tazi")
+    resp = await app_client.post(FORM, data=form_body(data), allow_redirects=False)
+    other = resp.headers["Location"]
+    shown = await (await app_client.get(other)).text()
+    resp = await app_client.post(
+        f"{other}/withdraw", data={"_csrf": hidden(shown, "_csrf")}, allow_redirects=False
+    )
+    assert resp.status == 303
+    kept = await send_codes(pool, settings, clock, "entry_received")
+    assert kept.emails == [] and kept.sms == []
+    rows = sorted(tuple(r) for r in await received())
+    assert rows == [("email", "skipped", "booking_inactive"), ("sms", "sent", None)]

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from service import draw
 from service.config import Settings
 from tests.clock import FakeClock
-from tests.codesink import code_for
+from tests.codesink import code_for, send_codes
 from tests.fixtures.office import AGENT, MANAGER, Browser
 from tests.integration.test_citizen_pages import hidden
 from tests.integration.test_draw_request_pages import form_body
@@ -111,6 +111,9 @@ async def test_joining_through_the_code_step_to_the_receipt_then_leaving(
     assert resp.status == 303 and resp.headers["Location"] == link
     receipt = await (await app_client.get(link)).text()
     assert words["receipt"] in receipt
+    # Told by SMS that it counts, with the receipt's link to leave later.
+    [(_, body)] = (await send_codes(pool, settings, clock, "entry_received")).sms
+    assert body.startswith("Liste d'attente") and f"/r/{match[1]}/" in body
     # A second place for the same phone is refused, whatever else changes.
     page = await (await app_client.get(FORM)).text()
     resp = await app_client.post(FORM, data=form_body(join_data(page, name="Autre Nom")))

@@ -307,9 +307,12 @@ async def test_a_draw_requests_messages_go_by_the_whatsapp_it_chose(notify_env: 
     env.clock.advance(timedelta(days=7))
     await draw.tick(env.pool, env.clock(), offer_hours=48, secret_key=env.settings.secret_key)
     rows = await outbox_rows(env.pool)
+    # Each request was told it counts, then the draw's news: all by WhatsApp.
     assert sorted((r["kind"], r["channel"]) for r in rows) == [
         ("draw_not_served", "whatsapp"),
         ("draw_offer", "whatsapp"),
+        ("entry_received", "whatsapp"),
+        ("entry_received", "whatsapp"),
     ]
     offer = next(r for r in rows if r["kind"] == "draw_offer")
     waiting = next(r for r in rows if r["kind"] == "draw_not_served")
@@ -352,17 +355,25 @@ async def test_draw_not_served_by_whatsapp_is_its_template(notify_env: Env) -> N
         [FIRST, LAST], ["morning", "afternoon"], secret_key=env.settings.secret_key,
         now=env.clock(), actor=STAFF,
     )  # fmt: skip
+    # Typed by staff, the request counts at once: it is told so, with its receipt.
+    [received] = await outbox_rows(env.pool)
+    assert (received["kind"], received["channel"]) == ("entry_received", "whatsapp")
+    assert await send(env, settings, received["id"]) == "sent"
+    [told] = env.twilio.sent
+    assert told.content_sid == REGISTRY["entry_received"]["ar"]
+    assert told.variables is not None and f"/r/{receipt.entry_id}/" in told.variables["3"]
     env.clock.advance(timedelta(days=7))
     await draw.tick(env.pool, env.clock(), offer_hours=48, secret_key=env.settings.secret_key)
-    [waiting] = await outbox_rows(env.pool)
+    [waiting] = [r for r in await outbox_rows(env.pool) if r["kind"] != "entry_received"]
     assert (waiting["kind"], waiting["channel"]) == ("draw_not_served", "whatsapp")
     assert await send(env, settings, waiting["id"]) == "sent"
-    [sent] = env.twilio.sent
+    sent = env.twilio.sent[-1]
     assert sent.content_sid == REGISTRY["draw_not_served"]["ar"]
     assert sent.variables is not None
     assert sent.variables["3"] == "1"
     assert f"/r/{receipt.entry_id}/" in sent.variables["4"]
     # The office's statistics count a draw request's messages too.
+    # (the week of the draw: the receipt went the week before).
     week = await week_stats(env.pool, env.office_id, date(2027, 2, 8), 0.07)
     assert week.stats.whatsapp["sent"] == 1
 

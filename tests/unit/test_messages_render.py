@@ -367,3 +367,35 @@ def test_old_names_and_reasons_lose_their_bidi_tricks_in_messages(renderer: Rend
     sms = renderer.sms(data).body
     for body in (text.get_content(), sms):
         assert not any(ch in body for ch in "\u202e\u200b\u2066\u2069")
+
+
+@pytest.mark.parametrize("waitlist", [False, True])
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_entry_is_told_it_counts_with_its_receipt_link(
+    renderer: Renderer, lang: str, waitlist: bool
+) -> None:
+    # A draw request's or a waiting-list place's reference is its entry id.
+    entry = replace(
+        worst_case("entry_received", lang, WORST_DATES[0]),
+        reference="0f" * 16,
+        draw_request=True,
+        waitlist=waitlist,
+    )
+    receipt = f"{BASE_URL}/r/{entry.reference}/{entry.manage_token}"
+    sms = renderer.sms(entry)
+    assert receipt in sms.body
+    assert sms.count.segments <= SMS_BUDGET[lang], (lang, sms.count, sms.body)
+    if lang in ("fr", "en", "es"):
+        assert sms.count.encoding == "gsm7", sms.body
+    mail = renderer.email(entry, to="amina@example.org", sender="rdv@mawid.example", reply_to=None)
+    text = mail.message.get_body(("plain",))
+    html = mail.message.get_body(("html",))
+    assert text is not None and html is not None
+    assert receipt in text.get_content() and f'href="{receipt}"' in html.get_content()
+    # Nothing is booked yet: no calendar invitation.
+    assert not [p for p in mail.message.walk() if p.get_content_type() == "text/calendar"]
+    other = renderer.email(
+        replace(entry, waitlist=not waitlist), to="amina@example.org",
+        sender="rdv@mawid.example", reply_to=None,
+    )  # fmt: skip
+    assert mail.message["Subject"] != other.message["Subject"]

@@ -13,7 +13,13 @@ import pytest
 from babel.dates import format_date, format_datetime
 
 from service.config import ConfigError, Settings, parse_templates
-from service.domain.messages import DRAW_NOT_SERVED, MOBILE_DAY_PLANNED, OFFER_KINDS, SMS_KINDS
+from service.domain.messages import (
+    DRAW_NOT_SERVED,
+    ENTRY_RECEIVED,
+    MOBILE_DAY_PLANNED,
+    OFFER_KINDS,
+    SMS_KINDS,
+)
 from service.domain.models import LANGUAGES
 from service.notify import whatsapp
 from service.notify.render import MessageData, Renderer, format_when
@@ -59,22 +65,22 @@ def data(kind: str, lang: str, **changes: object) -> MessageData:
         sequence=1,
         manage_token="" if kind == "code" else "tok-" + "x" * 40,
         code="048213" if kind == "code" else "",
-        # "Not served" is a draw request's message: its receipt's link.
-        draw_request=kind == DRAW_NOT_SERVED,
+        # "Not served" and "received" are a draw request's messages: its receipt's link.
+        draw_request=kind in (DRAW_NOT_SERVED, ENTRY_RECEIVED),
     )
     if kind == MOBILE_DAY_PLANNED:
         # An announcement: the subscription's id, the day announced.
-        base = replace(
-            base, alert=True, reference="4711", mobile_day_id=12, days=(WHEN.date(),)
-        )
+        base = replace(base, alert=True, reference="4711", mobile_day_id=12, days=(WHEN.date(),))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_every_kind_that_goes_to_a_phone_has_a_template() -> None:
     # A mobile day's announcement goes by WhatsApp to whoever chose it.
-    assert set(SMS_KINDS) | OFFER_KINDS | {MOBILE_DAY_PLANNED, DRAW_NOT_SERVED} == set(
-        whatsapp.KINDS
-    )
+    assert set(SMS_KINDS) | OFFER_KINDS | {
+        MOBILE_DAY_PLANNED,
+        DRAW_NOT_SERVED,
+        ENTRY_RECEIVED,
+    } == set(whatsapp.KINDS)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -109,7 +115,7 @@ def test_each_kind_renders_its_variables(kind: str, lang: str) -> None:
         assert by_name["address"] == "19 rue Saint-Didier, 75116 Paris"
         assert by_name["book_link"] == "https://rdv.mawid.example/mobile-days/12"
         assert by_name["stop_link"] == "https://rdv.mawid.example/m/4711/tok-" + "x" * 40
-    elif kind != DRAW_NOT_SERVED:
+    elif kind not in (DRAW_NOT_SERVED, ENTRY_RECEIVED):
         # After the visit, a document: its pickup hours and their zone, no time.
         assert (by_name["pickup_from"], by_name["pickup_until"]) == ("14:00", "16:00")
         assert by_name["zone"] == zone
