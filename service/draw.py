@@ -310,7 +310,7 @@ async def file_entry(
             if pending_until is None:
                 await _tell_received(
                     conn, entry_id, citizen.phone, citizen.email, citizen.message_channel,
-                    citizen.language, wish.days, now,
+                    citizen.language, waits_until, now,
                 )  # fmt: skip
             else:
                 recipient = phone if channel == "sms" else citizen.email
@@ -539,9 +539,13 @@ async def verify_request(
                     assert contact is not None
                     channel: Channel = "sms" if check.channel == "sms" else "email"
                     await verification.remember(conn, channel, contact, secret_key, now)
+                    # A request's receipt is worth sending until its draw,
+                    # whose own message says what came of it; a place on a
+                    # list's until its last day.
+                    until = window.closes_at if window is not None else end_of(entry.wish.days)
                     await _tell_received(
                         conn, entry.id, entry.phone, entry.email, entry.message_channel,
-                        entry.language, entry.wish.days, now,
+                        entry.language, until, now,
                     )  # fmt: skip
                 elif attempt.outcome is verification.Outcome.WRONG:
                     refusal = bookings.wrong_code(attempt.attempts_left)
@@ -636,6 +640,11 @@ async def tick(
     return Tick(drawn, made, lapsed)
 
 
+def end_of(days: Iterable[date]) -> datetime:
+    """Past the last of `days` in every zone (UTC-12 included)."""
+    return datetime.combine(max(days) + timedelta(days=2), time(), UTC)
+
+
 async def _tell_received(
     conn: asyncpg.Connection,
     entry_id: str,
@@ -643,14 +652,12 @@ async def _tell_received(
     email: str | None,
     message_channel: str,
     language: str,
-    days: Iterable[date],
+    until: datetime,
     now: datetime,
 ) -> None:
     """Once an entry counts (its contact proved, or typed by staff): its
     receipt's link, so that the citizen can see it, withdraw it or leave
-    the list without the page they may have closed. Past the last day it
-    asks for, it would tell nothing."""
-    until = datetime.combine(max(days) + timedelta(days=1), time(), UTC)
+    the list without the page they may have closed; sent until `until`."""
     planned = [
         PlannedMessage(ENTRY_RECEIVED, channel, to, now, until)
         for channel, to in contact_channels(phone, email, message_channel)

@@ -63,6 +63,9 @@ _OUR_NAMES: dict[str, dict[str, dict[str, str]]] = {
             "All Saints' Day": "Todos los Santos",
             "Armistice Day": "Día del Armisticio",
             "Christmas Day": "Navidad",
+            # Alsace and Moselle's own.
+            "Good Friday": "Viernes Santo",
+            "Saint Stephen's Day": "San Esteban",
         },
     },
 }
@@ -81,7 +84,7 @@ def _names(region: str, years: list[int], language: str) -> dict[date, str | Non
     country, _, subdiv = region.partition("-")
     cls = holidays_lib.country_holidays(country).__class__
     supported = getattr(cls, "supported_languages", ())
-    ours = _OUR_NAMES.get(language, {}).get(region) if language not in supported else None
+    ours = _OUR_NAMES.get(language, {}).get(country) if language not in supported else None
     if ours is not None:
         english = _names(region, years, "en")
         fallback = _names(region, years, TEXT_FALLBACK[language])

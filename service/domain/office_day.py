@@ -246,10 +246,16 @@ def load_per_time(
     return [Load(t, booked.get(t, 0), counters.get(t, 0)) for t in times]
 
 
+# Times further apart than this are not one run: a lunch break between two
+# quiet stretches shows as the gap it is, not as "12:20–14:00".
+RUN_GAP = timedelta(minutes=30)
+
+
 def quiet_runs(load: Iterable[Load]) -> list[Load]:
     """The load with each run of two or more start times at which nobody is
-    expected, before the same counters, as one row: a day of 10-minute slots
-    listed some fifty rows, mostly zeros, that a clerk scrolled past."""
+    expected, before the same counters and at most RUN_GAP apart, as one
+    row: a day of 10-minute slots listed some fifty rows, mostly zeros,
+    that a clerk scrolled past."""
     rows: list[Load] = []
     for x in load:
         previous = rows[-1] if rows else None
@@ -258,6 +264,7 @@ def quiet_runs(load: Iterable[Load]) -> list[Load]:
             and previous is not None
             and previous.booked == 0
             and previous.counters == x.counters
+            and x.starts_at - (previous.last_at or previous.starts_at) <= RUN_GAP
         ):
             rows[-1] = Load(previous.starts_at, 0, x.counters, last_at=x.starts_at)
         else:

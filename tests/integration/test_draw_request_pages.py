@@ -68,9 +68,7 @@ async def test_a_request_through_the_code_step_to_the_receipt_then_withdrawn(
     resp = await app_client.post(FORM, data=form_body(bad))
     assert resp.status == 422
     wrong = await resp.text()
-    assert {"fr": "Choisissez au moins un jour.", "ar": "اختر يوماً واحداً على الأقل."}[
-        lang
-    ] in wrong
+    assert {"fr": "Choisissez au moins un jour.", "ar": "اختر يوماً واحداً على الأقل."}[lang] in wrong
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
     resp = await app_client.post(FORM, data=form_body(request_data(page)), allow_redirects=False)
@@ -191,6 +189,10 @@ async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_
         allow_redirects=False,
     )  # fmt: skip
     assert resp.status == 303
+    # Worth sending until the draw, whose own message says what came of it.
+    assert await pool.fetchval(
+        "SELECT appointment_at FROM outbox WHERE kind = 'entry_received'"
+    ) == await pool.fetchval("SELECT closes_at FROM draw_windows")
     kept = await send_codes(pool, settings, clock, "entry_received")
     [(to, body)] = kept.sms
     assert to == "+33612345678" and "votre demande est enregistrée" in body

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from service.domain.calendar import HoursRule, SlotPlan
 from service.domain.errors import ValidationFailed
 from service.domain.office_day import (
+    RUN_GAP,
     WHATSAPP_STATUSES,
     BookedSeat,
     BookingFacts,
@@ -171,14 +172,31 @@ def test_times_with_nobody_expected_are_one_row_per_run() -> None:
         (at[6], None, 1, 2),
         (at[7], None, 0, 2),
     ]
+    # A lunch break splits a quiet stretch: no row says there were times in it.
+    noon = datetime(2027, 2, 2, 12, tzinfo=UTC)
+    day = [Load(noon, 0, 2), Load(noon + timedelta(minutes=10), 0, 2)]
+    day += [
+        Load(noon + timedelta(hours=2), 0, 2),
+        Load(noon + timedelta(hours=2, minutes=10), 0, 2),
+    ]
+    assert [(x.starts_at.hour, x.last_at and x.last_at.hour) for x in quiet_runs(day)] == [
+        (12, 12),
+        (14, 14),
+    ]
 
 
 @given(
-    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 2)), max_size=40),
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(1, 2), st.sampled_from([5, 10, 15, 45, 60])),
+        max_size=40,
+    ),
 )
-def test_quiet_runs_keep_every_time_and_every_person(cells: list[tuple[int, int]]) -> None:
+def test_quiet_runs_keep_every_time_and_every_person(cells: list[tuple[int, int, int]]) -> None:
     start = datetime(2027, 2, 2, 8, tzinfo=UTC)
-    load = [Load(start + timedelta(minutes=10 * n), b, c) for n, (b, c) in enumerate(cells)]
+    times = list(itertools.accumulate((step for _, _, step in cells), initial=0))
+    load = [
+        Load(start + timedelta(minutes=m), b, c) for m, (b, c, _) in zip(times, cells, strict=False)
+    ]
     rows = quiet_runs(load)
     assert sum(x.booked for x in rows) == sum(x.booked for x in load)
     # Every time falls in exactly one row, with its counters; rows stay in order.
@@ -187,9 +205,15 @@ def test_quiet_runs_keep_every_time_and_every_person(cells: list[tuple[int, int]
         assert len(holding) == 1 and holding[0].counters == x.counters
         assert holding[0].booked == x.booked or holding[0].last_at is not None
     assert [r.starts_at for r in rows] == sorted(r.starts_at for r in rows)
-    # No two rows left that could be one.
+    # No two rows left that could be one; no run spans a break.
     for a, b in itertools.pairwise(rows):
-        assert not (a.booked == b.booked == 0 and a.counters == b.counters)
+        near = b.starts_at - (a.last_at or a.starts_at) <= RUN_GAP
+        assert not (a.booked == b.booked == 0 and a.counters == b.counters and near)
+    for r in rows:
+        inside = [
+            x.starts_at for x in load if r.starts_at <= x.starts_at <= (r.last_at or r.starts_at)
+        ]
+        assert all(b - a <= RUN_GAP for a, b in itertools.pairwise(inside))
     assert all(r.booked == 0 for r in rows if r.last_at is not None)
 
 
