@@ -93,16 +93,22 @@ WAITLIST_OFFER: Kind = "waitlist_offer"
 # The offers: an appointment that is the citizen's only once accepted, its
 # expiry carried in the row's `reason`.
 OFFER_KINDS: frozenset[str] = frozenset({DRAW_OFFER, WAITLIST_OFFER})
-# Messages that go only while their subject waits (held): a code, an offer,
-# "not served", "received", a mobile day's news to a subscription still
-# running.
 # A draw request or a waiting-list place that counts now (its contact
 # proved, or typed by staff): its receipt's link, to see it or withdraw it
 # without the page the citizen may have closed. Sent while it waits.
 ENTRY_RECEIVED: Kind = "entry_received"
+# Messages that go only while their subject waits (held): a code, an offer,
+# "not served", "received", a mobile day's news to a subscription still
+# running.
 WHILE_HELD_KINDS: frozenset[str] = frozenset(
     {CODE, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED, ENTRY_RECEIVED} | OFFER_KINDS
 )
+
+# Messages whose worth runs out within minutes: a code (its hold) and an
+# offer (its time to answer). Under a backlog of due SMS they take the next
+# send turns ahead of older ones (confirmations, reminders), which keep
+# their own order behind them (service.store.outbox.due).
+URGENT_KINDS: tuple[Kind, ...] = (CODE, DRAW_OFFER, WAITLIST_OFFER)
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.messages import PlannedMessage, QuietHours
+from service.domain.messages import URGENT_KINDS, PlannedMessage, QuietHours
 from service.logs import current_request_id
 from service.store.languages import by_language
 from service.store.verification import Owner, owner_column
@@ -230,15 +230,34 @@ REQUEUE_AFTER = timedelta(minutes=2)
 
 
 # Due pending rows (of channel $4, or any) not already waiting in the queue,
-# earliest first, locked: $1 now, $2 limit, $3 requeue_after.  SKIP LOCKED so
-# concurrent sweepers never wait on each other.
+# earliest first, locked: $1 now, $2 limit, $3 requeue_after; the urgent
+# kinds (URGENT_KINDS, spelt out for their partial index, migration 0151) or
+# the others.  SKIP LOCKED so concurrent sweepers never wait on each other.
+_URGENT = "kind IN ({})".format(", ".join(f"'{kind}'" for kind in URGENT_KINDS))
 _DUE = """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
            WHERE status = 'pending' AND send_at <= $1
              AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
              AND ($4::text IS NULL OR channel = $4::text)
+             AND {}
            ORDER BY send_at
            LIMIT $2
            FOR UPDATE SKIP LOCKED"""
+_DUE_URGENT = _DUE.format(_URGENT)
+_DUE_OTHERS = _DUE.format(f"NOT {_URGENT}")
+
+
+async def _lock_due(
+    conn: asyncpg.Connection,
+    now: datetime,
+    limit: int,
+    requeue_after: timedelta,
+    channel: str | None,
+) -> list[Due]:
+    """The urgent kinds first, each part earliest first: a code made now
+    goes before a backlog of reminders due since an hour."""
+    urgent = await conn.fetch(_DUE_URGENT, now, limit, requeue_after, channel)
+    rest = await conn.fetch(_DUE_OTHERS, now, limit - len(urgent), requeue_after, channel)
+    return _in_order(urgent) + _in_order(rest)
 
 
 async def due(
@@ -250,18 +269,11 @@ async def due(
     channel: str | None = None,
 ) -> list[Due]:
     """Due pending rows (of `channel`, or any) not already waiting in the
-    queue, earliest first, and marks them queued.  Run it in the transaction
-    that enqueues, for the locks to hold."""
-    rows = await conn.fetch(
-        f"""WITH d AS ({_DUE})
-            UPDATE outbox o SET enqueued_at = $1 FROM d WHERE o.id = d.id
-            RETURNING o.id, o.attempts, o.rate_limit_waits, o.send_at""",
-        now,
-        limit,
-        requeue_after,
-        channel,
-    )
-    return _in_order(rows)
+    queue, urgent kinds first, each part earliest first, and marks them
+    queued.  Run it in the transaction that enqueues, for the locks to hold."""
+    rows = await _lock_due(conn, now, limit, requeue_after, channel)
+    await mark_enqueued(conn, [r.id for r in rows], now)
+    return rows
 
 
 async def lock_due(
@@ -274,8 +286,7 @@ async def lock_due(
 ) -> list[Due]:
     """Like `due`, but only locks the rows: the caller marks the ones it
     does queue (`mark_enqueued`), in the same transaction."""
-    rows = await conn.fetch(_DUE, now, limit, requeue_after, channel)
-    return _in_order(rows)
+    return await _lock_due(conn, now, limit, requeue_after, channel)
 
 
 async def mark_enqueued(conn: asyncpg.Connection, ids: list[int], now: datetime) -> None:

@@ -12,10 +12,12 @@ from datetime import timedelta
 from arq import func
 from arq.connections import RedisSettings, create_pool
 
+from service.domain.messages import PlannedMessage
+from service.store import outbox
 from service.worker import jobs
 from service.worker.ratelimit import RateLimiter
 from service.worker.settings import serve
-from tests.fixtures.notify import Env, book, env_for_subprocess, wait_for
+from tests.fixtures.notify import Env, book, book_sms, env_for_subprocess, wait_for
 
 
 async def test_rate_limit_is_shared_between_processes(notify_env: Env) -> None:
@@ -96,6 +98,37 @@ async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env
         env.clock.advance(timedelta(seconds=1))
         again = await jobs.sweep_outbox(ctx)
         assert 71 <= again <= 70 + horizon + 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_code_takes_the_next_sms_turn_ahead_of_a_backlog(notify_env: Env) -> None:
+    env = notify_env
+    # Twenty confirmations due since an hour, at one SMS a second: more than
+    # the horizon books at once.
+    env.clock.advance(timedelta(hours=-1))
+    booking_ids = await book_sms(env, 20)
+    env.clock.advance(timedelta(hours=1))
+    # Then a citizen holds a seat: its code is due now, and its hold is short.
+    held = await env.pool.fetchrow(
+        "SELECT id, phone, starts_at FROM bookings WHERE id = $1", booking_ids[0]
+    )
+    async with env.pool.acquire() as conn:
+        await outbox.add_planned(
+            conn, held["id"], language="fr", now=env.clock(),
+            planned=[PlannedMessage("code", "sms", held["phone"], env.clock(), held["starts_at"])],
+        )  # fmt: skip
+    code_id = await env.pool.fetchval("SELECT id FROM outbox WHERE kind = 'code'")
+    settings = env.settings.with_(sms_per_second=1.0)
+    state = await env.worker_state_for(settings)
+    redis = await create_pool(RedisSettings.from_dsn(env.settings.redis_url))
+    try:
+        await jobs.sweep_outbox({jobs.STATE: state, "redis": redis})
+        queued = await redis.zrange(jobs.QUEUE_NAME, 0, -1, withscores=True)
+        turns = sorted((score, member.decode()) for member, score in queued)
+        # Queued first, at the first turn; the backlog follows in its order.
+        assert turns[0][1].startswith(f"outbox:{code_id}:"), turns[:3]
+        assert len(turns) <= jobs.SMS_HORIZON.total_seconds() + 1
     finally:
         await redis.aclose()
 
