@@ -344,6 +344,30 @@ async def test_a_draw_requests_messages_go_by_the_whatsapp_it_chose(notify_env: 
     assert "rang 2" in not_served.body
 
 
+async def test_a_receipt_to_a_number_without_whatsapp_goes_by_sms_instead(
+    notify_env: Env,
+) -> None:
+    env = notify_env
+    settings = wa_settings(env)
+    window_id = await draw_service(env.pool, env.clock, capacity=1)
+    receipt = await draw.request(
+        env.pool, window_id,
+        RawDetails(name="Amina El Idrissi", phone=PHONE, phone_country="FR", language="fr",
+                   channel="whatsapp"),
+        [FIRST, LAST], ["morning"], secret_key=env.settings.secret_key,
+        now=env.clock(), actor=STAFF,
+    )  # fmt: skip
+    [told] = await outbox_rows(env.pool)
+    assert (told["kind"], told["channel"]) == ("entry_received", "whatsapp")
+    env.twilio.script("whatsapp:" + told["recipient"], WA_NOT_A_USER)
+    assert await send(env, settings, told["id"]) == "failed"
+    # Its stand-in, one per failed original (the receipt's own index allows it).
+    [sms] = [r for r in await outbox_rows(env.pool) if r["fallback_of"] == told["id"]]
+    assert (sms["kind"], sms["channel"]) == ("entry_received", "sms")
+    assert await send(env, settings, sms["id"]) == "sent"
+    assert f"/r/{receipt.entry_id}/" in env.twilio.sent[-1].body
+
+
 async def test_draw_not_served_by_whatsapp_is_its_template(notify_env: Env) -> None:
     env = notify_env
     settings = wa_settings(env)
