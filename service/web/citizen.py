@@ -54,7 +54,7 @@ from service.store import offices as office_store
 from service.store import slots as slot_store
 from service.web import i18n, limits
 from service.web import mobile as mobile_pages
-from service.web.errors import refusal_text
+from service.web.errors import refusal_text, retry_after_header
 from service.web.keys import CLOCK_KEY, METRICS_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.labels import CITIZEN_STATUS, LABELS
 from service.web.readcache import ReadCache, read_cache
@@ -695,7 +695,7 @@ async def book_submit(request: web.Request) -> web.Response:
         )  # fmt: skip
         context["slot_kept"] = True  # the time is still free: sent later, it may book
         response = render(request, "citizen/book.html", context, status=429, private=True)
-        response.headers["Retry-After"] = str(refused.retry_after)
+        response.headers.update(retry_after_header(refused))
         return response
     except errors.Refusal as refusal:
         if refusal.code == "already_submitted":
@@ -1238,7 +1238,7 @@ async def code_step_answer(
         return await show(field_errors=dict(failed.fields), status=422)
     except errors.TooManyRequests as refusal:
         response = await show(problem=refusal_text(language, refusal), status=429)
-        response.headers["Retry-After"] = str(refusal.retry_after)
+        response.headers.update(retry_after_header(refusal))
         return response
     except errors.Conflict as refusal:
         return await show(problem=refusal_text(language, refusal), status=409)

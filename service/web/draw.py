@@ -22,7 +22,7 @@ from service.store.audit import CITIZEN
 from service.web import citizen, limits
 from service.web.api import text_members
 from service.web.citizen import render, see_other
-from service.web.errors import refusal_text
+from service.web.errors import refusal_text, retry_after_header
 from service.web.i18n import zone_label
 from service.web.inputs import json_body
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
@@ -315,7 +315,7 @@ async def submit_entry(
     form = await request.post()
     values = {name: citizen.form_text(form, name) for name in detail_fields}
     days, parts = posted_wish(form)
-    field_errors, problem, retry_after = None, None, None
+    field_errors, problem, refused = None, None, None
     try:
         receipt = await send(form, values, days, parts)
     except errors.ValidationFailed as failed:
@@ -323,16 +323,16 @@ async def submit_entry(
     except (errors.Conflict, errors.TooManyRequests) as refusal:
         status = 409 if isinstance(refusal, errors.Conflict) else 429
         problem = refusal_text(request_language(request), refusal)
-        retry_after = refusal.retry_after
+        refused = refusal
     else:
         see_other(draw.receipt_url(receipt.entry_id, receipt.token), private=True)
     context = await form_context(
         request, values, days=days, parts=parts, field_errors=field_errors, problem=problem
     )
     response = render(request, template, context, status=status, private=True)
-    if retry_after is not None:
+    if refused is not None:
         # Refused by the limit, the form comes back with what was typed.
-        response.headers["Retry-After"] = str(retry_after)
+        response.headers.update(retry_after_header(refused))
     return response
 
 

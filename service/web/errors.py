@@ -60,7 +60,8 @@ def _translate(
     return text % params if params else text
 
 
-def _retry_after(refusal: errors.Refusal) -> dict[str, str]:
+def retry_after_header(refusal: errors.Refusal) -> dict[str, str]:
+    """The Retry-After header of a refusal that says when to try again."""
     if refusal.retry_after is not None:
         return {"Retry-After": str(refusal.retry_after)}
     return {}
@@ -107,7 +108,7 @@ def refusal_json(request: web.Request, refusal: errors.Refusal) -> web.Response:
         fields=refusal.fields,
         params=refusal.params,
         count=refusal.count,
-        headers=_retry_after(refusal),
+        headers=retry_after_header(refusal),
     )
 
 
@@ -135,7 +136,7 @@ def refusal_page(request: web.Request, refusal: errors.Refusal) -> web.Response:
     response = aiohttp_jinja2.render_template("error.html", request, context, status=refusal.status)
     # The URL refused may carry a secret (a manage link, a feed address).
     response.headers.update(PRIVATE_HEADERS)
-    response.headers.update(_retry_after(refusal))
+    response.headers.update(retry_after_header(refusal))
     response.headers["Content-Language"] = language
     remember_choice(request, response)
     return response

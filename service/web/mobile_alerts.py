@@ -21,7 +21,7 @@ from service.places import loaded
 from service.store import offices as office_store
 from service.web import citizen, i18n, limits
 from service.web.citizen import code_step_answer, form_text, render, see_other, shown_again
-from service.web.errors import refusal_text
+from service.web.errors import refusal_text, retry_after_header
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.templating import explicit_language, message_languages, request_language
 
@@ -93,8 +93,7 @@ async def alert_submit(request: web.Request) -> web.Response:
         status = 409 if isinstance(refusal, errors.Conflict) else 429
         problem = refusal_text(request_language(request), refusal)
         response = await _form_page(request, values, problem=problem, status=status)
-        if refusal.retry_after is not None:
-            response.headers["Retry-After"] = str(refusal.retry_after)
+        response.headers.update(retry_after_header(refusal))
         return response
     see_other(subscription_url(made.id, made.token), private=True)
 

@@ -344,19 +344,25 @@ async def test_a_draw_requests_messages_go_by_the_whatsapp_it_chose(notify_env: 
     assert "rang 2" in not_served.body
 
 
+async def request_by_whatsapp(env: Env, *, capacity: int, language: str) -> draw.Receipt:
+    """A draw service with `capacity` seats, and a request typed by staff
+    whose messages go by WhatsApp (it counts at once)."""
+    window_id = await draw_service(env.pool, env.clock, capacity=capacity)
+    return await draw.request(
+        env.pool, window_id,
+        RawDetails(name="Amina El Idrissi", phone=PHONE, phone_country="FR", language=language,
+                   channel="whatsapp"),
+        [FIRST, LAST], ["morning", "afternoon"], secret_key=env.settings.secret_key,
+        now=env.clock(), actor=STAFF,
+    )  # fmt: skip
+
+
 async def test_a_receipt_to_a_number_without_whatsapp_goes_by_sms_instead(
     notify_env: Env,
 ) -> None:
     env = notify_env
     settings = wa_settings(env)
-    window_id = await draw_service(env.pool, env.clock, capacity=1)
-    receipt = await draw.request(
-        env.pool, window_id,
-        RawDetails(name="Amina El Idrissi", phone=PHONE, phone_country="FR", language="fr",
-                   channel="whatsapp"),
-        [FIRST, LAST], ["morning"], secret_key=env.settings.secret_key,
-        now=env.clock(), actor=STAFF,
-    )  # fmt: skip
+    receipt = await request_by_whatsapp(env, capacity=1, language="fr")
     [told] = await outbox_rows(env.pool)
     assert (told["kind"], told["channel"]) == ("entry_received", "whatsapp")
     env.twilio.script("whatsapp:" + told["recipient"], WA_NOT_A_USER)
@@ -371,14 +377,7 @@ async def test_a_receipt_to_a_number_without_whatsapp_goes_by_sms_instead(
 async def test_draw_not_served_by_whatsapp_is_its_template(notify_env: Env) -> None:
     env = notify_env
     settings = wa_settings(env)
-    window_id = await draw_service(env.pool, env.clock, capacity=0)
-    receipt = await draw.request(
-        env.pool, window_id,
-        RawDetails(name="Amina El Idrissi", phone=PHONE, phone_country="FR", language="ar",
-                   channel="whatsapp"),
-        [FIRST, LAST], ["morning", "afternoon"], secret_key=env.settings.secret_key,
-        now=env.clock(), actor=STAFF,
-    )  # fmt: skip
+    receipt = await request_by_whatsapp(env, capacity=0, language="ar")
     # Typed by staff, the request counts at once: it is told so, with its receipt.
     [received] = await outbox_rows(env.pool)
     assert (received["kind"], received["channel"]) == ("entry_received", "whatsapp")
