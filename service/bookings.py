@@ -94,7 +94,8 @@ DEFAULT_RULES = Rules.of(Settings())
 
 # A caller's last word on a request found well-formed, before anything is
 # written: the web's per-address limit on attempts, so that a form sent back
-# for a typing mistake is not counted as one (None: nothing to ask).
+# for a typing mistake is not counted as one (None: nothing to ask). Asked
+# with no database connection held: it may wait on Redis for seconds.
 Admit = Callable[[], Awaitable[None]] | None
 
 

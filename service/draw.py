@@ -221,7 +221,7 @@ async def request(
     time. Staff's (counter, phone) is typed for someone present. The time of
     arrival is recorded for the trigger that refuses late entries, and for
     nothing else. `admit` is asked once the request is found well-formed."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         window = await store.get_window(conn, window_id)
         if window is None or (office_id, service_id) not in (
             (None, None),
@@ -230,13 +230,16 @@ async def request(
             raise window_not_found()
         office = await office_store.get_office(conn, window.office_id)
         service = await office_store.get_service(conn, window.office_id, window.service_id)
-        assert office is not None and service is not None
-        citizen = validate_details(details, service, office.country, office.sms_countries)
-        # Any day of the period: the form offers only those with times, but
-        # a day whose times are opened later must not refuse a request.
-        wish = rules.check_wish(days, parts, rules.period_days(window.first_day, window.last_day))
-        if admit is not None:
-            await admit()
+    assert office is not None and service is not None
+    citizen = validate_details(details, service, office.country, office.sms_countries)
+    # Any day of the period: the form offers only those with times, but
+    # a day whose times are opened later must not refuse a request.
+    wish = rules.check_wish(days, parts, rules.period_days(window.first_day, window.last_day))
+    if admit is not None:
+        await admit()
+    # A window closed meanwhile refuses the entry itself (the late-entry
+    # trigger), so nothing read above needs the writes' transaction.
+    async with pool.acquire() as conn, conn.transaction():
         # Requests whose code did not come back free their identity first.
         await store.lapse_pending(conn, window.id, now)
         entry_id, token, pending = await file_entry(

@@ -97,22 +97,23 @@ async def subscribe(
     once the form is found well-formed."""
     async with pool.acquire() as conn:
         office = await office_store.get_office(conn, office_id)
-        # Mobile days are consulates' (the form lists only them).
-        if office is None or office.kind != "consulate":
-            problems = {"office": N_("Choose a consulate from the list.")}
-            try:
-                parse_form(raw, None, (), whatsapp=whatsapp)
-            except errors.ValidationFailed as failed:
-                problems.update(failed.fields)
-            raise errors.ValidationFailed(problems)
-        form = parse_form(raw, office.country, office.sms_countries, whatsapp=whatsapp)
-        place = await places.locate(form.town, place_countries(office))
-        if place is None:
-            raise unknown_town("town")
-        if admit is not None:
-            await admit()
-        key = contact_hash(form.code_channel, form.contact, secret_key)
-        token = new_manage_token()
+    # Mobile days are consulates' (the form lists only them).
+    if office is None or office.kind != "consulate":
+        problems = {"office": N_("Choose a consulate from the list.")}
+        try:
+            parse_form(raw, None, (), whatsapp=whatsapp)
+        except errors.ValidationFailed as failed:
+            problems.update(failed.fields)
+        raise errors.ValidationFailed(problems)
+    form = parse_form(raw, office.country, office.sms_countries, whatsapp=whatsapp)
+    place = await places.locate(form.town, place_countries(office))
+    if place is None:
+        raise unknown_town("town")
+    if admit is not None:
+        await admit()
+    key = contact_hash(form.code_channel, form.contact, secret_key)
+    token = new_manage_token()
+    async with pool.acquire() as conn:
         try:
             async with conn.transaction():
                 phone_ok, email_ok = await verification.proved(

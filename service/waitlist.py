@@ -32,9 +32,7 @@ from service.store.draws import Entry
 
 
 def no_waiting_list() -> errors.Conflict:
-    return errors.Conflict(
-        "no_waiting_list", N_("This service has no waiting list to join now.")
-    )
+    return errors.Conflict("no_waiting_list", N_("This service has no waiting list to join now."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +90,16 @@ async def join(
     for someone present. The database refuses a second open place of one
     identity (document, phone, address) on the list. `admit` is asked once
     the request is found well-formed."""
+    form = await join_form(pool, office_id, service_id, now, rules_)
+    if not form.days:
+        raise no_waiting_list()
+    citizen = validate_details(
+        details, form.service, form.office.country, form.office.sms_countries
+    )
+    wish = draw_rules.check_wish(days, parts, draw_rules.period_days(form.first, form.last))
+    if admit is not None:
+        await admit()
     async with pool.acquire() as conn, conn.transaction():
-        form = await _join_form(conn, office_id, service_id, now, rules_.waitlist.days)
-        if not form.days:
-            raise no_waiting_list()
-        citizen = validate_details(
-            details, form.service, form.office.country, form.office.sms_countries
-        )
-        wish = draw_rules.check_wish(days, parts, draw_rules.period_days(form.first, form.last))
-        if admit is not None:
-            await admit()
         # Places whose code did not come back, or whose days are past, free
         # their identity first.
         await store.lapse_waitlist(conn, now, office_id, service_id)

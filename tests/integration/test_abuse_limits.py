@@ -179,6 +179,59 @@ async def test_entry_forms_count_attempts_not_mistakes_and_keep_what_was_typed_w
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 1
 
 
+@asynccontextmanager
+async def silent_redis() -> AsyncIterator[str]:
+    """A Redis that takes connections and commands and never answers: the
+    app's client gives up after its socket timeout (2 s)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(4096):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    try:
+        yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+@pytest.mark.parametrize("form", list(ENTRY_FORMS))
+async def test_an_attempt_waiting_for_a_slow_redis_holds_no_database_connection(
+    form: str, settings: Settings, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    """Under a rush with Redis slow, each request that waited for its count
+    inside a transaction would keep one of the pool's connections for the
+    whole wait, and the site would stall on the pool rather than on Redis."""
+    async with silent_redis() as redis_url:
+        slow = settings.with_(redis_url=redis_url, limit_availability="off")
+        async with app_with(slow, pool, clock) as client:
+            url, data, _, table = await ENTRY_FORMS[form](client, pool, clock)
+            posting = asyncio.ensure_future(client.post(url, data=data, allow_redirects=False))
+            busy_since: float | None = None
+            longest = 0.0
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while not posting.done():
+                now = loop.time()
+                if pool.get_size() > pool.get_idle_size():
+                    busy_since = now if busy_since is None else busy_since
+                    longest = max(longest, now - busy_since)
+                else:
+                    busy_since = None
+                await asyncio.sleep(0.02)
+            resp = await posting
+            # Redis never answered: the attempt waited for it, then went
+            # through uncounted (service.web.limits), and was written.
+            assert loop.time() - started >= 1.5
+            assert resp.status == 303, await resp.text()
+            assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 1
+            assert longest < 0.5
+
+
 async def test_limits_are_shared_by_every_web_process(
     settings: Settings, pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
