@@ -104,11 +104,13 @@ WHILE_HELD_KINDS: frozenset[str] = frozenset(
     {CODE, DRAW_NOT_SERVED, MOBILE_DAY_PLANNED, ENTRY_RECEIVED} | OFFER_KINDS
 )
 
-# Messages whose worth runs out within minutes: a code (its hold) and an
-# offer (its time to answer). Under a backlog of due SMS they take the next
-# send turns ahead of older ones (confirmations, reminders), which keep
-# their own order behind them (service.store.outbox.due).
-URGENT_KINDS: tuple[Kind, ...] = (CODE, DRAW_OFFER, WAITLIST_OFFER)
+# Messages whose worth runs out soon, soonest first: a code within its hold
+# (minutes), then an offer within its time to answer (hours). Under a
+# backlog of due SMS each tier takes the next send turns ahead of the next
+# one and of older messages (confirmations, reminders), which keep their
+# own order behind them (service.store.outbox.due).
+URGENT_TIERS: tuple[tuple[Kind, ...], ...] = ((CODE,), (DRAW_OFFER, WAITLIST_OFFER))
+URGENT_KINDS: tuple[Kind, ...] = tuple(kind for tier in URGENT_TIERS for kind in tier)
 
 DEFAULT_OFFSETS_MINUTES = (2880, 180)
 # A reminder closer than this to the booking itself tells the citizen nothing

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.messages import URGENT_KINDS, PlannedMessage, QuietHours
+from service.domain.messages import URGENT_KINDS, URGENT_TIERS, PlannedMessage, QuietHours
 from service.logs import current_request_id
 from service.store.languages import by_language
 from service.store.verification import Owner, owner_column
@@ -230,10 +230,10 @@ REQUEUE_AFTER = timedelta(minutes=2)
 
 
 # Due pending rows (of channel $4, or any) not already waiting in the queue,
-# earliest first, locked: $1 now, $2 limit, $3 requeue_after; the urgent
-# kinds (URGENT_KINDS, spelt out for their partial index, migration 0151) or
-# the others.  SKIP LOCKED so concurrent sweepers never wait on each other.
-_URGENT = "kind IN ({})".format(", ".join(f"'{kind}'" for kind in URGENT_KINDS))
+# earliest first, locked: $1 now, $2 limit, $3 requeue_after; of one tier of
+# the urgent kinds (URGENT_TIERS, spelt out for their partial index,
+# migration 0151), or of the others.  SKIP LOCKED so concurrent sweepers
+# never wait on each other.
 _DUE = """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
            WHERE status = 'pending' AND send_at <= $1
              AND (enqueued_at IS NULL OR enqueued_at < $1::timestamptz - $3::interval)
@@ -242,8 +242,16 @@ _DUE = """SELECT id, attempts, rate_limit_waits, send_at FROM outbox
            ORDER BY send_at
            LIMIT $2
            FOR UPDATE SKIP LOCKED"""
-_DUE_URGENT = _DUE.format(_URGENT)
-_DUE_OTHERS = _DUE.format(f"NOT {_URGENT}")
+
+
+def _kind_in(kinds: tuple[str, ...]) -> str:
+    return "kind IN ({})".format(", ".join(f"'{kind}'" for kind in kinds))
+
+
+_DUE_IN_TURN = (
+    *(_DUE.format(_kind_in(tier)) for tier in URGENT_TIERS),
+    _DUE.format(f"NOT {_kind_in(URGENT_KINDS)}"),
+)
 
 
 async def _lock_due(
@@ -253,11 +261,15 @@ async def _lock_due(
     requeue_after: timedelta,
     channel: str | None,
 ) -> list[Due]:
-    """The urgent kinds first, each part earliest first: a code made now
-    goes before a backlog of reminders due since an hour."""
-    urgent = await conn.fetch(_DUE_URGENT, now, limit, requeue_after, channel)
-    rest = await conn.fetch(_DUE_OTHERS, now, limit - len(urgent), requeue_after, channel)
-    return _in_order(urgent) + _in_order(rest)
+    """Codes first, then offers, then the rest, each part earliest first: a
+    code made now goes before a batch of offers drawn a minute ago, and both
+    before a backlog of reminders due since an hour."""
+    found: list[Due] = []
+    for query in _DUE_IN_TURN:
+        if len(found) >= limit:
+            break
+        found += _in_order(await conn.fetch(query, now, limit - len(found), requeue_after, channel))
+    return found
 
 
 async def due(

@@ -9,6 +9,7 @@ import itertools
 import sys
 from datetime import timedelta
 
+import asyncpg
 from arq import func
 from arq.connections import RedisSettings, create_pool
 
@@ -102,33 +103,43 @@ async def test_sweeper_queues_sms_only_as_far_as_the_rate_serves(notify_env: Env
         await redis.aclose()
 
 
-async def test_a_code_takes_the_next_sms_turn_ahead_of_a_backlog(notify_env: Env) -> None:
+async def test_a_code_takes_the_next_sms_turn_ahead_of_offers_and_a_backlog(
+    notify_env: Env,
+) -> None:
     env = notify_env
     # Twenty confirmations due since an hour, at one SMS a second: more than
     # the horizon books at once.
     env.clock.advance(timedelta(hours=-1))
     booking_ids = await book_sms(env, 20)
-    env.clock.advance(timedelta(hours=1))
-    # Then a citizen holds a seat: its code is due now, and its hold is short.
-    held = await env.pool.fetchrow(
-        "SELECT id, phone, starts_at FROM bookings WHERE id = $1", booking_ids[0]
+    env.clock.advance(timedelta(minutes=59))
+    held = await env.pool.fetch(
+        "SELECT id, phone, starts_at FROM bookings WHERE id = ANY($1) ORDER BY id", booking_ids
     )
-    async with env.pool.acquire() as conn:
-        await outbox.add_planned(
-            conn, held["id"], language="fr", now=env.clock(),
-            planned=[PlannedMessage("code", "sms", held["phone"], env.clock(), held["starts_at"])],
-        )  # fmt: skip
-    code_id = await env.pool.fetchval("SELECT id FROM outbox WHERE kind = 'code'")
+
+    async def plan(kind: str, one: asyncpg.Record) -> None:
+        async with env.pool.acquire() as conn:
+            await outbox.add_planned(
+                conn, one["id"], language="fr", now=env.clock(),
+                planned=[PlannedMessage(kind, "sms", one["phone"], env.clock(), one["starts_at"])],
+            )  # fmt: skip
+
+    # A minute ago a batch of offers (hours to answer each), more than the
+    # horizon too; then a citizen holds a seat: its code's hold is minutes.
+    for one in held[:8]:
+        await plan("waitlist_offer", one)
+    env.clock.advance(timedelta(minutes=1))
+    await plan("code", held[0])
+    kinds = dict(await env.pool.fetch("SELECT id, kind FROM outbox"))
     settings = env.settings.with_(sms_per_second=1.0)
     state = await env.worker_state_for(settings)
     redis = await create_pool(RedisSettings.from_dsn(env.settings.redis_url))
     try:
         await jobs.sweep_outbox({jobs.STATE: state, "redis": redis})
         queued = await redis.zrange(jobs.QUEUE_NAME, 0, -1, withscores=True)
-        turns = sorted((score, member.decode()) for member, score in queued)
-        # Queued first, at the first turn; the backlog follows in its order.
-        assert turns[0][1].startswith(f"outbox:{code_id}:"), turns[:3]
-        assert len(turns) <= jobs.SMS_HORIZON.total_seconds() + 1
+        turns = [int(m.decode().split(":")[1]) for m, _ in sorted(queued, key=lambda q: q[1])]
+        assert 3 <= len(turns) <= jobs.SMS_HORIZON.total_seconds() + 1
+        # The code at the first turn, then the offers; the backlog waits.
+        assert [kinds[t] for t in turns] == ["code"] + ["waitlist_offer"] * (len(turns) - 1)
     finally:
         await redis.aclose()
 
