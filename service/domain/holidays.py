@@ -116,6 +116,14 @@ def _our_name(english: str | None, ours: dict[str, str], language: str) -> str |
     return _JOIN.get(language, "; ").join(parts)
 
 
+def known_region(code: str) -> bool:
+    """Whether the package has the holidays of `code`: a country ("MA") or
+    one of its subdivisions ("CA-AB"), in capitals."""
+    country, _, subdivision = code.partition("-")
+    supported = holidays_lib.list_supported_countries()
+    return country in supported and (not subdivision or subdivision in supported[country])
+
+
 def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holiday]:
     """Holidays of every country (or "CC-SUB" region) between two dates, names joined.
 
@@ -143,13 +151,25 @@ def holidays_for(countries: Iterable[str], first: date, last: date) -> list[Holi
     ]
 
 
+# Gregorian years whose every day the Umm al-Qura calendar (hijridate)
+# knows: it runs from 1924-08-01 (1 Muharram 1343) to 2077-11-16.
+UMM_AL_QURA_YEARS = (1925, 2076)
+
+
 def ramadan_periods(first_year: int, last_year: int) -> list[tuple[date, date]]:
     """Gregorian [first day, last day] of each Ramadan starting in the given years.
 
     Umm al-Qura dates (hijridate); Morocco follows its own moon sighting, so a
     manager may still shift a day by hand.
     """
-    periods = []
+    periods: list[tuple[date, date]] = []
+    # The calendar knows Hijri years 1343 to 1500 (1924 to 2077): years
+    # outside it have no Ramadan known, rather than an error on a page whose
+    # manager typed hours for 2080.
+    first_year = max(first_year, UMM_AL_QURA_YEARS[0])
+    last_year = min(last_year, UMM_AL_QURA_YEARS[1])
+    if first_year > last_year:
+        return periods
     start_h = Gregorian(first_year, 1, 1).to_hijri().year
     end_h = Gregorian(last_year, 12, 31).to_hijri().year
     for hijri_year in range(start_h, end_h + 1):

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from service.domain.calendar import CounterCell, HoursRule, SlotPlan, plan_counters, plan_slots
 from service.domain.errors import N_, ValidationFailed
 from service.domain.fields import TOWN_MAX, VENUE_ADDRESS_MAX, parse_day, parse_int
+from service.domain.holidays import known_region
 from service.domain.hours_form import _wall as parse_wall
 from service.domain.models import STORED_LANGUAGES, Office, in_every_language
 from service.domain.places import parse_alert_km, parse_coordinates
@@ -132,7 +133,7 @@ def parse_mobile_day_form(
     if zone not in available_timezones():
         problems["timezone"] = N_("Enter a time zone such as Europe/Paris or America/Edmonton.")
     holidays = tuple(form.get("holidays", "").upper().split())
-    if not holidays or not all(_REGION_RE.fullmatch(h) for h in holidays):
+    if not holidays or not all(_REGION_RE.fullmatch(h) and known_region(h) for h in holidays):
         problems["holidays"] = N_("Enter holiday regions such as MA FR or MA CA-AB.")
     first = parse_day(form.get("first_day", "").strip())
     if first is None:

@@ -150,7 +150,13 @@ def _instant(raw: object, field: str) -> datetime:
             instant = datetime.fromisoformat(raw)
         except ValueError:
             instant = None
-        if instant is not None and instant.tzinfo is not None:
+        # Within the days any form takes: 0001-01-01T00:00+01:00 is not an
+        # instant in UTC at all.
+        if (
+            instant is not None
+            and instant.tzinfo is not None
+            and fields.day_in_range(instant.date())
+        ):
             return instant.astimezone(UTC)
     raise errors.ValidationFailed(
         {field: N_("Enter an instant with its offset, like 2027-06-01T09:00:00+02:00.")}

@@ -19,6 +19,7 @@ from service.db import unavailable
 from service.domain import errors
 from service.domain.errors import N_
 from service.logsafe import exception_summary
+from service.web import inputs
 from service.web.i18n import gettext, negotiate, ngettext
 from service.web.outage import OUTAGE_KEY
 from service.web.security import PRIVATE_HEADERS
@@ -153,6 +154,7 @@ def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResp
     outage, service.web.outage); anything else is logged safely and
     answered 500 the same way. A redirect goes on as it is."""
     headers: dict[str, str] = {}
+    closing = False
     if isinstance(exc, errors.Refusal):
         refusal = exc
     elif isinstance(exc, web.HTTPException):
@@ -163,16 +165,26 @@ def answer(request: web.Request, exc: Exception, *, api: bool) -> web.StreamResp
     elif unavailable(exc):
         request.app[OUTAGE_KEY].noticed(exc)
         refusal = errors.database_unavailable()
-    elif isinstance(exc, ConnectionResetError) and client_gone(request):
+    elif isinstance(exc, ConnectionResetError | web.RequestPayloadError) and client_gone(request):
         # Nobody reads this answer; counted apart from our own failures, as
         # proxies count a client that closed its request.
         log.info("client closed the connection during %s", request.method)
         refusal = _Said(CLIENT_CLOSED, "client_closed", N_("The connection was closed."))
+    elif isinstance(exc, web.RequestPayloadError):
+        # A body aiohttp could not decode (a broken gzip stream, say),
+        # wherever it was first read: the client's doing. Its rest cannot be
+        # read either: aiohttp, which reads on to the next request of the
+        # connection, would log that as its own error; the connection closes.
+        refusal = inputs.malformed_json() if api else inputs.malformed_form()
+        request.content.feed_eof()
+        closing = True
     else:
         _log_unexpected(request, exc)
         refusal = _Said(500, "internal", N_("Something went wrong on our side."))
     response = refusal_json(request, refusal) if api else refusal_page(request, refusal)
     response.headers.update(headers)
+    if closing:
+        response.force_close()
     return response
 
 

@@ -91,6 +91,7 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
         await inputs.refuse_unreadable_form(request)
         await security.check_csrf(request)
     if not templating.is_page(request.path):
+        templating.static_request(request)
         response = await handler(request)
         templating.static_answer(request, response)
         return response

@@ -36,6 +36,10 @@ def malformed_json(message: str = N_("The request body is not valid JSON.")) -> 
     return errors.Refusal("malformed_json", message)
 
 
+def malformed_form() -> errors.Refusal:
+    return errors.Refusal("malformed_form", N_("The form could not be read."))
+
+
 def refuse_unreadable(request: web.Request) -> None:
     """Path, query and headers that no column could store are refused
     before the handler runs (service.web.front)."""
@@ -63,7 +67,7 @@ async def refuse_unreadable_form(request: web.Request) -> None:
     except (ValueError, LookupError):
         # Undecodable bytes, an unknown charset, a multipart body without
         # its boundary: UnicodeDecodeError, LookupError, ValueError.
-        raise errors.Refusal("malformed_form", N_("The form could not be read.")) from None
+        raise malformed_form() from None
     for name, item in form.items():
         if not fields.readable(name) or (isinstance(item, str) and not fields.readable(item)):
             raise _unreadable_field(name)

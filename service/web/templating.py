@@ -119,6 +119,19 @@ def leave_page(request: web.Request, response: web.StreamResponse, language: str
         response.headers.setdefault("Vary", "Cookie, Accept-Language")
 
 
+# The longest file name (NAME_MAX) of the file systems we serve from.
+_NAME_MAX = 255
+
+
+def static_request(request: web.Request) -> None:
+    """A static path that no file could have is the site's 404 before aiohttp
+    looks it up (which raises on a name longer than the file system's)."""
+    if request.path.startswith(_STATIC) and any(
+        len(part.encode()) > _NAME_MAX for part in request.path.split("/")
+    ):
+        raise NotFound()
+
+
 def static_answer(request: web.Request, response: web.StreamResponse) -> None:
     if not request.path.startswith(_STATIC):
         return

@@ -154,6 +154,12 @@ async def test_a_manager_sets_the_mode_and_opens_a_window_through_the_api(
         f"{base}/draws", json={**window, "closes_at": "2027-02-01T12:00:00+01:00"}, headers=headers
     )
     assert r.status == 422 and "closes_at" in (await r.json())["fields"]
+    # Instants no calendar day holds (0001-01-01 at +01:00 is before UTC's first).
+    for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        r = await manager.session.post(
+            f"{base}/draws", json={**window, "opens_at": far}, headers=headers
+        )
+        assert r.status == 422 and set((await r.json())["fields"]) == {"opens_at"}
     r = await manager.session.post(f"{base}/draws", json=window, headers=headers)
     assert r.status == 201
     record = await r.json()

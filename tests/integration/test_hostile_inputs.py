@@ -85,9 +85,13 @@ def _post_json(body: Any) -> Call:
     return lambda c, slot: _api(c, "POST", "/api/v1/bookings", json=body(slot))
 
 
-def _post_raw(raw: bytes) -> Call:
+def _post_raw(raw: bytes, **headers: str) -> Call:
     return lambda c, slot: _api(
-        c, "POST", "/api/v1/bookings", data=raw, headers={"Content-Type": "application/json"}
+        c,
+        "POST",
+        "/api/v1/bookings",
+        data=raw,
+        headers={"Content-Type": "application/json", **headers},
     )
 
 
@@ -145,6 +149,9 @@ API_CASES: dict[str, tuple[Call, int, str, dict[str, str] | None]] = {
     ),
     "NaN": (_post_raw(b'{"slot_id": NaN}'), 400, "malformed_json", None),
     "bytes that are not UTF-8": (_post_raw(b'{"name": "\xff"}'), 400, "malformed_json", None),
+    "a gzip body that does not inflate": (
+        _post_raw(b"garbage", **{"Content-Encoding": "gzip"}), 400, "malformed_json", None
+    ),
     "a slot id past bigint": (
         _post_json(lambda s: booking_body(2**63)), 422, "validation", None
     ),
@@ -363,26 +370,42 @@ async def test_the_booking_form_refuses_in_the_page_language_and_writes_nothing(
     assert await written(pool) == before
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "application/x-www-form-urlencoded; charset=nope"},
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "deflate"},
+    ],
+)
 async def test_a_form_that_cannot_be_read_is_refused(
-    app_client: Client, pool: asyncpg.Pool, clock: Any
+    app_client: Client,
+    pool: asyncpg.Pool,
+    clock: Any,
+    headers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await _book_form(app_client, await _slot(pool, clock))
     before = await written(pool)
-    r = await app_client.post(
-        BOOK,
-        data=b"name=x",
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=nope"},
-    )
-    page = await r.text()
+    with caplog.at_level(logging.ERROR):
+        r = await app_client.post(BOOK, data=b"name=x", headers=headers)
+        page = await r.text()
     assert r.status == 400
     assert in_arabic(page) and gettext("ar", "The form could not be read.") in page
+    assert not caplog.records  # what a 500 would have logged
     assert await written(pool) == before
 
 
-async def test_a_path_with_nul_is_a_missing_page(app_client: Client) -> None:
-    r = await app_client.get("/offices/consulate%00-paris?lang=ar")
-    assert r.status == 404
-    assert in_arabic(await r.text())
+@pytest.mark.parametrize(
+    "path", ["/offices/consulate%00-paris", "/static/" + "a" * 256, "/static/x/" + "é" * 128]
+)
+async def test_a_path_no_page_or_file_could_have_is_a_missing_page(
+    app_client: Client, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        r = await app_client.get(path, headers={"Accept-Language": "ar"})
+        assert r.status == 404
+        assert in_arabic(await r.text())
+    assert not caplog.records  # what a 500 would have logged
 
 
 async def test_reschedule_to_a_slot_written_superscript(

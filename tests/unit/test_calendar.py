@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.domain import fields
 from service.domain.calendar import (
     HoursRule,
     expand_day,
@@ -18,8 +19,14 @@ from service.domain.calendar import (
     plan_slots,
     rules_for_day,
 )
-from service.domain.holidays import PUBLIC_HOLIDAY, holidays_for
+from service.domain.holidays import (
+    PUBLIC_HOLIDAY,
+    UMM_AL_QURA_YEARS,
+    holidays_for,
+    ramadan_periods,
+)
 from service.domain.models import LANGUAGES
+from service.domain.practical import is_ramadan
 from service.web.i18n import gettext
 
 ZONES = ["Europe/Paris", "Europe/Madrid", "America/Toronto", "Africa/Casablanca", "Europe/Berlin"]
@@ -344,3 +351,24 @@ def test_slots_of_dedicated_hours_are_not_pooled() -> None:
     assert {p.pooled for p in expand_day(rules, monday, paris, "b", timedelta(minutes=30))} == {
         True
     }
+
+
+@given(st.dates(fields.FIRST_DAY, fields.LAST_DAY), st.integers(0, 800))
+def test_ramadan_is_known_or_absent_for_every_day_a_form_takes(first: date, length: int) -> None:
+    """A manager's dated hours may run to LAST_DAY; the Umm al-Qura calendar
+    stops in 2077: past it no Ramadan is known, and no page fails."""
+    last = min(first + timedelta(days=length), fields.LAST_DAY)
+    is_ramadan(first, last)
+    periods = ramadan_periods(first.year, last.year)
+    for begins, ends in periods:
+        assert 28 <= (ends - begins).days <= 29
+        assert begins.year <= UMM_AL_QURA_YEARS[1] + 1
+    if first.year > UMM_AL_QURA_YEARS[1] + 1:
+        assert periods == []
+    if first.year <= 2075 and last.year >= 2026:
+        assert periods
+
+
+def test_ramadan_periods_are_umm_al_qura_s() -> None:
+    assert ramadan_periods(2026, 2026)[0] == (date(2026, 2, 18), date(2026, 3, 19))
+    assert ramadan_periods(2076, 2199)[-1] == (date(2077, 7, 21), date(2077, 8, 18))

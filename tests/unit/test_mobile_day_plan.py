@@ -113,6 +113,9 @@ def test_the_managers_form_makes_a_mobile_day_on_the_venues_clock() -> None:
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"holidays": "MA; FR"}, "holidays"),
         ({"country": "CAN"}, "country"),
+        # Shaped like regions, unknown to the holidays package.
+        ({"holidays": "MA ZZ"}, "holidays"),
+        ({"holidays": "CA-XX"}, "holidays"),
         ({"first_day": "13/03/2027"}, "first_day"),
         ({"days": "8"}, "days"),
         # Digits int() refuses: a superscript, more than Python reads at once.
