@@ -227,6 +227,17 @@ async def test_errors_listed_linked_and_inputs_kept_escaped(
     assert await counts(pool) == before
 
 
+async def test_the_phone_read_back_after_a_mistake_reads_left_to_right_in_arabic(
+    app_client: Client,
+) -> None:
+    """Its digit groups isolated as one run: bare in an Arabic sentence they
+    came out in reverse order ("78 56 34 12 6 33+")."""
+    page, slot_id, url = await open_form(app_client)
+    data = details(page, slot_id, name="")
+    page = await (await app_client.post(url + "?lang=ar", data=data)).text()
+    assert '<bdi dir="ltr">+33 6 12 34 56 78</bdi>' in page
+
+
 async def test_full_slot_offers_the_next_free_times(
     app_client: Client, pool: asyncpg.Pool, clock: FakeClock, settings: Settings
 ) -> None:
