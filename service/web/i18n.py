@@ -16,7 +16,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 
 from service.domain.errors import N_
-from service.domain.models import LANGUAGES
+from service.domain.models import LANGUAGES, TEXT_FALLBACK
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DEFAULT_LANGUAGE = "fr"
@@ -213,32 +213,47 @@ def moment_short(instant: datetime, timezone: str, language: str) -> str:
     return f"{day_short(local.date(), language)} {time_short(instant, timezone, language)}"
 
 
-def country_name(code: str, language: str) -> str:
+def _babel_country_names(language: str) -> dict[str, str]:
     from babel import Locale
 
-    name: str = Locale.parse(babel_locale(language)).territories.get(code, code)
-    return name
+    return dict(Locale.parse(babel_locale(language)).territories)
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _country_names(language: str) -> dict[str, str]:
+    """Babel's country names in `language`, with its fallback language's
+    where it has none (Babel's Tamazight lacks twenty, Curaçao or Jersey):
+    a bare code is no name, and sorted first in a menu."""
+    fallback = TEXT_FALLBACK.get(language)
+    names = _babel_country_names(language)
+    return names if fallback is None else {**_babel_country_names(fallback), **names}
+
+
+def country_name(code: str, language: str) -> str:
+    return _country_names(language).get(code, code)
 
 
 # Where most citizens live (DOMAIN.md), listed first in the phone country menu.
 COMMON_PHONE_COUNTRIES = ("MA", "FR", "ES", "IT", "BE", "NL", "DE", "CA")
+# Regions of the phone numbering data that are not countries to a Moroccan
+# consular service: the Moroccan Sahara is Morocco (+212, listed as MA).
+NOT_PHONE_COUNTRIES = frozenset({"EH"})
 
 
 @lru_cache(maxsize=len(LANGUAGES))
 def phone_countries(language: str) -> tuple[tuple[str, str], ...]:
     """(code, 'France (+33)') for every region phonenumbers knows, common ones first."""
     import phonenumbers
-    from babel import Locale
 
-    names = Locale.parse(babel_locale(language)).territories
+    names = _country_names(language)
+    # Names in the fallback's script after the language's own, not among them.
+    own = _babel_country_names(language)
 
     def label(code: str) -> str:
         return f"{names.get(code, code)} (+{phonenumbers.country_code_for_region(code)})"
 
-    rest = sorted(
-        (c for c in phonenumbers.SUPPORTED_REGIONS if c not in COMMON_PHONE_COUNTRIES),
-        key=lambda c: collation_key(names.get(c, c)),
-    )
+    listed = set(phonenumbers.SUPPORTED_REGIONS) - {*COMMON_PHONE_COUNTRIES, *NOT_PHONE_COUNTRIES}
+    rest = sorted(listed, key=lambda c: (c not in own, collation_key(names.get(c) or c)))
     return tuple((c, label(c)) for c in (*COMMON_PHONE_COUNTRIES, *rest))
 
 

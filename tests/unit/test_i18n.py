@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
 from service.bookings import household_cap
+from service.domain.models import LANGUAGES
 from service.web import i18n
 from service.web.errors import refusal_text
 from service.web.limits import too_many
@@ -131,3 +134,14 @@ def test_phone_countries_list_common_ones_first_and_sort_by_name() -> None:
     assert dict(countries)["FR"] == "France (+33)"
     rest = [label for _, label in countries[len(i18n.COMMON_PHONE_COUNTRIES) :]]
     assert rest.index("Égypte (+20)") < rest.index("Finlande (+358)")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_phone_countries_are_named_and_the_moroccan_sahara_is_morocco(language: str) -> None:
+    countries = i18n.phone_countries(language)
+    codes = [code for code, _ in countries]
+    assert "EH" not in codes and "MA" in codes
+    # Every one named (Babel's Tamazight lacks some: its fallback's names,
+    # after its own), none a bare code.
+    assert all(not label.startswith(f"{code} (") for code, label in countries)
+    assert i18n.country_name("CW", language) != "CW"
