@@ -201,6 +201,23 @@ def short_reason(reason: str | None, limit: int = SMS_REASON_CHARS) -> str:
     return text[: limit - 3].rstrip() + "..."
 
 
+# Letters written right to left (Hebrew, Arabic and their presentation forms).
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+# Arabic is the one language of ours written right to left.
+_RTL_LANGUAGES = frozenset({"ar"})
+
+
+def isolate_rtl(text: str, language: str) -> str:
+    """A right-to-left name (an office's Arabic name, shown in Tamazight) in
+    a left-to-right message, closed by a left-to-right mark: bare, what
+    follows it joined its run, the day of a date leaving its month
+    ("2 ,عمالة") and two such names swapping places around their comma.
+    One character, not an isolate's two: the SMS budget is tight."""
+    if language in _RTL_LANGUAGES or not _RIGHT_TO_LEFT.search(text):
+        return text
+    return f"{text}\u200e"
+
+
 class Renderer:
     """Jinja environments for message bodies; one per worker, no globals."""
 
@@ -224,13 +241,14 @@ class Renderer:
         # Names and reasons were cleaned on the way in; rows older than that
         # are cleaned here, so no message shows a bidi trick.
         reason = strip_invisible(data.reason or "")
+        lang = data.language
         return {
             "kind": data.kind,
-            "lang": data.language,
-            "name": strip_invisible(data.citizen_name),
-            "office": data.office_name,
-            "service": data.service_name,
-            "address": data.office_address,
+            "lang": lang,
+            "name": isolate_rtl(strip_invisible(data.citizen_name), lang),
+            "office": isolate_rtl(data.office_name, lang),
+            "service": isolate_rtl(data.service_name, lang),
+            "address": isolate_rtl(data.office_address, lang),
             "bring": data.bring,
             "when": format_when(data.starts_at, data.timezone, data.language, sms=sms),
             "zone": zone if not sms or sms_names_zone(data.office_kind, data.timezone) else "",
@@ -239,7 +257,7 @@ class Renderer:
             "again": book_again_url(data.base_url, data.office_prefix),
             "reason": ""
             if data.kind in OFFER_KINDS or data.kind == DRAW_NOT_SERVED
-            else (short_reason(reason) if sms else reason),
+            else isolate_rtl(short_reason(reason) if sms else reason, lang),
             # "Not served": the request's place on the waiting list (in `reason`).
             "place": reason if data.kind == DRAW_NOT_SERVED else "",
             "active": data.kind not in CANCELLATION_KINDS,
@@ -266,7 +284,7 @@ class Renderer:
             # A subscription's messages: the announced day's town (the venue's
             # city), dates, opening of bookings, and the two links.
             "alert": data.alert,
-            "town": data.office_city,
+            "town": isolate_rtl(data.office_city, lang),
             "days": format_days(data.days, data.language, sms=sms),
             "opens": format_when(data.booking_opens_at, data.timezone, data.language, sms=sms)
             if data.booking_opens_at

@@ -399,3 +399,20 @@ def test_an_entry_is_told_it_counts_with_its_receipt_link(
         sender="rdv@mawid.example", reply_to=None,
     )  # fmt: skip
     assert mail.message["Subject"] != other.message["Subject"]
+
+
+@pytest.mark.parametrize("kind", ["code", "confirmation"])
+def test_an_arabic_name_in_a_left_to_right_message_keeps_its_run(
+    renderer: Renderer, kind: str
+) -> None:
+    """A Tamazight message names a prefecture in Arabic: closed by a
+    left-to-right mark, the date after it keeps its order ("2 ,عمالة"
+    otherwise); Arabic messages need none for their own script."""
+    office = "عمالة إقليم تيزنيت"
+    for lang in ("zgh", "ar", "fr"):
+        data = replace(worst_case(kind, lang, WORST_DATES[0]), office_name=office)
+        body = renderer.sms(data).body
+        if lang == "ar":
+            assert office in body and "\u200e" not in body
+        else:
+            assert f"{office}\u200e" in body, body
