@@ -352,7 +352,8 @@ async def audit_pages(server: LiveServer, language: str) -> list[tuple[str, Visi
 async def narrow_problems(page: Page, name: str) -> dict[str, object]:
     """What is wrong with a page as a 320 px screen shows it: it scrolls
     sideways, a summary's values are squeezed into a column a word wide, a
-    week link is too small for a thumb, a phone number breaks in two."""
+    week link, a choice's row or a link alone is too small for a thumb (44
+    px), a phone number breaks in two."""
     problems: dict[str, object] = {}
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -363,10 +364,15 @@ async def narrow_problems(page: Page, name: str) -> dict[str, object]:
         box = await value.bounding_box()
         if box is not None and box["width"] < 150:
             problems[f"{name}:dd"] = f"a summary value {box['width']:.0f}px wide"
-    for link in await page.locator(".pager a").all():
-        box = await link.bounding_box()
-        if box is not None and box["height"] < 44:
-            problems[f"{name}:pager"] = f"a week link {box['height']:.0f}px tall"
+    for what, selector in (
+        ("pager", ".pager a"),
+        ("choice", "label.choice"),
+        ("link", "main p > a:only-child:not(.button)"),
+    ):
+        for target in await page.locator(selector).all():
+            box = await target.bounding_box()
+            if box is not None and box["height"] < 44:
+                problems[f"{name}:{what}"] = f"{selector} {box['height']:.0f}px tall"
     broken = await page.evaluate(
         "() => [...document.querySelectorAll('bdi')]"
         ".filter(e => /^[+][0-9 ]+$/.test(e.textContent) && e.getClientRects().length > 1)"
