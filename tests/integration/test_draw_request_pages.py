@@ -48,6 +48,11 @@ def form_body(data: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def field_errors(page: str) -> set[str]:
+    """The fields a form page marks as at fault."""
+    return set(re.findall(r'id="f-([\w-]+)-error"', page))
+
+
 @pytest.mark.parametrize("lang", ["fr", "ar"])
 async def test_a_request_through_the_code_step_to_the_receipt_then_withdrawn(
     lang: str, app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
@@ -165,6 +170,23 @@ async def test_the_form_offers_only_the_days_with_times(
     page = await (await app_client.get(f"{FORM}?lang=fr")).text()
     offered = re.findall(r'name="days" value="([0-9-]+)"', page)
     assert offered == ["2027-02-16", "2027-02-18"]
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+async def test_every_problem_of_a_request_comes_back_at_once_on_its_field(
+    lang: str, app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    page = await (await app_client.get(f"{FORM}?lang={lang}")).text()
+    # No name, no contact, no day, no part of day: one round, not two.
+    bad = request_data(page, name="", phone="", days=[], parts=[])
+    resp = await app_client.post(FORM, data=form_body(bad))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"name", "phone", "days", "parts"}
+    assert {"fr": "Choisissez au moins un jour.", "ar": "اختر يوماً واحداً على الأقل."}[lang] in wrong
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
 
 
 async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_not(

@@ -20,7 +20,7 @@ from tests.clock import FakeClock
 from tests.codesink import code_for, send_codes
 from tests.fixtures.office import AGENT, MANAGER, Browser
 from tests.integration.test_citizen_pages import hidden
-from tests.integration.test_draw_request_pages import form_body
+from tests.integration.test_draw_request_pages import field_errors, form_body
 from tests.integration.test_waitlist_flow import (
     OFFICE,
     SERVICE,
@@ -126,6 +126,22 @@ async def test_joining_through_the_code_step_to_the_receipt_then_leaving(
     gone = await (await app_client.get(link)).text()
     assert words["left"] in gone
     assert (await entry(pool, match[1]))["outcome"] == "withdrawn"
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+async def test_every_problem_of_a_submission_comes_back_at_once_on_its_field(
+    lang: str, app_client: Client, pool: asyncpg.Pool
+) -> None:
+    page = await (await app_client.get(f"{FORM}?lang={lang}")).text()
+    # No name, no contact, no day, no part of day: one round, not two.
+    bad = join_data(page, name="", phone="", days=[], parts=[])
+    resp = await app_client.post(FORM, data=form_body(bad))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"name", "phone", "days", "parts"}
+    assert WORDS[lang]["no_day"] in wrong
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar"])
