@@ -48,6 +48,11 @@ def form_body(data: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def ticked(page: str, name: str) -> set[str]:
+    """The values of the checkboxes `name` a form page shows ticked."""
+    return set(re.findall(rf'name="{name}" value="([^"]*)" checked', page))
+
+
 def field_errors(page: str) -> set[str]:
     """The fields a form page marks as at fault."""
     return set(re.findall(r'id="f-([\w-]+)-error"', page))
@@ -187,6 +192,24 @@ async def test_every_problem_of_a_request_comes_back_at_once_on_its_field(
     assert {"fr": "Choisissez au moins un jour.", "ar": "اختر يوماً واحداً على الأقل."}[lang] in wrong
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
+
+
+async def test_a_request_sent_back_shows_the_days_and_parts_of_day_as_ticked(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    page = await (await app_client.get(f"{FORM}?lang=ar")).text()
+    # A blank form offers both parts of the day.
+    assert ticked(page, "days") == set() and ticked(page, "parts") == {"morning", "afternoon"}
+    resp = await app_client.post(FORM, data=form_body(request_data(page, parts=[])))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"parts"}
+    # Neither part ticked, as sent: not both again beside the error.
+    assert ticked(wrong, "parts") == set()
+    assert ticked(wrong, "days") == {FIRST.isoformat(), LAST.isoformat()}
+    resp = await app_client.post(FORM, data=form_body(request_data(page, name="")))
+    assert ticked(await resp.text(), "parts") == {"morning"}
 
 
 async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_not(

@@ -20,7 +20,7 @@ from tests.clock import FakeClock
 from tests.codesink import code_for, send_codes
 from tests.fixtures.office import AGENT, MANAGER, Browser
 from tests.integration.test_citizen_pages import hidden
-from tests.integration.test_draw_request_pages import field_errors, form_body
+from tests.integration.test_draw_request_pages import field_errors, form_body, ticked
 from tests.integration.test_waitlist_flow import (
     OFFICE,
     SERVICE,
@@ -144,6 +144,24 @@ async def test_every_problem_of_a_submission_comes_back_at_once_on_its_field(
         assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
 
 
+async def test_a_form_sent_back_shows_the_days_and_parts_of_day_as_ticked(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    page = await (await app_client.get(f"{FORM}?lang=ar")).text()
+    # A blank form offers both parts of the day.
+    assert ticked(page, "days") == set() and ticked(page, "parts") == {"morning", "afternoon"}
+    resp = await app_client.post(
+        FORM, data=form_body(join_data(page, days=[THU.isoformat()], parts=[]))
+    )
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"parts"}
+    # Neither part ticked, as sent: not both again beside the error.
+    assert ticked(wrong, "parts") == set() and ticked(wrong, "days") == {THU.isoformat()}
+    resp = await app_client.post(FORM, data=form_body(join_data(page, name="")))
+    assert ticked(await resp.text(), "parts") == {"morning"}
+
+
 @pytest.mark.parametrize("lang", ["fr", "ar"])
 async def test_the_offer_page_says_the_seat_comes_from_the_waiting_list(
     lang: str, app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
@@ -200,6 +218,9 @@ async def test_the_office_sees_the_list_without_names_and_adds_someone_at_the_co
     # The same phone again: refused, nothing written.
     r = await agent.session.post(list_page, data=body)
     assert r.status == 409
+    # No part of the day: sent back with none ticked, as sent.
+    r = await agent.session.post(list_page, data=[p for p in body if p[0] != "parts"])
+    assert r.status == 422 and ticked(await r.text(), "parts") == set()
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT created_by, verified_at, language FROM draw_entries WHERE phone IS NOT NULL"
