@@ -156,6 +156,8 @@ async def test_a_form_sent_back_shows_the_days_and_parts_of_day_as_ticked(
     assert resp.status == 422
     wrong = await resp.text()
     assert field_errors(wrong) == {"parts"}
+    # The error names the afternoon as its box does (بعد الزوال).
+    assert "اختر الصباح أو بعد الزوال أو كليهما." in wrong and "الظهر" not in wrong
     # Neither part ticked, as sent: not both again beside the error.
     assert ticked(wrong, "parts") == set() and ticked(wrong, "days") == {THU.isoformat()}
     resp = await app_client.post(FORM, data=form_body(join_data(page, name="")))
