@@ -13,12 +13,22 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service import draw
 from service.config import Settings
 from service.domain.verification import contact_hash
 from tests.clock import FakeClock
 from tests.codesink import code_for, send_codes
 from tests.integration.test_citizen_pages import hidden
-from tests.integration.test_draw_flow import FIRST, LAST, OFFICE, SERVICE, draw_service, tick
+from tests.integration.test_draw_flow import (
+    FIRST,
+    LAST,
+    OFFICE,
+    SERVICE,
+    STAFF,
+    draw_service,
+    person,
+    tick,
+)
 
 Client = TestClient[Any, Any]
 FORM = f"/offices/{OFFICE}/{SERVICE}/draw"
@@ -269,3 +279,16 @@ async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_
     assert kept.emails == [] and kept.sms == []
     rows = sorted(tuple(r) for r in await received())
     assert rows == [("email", "skipped", "booking_inactive"), ("sms", "sent", None)]
+
+
+async def test_the_receipt_lists_the_parts_of_the_day_apart(
+    app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock)
+    receipt = await draw.request(
+        pool, window_id, person(1, "ar"), [FIRST], ["morning", "afternoon"],
+        secret_key=settings.secret_key, now=clock(), actor=STAFF,
+    )  # fmt: skip
+    page = await (await app_client.get(draw.receipt_url(receipt.entry_id, receipt.token))).text()
+    # Run together, "الصباح بعد الزوال" read "the morning after noon".
+    assert "<dd>الصباح، بعد الزوال</dd>" in page

@@ -164,6 +164,26 @@ async def test_a_form_sent_back_shows_the_days_and_parts_of_day_as_ticked(
     assert ticked(await resp.text(), "parts") == {"morning"}
 
 
+@pytest.mark.parametrize(
+    ("lang", "both", "afternoon"),
+    [
+        ("ar", "الصباح، بعد الزوال", "بعد الزوال"),
+        ("fr", "Matin, Après-midi", "Après-midi"),
+        ("es", "Mañana, Tarde", "Tarde"),
+    ],
+)
+async def test_the_receipt_lists_the_parts_of_the_day_apart(
+    lang: str, both: str, afternoon: str, app_client: Client, pool: asyncpg.Pool,
+    settings: Settings, clock: FakeClock,
+) -> None:  # fmt: skip
+    # Run together, "الصباح بعد الزوال" read "the morning after noon".
+    for n, parts, shown in [(1, ("morning", "afternoon"), both), (2, ("afternoon",), afternoon)]:
+        receipt = await join(pool, settings, clock, n, [WED], parts)
+        link = draw.receipt_url(receipt.entry_id, receipt.token)
+        page = await (await app_client.get(f"{link}?lang={lang}")).text()
+        assert f"<dd>{shown}</dd>" in page
+
+
 @pytest.mark.parametrize("lang", ["fr", "ar"])
 async def test_the_offer_page_says_the_seat_comes_from_the_waiting_list(
     lang: str, app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
@@ -210,6 +230,8 @@ async def test_the_office_sees_the_list_without_names_and_adds_someone_at_the_co
     list_page = f"/office/{OFFICE}/services/{SERVICE}/waitlist"
     form = await (await agent.get(list_page)).text()
     assert "2 people on the list." in form and "Add someone at the counter" in form
+    # Each entry's parts of the day, apart.
+    assert "<td>Morning, Afternoon</td>" in form and "<td>Afternoon</td>" in form
     body = [("_csrf", agent.csrf), ("days", WED.isoformat()), ("parts", "morning"),
             ("name", "Fatima Zahra"), ("phone", "06 11 22 33 44"), ("phone_country", "FR"),
             ("language", "ar")]  # fmt: skip
