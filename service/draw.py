@@ -44,7 +44,7 @@ from service.domain.messages import (
     contact_channels,
 )
 from service.domain.models import Office, Service
-from service.domain.validation import CitizenDetails, RawDetails, validate_details
+from service.domain.validation import CitizenDetails, RawDetails
 from service.domain.verification import Channel, code_channel, contact_hash
 from service.notify import events
 from service.store import audit, outbox
@@ -231,10 +231,12 @@ async def request(
         office = await office_store.get_office(conn, window.office_id)
         service = await office_store.get_service(conn, window.office_id, window.service_id)
     assert office is not None and service is not None
-    citizen = validate_details(details, service, office.country, office.sms_countries)
     # Any day of the period: the form offers only those with times, but
-    # a day whose times are opened later must not refuse a request.
-    wish = rules.check_wish(days, parts, rules.period_days(window.first_day, window.last_day))
+    # a day whose times are opened later must not refuse a request. Every
+    # field at fault comes back at once, details and days alike.
+    citizen, wish = rules.check_entry(
+        details, service, office, days, parts, rules.period_days(window.first_day, window.last_day)
+    )
     if admit is not None:
         await admit()
     # A window closed meanwhile refuses the entry itself (the late-entry

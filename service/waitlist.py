@@ -23,7 +23,7 @@ from service.domain.booking import booking_window
 from service.domain.calendar import local_date
 from service.domain.errors import N_
 from service.domain.models import Office, Service
-from service.domain.validation import RawDetails, validate_details
+from service.domain.validation import RawDetails
 from service.store import audit
 from service.store import draws as store
 from service.store import slots as slot_store
@@ -93,10 +93,9 @@ async def join(
     form = await join_form(pool, office_id, service_id, now, rules_)
     if not form.days:
         raise no_waiting_list()
-    citizen = validate_details(
-        details, form.service, form.office.country, form.office.sms_countries
-    )
-    wish = draw_rules.check_wish(days, parts, draw_rules.period_days(form.first, form.last))
+    offered = draw_rules.period_days(form.first, form.last)
+    # Every field at fault comes back at once, details and days alike.
+    citizen, wish = draw_rules.check_entry(details, form.service, form.office, days, parts, offered)
     if admit is not None:
         await admit()
     async with pool.acquire() as conn, conn.transaction():

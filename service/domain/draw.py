@@ -26,6 +26,8 @@ from typing import Literal
 
 from service.domain import errors
 from service.domain.errors import N_
+from service.domain.models import Office, Service
+from service.domain.validation import CitizenDetails, RawDetails, validate_details
 
 SEED_BYTES = 32
 ENTRY_ID_HEX = 32  # 128 bits
@@ -277,6 +279,34 @@ def check_wish(
     if problems:
         raise errors.ValidationFailed(problems)
     return Wish(chosen_days, chosen_parts)
+
+
+def check_entry(
+    details: RawDetails,
+    service: Service,
+    office: Office,
+    days: Iterable[date],
+    parts: Iterable[str],
+    offered: Collection[date],
+) -> tuple[CitizenDetails, Wish]:
+    """An entry's details (validate_details) and wish (check_wish), or one
+    ValidationFailed with every field at fault in both: refused on its
+    details first, the form would come back for its days only once those
+    were put right, a second round for the citizen."""
+    problems: dict[str, str] = {}
+    citizen: CitizenDetails | None = None
+    wish: Wish | None = None
+    try:
+        citizen = validate_details(details, service, office.country, office.sms_countries)
+    except errors.ValidationFailed as failed:
+        problems.update(failed.fields)
+    try:
+        wish = check_wish(days, parts, offered)
+    except errors.ValidationFailed as failed:
+        problems.update(failed.fields)
+    if problems or citizen is None or wish is None:
+        raise errors.ValidationFailed(problems)
+    return citizen, wish
 
 
 @dataclass(frozen=True, slots=True)

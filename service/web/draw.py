@@ -14,7 +14,13 @@ from multidict import MultiDictProxy
 
 from service import bookings, draw
 from service.domain import errors, fields
-from service.domain.draw import OUTSIDE_WINDOW, REPLAY_SCRIPT, WindowPlan, offer_still_open
+from service.domain.draw import (
+    OUTSIDE_WINDOW,
+    PARTS_OF_DAY,
+    REPLAY_SCRIPT,
+    WindowPlan,
+    offer_still_open,
+)
 from service.domain.errors import N_
 from service.domain.fields import parse_day
 from service.domain.staff import Permission
@@ -236,7 +242,7 @@ async def request_form_context(
         drawn=view.drawn,
         days=view.days,
         chosen_days=set(days or []),
-        chosen_parts=set(parts or ["morning", "afternoon"]),
+        chosen_parts=ticked_parts(parts),
     )
     return context
 
@@ -265,6 +271,13 @@ def posted_wish(form: MultiDictProxy[Any]) -> tuple[list[str], list[str]]:
     days = [d for d in form.getall("days", []) if isinstance(d, str)][:62]
     parts = [p for p in form.getall("parts", []) if isinstance(p, str)][:2]
     return days, parts
+
+
+def ticked_parts(parts: list[str] | None) -> set[str]:
+    """The parts of day an entry form shows ticked: both on a blank form;
+    on one sent back, those that were sent, none if none (its error asks
+    for a choice), not both again as if they had been chosen."""
+    return set(PARTS_OF_DAY if parts is None else parts)
 
 
 def read_days(days: list[str], outside: str = OUTSIDE_WINDOW) -> list[date]:

@@ -15,7 +15,7 @@ from service import bookings, draw, waitlist
 from service.domain.draw import OUTSIDE_LIST
 from service.web import citizen, limits
 from service.web.citizen import render, see_other
-from service.web.draw import read_days, submit_entry
+from service.web.draw import read_days, submit_entry, ticked_parts
 from service.web.keys import CLOCK_KEY, POOL_KEY, SETTINGS_KEY
 from service.web.templating import request_language
 
@@ -47,7 +47,7 @@ async def join_form_context(
     context.update(
         days=form.days,
         chosen_days=set(days or []),
-        chosen_parts=set(parts or ["morning", "afternoon"]),
+        chosen_parts=ticked_parts(parts),
     )
     return context
 

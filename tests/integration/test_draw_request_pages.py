@@ -13,12 +13,22 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service import draw
 from service.config import Settings
 from service.domain.verification import contact_hash
 from tests.clock import FakeClock
 from tests.codesink import code_for, send_codes
 from tests.integration.test_citizen_pages import hidden
-from tests.integration.test_draw_flow import FIRST, LAST, OFFICE, SERVICE, draw_service, tick
+from tests.integration.test_draw_flow import (
+    FIRST,
+    LAST,
+    OFFICE,
+    SERVICE,
+    STAFF,
+    draw_service,
+    person,
+    tick,
+)
 
 Client = TestClient[Any, Any]
 FORM = f"/offices/{OFFICE}/{SERVICE}/draw"
@@ -46,6 +56,16 @@ def form_body(data: dict[str, Any]) -> list[tuple[str, str]]:
         for one in value if isinstance(value, list) else [value]:
             pairs.append((key, one))
     return pairs
+
+
+def ticked(page: str, name: str) -> set[str]:
+    """The values of the checkboxes `name` a form page shows ticked."""
+    return set(re.findall(rf'name="{name}" value="([^"]*)" checked', page))
+
+
+def field_errors(page: str) -> set[str]:
+    """The fields a form page marks as at fault."""
+    return set(re.findall(r'id="f-([\w-]+)-error"', page))
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar"])
@@ -167,6 +187,41 @@ async def test_the_form_offers_only_the_days_with_times(
     assert offered == ["2027-02-16", "2027-02-18"]
 
 
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+async def test_every_problem_of_a_request_comes_back_at_once_on_its_field(
+    lang: str, app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    page = await (await app_client.get(f"{FORM}?lang={lang}")).text()
+    # No name, no contact, no day, no part of day: one round, not two.
+    bad = request_data(page, name="", phone="", days=[], parts=[])
+    resp = await app_client.post(FORM, data=form_body(bad))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"name", "phone", "days", "parts"}
+    assert {"fr": "Choisissez au moins un jour.", "ar": "اختر يوماً واحداً على الأقل."}[lang] in wrong
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
+
+
+async def test_a_request_sent_back_shows_the_days_and_parts_of_day_as_ticked(
+    app_client: Client, pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    await draw_service(pool, clock)
+    page = await (await app_client.get(f"{FORM}?lang=ar")).text()
+    # A blank form offers both parts of the day.
+    assert ticked(page, "days") == set() and ticked(page, "parts") == {"morning", "afternoon"}
+    resp = await app_client.post(FORM, data=form_body(request_data(page, parts=[])))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"parts"}
+    # Neither part ticked, as sent: not both again beside the error.
+    assert ticked(wrong, "parts") == set()
+    assert ticked(wrong, "days") == {FIRST.isoformat(), LAST.isoformat()}
+    resp = await app_client.post(FORM, data=form_body(request_data(page, name="")))
+    assert ticked(await resp.text(), "parts") == {"morning"}
+
+
 async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_not(
     app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:
@@ -224,3 +279,16 @@ async def test_a_request_that_counts_is_sent_its_receipt_and_a_withdrawn_one_is_
     assert kept.emails == [] and kept.sms == []
     rows = sorted(tuple(r) for r in await received())
     assert rows == [("email", "skipped", "booking_inactive"), ("sms", "sent", None)]
+
+
+async def test_the_receipt_lists_the_parts_of_the_day_apart(
+    app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
+) -> None:
+    window_id = await draw_service(pool, clock)
+    receipt = await draw.request(
+        pool, window_id, person(1, "ar"), [FIRST], ["morning", "afternoon"],
+        secret_key=settings.secret_key, now=clock(), actor=STAFF,
+    )  # fmt: skip
+    page = await (await app_client.get(draw.receipt_url(receipt.entry_id, receipt.token))).text()
+    # Run together, "الصباح بعد الزوال" read "the morning after noon".
+    assert "<dd>الصباح، بعد الزوال</dd>" in page

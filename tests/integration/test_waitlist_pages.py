@@ -20,7 +20,7 @@ from tests.clock import FakeClock
 from tests.codesink import code_for, send_codes
 from tests.fixtures.office import AGENT, MANAGER, Browser
 from tests.integration.test_citizen_pages import hidden
-from tests.integration.test_draw_request_pages import form_body
+from tests.integration.test_draw_request_pages import field_errors, form_body, ticked
 from tests.integration.test_waitlist_flow import (
     OFFICE,
     SERVICE,
@@ -129,6 +129,62 @@ async def test_joining_through_the_code_step_to_the_receipt_then_leaving(
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar"])
+async def test_every_problem_of_a_submission_comes_back_at_once_on_its_field(
+    lang: str, app_client: Client, pool: asyncpg.Pool
+) -> None:
+    page = await (await app_client.get(f"{FORM}?lang={lang}")).text()
+    # No name, no contact, no day, no part of day: one round, not two.
+    bad = join_data(page, name="", phone="", days=[], parts=[])
+    resp = await app_client.post(FORM, data=form_body(bad))
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"name", "phone", "days", "parts"}
+    assert WORDS[lang]["no_day"] in wrong
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM draw_entries") == 0
+
+
+async def test_a_form_sent_back_shows_the_days_and_parts_of_day_as_ticked(
+    app_client: Client, pool: asyncpg.Pool
+) -> None:
+    page = await (await app_client.get(f"{FORM}?lang=ar")).text()
+    # A blank form offers both parts of the day.
+    assert ticked(page, "days") == set() and ticked(page, "parts") == {"morning", "afternoon"}
+    resp = await app_client.post(
+        FORM, data=form_body(join_data(page, days=[THU.isoformat()], parts=[]))
+    )
+    assert resp.status == 422
+    wrong = await resp.text()
+    assert field_errors(wrong) == {"parts"}
+    # The error names the afternoon as its box does (بعد الزوال).
+    assert "اختر الصباح أو بعد الزوال أو كليهما." in wrong and "الظهر" not in wrong
+    # Neither part ticked, as sent: not both again beside the error.
+    assert ticked(wrong, "parts") == set() and ticked(wrong, "days") == {THU.isoformat()}
+    resp = await app_client.post(FORM, data=form_body(join_data(page, name="")))
+    assert ticked(await resp.text(), "parts") == {"morning"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "both", "afternoon"),
+    [
+        ("ar", "الصباح، بعد الزوال", "بعد الزوال"),
+        ("fr", "Matin, Après-midi", "Après-midi"),
+        ("es", "Mañana, Tarde", "Tarde"),
+    ],
+)
+async def test_the_receipt_lists_the_parts_of_the_day_apart(
+    lang: str, both: str, afternoon: str, app_client: Client, pool: asyncpg.Pool,
+    settings: Settings, clock: FakeClock,
+) -> None:  # fmt: skip
+    # Run together, "الصباح بعد الزوال" read "the morning after noon".
+    for n, parts, shown in [(1, ("morning", "afternoon"), both), (2, ("afternoon",), afternoon)]:
+        receipt = await join(pool, settings, clock, n, [WED], parts)
+        link = draw.receipt_url(receipt.entry_id, receipt.token)
+        page = await (await app_client.get(f"{link}?lang={lang}")).text()
+        assert f"<dd>{shown}</dd>" in page
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
 async def test_the_offer_page_says_the_seat_comes_from_the_waiting_list(
     lang: str, app_client: Client, pool: asyncpg.Pool, settings: Settings, clock: FakeClock
 ) -> None:
@@ -174,6 +230,8 @@ async def test_the_office_sees_the_list_without_names_and_adds_someone_at_the_co
     list_page = f"/office/{OFFICE}/services/{SERVICE}/waitlist"
     form = await (await agent.get(list_page)).text()
     assert "2 people on the list." in form and "Add someone at the counter" in form
+    # Each entry's parts of the day, apart.
+    assert "<td>Morning, Afternoon</td>" in form and "<td>Afternoon</td>" in form
     body = [("_csrf", agent.csrf), ("days", WED.isoformat()), ("parts", "morning"),
             ("name", "Fatima Zahra"), ("phone", "06 11 22 33 44"), ("phone_country", "FR"),
             ("language", "ar")]  # fmt: skip
@@ -184,6 +242,9 @@ async def test_the_office_sees_the_list_without_names_and_adds_someone_at_the_co
     # The same phone again: refused, nothing written.
     r = await agent.session.post(list_page, data=body)
     assert r.status == 409
+    # No part of the day: sent back with none ticked, as sent.
+    r = await agent.session.post(list_page, data=[p for p in body if p[0] != "parts"])
+    assert r.status == 422 and ticked(await r.text(), "parts") == set()
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT created_by, verified_at, language FROM draw_entries WHERE phone IS NOT NULL"

@@ -23,6 +23,7 @@ from service.domain.draw import (
     Wish,
     allocate,
     can_move,
+    check_entry,
     check_window,
     check_wish,
     entries_sha256,
@@ -31,6 +32,8 @@ from service.domain.draw import (
     seed_sha256,
 )
 from service.domain.errors import ValidationFailed
+from service.domain.models import Office, Service
+from service.domain.validation import RawDetails
 
 NOW = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 JULY = [date(2027, 7, d) for d in range(1, 32)]
@@ -345,6 +348,44 @@ def test_wishes_must_name_days_offered_and_parts_of_day() -> None:
         with pytest.raises(ValidationFailed) as refused:
             check_wish(days, parts, offered)
         assert field in refused.value.fields
+
+
+PARIS = Office(
+    id="consulate-paris",
+    kind="consulate",
+    name={"fr": "Paris"},
+    city={"fr": "Paris"},
+    country="FR",
+    timezone="Europe/Paris",
+    address="",
+    reference_prefix="PAR",
+    holiday_countries=("FR",),
+)
+PASSPORT = Service(
+    office_id="consulate-paris",
+    id="passport",
+    name={"fr": "Passeport"},
+    duration_minutes=15,
+    document_required=True,
+    earliest_hours=2,
+    latest_days=60,
+    reschedule_cutoff_minutes=120,
+    bring={"fr": ""},
+)
+
+
+def test_an_entry_is_refused_once_for_its_details_and_its_wish_together() -> None:
+    # Refused on its details alone, the form came back for its days only
+    # after those were put right: two rounds for one form.
+    with pytest.raises(ValidationFailed) as refused:
+        check_entry(RawDetails(name="", language="fr"), PASSPORT, PARIS, [], [], JULY)
+    assert set(refused.value.fields) == {"name", "phone", "document_number", "days", "parts"}
+    good = RawDetails(name="Amina El Idrissi", email="a@example.org", document_number="AB123456")
+    with pytest.raises(ValidationFailed) as refused:
+        check_entry(good, PASSPORT, PARIS, [date(2027, 8, 1)], ["morning"], JULY)
+    assert set(refused.value.fields) == {"days"}
+    citizen, wish = check_entry(good, PASSPORT, PARIS, [date(2027, 7, 2)], ["afternoon"], JULY)
+    assert citizen.email == "a@example.org" and wish.accepts(date(2027, 7, 2), "afternoon")
 
 
 # Replay --------------------------------------------------------------------------

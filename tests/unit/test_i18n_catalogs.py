@@ -105,6 +105,16 @@ def test_translations_keep_the_placeholders(language: str) -> None:
     assert not problems, f"{language}: {problems}"
 
 
+@pytest.mark.parametrize("language", CATALOG_LANGUAGES)
+def test_the_parts_of_day_error_names_them_as_their_boxes_do(language: str) -> None:
+    # The Arabic error said "بعد الظهر" beside a box labelled "بعد الزوال":
+    # one word for the afternoon, so the citizen sees which box is meant.
+    catalog = load(language)
+    error = str(catalog["Choose the morning, the afternoon or both."].string).casefold()
+    for label in ("Morning", "Afternoon"):
+        assert str(catalog[label].string).casefold() in error, (language, label)
+
+
 def test_every_catalog_language_is_updated_by_make() -> None:
     # `make i18n-update` creates and refreshes the catalogs of LANGUAGES only.
     line = next(

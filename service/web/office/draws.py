@@ -21,7 +21,7 @@ from service.domain.errors import N_
 from service.domain.fields import parse_day
 from service.domain.staff import Permission, StaffMember
 from service.office.common import actor_of
-from service.web.draw import posted_wish, read_wish
+from service.web.draw import posted_wish, read_wish, ticked_parts
 from service.web.i18n import gettext
 from service.web.keys import POOL_KEY, SETTINGS_KEY
 from service.web.office import pages
@@ -176,7 +176,7 @@ async def entry_form_context(
     base_url = request.app[SETTINGS_KEY].base_url
     context.update(
         chosen_days=set(days or []),
-        chosen_parts=set(parts or ["morning", "afternoon"]),
+        chosen_parts=ticked_parts(parts),
         values=values,
         problems={k: gettext(language, v) for k, v in problems.items()},
         created=created,
