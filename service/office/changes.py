@@ -9,7 +9,7 @@ is written and the list is shown (see change_office).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -40,6 +40,9 @@ class ChangeOutcome:
     refused: int = 0
     # False: the office already was as asked, nothing was written.
     changed: bool = True
+    # Each service's name by language, keyed by id: the list of stranded
+    # bookings names their services as the page's reader knows them.
+    service_names: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class Decision:
@@ -246,7 +249,10 @@ async def change_office(
                 conn, office, write, decision, seen, reason, member, now, horizon_days, rules
             )
         except _NeedsDecision as pending:
-            return ChangeOutcome(False, pending.lost)
+            # Inactive services too: a kept booking of a service turned off.
+            services = await service_store.all_of_office(conn, office.id)
+            names = {svc.id: svc.name for svc, _ in services}
+            return ChangeOutcome(False, pending.lost, service_names=names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,16 @@ def english(browser: Browser) -> Browser:
     return browser
 
 
+def in_language(browser: Browser, language: str) -> Browser:
+    browser.session.cookie_jar.update_cookies({"lang": language})
+    return browser
+
+
+def stranded_table(page: str) -> str:
+    """The list of bookings a change would strand, on the page asking about them."""
+    return page[page.index('<table class="stranded">') : page.index("</table>")]
+
+
 def main_part(page: str) -> str:
     """The page's own content (the language links repeat the query)."""
     return page[page.index("<main") : page.index("</main>")]
@@ -224,6 +234,23 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
         )
     assert statuses == {arrived.reference: "checked_in", other.reference: "cancelled"}
     assert closed == "manual"
+
+
+async def test_the_bookings_a_closure_strands_name_their_service_in_the_page_language(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # The list showed "power-of-attorney", the service's id, on an Arabic page.
+    booking = await make_booking(
+        pool, "consulate-paris", "power-of-attorney", after=START + timedelta(days=8)
+    )
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    closure = {"day": local_day(booking.starts_at), "reason_ar": "إغلاق استثنائي"}
+    r = await browser.post_form("/office/consulate-paris/closures", closure)
+    assert r.status == 409
+    table = stranded_table(await r.text())
+    assert booking.reference in table
+    assert "<bdi>الوكالة</bdi>" in table and "power-of-attorney" not in table
 
 
 def far_year(page: str) -> bool:
@@ -427,7 +454,9 @@ async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
     off = service_form(duration_minutes=str(duration), active="-")
     path = "/office/consulate-paris/services/passport"
     r = await browser.post_form(path, off)
-    assert r.status == 409 and booking.reference in await r.text()
+    assert r.status == 409
+    table = stranded_table(await r.text())
+    assert booking.reference in table and "<bdi>Biometric passport</bdi>" in table
     r = await browser.post_form(
         path, {**off, "decision": "cancel", "reason": "Service fermé", "seen": booking.reference}
     )

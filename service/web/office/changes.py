@@ -155,10 +155,12 @@ async def _change(
             f"/office/{pages.office_id(request)}/{back}?notice=saved"
             f"&cancelled={outcome.cancelled}&kept={kept}&refused={outcome.refused}"
         )
+    language = request_language(request)
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(
         what=what,
         stranded=outcome.stranded,
+        service_names={key: name[language] for key, name in outcome.service_names.items()},
         form=form,
         carried_fields=CARRIED_FIELDS,
         problem=problem,
