@@ -253,6 +253,21 @@ async def test_the_bookings_a_closure_strands_name_their_service_in_the_page_lan
     assert "<bdi>الوكالة</bdi>" in table and "power-of-attorney" not in table
 
 
+async def test_a_refused_closure_comes_back_with_what_was_typed(
+    browsers: Callable[[], Browser],
+) -> None:
+    # Every reason field came back empty after an error.
+    browser = english(browsers())
+    await browser.login(MANAGER)
+    typed = {"reason_fr": "Formation", "reason_ar": "تكوين", "reason_en": "Training"}
+    r = await browser.post_form("/office/consulate-paris/closures", {"day": "", **typed})
+    assert r.status == 422
+    page = await r.text()
+    assert 'href="#closure-day"' in page
+    for name, value in typed.items():
+        assert re.search(rf'name="{name}" value="{value}"', page), name
+
+
 def far_year(page: str) -> bool:
     """Whether the page shows the year 9999 as a date or a week (not inside a
     random token, such as the form's CSRF field, that happens to hold it)."""

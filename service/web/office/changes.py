@@ -3,6 +3,7 @@ shown to the manager before anything is written (service.office.changes)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from aiohttp import web
@@ -73,9 +74,10 @@ async def _hours_page(
     problems: dict[str, str],
     status: int = 200,
     notice: str | None = None,
+    closure: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """The hours form (the office's hours, or `sets` as typed), closures and
-    the slots they make."""
+    """The hours form (the office's hours, or `sets` as typed), closures (the
+    closure form as typed, if refused) and the slots they make."""
     now = pages.now(request)
     overview = await hours_overview(request.app[POOL_KEY], pages.office_id(request), now)
     today = local_date(now, overview.office.zone)
@@ -91,6 +93,7 @@ async def _hours_page(
         notice=pages.notice(request, notice),
         **_outcome(request),
         today=today,
+        closure=closure or {},
     )
     return pages.render(
         request,
@@ -231,6 +234,7 @@ async def closure_add(request: web.Request) -> web.Response:
             None,
             {"closure-day": N_("Give a date and a reason for the closure.")},
             status=422,
+            closure=form,
         )
     # Citizens read the reason in their language; one typed reason stands in
     # for the languages left empty.
