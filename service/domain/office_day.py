@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from service.domain.booking import ACTIVE, Status
 from service.domain.calendar import HoursRule, SlotPlan
 from service.domain.errors import N_, ValidationFailed
-from service.domain.fields import day_in_range
+from service.domain.fields import day_in_range, parse_day
 
 # The hours editor -----------------------------------------------------------------
 #
@@ -166,6 +166,43 @@ def format_hours(rules: Iterable[HoursRule]) -> str:
                 words.append(f"service={service_id}")
             lines.append(" ".join(words))
     return "\n".join(lines)
+
+
+# A closure ---------------------------------------------------------------------------
+
+CLOSURE_REASON_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureRequest:
+    day: date
+    reasons: dict[str, str]  # ar, fr, en
+
+
+def read_closure(form: Mapping[str, str], today: date) -> ClosureRequest:
+    """The day a submitted closures form closes, and its reason by language.
+
+    `today` is the office's day, in its zone. Raises ValidationFailed on
+    "closure-day" for no day or no reason at all, and for a day before today:
+    its appointments are over, so such a closure is a slip of the date picker
+    that would be "saved" without effect. Today itself may be closed (a burst
+    pipe in the morning).
+    """
+    day = parse_day(form.get("day"))
+    reasons = {
+        language: " ".join((form.get(f"reason_{language}") or "").split())[:CLOSURE_REASON_MAX]
+        for language in ("fr", "ar", "en")
+    }
+    if day is None or not any(reasons.values()):
+        raise ValidationFailed({"closure-day": N_("Give a date and a reason for the closure.")})
+    if day < today:
+        raise ValidationFailed(
+            {"closure-day": N_("This day has passed: choose today or a later day.")}
+        )
+    # Citizens read the reason in their language; one typed reason stands in
+    # for the languages left empty.
+    fallback = next(v for v in reasons.values() if v)
+    return ClosureRequest(day, {k: v or fallback for k, v in reasons.items()})
 
 
 # What a change strands --------------------------------------------------------------

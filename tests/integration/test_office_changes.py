@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -28,6 +28,7 @@ from service.office.changes import ReplaceHours, change_office
 from service.office.schedule import change_status
 from service.store import offices as office_store
 from service.store import slots as slot_store
+from tests.clock import FakeClock
 from tests.fixtures.office import (
     MANAGER,
     START,
@@ -266,6 +267,36 @@ async def test_a_refused_closure_comes_back_with_what_was_typed(
     assert 'href="#closure-day"' in page
     for name, value in typed.items():
         assert re.search(rf'name="{name}" value="{value}"', page), name
+
+
+async def test_a_day_already_past_in_the_office_zone_is_not_closed(
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    # 20 January was "saved" on 1 February. And 23:30 UTC on Monday 1
+    # February is Tuesday in Paris: Monday has passed there too.
+    clock.set(datetime(2027, 2, 1, 23, 30, tzinfo=UTC))
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    for day in ("2027-01-20", "2027-02-01"):
+        r = await browser.post_form(
+            "/office/consulate-paris/closures", {"day": day, "reason_ar": "إغلاق استثنائي"}
+        )
+        assert r.status == 422, day
+        page = await r.text()
+        error = re.search(r'<span class="field-error" id="closure-day-error">([^<]*)</span>', page)
+        assert error and error[1] == "هذا اليوم قد مضى: اختر اليوم أو يومًا بعده.", day
+        assert f'name="day" value="{day}"' in page  # as typed, to correct
+    async with pool.acquire() as conn:
+        closed = await conn.fetchval(
+            """SELECT count(*) FROM closures WHERE office_id = 'consulate-paris'
+               AND day IN ('2027-01-20', '2027-02-01')"""
+        )
+    assert closed == 0
+    # The office's today may still be closed (a burst pipe this morning).
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "2027-02-02", "reason_ar": "عطب"}
+    )
+    assert r.status == 303 and "notice=saved" in r.headers["Location"]
 
 
 def far_year(page: str) -> bool:

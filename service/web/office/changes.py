@@ -4,7 +4,6 @@ shown to the manager before anything is written (service.office.changes)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 
 from aiohttp import web
 
@@ -24,7 +23,7 @@ from service.domain.hours_form import (
     sets_of,
     with_blank_periods,
 )
-from service.domain.office_day import format_hours, parse_hours
+from service.domain.office_day import format_hours, parse_hours, read_closure
 from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import Permission, StaffMember
 from service.office.changes import (
@@ -225,22 +224,13 @@ async def hours_submit(request: web.Request) -> web.Response:
 async def closure_add(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_HOURS)
     form = await pages.form(request)
-    raw = form.get("day", "")
-    reasons = {k: " ".join(form.get(f"reason_{k}", "").split())[:200] for k in ("fr", "ar", "en")}
-    if not pages.is_iso_date(raw) or not any(reasons.values()):
-        return await _hours_page(
-            request,
-            member,
-            None,
-            {"closure-day": N_("Give a date and a reason for the closure.")},
-            status=422,
-            closure=form,
-        )
-    # Citizens read the reason in their language; one typed reason stands in
-    # for the languages left empty.
-    fallback = next(v for v in reasons.values() if v)
-    reasons = {k: v or fallback for k, v in reasons.items()}
-    write = AddClosure(pages.office_id(request), date.fromisoformat(raw), reasons)
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, pages.office_id(request))
+    try:
+        closure = read_closure(form, local_date(pages.now(request), office.zone))
+    except errors.ValidationFailed as invalid:
+        return await _hours_page(request, member, None, invalid.fields, 422, closure=form)
+    write = AddClosure(office.id, closure.day, closure.reasons)
     return await _change(request, member, write, form, "closure")
 
 
