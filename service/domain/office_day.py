@@ -171,16 +171,30 @@ def format_hours(rules: Iterable[HoursRule]) -> str:
 # A closure ---------------------------------------------------------------------------
 
 CLOSURE_REASON_MAX = 200
+# What citizens read as the reason of a closure whose reason was not given in
+# their language (nor in its fallback, models.TEXT_FALLBACK). A reason in
+# another language stood in before: French pages said "Fermé : إغلاق استثنائي".
+EXCEPTIONAL_CLOSURE = N_("Exceptional closure")
 
 
 @dataclass(frozen=True, slots=True)
 class ClosureRequest:
     day: date
-    reasons: dict[str, str]  # ar, fr, en
+    reasons: dict[str, str]  # ar, fr, en; "" where none was typed
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A closed day as the hours page lists it."""
+
+    day: date
+    source: str  # holiday | manual
+    reasons: dict[str, str]  # every language of models.LANGUAGES, "" where none
 
 
 def read_closure(form: Mapping[str, str], today: date) -> ClosureRequest:
-    """The day a submitted closures form closes, and its reason by language.
+    """The day a submitted closures form closes, and its reason by language
+    (one at least).
 
     `today` is the office's day, in its zone. Raises ValidationFailed on
     "closure-day" for no day or no reason at all, and for a day before today:
@@ -199,10 +213,9 @@ def read_closure(form: Mapping[str, str], today: date) -> ClosureRequest:
         raise ValidationFailed(
             {"closure-day": N_("This day has passed: choose today or a later day.")}
         )
-    # Citizens read the reason in their language; one typed reason stands in
-    # for the languages left empty.
-    fallback = next(v for v in reasons.values() if v)
-    return ClosureRequest(day, {k: v or fallback for k, v in reasons.items()})
+    # A language left empty stays empty: its readers get EXCEPTIONAL_CLOSURE
+    # in their own language, not the text typed in another.
+    return ClosureRequest(day, reasons)
 
 
 # What a change strands --------------------------------------------------------------

@@ -19,7 +19,7 @@ from service.domain import errors
 from service.domain.booking import Status
 from service.domain.calendar import HoursRule, SlotPlan, local_date, local_day_bounds, plan_slots
 from service.domain.models import Office, Service
-from service.domain.office_day import BookedSeat, stranded
+from service.domain.office_day import BookedSeat, Closure, stranded
 from service.domain.service_settings import ServiceSettings
 from service.domain.staff import StaffMember
 from service.office.common import actor_of, office_or_404
@@ -259,7 +259,7 @@ async def change_office(
 class HoursOverview:
     office: Office
     rules: list[HoursRule]
-    closures: list[asyncpg.Record]
+    closures: list[Closure]
     slot_days: list[asyncpg.Record]
 
 

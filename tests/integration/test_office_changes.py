@@ -299,6 +299,41 @@ async def test_a_day_already_past_in_the_office_zone_is_not_closed(
     assert r.status == 303 and "notice=saved" in r.headers["Location"]
 
 
+async def test_a_reason_not_given_in_a_language_reads_as_an_exceptional_closure_in_it(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # Given in Arabic only, the reason stood in for the others: French pages
+    # said "Fermé : إغلاق استثنائي".
+    browser = in_language(browsers(), "fr")
+    await browser.login(MANAGER)
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "2027-02-16", "reason_ar": "عطب تقني"}
+    )
+    assert r.status == 303
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT reason_ar, reason_fr, reason_en FROM closures
+               WHERE office_id = 'consulate-paris' AND day = '2027-02-16'"""
+        )
+    assert dict(row) == {"reason_ar": "عطب تقني", "reason_fr": "", "reason_en": ""}
+    # Spanish readers read the French reason, Tamazight readers the Arabic one.
+    expected = {
+        "fr": "Fermé\u00a0: Fermeture exceptionnelle",
+        "en": "Closed: Exceptional closure",
+        "es": "Cerrado: Cierre excepcional",
+        "ar": "مغلق: عطب تقني",
+        "zgh": "ⵉⵇⵇⵏ: عطب تقني",
+    }
+    for language, said in expected.items():
+        r = await browser.get(f"/offices/consulate-paris/passport?week=2027-02-15&lang={language}")
+        page = main_part(await r.text())
+        assert said in page, language
+        assert ("عطب" in page) == (language in ("ar", "zgh")), language
+    # The office's list shows the reason as the clerk typed it.
+    page = main_part(await (await browser.get("/office/consulate-paris/hours?lang=fr")).text())
+    assert "<bdi>عطب تقني</bdi>" in page
+
+
 def far_year(page: str) -> bool:
     """Whether the page shows the year 9999 as a date or a week (not inside a
     random token, such as the form's CSRF field, that happens to hold it)."""
