@@ -18,6 +18,7 @@ from service import bookings
 from service.domain import errors
 from service.domain.booking import Status
 from service.domain.calendar import HoursRule, SlotPlan, local_date, local_day_bounds, plan_slots
+from service.domain.errors import N_
 from service.domain.models import Office, Service
 from service.domain.office_day import BookedSeat, Closure, stranded
 from service.domain.service_settings import ServiceSettings
@@ -197,7 +198,16 @@ class AddClosure(Change):
     reasons: dict[str, str]
 
     async def apply(self, conn: asyncpg.Connection) -> bool:
-        await office_store.add_closure(conn, self.office_id, self.day, self.reasons)
+        if not await office_store.add_closure(conn, self.office_id, self.day, self.reasons):
+            # The holiday stays, and the manager is told. Replaced silently, it
+            # lost its name in every language, and reopening the day later did
+            # not hold: as a manual closure it was not remembered as a reopened
+            # holiday, so the next holiday refresh closed it again.
+            message = N_(
+                "This day is already closed as a public holiday. Nothing was changed;"
+                " to give it another reason, reopen it first."
+            )
+            raise errors.ValidationFailed({"closure-day": message})
         return True
 
 

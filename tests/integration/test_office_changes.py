@@ -16,6 +16,7 @@ from service.config import Settings
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
 from service.domain.errors import TooManyRequests, Unauthorized
+from service.domain.holidays import PUBLIC_HOLIDAY
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
     FREE_FAILURES_PER_ADDRESS,
@@ -418,6 +419,43 @@ async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
     assert r.status == 303 and "notice=unchanged" in r.headers["Location"]
     page = await (await browser.get(r.headers["Location"])).text()
     assert "Nothing changed" in page and "Saved" not in page
+
+
+async def test_closing_a_public_holiday_keeps_the_holiday_and_says_so(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # 25 December, closed by hand, silently replaced the holiday; and a holiday
+    # with no Arabic name read "عطلة رسمية (عطلة رسمية)" in the list.
+    query = """SELECT day, source, reason_ar, reason_fr, reason_en FROM closures
+               WHERE office_id = 'consulate-paris' AND day > $1 AND reason_ar = $2
+               ORDER BY day LIMIT 1"""
+    async with pool.acquire() as conn:
+        holiday = await conn.fetchrow(query, START.date(), PUBLIC_HOLIDAY["ar"])
+    assert holiday is not None and holiday["source"] == "holiday"
+    day = holiday["day"].isoformat()
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    page = main_part(await (await browser.get("/office/consulate-paris/hours")).text())
+    assert "<bdi>عطلة رسمية</bdi></td>" in page  # said once
+    # One with a name of its own still says where it comes from.
+    assert re.search(r'<bdi>[^<]+</bdi> <span class="meta">\(عطلة رسمية\)</span>', page)
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": day, "reason_ar": "تكوين الموظفين"}
+    )
+    assert r.status == 422
+    page = await r.text()
+    error = re.search(r'<span class="field-error" id="closure-day-error">([^<]*)</span>', page)
+    assert error and error[1].startswith("هذا اليوم مغلق أصلًا لأنه عطلة رسمية.")
+    assert 'name="reason_ar" value="تكوين الموظفين"' in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchrow(query, START.date(), PUBLIC_HOLIDAY["ar"]) == holiday
+    # A day closed by hand says so, and takes new reasons.
+    closure = {"day": "2027-02-16", "reason_ar": "تكوين الموظفين"}
+    assert (await browser.post_form("/office/consulate-paris/closures", closure)).status == 303
+    closure["reason_ar"] = "أشغال"
+    assert (await browser.post_form("/office/consulate-paris/closures", closure)).status == 303
+    page = main_part(await (await browser.get("/office/consulate-paris/hours")).text())
+    assert '<bdi>أشغال</bdi> <span class="meta">(يدوي)</span>' in page
 
 
 def service_form(**changes: str) -> dict[str, str]:

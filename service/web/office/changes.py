@@ -231,7 +231,10 @@ async def closure_add(request: web.Request) -> web.Response:
     except errors.ValidationFailed as invalid:
         return await _hours_page(request, member, None, invalid.fields, 422, closure=form)
     write = AddClosure(office.id, closure.day, closure.reasons)
-    return await _change(request, member, write, form, "closure")
+    try:
+        return await _change(request, member, write, form, "closure")
+    except errors.ValidationFailed as refused:  # already a public holiday
+        return await _hours_page(request, member, None, refused.fields, 422, closure=form)
 
 
 @routes.post("/office/{office}/closures/{day}/remove")
