@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from service.domain.booking import ACTIVE, Status
 from service.domain.calendar import HoursRule, SlotPlan
 from service.domain.errors import N_, ValidationFailed
-from service.domain.fields import day_in_range
+from service.domain.fields import day_in_range, parse_day
 
 # The hours editor -----------------------------------------------------------------
 #
@@ -166,6 +166,56 @@ def format_hours(rules: Iterable[HoursRule]) -> str:
                 words.append(f"service={service_id}")
             lines.append(" ".join(words))
     return "\n".join(lines)
+
+
+# A closure ---------------------------------------------------------------------------
+
+CLOSURE_REASON_MAX = 200
+# What citizens read as the reason of a closure whose reason was not given in
+# their language (nor in its fallback, models.TEXT_FALLBACK). A reason in
+# another language stood in before: French pages said "Fermé : إغلاق استثنائي".
+EXCEPTIONAL_CLOSURE = N_("Exceptional closure")
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureRequest:
+    day: date
+    reasons: dict[str, str]  # ar, fr, en; "" where none was typed
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A closed day as the hours page lists it."""
+
+    day: date
+    source: str  # holiday | manual
+    reasons: dict[str, str]  # every language of models.LANGUAGES, "" where none
+
+
+def read_closure(form: Mapping[str, str], today: date) -> ClosureRequest:
+    """The day a submitted closures form closes, and its reason by language
+    (one at least).
+
+    `today` is the office's day, in its zone. Raises ValidationFailed on
+    "closure-day" for no day or no reason at all, and for a day before today:
+    its appointments are over, so such a closure is a slip of the date picker
+    that would be "saved" without effect. Today itself may be closed (a burst
+    pipe in the morning).
+    """
+    day = parse_day(form.get("day"))
+    reasons = {
+        language: " ".join((form.get(f"reason_{language}") or "").split())[:CLOSURE_REASON_MAX]
+        for language in ("fr", "ar", "en")
+    }
+    if day is None or not any(reasons.values()):
+        raise ValidationFailed({"closure-day": N_("Give a date and a reason for the closure.")})
+    if day < today:
+        raise ValidationFailed(
+            {"closure-day": N_("This day has passed: choose today or a later day.")}
+        )
+    # A language left empty stays empty: its readers get EXCEPTIONAL_CLOSURE
+    # in their own language, not the text typed in another.
+    return ClosureRequest(day, reasons)
 
 
 # What a change strands --------------------------------------------------------------

@@ -9,7 +9,7 @@ is written and the list is shown (see change_office).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -18,8 +18,9 @@ from service import bookings
 from service.domain import errors
 from service.domain.booking import Status
 from service.domain.calendar import HoursRule, SlotPlan, local_date, local_day_bounds, plan_slots
+from service.domain.errors import N_
 from service.domain.models import Office, Service
-from service.domain.office_day import BookedSeat, stranded
+from service.domain.office_day import BookedSeat, Closure, stranded
 from service.domain.service_settings import ServiceSettings
 from service.domain.staff import StaffMember
 from service.office.common import actor_of, office_or_404
@@ -40,6 +41,9 @@ class ChangeOutcome:
     refused: int = 0
     # False: the office already was as asked, nothing was written.
     changed: bool = True
+    # Each service's name by language, keyed by id: the list of stranded
+    # bookings names their services as the page's reader knows them.
+    service_names: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class Decision:
@@ -194,7 +198,16 @@ class AddClosure(Change):
     reasons: dict[str, str]
 
     async def apply(self, conn: asyncpg.Connection) -> bool:
-        await office_store.add_closure(conn, self.office_id, self.day, self.reasons)
+        if not await office_store.add_closure(conn, self.office_id, self.day, self.reasons):
+            # The holiday stays, and the manager is told. Replaced silently, it
+            # lost its name in every language, and reopening the day later did
+            # not hold: as a manual closure it was not remembered as a reopened
+            # holiday, so the next holiday refresh closed it again.
+            message = N_(
+                "This day is already closed as a public holiday. Nothing was changed;"
+                " to give it another reason, reopen it first."
+            )
+            raise errors.ValidationFailed({"closure-day": message})
         return True
 
 
@@ -246,14 +259,17 @@ async def change_office(
                 conn, office, write, decision, seen, reason, member, now, horizon_days, rules
             )
         except _NeedsDecision as pending:
-            return ChangeOutcome(False, pending.lost)
+            # Inactive services too: a kept booking of a service turned off.
+            services = await service_store.all_of_office(conn, office.id)
+            names = {svc.id: svc.name for svc, _ in services}
+            return ChangeOutcome(False, pending.lost, service_names=names)
 
 
 @dataclass(frozen=True, slots=True)
 class HoursOverview:
     office: Office
     rules: list[HoursRule]
-    closures: list[asyncpg.Record]
+    closures: list[Closure]
     slot_days: list[asyncpg.Record]
 
 

@@ -324,19 +324,24 @@ async def sync_holidays(
 
 async def add_closure(
     conn: asyncpg.Connection, office_id: str, day: date, reasons: dict[str, str]
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Close a day, or give a day closed by hand its new reasons. False, with
+    nothing written, when the day is already closed as a public holiday."""
+    written: bool | None = await conn.fetchval(
         """INSERT INTO closures (office_id, day, source, reason_ar, reason_fr, reason_en)
            VALUES ($1, $2, 'manual', $3, $4, $5)
-           ON CONFLICT (office_id, day) DO UPDATE SET source = 'manual',
+           ON CONFLICT (office_id, day) DO UPDATE SET
                reason_ar = EXCLUDED.reason_ar, reason_fr = EXCLUDED.reason_fr,
-               reason_en = EXCLUDED.reason_en""",
+               reason_en = EXCLUDED.reason_en
+           WHERE closures.source = 'manual'
+           RETURNING true""",
         office_id,
         day,
         reasons.get("ar", ""),
         reasons.get("fr", ""),
         reasons.get("en", ""),
     )
+    return bool(written)
 
 
 async def remove_closure(conn: asyncpg.Connection, office_id: str, day: date) -> bool:

@@ -12,7 +12,7 @@ import asyncpg
 
 from service.domain.booking import ACTIVE
 from service.domain.models import Booking
-from service.domain.office_day import BookedSeat, BookingFacts
+from service.domain.office_day import BookedSeat, BookingFacts, Closure
 from service.store.bookings import _booking
 from service.store.languages import by_language
 
@@ -89,16 +89,15 @@ async def slot_days(
 
 async def closures_from(
     conn: asyncpg.Connection, office_id: str, first: date, limit: int = 200
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            """SELECT day, source, reason_fr, reason_en, reason_ar FROM closures
-               WHERE office_id = $1 AND day >= $2 ORDER BY day LIMIT $3""",
-            office_id,
-            first,
-            limit,
-        )
+) -> list[Closure]:
+    rows = await conn.fetch(
+        """SELECT day, source, reason_fr, reason_en, reason_ar FROM closures
+           WHERE office_id = $1 AND day >= $2 ORDER BY day LIMIT $3""",
+        office_id,
+        first,
+        limit,
     )
+    return [Closure(r["day"], r["source"], by_language(r, "reason")) for r in rows]
 
 
 async def active_seats_after(

@@ -43,6 +43,7 @@ from service.domain.ics import CalendarEvent, write_calendar
 from service.domain.masking import mask_email, mask_phone
 from service.domain.mobile_day import MobileDay, at_venue
 from service.domain.models import Booking, Office, Service, Slot
+from service.domain.office_day import EXCEPTIONAL_CLOSURE
 from service.domain.phone import can_receive_sms, international_format, is_country, parse_phone
 from service.domain.practical import opening_hours
 from service.domain.validation import RawDetails, validate_details
@@ -219,8 +220,7 @@ def build_week(
     for offset in range(7):
         day = start + timedelta(days=offset)
         if day in closures:
-            reasons = closures[day]
-            reason = reasons.get(language) or reasons.get("en") or ""
+            reason = closures[day].get(language) or i18n.gettext(language, EXCEPTIONAL_CLOSURE)
             days.append(Day(day, closure=reason, state="closure"))
             continue
         planned = per_day.get(day, [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -16,6 +16,7 @@ from service.config import Settings
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
 from service.domain.errors import TooManyRequests, Unauthorized
+from service.domain.holidays import PUBLIC_HOLIDAY
 from service.domain.office_day import parse_hours
 from service.domain.staff import (
     FREE_FAILURES_PER_ADDRESS,
@@ -28,6 +29,7 @@ from service.office.changes import ReplaceHours, change_office
 from service.office.schedule import change_status
 from service.store import offices as office_store
 from service.store import slots as slot_store
+from tests.clock import FakeClock
 from tests.fixtures.office import (
     MANAGER,
     START,
@@ -45,6 +47,16 @@ def english(browser: Browser) -> Browser:
     whatever the default language of the pages."""
     browser.session.cookie_jar.update_cookies({"lang": "en"})
     return browser
+
+
+def in_language(browser: Browser, language: str) -> Browser:
+    browser.session.cookie_jar.update_cookies({"lang": language})
+    return browser
+
+
+def stranded_table(page: str) -> str:
+    """The list of bookings a change would strand, on the page asking about them."""
+    return page[page.index('<table class="stranded">') : page.index("</table>")]
 
 
 def main_part(page: str) -> str:
@@ -226,6 +238,103 @@ async def test_cancelling_stranded_bookings_keeps_a_checked_in_one_with_a_messag
     assert closed == "manual"
 
 
+async def test_the_bookings_a_closure_strands_name_their_service_in_the_page_language(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # The list showed "power-of-attorney", the service's id, on an Arabic page.
+    booking = await make_booking(
+        pool, "consulate-paris", "power-of-attorney", after=START + timedelta(days=8)
+    )
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    closure = {"day": local_day(booking.starts_at), "reason_ar": "إغلاق استثنائي"}
+    r = await browser.post_form("/office/consulate-paris/closures", closure)
+    assert r.status == 409
+    table = stranded_table(await r.text())
+    assert booking.reference in table
+    assert "<bdi>الوكالة</bdi>" in table and "power-of-attorney" not in table
+
+
+async def test_a_refused_closure_comes_back_with_what_was_typed(
+    browsers: Callable[[], Browser],
+) -> None:
+    # Every reason field came back empty after an error.
+    browser = english(browsers())
+    await browser.login(MANAGER)
+    typed = {"reason_fr": "Formation", "reason_ar": "تكوين", "reason_en": "Training"}
+    r = await browser.post_form("/office/consulate-paris/closures", {"day": "", **typed})
+    assert r.status == 422
+    page = await r.text()
+    assert 'href="#closure-day"' in page
+    for name, value in typed.items():
+        assert re.search(rf'name="{name}" value="{value}"', page), name
+
+
+async def test_a_day_already_past_in_the_office_zone_is_not_closed(
+    pool: asyncpg.Pool, clock: FakeClock, browsers: Callable[[], Browser]
+) -> None:
+    # 20 January was "saved" on 1 February. And 23:30 UTC on Monday 1
+    # February is Tuesday in Paris: Monday has passed there too.
+    clock.set(datetime(2027, 2, 1, 23, 30, tzinfo=UTC))
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    for day in ("2027-01-20", "2027-02-01"):
+        r = await browser.post_form(
+            "/office/consulate-paris/closures", {"day": day, "reason_ar": "إغلاق استثنائي"}
+        )
+        assert r.status == 422, day
+        page = await r.text()
+        error = re.search(r'<span class="field-error" id="closure-day-error">([^<]*)</span>', page)
+        assert error and error[1] == "هذا اليوم قد مضى: اختر اليوم أو يومًا بعده.", day
+        assert f'name="day" value="{day}"' in page  # as typed, to correct
+    async with pool.acquire() as conn:
+        closed = await conn.fetchval(
+            """SELECT count(*) FROM closures WHERE office_id = 'consulate-paris'
+               AND day IN ('2027-01-20', '2027-02-01')"""
+        )
+    assert closed == 0
+    # The office's today may still be closed (a burst pipe this morning).
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "2027-02-02", "reason_ar": "عطب"}
+    )
+    assert r.status == 303 and "notice=saved" in r.headers["Location"]
+
+
+async def test_a_reason_not_given_in_a_language_reads_as_an_exceptional_closure_in_it(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # Given in Arabic only, the reason stood in for the others: French pages
+    # said "Fermé : إغلاق استثنائي".
+    browser = in_language(browsers(), "fr")
+    await browser.login(MANAGER)
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": "2027-02-16", "reason_ar": "عطب تقني"}
+    )
+    assert r.status == 303
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT reason_ar, reason_fr, reason_en FROM closures
+               WHERE office_id = 'consulate-paris' AND day = '2027-02-16'"""
+        )
+    assert dict(row) == {"reason_ar": "عطب تقني", "reason_fr": "", "reason_en": ""}
+    # Spanish readers read the French reason, Tamazight readers the Arabic one.
+    expected = {
+        "fr": "Fermé\u00a0: Fermeture exceptionnelle",
+        "en": "Closed: Exceptional closure",
+        "es": "Cerrado: Cierre excepcional",
+        "ar": "مغلق: عطب تقني",
+        "zgh": "ⵉⵇⵇⵏ: عطب تقني",
+    }
+    for language, said in expected.items():
+        r = await browser.get(f"/offices/consulate-paris/passport?week=2027-02-15&lang={language}")
+        page = main_part(await r.text())
+        assert said in page, language
+        assert ("عطب" in page) == (language in ("ar", "zgh")), language
+    # The office's list shows the reason as the clerk typed it.
+    page = main_part(await (await browser.get("/office/consulate-paris/hours?lang=fr")).text())
+    assert "<bdi>عطب تقني</bdi>" in page
+
+
 def far_year(page: str) -> bool:
     """Whether the page shows the year 9999 as a date or a week (not inside a
     random token, such as the form's CSRF field, that happens to hold it)."""
@@ -310,6 +419,43 @@ async def test_a_public_holiday_reopened_by_hand_stays_open_after_regeneration(
     assert r.status == 303 and "notice=unchanged" in r.headers["Location"]
     page = await (await browser.get(r.headers["Location"])).text()
     assert "Nothing changed" in page and "Saved" not in page
+
+
+async def test_closing_a_public_holiday_keeps_the_holiday_and_says_so(
+    pool: asyncpg.Pool, browsers: Callable[[], Browser]
+) -> None:
+    # 25 December, closed by hand, silently replaced the holiday; and a holiday
+    # with no Arabic name read "عطلة رسمية (عطلة رسمية)" in the list.
+    query = """SELECT day, source, reason_ar, reason_fr, reason_en FROM closures
+               WHERE office_id = 'consulate-paris' AND day > $1 AND reason_ar = $2
+               ORDER BY day LIMIT 1"""
+    async with pool.acquire() as conn:
+        holiday = await conn.fetchrow(query, START.date(), PUBLIC_HOLIDAY["ar"])
+    assert holiday is not None and holiday["source"] == "holiday"
+    day = holiday["day"].isoformat()
+    browser = in_language(browsers(), "ar")
+    await browser.login(MANAGER)
+    page = main_part(await (await browser.get("/office/consulate-paris/hours")).text())
+    assert "<bdi>عطلة رسمية</bdi></td>" in page  # said once
+    # One with a name of its own still says where it comes from.
+    assert re.search(r'<bdi>[^<]+</bdi> <span class="meta">\(عطلة رسمية\)</span>', page)
+    r = await browser.post_form(
+        "/office/consulate-paris/closures", {"day": day, "reason_ar": "تكوين الموظفين"}
+    )
+    assert r.status == 422
+    page = await r.text()
+    error = re.search(r'<span class="field-error" id="closure-day-error">([^<]*)</span>', page)
+    assert error and error[1].startswith("هذا اليوم مغلق أصلًا لأنه عطلة رسمية.")
+    assert 'name="reason_ar" value="تكوين الموظفين"' in page
+    async with pool.acquire() as conn:
+        assert await conn.fetchrow(query, START.date(), PUBLIC_HOLIDAY["ar"]) == holiday
+    # A day closed by hand says so, and takes new reasons.
+    closure = {"day": "2027-02-16", "reason_ar": "تكوين الموظفين"}
+    assert (await browser.post_form("/office/consulate-paris/closures", closure)).status == 303
+    closure["reason_ar"] = "أشغال"
+    assert (await browser.post_form("/office/consulate-paris/closures", closure)).status == 303
+    page = main_part(await (await browser.get("/office/consulate-paris/hours")).text())
+    assert '<bdi>أشغال</bdi> <span class="meta">(يدوي)</span>' in page
 
 
 def service_form(**changes: str) -> dict[str, str]:
@@ -427,7 +573,9 @@ async def test_turning_a_service_off_lists_its_bookings_and_stops_booking(
     off = service_form(duration_minutes=str(duration), active="-")
     path = "/office/consulate-paris/services/passport"
     r = await browser.post_form(path, off)
-    assert r.status == 409 and booking.reference in await r.text()
+    assert r.status == 409
+    table = stranded_table(await r.text())
+    assert booking.reference in table and "<bdi>Biometric passport</bdi>" in table
     r = await browser.post_form(
         path, {**off, "decision": "cancel", "reason": "Service fermé", "seen": booking.reference}
     )

@@ -22,6 +22,7 @@ from service.domain.office_day import (
     parse_hours,
     parse_week,
     quiet_runs,
+    read_closure,
     stranded,
     week_label,
     week_of,
@@ -261,3 +262,32 @@ def test_weekly_stats_count_whatsapp_messages_by_status() -> None:
     assert stats.whatsapp == {"read": 4, "delivered": 0, "sent": 2, "undelivered": 0, "failed": 1}
     assert stats.whatsapp_messages == 7
     assert stats.sms_cost == 0  # WhatsApp is not billed by the segment
+
+
+def test_a_closure_from_today_on_with_a_reason() -> None:
+    today = date(2027, 2, 1)
+    closure = read_closure({"day": "2027-02-01", "reason_fr": "  Grève\n générale "}, today)
+    assert closure.day == today
+    # Languages left empty stay so: their readers get a generic reason.
+    assert closure.reasons == {"fr": "Grève générale", "ar": "", "en": ""}
+    assert (
+        len(read_closure({"day": "2027-02-02", "reason_en": "x" * 500}, today).reasons["en"]) == 200
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"day": "2027-01-31", "reason_fr": "Grève"}, "This day has passed"),
+        ({"day": "2027-02-30", "reason_fr": "Grève"}, "Give a date and a reason"),
+        ({"reason_fr": "Grève"}, "Give a date and a reason"),
+        ({"day": "2027-02-02", "reason_fr": "  "}, "Give a date and a reason"),
+    ],
+)
+def test_a_closure_before_today_or_without_day_or_reason_is_refused(
+    form: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        read_closure(form, date(2027, 2, 1))
+    assert list(refused.value.fields) == ["closure-day"]
+    assert refused.value.fields["closure-day"].startswith(message)

@@ -3,7 +3,7 @@ shown to the manager before anything is written (service.office.changes)."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -23,7 +23,7 @@ from service.domain.hours_form import (
     sets_of,
     with_blank_periods,
 )
-from service.domain.office_day import format_hours, parse_hours
+from service.domain.office_day import format_hours, parse_hours, read_closure
 from service.domain.service_settings import parse_service_form, settings_of
 from service.domain.staff import Permission, StaffMember
 from service.office.changes import (
@@ -73,9 +73,10 @@ async def _hours_page(
     problems: dict[str, str],
     status: int = 200,
     notice: str | None = None,
+    closure: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """The hours form (the office's hours, or `sets` as typed), closures and
-    the slots they make."""
+    """The hours form (the office's hours, or `sets` as typed), closures (the
+    closure form as typed, if refused) and the slots they make."""
     now = pages.now(request)
     overview = await hours_overview(request.app[POOL_KEY], pages.office_id(request), now)
     today = local_date(now, overview.office.zone)
@@ -91,6 +92,7 @@ async def _hours_page(
         notice=pages.notice(request, notice),
         **_outcome(request),
         today=today,
+        closure=closure or {},
     )
     return pages.render(
         request,
@@ -155,10 +157,12 @@ async def _change(
             f"/office/{pages.office_id(request)}/{back}?notice=saved"
             f"&cancelled={outcome.cancelled}&kept={kept}&refused={outcome.refused}"
         )
+    language = request_language(request)
     context = await pages.base_context(request, member, pages.office_id(request))
     context.update(
         what=what,
         stranded=outcome.stranded,
+        service_names={key: name[language] for key, name in outcome.service_names.items()},
         form=form,
         carried_fields=CARRIED_FIELDS,
         problem=problem,
@@ -220,22 +224,17 @@ async def hours_submit(request: web.Request) -> web.Response:
 async def closure_add(request: web.Request) -> web.Response:
     member = await authorise(request, Permission.MANAGE_HOURS)
     form = await pages.form(request)
-    raw = form.get("day", "")
-    reasons = {k: " ".join(form.get(f"reason_{k}", "").split())[:200] for k in ("fr", "ar", "en")}
-    if not pages.is_iso_date(raw) or not any(reasons.values()):
-        return await _hours_page(
-            request,
-            member,
-            None,
-            {"closure-day": N_("Give a date and a reason for the closure.")},
-            status=422,
-        )
-    # Citizens read the reason in their language; one typed reason stands in
-    # for the languages left empty.
-    fallback = next(v for v in reasons.values() if v)
-    reasons = {k: v or fallback for k, v in reasons.items()}
-    write = AddClosure(pages.office_id(request), date.fromisoformat(raw), reasons)
-    return await _change(request, member, write, form, "closure")
+    async with request.app[POOL_KEY].acquire() as conn:
+        office = await office_or_404(conn, pages.office_id(request))
+    try:
+        closure = read_closure(form, local_date(pages.now(request), office.zone))
+    except errors.ValidationFailed as invalid:
+        return await _hours_page(request, member, None, invalid.fields, 422, closure=form)
+    write = AddClosure(office.id, closure.day, closure.reasons)
+    try:
+        return await _change(request, member, write, form, "closure")
+    except errors.ValidationFailed as refused:  # already a public holiday
+        return await _hours_page(request, member, None, refused.fields, 422, closure=form)
 
 
 @routes.post("/office/{office}/closures/{day}/remove")

@@ -6,8 +6,10 @@ in Arabic and French) over the office pages this issue made or changed."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Browser, expect
 
@@ -17,7 +19,7 @@ from service.store.audit import Actor
 from tests.browser.office.test_office_browser import sign_in
 from tests.browser.test_citizen_browser import page_weight, run_axe, watch_csp
 from tests.fixtures.app import LiveServer
-from tests.fixtures.office import ADMIN, AGENT, START, make_booking
+from tests.fixtures.office import ADMIN, AGENT, MANAGER, START, make_booking
 from tests.integration.test_draw_flow import draw_service
 
 PAGE_BUDGET = 50 * 1024
@@ -114,6 +116,45 @@ async def test_the_day_fits_a_tablet_with_references_on_one_line(
             path=str(artifacts / f"office-day-{language}-768.png"), full_page=True
         )
         await context.close()
+
+
+async def test_on_a_phone_the_bookings_a_closure_strands_keep_references_on_one_line(
+    browser: Browser, live_server: LiveServer, artifacts: Path
+) -> None:
+    # "PAR-2AS7QW" broke after its dash in the Arabic list at 320 px.
+    after = START + timedelta(days=8)
+    made = [
+        await make_booking(live_server.pool, "consulate-paris", "power-of-attorney", after=after)
+        for _ in range(2)
+    ]
+    day = made[0].starts_at.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+    context = await browser.new_context(base_url=live_server.url, viewport=NARROW, locale="ar-MA")
+    page = await context.new_page()
+    await page.goto("/office/login?lang=ar")
+    await page.locator("#email").fill(MANAGER.email)
+    await page.locator("#password").fill(MANAGER.password)
+    await page.locator("form button[type=submit]").last.click()
+    await page.wait_for_url("**/day/**")
+    await page.goto("/office/consulate-paris/hours")
+    await page.locator("#closure-day").fill(day)
+    await page.locator("#reason_ar").fill("إغلاق استثنائي")
+    await page.locator(".closure-form button[type=submit]").click()
+    table = page.locator("table.stranded")
+    await expect(table).to_contain_text(made[0].reference)
+    await expect(table).to_contain_text("الوكالة")
+    lines = await page.evaluate(
+        """() => [...document.querySelectorAll('table.stranded tbody a bdi')]
+             .map(e => e.getClientRects().length)"""
+    )
+    assert lines and set(lines) == {1}, lines  # one line box each
+    overflow = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, overflow
+    await page.screenshot(
+        path=str(artifacts / "office-closure-stranded-ar-320.png"), full_page=True
+    )
+    await context.close()
 
 
 async def test_on_a_phone_the_notice_of_a_change_is_in_the_row_the_page_jumps_to(
