@@ -287,6 +287,7 @@ async def test_a_day_already_past_in_the_office_zone_is_not_closed(
         error = re.search(r'<span class="field-error" id="closure-day-error">([^<]*)</span>', page)
         assert error and error[1] == "هذا اليوم قد مضى: اختر اليوم أو يومًا بعده.", day
         assert f'name="day" value="{day}"' in page  # as typed, to correct
+        assert page.count('id="closure-day"') == 1  # the error summary's one target
     async with pool.acquire() as conn:
         closed = await conn.fetchval(
             """SELECT count(*) FROM closures WHERE office_id = 'consulate-paris'
