@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from service.bookings import set_status_by_office
 from service.domain.booking import Status
@@ -118,6 +118,20 @@ async def test_the_day_fits_a_tablet_with_references_on_one_line(
         await context.close()
 
 
+async def signed_in_on_a_phone(
+    browser: Browser, live_server: LiveServer, who: Any, day: str = "**"
+) -> tuple[BrowserContext, Page]:
+    """A 320 px Arabic browser signed in as `who`, on its day page."""
+    context = await browser.new_context(base_url=live_server.url, viewport=NARROW, locale="ar-MA")
+    page = await context.new_page()
+    await page.goto("/office/login?lang=ar")
+    await page.locator("#email").fill(who.email)
+    await page.locator("#password").fill(who.password)
+    await page.locator("form button[type=submit]").last.click()
+    await page.wait_for_url(f"**/day/{day}")
+    return context, page
+
+
 async def test_on_a_phone_the_bookings_a_closure_strands_keep_references_on_one_line(
     browser: Browser, live_server: LiveServer, artifacts: Path
 ) -> None:
@@ -128,13 +142,7 @@ async def test_on_a_phone_the_bookings_a_closure_strands_keep_references_on_one_
         for _ in range(2)
     ]
     day = made[0].starts_at.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
-    context = await browser.new_context(base_url=live_server.url, viewport=NARROW, locale="ar-MA")
-    page = await context.new_page()
-    await page.goto("/office/login?lang=ar")
-    await page.locator("#email").fill(MANAGER.email)
-    await page.locator("#password").fill(MANAGER.password)
-    await page.locator("form button[type=submit]").last.click()
-    await page.wait_for_url("**/day/**")
+    context, page = await signed_in_on_a_phone(browser, live_server, MANAGER)
     await page.goto("/office/consulate-paris/hours")
     await page.locator("#closure-day").fill(day)
     await page.locator("#reason_ar").fill("إغلاق استثنائي")
@@ -164,13 +172,7 @@ async def test_on_a_phone_the_notice_of_a_change_is_in_the_row_the_page_jumps_to
         await make_booking(live_server.pool, "consulate-paris", "passport", nth=n) for n in range(6)
     ]
     last = bookings[-1].reference
-    context = await browser.new_context(base_url=live_server.url, viewport=NARROW, locale="ar-MA")
-    page = await context.new_page()
-    await page.goto("/office/login?lang=ar")
-    await page.locator("#email").fill(AGENT.email)
-    await page.locator("#password").fill(AGENT.password)
-    await page.locator("form button[type=submit]").last.click()
-    await page.wait_for_url("**/day/2027-02-01")
+    context, page = await signed_in_on_a_phone(browser, live_server, AGENT, "2027-02-01")
     row = page.locator(f"#b-{last}")
     await row.locator("form:has(input[value=checked_in]) button").click()
     await page.wait_for_url("**done=checked_in**")
