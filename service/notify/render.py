@@ -49,7 +49,7 @@ from service.domain.mobile_alerts import mobile_day_url, subscription_url
 from service.domain.sms import SEGMENT_BUDGET, SegmentCount, count_segments
 from service.domain.validation import is_email, strip_invisible
 from service.notify import whatsapp
-from service.web.i18n import babel_locale, zone_label
+from service.web.i18n import RTL_LANGUAGES, babel_locale, zone_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -203,8 +203,6 @@ def short_reason(reason: str | None, limit: int = SMS_REASON_CHARS) -> str:
 
 # Letters written right to left (Hebrew, Arabic and their presentation forms).
 _RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
-# Arabic is the one language of ours written right to left.
-_RTL_LANGUAGES = frozenset({"ar"})
 
 
 def isolate_rtl(text: str, language: str) -> str:
@@ -213,7 +211,7 @@ def isolate_rtl(text: str, language: str) -> str:
     follows it joined its run, the day of a date leaving its month
     ("2 ,عمالة") and two such names swapping places around their comma.
     One character, not an isolate's two: the SMS budget is tight."""
-    if language in _RTL_LANGUAGES or not _RIGHT_TO_LEFT.search(text):
+    if language in RTL_LANGUAGES or not _RIGHT_TO_LEFT.search(text):
         return text
     return f"{text}\u200e"
 
