@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from service.logsafe import exception_summary
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("mawid_request_id", default=None)
 FORMATS = ("text", "json")
+# An access line's message: method, route pattern, status, milliseconds.
+ACCESS_FORMAT = "%s %s %s %.1fms"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 # What a caller's X-Request-Id may be: a proxy's id, never free text.
 _ACCEPTED = re.compile(rf"[A-Za-z0-9._:-]{{8,{REQUEST_ID_MAX}}}")
@@ -68,6 +69,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# ".000+00:00" to ".999+00:00", the end of a line's time.
+_MILLISECONDS = tuple(f"{millis:03d}+00:00" for millis in range(1000))
 # A JSON string (quotes included) as JSONEncoder(ensure_ascii=False) writes it.
 _text = json.encoder.encode_basestring
 
@@ -101,14 +104,15 @@ class JsonFormatter(logging.Formatter):
         """datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")"""
         if created < 0:
             return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
-        fraction, whole = math.modf(created)
-        second, micros = int(whole), round(fraction * 1_000_000)
+        # A float's whole part subtracted from it leaves its fraction exactly.
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
         if second != self._second:
             self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._second_text}.{micros // 1000:03d}+00:00"
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        return self._second_text + _MILLISECONDS[micros // 1000]
 
     def line(
         self,
@@ -136,6 +140,28 @@ class JsonFormatter(logging.Formatter):
             **more,
         }
         return self._encoder.encode(fields)
+
+    def access_lines(
+        self, logger: str, answers: Iterable[tuple[float, str, str, int, float, str]], end: str
+    ) -> str:
+        """For each (created, method, route, status, seconds, request_id), the
+        line(created, "INFO", logger, ACCESS_FORMAT % (...), request_id) +
+        end: a batch of access lines. What lines share (the logger, a route's
+        message up to its duration) is escaped once a batch, not once a line."""
+        head = f'", "level": "INFO", "logger": {_text(logger)}, "message": '
+        messages: dict[tuple[str, str, int], str] = {}
+        lines: list[str] = []
+        for created, method, route, status, seconds, request_id in answers:
+            message = messages.get((method, route, status))
+            if message is None:
+                # Without its closing quote: the duration's digits need no escaping.
+                message = _text(f"{method} {route} {status} ")[:-1]
+                messages[(method, route, status)] = message
+            lines.append(
+                f'{{"time": "{self._time(created)}{head}{message}{seconds * 1000:.1f}ms", '
+                f'"request_id": {_text(request_id)}}}{end}'
+            )
+        return "".join(lines)
 
     def format(self, record: logging.LogRecord) -> str:
         more: dict[str, str] = {}

@@ -33,6 +33,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from service.logs import (
+    ACCESS_FORMAT,
     ExceptionSummaryFilter,
     JsonFormatter,
     RequestIdFilter,
@@ -44,7 +45,6 @@ from service.web.keys import METRICS_KEY
 FLUSH_EVERY = 0.25  # seconds an answer waits at most
 FLUSH_AT = 512  # answers that are counted and written at once, without waiting
 ACCESS_LOGGER = "aiohttp.access"
-_FORMAT = "%s %s %s %.1fms"
 
 
 def route_pattern(request: web.BaseRequest) -> str:
@@ -108,7 +108,7 @@ def _record(logger: logging.Logger, answer: Answer) -> logging.LogRecord:
         logging.INFO,
         __file__,
         0,
-        _FORMAT,
+        ACCESS_FORMAT,
         (method, route, status, seconds * 1000),
         None,
         extra={"request_id": request_id},
@@ -142,13 +142,7 @@ def _write_json(handler: logging.Handler, name: str, answers: list[Answer]) -> N
     # The lines JsonFormatter would write, without a LogRecord for each.
     formatter = handler.formatter
     assert isinstance(formatter, JsonFormatter) and isinstance(handler, logging.StreamHandler)
-    text = "".join(
-        formatter.line(
-            created, "INFO", name, _FORMAT % (method, route, status, seconds * 1000), request_id
-        )
-        + handler.terminator
-        for created, method, route, status, seconds, request_id in answers
-    )
+    text = formatter.access_lines(name, answers, handler.terminator)
     _emit(handler, text)
 
 
@@ -185,7 +179,7 @@ class SafeAccessLogger(AbstractAccessLogger):
         if current_request_id() is not None:
             return
         self.logger.info(
-            _FORMAT,
+            ACCESS_FORMAT,
             request.method,
             route_pattern(request),
             response.status,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
+from multidict import istr
 
 from service.logs import REQUEST_ID, accepted_request_id, current_request_id, new_request_id
 from service.web import errors, inputs, security, templating
@@ -28,7 +29,7 @@ from service.web.accesslog import ANSWERED_KEY, route_pattern
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_HEADER = istr("X-Request-Id")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -114,6 +114,39 @@ def test_a_line_written_without_a_dict_is_the_encoders_line(
         )
 
 
+_ANSWERS = st.lists(
+    st.tuples(
+        _INSTANTS,
+        st.sampled_from(["GET", "POST", 'M\u00e9THOD"\n']),
+        st.sampled_from(["/healthz", "/offices/{office}/{service}", "-", "/\u00e9\\x"]),
+        st.sampled_from([200, 404, 499]),
+        st.floats(0, 100),
+        st.text(),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=200)
+@given(answers=_ANSWERS)
+def test_a_batch_of_access_lines_is_the_lines_one_by_one(
+    answers: list[tuple[float, str, str, int, float, str]],
+) -> None:
+    formatter, one_by_one = logs.JsonFormatter(), logs.JsonFormatter()
+    expected = "".join(
+        one_by_one.line(
+            created,
+            "INFO",
+            "aiohttp.access",
+            logs.ACCESS_FORMAT % (method, route, status, seconds * 1000),
+            rid,
+        )
+        + "\r\n"
+        for created, method, route, status, seconds, rid in answers
+    )
+    assert formatter.access_lines("aiohttp.access", answers, "\r\n") == expected
+
+
 def test_consecutive_lines_across_a_second_carry_their_own_second() -> None:
     formatter = logs.JsonFormatter()
     first = json.loads(formatter.line(1_800_000_000.999, "INFO", "x", "m", "-"))
