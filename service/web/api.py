@@ -213,10 +213,10 @@ async def availability(request: web.Request) -> web.Response:
     await limits.check(request, "availability")
     # The same bytes for every reader of the address, kept by the read
     # cache under the bound of its pages (service.web.readcache).
-    body = await read_cache(request).page(
-        ("api", request.raw_path),
-        request.match_info["office"],
-        lambda: availability_json(request),
+    cache, key = read_cache(request), ("api", request.raw_path)
+    office_id = request.match_info["office"]
+    body = cache.kept_page(key, office_id) or await cache.page(
+        key, office_id, lambda: availability_json(request)
     )
     return web.Response(body=body, content_type="application/json")
 

@@ -436,7 +436,8 @@ async def kept_page(
     # The address as it came: building the normalised one costs more than
     # the kept page; two spellings of one address only keep it twice.
     key = (request.raw_path, language)
-    body = await read_cache(request).page(key, office_id, rendered)
+    cache = read_cache(request)
+    body = cache.kept_page(key, office_id) or await cache.page(key, office_id, rendered)
     return web.Response(body=body, content_type="text/html", charset="utf-8")
 
 

@@ -48,6 +48,7 @@ import asyncpg
 from aiohttp import web
 
 from service import bookings
+from service.clock import micros_of
 from service.domain.calendar import local_date, local_day_bounds
 from service.domain.mobile_day import MobileDay
 from service.domain.models import Office, Service, Slot
@@ -123,27 +124,26 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class _Kept(Generic[T]):
-    at: datetime
+    at: int  # microseconds since the epoch, on the product clock
     value: T
 
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    at: datetime
+    at: int
     versions: tuple[int, int]  # (catalog, office) when it was rendered
     body: bytes
 
 
 # While a page renders: the instant of the oldest kept entry it was made from.
-_OLDEST: ContextVar[list[datetime] | None] = ContextVar("read_cache_oldest", default=None)
+_OLDEST: ContextVar[list[int] | None] = ContextVar("read_cache_oldest", default=None)
 
 
-_NO_TIME = timedelta(0)
 # What a kept entry is to a reader (ReadCache._state).
 _SERVED, _AGING, _STALE = object(), object(), object()
 
 
-def _used(at: datetime) -> None:
+def _used(at: int) -> None:
     oldest = _OLDEST.get()
     if oldest is not None and at < oldest[0]:
         oldest[0] = at
@@ -173,10 +173,13 @@ class ReadCache:
     ) -> None:
         self._pool = pool
         self._clock = clock
+        # Entries' instants in microseconds: a datetime made and subtracted
+        # on every kept page cost more than the rest of its freshness check.
+        self._now_us = micros_of(clock)
         # Seats of expired holds go to the waiting list first (service.offers).
         self._rules = rules
-        self._max_age = timedelta(seconds=max_age_seconds)
-        self._half_age = self._max_age / 2
+        self._max_age_us = int(max_age_seconds * 1_000_000)
+        self._half_age_us = self._max_age_us // 2
         # Nothing is kept until a listener is up (start_listening).
         self.listening = False
         self.notifications = 0
@@ -198,24 +201,24 @@ class ReadCache:
 
     # ------------------------------------------------------------ reading
 
-    def _fresh_at_age(self, age: timedelta) -> bool:
+    def _fresh_at_age(self, age_us: int) -> bool:
         # A clock set back counts as stale too.
-        return self.listening and _NO_TIME <= age <= self._max_age
+        return self.listening and 0 <= age_us <= self._max_age_us
 
-    def _served(self, at: datetime, key: tuple[object, ...]) -> bool:
+    def _served(self, at: int, key: tuple[object, ...]) -> bool:
         return self._state(at, key) is _SERVED
 
-    def _state(self, at: datetime, key: tuple[object, ...]) -> object:
+    def _state(self, at: int, key: tuple[object, ...]) -> object:
         """_SERVED: an entry read at `at` is answered as kept, while fresh,
         and past half its time only while another reader reads it again (the
         first reader past half its time reads it again itself, so that under
         a rush readers seldom wait for a read); _AGING: fresh, but this
         reader reads it again; _STALE: not to be answered. The clock read
         once: on a kept page it is most of the cost."""
-        age = self._clock() - at
-        if not self._fresh_at_age(age):
+        age_us = self._now_us() - at
+        if not self._fresh_at_age(age_us):
             return _STALE
-        if age > self._half_age and key not in self._reading:
+        if age_us > self._half_age_us and key not in self._reading:
             return _AGING
         _used(at)
         return _SERVED
@@ -260,7 +263,7 @@ class ReadCache:
             },
         )
         if self.listening and version == self._catalog_version:
-            self._catalog = _Kept(self._clock(), catalog)
+            self._catalog = _Kept(self._now_us(), catalog)
         return catalog
 
     async def offices(self) -> tuple[Office, ...]:
@@ -297,7 +300,7 @@ class ReadCache:
         async with self._pool.acquire() as conn:
             found = await office_store.closures_between(conn, office_id, first, last)
         if self.listening and version == self._catalog_version:
-            self._closures[key] = _Kept(self._clock(), found)
+            self._closures[key] = _Kept(self._now_us(), found)
         return found
 
     async def days(
@@ -316,12 +319,12 @@ class ReadCache:
         wanted = [first + timedelta(days=n) for n in range(count)]
         found: dict[date, SlotDay] = {}
         aging: list[date] = []
-        now = self._clock()
+        now_us = self._now_us()
         for day in wanted:
             entry = kept.get((service_id, day, mobile_day_id))
-            if entry is not None and self._fresh_at_age(age := now - entry.at):
+            if entry is not None and self._fresh_at_age(age_us := now_us - entry.at):
                 found[day] = entry.value
-                if age > self._half_age:
+                if age_us > self._half_age_us:
                     aging.append(day)
                 else:
                     _used(entry.at)
@@ -378,14 +381,24 @@ class ReadCache:
             day = first + timedelta(days=n)
             read[day] = SlotDay.of(per_day.get(day, []), office)
         if self.listening and version == self._versions.get(office.id, 0):
-            now = self._clock()
+            now_us = self._now_us()
             kept = self._days.setdefault(office.id, {})
             for day, slot_day in read.items():
-                kept[(service_id, day, mobile_day_id)] = _Kept(now, slot_day)
+                kept[(service_id, day, mobile_day_id)] = _Kept(now_us, slot_day)
         return read
 
     def _page_versions(self, office_id: str | None) -> tuple[int, int]:
         return self._catalog_version, self._versions.get(office_id, 0) if office_id else 0
+
+    def kept_page(self, key: tuple[str, ...], office_id: str | None) -> bytes | None:
+        """page()'s kept bytes when it would answer with them as they are:
+        a handler asks first, and awaits page() only when this is None (a
+        coroutine less on most reads under a rush)."""
+        kept = self._pages.get(key)
+        if kept is not None and kept.versions == self._page_versions(office_id):
+            if self._state(kept.at, ("page", office_id, *key)) is _SERVED:
+                return kept.body
+        return None
 
     async def page(
         self, key: tuple[str, ...], office_id: str | None, render: Callable[[], Awaitable[bytes]]
@@ -415,7 +428,7 @@ class ReadCache:
         self._reading[sharing] = rendering
         rendering.add_done_callback(lambda done: self._done_reading(sharing, done))
         # The page is as old as the oldest kept entry it is made from.
-        oldest = [self._clock()]
+        oldest = [self._now_us()]
         token = _OLDEST.set(oldest)
         try:
             body = await render()

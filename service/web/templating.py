@@ -42,7 +42,7 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 from babel.dates import get_day_names
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
@@ -69,7 +69,7 @@ def request_language(request: web.Request) -> str:
     language = i18n.choose_language(
         request.query.get(i18n.LANG_QUERY),
         request.cookies.get(i18n.LANG_COOKIE),
-        request.headers.get("Accept-Language"),
+        request.headers.get(hdrs.ACCEPT_LANGUAGE),
     )
     request[LANGUAGE_KEY] = language
     return language
@@ -115,8 +115,8 @@ def leave_page(request: web.Request, response: web.StreamResponse, language: str
     the page says its language, and that it varies with the reader's."""
     remember_choice(request, response)
     if not response.prepared:
-        response.headers.setdefault("Content-Language", language)
-        response.headers.setdefault("Vary", "Cookie, Accept-Language")
+        response.headers.setdefault(hdrs.CONTENT_LANGUAGE, language)
+        response.headers.setdefault(hdrs.VARY, "Cookie, Accept-Language")
 
 
 # The longest file name (NAME_MAX) of the file systems we serve from.
