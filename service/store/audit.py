@@ -43,8 +43,16 @@ async def record(
 
 
 async def for_booking(conn: asyncpg.Connection, booking_id: int) -> list[asyncpg.Record]:
+    """The booking's trail, each staff row with the email of its clerk
+    (actor_email): a clerk reading it knows a colleague by address, not by
+    number. Rows of a staff account since deleted keep their number only."""
     return list(
         await conn.fetch(
-            "SELECT * FROM audit_log WHERE booking_id = $1 ORDER BY at, id", booking_id
+            """SELECT a.*, s.email AS actor_email
+                 FROM audit_log a
+                 LEFT JOIN staff s ON a.actor_kind = 'staff' AND a.actor_id = s.id::text
+                WHERE a.booking_id = $1
+                ORDER BY a.at, a.id""",
+            booking_id,
         )
     )

@@ -981,6 +981,8 @@ def _schemas() -> dict[str, Any]:
                 "at": instant,
                 "actor": {"type": "string", "enum": ["citizen", "staff", "system"]},
                 "actor_id": _NULLABLE_TEXT,
+                # A staff row's clerk, while the account exists.
+                "actor_email": _NULLABLE_TEXT,
                 "action": _TEXT,
                 "before": _NULLABLE_TEXT,
                 "after": _NULLABLE_TEXT,

@@ -150,11 +150,14 @@ async def test_check_in_done_no_show_and_cancel_each_leave_an_audit_row(
     page = await (await browser.get(f"/office/consulate-paris/bookings/{dropped.reference}")).text()
     assert "Cancelled by the office" in page  # the message log
     assert "Consul away" in page
-    assert f"Staff <bdi>#{staff_id}</bdi>" in page  # the audit log
+    # The audit log names the clerk by address, not by number.
+    assert f'Staff <bdi dir="ltr">{AGENT.email}</bdi>' in page
+    assert f"#{staff_id}<" not in page
     body = await (
         await browser.get(f"/api/v1/offices/consulate-paris/bookings/{dropped.reference}")
     ).json()
     assert [a["after"] for a in body["audit"]] == ["confirmed", "cancelled"]
+    assert [a["actor_email"] for a in body["audit"]] == [None, AGENT.email]
     assert {m["kind"] for m in body["messages"]} >= {"confirmation", "cancelled_by_office"}
     assert all("recipient" not in m and "body" not in m for m in body["messages"])
 

@@ -127,6 +127,7 @@ async def booking(request: web.Request) -> web.Response:
             "at": iso(a["at"], history.office),
             "actor": a["actor_kind"],
             "actor_id": a["actor_id"],
+            "actor_email": a["actor_email"],
             "action": a["action"],
             "before": a["before_status"],
             "after": a["after_status"],
