@@ -147,6 +147,10 @@ class Limiter:
         self._rates: dict[str, Rate | None] = {a: settings.rate(a) for a in ACTIONS}
         self.proxies: tuple[Network, ...] = settings.proxies
         self._micros = micros_of(clock)
+        # Made where the app's loop runs (a cleanup context): awaited, it
+        # answers at once.
+        self._passed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._passed.set_result(None)
         self._script: AsyncScript = redis.register_script(_GCRA)
         self._held: dict[str, _Held] = {}
         self._clients: dict[tuple[str | None, tuple[str, ...]], str] = {}
@@ -164,11 +168,13 @@ class Limiter:
             found = self._clients[key] = client_address(peer, list(forwarded_for), self.proxies)
         return found
 
-    async def check(self, action: str, client: str) -> None:
-        """Count one `action` for `client`; TooManyRequests past its limit."""
+    def check(self, action: str, client: str) -> Awaitable[None]:
+        """Count one `action` for `client`; TooManyRequests past its limit.
+        A request let through on its client's grant is answered by a future
+        already done: no coroutine on most requests of a busy client."""
         rate = self._rates[action]
         if rate is None:
-            return
+            return self._passed
         now_us = self._micros()
         key = f"{PREFIX}:{action}:{client}"
         held = self._held.get(key)
@@ -176,6 +182,13 @@ class Limiter:
             if len(self._held) >= MAX_LEASES:
                 self._held.clear()
             held = self._held[key] = _Held()
+        if held.take(now_us):
+            if held.running_low():
+                self._count(key, rate, held, now_us, used=0)
+            return self._passed
+        return self._wait(key, rate, held, now_us)
+
+    async def _wait(self, key: str, rate: Rate, held: _Held, now_us: int) -> None:
         while not held.take(now_us):
             if held.counting is None:
                 break
@@ -291,9 +304,9 @@ def client_of(request: web.Request) -> str:
     )
 
 
-async def check(request: web.Request, action: str) -> None:
-    """Count one `action` for the request's client; 429 past its limit."""
-    await request.app[LIMITER_KEY].check(action, client_of(request))
+def check(request: web.Request, action: str) -> Awaitable[None]:
+    """Count one `action` for the request's client (awaited); 429 past its limit."""
+    return request.app[LIMITER_KEY].check(action, client_of(request))
 
 
 def attempt(request: web.Request) -> Callable[[], Awaitable[None]]:
