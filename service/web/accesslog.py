@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from service.logs import (
     ACCESS_FORMAT,
@@ -45,6 +46,7 @@ from service.web.keys import METRICS_KEY
 FLUSH_EVERY = 0.25  # seconds an answer waits at most
 FLUSH_AT = 512  # answers that are counted and written at once, without waiting
 ACCESS_LOGGER = "aiohttp.access"
+SERVER_LOGGER = "aiohttp.server"
 
 
 def route_pattern(request: web.BaseRequest) -> str:
@@ -192,9 +194,41 @@ class SafeAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
+class UnreadRequestFilter(logging.Filter):
+    """aiohttp's line for a request it could not read or answer ("Error
+    handling request from <address>"): the address is personal data, and
+    anyone can send unreadable requests by the thousand, each an ERROR with
+    a traceback. The address is left out; a request aiohttp could not read
+    (a line or header too long, a bad request line: HttpProcessingError,
+    the client's fault, its 400 in the access log) is an INFO line naming
+    its kind, without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Error handling request"):
+            record.msg, record.args = "Error handling a request", ()
+            exc = record.exc_info[1] if record.exc_info else None
+            if isinstance(exc, HttpProcessingError):
+                record.msg = "request not read: %s"
+                record.args = (type(exc).__name__,)
+                record.exc_info = record.exc_text = None
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _server_logger() -> logging.Logger:
+    logger = logging.getLogger(SERVER_LOGGER)
+    if not any(isinstance(f, UnreadRequestFilter) for f in logger.filters):
+        logger.addFilter(UnreadRequestFilter())
+    return logger
+
+
 def runner_options() -> dict[str, Any]:
     """How every server of the app logs its requests (web.run_app, AppRunner)."""
-    return {"access_log": logging.getLogger(ACCESS_LOGGER), "access_log_class": SafeAccessLogger}
+    return {
+        "access_log": logging.getLogger(ACCESS_LOGGER),
+        "access_log_class": SafeAccessLogger,
+        "logger": _server_logger(),
+    }
 
 
 def answered_requests(app: web.Application) -> AnsweredRequests:

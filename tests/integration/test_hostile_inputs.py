@@ -269,6 +269,40 @@ async def test_a_body_cut_short_is_no_error_where_handlers_read_on(
     assert await written(pool) == before
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /?q=" + b"x" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"x" * 10_000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    ],
+    ids=["request-line", "header", "content-length"],
+)
+async def test_a_request_aiohttp_cannot_read_is_an_info_line_without_the_address(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture, request_head: bytes
+) -> None:
+    """Anyone can send these by the thousand: each was an ERROR with a
+    traceback and the client's address (personal data)."""
+    caplog.set_level(logging.DEBUG)
+    host, port = live_server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request_head)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.partition(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:200]
+    for _ in range(100):
+        if "request not read" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    refused = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert refused, caplog.text
+    assert all(r.levelno == logging.INFO and not r.exc_info for r in refused), caplog.text
+    assert all(r.getMessage().startswith("request not read: ") for r in refused), caplog.text
+    assert host not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
 async def test_every_405_names_the_methods_its_resource_has(app_client: Client) -> None:
     """RFC 9110: each API path, asked with a method it lacks, lists its own."""
     for path, operations in openapi_document()["paths"].items():
