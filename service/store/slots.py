@@ -400,16 +400,35 @@ async def apply_counters(
     """
     planned = """SELECT * FROM unnest($1::timestamptz[], $2::integer[]) AS p(starts_at, capacity)"""
     columns = ([c.starts_at for c in cells], [c.capacity for c in cells])
+    # Only cells not there yet count their bookings (a cell kept is updated
+    # by its bookings' own writes), and the office's pooled bookings are read
+    # once, not once a cell: a per-cell count joined through `slots` let the
+    # planner, on statistics older than the slots just written, walk every
+    # slot of the office for each of thousands of cells (minutes, seen as
+    # `mawid seed` hanging at some hours of the day). A booking lasts at most
+    # 480 minutes (services.duration_minutes), so a day before the first
+    # new cell bounds the bookings that can cover one.
     await conn.execute(
-        f"""INSERT INTO counter_cells (office_id, starts_at, capacity, taken, mobile_day_id)
-            SELECT $3, p.starts_at, p.capacity, (
-                SELECT count(*) FROM bookings b JOIN slots s ON s.id = b.slot_id
-                WHERE s.office_id = $3 AND s.pooled
+        f"""WITH planned AS ({planned}),
+            fresh AS MATERIALIZED (
+                SELECT p.starts_at FROM planned p
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM counter_cells c
+                    WHERE c.office_id = $3 AND c.starts_at = p.starts_at
+                      AND c.mobile_day_id IS NOT DISTINCT FROM $5::bigint)),
+            pooled AS MATERIALIZED (
+                SELECT b.starts_at, b.ends_at FROM bookings b JOIN slots s ON s.id = b.slot_id
+                WHERE b.office_id = $3 AND s.pooled
                   AND s.mobile_day_id IS NOT DISTINCT FROM $5::bigint
                   AND b.status IN ('held', 'confirmed', 'checked_in')
-                  AND b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at),
-                $5::bigint
-            FROM ({planned}) p
+                  AND b.starts_at >= (SELECT min(starts_at) FROM fresh) - interval '1 day'
+                  AND b.starts_at < (SELECT max(starts_at) FROM fresh) + $4::interval)
+            INSERT INTO counter_cells (office_id, starts_at, capacity, taken, mobile_day_id)
+            SELECT $3, p.starts_at, p.capacity, CASE WHEN f.starts_at IS NULL THEN 0 ELSE (
+                SELECT count(*) FROM pooled b
+                WHERE b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at)
+                END, $5::bigint
+            FROM planned p LEFT JOIN fresh f ON f.starts_at = p.starts_at
             ON CONFLICT (office_id, starts_at, mobile_day_id) DO UPDATE
             SET capacity = EXCLUDED.capacity
             WHERE counter_cells.capacity <> EXCLUDED.capacity""",
