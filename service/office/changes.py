@@ -126,7 +126,7 @@ async def _apply_change(
     """
     async with conn.transaction():
         # One change of an office's hours at a time.
-        await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
+        await office_store.lock_for_change(conn, office.id)
         if not await write.apply(conn):
             return ChangeOutcome(True, [], changed=False)
         rules = await office_store.hours_rules(conn, office.id)

@@ -140,7 +140,7 @@ async def regenerate(
     its venue's holidays left out; returns the number of slots planned.
     Past slots are left as they are."""
     # Serialised with the office's own regeneration and a manager's changes.
-    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
+    await office_store.lock_for_change(conn, office.id)
     zone = mobile_day.zone
     first = local_date(now, zone)
     dates = mobile_day.dates
@@ -180,7 +180,7 @@ async def close_for_withdrawal(
     does; the mobile day) and set its seats to none, waiting for any booking
     under way on them; None when the office has no such day still listed.
     Returns its slots that still have seats taken (holds included)."""
-    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office_id)
+    await office_store.lock_for_change(conn, office_id)
     found = await conn.fetchval(
         """SELECT id FROM mobile_days WHERE id = $1 AND office_id = $2 AND withdrawn_at IS NULL
            FOR UPDATE""",

@@ -65,6 +65,17 @@ async def get_office(conn: asyncpg.Connection, office_id: str) -> Office | None:
     return _office(row) if row else None
 
 
+async def lock_for_change(conn: asyncpg.Connection, office_id: str) -> None:
+    """Take the office's change lock until the transaction ends: changes that
+    rewrite its slots (hours, closures, slot regeneration, mobile days) run
+    one at a time. FOR NO KEY UPDATE, not FOR UPDATE: a booking's insert
+    checks its foreign key to the office with FOR KEY SHARE, which FOR
+    UPDATE blocks, and a booking holding its slot row while waiting for
+    the office, with a change holding the office while waiting for that
+    slot, is a deadlock (a citizen's 500)."""
+    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR NO KEY UPDATE", office_id)
+
+
 async def get_office_by_prefix(conn: asyncpg.Connection, prefix: str) -> Office | None:
     row = await conn.fetchrow("SELECT * FROM offices WHERE reference_prefix = $1", prefix)
     return _office(row) if row else None

@@ -355,7 +355,7 @@ async def regenerate_office(
     """
     # Serialise with a manager's change of hours or closures, which locks the
     # same row: otherwise this run could write back capacities read before it.
-    await conn.execute("SELECT 1 FROM offices WHERE id = $1 FOR UPDATE", office.id)
+    await office_store.lock_for_change(conn, office.id)
     zone = office.zone
     first = local_date(now, zone)
     last = first + timedelta(days=horizon_days)

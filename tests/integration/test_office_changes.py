@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 
 from service.config import Settings
 from service.domain.booking import Status
@@ -628,3 +629,22 @@ async def test_a_deactivated_account_loses_its_sessions_and_tokens(
         tiznit_id = await conn.fetchval("SELECT id FROM staff WHERE email = $1", tiznit.email)
     r = await manager.post_form(f"/office/consulate-paris/staff/{tiznit_id}/deactivate")
     assert r.status == 404
+
+
+async def test_a_booking_goes_through_while_an_office_change_holds_its_lock(
+    pool: asyncpg.Pool,
+) -> None:
+    """A change of hours, closures or mobile days holds the office's change
+    lock while it rewrites slots, and may wait there for a slot a citizen is
+    booking; that booking's insert checks its office (a foreign key) and must
+    not wait for the change in turn: that was a deadlock, and a 500 for the
+    citizen or the manager. Changes still wait for one another."""
+    async with pool.acquire() as change, change.transaction():
+        await office_store.lock_for_change(change, "consulate-paris")
+        booking = await asyncio.wait_for(make_booking(pool, "consulate-paris", "passport"), 10)
+        assert booking.status == Status.CONFIRMED
+        async with pool.acquire() as other:
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                async with other.transaction():
+                    await other.execute("SET LOCAL lock_timeout = '200ms'")
+                    await office_store.lock_for_change(other, "consulate-paris")
