@@ -24,6 +24,7 @@ from service.domain.office_day import BookedSeat, Closure, stranded
 from service.domain.service_settings import ServiceSettings
 from service.domain.staff import StaffMember
 from service.office.common import actor_of, office_or_404
+from service.store import bookings as booking_store
 from service.store import office_services as service_store
 from service.store import offices as office_store
 from service.store import schedule as schedule_store
@@ -127,6 +128,13 @@ async def _apply_change(
     async with conn.transaction():
         # One change of an office's hours at a time.
         await office_store.lock_for_change(conn, office.id)
+        if decision == Decision.CANCEL and seen:
+            # The bookings it may cancel before any seat: cancelling one
+            # (the citizen, the desk, an expiring hold) locks the booking and
+            # then its seat, so the change taking the seats (regeneration)
+            # and then the booking was a deadlock. Only those the manager
+            # saw can be cancelled here; any other stranded one is refused.
+            await booking_store.lock_of_office(conn, office.id, sorted(set(seen)))
         if not await write.apply(conn):
             return ChangeOutcome(True, [], changed=False)
         rules = await office_store.hours_rules(conn, office.id)

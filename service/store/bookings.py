@@ -149,6 +149,18 @@ async def lock(conn: asyncpg.Connection, reference: str) -> Booking | None:
     return _booking(row) if row else None
 
 
+async def lock_of_office(conn: asyncpg.Connection, office_id: str, references: list[str]) -> None:
+    """Lock an office's bookings by reference, in id order, until the end of
+    the caller's transaction: for a change that will cancel them after
+    rewriting their slots, so that it holds them before it holds any seat."""
+    await conn.execute(
+        """SELECT 1 FROM bookings WHERE office_id = $1 AND reference = ANY($2::text[])
+           ORDER BY id FOR UPDATE""",
+        office_id,
+        references,
+    )
+
+
 async def set_status(
     conn: asyncpg.Connection,
     booking_id: int,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from service import bookings
 from service.config import Settings
 from service.domain.booking import Status
 from service.domain.calendar import local_day_bounds
@@ -27,6 +28,7 @@ from service.domain.staff import (
 )
 from service.office import accounts
 from service.office.changes import ReplaceHours, change_office
+from service.office.common import actor_of
 from service.office.schedule import change_status
 from service.store import offices as office_store
 from service.store import slots as slot_store
@@ -40,6 +42,7 @@ from tests.fixtures.office import (
 )
 
 PARIS_MANAGER = StaffMember(0, "manager@mawid.test", Role.MANAGER, frozenset({"consulate-paris"}))
+MANAGER_ACTOR = actor_of(PARIS_MANAGER)
 ONE_COUNTER = "mon-fri 09:00-12:30 13:30-16:00 x1"
 
 
@@ -648,3 +651,65 @@ async def test_a_booking_goes_through_while_an_office_change_holds_its_lock(
                 async with other.transaction():
                     await other.execute("SET LOCAL lock_timeout = '200ms'")
                     await office_store.lock_for_change(other, "consulate-paris")
+
+
+async def _waiting_for_a_lock(pool: asyncpg.Pool, besides: int) -> None:
+    """Until a backend other than `besides` waits for a row lock."""
+    async with pool.acquire() as conn:
+        for _ in range(200):
+            if await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                   WHERE wait_event_type = 'Lock' AND pid <> $1)""",
+                besides,
+            ):
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("nothing waited for a lock")
+
+
+async def test_a_change_that_cancels_bookings_waits_for_one_being_cancelled_meanwhile(
+    pool: asyncpg.Pool,
+) -> None:
+    """A change cancelling the bookings it strands locks them before it
+    rewrites their slots and counters: the citizen (or the desk) cancelling
+    one of them meanwhile holds the booking and then frees its seat, and a
+    change holding the seat while waiting for the booking was a deadlock
+    (a 500 for the manager or the citizen)."""
+    references = await _three_on_one_slot(pool)
+    rules = parse_hours(ONE_COUNTER, ["passport"])
+    async with pool.acquire() as desk, desk.transaction():
+        # What cancelling locks first: the booking's row.
+        await desk.execute("SELECT 1 FROM bookings WHERE reference = $1 FOR UPDATE", references[1])
+        change = asyncio.create_task(
+            change_office(
+                pool,
+                "consulate-paris",
+                ReplaceHours("consulate-paris", rules),
+                decision="cancel",
+                seen=references[1:],
+                reason="Un seul guichet",
+                member=PARIS_MANAGER,
+                now=START,
+                horizon_days=84,
+            )
+        )
+        await _waiting_for_a_lock(pool, desk.get_server_pid())
+        # Then the seat and its counters, while the change waits.
+        cancelled = await asyncio.wait_for(
+            bookings.set_status_by_office(
+                desk, references[1], "consulate-paris", Status.CANCELLED, MANAGER_ACTOR, START
+            ),
+            10,
+        )
+        assert cancelled.status == Status.CANCELLED
+    out = await asyncio.wait_for(change, 10)
+    assert out.applied and out.cancelled == 1
+    async with pool.acquire() as conn:
+        statuses = await conn.fetch(
+            "SELECT reference, status FROM bookings WHERE reference = ANY($1::text[])", references
+        )
+    assert {r["reference"]: r["status"] for r in statuses} == {
+        references[0]: "confirmed",
+        references[1]: "cancelled",
+        references[2]: "cancelled",
+    }
