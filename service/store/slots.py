@@ -61,10 +61,7 @@ OVERSELL = "no_oversell"
 
 def oversell_refused(exc: BaseException) -> bool:
     """Whether `exc` is the database refusing a seat past capacity."""
-    return (
-        isinstance(exc, asyncpg.CheckViolationError)
-        and exc.constraint_name == OVERSELL
-    )
+    return isinstance(exc, asyncpg.CheckViolationError) and exc.constraint_name == OVERSELL
 
 
 def _with_cell(sql: str, n: int) -> str:
@@ -316,6 +313,27 @@ async def apply_plan(
         [p.ends_at for p in plans],
         [p.capacity for p in plans],
         [p.pooled for p in plans],
+    )
+    # Lock the existing slots this rewrites first, in id order: a move locks
+    # its two slots in that order, and the statements below take theirs in
+    # their own order (by time, after a closed day was reopened not that of
+    # their ids); the two orders crossing was a deadlock. A planned slot not
+    # yet there is new to everyone; one that matches its plan is left alone.
+    await conn.execute(
+        f"""SELECT 1 FROM slots
+            WHERE slots.office_id = $6 AND slots.starts_at >= $7 AND slots.starts_at < $8
+              AND slots.mobile_day_id IS NOT DISTINCT FROM $9
+              AND NOT EXISTS (
+                  SELECT 1 FROM ({planned}) p
+                  WHERE p.service_id = slots.service_id AND p.starts_at = slots.starts_at
+                    AND p.ends_at = slots.ends_at AND p.capacity = slots.capacity
+                    AND p.pooled = slots.pooled)
+            ORDER BY slots.id FOR UPDATE""",
+        *columns,
+        office_id,
+        start,
+        end,
+        mobile_day_id,
     )
     await conn.execute(
         f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled,

@@ -27,7 +27,14 @@ from service.domain.staff import (
     StaffMember,
 )
 from service.office import accounts
-from service.office.changes import ReplaceHours, change_office
+from service.office.changes import (
+    AddClosure,
+    Change,
+    ChangeOutcome,
+    RemoveClosure,
+    ReplaceHours,
+    change_office,
+)
 from service.office.common import actor_of
 from service.office.schedule import change_status
 from service.store import offices as office_store
@@ -713,3 +720,66 @@ async def test_a_change_that_cancels_bookings_waits_for_one_being_cancelled_mean
         references[1]: "cancelled",
         references[2]: "cancelled",
     }
+
+
+async def _change(pool: asyncpg.Pool, write: Change, seen: list[str]) -> ChangeOutcome:
+    return await change_office(
+        pool,
+        "consulate-paris",
+        write,
+        decision="keep" if seen else None,
+        seen=seen,
+        reason=None,
+        member=PARIS_MANAGER,
+        now=START,
+        horizon_days=84,
+    )
+
+
+async def test_a_change_takes_the_seats_it_rewrites_in_the_order_a_move_does(
+    pool: asyncpg.Pool,
+) -> None:
+    """A move locks its two slots in id order; a change rewriting many slots
+    (here closing a day) must take them in that order too, not in the order
+    of their times: after a day was closed and reopened, its slots are made
+    anew (higher ids) but for the booked ones, which stayed. In time order,
+    the change held one a move wanted while waiting for one the move held:
+    a deadlock, a 500 for the citizen or the manager."""
+    day = date(2027, 2, 10)  # a Wednesday after START
+    start, end = local_day_bounds(day, ZoneInfo("Europe/Paris"))
+    last = await _day_slots(pool, start, end, "starts_at DESC")
+    booking = await make_booking(
+        pool, "consulate-paris", "passport", after=last[0]["starts_at"] - timedelta(seconds=1)
+    )
+    assert booking.slot_id == last[0]["id"]
+    closure = AddClosure("consulate-paris", day, {"fr": "Fermé", "en": "Closed"})
+    assert (await _change(pool, closure, [booking.reference])).applied
+    assert (await _change(pool, RemoveClosure("consulate-paris", day), [])).applied
+    ids = [r["id"] for r in await _day_slots(pool, start, end, "id")]
+    # The booked slot, last of the day, is now the first by id.
+    assert len(ids) > 2 and ids[0] == booking.slot_id
+    async with pool.acquire() as mover, mover.transaction():
+        await slot_store.lock_for_move(mover, ids[:1])
+        change = asyncio.create_task(_change(pool, closure, [booking.reference]))
+        await _waiting_for_a_lock(pool, mover.get_server_pid())
+        # The change waits for the first of them, holding none of the others.
+        await asyncio.wait_for(slot_store.lock_for_move(mover, ids), 10)
+    out = await asyncio.wait_for(change, 10)
+    assert out.applied
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM slots WHERE id = ANY($1::bigint[]) AND capacity > 0", ids
+        )
+
+
+async def _day_slots(
+    pool: asyncpg.Pool, start: datetime, end: datetime, order: str
+) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await conn.fetch(
+            f"""SELECT id, starts_at FROM slots WHERE office_id = 'consulate-paris'
+                AND service_id = 'passport' AND mobile_day_id IS NULL
+                AND starts_at >= $1 AND starts_at < $2 AND capacity > 0 ORDER BY {order}""",
+            start,
+            end,
+        )
