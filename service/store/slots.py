@@ -319,22 +319,26 @@ async def apply_plan(
     # their own order (by time, after a closed day was reopened not that of
     # their ids); the two orders crossing was a deadlock. A planned slot not
     # yet there is new to everyone; one that matches its plan is left alone.
-    await conn.execute(
-        f"""SELECT 1 FROM slots
-            WHERE slots.office_id = $6 AND slots.starts_at >= $7 AND slots.starts_at < $8
-              AND slots.mobile_day_id IS NOT DISTINCT FROM $9
-              AND NOT EXISTS (
-                  SELECT 1 FROM ({planned}) p
-                  WHERE p.service_id = slots.service_id AND p.starts_at = slots.starts_at
-                    AND p.ends_at = slots.ends_at AND p.capacity = slots.capacity
-                    AND p.pooled = slots.pooled)
-            ORDER BY slots.id FOR UPDATE""",
-        *columns,
+    # Compared here, not by an anti-join in SQL: on statistics older than the
+    # slots just written the planner ran that join as a nested loop, planned
+    # rows times slots (minutes for an office). Only this change (under the
+    # office's change lock) writes these columns, so they cannot move between
+    # the read and the lock.
+    planned_rows = set(zip(*columns, strict=True))
+    existing = await conn.fetch(
+        """SELECT id, service_id, starts_at, ends_at, capacity, pooled FROM slots
+           WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+             AND mobile_day_id IS NOT DISTINCT FROM $4""",
         office_id,
         start,
         end,
         mobile_day_id,
     )
+    changing = sorted(r["id"] for r in existing if tuple(r.values())[1:] not in planned_rows)
+    if changing:
+        await conn.execute(
+            "SELECT 1 FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", changing
+        )
     await conn.execute(
         f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled,
                                mobile_day_id)
