@@ -301,70 +301,85 @@ async def apply_plan(
     Planned slots are inserted or get their new capacity; slots no longer
     planned drop to capacity 0 and are deleted only when no booking, active or
     not, points at them. `taken` is never written here.
+
+    The slots there are read once and compared with the plan here, by their
+    (service, start). Only those that change are locked, and first, in id
+    order: a move locks its two slots in that order, and rewriting them in
+    another (by time: after a closed day was reopened, its new slots have
+    newer ids than the booked ones kept) was a deadlock. Neither an upsert
+    (ON CONFLICT DO UPDATE locks every row it meets, changed or not) nor an
+    anti-join in SQL (on statistics older than the slots just written, a
+    nested loop of planned rows times slots: minutes) chooses them. Only a
+    change under the office's change lock writes these columns, so they
+    cannot move between the read and the lock.
     """
-    # One statement each, whatever the number of slots: arrays in, set logic
-    # in Postgres (a row-by-row executemany took seconds per office).
-    planned = """SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
-                                    $4::integer[], $5::boolean[])
-                 AS p(service_id, starts_at, ends_at, capacity, pooled)"""
-    columns = (
-        [p.service_id for p in plans],
-        [p.starts_at for p in plans],
-        [p.ends_at for p in plans],
-        [p.capacity for p in plans],
-        [p.pooled for p in plans],
-    )
-    # Lock the existing slots this rewrites first, in id order: a move locks
-    # its two slots in that order, and the statements below take theirs in
-    # their own order (by time, after a closed day was reopened not that of
-    # their ids); the two orders crossing was a deadlock. A planned slot not
-    # yet there is new to everyone; one that matches its plan is left alone.
-    # Compared here, not by an anti-join in SQL: on statistics older than the
-    # slots just written the planner ran that join as a nested loop, planned
-    # rows times slots (minutes for an office). Only this change (under the
-    # office's change lock) writes these columns, so they cannot move between
-    # the read and the lock.
-    planned_rows = set(zip(*columns, strict=True))
-    existing = await conn.fetch(
-        """SELECT id, service_id, starts_at, ends_at, capacity, pooled FROM slots
-           WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
-             AND mobile_day_id IS NOT DISTINCT FROM $4""",
-        office_id,
-        start,
-        end,
-        mobile_day_id,
-    )
-    changing = sorted(r["id"] for r in existing if tuple(r.values())[1:] not in planned_rows)
-    if changing:
-        await conn.execute(
-            "SELECT 1 FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", changing
+    existing = {
+        (r["service_id"], r["starts_at"]): r
+        for r in await conn.fetch(
+            """SELECT id, service_id, starts_at, ends_at, capacity, pooled FROM slots
+               WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+                 AND mobile_day_id IS NOT DISTINCT FROM $4""",
+            office_id,
+            start,
+            end,
+            mobile_day_id,
         )
+    }
+    new: list[SlotPlan] = []
+    changed: list[tuple[int, SlotPlan]] = []
+    for plan in plans:
+        there = existing.pop((plan.service_id, plan.starts_at), None)
+        if there is None:
+            new.append(plan)
+        elif (there["ends_at"], there["capacity"], there["pooled"]) != (
+            plan.ends_at,
+            plan.capacity,
+            plan.pooled,
+        ):
+            changed.append((there["id"], plan))
+    # What is left in `existing` is no longer planned.
+    stale = [r["id"] for r in existing.values()]
     await conn.execute(
-        f"""INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled,
-                               mobile_day_id)
-            SELECT $6, service_id, starts_at, ends_at, capacity, pooled, $7::bigint
-            FROM ({planned}) p
-            ON CONFLICT (office_id, service_id, starts_at, mobile_day_id) DO UPDATE
-            SET capacity = EXCLUDED.capacity, ends_at = EXCLUDED.ends_at,
-                -- A slot whose bookings hold counters (or not) keeps its kind
-                -- until they are gone, so releases match what was taken.
-                pooled = CASE WHEN slots.taken = 0 THEN EXCLUDED.pooled ELSE slots.pooled END
-            WHERE slots.capacity <> EXCLUDED.capacity OR slots.ends_at <> EXCLUDED.ends_at
-               OR slots.pooled <> EXCLUDED.pooled""",
-        *columns,
+        "SELECT 1 FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+        sorted([slot_id for slot_id, _ in changed] + stale),
+    )
+    # One statement each, whatever the number of slots: arrays in (a
+    # row-by-row executemany took seconds per office).
+    await conn.execute(
+        """INSERT INTO slots (office_id, service_id, starts_at, ends_at, capacity, pooled,
+                              mobile_day_id)
+           SELECT $6, p.service_id, p.starts_at, p.ends_at, p.capacity, p.pooled, $7::bigint
+           FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::integer[],
+                       $5::boolean[]) AS p(service_id, starts_at, ends_at, capacity, pooled)
+           ON CONFLICT (office_id, service_id, starts_at, mobile_day_id) DO NOTHING""",
+        [p.service_id for p in new],
+        [p.starts_at for p in new],
+        [p.ends_at for p in new],
+        [p.capacity for p in new],
+        [p.pooled for p in new],
         office_id,
         mobile_day_id,
     )
-    stale = f"""slots.office_id = $6 AND slots.starts_at >= $7 AND slots.starts_at < $8
-        AND slots.mobile_day_id IS NOT DISTINCT FROM $9
-        AND (slots.service_id, slots.starts_at) NOT IN (
-            SELECT service_id, starts_at FROM ({planned}) p)"""
-    args = (*columns, office_id, start, end, mobile_day_id)
-    await conn.execute(f"UPDATE slots SET capacity = 0 WHERE capacity <> 0 AND {stale}", *args)
     await conn.execute(
-        f"""DELETE FROM slots WHERE taken = 0 AND {stale}
-            AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.slot_id = slots.id)""",
-        *args,
+        """UPDATE slots SET capacity = u.capacity, ends_at = u.ends_at,
+               -- A slot whose bookings hold counters (or not) keeps its kind
+               -- until they are gone, so releases match what was taken.
+               pooled = CASE WHEN slots.taken = 0 THEN u.pooled ELSE slots.pooled END
+           FROM unnest($1::bigint[], $2::timestamptz[], $3::integer[], $4::boolean[])
+                AS u(id, ends_at, capacity, pooled)
+           WHERE slots.id = u.id""",
+        [slot_id for slot_id, _ in changed],
+        [p.ends_at for _, p in changed],
+        [p.capacity for _, p in changed],
+        [p.pooled for _, p in changed],
+    )
+    await conn.execute(
+        "UPDATE slots SET capacity = 0 WHERE id = ANY($1::bigint[]) AND capacity <> 0", stale
+    )
+    await conn.execute(
+        """DELETE FROM slots WHERE id = ANY($1::bigint[]) AND taken = 0
+           AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.slot_id = slots.id)""",
+        stale,
     )
 
 
@@ -414,59 +429,95 @@ async def apply_counters(
     end: datetime,
     mobile_day_id: int | None = None,
 ) -> None:
-    """Make the counter cells in [start, end) match the plan, like apply_plan.
+    """Make the counter cells in [start, end) match the plan, like apply_plan
+    (read once, compared here, only the cells that change locked first: in
+    time order, as a booking takes them).
 
     A new cell starts with the pooled bookings already covering it (a cell
     can appear under existing bookings when hours widen, or on a database that
     had bookings before counters were pooled), so `taken` never understates.
     """
-    planned = """SELECT * FROM unnest($1::timestamptz[], $2::integer[]) AS p(starts_at, capacity)"""
-    columns = ([c.starts_at for c in cells], [c.capacity for c in cells])
-    # Only cells not there yet count their bookings (a cell kept is updated
-    # by its bookings' own writes), and the office's pooled bookings are read
-    # once, not once a cell: a per-cell count joined through `slots` let the
-    # planner, on statistics older than the slots just written, walk every
-    # slot of the office for each of thousands of cells (minutes, seen as
-    # `mawid seed` hanging at some hours of the day). A booking lasts at most
-    # 480 minutes (services.duration_minutes), so a day before the first
-    # new cell bounds the bookings that can cover one.
+    existing = {
+        r["starts_at"]: r["capacity"]
+        for r in await conn.fetch(
+            """SELECT starts_at, capacity FROM counter_cells
+               WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+                 AND mobile_day_id IS NOT DISTINCT FROM $4""",
+            office_id,
+            start,
+            end,
+            mobile_day_id,
+        )
+    }
+    new: list[CounterCell] = []
+    changed: list[CounterCell] = []
+    for cell in cells:
+        capacity = existing.pop(cell.starts_at, None)
+        if capacity is None:
+            new.append(cell)
+        elif capacity != cell.capacity:
+            changed.append(cell)
+    stale = list(existing)
     await conn.execute(
-        f"""WITH planned AS ({planned}),
-            fresh AS MATERIALIZED (
-                SELECT p.starts_at FROM planned p
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM counter_cells c
-                    WHERE c.office_id = $3 AND c.starts_at = p.starts_at
-                      AND c.mobile_day_id IS NOT DISTINCT FROM $5::bigint)),
-            pooled AS MATERIALIZED (
-                SELECT b.starts_at, b.ends_at FROM bookings b JOIN slots s ON s.id = b.slot_id
-                WHERE b.office_id = $3 AND s.pooled
-                  AND s.mobile_day_id IS NOT DISTINCT FROM $5::bigint
-                  AND b.status IN ('held', 'confirmed', 'checked_in')
-                  AND b.starts_at >= (SELECT min(starts_at) FROM fresh) - interval '1 day'
-                  AND b.starts_at < (SELECT max(starts_at) FROM fresh) + $4::interval)
-            INSERT INTO counter_cells (office_id, starts_at, capacity, taken, mobile_day_id)
-            SELECT $3, p.starts_at, p.capacity, CASE WHEN f.starts_at IS NULL THEN 0 ELSE (
-                SELECT count(*) FROM pooled b
-                WHERE b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at)
-                END, $5::bigint
-            FROM planned p LEFT JOIN fresh f ON f.starts_at = p.starts_at
-            ON CONFLICT (office_id, starts_at, mobile_day_id) DO UPDATE
-            SET capacity = EXCLUDED.capacity
-            WHERE counter_cells.capacity <> EXCLUDED.capacity""",
-        *columns,
+        """SELECT 1 FROM counter_cells
+           WHERE office_id = $1 AND mobile_day_id IS NOT DISTINCT FROM $2
+             AND starts_at = ANY($3::timestamptz[])
+           ORDER BY starts_at FOR UPDATE""",
+        office_id,
+        mobile_day_id,
+        [c.starts_at for c in changed] + stale,
+    )
+    # The office's pooled bookings are read once, not once a cell: a count
+    # joined through `slots` for each cell let the planner, on statistics
+    # older than the slots just written, walk every slot of the office for
+    # each of thousands of cells (`mawid seed` ran for minutes at some hours).
+    # A booking lasts at most 480 minutes (services.duration_minutes), so a
+    # day before the first new cell bounds the bookings that can cover one.
+    await conn.execute(
+        """WITH pooled AS MATERIALIZED (
+               SELECT b.starts_at, b.ends_at FROM bookings b JOIN slots s ON s.id = b.slot_id
+               WHERE b.office_id = $3 AND s.pooled
+                 AND s.mobile_day_id IS NOT DISTINCT FROM $5::bigint
+                 AND b.status IN ('held', 'confirmed', 'checked_in')
+                 AND b.starts_at >= (SELECT min(c) FROM unnest($1::timestamptz[]) c)
+                                    - interval '1 day'
+                 AND b.starts_at < (SELECT max(c) FROM unnest($1::timestamptz[]) c)
+                                   + $4::interval)
+           INSERT INTO counter_cells (office_id, starts_at, capacity, taken, mobile_day_id)
+           SELECT $3, p.starts_at, p.capacity, (
+                      SELECT count(*) FROM pooled b
+                      WHERE b.starts_at < p.starts_at + $4::interval AND b.ends_at > p.starts_at),
+                  $5::bigint
+           FROM unnest($1::timestamptz[], $2::integer[]) AS p(starts_at, capacity)
+           ON CONFLICT (office_id, starts_at, mobile_day_id) DO NOTHING""",
+        [c.starts_at for c in new],
+        [c.capacity for c in new],
         office_id,
         CELL,
         mobile_day_id,
     )
-    stale = f"""counter_cells.office_id = $3 AND counter_cells.starts_at >= $4
-        AND counter_cells.starts_at < $5 AND counter_cells.mobile_day_id IS NOT DISTINCT FROM $6
-        AND counter_cells.starts_at NOT IN (SELECT starts_at FROM ({planned}) p)"""
-    args = (*columns, office_id, start, end, mobile_day_id)
     await conn.execute(
-        f"UPDATE counter_cells SET capacity = 0 WHERE capacity <> 0 AND {stale}", *args
+        """UPDATE counter_cells SET capacity = u.capacity
+           FROM unnest($3::timestamptz[], $4::integer[]) AS u(starts_at, capacity)
+           WHERE counter_cells.office_id = $1
+             AND counter_cells.mobile_day_id IS NOT DISTINCT FROM $2
+             AND counter_cells.starts_at = u.starts_at""",
+        office_id,
+        mobile_day_id,
+        [c.starts_at for c in changed],
+        [c.capacity for c in changed],
     )
-    await conn.execute(f"DELETE FROM counter_cells WHERE taken = 0 AND {stale}", *args)
+    gone = """office_id = $1 AND mobile_day_id IS NOT DISTINCT FROM $2
+              AND starts_at = ANY($3::timestamptz[])"""
+    await conn.execute(
+        f"UPDATE counter_cells SET capacity = 0 WHERE capacity <> 0 AND {gone}",
+        office_id,
+        mobile_day_id,
+        stale,
+    )
+    await conn.execute(
+        f"DELETE FROM counter_cells WHERE taken = 0 AND {gone}", office_id, mobile_day_id, stale
+    )
 
 
 def _day_start(day: date, office: Office) -> datetime:
