@@ -29,7 +29,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
+from _stack import DevStack, dev_env, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -92,37 +92,8 @@ def worst_window(times: list[float]) -> tuple[int, float]:
     return best, start
 
 
-@dataclass
-class Stack:
-    """`mawid dev`, started (and started again) on one dev dir."""
-
-    dev_dir: Path
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "dev"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def ctrl_c(self, times: int = 2) -> int:
-        """A Ctrl-C in its terminal, `times` times; waits for it to stop."""
-        assert self.process is not None
-        for _ in range(times):
-            os.killpg(self.process.pid, signal.SIGINT)
-            time.sleep(0.1)
-        return self.process.wait(180)
+class Stack(DevStack):
+    """`mawid dev`, and where its servers and its worker can be found."""
 
     def server_pid(self, name: str) -> int:
         record = json.loads((self.dev_dir / name / "mawid-owner.json").read_text())
@@ -153,19 +124,6 @@ class Load:
     full: int = 0
     # Answers while something was down, by status (0: no answer).
     refused: dict[int, int] = field(default_factory=dict)
-
-
-async def wait_ready(session: aiohttp.ClientSession, stack: Stack, limit: float = 300) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < limit:
-        try:
-            async with session.get(f"{stack.base}/readyz") as resp:
-                if resp.status == 200:
-                    return time.monotonic() - began
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.3)
-    raise SystemExit(f"mawid dev not ready after {limit:.0f} s; see {stack.log}")
 
 
 async def all_slots(session: aiohttp.ClientSession, base: str) -> list[tuple[str, int]]:
@@ -304,15 +262,10 @@ async def main() -> None:
     provider = ProviderThread(fake)
     provider.start()
     with tempfile.TemporaryDirectory(prefix="mawid-faults-") as tmp:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "MAWID_ENV")
-        }
         port = free_port()
-        env.update(
-            MAWID_DEV_DIR=str(Path(tmp) / "dev"),
-            PORT=str(port),
+        env = dev_env(
+            Path(tmp) / "dev",
+            port,
             LOG_LEVEL="ERROR",
             TWILIO_ACCOUNT_SID=fake.account_sid,
             TWILIO_AUTH_TOKEN=fake.auth_token,
@@ -377,8 +330,7 @@ async def main() -> None:
             statuses = await settle(stack.dsn, load.booked, limit=300)
             made, sms_ids = await found(stack.dsn, load.booked)
         finally:
-            if stack.process is not None and stack.process.poll() is None:
-                stack.ctrl_c(times=1)
+            stack.stop()
             provider.stop()
         restarts = [line for line in stack.supervisor_lines() if "running again" in line]
 
