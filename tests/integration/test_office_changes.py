@@ -783,3 +783,23 @@ async def _day_slots(
             start,
             end,
         )
+
+
+async def test_a_regeneration_leaves_the_seats_it_keeps_free_for_bookings(
+    pool: asyncpg.Pool,
+) -> None:
+    """A regeneration holds what it rewrites until it commits, and nothing
+    else: a slot or a counter cell it keeps as it is stays free for a booking
+    or a move meanwhile. An upsert (ON CONFLICT DO UPDATE) locked every row
+    it met, changed or not, in time order: racing found moves and bookings
+    deadlocked with it (a 500)."""
+    day = date(2027, 2, 10)  # a Wednesday after START
+    start, end = local_day_bounds(day, ZoneInfo("Europe/Paris"))
+    kept = await _day_slots(pool, start, end, "starts_at")
+    async with pool.acquire() as change, change.transaction():
+        office = await office_store.get_office(change, "consulate-paris")
+        assert office is not None
+        await slot_store.regenerate_office(change, office, START, 84)
+        async with pool.acquire() as mover, mover.transaction():
+            await mover.execute("SET LOCAL lock_timeout = '2s'")
+            await slot_store.lock_for_move(mover, [r["id"] for r in kept])
