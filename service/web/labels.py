@@ -75,6 +75,9 @@ LABELS: dict[str, dict[str, str]] = {
         "document_reminder": N_("Reminder: document not collected"),
         "anonymise": N_("Personal data removed after the retention period"),
         "channel": N_("Message channel changed"),
+        # A seat freed and held for the next on a waiting list or a draw's.
+        "offer": N_("Seat offered"),
+        "accept_offer": N_("Seat accepted"),
     },
     # What became of a draw's entry, in its public ranking (service.domain.draw.Outcome).
     "outcome": {
