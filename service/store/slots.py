@@ -287,6 +287,29 @@ async def slots_between(
     return [_slot(r) for r in rows]
 
 
+async def _of_site(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: str,
+    office_id: str,
+    start: datetime,
+    end: datetime,
+    mobile_day_id: int | None,
+) -> list[asyncpg.Record]:
+    """The rows of `table` (slots or counter_cells, our own names) starting in
+    [start, end) at the office itself or at one of its mobile days."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT {columns} FROM {table}
+            WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
+              AND mobile_day_id IS NOT DISTINCT FROM $4""",
+        office_id,
+        start,
+        end,
+        mobile_day_id,
+    )
+    return rows
+
+
 async def apply_plan(
     conn: asyncpg.Connection,
     office_id: str,
@@ -315,10 +338,10 @@ async def apply_plan(
     """
     existing = {
         (r["service_id"], r["starts_at"]): r
-        for r in await conn.fetch(
-            """SELECT id, service_id, starts_at, ends_at, capacity, pooled FROM slots
-               WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
-                 AND mobile_day_id IS NOT DISTINCT FROM $4""",
+        for r in await _of_site(
+            conn,
+            "slots",
+            "id, service_id, starts_at, ends_at, capacity, pooled",
             office_id,
             start,
             end,
@@ -439,14 +462,8 @@ async def apply_counters(
     """
     existing = {
         r["starts_at"]: r["capacity"]
-        for r in await conn.fetch(
-            """SELECT starts_at, capacity FROM counter_cells
-               WHERE office_id = $1 AND starts_at >= $2 AND starts_at < $3
-                 AND mobile_day_id IS NOT DISTINCT FROM $4""",
-            office_id,
-            start,
-            end,
-            mobile_day_id,
+        for r in await _of_site(
+            conn, "counter_cells", "starts_at, capacity", office_id, start, end, mobile_day_id
         )
     }
     new: list[CounterCell] = []
